@@ -1,0 +1,141 @@
+//! A shop order normalised for the ERP, and what the agent answers about it.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::VatRate;
+
+/// A postal address. Fields are optional because shops leave them empty.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Address {
+    pub name: String,
+    pub company: Option<String>,
+    pub street: String,
+    pub city: String,
+    pub postcode: String,
+    /// ISO 3166-1 alpha-2, e.g. "PL".
+    pub country: String,
+    pub phone: Option<String>,
+}
+
+/// Who bought: only the fields the ERP document needs (data minimisation).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Buyer {
+    pub email: Option<String>,
+    /// Polish tax id when the buyer is a company asking for an invoice.
+    pub nip: Option<String>,
+    pub billing: Address,
+    pub shipping: Option<Address>,
+}
+
+/// One order line, as the shop priced it (after discounts).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderLine {
+    pub sku: String,
+    pub name: String,
+    pub quantity: Decimal,
+    pub vat: VatRate,
+    /// Unit price gross after discount.
+    pub unit_price_gross: Decimal,
+    pub total_net: Decimal,
+    pub total_vat: Decimal,
+    pub total_gross: Decimal,
+    /// Discount on this line, gross (kept so the document shows it).
+    #[serde(default)]
+    pub discount_gross: Decimal,
+}
+
+/// Delivery, billed as its own line in the ERP document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Shipping {
+    /// The shop's delivery method id, mapped to Optima's by configuration.
+    pub method: String,
+    pub title: String,
+    pub vat: VatRate,
+    pub total_net: Decimal,
+    pub total_vat: Decimal,
+    pub total_gross: Decimal,
+}
+
+/// A shop order as the ERP needs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    /// Our id for the shop (from configuration), e.g. "sklep-glowny".
+    pub shop: String,
+    /// The platform's order id.
+    pub order_id: String,
+    /// The number the customer sees (goes to `TrN_NumerObcy`).
+    pub number: String,
+    /// The platform's modified time: a newer revision supersedes an older one.
+    pub revision: DateTime<Utc>,
+    pub placed_at: DateTime<Utc>,
+    pub status: String,
+    pub paid: bool,
+    pub currency: String,
+    /// The shop's payment method id, mapped to Optima's by configuration.
+    pub payment_method: String,
+    pub buyer: Buyer,
+    pub lines: Vec<OrderLine>,
+    pub shipping: Option<Shipping>,
+    pub discount_gross: Decimal,
+    pub total_net: Decimal,
+    pub total_vat: Decimal,
+    pub total_gross: Decimal,
+    pub customer_note: Option<String>,
+}
+
+impl Order {
+    /// The idempotency key of this order everywhere: shop and order id.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.shop, self.order_id)
+    }
+}
+
+/// How the agent's write of an order ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum OrderAckOutcome {
+    /// Written now, or found already written (a redelivery): same answer.
+    Written {
+        document_id: i64,
+        document_number: String,
+    },
+    /// Not written and will not be until someone acts (unknown SKU, ...).
+    Parked { reason: String },
+}
+
+/// The agent's answer to a create-order command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderAck {
+    pub shop: String,
+    pub order_id: String,
+    pub revision: DateTime<Utc>,
+    #[serde(flatten)]
+    pub outcome: OrderAckOutcome,
+}
+
+/// Where an order stands in the ERP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStage {
+    /// The reservation exists and is waiting.
+    Accepted,
+    /// Invoiced or receipted, goods not yet issued.
+    Invoiced,
+    /// Goods issued (WZ), possibly with a tracking number.
+    Shipped,
+    Cancelled,
+}
+
+/// A change in the ERP documents linked to a shop order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderProgress {
+    pub shop: String,
+    pub order_id: String,
+    pub stage: OrderStage,
+    pub tracking_number: Option<String>,
+    /// The ERP documents that show it, e.g. ["FS/12/2026", "WZ/40/2026"].
+    pub documents: Vec<String>,
+    pub observed_at: DateTime<Utc>,
+}
