@@ -1,0 +1,118 @@
+//! `POST /<resource>/batch`: `create`/`update`/`delete` arrays, at most
+//! `woocommerce_rest_batch_items_limit` (100) items in total (else 413
+//! `woocommerce_rest_request_entity_too_large`), and per-item errors in place:
+//! `{"id": N, "error": {"code", "message", "data": {"status"}}}` while the other items succeed.
+
+use serde_json::{Map, Value, json};
+
+use crate::error::ApiError;
+use crate::shared::Shared;
+use crate::state::{Event, ShopState};
+
+type ItemResult = Result<(Value, Vec<Event>), ApiError>;
+
+/// Runs a batch under one lock of the shop.
+pub fn run<C, U, D>(
+    shared: &Shared,
+    params: &Map<String, Value>,
+    mut create: C,
+    mut update: U,
+    mut delete: D,
+) -> Result<(Value, Vec<Event>), ApiError>
+where
+    C: FnMut(&mut ShopState, &Map<String, Value>) -> ItemResult,
+    U: FnMut(&mut ShopState, u64, &Map<String, Value>) -> ItemResult,
+    D: FnMut(&mut ShopState, u64) -> ItemResult,
+{
+    let mut errs = Vec::new();
+    let mut lists: [Vec<Value>; 3] = Default::default();
+    for (i, key) in ["create", "update", "delete"].iter().enumerate() {
+        match params.get(*key) {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(a)) => lists[i] = a.clone(),
+            Some(_) => errs.push((
+                key.to_string(),
+                format!("{key} is not of type array."),
+                "rest_invalid_type".to_string(),
+            )),
+        }
+    }
+    if !errs.is_empty() {
+        return Err(ApiError::invalid_params(&errs));
+    }
+    let total: usize = lists.iter().map(Vec::len).sum();
+    let limit = shared.settings.batch_limit;
+    if total > limit {
+        return Err(ApiError::new(
+            413,
+            "woocommerce_rest_request_entity_too_large",
+            format!("Unable to accept more than {limit} items for this request."),
+        ));
+    }
+    let [creates, updates, deletes] = lists;
+    let mut out = Map::new();
+    let mut events = Vec::new();
+    let mut shop = shared.shop();
+    let empty = Map::new();
+
+    if !creates.is_empty() {
+        let mut results = Vec::new();
+        for item in &creates {
+            let obj = item.as_object().unwrap_or(&empty);
+            results.push(item_result(create(&mut shop, obj), 0, &mut events));
+        }
+        out.insert("create".into(), Value::Array(results));
+    }
+    if !updates.is_empty() {
+        let mut results = Vec::new();
+        for item in &updates {
+            let obj = item.as_object().unwrap_or(&empty);
+            let id = obj
+                .get("id")
+                .and_then(|v| {
+                    v.as_u64()
+                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                })
+                .unwrap_or(0);
+            results.push(item_result(update(&mut shop, id, obj), id, &mut events));
+        }
+        out.insert("update".into(), Value::Array(results));
+    }
+    if !deletes.is_empty() {
+        let mut results = Vec::new();
+        for item in &deletes {
+            let id = item
+                .as_u64()
+                .or_else(|| item.as_str().and_then(|s| s.parse().ok()))
+                .or_else(|| item.get("id").and_then(Value::as_u64))
+                .unwrap_or(0);
+            results.push(item_result(delete(&mut shop, id), id, &mut events));
+        }
+        out.insert("delete".into(), Value::Array(results));
+    }
+    if out.is_empty() {
+        // PHP's empty array.
+        return Ok((json!([]), events));
+    }
+    Ok((Value::Object(out), events))
+}
+
+fn item_result(r: ItemResult, id: u64, events: &mut Vec<Event>) -> Value {
+    match r {
+        Ok((v, ev)) => {
+            events.extend(ev);
+            v
+        }
+        Err(e) => {
+            let full = e.to_json();
+            json!({
+                "id": id,
+                "error": {
+                    "code": full.get("code").cloned().unwrap_or(Value::Null),
+                    "message": full.get("message").cloned().unwrap_or(Value::Null),
+                    "data": full.get("data").cloned().unwrap_or(Value::Null),
+                }
+            })
+        }
+    }
+}

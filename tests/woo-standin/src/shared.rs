@@ -1,0 +1,81 @@
+//! The server-wide context every handler sees: options, the shop behind a mutex, faults, limiter,
+//! stats, logs and the HTTP client that delivers webhooks.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::clock::SiteClock;
+use crate::delivery::{self, DeliveryRecord};
+use crate::faults::FaultState;
+use crate::limits::Limiter;
+use crate::requests::RequestLog;
+use crate::state::{Event, ShopState};
+use crate::stats::StatsState;
+
+/// Locks a mutex, ignoring poisoning (a panicked handler must not take the server down).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What a consumer key may do (WooCommerce → Settings → Advanced → REST API → Permissions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyPermissions {
+    Read,
+    Write,
+    #[default]
+    ReadWrite,
+}
+
+/// Shop settings that change API behaviour.
+#[derive(Debug, Clone)]
+pub struct ShopSettings {
+    pub currency: String,
+    pub currency_symbol: String,
+    pub prices_include_tax: bool,
+    /// Tax class of shipping (`""` = standard 23 %).
+    pub shipping_tax_class: String,
+    /// Whether `GET /products?sku=` also returns variations (it has varied across versions).
+    pub sku_lookup_includes_variations: bool,
+    /// `woocommerce_rest_batch_items_limit` (100).
+    pub batch_limit: usize,
+}
+
+pub struct Shared {
+    pub consumer_key: String,
+    pub consumer_secret: String,
+    pub key_permissions: KeyPermissions,
+    pub base_url: String,
+    pub clock: SiteClock,
+    pub settings: ShopSettings,
+    pub shop: Mutex<ShopState>,
+    pub faults: Mutex<FaultState>,
+    pub limiter: Mutex<Limiter>,
+    pub stats: Mutex<StatsState>,
+    pub requests: Mutex<RequestLog>,
+    pub deliveries: Mutex<Vec<DeliveryRecord>>,
+    pub http: reqwest::Client,
+    pub rt: tokio::runtime::Handle,
+    pub dirty: AtomicBool,
+    pub state_file: Option<PathBuf>,
+}
+
+impl Shared {
+    pub fn shop(&self) -> MutexGuard<'_, ShopState> {
+        lock(&self.shop)
+    }
+
+    /// `http://127.0.0.1:PORT/wp-json/wc/v3`
+    pub fn api_root(&self) -> String {
+        format!("{}/wp-json/wc/v3", self.base_url)
+    }
+
+    /// After a write: mark the state dirty (persistence) and queue webhook deliveries.
+    pub fn after_write(self: &Arc<Self>, events: Vec<Event>) {
+        self.dirty.store(true, Ordering::SeqCst);
+        if !events.is_empty() {
+            delivery::schedule(self, events);
+        }
+    }
+}

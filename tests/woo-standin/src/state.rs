@@ -1,0 +1,144 @@
+//! The shop: everything WooCommerce would keep in its database. Products, variations, orders and
+//! coupons share WordPress's post id sequence, so ids are not contiguous per resource.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::coupons::Coupon;
+use crate::notes::OrderNote;
+use crate::orders::Order;
+use crate::products::{Product, TermRef};
+use crate::webhooks::WebhookRecord;
+
+/// Something that happened to a resource; webhooks subscribe to `resource.event` topics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub resource: &'static str,
+    pub event: &'static str,
+    pub id: u64,
+}
+
+impl Event {
+    pub fn new(resource: &'static str, event: &'static str, id: u64) -> Self {
+        Event {
+            resource,
+            event,
+            id,
+        }
+    }
+    pub fn topic(&self) -> String {
+        format!("{}.{}", self.resource, self.event)
+    }
+}
+
+/// The whole shop (this is what `--state FILE` persists).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShopState {
+    pub next_post_id: u64,
+    pub next_item_id: u64,
+    pub next_comment_id: u64,
+    pub next_webhook_id: u64,
+    /// Products and variations (`type: "variation"`) by id.
+    pub products: BTreeMap<u64, Product>,
+    pub orders: BTreeMap<u64, Order>,
+    /// Order notes by order id, oldest first.
+    pub order_notes: BTreeMap<u64, Vec<OrderNote>>,
+    /// Orders whose stock has been reduced (`_order_stock_reduced`).
+    pub stock_reduced: BTreeSet<u64>,
+    pub coupons: BTreeMap<u64, Coupon>,
+    pub webhooks: BTreeMap<u64, WebhookRecord>,
+    pub categories: BTreeMap<u64, TermRef>,
+}
+
+impl Default for ShopState {
+    fn default() -> Self {
+        let mut categories = BTreeMap::new();
+        categories.insert(
+            15,
+            TermRef {
+                id: 15,
+                name: "Uncategorized".into(),
+                slug: "uncategorized".into(),
+            },
+        );
+        ShopState {
+            next_post_id: 10,
+            next_item_id: 1,
+            next_comment_id: 1,
+            next_webhook_id: 1,
+            products: BTreeMap::new(),
+            orders: BTreeMap::new(),
+            order_notes: BTreeMap::new(),
+            stock_reduced: BTreeSet::new(),
+            coupons: BTreeMap::new(),
+            webhooks: BTreeMap::new(),
+            categories,
+        }
+    }
+}
+
+impl ShopState {
+    pub fn alloc_post_id(&mut self) -> u64 {
+        let id = self.next_post_id;
+        self.next_post_id += 1;
+        id
+    }
+
+    pub fn alloc_item_id(&mut self) -> u64 {
+        let id = self.next_item_id;
+        self.next_item_id += 1;
+        id
+    }
+
+    pub fn alloc_comment_id(&mut self) -> u64 {
+        let id = self.next_comment_id;
+        self.next_comment_id += 1;
+        id
+    }
+
+    /// Product or variation id for a SKU (exact match; trashed products excluded).
+    pub fn id_by_sku(&self, sku: &str) -> Option<u64> {
+        if sku.is_empty() {
+            return None;
+        }
+        self.products
+            .values()
+            .find(|p| p.sku == sku && p.status != "trash")
+            .map(|p| p.id)
+    }
+}
+
+/// `sanitize_title`: lower case, Polish (and other Latin) accents removed, `-` separators.
+pub fn slugify(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        let mapped = match c {
+            'ą' => 'a',
+            'ć' => 'c',
+            'ę' => 'e',
+            'ł' => 'l',
+            'ń' => 'n',
+            'ó' => 'o',
+            'ś' => 's',
+            'ź' | 'ż' => 'z',
+            'ä' | 'à' | 'á' | 'â' => 'a',
+            'ö' | 'ô' | 'ò' => 'o',
+            'ü' | 'ú' | 'ù' => 'u',
+            'é' | 'è' | 'ê' | 'ë' => 'e',
+            'č' => 'c',
+            'š' => 's',
+            'ž' => 'z',
+            c if c.is_ascii_alphanumeric() => c,
+            _ => '-',
+        };
+        if mapped == '-' && (out.is_empty() || out.ends_with('-')) {
+            continue;
+        }
+        out.push(mapped);
+    }
+    while out.ends_with('-') {
+        out.pop();
+    }
+    out
+}

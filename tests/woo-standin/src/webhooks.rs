@@ -1,0 +1,409 @@
+//! The `/webhooks` resource: `GET/POST /webhooks`, `GET/PUT/DELETE /webhooks/{id}`. A webhook is
+//! `active`, `paused` or `disabled`; it subscribes to `resource.event` topics (`order.created`,
+//! `order.updated`, `order.deleted`, `order.restored`, `product.*`, `coupon.*`, `customer.*`, or
+//! `action.<hook>` which the stand-in accepts but never fires). Creating an active webhook sends
+//! the ping (see [`crate::delivery`]). The secret is write-only, as in WooCommerce.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::delivery;
+use crate::error::ApiError;
+use crate::pagination::{Page, paged_response};
+use crate::params::{Fields, Query, body_params};
+use crate::shared::Shared;
+use crate::state::ShopState;
+
+pub const WEBHOOK_STATUSES: &[&str] = &["active", "paused", "disabled"];
+const RESOURCES: &[&str] = &["order", "product", "coupon", "customer"];
+const EVENTS: &[&str] = &["created", "updated", "deleted", "restored"];
+
+/// A webhook in WooCommerce's REST shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Webhook {
+    pub id: u64,
+    pub name: String,
+    pub status: String,
+    pub topic: String,
+    pub resource: String,
+    pub event: String,
+    pub hooks: Vec<String>,
+    pub delivery_url: String,
+    pub date_created: String,
+    pub date_created_gmt: String,
+    pub date_modified: String,
+    pub date_modified_gmt: String,
+}
+
+/// A webhook with what WooCommerce keeps but does not return.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookRecord {
+    pub webhook: Webhook,
+    pub secret: String,
+    /// Consecutive failed deliveries; more than 5 disables the webhook.
+    pub failure_count: u32,
+    /// Not yet pinged.
+    pub pending_delivery: bool,
+}
+
+/// A webhook to add through the library.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NewWebhook {
+    pub name: String,
+    pub topic: String,
+    pub delivery_url: String,
+    pub secret: String,
+    pub status: String,
+}
+
+impl Default for NewWebhook {
+    fn default() -> Self {
+        NewWebhook {
+            name: String::new(),
+            topic: "order.created".into(),
+            delivery_url: String::new(),
+            secret: String::new(),
+            status: "active".into(),
+        }
+    }
+}
+
+fn hooks_for(topic: &str) -> Vec<String> {
+    let v: &[&str] = match topic {
+        "order.created" => &["woocommerce_new_order"],
+        "order.updated" => &["woocommerce_update_order", "woocommerce_order_refunded"],
+        "order.deleted" => &["wp_trash_post"],
+        "order.restored" => &["untrashed_post"],
+        "product.created" => &[
+            "woocommerce_process_product_meta",
+            "woocommerce_new_product",
+            "woocommerce_new_product_variation",
+        ],
+        "product.updated" => &[
+            "woocommerce_process_product_meta",
+            "woocommerce_update_product",
+            "woocommerce_update_product_variation",
+        ],
+        "product.deleted" => &["wp_trash_post"],
+        "product.restored" => &["untrashed_post"],
+        _ => &[],
+    };
+    let mut out: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+    if let Some(action) = topic.strip_prefix("action.") {
+        out.push(action.to_string());
+    }
+    out
+}
+
+fn valid_topic(topic: &str) -> bool {
+    if let Some(action) = topic.strip_prefix("action.") {
+        return !action.is_empty();
+    }
+    match topic.split_once('.') {
+        Some((r, e)) => RESOURCES.contains(&r) && EVENTS.contains(&e),
+        None => false,
+    }
+}
+
+fn valid_url(url: &str) -> bool {
+    (url.starts_with("http://") || url.starts_with("https://")) && reqwest::Url::parse(url).is_ok()
+}
+
+fn topic_error() -> ApiError {
+    ApiError::new(
+        400,
+        "woocommerce_rest_webhook_invalid_topic",
+        "Webhook topic is required and must be valid.",
+    )
+}
+
+fn url_error() -> ApiError {
+    ApiError::new(
+        400,
+        "woocommerce_rest_webhook_invalid_delivery_url",
+        "Webhook delivery URL must be a valid URL starting with http:// or https://.",
+    )
+}
+
+fn invalid_id(status: u16) -> ApiError {
+    ApiError::invalid_id("shop_webhook", status)
+}
+
+/// Random 50-character secret (WooCommerce: `wp_generate_password(50, true, true)`).
+pub fn generate_secret() -> String {
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(50)
+        .map(char::from)
+        .collect()
+}
+
+/// `POST /webhooks` logic; returns the record and whether to ping.
+pub fn create(
+    shared: &Shared,
+    shop: &mut ShopState,
+    body: &Map<String, Value>,
+) -> Result<(WebhookRecord, bool), ApiError> {
+    let missing: Vec<&str> = ["topic", "delivery_url"]
+        .into_iter()
+        .filter(|k| !body.contains_key(*k))
+        .collect();
+    if !missing.is_empty() {
+        return Err(ApiError::missing_params(&missing));
+    }
+    let mut f = Fields::new(body);
+    let name = f.string("name");
+    let status = f.enum_str("status", WEBHOOK_STATUSES);
+    let topic = f.string("topic");
+    let url = f.string("delivery_url");
+    let secret = f.string("secret");
+    f.finish()?;
+    let topic = topic.unwrap_or_default();
+    if !valid_topic(&topic) {
+        return Err(topic_error());
+    }
+    let url = url.unwrap_or_default();
+    if !valid_url(&url) {
+        return Err(url_error());
+    }
+    let id = shop.next_webhook_id;
+    shop.next_webhook_id += 1;
+    let (local, gmt) = shared.clock.now_pair();
+    let (resource, event) = topic.split_once('.').unwrap_or(("action", ""));
+    let status = status.unwrap_or_else(|| "active".into());
+    let rec = WebhookRecord {
+        webhook: Webhook {
+            id,
+            name: name
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| format!("Webhook created on {local}")),
+            status: status.clone(),
+            topic: topic.clone(),
+            resource: resource.to_string(),
+            event: event.to_string(),
+            hooks: hooks_for(&topic),
+            delivery_url: url,
+            date_created: local.clone(),
+            date_created_gmt: gmt.clone(),
+            date_modified: local,
+            date_modified_gmt: gmt,
+        },
+        secret: secret
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(generate_secret),
+        failure_count: 0,
+        pending_delivery: status != "active",
+    };
+    shop.webhooks.insert(id, rec.clone());
+    Ok((rec, status == "active"))
+}
+
+/// `PUT /webhooks/{id}` logic; returns the record and whether to ping.
+pub fn update(
+    shared: &Shared,
+    shop: &mut ShopState,
+    id: u64,
+    body: &Map<String, Value>,
+) -> Result<(WebhookRecord, bool), ApiError> {
+    let Some(mut rec) = shop.webhooks.get(&id).cloned() else {
+        return Err(invalid_id(400));
+    };
+    let mut f = Fields::new(body);
+    let name = f.string("name");
+    let status = f.enum_str("status", WEBHOOK_STATUSES);
+    let topic = f.string("topic");
+    let url = f.string("delivery_url");
+    let secret = f.string("secret");
+    f.finish()?;
+    if let Some(t) = topic {
+        if !valid_topic(&t) {
+            return Err(topic_error());
+        }
+        let (resource, event) = t.split_once('.').unwrap_or(("action", ""));
+        rec.webhook.resource = resource.to_string();
+        rec.webhook.event = event.to_string();
+        rec.webhook.hooks = hooks_for(&t);
+        rec.webhook.topic = t;
+    }
+    if let Some(u) = url {
+        if !valid_url(&u) {
+            return Err(url_error());
+        }
+        rec.webhook.delivery_url = u;
+    }
+    if let Some(n) = name {
+        rec.webhook.name = n;
+    }
+    if let Some(s) = secret.filter(|s| !s.is_empty()) {
+        rec.secret = s;
+    }
+    let mut ping = false;
+    if let Some(s) = status {
+        if s == "active" && rec.webhook.status != "active" {
+            // Re-enabling resets the failure count (WC_Webhook::set_status).
+            rec.failure_count = 0;
+            ping = rec.pending_delivery;
+            rec.pending_delivery = false;
+        }
+        rec.webhook.status = s;
+    }
+    let (local, gmt) = shared.clock.now_pair();
+    rec.webhook.date_modified = local;
+    rec.webhook.date_modified_gmt = gmt;
+    shop.webhooks.insert(id, rec.clone());
+    Ok((rec, ping))
+}
+
+fn webhook_json(w: &Webhook, root: &str) -> Value {
+    let mut v = serde_json::to_value(w).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.insert(
+            "_links".into(),
+            json!({"self": [{"href": format!("{root}/webhooks/{}", w.id)}],
+                   "collection": [{"href": format!("{root}/webhooks")}]}),
+        );
+    }
+    v
+}
+
+pub async fn list_handler(State(shared): State<Arc<Shared>>, RawQuery(raw): RawQuery) -> Response {
+    let q = Query::parse(raw.as_deref());
+    let mut errs = Vec::new();
+    let page = Page::from_query(&q, &mut errs);
+    let status = q.enum_str(
+        "status",
+        "all",
+        &["all", "active", "paused", "disabled"],
+        &mut errs,
+    );
+    if !errs.is_empty() {
+        return ApiError::invalid_params(&errs).into_response();
+    }
+    let root = shared.api_root();
+    let (items, page) = {
+        let shop = shared.shop();
+        let mut all: Vec<&WebhookRecord> = shop
+            .webhooks
+            .values()
+            .filter(|w| status == "all" || w.webhook.status == status)
+            .collect();
+        all.reverse();
+        let total = all.len();
+        let items: Vec<Value> = page
+            .slice(&all)
+            .iter()
+            .map(|w| webhook_json(&w.webhook, &root))
+            .collect();
+        (items, page.with_total(total))
+    };
+    paged_response(&format!("{root}/webhooks"), &q, &page, items)
+}
+
+pub async fn get_handler(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<u64>() else {
+        return ApiError::no_route().into_response();
+    };
+    let shop = shared.shop();
+    match shop.webhooks.get(&id) {
+        Some(w) => Json(webhook_json(&w.webhook, &shared.api_root())).into_response(),
+        None => invalid_id(404).into_response(),
+    }
+}
+
+pub async fn create_handler(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let q = Query::parse(raw.as_deref());
+    let params = match body_params(&body, &q) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let result = {
+        let mut shop = shared.shop();
+        create(&shared, &mut shop, &params)
+    };
+    match result {
+        Ok((rec, ping)) => {
+            shared.after_write(Vec::new());
+            if ping {
+                delivery::ping(&shared, rec.webhook.id).await;
+            }
+            (
+                StatusCode::CREATED,
+                Json(webhook_json(&rec.webhook, &shared.api_root())),
+            )
+                .into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn update_handler(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let Ok(id) = id.parse::<u64>() else {
+        return ApiError::no_route().into_response();
+    };
+    let q = Query::parse(raw.as_deref());
+    let params = match body_params(&body, &q) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let result = {
+        let mut shop = shared.shop();
+        update(&shared, &mut shop, id, &params)
+    };
+    match result {
+        Ok((rec, ping)) => {
+            shared.after_write(Vec::new());
+            if ping {
+                delivery::ping(&shared, rec.webhook.id).await;
+            }
+            Json(webhook_json(&rec.webhook, &shared.api_root())).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn delete_handler(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let Ok(id) = id.parse::<u64>() else {
+        return ApiError::no_route().into_response();
+    };
+    let q = Query::parse(raw.as_deref());
+    let mut errs = Vec::new();
+    if !q.boolean("force", &mut errs).unwrap_or(false) {
+        return ApiError::new(
+            501,
+            "woocommerce_rest_trash_not_supported",
+            "Webhooks do not support trashing.",
+        )
+        .into_response();
+    }
+    let removed = shared.shop().webhooks.remove(&id);
+    match removed {
+        Some(rec) => {
+            shared.after_write(Vec::new());
+            Json(webhook_json(&rec.webhook, &shared.api_root())).into_response()
+        }
+        None => invalid_id(404).into_response(),
+    }
+}
