@@ -1,0 +1,354 @@
+//! The agent's configuration: a TOML file plus `OPTIMA_SYNC_*` environment
+//! overrides (`OPTIMA_SYNC_SQL__PASSWORD` sets `sql.password`), validated at
+//! start with messages that name the key, what is wrong and what is expected.
+//!
+//! Secrets (the SQL password) come from the environment or a file only the
+//! service account can read; they are wrapped in [`Secret`], whose Debug and
+//! Display never show them.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+use thiserror::Error;
+
+/// Environment variables with this prefix override the file (`__` separates sections).
+pub const ENV_PREFIX: &str = "OPTIMA_SYNC_";
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error(
+        "configuration file {0} does not exist (pass --config FILE; see docs/OPERATIONS.md for an example)"
+    )]
+    Missing(PathBuf),
+    #[error("configuration {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("configuration {path}: `{key}` {problem}")]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        problem: String,
+    },
+}
+
+/// A value that must never be printed.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    agent_id: String,
+    aws: AwsSection,
+    sql: SqlSection,
+    #[serde(default)]
+    store: StoreSection,
+    #[serde(default)]
+    heartbeat: HeartbeatSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSection {
+    /// AWS region of the stack; default: the standard AWS configuration.
+    pub region: Option<String>,
+    /// Named profile; default: the standard AWS configuration.
+    pub profile: Option<String>,
+    /// `EventsQueueUrl` from the stack outputs.
+    pub events_queue_url: String,
+    /// `CommandsQueueUrl` from the stack outputs.
+    pub commands_queue_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlSection {
+    /// ADO.NET connection string without the password, e.g.
+    /// `server=tcp:SERWER\OPTIMA,1433;database=CDN_Firma;user=sync;TrustServerCertificate=true`.
+    pub connection_string: String,
+    /// Prefer the environment (`OPTIMA_SYNC_SQL__PASSWORD`) or `password_file`.
+    pub password: Option<Secret>,
+    /// A file holding only the password, readable only by the service account.
+    pub password_file: Option<PathBuf>,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_seconds: u64,
+}
+
+fn default_connect_timeout() -> u64 {
+    10
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// The agent's local state (outbox, hashes, cursors), a SQLite file.
+    #[serde(default = "default_store_path")]
+    pub path: PathBuf,
+    /// Outbox size past which the agent warns loudly (AWS unreachable for long).
+    #[serde(default = "default_outbox_warn")]
+    pub outbox_warn_at: u64,
+}
+
+fn default_store_path() -> PathBuf {
+    PathBuf::from("agent-state.sqlite")
+}
+
+fn default_outbox_warn() -> u64 {
+    10_000
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            path: default_store_path(),
+            outbox_warn_at: default_outbox_warn(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatSection {
+    #[serde(default = "default_heartbeat")]
+    pub interval_seconds: u64,
+}
+
+fn default_heartbeat() -> u64 {
+    30
+}
+
+impl Default for HeartbeatSection {
+    fn default() -> Self {
+        HeartbeatSection {
+            interval_seconds: default_heartbeat(),
+        }
+    }
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub source: PathBuf,
+    pub agent_id: String,
+    pub aws: AwsSection,
+    pub sql: SqlSection,
+    /// The SQL password, from wherever it was configured.
+    pub sql_password: Option<Secret>,
+    pub store: StoreSection,
+    pub heartbeat_interval: Duration,
+}
+
+impl AgentConfig {
+    /// Reads the file, applies environment overrides, validates.
+    pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
+        if !path.is_file() {
+            return Err(ConfigError::Missing(path.to_owned()));
+        }
+        let raw: RawConfig = Figment::new()
+            .merge(Toml::file_exact(path))
+            .merge(Env::prefixed(ENV_PREFIX).split("__"))
+            .extract()
+            .map_err(|err| ConfigError::Parse {
+                path: path.to_owned(),
+                message: describe_figment_error(err),
+            })?;
+        Self::validate(path, raw)
+    }
+
+    fn validate(path: &Path, raw: RawConfig) -> Result<AgentConfig, ConfigError> {
+        let invalid = |key: &'static str, problem: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key,
+            problem,
+        };
+        let id = &raw.agent_id;
+        if id.is_empty()
+            || id.len() > 64
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(invalid(
+                "agent_id",
+                format!(
+                    "= `{id}` is invalid: expected 1 to 64 characters from A-Z, a-z, 0-9, - and _"
+                ),
+            ));
+        }
+        check_queue_url(&raw.aws.events_queue_url)
+            .map_err(|p| invalid("aws.events_queue_url", p))?;
+        if let Some(url) = &raw.aws.commands_queue_url {
+            check_queue_url(url).map_err(|p| invalid("aws.commands_queue_url", p))?;
+        }
+        let interval = raw.heartbeat.interval_seconds;
+        if !(1..=3600).contains(&interval) {
+            return Err(invalid(
+                "heartbeat.interval_seconds",
+                format!("= {interval} is out of range: expected 1 to 3600 seconds"),
+            ));
+        }
+        if !(1..=300).contains(&raw.sql.connect_timeout_seconds) {
+            return Err(invalid(
+                "sql.connect_timeout_seconds",
+                format!(
+                    "= {} is out of range: expected 1 to 300",
+                    raw.sql.connect_timeout_seconds
+                ),
+            ));
+        }
+        let lowered = raw.sql.connection_string.to_ascii_lowercase();
+        if lowered.contains("password=") || lowered.contains("pwd=") {
+            return Err(invalid(
+                "sql.connection_string",
+                "contains a password: put it in OPTIMA_SYNC_SQL__PASSWORD or in sql.password_file instead, so the configuration file can be shared safely".into(),
+            ));
+        }
+        tiberius::Config::from_ado_string(&raw.sql.connection_string).map_err(|err| {
+            invalid(
+                "sql.connection_string",
+                format!("is not a valid ADO.NET connection string: {err}"),
+            )
+        })?;
+        let sql_password = match (&raw.sql.password, &raw.sql.password_file) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "sql.password_file",
+                    "is set together with sql.password: use one of them".into(),
+                ));
+            }
+            (Some(password), None) => Some(password.clone()),
+            (None, Some(file)) => {
+                Some(read_password_file(file).map_err(|p| invalid("sql.password_file", p))?)
+            }
+            (None, None) => None,
+        };
+        if let Some(parent) = raw
+            .store
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            && !parent.is_dir()
+        {
+            return Err(invalid(
+                "store.path",
+                format!("= {}: its folder does not exist", raw.store.path.display()),
+            ));
+        }
+        Ok(AgentConfig {
+            source: path.to_owned(),
+            agent_id: raw.agent_id,
+            aws: raw.aws,
+            sql: raw.sql,
+            sql_password,
+            store: raw.store,
+            heartbeat_interval: Duration::from_secs(interval),
+        })
+    }
+
+    /// One line for `agent check`, without secrets.
+    pub fn summary(&self) -> String {
+        format!(
+            "agent `{}`, events queue {}, SQL password {}, state in {}",
+            self.agent_id,
+            self.aws.events_queue_url,
+            if self.sql_password.is_some() {
+                "set"
+            } else {
+                "not set"
+            },
+            self.store.path.display()
+        )
+    }
+
+    /// The ADO connection string with the password added, for tiberius only.
+    pub fn sql_connection_string(&self) -> Secret {
+        match &self.sql_password {
+            None => Secret::new(self.sql.connection_string.clone()),
+            Some(password) => {
+                // ADO quoting: braces around the value, a '}' doubled inside.
+                let quoted = password.expose().replace('}', "}}");
+                let base = self.sql.connection_string.trim_end_matches(';');
+                Secret::new(format!("{base};password={{{quoted}}}"))
+            }
+        }
+    }
+}
+
+fn check_queue_url(url: &str) -> Result<(), String> {
+    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+    if !scheme_ok {
+        return Err(format!(
+            "= `{url}` is not a queue URL: expected https://sqs.<region>.amazonaws.com/<account>/<name>.fifo (the stack output)"
+        ));
+    }
+    if !url.ends_with(".fifo") {
+        return Err(format!(
+            "= `{url}` is not a FIFO queue: the agent's queues end in .fifo (copy the stack output)"
+        ));
+    }
+    Ok(())
+}
+
+fn read_password_file(path: &Path) -> Result<Secret, String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| format!("= {}: {e}", path.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "= {}: readable by others (mode {:o}); run `chmod 600 {}` so only the service account can read it",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            ));
+        }
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("= {}: {e}", path.display()))?;
+    let password = text.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        return Err(format!("= {}: the file is empty", path.display()));
+    }
+    Ok(Secret::new(password))
+}
+
+/// Figment's messages, one per problem, with the key path and where it came from.
+fn describe_figment_error(err: figment::Error) -> String {
+    err.into_iter()
+        .map(|e| {
+            let key = if e.path.is_empty() {
+                String::new()
+            } else {
+                format!("`{}` ", e.path.join("."))
+            };
+            let origin = e
+                .metadata
+                .as_ref()
+                .map(|m| format!(" (from {})", m.name))
+                .unwrap_or_default();
+            format!("{key}{}{origin}", e.kind)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}

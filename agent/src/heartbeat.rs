@@ -1,0 +1,64 @@
+//! The periodic sign of life: version, clock, and what the agent can reach.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use contract::{AgentHealth, Heartbeat, MAX_BODY_BYTES, Payload};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, warn};
+
+use crate::config::AgentConfig;
+use crate::sql;
+use crate::store::Store;
+
+pub async fn run(
+    config: AgentConfig,
+    store: Arc<Store>,
+    outbox_changed: Arc<Notify>,
+    cancel: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(config.heartbeat_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sql_was_ok = true;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let sql_error = match sql::probe(&config).await {
+            Ok(()) => None,
+            Err(err) => Some(err.to_string()),
+        };
+        match (&sql_error, sql_was_ok) {
+            (Some(err), true) => {
+                warn!(error = %err, "SQL Server unreachable; the heartbeat reports it, retrying each interval")
+            }
+            (None, false) => warn!("SQL Server reachable again"),
+            _ => {}
+        }
+        sql_was_ok = sql_error.is_none();
+        let heartbeat = Heartbeat {
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            agent_clock: Utc::now(),
+            health: AgentHealth {
+                sql_server: sql_error.is_none(),
+                sql_error,
+                outbox_depth: store.outbox_depth().unwrap_or(0),
+            },
+        };
+        match store.enqueue(
+            &config.agent_id,
+            Payload::Heartbeat(heartbeat),
+            Some("heartbeat"),
+            MAX_BODY_BYTES,
+            Utc::now(),
+        ) {
+            Ok(seqs) => {
+                debug!(?seqs, "heartbeat queued");
+                outbox_changed.notify_one();
+            }
+            Err(err) => error!(error = %err, "cannot queue the heartbeat"),
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Drains the outbox to SQS, oldest first. When SQS cannot be reached the
+//! outbox grows, the agent warns (loudly past a threshold) and retries with
+//! exponential back-off; it drains in order once SQS answers again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::sqs::Transport;
+use crate::store::Store;
+
+fn backoff() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(30))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+pub async fn run(
+    transport: Transport,
+    store: Arc<Store>,
+    warn_at: u64,
+    outbox_changed: Arc<Notify>,
+    cancel: CancellationToken,
+) {
+    let mut delays = backoff();
+    let mut failing_since: Option<std::time::Instant> = None;
+    loop {
+        let pending = match store.pending(10) {
+            Ok(pending) => pending,
+            Err(err) => {
+                error!(error = %err, "cannot read the outbox");
+                Vec::new()
+            }
+        };
+        if pending.is_empty() {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = outbox_changed.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+            continue;
+        }
+        let mut failed = None;
+        for entry in &pending {
+            match transport.send_event(entry).await {
+                Ok(()) => {
+                    if let Err(err) = store.remove(entry.seq) {
+                        // Sent but not forgotten: it will be sent again, and
+                        // the deduplication id and the cloud's sequence check
+                        // make that harmless.
+                        error!(seq = entry.seq, error = %err, "cannot remove a sent message from the outbox");
+                    }
+                }
+                Err(err) => {
+                    failed = Some(err);
+                    break;
+                }
+            }
+        }
+        match failed {
+            None => {
+                if let Some(since) = failing_since.take() {
+                    info!(after = ?since.elapsed(), "SQS reachable again; outbox draining");
+                }
+                delays = backoff();
+            }
+            Some(err) => {
+                failing_since.get_or_insert_with(std::time::Instant::now);
+                let delay = delays.next().unwrap_or(Duration::from_secs(30));
+                let depth = store.outbox_depth().unwrap_or(0);
+                if depth >= warn_at {
+                    error!(depth, limit = warn_at, error = %err, "outbox is large: SQS has been unreachable for long; nothing is lost, it will drain when SQS answers");
+                } else {
+                    warn!(depth, error = %err, retry_in = ?delay, "cannot send to SQS; retrying");
+                }
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}

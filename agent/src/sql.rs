@@ -1,0 +1,64 @@
+//! The SQL Server connection (tiberius over tokio, TLS through rustls).
+
+use std::time::Duration;
+
+use thiserror::Error;
+use tiberius::{Client, Config};
+use tokio::net::TcpStream;
+use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
+
+use crate::config::AgentConfig;
+
+pub type SqlClient = Client<Compat<TcpStream>>;
+
+#[derive(Debug, Error)]
+pub enum SqlError {
+    #[error("invalid connection string: {0}")]
+    Config(String),
+    #[error("cannot reach SQL Server at {addr}: {source}")]
+    Connect {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("connecting to SQL Server at {addr} timed out after {seconds} s")]
+    Timeout { addr: String, seconds: u64 },
+    #[error("SQL Server: {0}")]
+    Server(#[from] tiberius::error::Error),
+}
+
+/// Opens one connection, within the configured timeout.
+pub async fn connect(config: &AgentConfig) -> Result<SqlClient, SqlError> {
+    let tds = Config::from_ado_string(config.sql_connection_string().expose())
+        .map_err(|e| SqlError::Config(e.to_string()))?;
+    let addr = tds.get_addr();
+    let seconds = config.sql.connect_timeout_seconds;
+    let attempt = async {
+        let tcp = TcpStream::connect(&addr)
+            .await
+            .map_err(|source| SqlError::Connect {
+                addr: addr.clone(),
+                source,
+            })?;
+        tcp.set_nodelay(true).ok();
+        Ok::<_, SqlError>(Client::connect(tds, tcp.compat_write()).await?)
+    };
+    tokio::time::timeout(Duration::from_secs(seconds), attempt)
+        .await
+        .map_err(|_| SqlError::Timeout {
+            addr: addr.clone(),
+            seconds,
+        })?
+}
+
+/// Connects and runs `SELECT 1`: the heartbeat's "can I reach the ERP".
+pub async fn probe(config: &AgentConfig) -> Result<(), SqlError> {
+    let mut client = connect(config).await?;
+    client
+        .simple_query("SELECT 1")
+        .await?
+        .into_results()
+        .await?;
+    client.close().await.ok();
+    Ok(())
+}

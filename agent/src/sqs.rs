@@ -1,0 +1,78 @@
+//! The SQS transport: the agent's only connection to the cloud, outbound.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+
+use crate::config::AgentConfig;
+use crate::store::OutboxEntry;
+
+#[derive(Clone, Debug)]
+pub struct Transport {
+    client: aws_sdk_sqs::Client,
+    events_queue_url: String,
+    agent_id: String,
+}
+
+impl Transport {
+    /// Standard AWS configuration (`AWS_ENDPOINT_URL`, credentials chain),
+    /// with region and profile from the agent's configuration when given.
+    pub async fn new(config: &AgentConfig) -> Transport {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            // The sender retries forever with its own back-off; the SDK
+            // should fail fast so the agent can say what is wrong.
+            .retry_config(RetryConfig::standard().with_max_attempts(2))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(Duration::from_secs(30))
+                    .build(),
+            );
+        if let Some(region) = &config.aws.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(profile) = &config.aws.profile {
+            loader = loader.profile_name(profile);
+        }
+        let shared = loader.load().await;
+        Transport {
+            client: aws_sdk_sqs::Client::new(&shared),
+            events_queue_url: config.aws.events_queue_url.clone(),
+            agent_id: config.agent_id.clone(),
+        }
+    }
+
+    /// Sends one outbox entry to the events queue. One FIFO group per agent
+    /// keeps its messages in order; the deduplication id is agent + sequence,
+    /// so a resend after a crash is dropped by SQS within its 5-minute window
+    /// (and by the cloud's own sequence check after that).
+    pub async fn send_event(&self, entry: &OutboxEntry) -> Result<(), String> {
+        self.client
+            .send_message()
+            .queue_url(&self.events_queue_url)
+            .message_body(&entry.body)
+            .message_group_id(&self.agent_id)
+            .message_deduplication_id(format!("{}-{}", self.agent_id, entry.seq))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| describe(&err))
+    }
+}
+
+/// An SDK error with its causes (the top-level text alone says "dispatch failure").
+pub fn describe(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,254 @@
+//! `admin`: the admin Function URL.
+//!
+//! `GET /status` answers JSON: every agent's last-seen time, clock skew and
+//! health, whether it counts as stale, the depth of every queue and DLQ,
+//! and the parked messages. Every route needs a credential: in AWS the
+//! Function URL's `AWS_IAM` auth is checked by AWS before the function
+//! runs (`ADMIN_AUTH=iam`); elsewhere a bearer token from configuration
+//! (`ADMIN_AUTH=token`, `ADMIN_TOKEN`), compared in constant time.
+
+use std::sync::Arc;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use crate::aws::{Clients, describe_error};
+use crate::env::{EnvError, FunctionEnv};
+use crate::state::{AgentStatus, ParkedMessage, StateTable};
+
+/// How admin requests are authenticated.
+#[derive(Clone)]
+pub enum AdminAuth {
+    /// The platform verified the caller (Function URL with AWS_IAM).
+    Platform,
+    /// A bearer token must match.
+    Token(String),
+}
+
+impl std::fmt::Debug for AdminAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AdminAuth::Platform => f.write_str("Platform"),
+            // Never print the token.
+            AdminAuth::Token(_) => f.write_str("Token(<redacted>)"),
+        }
+    }
+}
+
+/// One queue the status reports on, named by its environment variable.
+const QUEUES: [(&str, &str); 6] = [
+    ("erp_events", "EVENTS_QUEUE_URL"),
+    ("erp_events_dlq", "EVENTS_DLQ_URL"),
+    ("erp_commands", "COMMANDS_QUEUE_URL"),
+    ("erp_commands_dlq", "COMMANDS_DLQ_URL"),
+    ("shop_ops", "SHOP_OPS_QUEUE_URL"),
+    ("shop_ops_dlq", "SHOP_OPS_DLQ_URL"),
+];
+
+#[derive(Debug)]
+pub struct Admin {
+    clients: Clients,
+    state: StateTable,
+    queues: Vec<(&'static str, String)>,
+    stale_after: chrono::Duration,
+    auth: AdminAuth,
+}
+
+impl Admin {
+    pub fn new(clients: &Clients, env: &FunctionEnv) -> Result<Self, EnvError> {
+        let queues = QUEUES
+            .iter()
+            .map(|(name, var)| Ok((*name, env.required(var)?)))
+            .collect::<Result<Vec<_>, EnvError>>()?;
+        let stale_after: i64 =
+            env.parsed("AGENT_STALE_AFTER_SECONDS", "a whole number of seconds")?;
+        let auth = match env.required("ADMIN_AUTH")?.as_str() {
+            "iam" => AdminAuth::Platform,
+            "token" => {
+                let token = env.required("ADMIN_TOKEN")?;
+                if token.len() < 16 {
+                    return Err(EnvError::Invalid {
+                        name: "ADMIN_TOKEN",
+                        value: "<redacted>".into(),
+                        expected: "at least 16 characters",
+                    });
+                }
+                AdminAuth::Token(token)
+            }
+            other => {
+                return Err(EnvError::Invalid {
+                    name: "ADMIN_AUTH",
+                    value: other.to_owned(),
+                    expected: "`iam` or `token`",
+                });
+            }
+        };
+        Ok(Admin {
+            clients: clients.clone(),
+            state: StateTable::new(clients.dynamodb.clone(), env.required("STATE_TABLE")?, 30),
+            queues,
+            stale_after: chrono::Duration::seconds(stale_after),
+            auth,
+        })
+    }
+
+    /// The router: the same in AWS (under lambda_http) and locally (axum::serve).
+    pub fn router(self) -> Router {
+        let admin = Arc::new(self);
+        Router::new()
+            .route("/status", get(status))
+            .layer(middleware::from_fn_with_state(
+                admin.clone(),
+                require_credential,
+            ))
+            .with_state(admin)
+    }
+}
+
+async fn require_credential(
+    State(admin): State<Arc<Admin>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let AdminAuth::Token(expected) = &admin.auth {
+        let presented = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        let matches: bool = presented.as_bytes().ct_eq(expected.as_bytes()).into();
+        if !matches {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                Json(json!({"error": "a valid admin credential is required"})),
+            )
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+#[derive(Serialize)]
+struct QueueDepth {
+    url: String,
+    visible: Option<u64>,
+    in_flight: Option<u64>,
+    delayed: Option<u64>,
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct AgentView {
+    #[serde(flatten)]
+    status: AgentStatus,
+    seconds_since_seen: i64,
+    stale: bool,
+}
+
+#[derive(Serialize)]
+struct Status {
+    now: DateTime<Utc>,
+    agents: Vec<AgentView>,
+    queues: serde_json::Map<String, serde_json::Value>,
+    parked: Vec<ParkedMessage>,
+    errors: Vec<String>,
+}
+
+async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> QueueDepth {
+    let answer = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await;
+    match answer {
+        Ok(out) => {
+            let attrs = out.attributes.unwrap_or_default();
+            let read = |name: QueueAttributeName| attrs.get(&name).and_then(|v| v.parse().ok());
+            QueueDepth {
+                url: url.to_owned(),
+                visible: read(QueueAttributeName::ApproximateNumberOfMessages),
+                in_flight: read(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+                delayed: read(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
+                error: None,
+            }
+        }
+        Err(err) => QueueDepth {
+            url: url.to_owned(),
+            visible: None,
+            in_flight: None,
+            delayed: None,
+            error: Some(describe_error(&err)),
+        },
+    }
+}
+
+async fn status(State(admin): State<Arc<Admin>>) -> Response {
+    let now = Utc::now();
+    let mut errors = Vec::new();
+    let agents = match admin.state.agents().await {
+        Ok(agents) => agents,
+        Err(err) => {
+            errors.push(err.to_string());
+            Vec::new()
+        }
+    };
+    let agents = agents
+        .into_iter()
+        .map(|status| {
+            let since = now - status.last_seen;
+            AgentView {
+                seconds_since_seen: since.num_seconds(),
+                stale: since > admin.stale_after || status.marked_stale,
+                status,
+            }
+        })
+        .collect();
+    let depths = futures::future::join_all(
+        admin
+            .queues
+            .iter()
+            .map(|(_, url)| queue_depth(&admin.clients.sqs, url)),
+    )
+    .await;
+    let mut queues = serde_json::Map::new();
+    for ((name, _), depth) in admin.queues.iter().zip(depths) {
+        queues.insert(
+            (*name).to_owned(),
+            serde_json::to_value(depth).unwrap_or_default(),
+        );
+    }
+    let parked = admin.state.parked().await.unwrap_or_else(|err| {
+        errors.push(err.to_string());
+        Vec::new()
+    });
+    let code = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        Json(Status {
+            now,
+            agents,
+            queues,
+            parked,
+            errors,
+        }),
+    )
+        .into_response()
+}

@@ -1,0 +1,53 @@
+//! AWS clients, built once per process from the standard configuration.
+//!
+//! Nothing here knows whether it talks to AWS, LocalStack or moto: the SDK
+//! reads `AWS_ENDPOINT_URL`, the region and the credentials itself.
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+
+/// The clients every function may need.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub sqs: aws_sdk_sqs::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+}
+
+impl Clients {
+    pub async fn from_env() -> Self {
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            // Fail fast to the caller, which retries with its own back-off:
+            // a handler must not sit in SDK retries past its timeout.
+            .retry_config(RetryConfig::standard().with_max_attempts(2))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .operation_attempt_timeout(Duration::from_secs(25))
+                    .build(),
+            )
+            .load()
+            .await;
+        Clients {
+            sqs: aws_sdk_sqs::Client::new(&config),
+            dynamodb: aws_sdk_dynamodb::Client::new(&config),
+        }
+    }
+}
+
+/// An SDK error with its whole source chain, for logs and status pages.
+pub fn describe_error(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,181 @@
+//! The local host: every function of a deployed stack in one process.
+//!
+//! An emulator cannot run Lambda code here, so this host does what Lambda
+//! would: it reads the stack description that `infra/deploy.py
+//! --describe-to` wrote (function environments, queue triggers, schedules,
+//! Function URLs, all resolved from `infra/template.yaml`), builds each
+//! function from its own environment, and then
+//! - polls each event-source queue as Lambda's SQS poller does
+//!   ([`sqs_source`]),
+//! - runs each scheduled function on its `rate(...)` ([`schedule`]),
+//! - serves each Function URL on loopback.
+//!
+//! The handlers are the very ones the AWS binaries run.
+
+pub mod schedule;
+pub mod sqs_source;
+pub mod stack;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::admin::Admin;
+use crate::aws::Clients;
+use crate::env::FunctionEnv;
+use crate::ingest::Ingest;
+use crate::watchdog::Watchdog;
+pub use stack::StackDescription;
+
+/// Settings of the host itself (not of the functions).
+#[derive(Clone, Debug)]
+pub struct HostOptions {
+    /// Address Function URLs listen on; port 0 picks free ports.
+    pub bind: SocketAddr,
+    /// Fixed ports per function URL name (e.g. "admin" → 9001); others are free ports.
+    pub url_ports: BTreeMap<String, u16>,
+    /// The bearer token admin endpoints require locally (AWS uses IAM auth instead).
+    pub admin_token: String,
+}
+
+/// A running host.
+pub struct LocalHost {
+    urls: BTreeMap<String, String>,
+    cancel: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl LocalHost {
+    /// Builds every function and starts its triggers.
+    pub async fn start(
+        stack: &StackDescription,
+        options: HostOptions,
+    ) -> anyhow::Result<LocalHost> {
+        let clients = Clients::from_env().await;
+        let cancel = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let mut urls = BTreeMap::new();
+
+        for source in &stack.event_sources {
+            let env = function_env(stack, &source.function, &options)?;
+            let handler: sqs_source::SqsHandler = match source.function.as_str() {
+                "ingest" => {
+                    let ingest =
+                        Arc::new(Ingest::new(&clients, &env).context("configuring ingest")?);
+                    Arc::new(move |event| {
+                        let ingest = ingest.clone();
+                        Box::pin(async move { ingest.handle(event).await })
+                    })
+                }
+                other => bail!(
+                    "the stack routes a queue to `{other}`, which this build has no SQS handler for"
+                ),
+            };
+            let timeout = stack.function(&source.function)?.timeout();
+            info!(function = %source.function, queue = %source.queue_url, batch_size = source.batch_size, "polling queue");
+            tasks.spawn(sqs_source::run(
+                source.clone(),
+                clients.sqs.clone(),
+                handler,
+                timeout,
+                cancel.clone(),
+            ));
+        }
+
+        for sched in &stack.schedules {
+            let env = function_env(stack, &sched.function, &options)?;
+            let every = schedule::parse_rate(&sched.expression)?;
+            let handler: schedule::ScheduledHandler = match sched.function.as_str() {
+                "watchdog" => {
+                    let watchdog =
+                        Arc::new(Watchdog::new(&clients, &env).context("configuring watchdog")?);
+                    Arc::new(move |input| {
+                        let watchdog = watchdog.clone();
+                        Box::pin(async move { watchdog.handle(input).await })
+                    })
+                }
+                other => bail!(
+                    "the stack schedules `{other}`, which this build has no scheduled handler for"
+                ),
+            };
+            info!(function = %sched.function, every = ?every, "scheduled");
+            tasks.spawn(schedule::run(sched.clone(), every, handler, cancel.clone()));
+        }
+
+        for url in &stack.function_urls {
+            let env = function_env(stack, &url.function, &options)?;
+            let router = match url.function.as_str() {
+                "admin" => Admin::new(&clients, &env)
+                    .context("configuring admin")?
+                    .router(),
+                other => bail!(
+                    "the stack gives `{other}` a Function URL, which this build has no router for"
+                ),
+            };
+            let mut addr = options.bind;
+            addr.set_port(options.url_ports.get(&url.function).copied().unwrap_or(0));
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the {} Function URL to {addr}", url.function))?;
+            let local = listener.local_addr()?;
+            let base = format!("http://{local}");
+            info!(function = %url.function, url = %base, "serving Function URL");
+            urls.insert(url.function.clone(), base);
+            let cancel = cancel.clone();
+            tasks.spawn(async move {
+                let served = axum::serve(listener, router)
+                    .with_graceful_shutdown(cancel.cancelled_owned())
+                    .await;
+                if let Err(err) = served {
+                    tracing::error!(error = %err, "Function URL server stopped");
+                }
+            });
+        }
+        Ok(LocalHost {
+            urls,
+            cancel,
+            tasks,
+        })
+    }
+
+    /// Function name → base URL of its Function URL on loopback.
+    pub fn urls(&self) -> &BTreeMap<String, String> {
+        &self.urls
+    }
+
+    /// Stops polling and serving, letting in-flight invocations finish.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Runs until a task ends (it should not) or ctrl-c.
+    pub async fn wait(mut self) {
+        tokio::select! {
+            _ = self.tasks.join_next() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        self.shutdown().await;
+    }
+}
+
+/// The function's environment from the stack, plus what only the local host sets.
+fn function_env(
+    stack: &StackDescription,
+    function: &str,
+    options: &HostOptions,
+) -> anyhow::Result<FunctionEnv> {
+    let mut env = FunctionEnv::from_map(stack.function(function)?.environment());
+    if function == "admin" {
+        // AWS checks IAM auth on the Function URL; loopback checks a token.
+        env.set("ADMIN_AUTH", "token");
+        env.set("ADMIN_TOKEN", options.admin_token.clone());
+    }
+    Ok(env)
+}

@@ -1,0 +1,31 @@
+//! The cloud side of the sync: Lambda handlers and what they share.
+//!
+//! Each function is a plain async handler that knows nothing of its host:
+//! in AWS a five-line `main` in `src/bin/` runs it under `lambda_runtime` or
+//! `lambda_http`; locally the [`host`] runs every function of the deployed
+//! stack in one process, emulating Lambda's SQS event sources, schedules
+//! and Function URLs on loopback.
+//!
+//! Map of the crate:
+//! - [`env`]: a function's configuration, read from the environment
+//!   variables that `infra/template.yaml` gives it (the only list of names).
+//! - [`aws`]: AWS clients, built once at cold start from the standard
+//!   configuration (`AWS_ENDPOINT_URL`, region, credentials).
+//! - [`state`]: the DynamoDB state table (heartbeats, parked messages).
+//! - [`ingest`]: ERP events from the agent (events queue).
+//! - [`admin`]: the admin Function URL (`GET /status`).
+//! - [`watchdog`]: scheduled; marks a silent agent stale.
+//! - [`host`]: the local host.
+//! - [`telemetry`]: tracing set-up (JSON logs in the cloud).
+
+pub mod admin;
+pub mod aws;
+pub mod env;
+pub mod host;
+pub mod ingest;
+pub mod state;
+pub mod telemetry;
+pub mod watchdog;
+
+/// The error type handlers return to their host (boxed, as lambda_runtime expects).
+pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;

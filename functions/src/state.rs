@@ -1,0 +1,301 @@
+//! The state table: one DynamoDB table, keys `pk`/`sk`, TTL on `expires_at`.
+//!
+//! Item families (pk → sk):
+//! - `agents` → agent id: the agent's last heartbeat.
+//! - `parked` → `<received at>#<message id>`: messages that could not be
+//!   used, with their reason, for the admin status.
+//!
+//! TTL deletion is lazy in AWS (and absent in emulators), so every read
+//! here ignores items whose `expires_at` has passed.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::aws::describe_error;
+
+#[derive(Debug, Error)]
+pub enum StateError {
+    #[error("DynamoDB {operation} on {table} failed: {message}")]
+    Dynamo {
+        operation: &'static str,
+        table: String,
+        message: String,
+    },
+    #[error("state item {key} is malformed: {problem}")]
+    Malformed { key: String, problem: String },
+}
+
+/// What the table knows about one agent.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AgentStatus {
+    pub agent_id: String,
+    pub agent_version: String,
+    /// When the cloud received the last heartbeat.
+    pub last_seen: DateTime<Utc>,
+    /// The agent's clock in that heartbeat.
+    pub agent_clock: DateTime<Utc>,
+    /// agent clock − cloud clock at receipt, in seconds (positive: agent ahead).
+    pub clock_skew_seconds: f64,
+    pub last_seq: u64,
+    pub sql_server_reachable: bool,
+    pub sql_error: Option<String>,
+    pub outbox_depth: u64,
+    /// Set by the watchdog when heartbeats stopped.
+    pub marked_stale: bool,
+}
+
+/// A message that could not be used, kept for a person.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ParkedMessage {
+    pub source: String,
+    pub message_id: String,
+    pub reason: String,
+    pub received_at: DateTime<Utc>,
+}
+
+/// Access to the state table.
+#[derive(Clone, Debug)]
+pub struct StateTable {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    retention: Duration,
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn get_s<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+fn get_n<T: std::str::FromStr>(item: &HashMap<String, AttributeValue>, name: &str) -> Option<T> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn get_bool(item: &HashMap<String, AttributeValue>, name: &str) -> bool {
+    item.get(name)
+        .and_then(|v| v.as_bool().ok())
+        .copied()
+        .unwrap_or(false)
+}
+
+fn expired(item: &HashMap<String, AttributeValue>, now: DateTime<Utc>) -> bool {
+    get_n::<i64>(item, "expires_at").is_some_and(|at| at <= now.timestamp())
+}
+
+fn millis_to_time(ms: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms)
+}
+
+/// A heartbeat as the ingest function records it.
+pub struct HeartbeatWrite<'a> {
+    pub agent_id: &'a str,
+    pub seq: u64,
+    pub heartbeat: &'a contract::Heartbeat,
+    pub received_at: DateTime<Utc>,
+}
+
+impl StateTable {
+    pub fn new(
+        client: aws_sdk_dynamodb::Client,
+        table: impl Into<String>,
+        retention_days: i64,
+    ) -> Self {
+        StateTable {
+            client,
+            table: table.into(),
+            retention: Duration::days(retention_days.max(1)),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.table
+    }
+
+    fn error(
+        &self,
+        operation: &'static str,
+        err: &(dyn std::error::Error + 'static),
+    ) -> StateError {
+        StateError::Dynamo {
+            operation,
+            table: self.table.clone(),
+            message: describe_error(err),
+        }
+    }
+
+    /// Stores a heartbeat unless a newer one (by the agent's clock) is
+    /// already stored: redelivered or reordered heartbeats change nothing.
+    /// Returns whether it was stored.
+    pub async fn record_heartbeat(&self, write: HeartbeatWrite<'_>) -> Result<bool, StateError> {
+        let hb = write.heartbeat;
+        let clock_ms = hb.agent_clock.timestamp_millis();
+        let skew_ms = (hb.agent_clock - write.received_at).num_milliseconds();
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s("agents"))
+            .item("sk", s(write.agent_id))
+            .item("agent_version", s(&hb.agent_version))
+            .item("agent_clock_ms", n(clock_ms))
+            .item("received_at_ms", n(write.received_at.timestamp_millis()))
+            .item("skew_ms", n(skew_ms))
+            .item("last_seq", n(write.seq))
+            .item("sql_server", AttributeValue::Bool(hb.health.sql_server))
+            .item("outbox_depth", n(hb.health.outbox_depth))
+            .item("stale", AttributeValue::Bool(false))
+            .condition_expression("attribute_not_exists(pk) OR agent_clock_ms < :clock")
+            .expression_attribute_values(":clock", n(clock_ms));
+        if let Some(error) = &hb.health.sql_error {
+            put = put.item("sql_error", s(error));
+        }
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(err) => {
+                let conditional = err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception());
+                if conditional {
+                    Ok(false)
+                } else {
+                    Err(self.error("PutItem", &err))
+                }
+            }
+        }
+    }
+
+    /// Every agent that has sent a heartbeat.
+    pub async fn agents(&self) -> Result<Vec<AgentStatus>, StateError> {
+        let now = Utc::now();
+        let items = self.query_partition("agents").await?;
+        items
+            .iter()
+            .filter(|item| !expired(item, now))
+            .map(|item| {
+                let key = format!("agents/{}", get_s(item, "sk").unwrap_or("?"));
+                let malformed = |problem: &str| StateError::Malformed {
+                    key: key.clone(),
+                    problem: problem.to_owned(),
+                };
+                Ok(AgentStatus {
+                    agent_id: get_s(item, "sk")
+                        .ok_or_else(|| malformed("no sk"))?
+                        .to_owned(),
+                    agent_version: get_s(item, "agent_version").unwrap_or_default().to_owned(),
+                    last_seen: get_n(item, "received_at_ms")
+                        .and_then(millis_to_time)
+                        .ok_or_else(|| malformed("no received_at_ms"))?,
+                    agent_clock: get_n(item, "agent_clock_ms")
+                        .and_then(millis_to_time)
+                        .ok_or_else(|| malformed("no agent_clock_ms"))?,
+                    clock_skew_seconds: get_n::<i64>(item, "skew_ms").unwrap_or(0) as f64 / 1000.0,
+                    last_seq: get_n(item, "last_seq").unwrap_or(0),
+                    sql_server_reachable: get_bool(item, "sql_server"),
+                    sql_error: get_s(item, "sql_error").map(str::to_owned),
+                    outbox_depth: get_n(item, "outbox_depth").unwrap_or(0),
+                    marked_stale: get_bool(item, "stale"),
+                })
+            })
+            .collect()
+    }
+
+    /// Marks an agent stale (or not) without touching its heartbeat fields.
+    pub async fn mark_stale(&self, agent_id: &str, stale: bool) -> Result<(), StateError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s("agents"))
+            .key("sk", s(agent_id))
+            .update_expression("SET stale = :stale")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":stale", AttributeValue::Bool(stale))
+            .send()
+            .await
+            .map_err(|err| self.error("UpdateItem", &err))?;
+        Ok(())
+    }
+
+    /// Keeps a message that could not be used, with its reason, for a person.
+    pub async fn park(
+        &self,
+        source: &str,
+        message_id: &str,
+        body: &str,
+        reason: &str,
+    ) -> Result<(), StateError> {
+        let now = Utc::now();
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s("parked"))
+            .item("sk", s(format!("{}#{message_id}", now.to_rfc3339())))
+            .item("source", s(source))
+            .item("message_id", s(message_id))
+            .item("reason", s(reason))
+            .item("body", s(body))
+            .item("received_at_ms", n(now.timestamp_millis()))
+            .item("expires_at", n((now + self.retention).timestamp()))
+            .send()
+            .await
+            .map_err(|err| self.error("PutItem", &err))?;
+        Ok(())
+    }
+
+    /// Parked messages, oldest first.
+    pub async fn parked(&self) -> Result<Vec<ParkedMessage>, StateError> {
+        let now = Utc::now();
+        Ok(self
+            .query_partition("parked")
+            .await?
+            .iter()
+            .filter(|item| !expired(item, now))
+            .map(|item| ParkedMessage {
+                source: get_s(item, "source").unwrap_or_default().to_owned(),
+                message_id: get_s(item, "message_id").unwrap_or_default().to_owned(),
+                reason: get_s(item, "reason").unwrap_or_default().to_owned(),
+                received_at: get_n(item, "received_at_ms")
+                    .and_then(millis_to_time)
+                    .unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    async fn query_partition(
+        &self,
+        pk: &str,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StateError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(pk))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|err| self.error("Query", &err))?;
+            items.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
+}

@@ -1,0 +1,455 @@
+#!/usr/bin/env python3
+"""Deploy, describe and destroy the cloud side from infra/template.yaml.
+
+One command for AWS and for a local emulator: the difference is only the
+standard AWS configuration (AWS_ENDPOINT_URL or --endpoint-url, region,
+profile or credentials). Nothing here knows which emulator it talks to.
+
+    deploy.py deploy  --stack NAME [--artifacts DIR | --placeholder-artifacts]
+                      [--local-host] [--describe-to FILE]
+    deploy.py describe --stack NAME --describe-to FILE [--local-host]
+    deploy.py destroy --stack NAME
+
+`deploy` creates or updates the stack, then checks each resource type that
+some emulators skip while still reporting success (Function URLs,
+EventBridge Scheduler schedules, table TTL) and, when one is missing,
+creates it through the service API and says so. `--describe-to` writes a
+JSON description of what was deployed (outputs, each function's resolved
+environment, its queue triggers and schedules, Function URLs) that the
+project's local host runs the handlers from: the template stays the only
+list of names.
+
+With `--local-host` the functions are run by the project's local host, not
+by Lambda: the stack is deployed with ManagedEventSources=false so no event
+source mapping races the host for messages.
+"""
+
+import argparse
+import io
+import json
+import os
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import boto3
+import botocore.exceptions
+import yaml
+
+TEMPLATE = Path(__file__).resolve().parent / "template.yaml"
+TERMINAL_OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"}
+TERMINAL_FAIL = {
+    "CREATE_FAILED",
+    "ROLLBACK_COMPLETE",
+    "ROLLBACK_FAILED",
+    "DELETE_FAILED",
+    "UPDATE_ROLLBACK_FAILED",
+}
+PLACEHOLDER_BOOTSTRAP = (
+    "#!/bin/sh\n"
+    "echo 'This stack was deployed for a local host: its functions run in the "
+    "project local host (cargo run -p functions --bin local-host), not here.' >&2\n"
+    "exit 1\n"
+)
+
+
+def log(message):
+    print(f"deploy: {message}", file=sys.stderr, flush=True)
+
+
+def fail(message):
+    log(f"error: {message}")
+    sys.exit(1)
+
+
+def load_template():
+    with open(TEMPLATE, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def session(args):
+    kwargs = {}
+    if args.profile:
+        kwargs["profile_name"] = args.profile
+    region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        kwargs["region_name"] = region
+    s = boto3.session.Session(**kwargs)
+    if not s.region_name:
+        fail("no AWS region: pass --region or set AWS_REGION")
+    return s
+
+
+def client(s, args, service):
+    # boto3 honours AWS_ENDPOINT_URL by itself; --endpoint-url is a shortcut.
+    if args.endpoint_url:
+        return s.client(service, endpoint_url=args.endpoint_url)
+    return s.client(service)
+
+
+def functions_in(template):
+    """Logical id -> handler name for every Lambda function in the template."""
+    return {
+        logical: res["Properties"]["Handler"]
+        for logical, res in template["Resources"].items()
+        if res["Type"] == "AWS::Lambda::Function"
+    }
+
+
+def artifact_bucket(s, args):
+    account = client(s, args, "sts").get_caller_identity()["Account"]
+    return f"{args.stack}-artifacts-{account}".lower()
+
+
+def ensure_bucket(s3, bucket, region):
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return
+    except botocore.exceptions.ClientError:
+        pass
+    params = {"Bucket": bucket}
+    if region != "us-east-1":
+        params["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    s3.create_bucket(**params)
+    log(f"created artifact bucket {bucket}")
+
+
+def placeholder_zip():
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        info = zipfile.ZipInfo("bootstrap")
+        info.external_attr = 0o755 << 16
+        z.writestr(info, PLACEHOLDER_BOOTSTRAP)
+    return buf.getvalue()
+
+
+def upload_artifacts(s3, bucket, prefix, handlers, args):
+    for handler in sorted(set(handlers.values())):
+        key = f"{prefix}/{handler}.zip"
+        if args.placeholder_artifacts:
+            body = placeholder_zip()
+        else:
+            path = Path(args.artifacts) / f"{handler}.zip"
+            if not path.is_file():
+                fail(f"artifact {path} is missing: build the functions first (see docs/OPERATIONS.md)")
+            body = path.read_bytes()
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+    log(f"uploaded {len(set(handlers.values()))} function artifacts to s3://{bucket}/{prefix}/")
+
+
+def stack_status(cfn, stack):
+    try:
+        stacks = cfn.describe_stacks(StackName=stack)["Stacks"]
+    except botocore.exceptions.ClientError as e:
+        if "does not exist" in str(e):
+            return None
+        raise
+    return stacks[0]["StackStatus"] if stacks else None
+
+
+def wait_for(cfn, stack, timeout=900):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        status = stack_status(cfn, stack)
+        if status is None:
+            return "DELETE_COMPLETE"
+        if status in TERMINAL_OK or status in TERMINAL_FAIL or status == "DELETE_COMPLETE":
+            return status
+        time.sleep(1)
+    fail(f"stack {stack} did not settle within {timeout} s")
+
+
+def failure_reasons(cfn, stack):
+    try:
+        events = cfn.describe_stack_events(StackName=stack)["StackEvents"]
+    except botocore.exceptions.ClientError:
+        return []
+    return [
+        f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason', '')}"
+        for e in events
+        if e["ResourceStatus"].endswith("FAILED")
+    ]
+
+
+def deploy_stack(cfn, args, parameters):
+    body = TEMPLATE.read_text(encoding="utf-8")
+    params = [{"ParameterKey": k, "ParameterValue": str(v)} for k, v in parameters.items()]
+    caps = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
+    status = stack_status(cfn, args.stack)
+    if status == "ROLLBACK_COMPLETE":
+        log(f"stack {args.stack} is in ROLLBACK_COMPLETE from a failed first create; deleting it first")
+        cfn.delete_stack(StackName=args.stack)
+        wait_for(cfn, args.stack)
+        status = None
+    if status is None:
+        cfn.create_stack(StackName=args.stack, TemplateBody=body, Parameters=params, Capabilities=caps)
+        log(f"creating stack {args.stack}")
+    else:
+        try:
+            cfn.update_stack(StackName=args.stack, TemplateBody=body, Parameters=params, Capabilities=caps)
+            log(f"updating stack {args.stack}")
+        except botocore.exceptions.ClientError as e:
+            if "No updates are to be performed" not in str(e):
+                raise
+            log(f"stack {args.stack} is up to date")
+    status = wait_for(cfn, args.stack)
+    if status not in TERMINAL_OK or status == "UPDATE_ROLLBACK_COMPLETE":
+        reasons = "; ".join(failure_reasons(cfn, args.stack)) or "no reason given"
+        fail(f"stack {args.stack} ended in {status}: {reasons}")
+    log(f"stack {args.stack}: {status}")
+
+
+def physical_ids(cfn, stack):
+    ids = {}
+    for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack):
+        for r in page["StackResourceSummaries"]:
+            if r.get("LogicalResourceId") and r.get("PhysicalResourceId"):
+                ids[r["LogicalResourceId"]] = r["PhysicalResourceId"]
+    return ids
+
+
+def resolve(value, ids, parameters, stack):
+    """Resolves the few intrinsics the template uses for names."""
+    if isinstance(value, dict):
+        if "Ref" in value:
+            ref = value["Ref"]
+            if ref in parameters:
+                return str(parameters[ref])
+            if ref == "AWS::StackName":
+                return stack
+            return ids.get(ref)
+        if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+            text = value["Fn::Sub"].replace("${AWS::StackName}", stack)
+            for name, v in parameters.items():
+                text = text.replace("${" + name + "}", str(v))
+            return text
+    return value
+
+
+def ensure_skippable_resources(s, args, template, ids, parameters):
+    """Creates through the API what an emulator may have skipped, and says so."""
+    lam = client(s, args, "lambda")
+    notes = []
+    for logical, res in template["Resources"].items():
+        props = res.get("Properties", {})
+        if res["Type"] == "AWS::Lambda::Url":
+            target = props["TargetFunctionArn"]["Fn::GetAtt"][0]
+            fn = ids.get(target)
+            try:
+                lam.get_function_url_config(FunctionName=fn)
+            except lam.exceptions.ResourceNotFoundException:
+                lam.create_function_url_config(FunctionName=fn, AuthType=props["AuthType"])
+                notes.append(f"{logical} (AWS::Lambda::Url) was skipped by this endpoint; created it through the Lambda API")
+        elif res["Type"] == "AWS::Scheduler::Schedule":
+            sched = client(s, args, "scheduler")
+            name = resolve(props["Name"], ids, parameters, args.stack)
+            try:
+                sched.get_schedule(Name=name)
+            except sched.exceptions.ResourceNotFoundException:
+                target_logical = props["Target"]["Arn"]["Fn::GetAtt"][0]
+                fn_arn = lam.get_function(FunctionName=ids[target_logical])["Configuration"]["FunctionArn"]
+                role_logical = props["Target"]["RoleArn"]["Fn::GetAtt"][0]
+                role_arn = client(s, args, "iam").get_role(RoleName=ids[role_logical])["Role"]["Arn"]
+                sched.create_schedule(
+                    Name=name,
+                    ScheduleExpression=props["ScheduleExpression"],
+                    FlexibleTimeWindow=props["FlexibleTimeWindow"],
+                    Target={"Arn": fn_arn, "RoleArn": role_arn, "Input": props["Target"].get("Input", "{}")},
+                )
+                notes.append(f"{logical} (AWS::Scheduler::Schedule) was skipped by this endpoint; created it through the Scheduler API")
+        elif res["Type"] == "AWS::DynamoDB::Table" and "TimeToLiveSpecification" in props:
+            ddb = client(s, args, "dynamodb")
+            table = ids[logical]
+            ttl = props["TimeToLiveSpecification"]
+            current = ddb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+            if current.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+                ddb.update_time_to_live(
+                    TableName=table,
+                    TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
+                )
+                notes.append(f"{logical} TTL on `{ttl['AttributeName']}` was not enabled by this endpoint; enabled it through the DynamoDB API")
+    for note in notes:
+        log(note)
+    return notes
+
+
+def describe(s, args, template, parameters):
+    cfn = client(s, args, "cloudformation")
+    lam = client(s, args, "lambda")
+    sqs = client(s, args, "sqs")
+    stack = cfn.describe_stacks(StackName=args.stack)["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    ids = physical_ids(cfn, args.stack)
+    handlers = functions_in(template)
+    functions = {}
+    for logical, handler in handlers.items():
+        conf = lam.get_function_configuration(FunctionName=ids[logical])
+        functions[handler] = {
+            "name": conf["FunctionName"],
+            "timeout_seconds": conf.get("Timeout", 3),
+            "environment": conf.get("Environment", {}).get("Variables", {}),
+        }
+    event_sources, schedules, urls = [], [], []
+    for logical, res in template["Resources"].items():
+        props = res.get("Properties", {})
+        if res["Type"] == "AWS::Lambda::EventSourceMapping":
+            fn_logical = props["FunctionName"]["Ref"]
+            queue_logical = props["EventSourceArn"]["Fn::GetAtt"][0]
+            queue_url = ids[queue_logical]
+            attrs = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+            event_sources.append(
+                {
+                    "name": logical,
+                    "function": handlers[fn_logical],
+                    "queue_url": queue_url,
+                    "queue_arn": attrs.get("QueueArn"),
+                    "fifo": queue_url.endswith(".fifo"),
+                    "visibility_timeout_seconds": int(attrs.get("VisibilityTimeout", "30")),
+                    "batch_size": int(props.get("BatchSize", 10)),
+                    "batching_window_seconds": int(props.get("MaximumBatchingWindowInSeconds", 0)),
+                    "report_batch_item_failures": "ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+                    "managed_by_lambda": parameters.get("ManagedEventSources") == "true",
+                }
+            )
+        elif res["Type"] == "AWS::Scheduler::Schedule":
+            target_logical = props["Target"]["Arn"]["Fn::GetAtt"][0]
+            schedules.append(
+                {
+                    "name": resolve(props["Name"], ids, parameters, args.stack),
+                    "function": handlers[target_logical],
+                    "expression": props["ScheduleExpression"],
+                    "input": props["Target"].get("Input", "{}"),
+                }
+            )
+        elif res["Type"] == "AWS::Lambda::Url":
+            target_logical = props["TargetFunctionArn"]["Fn::GetAtt"][0]
+            try:
+                url = lam.get_function_url_config(FunctionName=ids[target_logical])["FunctionUrl"]
+            except lam.exceptions.ResourceNotFoundException:
+                url = None
+            urls.append({"name": logical, "function": handlers[target_logical], "auth": props["AuthType"], "url": url})
+    return {
+        "stack": args.stack,
+        "region": s.region_name,
+        "endpoint_url": args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL"),
+        "outputs": outputs,
+        "functions": functions,
+        "event_sources": event_sources,
+        "schedules": schedules,
+        "function_urls": urls,
+    }
+
+
+def parameters_for(args, bucket):
+    params = {
+        "ArtifactBucket": bucket,
+        "ArtifactPrefix": "functions",
+        "ManagedEventSources": "false" if args.local_host else "true",
+    }
+    if args.architecture:
+        params["FunctionArchitecture"] = args.architecture
+    return params
+
+
+def write_description(desc, path):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(desc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    log(f"wrote {path}")
+
+
+def cmd_deploy(args):
+    if not args.placeholder_artifacts and not args.artifacts:
+        fail("pass --artifacts DIR with the built function zips (or --placeholder-artifacts with --local-host)")
+    if args.placeholder_artifacts and not args.local_host:
+        fail("--placeholder-artifacts only makes sense with --local-host: Lambda would run the placeholders")
+    s = session(args)
+    template = load_template()
+    bucket = artifact_bucket(s, args)
+    s3 = client(s, args, "s3")
+    ensure_bucket(s3, bucket, s.region_name)
+    parameters = parameters_for(args, bucket)
+    upload_artifacts(s3, bucket, parameters["ArtifactPrefix"], functions_in(template), args)
+    cfn = client(s, args, "cloudformation")
+    deploy_stack(cfn, args, parameters)
+    ids = physical_ids(cfn, args.stack)
+    ensure_skippable_resources(s, args, template, ids, parameters)
+    desc = describe(s, args, template, parameters)
+    if args.describe_to:
+        write_description(desc, args.describe_to)
+    print(json.dumps({"outputs": desc["outputs"], "function_urls": desc["function_urls"]}, indent=2, sort_keys=True))
+
+
+def cmd_describe(args):
+    s = session(args)
+    template = load_template()
+    parameters = parameters_for(args, artifact_bucket(s, args))
+    write_description(describe(s, args, template, parameters), args.describe_to)
+
+
+def cmd_destroy(args):
+    s = session(args)
+    cfn = client(s, args, "cloudformation")
+    if stack_status(cfn, args.stack) is None:
+        log(f"stack {args.stack} does not exist")
+    else:
+        template = load_template()
+        ids = physical_ids(cfn, args.stack)
+        # Schedules created through the API are not the stack's to delete.
+        for logical, res in template["Resources"].items():
+            if res["Type"] == "AWS::Scheduler::Schedule":
+                sched = client(s, args, "scheduler")
+                name = resolve(res["Properties"]["Name"], ids, {}, args.stack)
+                try:
+                    sched.delete_schedule(Name=name)
+                except botocore.exceptions.ClientError:
+                    pass
+        cfn.delete_stack(StackName=args.stack)
+        status = wait_for(cfn, args.stack)
+        if status != "DELETE_COMPLETE":
+            fail(f"stack {args.stack} ended in {status}: {'; '.join(failure_reasons(cfn, args.stack))}")
+        log(f"stack {args.stack} deleted")
+    s3 = client(s, args, "s3")
+    bucket = artifact_bucket(s, args)
+    try:
+        objects = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+        for obj in objects:
+            s3.delete_object(Bucket=bucket, Key=obj["Key"])
+        s3.delete_bucket(Bucket=bucket)
+        log(f"artifact bucket {bucket} deleted")
+    except botocore.exceptions.ClientError:
+        log(f"artifact bucket {bucket} did not exist")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--endpoint-url", help="AWS endpoint (an emulator); default: AWS_ENDPOINT_URL or AWS itself")
+    parser.add_argument("--region", help="AWS region; default: AWS_REGION or the profile's")
+    parser.add_argument("--profile", help="AWS profile; default: AWS_PROFILE")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("deploy", "describe", "destroy"):
+        p = sub.add_parser(name)
+        p.add_argument("--stack", required=True, help="stack name, e.g. optima-sync")
+        if name in ("deploy", "describe"):
+            p.add_argument("--local-host", action="store_true", help="functions run in the project's local host")
+            p.add_argument("--describe-to", help="write the deployed description (JSON) here")
+            p.add_argument("--architecture", choices=["arm64", "x86_64"])
+        if name == "deploy":
+            p.add_argument("--artifacts", help="directory with <handler>.zip for each function")
+            p.add_argument("--placeholder-artifacts", action="store_true", help="upload placeholder zips (local host only)")
+    args = parser.parse_args()
+    try:
+        {"deploy": cmd_deploy, "describe": cmd_describe, "destroy": cmd_destroy}[args.command](args)
+    except botocore.exceptions.EndpointConnectionError as e:
+        fail(f"cannot reach AWS: {e}")
+    except botocore.exceptions.NoCredentialsError:
+        fail("no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")
+    except botocore.exceptions.ClientError as e:
+        fail(str(e))
+
+
+if __name__ == "__main__":
+    main()
