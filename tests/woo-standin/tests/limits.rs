@@ -1,0 +1,157 @@
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use woo_standin::WooOptions;
+
+#[tokio::test]
+async fn rate_limit_answers_429_with_retry_after() {
+    let w = start_with(WooOptions {
+        rate_limit_per_sec: Some(5),
+        ..Default::default()
+    })
+    .await;
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..8 {
+        let r = get(&w, "/products").await;
+        if r.status() == 429 {
+            retry_after = r.headers().get("retry-after").cloned();
+        }
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 3);
+    let ra: u64 = retry_after.unwrap().to_str().unwrap().parse().unwrap();
+    assert!(ra >= 1);
+    let s = w.stats();
+    assert_eq!(s.rate_limited, 3);
+    assert_eq!(s.max_admitted_in_any_1s, 5);
+    assert_eq!(s.max_requests_in_any_1s, 8);
+    assert_eq!(s.count("GET /products"), 8);
+    w.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_paced_client_never_passes_the_limit() {
+    let w = start_with(WooOptions {
+        rate_limit_per_sec: Some(10),
+        ..Default::default()
+    })
+    .await;
+    // 8 requests per second, evenly spaced, for ~1.5 s.
+    let start = Instant::now();
+    for i in 0..12u32 {
+        let due = start + Duration::from_millis(125) * i;
+        tokio::time::sleep_until(due.into()).await;
+        assert_eq!(get(&w, "/orders").await.status(), 200);
+    }
+    let s = w.stats();
+    assert_eq!(s.rate_limited, 0);
+    assert!(s.max_requests_in_any_1s <= 10, "{s:?}");
+    assert!(s.max_requests_in_any_1s >= 8, "{s:?}");
+    w.shutdown().await;
+}
+
+#[tokio::test]
+async fn injected_503_then_recovery() {
+    let w = start().await;
+    w.faults().fail_next(2, 503);
+    assert_eq!(get(&w, "/products").await.status(), 503);
+    assert_eq!(get(&w, "/products").await.status(), 503);
+    assert_eq!(get(&w, "/products").await.status(), 200);
+    assert_eq!(w.stats().injected_errors, 2);
+    // Only matching paths.
+    w.faults().fail_next_matching(1, 502, "/orders");
+    assert_eq!(get(&w, "/products").await.status(), 200);
+    assert_eq!(get(&w, "/orders").await.status(), 502);
+    w.shutdown().await;
+}
+
+#[tokio::test]
+async fn injected_timeout_hangs_but_the_write_happens() {
+    let w = start().await;
+    let id = w.add_product(product("T1", "t", "1.00", 1)).unwrap();
+    w.faults().hang_next(1, Duration::from_millis(1500));
+    let r = client()
+        .put(format!("{}/products/{id}", w.api_url()))
+        .basic_auth(KEY, Some(SECRET))
+        .timeout(Duration::from_millis(300))
+        .json(&serde_json::json!({"stock_quantity": 42}))
+        .send()
+        .await;
+    assert!(r.is_err_and(|e| e.is_timeout()));
+    // Processed before the hang: the client timed out, the shop changed anyway.
+    assert_eq!(w.product(id).unwrap().stock_quantity, Some(42));
+    assert_eq!(w.stats().injected_timeouts, 1);
+    // The next request is fine.
+    assert_eq!(get(&w, &format!("/products/{id}")).await.status(), 200);
+    w.shutdown().await;
+}
+
+#[tokio::test]
+async fn control_api_exposes_state_and_faults() {
+    let w = start().await;
+    w.add_product(product("C-1", "Łódka", "3.00", 2)).unwrap();
+    let c = client();
+    let v: serde_json::Value = c
+        .get(format!("{}/__standin/products/C-1", w.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["name"], "Łódka");
+    let r = c
+        .put(format!("{}/__standin/faults", w.base_url()))
+        .json(&serde_json::json!({"fail_next": 1, "fail_status": 500}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(get(&w, "/products").await.status(), 500);
+    let r = c
+        .put(format!("{}/__standin/rate-limit", w.base_url()))
+        .json(&serde_json::json!({"per_sec": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(get(&w, "/products").await.status(), 200);
+    assert_eq!(get(&w, "/products").await.status(), 429);
+    let stats: serde_json::Value = c
+        .get(format!("{}/__standin/stats", w.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["rate_limited"], 1);
+    let log: Vec<serde_json::Value> = c
+        .get(format!("{}/__standin/requests?limit=2", w.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[1]["status"], 429);
+    let state: serde_json::Value = c
+        .get(format!("{}/__standin/state", w.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(state["products"].as_object().unwrap().len() == 1);
+    w.shutdown().await;
+}
