@@ -68,8 +68,8 @@ fn bad_request(msg: impl std::fmt::Display) -> Response {
         .into_response()
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(bad_request)
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| e.to_string())
 }
 
 pub async fn index(State(shared): State<Arc<Shared>>) -> Response {
@@ -109,7 +109,7 @@ async fn faults_put(State(shared): State<Arc<Shared>>, body: Bytes) -> Response 
             lock(&shared.faults).cfg = cfg.clone();
             Json(cfg).into_response()
         }
-        Err(r) => r,
+        Err(e) => bad_request(e),
     }
 }
 
@@ -137,7 +137,7 @@ async fn rate_put(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
             lock(&shared.limiter).set_limit(per_sec);
             Json(json!({"per_sec": per_sec})).into_response()
         }
-        Err(r) => r,
+        Err(e) => bad_request(e),
     }
 }
 
@@ -149,7 +149,7 @@ async fn products_all(State(shared): State<Arc<Shared>>) -> Response {
 async fn product_add(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let np = match parse::<NewProduct>(&body) {
         Ok(np) => np,
-        Err(r) => return r,
+        Err(e) => return bad_request(e),
     };
     match actions::add_product(&shared, &np) {
         Ok(p) => (StatusCode::CREATED, Json(p)).into_response(),
@@ -176,7 +176,7 @@ async fn product_stock(
 ) -> Response {
     let v = match parse::<Value>(&body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(e) => return bad_request(e),
     };
     let Some(qty) = v.get("stock_quantity").and_then(Value::as_i64) else {
         return bad_request("stock_quantity (integer) required");
@@ -195,7 +195,7 @@ async fn orders_all(State(shared): State<Arc<Shared>>) -> Response {
 async fn order_place(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     let no = match parse::<NewOrder>(&body) {
         Ok(no) => no,
-        Err(r) => return r,
+        Err(e) => return bad_request(e),
     };
     match actions::place_order(&shared, &no) {
         Ok(o) => (StatusCode::CREATED, Json(o)).into_response(),
@@ -227,7 +227,7 @@ async fn order_status(
 ) -> Response {
     let v = match parse::<Value>(&body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(e) => return bad_request(e),
     };
     let Some(status) = v.get("status").and_then(Value::as_str) else {
         return bad_request("status (string) required");

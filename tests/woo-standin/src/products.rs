@@ -344,6 +344,7 @@ pub fn apply_input(
     } else {
         f.integer("stock_quantity")
     };
+    let inventory_delta = f.integer("inventory_delta");
     let stock_status = f.enum_str("stock_status", STOCK_STATUSES);
     let backorders = f.enum_str("backorders", BACKORDERS);
     let weight = f.string("weight");
@@ -426,9 +427,13 @@ pub fn apply_input(
     if let Some(v) = manage_stock {
         p.manage_stock = v;
     }
-    if body.contains_key("stock_quantity") {
-        if p.manage_stock {
+    // As WC_REST_Products_Controller: stock_quantity (or inventory_delta) only counts when the
+    // product manages stock; otherwise it is silently ignored.
+    if p.manage_stock {
+        if body.contains_key("stock_quantity") {
             p.stock_quantity = stock_quantity;
+        } else if let Some(delta) = inventory_delta {
+            p.stock_quantity = Some(p.stock_quantity.unwrap_or(0) + delta);
         }
     }
     if let Some(v) = backorders {
