@@ -93,6 +93,13 @@ pub async fn add_webhook(shared: &Arc<Shared>, nw: &NewWebhook) -> Result<Webhoo
     if ping {
         crate::delivery::ping(shared, rec.webhook.id).await;
     }
+    // Created webhooks are always active; another status is a follow-up edit.
+    if !nw.status.is_empty() && nw.status != "active" {
+        let body = json!({"status": nw.status});
+        let map = body.as_object().cloned().unwrap_or_default();
+        let mut shop = shared.shop();
+        webhooks::update(shared, &mut shop, rec.webhook.id, &map)?;
+    }
     let latest = shared.shop().webhooks.get(&rec.webhook.id).cloned();
     Ok(latest.unwrap_or(rec))
 }

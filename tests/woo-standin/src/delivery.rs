@@ -8,10 +8,14 @@
 //!   `-Signature` (base64 HMAC-SHA256 of the exact body bytes keyed with the secret), `-ID`
 //!   (webhook id), `-Delivery-ID` (a hash of webhook id + current second: two deliveries in the
 //!   same second share it);
-//! * 60 s timeout; a 2xx–302 answer is a success; **no retry**; the failure count resets on
-//!   success and after more than 5 consecutive failures the webhook becomes `disabled`;
+//! * 60 s timeout; a 200–302 answer is a success; **no retry**; the failure count resets on
+//!   success; a failure while the count is already above 5 disables the webhook — i.e. 6
+//!   consecutive failures leave it `active` with `failure_count` 6 and the 7th disables it
+//!   (`WC_Webhook::failed_delivery` checks before incrementing);
 //! * the creation ping is a form-encoded `webhook_id=<id>` POST without the X-WC headers and
-//!   without a signature; its outcome does not count as a failure;
+//!   without a signature; only an exact 200 clears `pending_delivery`, and while it is pending
+//!   every save of the webhook (each delivery result is one) pings again; the ping never counts
+//!   as a delivery failure;
 //! * faults: drop (never sent), duplicate (sent twice), extra delay.
 
 use std::collections::BTreeMap;
@@ -224,24 +228,31 @@ async fn deliver(
     r.duration_ms = ms;
     let ok = status.is_some_and(|s| (200..=302).contains(&s));
     r.outcome = if ok { "success" } else { "failed" }.into();
-    {
+    // WC_Webhook::log_delivery / failed_delivery: a success resets the count; a failure when
+    // the count is already above 5 disables the webhook (so the 7th consecutive failure does),
+    // otherwise it increments the count. Each of these saves the webhook, and a save of an
+    // active webhook whose first ping never succeeded pings again.
+    let ping_again = {
         let mut shop = shared.shop();
-        if let Some(w) = shop.webhooks.get_mut(&wid) {
-            if ok {
-                w.failure_count = 0;
-            } else {
-                w.failure_count += 1;
-                if w.failure_count > MAX_FAILURES {
+        match shop.webhooks.get_mut(&wid) {
+            Some(w) => {
+                if ok {
+                    w.failure_count = 0;
+                } else if w.failure_count > MAX_FAILURES {
                     w.webhook.status = "disabled".into();
                     tracing::warn!(
                         webhook = wid,
                         "webhook disabled after {} consecutive failures",
-                        w.failure_count
+                        w.failure_count + 1
                     );
+                } else {
+                    w.failure_count += 1;
                 }
+                w.webhook.status == "active" && w.pending_delivery
             }
+            None => false,
         }
-    }
+    };
     shared
         .dirty
         .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -253,6 +264,9 @@ async fn deliver(
         }
     }
     record(shared, r);
+    if ping_again {
+        ping(shared, wid).await;
+    }
     Some(did)
 }
 
@@ -289,8 +303,9 @@ pub async fn ping(shared: &Arc<Shared>, wid: u64) {
     );
     headers.insert("User-Agent".to_string(), USER_AGENT.to_string());
     let (status, error, ms) = post(shared, &rec.webhook.delivery_url, &headers, body.clone()).await;
-    let ok = status.is_some_and(|s| (200..=302).contains(&s));
-    if let Some(w) = shared.shop().webhooks.get_mut(&wid) {
+    // deliver_ping: only exactly 200 counts; otherwise the webhook stays pending.
+    let ok = status == Some(200);
+    if ok && let Some(w) = shared.shop().webhooks.get_mut(&wid) {
         w.pending_delivery = false;
     }
     let now = chrono::Utc::now().to_rfc3339();

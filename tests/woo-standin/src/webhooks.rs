@@ -1,8 +1,10 @@
 //! The `/webhooks` resource: `GET/POST /webhooks`, `GET/PUT/DELETE /webhooks/{id}`. A webhook is
 //! `active`, `paused` or `disabled`; it subscribes to `resource.event` topics (`order.created`,
 //! `order.updated`, `order.deleted`, `order.restored`, `product.*`, `coupon.*`, `customer.*`, or
-//! `action.<hook>` which the stand-in accepts but never fires). Creating an active webhook sends
-//! the ping (see [`crate::delivery`]). The secret is write-only, as in WooCommerce.
+//! `action.<hook>` which the stand-in accepts but never fires). As `WC_REST_Webhooks_V1_Controller`
+//! (which v3 inherits): a created webhook is always `active` (a `status` in the POST body is not
+//! used), the ping is sent before the response, and later saves ping again while the first ping
+//! has not succeeded or when the delivery URL changes. The secret is write-only.
 
 use std::sync::Arc;
 
@@ -119,24 +121,35 @@ fn valid_url(url: &str) -> bool {
     (url.starts_with("http://") || url.starts_with("https://")) && reqwest::Url::parse(url).is_ok()
 }
 
-fn topic_error() -> ApiError {
-    ApiError::new(
-        400,
-        "woocommerce_rest_webhook_invalid_topic",
-        "Webhook topic is required and must be valid.",
-    )
+fn topic_error(creating: bool) -> ApiError {
+    let message = if creating {
+        "Webhook topic is required and must be valid."
+    } else {
+        "Webhook topic must be valid."
+    };
+    ApiError::new(400, "woocommerce_rest_shop_webhook_invalid_topic", message)
 }
 
 fn url_error() -> ApiError {
     ApiError::new(
         400,
-        "woocommerce_rest_webhook_invalid_delivery_url",
+        "woocommerce_rest_shop_webhook_invalid_delivery_url",
         "Webhook delivery URL must be a valid URL starting with http:// or https://.",
     )
 }
 
+/// `GET`/`DELETE` of an unknown id: 404 "Invalid ID."; `PUT` (and, through
+/// `prepare_item_for_response`, `GET` of an id that does not exist) 400 "ID is invalid.".
 fn invalid_id(status: u16) -> ApiError {
-    ApiError::invalid_id("shop_webhook", status)
+    if status == 400 {
+        ApiError::new(
+            400,
+            "woocommerce_rest_shop_webhook_invalid_id",
+            "ID is invalid.",
+        )
+    } else {
+        ApiError::invalid_id("shop_webhook", status)
+    }
 }
 
 /// Random 50-character secret (WooCommerce: `wp_generate_password(50, true, true)`).
@@ -170,7 +183,7 @@ pub fn create(
     f.finish()?;
     let topic = topic.unwrap_or_default();
     if !valid_topic(&topic) {
-        return Err(topic_error());
+        return Err(topic_error(true));
     }
     let url = url.unwrap_or_default();
     if !valid_url(&url) {
@@ -180,7 +193,10 @@ pub fn create(
     shop.next_webhook_id += 1;
     let (local, gmt) = shared.clock.now_pair();
     let (resource, event) = topic.split_once('.').unwrap_or(("action", ""));
-    let status = status.unwrap_or_else(|| "active".into());
+    // WC_REST_Webhooks_V1_Controller::create_item always saves the webhook as active (the
+    // post status is "publish"); a `status` in the request is validated but not used.
+    let _ = status;
+    let status = "active".to_string();
     let rec = WebhookRecord {
         webhook: Webhook {
             id,
@@ -202,10 +218,11 @@ pub fn create(
             .filter(|s| !s.is_empty())
             .unwrap_or_else(generate_secret),
         failure_count: 0,
-        pending_delivery: status != "active",
+        pending_delivery: true,
     };
     shop.webhooks.insert(id, rec.clone());
-    Ok((rec, status == "active"))
+    // create_item sends the ping after saving, whatever happens to it.
+    Ok((rec, true))
 }
 
 /// `PUT /webhooks/{id}` logic; returns the record and whether to ping.
@@ -227,7 +244,7 @@ pub fn update(
     f.finish()?;
     if let Some(t) = topic {
         if !valid_topic(&t) {
-            return Err(topic_error());
+            return Err(topic_error(false));
         }
         let (resource, event) = t.split_once('.').unwrap_or(("action", ""));
         rec.webhook.resource = resource.to_string();
@@ -235,10 +252,12 @@ pub fn update(
         rec.webhook.hooks = hooks_for(&t);
         rec.webhook.topic = t;
     }
-    if let Some(u) = url {
+    let mut url_changed = false;
+    if let Some(u) = url.filter(|u| !u.is_empty()) {
         if !valid_url(&u) {
             return Err(url_error());
         }
+        url_changed = u != rec.webhook.delivery_url;
         rec.webhook.delivery_url = u;
     }
     if let Some(n) = name {
@@ -247,16 +266,14 @@ pub fn update(
     if let Some(s) = secret.filter(|s| !s.is_empty()) {
         rec.secret = s;
     }
-    let mut ping = false;
+    // set_status does not reset failure_count: a re-enabled webhook that had been disabled
+    // is disabled again by its next failure.
     if let Some(s) = status {
-        if s == "active" && rec.webhook.status != "active" {
-            // Re-enabling resets the failure count (WC_Webhook::set_status).
-            rec.failure_count = 0;
-            ping = rec.pending_delivery;
-            rec.pending_delivery = false;
-        }
         rec.webhook.status = s;
     }
+    // WC_Webhook_Data_Store::update pings when the webhook is active and either the delivery
+    // URL changed or the first ping never succeeded.
+    let ping = rec.webhook.status == "active" && (url_changed || rec.pending_delivery);
     let (local, gmt) = shared.clock.now_pair();
     rec.webhook.date_modified = local;
     rec.webhook.date_modified_gmt = gmt;
@@ -316,7 +333,8 @@ pub async fn get_handler(State(shared): State<Arc<Shared>>, Path(id): Path<Strin
     let shop = shared.shop();
     match shop.webhooks.get(&id) {
         Some(w) => Json(webhook_json(&w.webhook, &shared.api_root())).into_response(),
-        None => invalid_id(404).into_response(),
+        None if id == 0 => invalid_id(404).into_response(),
+        None => invalid_id(400).into_response(),
     }
 }
 

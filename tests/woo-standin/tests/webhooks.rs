@@ -69,7 +69,7 @@ async fn creation_ping_is_form_encoded_without_signature() {
     .await;
     assert_eq!(r.status(), 400);
     let v: Value = r.json().await.unwrap();
-    assert_eq!(v["code"], "woocommerce_rest_webhook_invalid_topic");
+    assert_eq!(v["code"], "woocommerce_rest_shop_webhook_invalid_topic");
     w.shutdown().await;
 }
 
@@ -146,7 +146,7 @@ async fn body_is_built_at_delivery_time() {
 }
 
 #[tokio::test]
-async fn disabled_after_six_consecutive_failures_and_never_retried() {
+async fn disabled_by_the_seventh_consecutive_failure_and_never_retried() {
     let w = start().await;
     let rx = Receiver::start(500).await;
     w.add_product(product("W3", "x", "5.00", 100)).unwrap();
@@ -168,17 +168,20 @@ async fn disabled_after_six_consecutive_failures_and_never_retried() {
         "processing",
         "on-hold",
         "processing",
+        "on-hold",
     ];
     for (i, s) in statuses.iter().enumerate() {
         w.set_order_status(o.id, s).unwrap();
         rx.wait_deliveries(i + 1).await;
         // Let the failure be counted before the next event.
-        tokio::time::sleep(Duration::from_millis(30)).await;
-        let status = w.webhook(id).unwrap().webhook.status;
-        if i < 5 {
-            assert_eq!(status, "active", "after {} failures", i + 1);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        let rec = w.webhook(id).unwrap();
+        if i < 6 {
+            // WC_Webhook::failed_delivery: "more than 5" is checked before incrementing.
+            assert_eq!(rec.webhook.status, "active", "after {} failures", i + 1);
+            assert_eq!(rec.failure_count, i as u32 + 1);
         } else {
-            assert_eq!(status, "disabled");
+            assert_eq!(rec.webhook.status, "disabled");
         }
     }
     let v: Value = get(&w, &format!("/webhooks/{id}"))
@@ -190,15 +193,17 @@ async fn disabled_after_six_consecutive_failures_and_never_retried() {
     // No more deliveries, and none of the failed ones was retried.
     w.set_order_status(o.id, "completed").unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(rx.deliveries().len(), 6);
+    assert_eq!(rx.deliveries().len(), 7);
     let failed = w
         .webhook_deliveries()
         .iter()
         .filter(|d| d.kind == "event" && d.outcome == "failed")
         .count();
-    assert_eq!(failed, 6);
+    assert_eq!(failed, 7);
+    // The ping got 500, so it stays pending and every save (each failure) pinged again.
+    assert!(rx.all().len() > 7);
 
-    // Re-enabling: deliveries resume.
+    // Re-enabling keeps the failure count: one success resets it.
     rx.status.store(200, std::sync::atomic::Ordering::SeqCst);
     let r = send_json(
         &w,
@@ -208,8 +213,11 @@ async fn disabled_after_six_consecutive_failures_and_never_retried() {
     )
     .await;
     assert_eq!(r.status(), 200);
+    assert_eq!(w.webhook(id).unwrap().failure_count, 6);
     w.set_order_status(o.id, "processing").unwrap();
-    assert_eq!(rx.wait_deliveries(7).await.len(), 7);
+    assert_eq!(rx.wait_deliveries(8).await.len(), 8);
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    assert_eq!(w.webhook(id).unwrap().failure_count, 0);
     w.shutdown().await;
 }
 
