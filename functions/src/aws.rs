@@ -30,9 +30,13 @@ impl Clients {
             )
             .load()
             .await;
+        Clients::from_config(&config)
+    }
+
+    pub fn from_config(config: &aws_config::SdkConfig) -> Self {
         Clients {
-            sqs: aws_sdk_sqs::Client::new(&config),
-            dynamodb: aws_sdk_dynamodb::Client::new(&config),
+            sqs: aws_sdk_sqs::Client::new(config),
+            dynamodb: aws_sdk_dynamodb::Client::new(config),
         }
     }
 }

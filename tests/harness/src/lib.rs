@@ -13,8 +13,10 @@
 //! - [`stack`]: deploying `infra/template.yaml` with `infra/deploy.py`.
 //! - [`gate`]: a TCP proxy a test can cut and restore (a network outage).
 
+pub mod cloud;
 pub mod emulator;
 pub mod gate;
+pub mod lambda_api;
 pub mod paths;
 pub mod process;
 pub mod stack;

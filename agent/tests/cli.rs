@@ -1,0 +1,174 @@
+//! `agent check` and `agent run` on good and bad configuration: a precise
+//! message naming the key, exit code 2, and never a secret in the output.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const GOOD: &str = r#"
+agent_id = "biuro-1"
+
+[aws]
+region = "eu-central-1"
+events_queue_url = "https://sqs.eu-central-1.amazonaws.com/123456789012/s-erp-events.fifo"
+commands_queue_url = "https://sqs.eu-central-1.amazonaws.com/123456789012/s-erp-commands.fifo"
+
+[sql]
+connection_string = "server=tcp:127.0.0.1,1433;database=CDN_Firma;user=sync;TrustServerCertificate=true"
+
+[heartbeat]
+interval_seconds = 30
+"#;
+
+fn agent(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_agent"));
+    command.args(args).current_dir(dir);
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("OPTIMA_SYNC_")) {
+        command.env_remove(k);
+    }
+    command.envs(env.iter().copied());
+    command.output().expect("the agent binary runs")
+}
+
+fn check(config: &str, env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("agent.toml"), config).expect("config written");
+    let out = agent(&["check", "--config", "agent.toml"], dir.path(), env);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_valid_configuration_passes_and_hides_the_password() {
+    let (code, stdout, stderr) = check(GOOD, &[("OPTIMA_SYNC_SQL__PASSWORD", "Tajne!Hasło-123")]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("is valid"), "{stdout}");
+    assert!(stdout.contains("SQL password set"), "{stdout}");
+    assert!(
+        !stdout.contains("Tajne") && !stderr.contains("Tajne"),
+        "the password never shows"
+    );
+}
+
+#[test]
+fn bad_configurations_name_the_key_and_exit_2() {
+    let cases: Vec<(String, Vec<(&str, &str)>, &str)> = vec![
+        (
+            GOOD.replace("interval_seconds = 30", "interval_seconds = 0"),
+            vec![],
+            "`heartbeat.interval_seconds` = 0 is out of range: expected 1 to 3600",
+        ),
+        (
+            GOOD.replace("interval_seconds = 30", "interval_seconds = \"often\""),
+            vec![],
+            "heartbeat.interval_seconds",
+        ),
+        (
+            GOOD.replace("agent_id = \"biuro-1\"", "agent_id = \"biuro 1!\""),
+            vec![],
+            "`agent_id` = `biuro 1!` is invalid",
+        ),
+        (
+            GOOD.replace("s-erp-events.fifo", "s-erp-events"),
+            vec![],
+            "`aws.events_queue_url`",
+        ),
+        (
+            GOOD.replace(
+                "https://sqs.eu-central-1.amazonaws.com/123456789012/s-erp-commands.fifo",
+                "ftp://x/s.fifo",
+            ),
+            vec![],
+            "`aws.commands_queue_url` = `ftp://x/s.fifo` is not a queue URL",
+        ),
+        (
+            GOOD.replace("user=sync;", "user=sync;password=abc;"),
+            vec![],
+            "contains a password",
+        ),
+        (
+            GOOD.replace("[heartbeat]", "[heartbeat]\nintervall = 3"),
+            vec![],
+            "`heartbeat.intervall` unknown field",
+        ),
+        (GOOD.replace("[aws]", "[aws"), vec![], "agent.toml"),
+        (
+            GOOD.replace("agent_id = \"biuro-1\"", ""),
+            vec![],
+            "missing field `agent_id`",
+        ),
+        (
+            GOOD.to_owned(),
+            vec![("OPTIMA_SYNC_HEARTBEAT__INTERVAL_SECONDS", "99999")],
+            "`heartbeat.interval_seconds` = 99999",
+        ),
+    ];
+    for (config, env, expected) in cases {
+        let (code, stdout, stderr) = check(&config, &env);
+        assert_eq!(
+            code,
+            Some(2),
+            "exit code 2 for `{expected}`: {stdout}{stderr}"
+        );
+        assert!(
+            stderr.contains(expected),
+            "expected `{expected}` in: {stderr}"
+        );
+        assert!(
+            stderr.contains("agent.toml"),
+            "the message names the file: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_file_and_run_with_bad_config_exit_2() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = agent(&["check", "--config", "nope.toml"], dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope.toml does not exist"));
+    std::fs::write(
+        dir.path().join("agent.toml"),
+        GOOD.replace("interval_seconds = 30", "interval_seconds = 0"),
+    )
+    .expect("write");
+    let out = agent(&["run", "--config", "agent.toml"], dir.path(), &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "run refuses to start on a bad configuration"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_password_file_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secret = dir.path().join("sql-password");
+    std::fs::write(&secret, "Tajne!Hasło-123\n").expect("write");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let config = GOOD.replace(
+        "TrustServerCertificate=true\"",
+        &format!(
+            "TrustServerCertificate=true\"\npassword_file = \"{}\"",
+            secret.display()
+        ),
+    );
+    std::fs::write(dir.path().join("agent.toml"), &config).expect("write");
+    let out = agent(&["check", "--config", "agent.toml"], dir.path(), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let out = agent(&["check", "--config", "agent.toml"], dir.path(), &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("Tajne"));
+}

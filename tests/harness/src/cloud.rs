@@ -1,0 +1,141 @@
+//! The cloud side on loopback: the emulator, the stack deployed into it,
+//! and the functions' local host serving it. Used by the local run and by
+//! every end-to-end test, so they start it the same way.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::Context;
+use functions::host::StackDescription;
+use rand::Rng;
+use rand::distr::Alphanumeric;
+
+use crate::emulator::Emulator;
+use crate::paths::workspace_bin;
+use crate::process::Process;
+use crate::stack::deploy_local;
+
+pub struct LocalCloud {
+    pub emulator: Emulator,
+    pub stack: StackDescription,
+    pub stack_file: PathBuf,
+    pub host: Process,
+    pub admin_url: String,
+    pub admin_token: String,
+}
+
+/// A random token, for credentials the local run makes up.
+pub fn random_secret() -> String {
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect()
+}
+
+impl LocalCloud {
+    /// Starts the emulator, deploys `stack_name`, starts the local host.
+    /// State files and logs go to `dir`.
+    pub fn start(dir: &Path, stack_name: &str) -> anyhow::Result<LocalCloud> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let emulator = Emulator::start(dir)?;
+        let stack_file = dir.join("stack.json");
+        let stack = deploy_local(&emulator.endpoint(), stack_name, &stack_file)?;
+        let admin_token = random_secret();
+        let host = Self::start_host(&emulator, &stack_file, &admin_token, dir)?;
+        let mut cloud = LocalCloud {
+            emulator,
+            stack,
+            stack_file,
+            host,
+            admin_url: String::new(),
+            admin_token,
+        };
+        cloud.admin_url = cloud.read_admin_url(dir)?;
+        Ok(cloud)
+    }
+
+    fn start_host(
+        emulator: &Emulator,
+        stack_file: &Path,
+        token: &str,
+        dir: &Path,
+    ) -> anyhow::Result<Process> {
+        let urls_file = dir.join("urls.json");
+        let _ = std::fs::remove_file(&urls_file);
+        let mut command = Command::new(workspace_bin("local-host")?);
+        command
+            .arg("--stack")
+            .arg(stack_file)
+            .arg("--urls-to")
+            .arg(&urls_file)
+            .envs(emulator.aws_env())
+            .env("ADMIN_TOKEN", token)
+            .env("RUST_LOG", "info,functions=debug");
+        let mut host = Process::spawn("functions host", command, &dir.join("functions.log"))?;
+        host.wait_for_log("url: admin", Duration::from_secs(30))?;
+        Ok(host)
+    }
+
+    fn read_admin_url(&self, dir: &Path) -> anyhow::Result<String> {
+        let urls: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("urls.json"))?)?;
+        urls["admin"]
+            .as_str()
+            .map(str::to_owned)
+            .context("the local host serves no admin URL")
+    }
+
+    /// `GET /status` with the admin credential.
+    pub async fn status(&self) -> anyhow::Result<serde_json::Value> {
+        let response = reqwest::Client::new()
+            .get(format!("{}/status", self.admin_url))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await?;
+        let code = response.status();
+        let body: serde_json::Value = response.json().await?;
+        anyhow::ensure!(code.is_success(), "/status answered {code}: {body}");
+        Ok(body)
+    }
+
+    /// An agent configuration file pointing at this stack.
+    pub fn write_agent_config(
+        &self,
+        path: &Path,
+        agent_id: &str,
+        sql_connection: &str,
+        heartbeat_seconds: u64,
+    ) -> anyhow::Result<()> {
+        let state = path.with_file_name(format!("{agent_id}-state.sqlite"));
+        let text = format!(
+            "agent_id = \"{agent_id}\"\n\n[aws]\nevents_queue_url = \"{}\"\ncommands_queue_url = \"{}\"\n\n[sql]\nconnection_string = \"{sql_connection}\"\nconnect_timeout_seconds = 2\n\n[store]\npath = \"{}\"\n\n[heartbeat]\ninterval_seconds = {heartbeat_seconds}\n",
+            self.stack.output("EventsQueueUrl")?,
+            self.stack.output("CommandsQueueUrl")?,
+            state.display().to_string().replace('\\', "/"),
+        );
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+/// Starts the agent binary with `config`, reaching AWS at `aws_endpoint`.
+pub fn start_agent(
+    config: &Path,
+    aws_endpoint: &str,
+    log: &Path,
+    extra_env: &[(&str, &str)],
+) -> anyhow::Result<Process> {
+    let mut command = Command::new(workspace_bin("agent")?);
+    command
+        .arg("run")
+        .arg("--config")
+        .arg(config)
+        .envs(crate::emulator::aws_env_for(aws_endpoint))
+        .envs(
+            extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+    Process::spawn("agent", command, log)
+}
