@@ -54,7 +54,9 @@ fn a_valid_configuration_passes_and_hides_the_password() {
 
 #[test]
 fn bad_configurations_name_the_key_and_exit_2() {
-    let cases: Vec<(String, Vec<(&str, &str)>, &str)> = vec![
+    // (configuration, environment overrides, expected message)
+    type Case<'a> = (String, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             GOOD.replace("interval_seconds = 30", "interval_seconds = 0"),
             vec![],
