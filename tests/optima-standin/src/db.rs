@@ -212,14 +212,14 @@ fn text_arg(ctx: &Context<'_>, i: usize) -> Option<String> {
 }
 
 fn date_arg(ctx: &Context<'_>, i: usize) -> rusqlite::Result<Option<NaiveDateTime>> {
-    if i < ctx.len() {
-        if let ValueRef::Real(_) | ValueRef::Integer(_) = ctx.get_raw(i) {
-            return Err(user_err(SqlError::new(
-                206,
-                16,
-                "Operand type clash: numeric is incompatible with datetime",
-            )));
-        }
+    if i < ctx.len()
+        && let ValueRef::Real(_) | ValueRef::Integer(_) = ctx.get_raw(i)
+    {
+        return Err(user_err(SqlError::new(
+            206,
+            16,
+            "Operand type clash: numeric is incompatible with datetime",
+        )));
     }
     match text_arg(ctx, i) {
         None => Ok(None),
@@ -303,10 +303,10 @@ fn register_functions(conn: &Connection, vars: Arc<SessionVars>) -> Result<()> {
         match ty.convert(ctx.get_raw(0)) {
             Ok(types::Value::Decimal(d)) => {
                 let d = fit_decimal(d, p as u8, s as u8).map_err(user_err)?;
-                if s == 0 {
-                    if let Ok(i) = d.to_string().parse::<i64>() {
-                        return Ok(SV::Integer(i));
-                    }
+                if s == 0
+                    && let Ok(i) = d.to_string().parse::<i64>()
+                {
+                    return Ok(SV::Integer(i));
                 }
                 Ok(SV::Real(d.to_string().parse::<f64>().unwrap_or(0.0)))
             }

@@ -52,15 +52,15 @@ impl Erp {
 /// `MSSQL_URL` when set (the database must already hold the schema and seed:
 /// see `optima-standin tsql`), else a stand-in seeded with `seed`.
 pub async fn erp_for_tests(seed: SeedOptions) -> Result<Erp> {
-    if let Ok(url) = std::env::var(MSSQL_URL) {
-        if !url.trim().is_empty() {
-            return Ok(Erp {
-                ado: url,
-                standin: None,
-                db: None,
-                _dir: None,
-            });
-        }
+    if let Ok(url) = std::env::var(MSSQL_URL)
+        && !url.trim().is_empty()
+    {
+        return Ok(Erp {
+            ado: url,
+            standin: None,
+            db: None,
+            _dir: None,
+        });
     }
     let dir = tempfile::tempdir()?;
     let db = dir.path().join("optima.sqlite");

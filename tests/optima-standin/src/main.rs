@@ -103,16 +103,16 @@ fn main() -> anyhow::Result<()> {
             tls_self_signed,
             seed_products,
         } => {
-            if let Some(n) = seed_products {
-                if !db.exists() {
-                    seed_database(
-                        &db,
-                        &SeedOptions {
-                            products: n,
-                            seed: 1,
-                        },
-                    )?;
-                }
+            if let Some(n) = seed_products
+                && !db.exists()
+            {
+                seed_database(
+                    &db,
+                    &SeedOptions {
+                        products: n,
+                        seed: 1,
+                    },
+                )?;
             }
             let password = match password {
                 Some(p) if !p.is_empty() => p,
@@ -150,7 +150,7 @@ fn main() -> anyhow::Result<()> {
             duration,
             seed,
         } => {
-            if !(rate > 0.0) {
+            if rate.is_nan() || rate <= 0.0 {
                 bail!("--rate must be positive");
             }
             let mut sim = Simulator::open(&db)?;

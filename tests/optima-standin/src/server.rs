@@ -314,11 +314,11 @@ async fn serve_connection(
         loop {
             let m = read_message(&mut rd).await;
             let stop = !matches!(m, Ok(Some(_)));
-            if let Ok(Some(msg)) = &m {
-                if msg.ty == PT_ATTENTION {
-                    c3.store(true, Ordering::SeqCst);
-                    interrupt.interrupt();
-                }
+            if let Ok(Some(msg)) = &m
+                && msg.ty == PT_ATTENTION
+            {
+                c3.store(true, Ordering::SeqCst);
+                interrupt.interrupt();
             }
             if msg_tx.send(m).await.is_err() || stop {
                 break;

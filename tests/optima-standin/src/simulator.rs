@@ -393,10 +393,10 @@ impl Simulator {
         let period = std::time::Duration::from_secs_f64(1.0 / rate.max(0.001));
         let mut n = 0u64;
         loop {
-            if let Some(d) = duration {
-                if start.elapsed() >= d {
-                    break;
-                }
+            if let Some(d) = duration
+                && start.elapsed() >= d
+            {
+                break;
             }
             match self.step(&mut rng) {
                 Ok(log) => on_log(&log),
@@ -618,8 +618,10 @@ fn relate(c: &Connection, from: i64, to: i64) -> Result<()> {
     Ok(())
 }
 
+type RoRow = (i64, i64, i64, i64, i64, Option<i64>, Option<String>);
+
 fn open_ro(c: &Connection, id: i64) -> Result<(i64, Option<i64>, Option<String>)> {
-    let r: Option<(i64, i64, i64, i64, i64, Option<i64>, Option<String>)> = c
+    let r: Option<RoRow> = c
         .query_row(
             "SELECT TrN_TypDokumentu, TrN_Bufor, TrN_Anulowany, TrN_ZwroconoCalaIlosc, TrN_MagZrdId, TrN_PodID, TrN_NumerObcy FROM CDN.TraNag WHERE TrN_TrNID = ?1",
             [id],

@@ -354,10 +354,10 @@ impl Value {
             Value::Int(i) => V::Integer(*i),
             Value::Bit(b) => V::Integer(*b as i64),
             Value::Decimal(d) => {
-                if d.fract().is_zero() {
-                    if let Ok(i) = i64::try_from(d.trunc()) {
-                        return V::Integer(i);
-                    }
+                if d.fract().is_zero()
+                    && let Ok(i) = i64::try_from(d.trunc())
+                {
+                    return V::Integer(i);
                 }
                 V::Real(d.to_string().parse::<f64>().unwrap_or(0.0))
             }

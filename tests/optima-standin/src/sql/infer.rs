@@ -174,10 +174,10 @@ pub fn infer(e: &Expr, params: &ParamTypes) -> (Option<SqlType>, bool) {
             expr,
             ..
         } => (SqlType::parse(&dt.to_string()), infer(expr, params).1),
-        Expr::UnaryOp { op, expr } => match op {
-            UnaryOperator::Minus | UnaryOperator::Plus => infer(expr, params),
-            _ => (None, true),
-        },
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus | UnaryOperator::Plus,
+            expr,
+        } => infer(expr, params),
         Expr::BinaryOp { left, op, right } => {
             let (l, ln) = infer(left, params);
             let (r, rn) = infer(right, params);

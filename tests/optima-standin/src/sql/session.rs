@@ -49,6 +49,9 @@ impl Out<'_> {
     }
 }
 
+/// SQL text and parameter types → translated statements.
+type CacheKey = (String, Vec<(String, SqlType)>);
+
 struct Prepared {
     sql: String,
     decl: String,
@@ -61,7 +64,7 @@ pub struct Session {
     tran_desc: u64,
     next_desc: u64,
     cancel: Arc<AtomicBool>,
-    cache: HashMap<(String, Vec<(String, SqlType)>), Arc<Vec<Stmt>>>,
+    cache: HashMap<CacheKey, Arc<Vec<Stmt>>>,
     prepared: HashMap<i32, Prepared>,
     next_handle: i32,
 }
@@ -347,7 +350,7 @@ impl Session {
                         self.conn
                             .busy_timeout(d)
                             .map(|_| None)
-                            .map_err(|e| SqlError::internal(e)),
+                            .map_err(SqlError::internal),
                     )
                 }
                 Stmt::Noop => (0xB9, Ok(None)),
@@ -545,8 +548,7 @@ impl Session {
                 let mut r = Vec::with_capacity(ncols);
                 for i in 0..ncols {
                     r.push(
-                        SV::try_from(row.get_ref(i).map_err(merr)?)
-                            .map_err(|e| SqlError::internal(e))?,
+                        SV::try_from(row.get_ref(i).map_err(merr)?).map_err(SqlError::internal)?,
                     );
                 }
                 buffered.push(r);
@@ -800,26 +802,26 @@ pub fn map_error(
         }
     }
     if msg.starts_with("FOREIGN KEY constraint failed") {
-        if kind == Some(Kind::Delete) {
-            if let Some(t) = target {
-                let child = schema::cdn_tables().find_map(|c| {
-                    c.foreign_keys
-                        .iter()
-                        .find(|fk| fk.ref_table.eq_ignore_ascii_case(t.name))
-                        .map(|fk| (c, fk))
-                });
-                if let Some((c, fk)) = child {
-                    return SqlError::new(
-                        547,
-                        16,
-                        format!(
-                            "The DELETE statement conflicted with the REFERENCE constraint \"{}\". The conflict occurred in database \"{db}\", table \"{}\", column '{}'.",
-                            fk.name,
-                            c.full_name(),
-                            fk.column
-                        ),
-                    );
-                }
+        if kind == Some(Kind::Delete)
+            && let Some(t) = target
+        {
+            let child = schema::cdn_tables().find_map(|c| {
+                c.foreign_keys
+                    .iter()
+                    .find(|fk| fk.ref_table.eq_ignore_ascii_case(t.name))
+                    .map(|fk| (c, fk))
+            });
+            if let Some((c, fk)) = child {
+                return SqlError::new(
+                    547,
+                    16,
+                    format!(
+                        "The DELETE statement conflicted with the REFERENCE constraint \"{}\". The conflict occurred in database \"{db}\", table \"{}\", column '{}'.",
+                        fk.name,
+                        c.full_name(),
+                        fk.column
+                    ),
+                );
             }
         }
         if let Some(fk) = target.and_then(|t| t.foreign_keys.first()) {

@@ -126,10 +126,10 @@ fn translate_statement(mut st: Statement, params: &ParamTypes) -> Result<Stmt, S
     }
     let (kind, columns, target, returns_rows) = match &mut st {
         Statement::Query(q) => {
-            if let SetExpr::Select(s) = q.body.as_ref() {
-                if s.into.is_some() {
-                    return Err(SqlError::unsupported("SELECT ... INTO"));
-                }
+            if let SetExpr::Select(s) = q.body.as_ref()
+                && s.into.is_some()
+            {
+                return Err(SqlError::unsupported("SELECT ... INTO"));
             }
             if q.for_clause.is_some() {
                 return Err(SqlError::unsupported("FOR XML/FOR JSON"));
@@ -456,10 +456,9 @@ fn is_string_expr(e: &Expr) -> bool {
         ),
         Expr::Nested(e) => is_string_expr(e),
         Expr::BinaryOp {
-            left,
             op: sqlparser::ast::BinaryOperator::StringConcat,
             ..
-        } => is_string_expr(left) || true,
+        } => true,
         Expr::Function(f) => {
             let n = f.name.to_string().to_ascii_lowercase();
             matches!(
@@ -685,14 +684,13 @@ impl VisitorMut for Rewriter {
                     }
                 }
                 with_hints.clear();
-                if let Some(a) = alias {
-                    if !a.columns.is_empty()
-                        && a.columns.iter().all(|c| {
-                            TABLE_HINTS.contains(&c.name.value.to_ascii_uppercase().as_str())
-                        })
-                    {
-                        a.columns.clear();
-                    }
+                if let Some(a) = alias
+                    && !a.columns.is_empty()
+                    && a.columns
+                        .iter()
+                        .all(|c| TABLE_HINTS.contains(&c.name.value.to_ascii_uppercase().as_str()))
+                {
+                    a.columns.clear();
                 }
                 ControlFlow::Continue(())
             }
@@ -724,24 +722,24 @@ impl VisitorMut for Rewriter {
     fn post_visit_query(&mut self, q: &mut Query) -> ControlFlow<SqlError> {
         // TOP (n) → LIMIT n
         let mut top_limit = None;
-        if let SetExpr::Select(s) = q.body.as_mut() {
-            if let Some(top) = s.top.take() {
-                if top.percent || top.with_ties {
-                    return ControlFlow::Break(SqlError::unsupported("TOP ... PERCENT/WITH TIES"));
-                }
-                top_limit = match top.quantity {
-                    Some(TopQuantity::Expr(e)) => Some(e),
-                    Some(TopQuantity::Constant(n)) => Some(number(n as i64)),
-                    None => None,
-                };
+        if let SetExpr::Select(s) = q.body.as_mut()
+            && let Some(top) = s.top.take()
+        {
+            if top.percent || top.with_ties {
+                return ControlFlow::Break(SqlError::unsupported("TOP ... PERCENT/WITH TIES"));
             }
+            top_limit = match top.quantity {
+                Some(TopQuantity::Expr(e)) => Some(e),
+                Some(TopQuantity::Constant(n)) => Some(number(n as i64)),
+                None => None,
+            };
         }
         // OFFSET n ROWS FETCH NEXT m ROWS ONLY → LIMIT m OFFSET n
         let fetch = q.fetch.take();
-        if let Some(f) = &fetch {
-            if f.percent || f.with_ties {
-                return ControlFlow::Break(SqlError::unsupported("FETCH ... PERCENT/WITH TIES"));
-            }
+        if let Some(f) = &fetch
+            && (f.percent || f.with_ties)
+        {
+            return ControlFlow::Break(SqlError::unsupported("FETCH ... PERCENT/WITH TIES"));
         }
         let (mut limit, mut offset) = (None, None);
         if let Some(lc) = q.limit_clause.take() {
