@@ -56,6 +56,18 @@ pub fn place_order(shared: &Arc<Shared>, no: &NewOrder) -> Result<Order, ApiErro
     let body = no.to_body();
     let (o, events) = {
         let mut shop = shared.shop();
+        // A customer can only order what exists (the REST API would silently accept it).
+        if let Some((sku, _)) = no
+            .line_items
+            .iter()
+            .find(|(sku, _)| shop.id_by_sku(sku).is_none())
+        {
+            return Err(ApiError::new(
+                400,
+                "standin_unknown_sku",
+                format!("place_order: no product with SKU {sku}"),
+            ));
+        }
         if let Some(c) = &no.coupon {
             coupons::ensure(shared, &mut shop, c)?;
         }

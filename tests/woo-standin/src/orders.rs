@@ -410,15 +410,18 @@ pub fn create(
         let mut lf = Fields::nested(obj, &format!("line_items[{i}]"));
         let pid = lf.id("product_id").unwrap_or(0);
         let vid = lf.id("variation_id").unwrap_or(0);
-        let sku = lf.string("sku");
+        let sku = lf.string("sku").filter(|s| !s.is_empty());
         let qty = lf.integer("quantity").unwrap_or(1);
+        let name = lf.string("name").unwrap_or_default();
         lf.finish()?;
-        let id = if vid != 0 {
-            vid
-        } else if pid != 0 {
-            pid
-        } else if let Some(sku) = &sku {
+        // WC_REST_Orders_V2_Controller::get_product_id: SKU first, then product_id (without a
+        // variation), then variation_id; nothing at all is an error.
+        let id = if let Some(sku) = &sku {
             shop.id_by_sku(sku).unwrap_or(0)
+        } else if pid != 0 && vid == 0 {
+            pid
+        } else if vid != 0 {
+            vid
         } else {
             return Err(ApiError::new(
                 400,
@@ -426,20 +429,29 @@ pub fn create(
                 "Product ID or SKU is required.",
             ));
         };
-        let Some(p) = shop.products.get(&id).filter(|p| p.status != "trash") else {
-            return Err(ApiError::new(
-                400,
-                "woocommerce_rest_invalid_product_id",
-                "Product ID provided is invalid.",
-            ));
-        };
         if qty <= 0 {
-            return Err(ApiError::new(
-                400,
-                "woocommerce_rest_invalid_quantity",
-                "Product quantity must be a positive number.",
+            return Err(ApiError::invalid_param(
+                &format!("line_items[{i}][quantity]"),
+                format!("line_items[{i}][quantity] must be greater than 0"),
+                "rest_out_of_bounds",
             ));
         }
+        // An id or SKU that matches no product is NOT an error in WooCommerce: the line is
+        // created without a product, priced 0 (a real trap for connectors).
+        let Some(p) = shop.products.get(&id).filter(|p| p.status != "trash") else {
+            resolved.push(Resolved {
+                product_id: 0,
+                variation_id: 0,
+                name,
+                sku: String::new(),
+                qty,
+                tax_class: String::new(),
+                taxable: true,
+                unit: Decimal::ZERO,
+                parent_name: None,
+            });
+            continue;
+        };
         let (product_id, variation_id, parent_name) = if p.kind == "variation" {
             let parent = shop.products.get(&p.parent_id).map(|x| x.name.clone());
             (p.parent_id, p.id, parent)

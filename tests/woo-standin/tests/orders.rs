@@ -135,6 +135,36 @@ async fn totals_with_fixed_cart_coupon_split_by_cents_over_rest() {
     assert_eq!(o["coupon_lines"][0]["discount_tax"], "1.73");
     // Pending: no stock reduction yet.
     assert_eq!(w.product_by_sku("A").unwrap().stock_quantity, Some(5));
+    // An unknown SKU is not an error in WooCommerce: the line has no product and costs 0.
+    let r = send_json(
+        &w,
+        Method::POST,
+        "/orders",
+        json!({"line_items": [{"sku": "NO-SUCH-SKU", "quantity": 2, "name": "Widmo"}, {"sku": "A", "quantity": 1}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["line_items"][0]["product_id"], 0);
+    assert_eq!(v["line_items"][0]["total"], "0.00");
+    assert_eq!(v["total"], "99.99");
+    let r = send_json(
+        &w,
+        Method::POST,
+        "/orders",
+        json!({"line_items": [{"quantity": 1}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["code"], "woocommerce_rest_required_product_reference");
+    assert!(
+        w.place_order(NewOrder {
+            line_items: vec![("NO-SUCH-SKU".into(), 1)],
+            ..NewOrder::default()
+        })
+        .is_err()
+    );
     // Unknown coupon.
     let r = send_json(
         &w,
