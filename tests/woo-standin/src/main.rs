@@ -81,11 +81,28 @@ async fn main() -> anyhow::Result<()> {
             println!("consumer_key: {}", standin.consumer_key());
             println!("consumer_secret: {}", standin.consumer_secret());
             println!("control: {}/__standin/", standin.base_url());
-            tokio::signal::ctrl_c()
-                .await
-                .context("waiting for ctrl-c")?;
+            wait_for_signal().await?;
+            println!("stopping (state saved if --state was given)");
             standin.shutdown().await;
             Ok(())
         }
+    }
+}
+
+/// Waits for Ctrl-C or, on Unix, SIGTERM (so `kill PID` still saves the state file).
+async fn wait_for_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("waiting for ctrl-c")?,
+            _ = term.recv() => {}
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.context("waiting for ctrl-c")
     }
 }
