@@ -30,6 +30,11 @@ pub struct FaultConfig {
     /// Hang before processing (the write does not happen if the client gives up) instead of
     /// after it (the default: the write happens, the client just never hears about it).
     pub hang_before_processing: bool,
+    /// Added to every API request before it is processed (a slow PHP host), in ms.
+    pub latency_ms: u64,
+    /// At most this many API requests in flight (PHP workers); more get `fail_status`
+    /// immediately.
+    pub max_concurrent: Option<u32>,
     /// Base delay between an event and its webhook delivery (default 50 ms).
     pub webhook_delay_ms: u64,
     /// Webhook HTTP timeout (WooCommerce: 60 s).
@@ -58,6 +63,8 @@ impl Default for FaultConfig {
             hang_ms: 0,
             hang_path_contains: None,
             hang_before_processing: false,
+            latency_ms: 0,
+            max_concurrent: None,
             webhook_delay_ms: 50,
             webhook_timeout_ms: 60_000,
             webhook_drop_next: 0,

@@ -182,6 +182,7 @@ impl WooStandin {
             http,
             rt: tokio::runtime::Handle::current(),
             dirty: AtomicBool::new(false),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
             state_file: opts.state_file.clone(),
         });
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
@@ -457,6 +458,16 @@ impl Faults {
             c.hang_probability = p;
             c.hang_ms = d.as_millis() as u64;
         });
+    }
+
+    /// Adds `d` of latency to every API request (a slow host).
+    pub fn set_latency(&self, d: Duration) {
+        self.edit(|c| c.latency_ms = d.as_millis() as u64);
+    }
+
+    /// At most `n` API requests in flight; more answer `fail_status` (503) at once.
+    pub fn set_max_concurrent(&self, n: Option<u32>) {
+        self.edit(|c| c.max_concurrent = n);
     }
 
     /// Hang before processing instead of after.

@@ -176,12 +176,30 @@ async fn pipeline(State(shared): State<Arc<Shared>>, req: Request, next: Next) -
         }
         Ok(()) => {
             lock(&shared.stats).on_admitted(start);
-            let fault = lock(&shared.faults).request_fault(&path);
-            if let Some(status) = fault.error {
+            let (fault, latency, max_concurrent, fail_status) = {
+                let mut f = lock(&shared.faults);
+                let fault = f.request_fault(&path);
+                (
+                    fault,
+                    f.cfg.latency_ms,
+                    f.cfg.max_concurrent,
+                    f.cfg.fail_status,
+                )
+            };
+            let guard = InFlight::enter(&shared);
+            let now_in_flight = guard.count;
+            if max_concurrent.is_some_and(|m| now_in_flight > m as usize) {
+                lock(&shared.stats).snapshot.rejected_concurrency += 1;
+                fault_name = Some("too_many_concurrent".into());
+                injected_error(fail_status)
+            } else if let Some(status) = fault.error {
                 lock(&shared.stats).snapshot.injected_errors += 1;
                 fault_name = Some("injected_error".into());
                 injected_error(status)
             } else {
+                if latency > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
+                }
                 if let Some(h) = fault.hang {
                     lock(&shared.stats).snapshot.injected_timeouts += 1;
                     fault_name = Some("hang".into());
@@ -213,4 +231,32 @@ async fn pipeline(State(shared): State<Arc<Shared>>, req: Request, next: Next) -
         fault: fault_name,
     });
     resp
+}
+
+/// Counts a request as in flight for its lifetime (also when the client disconnects).
+struct InFlight<'a> {
+    shared: &'a Shared,
+    count: usize,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        let count = shared
+            .in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        {
+            let mut st = lock(&shared.stats);
+            st.snapshot.max_in_flight = st.snapshot.max_in_flight.max(count);
+        }
+        InFlight { shared, count }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.shared
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }

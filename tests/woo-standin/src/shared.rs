@@ -58,6 +58,8 @@ pub struct Shared {
     pub http: reqwest::Client,
     pub rt: tokio::runtime::Handle,
     pub dirty: AtomicBool,
+    /// API requests being processed right now.
+    pub in_flight: std::sync::atomic::AtomicUsize,
     pub state_file: Option<PathBuf>,
 }
 

@@ -24,6 +24,10 @@ pub struct Stats {
     pub max_requests_in_any_1s: usize,
     /// Max API requests admitted (not 429) within any rolling second.
     pub max_admitted_in_any_1s: usize,
+    /// Max API requests being processed at the same time.
+    pub max_in_flight: usize,
+    /// Requests refused because `max_concurrent` was reached.
+    pub rejected_concurrency: u64,
     pub webhook_deliveries: u64,
     pub webhook_failures: u64,
 }

@@ -155,3 +155,34 @@ async fn control_api_exposes_state_and_faults() {
     assert!(state["products"].as_object().unwrap().len() == 1);
     w.shutdown().await;
 }
+
+#[tokio::test]
+async fn concurrency_limit_and_latency() {
+    let w = start().await;
+    w.faults().set_latency(Duration::from_millis(300));
+    w.faults().set_max_concurrent(Some(2));
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let url = format!("{}/products", w.api_url());
+        tasks.push(tokio::spawn(async move {
+            client()
+                .get(url)
+                .basic_auth(KEY, Some(SECRET))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [200, 200, 503, 503]);
+    let s = w.stats();
+    assert_eq!(s.rejected_concurrency, 2);
+    assert!(s.max_in_flight >= 3, "{s:?}");
+    w.shutdown().await;
+}
