@@ -39,6 +39,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         Store::open(&config.store.path)
             .with_context(|| format!("opening the agent state {}", config.store.path.display()))?,
     );
+    sql::warn_if_plaintext(&config);
     let sqs = sqs::Transport::new(&config).await;
     let cancel = CancellationToken::new();
     let outbox_changed = Arc::new(Notify::new());

@@ -62,3 +62,17 @@ pub async fn probe(config: &AgentConfig) -> Result<(), SqlError> {
     client.close().await.ok();
     Ok(())
 }
+
+/// Plaintext SQL connections are for loopback tests only; say so once.
+pub fn warn_if_plaintext(config: &AgentConfig) {
+    if config
+        .sql
+        .connection_string
+        .to_ascii_lowercase()
+        .contains("encrypt=danger_plaintext")
+    {
+        tracing::warn!(
+            "the SQL connection is not encrypted (encrypt=DANGER_PLAINTEXT): use this on loopback only"
+        );
+    }
+}

@@ -2,8 +2,11 @@
 
 use tracing_subscriber::EnvFilter;
 
+/// tiberius warns about plaintext on every connection; the agent says it once
+/// at start instead (see `sql::warn_if_plaintext`).
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,tiberius=error"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -20,6 +20,7 @@ pub mod lambda_api;
 pub mod paths;
 pub mod process;
 pub mod stack;
+pub mod standins;
 pub mod venv;
 
 /// A free TCP port on 127.0.0.1 (bound and released; fine for tests on one machine).

@@ -1,11 +1,13 @@
 //! The whole sync on this machine, on embedded defaults: the AWS emulator,
 //! the stack deployed into it from `infra/template.yaml`, the functions'
-//! local host, and the agent, all on 127.0.0.1. Prints where to look;
-//! ctrl-c stops everything.
+//! local host, the ERP stand-in (or a real SQL Server from `MSSQL_URL`), the
+//! WooCommerce stand-in and the agent, all on 127.0.0.1. State persists in
+//! `.local/` across runs. Prints where to look; ctrl-c stops everything.
 
 use clap::Parser;
 use harness::cloud::{LocalCloud, start_agent};
 use harness::paths::local_dir;
+use harness::standins::{OptimaStandin, WooStandinProcess};
 
 #[derive(Parser)]
 #[command(about = "Runs the whole sync locally on embedded defaults")]
@@ -16,6 +18,9 @@ struct Args {
     /// Agent heartbeat interval, seconds.
     #[arg(long, default_value_t = 10)]
     heartbeat_seconds: u64,
+    /// Products in the ERP stand-in's company when it is first seeded.
+    #[arg(long, default_value_t = 2000)]
+    products: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -27,18 +32,51 @@ fn main() -> anyhow::Result<()> {
         args.stack
     );
     let cloud = LocalCloud::start(&logs, &args.stack)?;
+    // A real SQL Server when MSSQL_URL names one (connection string without
+    // the password, which goes in MSSQL_PASSWORD), else the stand-in.
+    let (erp, sql_connection, sql_password) = match std::env::var("MSSQL_URL") {
+        Ok(url) => (
+            None,
+            url,
+            std::env::var("MSSQL_PASSWORD").unwrap_or_default(),
+        ),
+        Err(_) => {
+            println!(
+                "starting the ERP stand-in (seeding {} products on first run)…",
+                args.products
+            );
+            let erp = OptimaStandin::start(&dir.join("optima.sqlite"), args.products, &logs)?;
+            let (conn, password) = (erp.connection_string.clone(), erp.password.clone());
+            (Some(erp), conn, password)
+        }
+    };
+    let shop = WooStandinProcess::start(Some(&dir.join("woo-shop.json")), &logs)?;
+    // Secrets for a person at this machine, in a file only they can read.
+    let env_file = dir.join("agent.env");
+    std::fs::write(
+        &env_file,
+        format!(
+            "OPTIMA_SYNC_SQL__PASSWORD={sql_password}\nADMIN_TOKEN={}\nWOO_CONSUMER_KEY={}\nWOO_CONSUMER_SECRET={}\n",
+            cloud.admin_token, shop.consumer_key, shop.consumer_secret
+        ),
+    )?;
+    #[cfg(unix)]
+    std::fs::set_permissions(
+        &env_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )?;
     let agent_config = dir.join("agent.toml");
     cloud.write_agent_config(
         &agent_config,
         "local-office",
-        "server=tcp:127.0.0.1,1;database=CDN_Firma;user=sa;encrypt=DANGER_PLAINTEXT",
+        &sql_connection,
         args.heartbeat_seconds,
     )?;
     let agent = start_agent(
         &agent_config,
         &cloud.emulator.endpoint(),
         &logs.join("agent.log"),
-        &[],
+        &[("OPTIMA_SYNC_SQL__PASSWORD", sql_password.as_str())],
     )?;
 
     let endpoint = cloud.emulator.endpoint();
@@ -52,7 +90,21 @@ fn main() -> anyhow::Result<()> {
         "  AWS emulator : AWS_ENDPOINT_URL={endpoint} (stack description: {})",
         cloud.stack_file.display()
     );
+    println!(
+        "  ERP          : {sql_connection} (password in {}/agent.env)",
+        dir.display()
+    );
+    println!(
+        "  shop         : {}/wp-json/wc/v3  (key {}, state: {}/__standin/state)",
+        shop.base_url, shop.consumer_key, shop.base_url
+    );
     println!("  agent config : {}", agent_config.display());
+    if let Some(erp) = &erp {
+        println!(
+            "  office       : cargo run -p optima-standin -- simulate --db {} --rate 1",
+            erp.db.display()
+        );
+    }
     println!("  logs         : {}", logs.display());
     println!("press ctrl-c to stop everything");
 
@@ -64,6 +116,8 @@ fn main() -> anyhow::Result<()> {
     });
     println!("stopping…");
     drop(agent);
+    drop(shop);
+    drop(erp);
     drop(cloud);
     Ok(())
 }
