@@ -13,6 +13,7 @@
 //!   configuration (`AWS_ENDPOINT_URL`, region, credentials).
 //! - [`state`]: the DynamoDB state table (heartbeats, parked messages).
 //! - [`ingest`]: ERP events from the agent (events queue).
+//! - [`mapping`]: per-shop mapping rules (price list, VAT, rounding, stock), pure.
 //! - [`admin`]: the admin Function URL (`GET /status`).
 //! - [`watchdog`]: scheduled; marks a silent agent stale.
 //! - [`host`]: the local host.
@@ -23,6 +24,7 @@ pub mod aws;
 pub mod env;
 pub mod host;
 pub mod ingest;
+pub mod mapping;
 pub mod state;
 pub mod telemetry;
 pub mod watchdog;
