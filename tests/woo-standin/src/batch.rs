@@ -3,13 +3,14 @@
 //! `woocommerce_rest_request_entity_too_large`), and per-item errors in place:
 //! `{"id": N, "error": {"code", "message", "data": {"status"}}}` while the other items succeed.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::error::ApiError;
+use crate::json::{self, JsonText};
 use crate::shared::Shared;
 use crate::state::{Event, ShopState};
 
-type ItemResult = Result<(Value, Vec<Event>), ApiError>;
+type ItemResult = Result<(JsonText, Vec<Event>), ApiError>;
 
 /// Runs a batch under one lock of the shop.
 pub fn run<C, U, D>(
@@ -18,7 +19,7 @@ pub fn run<C, U, D>(
     mut create: C,
     mut update: U,
     mut delete: D,
-) -> Result<(Value, Vec<Event>), ApiError>
+) -> Result<(JsonText, Vec<Event>), ApiError>
 where
     C: FnMut(&mut ShopState, &Map<String, Value>) -> ItemResult,
     U: FnMut(&mut ShopState, u64, &Map<String, Value>) -> ItemResult,
@@ -50,7 +51,7 @@ where
         ));
     }
     let [creates, updates, deletes] = lists;
-    let mut out = Map::new();
+    let mut out: Vec<(&str, String)> = Vec::new();
     let mut events = Vec::new();
     let mut shop = shared.shop();
     let empty = Map::new();
@@ -61,7 +62,7 @@ where
             let obj = item.as_object().unwrap_or(&empty);
             results.push(item_result(create(&mut shop, obj), 0, &mut events));
         }
-        out.insert("create".into(), Value::Array(results));
+        out.push(("create", json::array(results).0));
     }
     if !updates.is_empty() {
         let mut results = Vec::new();
@@ -76,7 +77,7 @@ where
                 .unwrap_or(0);
             results.push(item_result(update(&mut shop, id, obj), id, &mut events));
         }
-        out.insert("update".into(), Value::Array(results));
+        out.push(("update", json::array(results).0));
     }
     if !deletes.is_empty() {
         let mut results = Vec::new();
@@ -88,31 +89,21 @@ where
                 .unwrap_or(0);
             results.push(item_result(delete(&mut shop, id), id, &mut events));
         }
-        out.insert("delete".into(), Value::Array(results));
+        out.push(("delete", json::array(results).0));
     }
     if out.is_empty() {
         // PHP's empty array.
-        return Ok((json!([]), events));
+        return Ok((JsonText("[]".into()), events));
     }
-    Ok((Value::Object(out), events))
+    Ok((json::object(&out), events))
 }
 
-fn item_result(r: ItemResult, id: u64, events: &mut Vec<Event>) -> Value {
+fn item_result(r: ItemResult, id: u64, events: &mut Vec<Event>) -> JsonText {
     match r {
         Ok((v, ev)) => {
             events.extend(ev);
             v
         }
-        Err(e) => {
-            let full = e.to_json();
-            json!({
-                "id": id,
-                "error": {
-                    "code": full.get("code").cloned().unwrap_or(Value::Null),
-                    "message": full.get("message").cloned().unwrap_or(Value::Null),
-                    "data": full.get("data").cloned().unwrap_or(Value::Null),
-                }
-            })
-        }
+        Err(e) => json::object(&[("id", id.to_string()), ("error", e.to_json_text())]),
     }
 }

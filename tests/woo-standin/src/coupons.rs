@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -13,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
+use crate::json::{JsonText, with_links};
 use crate::pagination::{Page, paged_response};
 use crate::params::{Fields, Query, body_params, wc_format_decimal};
 use crate::shared::Shared;
@@ -114,16 +114,10 @@ pub fn ensure(shared: &Shared, shop: &mut ShopState, c: &NewCoupon) -> Result<Co
     create(shared, shop, &map)
 }
 
-fn coupon_json(c: &Coupon, root: &str) -> Value {
-    let mut v = serde_json::to_value(c).unwrap_or(Value::Null);
-    if let Value::Object(m) = &mut v {
-        m.insert(
-            "_links".into(),
-            json!({"self": [{"href": format!("{root}/coupons/{}", c.id)}],
-                   "collection": [{"href": format!("{root}/coupons")}]}),
-        );
-    }
-    v
+fn coupon_json(c: &Coupon, root: &str) -> JsonText {
+    let links = json!({"self": [{"href": format!("{root}/coupons/{}", c.id)}],
+                       "collection": [{"href": format!("{root}/coupons")}]});
+    with_links(c, &links)
 }
 
 pub async fn list_handler(State(shared): State<Arc<Shared>>, RawQuery(raw): RawQuery) -> Response {
@@ -144,7 +138,7 @@ pub async fn list_handler(State(shared): State<Arc<Shared>>, RawQuery(raw): RawQ
             .collect();
         all.reverse();
         let total = all.len();
-        let items: Vec<Value> = page
+        let items: Vec<JsonText> = page
             .slice(&all)
             .iter()
             .map(|c| coupon_json(c, &root))
@@ -160,7 +154,7 @@ pub async fn get_handler(State(shared): State<Arc<Shared>>, Path(id): Path<Strin
     };
     let shop = shared.shop();
     match shop.coupons.get(&id) {
-        Some(c) => Json(coupon_json(c, &shared.api_root())).into_response(),
+        Some(c) => coupon_json(c, &shared.api_root()).into_response(),
         None => ApiError::invalid_id("shop_coupon", 404).into_response(),
     }
 }
@@ -182,11 +176,7 @@ pub async fn create_handler(
     match result {
         Ok(c) => {
             shared.after_write(Vec::new());
-            (
-                StatusCode::CREATED,
-                Json(coupon_json(&c, &shared.api_root())),
-            )
-                .into_response()
+            (StatusCode::CREATED, coupon_json(&c, &shared.api_root())).into_response()
         }
         Err(e) => e.into_response(),
     }

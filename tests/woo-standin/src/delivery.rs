@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::orders::order_json;
@@ -138,25 +137,23 @@ pub fn schedule(shared: &Arc<Shared>, events: Vec<Event>) {
     }
 }
 
-fn payload(shared: &Shared, event: &Event) -> Option<Value> {
+/// The body, built now from the current state (`{"id": N}` for deleted resources).
+fn payload(shared: &Shared, event: &Event) -> Option<String> {
     if event.event == "deleted" {
-        return Some(json!({"id": event.id}));
+        return Some(format!("{{\"id\":{}}}", event.id));
     }
     let root = shared.api_root();
     let shop = shared.shop();
     match event.resource {
-        "order" => shop.orders.get(&event.id).map(|o| order_json(o, &root)),
+        "order" => shop.orders.get(&event.id).map(|o| order_json(o, &root).0),
         "product" => shop.products.get(&event.id).map(|p| {
             if p.kind == "variation" {
-                variation_json(p, &root)
+                variation_json(p, &root).0
             } else {
-                product_json(p, &root)
+                product_json(p, &root).0
             }
         }),
-        "coupon" => shop
-            .coupons
-            .get(&event.id)
-            .and_then(|c| serde_json::to_value(c).ok()),
+        "coupon" => shop.coupons.get(&event.id).map(crate::json::text),
         _ => None,
     }
 }
@@ -199,7 +196,7 @@ async fn deliver(
         record(shared, r);
         return None;
     };
-    let body = serde_json::to_vec(&body).unwrap_or_default();
+    let body = body.into_bytes();
     let mut headers = BTreeMap::new();
     headers.insert("Content-Type".to_string(), "application/json".to_string());
     headers.insert("User-Agent".to_string(), USER_AGENT.to_string());

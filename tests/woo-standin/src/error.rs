@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -115,6 +114,23 @@ impl ApiError {
         )
     }
 
+    /// The JSON body as text, members in WordPress's order (`code`, `message`, `data` with
+    /// `status` first).
+    pub fn to_json_text(&self) -> String {
+        let mut data =
+            serde_json::to_string(&json!({"status": self.status})).unwrap_or_else(|_| "{}".into());
+        for (k, v) in &self.data {
+            let v = serde_json::to_string(v).unwrap_or_else(|_| "null".into());
+            data = crate::json::append_member(&data, k, &v);
+        }
+        crate::json::object(&[
+            ("code", crate::json::text(&self.code)),
+            ("message", crate::json::text(&self.message)),
+            ("data", data),
+        ])
+        .0
+    }
+
     /// The JSON body WooCommerce sends.
     pub fn to_json(&self) -> Value {
         let mut data = Map::new();
@@ -129,6 +145,6 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(self.to_json())).into_response()
+        (status, crate::json::JsonText(self.to_json_text())).into_response()
     }
 }

@@ -9,7 +9,8 @@
 //! - `server` — router and request pipeline (stats → rate limit → 5xx/hang faults → auth → handler)
 //! - `auth` — consumer key/secret (Basic or query), WooCommerce's 401 errors
 //! - `error` — [`StandinError`] (library) and [`ApiError`] (WooCommerce's JSON error shape)
-//! - `params`, `pagination`, `batch` — WP parameter validation, paging headers, batch endpoints
+//! - `params`, `pagination`, `batch`, `json` — WP parameter validation, paging headers, batch
+//!   endpoints, JSON text in WooCommerce's field order
 //! - `products`, `variations`, `coupons` — catalogue resources
 //! - `orders`, `notes`, `totals`, `tax` — orders, order notes, money (rust_decimal), Polish VAT
 //! - `webhooks`, `delivery` — the webhook resource and deliveries (signature, ping, auto-disable)
@@ -26,6 +27,7 @@ mod coupons;
 mod delivery;
 mod error;
 mod faults;
+mod json;
 mod limits;
 mod notes;
 mod orders;

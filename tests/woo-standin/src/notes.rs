@@ -4,16 +4,16 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::clock::SiteClock;
 use crate::error::ApiError;
+use crate::json::{JsonText, array, with_links};
 use crate::params::{Fields, Query, body_params};
 use crate::shared::Shared;
 use crate::state::ShopState;
@@ -55,19 +55,13 @@ pub fn add(
     n
 }
 
-fn note_json(n: &OrderNote, root: &str, order_id: u64) -> Value {
-    let mut v = serde_json::to_value(n).unwrap_or(Value::Null);
-    if let Value::Object(m) = &mut v {
-        m.insert(
-            "_links".into(),
-            json!({
-                "self": [{"href": format!("{root}/orders/{order_id}/notes/{}", n.id)}],
-                "collection": [{"href": format!("{root}/orders/{order_id}/notes")}],
-                "up": [{"href": format!("{root}/orders/{order_id}")}],
-            }),
-        );
-    }
-    v
+fn note_json(n: &OrderNote, root: &str, order_id: u64) -> JsonText {
+    let links = json!({
+        "self": [{"href": format!("{root}/orders/{order_id}/notes/{}", n.id)}],
+        "collection": [{"href": format!("{root}/orders/{order_id}/notes")}],
+        "up": [{"href": format!("{root}/orders/{order_id}")}],
+    });
+    with_links(n, &links)
 }
 
 fn order_error() -> ApiError {
@@ -101,7 +95,7 @@ pub async fn list_handler(
         return order_error().into_response();
     }
     let root = shared.api_root();
-    let notes: Vec<Value> = shop
+    let notes: Vec<JsonText> = shop
         .order_notes
         .get(&order_id)
         .map(|ns| {
@@ -116,7 +110,7 @@ pub async fn list_handler(
                 .collect()
         })
         .unwrap_or_default();
-    Json(Value::Array(notes)).into_response()
+    array(notes).into_response()
 }
 
 pub async fn get_handler(
@@ -135,7 +129,7 @@ pub async fn get_handler(
         .get(&order_id)
         .and_then(|ns| ns.iter().find(|n| n.id == note_id))
     {
-        Some(n) => Json(note_json(n, &shared.api_root(), order_id)).into_response(),
+        Some(n) => note_json(n, &shared.api_root(), order_id).into_response(),
         None => note_error().into_response(),
     }
 }
@@ -191,7 +185,7 @@ pub async fn create_handler(
             shared.after_write(Vec::new());
             (
                 StatusCode::CREATED,
-                Json(note_json(&n, &shared.api_root(), order_id)),
+                note_json(&n, &shared.api_root(), order_id),
             )
                 .into_response()
         }
@@ -233,7 +227,7 @@ pub async fn delete_handler(
     match result {
         Ok(n) => {
             shared.after_write(Vec::new());
-            Json(note_json(&n, &shared.api_root(), order_id)).into_response()
+            note_json(&n, &shared.api_root(), order_id).into_response()
         }
         Err(e) => e.into_response(),
     }

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -16,6 +15,7 @@ use serde_json::{Map, Number, Value, json};
 
 use crate::coupons::NewCoupon;
 use crate::error::ApiError;
+use crate::json::{JsonText, with_links};
 use crate::notes;
 use crate::pagination::{DateFilters, Page, paged_response};
 use crate::params::{Fields, Query, body_params, not_one_of};
@@ -959,27 +959,23 @@ pub fn delete(
 }
 
 /// The order with `_links`, as the API (and webhooks) return it.
-pub fn order_json(o: &Order, api_root: &str) -> Value {
-    let mut v = serde_json::to_value(o).unwrap_or(Value::Null);
-    if let Value::Object(m) = &mut v {
-        let mut links = json!({
-            "self": [{"href": format!("{api_root}/orders/{}", o.id)}],
-            "collection": [{"href": format!("{api_root}/orders")}],
-        });
-        if o.customer_id != 0
-            && let Value::Object(l) = &mut links
-        {
-            l.insert(
-                "customer".into(),
-                json!([{"href": format!("{api_root}/customers/{}", o.customer_id)}]),
-            );
-        }
-        m.insert("_links".into(), links);
+pub fn order_json(o: &Order, api_root: &str) -> JsonText {
+    let mut links = json!({
+        "self": [{"href": format!("{api_root}/orders/{}", o.id)}],
+        "collection": [{"href": format!("{api_root}/orders")}],
+    });
+    if o.customer_id != 0
+        && let Value::Object(l) = &mut links
+    {
+        l.insert(
+            "customer".into(),
+            json!([{"href": format!("{api_root}/customers/{}", o.customer_id)}]),
+        );
     }
-    v
+    with_links(o, &links)
 }
 
-fn list(shared: &Shared, shop: &ShopState, q: &Query) -> Result<(Vec<Value>, Page), ApiError> {
+fn list(shared: &Shared, shop: &ShopState, q: &Query) -> Result<(Vec<JsonText>, Page), ApiError> {
     let mut errs = Vec::new();
     let page = Page::from_query(q, &mut errs);
     let statuses: Vec<String> = q
@@ -1073,7 +1069,7 @@ fn list(shared: &Shared, shop: &ShopState, q: &Query) -> Result<(Vec<Value>, Pag
     });
     let total = items.len();
     let root = shared.api_root();
-    let slice: Vec<Value> = page
+    let slice: Vec<JsonText> = page
         .slice(&items)
         .iter()
         .map(|o| order_json(o, &root))
@@ -1103,7 +1099,7 @@ pub async fn get_handler(State(shared): State<Arc<Shared>>, Path(id): Path<Strin
     };
     let shop = shared.shop();
     match shop.orders.get(&id) {
-        Some(o) => Json(order_json(o, &shared.api_root())).into_response(),
+        Some(o) => order_json(o, &shared.api_root()).into_response(),
         None => ApiError::invalid_id("shop_order", 404).into_response(),
     }
 }
@@ -1129,7 +1125,7 @@ pub async fn create_handler(
             (
                 StatusCode::CREATED,
                 [(axum::http::header::LOCATION, location)],
-                Json(order_json(&o, &shared.api_root())),
+                order_json(&o, &shared.api_root()),
             )
                 .into_response()
         }
@@ -1158,7 +1154,7 @@ pub async fn update_handler(
     match result {
         Ok((o, events)) => {
             shared.after_write(events);
-            Json(order_json(&o, &shared.api_root())).into_response()
+            order_json(&o, &shared.api_root()).into_response()
         }
         Err(e) => e.into_response(),
     }
@@ -1182,7 +1178,7 @@ pub async fn delete_handler(
     match result {
         Ok((o, events)) => {
             shared.after_write(events);
-            Json(order_json(&o, &shared.api_root())).into_response()
+            order_json(&o, &shared.api_root()).into_response()
         }
         Err(e) => e.into_response(),
     }
@@ -1211,7 +1207,7 @@ pub async fn batch_handler(
     match result {
         Ok((json, events)) => {
             shared.after_write(events);
-            Json(json).into_response()
+            json.into_response()
         }
         Err(e) => e.into_response(),
     }

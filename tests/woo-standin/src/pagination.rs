@@ -3,13 +3,12 @@
 //! filters `after`/`before`/`modified_after`/`modified_before` (exclusive, second precision) with
 //! `dates_are_gmt`.
 
-use axum::Json;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 
 use crate::clock::SiteClock;
+use crate::json::JsonText;
 use crate::params::Query;
 
 /// A page request and, after filtering, the total.
@@ -59,8 +58,8 @@ impl Page {
 }
 
 /// A JSON array response with WP's collection headers.
-pub fn paged_response(collection: &str, q: &Query, page: &Page, items: Vec<Value>) -> Response {
-    let mut resp = Json(Value::Array(items)).into_response();
+pub fn paged_response(collection: &str, q: &Query, page: &Page, items: Vec<JsonText>) -> Response {
+    let mut resp = crate::json::array(items).into_response();
     let total_pages = page.total_pages();
     let headers = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&page.total.to_string()) {

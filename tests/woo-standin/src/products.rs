@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 
 use crate::clock::SiteClock;
 use crate::error::ApiError;
+use crate::json::{JsonText, with_links};
 use crate::pagination::{Page, paged_response};
 use crate::params::{Fields, Query, body_params, wc_format_decimal};
 use crate::shared::Shared;
@@ -296,24 +297,20 @@ impl Product {
 }
 
 /// The product with `_links`, as the API returns it.
-pub fn product_json(p: &Product, api_root: &str) -> Value {
-    let mut v = serde_json::to_value(p).unwrap_or(Value::Null);
-    if let Value::Object(m) = &mut v {
-        let mut links = json!({
-            "self": [{"href": format!("{api_root}/products/{}", p.id)}],
-            "collection": [{"href": format!("{api_root}/products")}],
-        });
-        if p.parent_id != 0
-            && let Value::Object(l) = &mut links
-        {
-            l.insert(
-                "up".into(),
-                json!([{"href": format!("{api_root}/products/{}", p.parent_id)}]),
-            );
-        }
-        m.insert("_links".into(), links);
+pub fn product_json(p: &Product, api_root: &str) -> JsonText {
+    let mut links = json!({
+        "self": [{"href": format!("{api_root}/products/{}", p.id)}],
+        "collection": [{"href": format!("{api_root}/products")}],
+    });
+    if p.parent_id != 0
+        && let Value::Object(l) = &mut links
+    {
+        l.insert(
+            "up".into(),
+            json!([{"href": format!("{api_root}/products/{}", p.parent_id)}]),
+        );
     }
-    v
+    with_links(p, &links)
 }
 
 /// Applies a create/update body to a product (validation first, nothing applied on error).
@@ -619,7 +616,7 @@ pub fn delete(
 }
 
 /// Filters, orders and pages the product list.
-fn list(shared: &Shared, shop: &ShopState, q: &Query) -> Result<(Vec<Value>, Page), ApiError> {
+fn list(shared: &Shared, shop: &ShopState, q: &Query) -> Result<(Vec<JsonText>, Page), ApiError> {
     let mut errs = Vec::new();
     let page = Page::from_query(q, &mut errs);
     let status = q.enum_str(
@@ -729,7 +726,7 @@ fn list(shared: &Shared, shop: &ShopState, q: &Query) -> Result<(Vec<Value>, Pag
     });
     let total = items.len();
     let root = shared.api_root();
-    let slice: Vec<Value> = page
+    let slice: Vec<JsonText> = page
         .slice(&items)
         .iter()
         .map(|p| product_json(p, &root))
@@ -759,9 +756,7 @@ pub async fn get_handler(State(shared): State<Arc<Shared>>, Path(id): Path<Strin
     };
     let shop = shared.shop();
     match shop.products.get(&id) {
-        Some(p) if p.kind != "variation" => {
-            axum::Json(product_json(p, &shared.api_root())).into_response()
-        }
+        Some(p) if p.kind != "variation" => product_json(p, &shared.api_root()).into_response(),
         _ => ApiError::invalid_id("product", 404).into_response(),
     }
 }
@@ -788,7 +783,7 @@ pub async fn create_handler(
             (
                 StatusCode::CREATED,
                 [(axum::http::header::LOCATION, location)],
-                axum::Json(json),
+                json,
             )
                 .into_response()
         }
@@ -817,7 +812,7 @@ pub async fn update_handler(
     match result {
         Ok((p, events)) => {
             shared.after_write(events);
-            axum::Json(product_json(&p, &shared.api_root())).into_response()
+            product_json(&p, &shared.api_root()).into_response()
         }
         Err(e) => e.into_response(),
     }
@@ -844,7 +839,7 @@ pub async fn delete_handler(
     match result {
         Ok((p, events)) => {
             shared.after_write(events);
-            axum::Json(product_json(&p, &shared.api_root())).into_response()
+            product_json(&p, &shared.api_root()).into_response()
         }
         Err(e) => e.into_response(),
     }
@@ -872,7 +867,7 @@ pub async fn batch_handler(
     match result {
         Ok((json, events)) => {
             shared.after_write(events);
-            axum::Json(json).into_response()
+            json.into_response()
         }
         Err(e) => e.into_response(),
     }

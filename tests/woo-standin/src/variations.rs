@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
+
+use crate::json::{self, JsonText};
 
 use crate::error::ApiError;
 use crate::pagination::{Page, paged_response};
@@ -55,25 +56,23 @@ const FIELDS: &[&str] = &[
     "meta_data",
 ];
 
-/// A variation as `/products/{parent}/variations/{id}` returns it.
-pub fn variation_json(p: &Product, api_root: &str) -> Value {
+/// A variation as `/products/{parent}/variations/{id}` returns it (its own field set and order).
+pub fn variation_json(p: &Product, api_root: &str) -> JsonText {
     let full = serde_json::to_value(p).unwrap_or(Value::Null);
-    let mut m = Map::new();
+    let mut members: Vec<(&str, String)> = Vec::new();
     for key in FIELDS {
         if let Some(v) = full.get(*key) {
-            m.insert((*key).to_string(), v.clone());
+            members.push((key, json::text(v)));
         }
     }
-    m.insert("image".into(), Value::Null);
-    m.insert(
-        "_links".into(),
-        json!({
-            "self": [{"href": format!("{api_root}/products/{}/variations/{}", p.parent_id, p.id)}],
-            "collection": [{"href": format!("{api_root}/products/{}/variations", p.parent_id)}],
-            "up": [{"href": format!("{api_root}/products/{}", p.parent_id)}],
-        }),
-    );
-    Value::Object(m)
+    members.push(("image", "null".into()));
+    let links = json!({
+        "self": [{"href": format!("{api_root}/products/{}/variations/{}", p.parent_id, p.id)}],
+        "collection": [{"href": format!("{api_root}/products/{}/variations", p.parent_id)}],
+        "up": [{"href": format!("{api_root}/products/{}", p.parent_id)}],
+    });
+    members.push(("_links", json::text(&links)));
+    json::object(&members)
 }
 
 fn parent_ok(shop: &ShopState, parent: u64) -> Result<(), ApiError> {
@@ -194,7 +193,7 @@ pub async fn list_handler(
             .filter(|v| skus.as_ref().is_none_or(|s| s.contains(&v.sku)))
             .collect();
         let total = all.len();
-        let items: Vec<Value> = page
+        let items: Vec<JsonText> = page
             .slice(&all)
             .iter()
             .map(|v| variation_json(v, &root))
@@ -219,7 +218,7 @@ pub async fn get_handler(
     };
     let shop = shared.shop();
     match parent_ok(&shop, parent).and_then(|_| get_variation(&shop, parent, id, 404)) {
-        Ok(v) => Json(variation_json(&v, &shared.api_root())).into_response(),
+        Ok(v) => variation_json(&v, &shared.api_root()).into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -245,11 +244,7 @@ pub async fn create_handler(
     match result {
         Ok((v, events)) => {
             shared.after_write(events);
-            (
-                StatusCode::CREATED,
-                Json(variation_json(&v, &shared.api_root())),
-            )
-                .into_response()
+            (StatusCode::CREATED, variation_json(&v, &shared.api_root())).into_response()
         }
         Err(e) => e.into_response(),
     }
@@ -277,7 +272,7 @@ pub async fn update_handler(
     match result {
         Ok((v, events)) => {
             shared.after_write(events);
-            Json(variation_json(&v, &shared.api_root())).into_response()
+            variation_json(&v, &shared.api_root()).into_response()
         }
         Err(e) => e.into_response(),
     }
@@ -298,7 +293,7 @@ pub async fn delete_handler(
     match result {
         Ok((v, events)) => {
             shared.after_write(events);
-            Json(variation_json(&v, &shared.api_root())).into_response()
+            variation_json(&v, &shared.api_root()).into_response()
         }
         Err(e) => e.into_response(),
     }
@@ -339,7 +334,7 @@ pub async fn batch_handler(
     match result {
         Ok((json, events)) => {
             shared.after_write(events);
-            Json(json).into_response()
+            json.into_response()
         }
         Err(e) => e.into_response(),
     }

@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -20,6 +19,7 @@ use serde_json::{Map, Value, json};
 
 use crate::delivery;
 use crate::error::ApiError;
+use crate::json::{JsonText, with_links};
 use crate::pagination::{Page, paged_response};
 use crate::params::{Fields, Query, body_params};
 use crate::shared::Shared;
@@ -281,16 +281,10 @@ pub fn update(
     Ok((rec, ping))
 }
 
-fn webhook_json(w: &Webhook, root: &str) -> Value {
-    let mut v = serde_json::to_value(w).unwrap_or(Value::Null);
-    if let Value::Object(m) = &mut v {
-        m.insert(
-            "_links".into(),
-            json!({"self": [{"href": format!("{root}/webhooks/{}", w.id)}],
-                   "collection": [{"href": format!("{root}/webhooks")}]}),
-        );
-    }
-    v
+fn webhook_json(w: &Webhook, root: &str) -> JsonText {
+    let links = json!({"self": [{"href": format!("{root}/webhooks/{}", w.id)}],
+                       "collection": [{"href": format!("{root}/webhooks")}]});
+    with_links(w, &links)
 }
 
 pub async fn list_handler(State(shared): State<Arc<Shared>>, RawQuery(raw): RawQuery) -> Response {
@@ -316,7 +310,7 @@ pub async fn list_handler(State(shared): State<Arc<Shared>>, RawQuery(raw): RawQ
             .collect();
         all.reverse();
         let total = all.len();
-        let items: Vec<Value> = page
+        let items: Vec<JsonText> = page
             .slice(&all)
             .iter()
             .map(|w| webhook_json(&w.webhook, &root))
@@ -332,7 +326,7 @@ pub async fn get_handler(State(shared): State<Arc<Shared>>, Path(id): Path<Strin
     };
     let shop = shared.shop();
     match shop.webhooks.get(&id) {
-        Some(w) => Json(webhook_json(&w.webhook, &shared.api_root())).into_response(),
+        Some(w) => webhook_json(&w.webhook, &shared.api_root()).into_response(),
         None if id == 0 => invalid_id(404).into_response(),
         None => invalid_id(400).into_response(),
     }
@@ -360,7 +354,7 @@ pub async fn create_handler(
             }
             (
                 StatusCode::CREATED,
-                Json(webhook_json(&rec.webhook, &shared.api_root())),
+                webhook_json(&rec.webhook, &shared.api_root()),
             )
                 .into_response()
         }
@@ -392,7 +386,7 @@ pub async fn update_handler(
             if ping {
                 delivery::ping(&shared, rec.webhook.id).await;
             }
-            Json(webhook_json(&rec.webhook, &shared.api_root())).into_response()
+            webhook_json(&rec.webhook, &shared.api_root()).into_response()
         }
         Err(e) => e.into_response(),
     }
@@ -420,7 +414,7 @@ pub async fn delete_handler(
     match removed {
         Some(rec) => {
             shared.after_write(Vec::new());
-            Json(webhook_json(&rec.webhook, &shared.api_root())).into_response()
+            webhook_json(&rec.webhook, &shared.api_root()).into_response()
         }
         None => invalid_id(404).into_response(),
     }

@@ -13,7 +13,9 @@ async fn missing_credentials_answer_401_cannot_view() {
         .unwrap();
     assert_eq!(r.status(), 401);
     assert!(r.headers().get("www-authenticate").is_some());
-    let v: Value = r.json().await.unwrap();
+    let text = r.text().await.unwrap();
+    assert!(text.starts_with("{\"code\":"), "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["code"], "woocommerce_rest_cannot_view");
     assert_eq!(v["message"], "Sorry, you cannot list resources.");
     assert_eq!(v["data"]["status"], 401);

@@ -224,7 +224,18 @@ async fn polish_characters_survive() {
     )
     .await;
     assert_eq!(r.status(), 201);
-    let v: Value = r.json().await.unwrap();
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let text = r.text().await.unwrap();
+    // WooCommerce's field order: id first, _links last; UTF-8 as is, not \u escapes.
+    assert!(text.starts_with("{\"id\":"), "{text}");
+    assert!(text.contains("\"_links\":{"));
+    assert!(text.contains(name));
+    let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["name"], name);
     assert_eq!(v["slug"], "zazolc-gesla-jazn-acelnoszz");
     let v: Vec<Value> = get(&w, "/products?sku=PL-1").await.json().await.unwrap();
