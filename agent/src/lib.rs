@@ -12,11 +12,14 @@
 //! - [`store`]: the local SQLite state: sequence numbers and the outbox.
 //! - [`sqs`]: the SQS transport (send to events, receive commands).
 //! - [`sql`]: the SQL Server connection (tiberius) and its health probe.
+//! - [`optima`]: every SQL statement run against Optima, and the projection
+//!   of its rows into contract records.
 //! - [`heartbeat`]: the periodic sign of life.
 //! - [`sender`]: drains the outbox to SQS, oldest first, with back-off.
 
 pub mod config;
 pub mod heartbeat;
+pub mod optima;
 pub mod sender;
 pub mod sql;
 pub mod sqs;

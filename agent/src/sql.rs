@@ -25,14 +25,24 @@ pub enum SqlError {
     Timeout { addr: String, seconds: u64 },
     #[error("SQL Server: {0}")]
     Server(#[from] tiberius::error::Error),
+    #[error("unexpected answer from SQL Server: {0}")]
+    Unexpected(String),
 }
 
 /// Opens one connection, within the configured timeout.
 pub async fn connect(config: &AgentConfig) -> Result<SqlClient, SqlError> {
-    let tds = Config::from_ado_string(config.sql_connection_string().expose())
-        .map_err(|e| SqlError::Config(e.to_string()))?;
+    connect_ado(
+        config.sql_connection_string().expose(),
+        config.sql.connect_timeout_seconds,
+    )
+    .await
+}
+
+/// Opens one connection from an ADO.NET string (password included), with the
+/// agent's session settings.
+pub async fn connect_ado(ado: &str, seconds: u64) -> Result<SqlClient, SqlError> {
+    let tds = Config::from_ado_string(ado).map_err(|e| SqlError::Config(e.to_string()))?;
     let addr = tds.get_addr();
-    let seconds = config.sql.connect_timeout_seconds;
     let attempt = async {
         let tcp = TcpStream::connect(&addr)
             .await
@@ -41,7 +51,13 @@ pub async fn connect(config: &AgentConfig) -> Result<SqlClient, SqlError> {
                 source,
             })?;
         tcp.set_nodelay(true).ok();
-        Ok::<_, SqlError>(Client::connect(tds, tcp.compat_write()).await?)
+        let mut client = Client::connect(tds, tcp.compat_write()).await?;
+        client
+            .simple_query(crate::optima::SESSION_SETTINGS)
+            .await?
+            .into_results()
+            .await?;
+        Ok::<_, SqlError>(client)
     };
     tokio::time::timeout(Duration::from_secs(seconds), attempt)
         .await
