@@ -159,6 +159,32 @@ async fn attention_cancels_a_running_query() {
     assert!(acked, "DONE with the ATTN bit");
     assert!(started.elapsed() < Duration::from_secs(15));
 
+    // Transaction manager requests: begin (ENVCHANGE 8), commit (ENVCHANGE 9).
+    let tm = |req: u16| {
+        let mut p = Vec::new();
+        p.extend_from_slice(&22u32.to_le_bytes());
+        p.extend_from_slice(&18u32.to_le_bytes());
+        p.extend_from_slice(&2u16.to_le_bytes());
+        p.extend_from_slice(&[0; 8]);
+        p.extend_from_slice(&1u32.to_le_bytes());
+        p.extend_from_slice(&req.to_le_bytes());
+        if req == 5 {
+            p.push(0); // isolation level unchanged
+        }
+        p.push(0); // no name
+        if req == 7 {
+            p.push(0); // flags
+        }
+        p
+    };
+    send(&mut s, 0x0E, &tm(5)).await;
+    let msg = recv(&mut s).await;
+    assert_eq!(&msg[..4], &[0xE3, 11, 0, 8], "ENVCHANGE begin transaction");
+    assert_eq!(final_done_status(&msg) & 0x02, 0);
+    send(&mut s, 0x0E, &tm(7)).await;
+    let msg = recv(&mut s).await;
+    assert_eq!(&msg[..4], &[0xE3, 11, 0, 9], "ENVCHANGE commit transaction");
+
     // The connection is still usable.
     send(&mut s, 0x01, &batch("SELECT COUNT(*) FROM CDN.Towary")).await;
     let msg = recv(&mut s).await;

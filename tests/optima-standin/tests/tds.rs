@@ -270,6 +270,39 @@ async fn sql_server_error_numbers() {
         .unwrap_err();
     let (_, msg) = server_error(e);
     assert!(msg.contains("MERGE"), "{msg}");
+    let e = c
+        .simple_query("SELECT Twr_Nope FROM CDN.Towary")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        server_error(e),
+        (207, "Invalid column name 'Twr_Nope'.".to_string())
+    );
+    let e = c
+        .execute("INSERT INTO CDN.Towary (Twr_Kod, Twr_Nazwa, Twr_JM, Twr_Stawka) VALUES ('NULL-1', NULL, N'szt.', 23)", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(server_error(e).0, 515);
+    let e = c
+        .execute("DELETE FROM CDN.Magazyny WHERE Mag_MagId = 1", &[])
+        .await
+        .unwrap_err();
+    let (n, msg) = server_error(e);
+    assert_eq!(n, 547);
+    assert!(msg.contains("REFERENCE constraint"), "{msg}");
+    let e = c
+        .execute("INSERT INTO CDN.Towary (Twr_TwrId, Twr_Kod, Twr_Nazwa, Twr_JM, Twr_Stawka) VALUES (1, 'ID-1', N'x', N'szt.', 23)", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(server_error(e).0, 544);
+    let e = match c
+        .simple_query("SELECT CAST(12345.678 AS decimal(5,2))")
+        .await
+    {
+        Ok(stream) => stream.into_results().await.unwrap_err(),
+        Err(e) => e,
+    };
+    assert_eq!(server_error(e).0, 8115);
     // The connection stays usable after errors.
     let r = c
         .simple_query("SELECT 1")
@@ -509,4 +542,96 @@ async fn eight_connections_read_and_write_at_once() {
         r.get::<Decimal, _>(2),
         Some(Decimal::from_str("1208.40").unwrap())
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn row_counts_result_sets_and_small_types() {
+    let erp = erp().await;
+    let mut c = erp.connect().await.unwrap();
+    // DONE row counts.
+    let r = c
+        .execute(
+            "UPDATE CDN.Towary SET Twr_Opis = N'opis' WHERE Twr_TwrId <= @P1",
+            &[&5i32],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.rows_affected(), &[5]);
+    // SET NOCOUNT ON drops the counts, as SQL Server does.
+    let r = c
+        .execute(
+            "SET NOCOUNT ON; UPDATE CDN.Towary SET Twr_Opis = N'x' WHERE Twr_TwrId <= 2",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.total(), 0);
+    c.simple_query("SET NOCOUNT OFF")
+        .await
+        .unwrap()
+        .into_results()
+        .await
+        .unwrap();
+    // Several result sets in one batch.
+    let sets = c
+        .simple_query("SELECT TOP 2 Twr_Kod FROM CDN.Towary ORDER BY Twr_TwrId; SELECT Mag_Symbol FROM CDN.Magazyny ORDER BY Mag_MagId; SELECT 42 AS answer")
+        .await
+        .unwrap()
+        .into_results()
+        .await
+        .unwrap();
+    assert_eq!(sets.len(), 3);
+    assert_eq!(sets[0].len(), 2);
+    assert_eq!(sets[1][0].get::<&str, _>(0), Some("MAG"));
+    assert_eq!(sets[2][0].get::<i32, _>("answer"), Some(42));
+    // smallint, tinyint, bit and uniqueidentifier parameters.
+    let g = uuid::Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+    let row = c
+        .query(
+            "SELECT @P1 AS a, @P2 AS b, @P3 AS c, @P4 AS d",
+            &[&-12i16, &200u8, &true, &g],
+        )
+        .await
+        .unwrap()
+        .into_row()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.get::<i16, _>("a"), Some(-12));
+    assert_eq!(row.get::<u8, _>("b"), Some(200));
+    assert_eq!(row.get::<bool, _>("c"), Some(true));
+    assert_eq!(row.get::<uuid::Uuid, _>("d"), Some(g));
+    // ORDER BY ... OFFSET/FETCH, ISNULL, DATEADD, SYSUTCDATETIME, IN lists.
+    let rows = c
+        .query(
+            "SELECT Twr_TwrId, ISNULL(Twr_EAN, '') AS ean, DATEADD(day, -7, GETDATE()) AS week_ago, SYSUTCDATETIME() AS utc \
+             FROM CDN.Towary WHERE Twr_TwrId IN (@P1, @P2, @P3, @P4) ORDER BY Twr_TwrId OFFSET 1 ROWS FETCH NEXT 2 ROWS ONLY",
+            &[&1i32, &2i32, &3i32, &4i32],
+        )
+        .await
+        .unwrap()
+        .into_first_result()
+        .await
+        .unwrap();
+    let ids: Vec<i32> = rows.iter().map(|r| r.get(0).unwrap()).collect();
+    assert_eq!(ids, [2, 3]);
+    let week_ago: chrono::NaiveDateTime = rows[0].get("week_ago").unwrap();
+    let now = chrono::Local::now().naive_local();
+    assert!(
+        (now - week_ago - chrono::Duration::days(7))
+            .num_seconds()
+            .abs()
+            < 60
+    );
+    assert!(rows[0].get::<chrono::NaiveDateTime, _>("utc").is_some());
+    // A too-long value through CAST is truncated, as SQL Server does.
+    let r = c
+        .query("SELECT CAST(@P1 AS varchar(3)) AS s", &[&"abcdef"])
+        .await
+        .unwrap()
+        .into_row()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.get::<&str, _>("s"), Some("abc"));
 }

@@ -664,6 +664,7 @@ pub fn map_error(
             }
             m.clone().unwrap_or_else(|| f.to_string())
         }
+        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
         other => other.to_string(),
     };
     if let Some(se) = db::sql_error_from_message(&msg) {
@@ -847,6 +848,7 @@ pub fn map_error(
         );
     }
     if let Some(col) = msg.strip_prefix("no such column: ") {
+        let col = col.split(" - ").next().unwrap_or(col).trim();
         let c = col.rsplit('.').next().unwrap_or(col);
         return SqlError::invalid_column(c);
     }
