@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | GET | `/__standin/state` | the whole shop (products, orders, notes, coupons, webhooks with secrets) |
 //! | GET | `/__standin/stats` | counters ([`crate::Stats`]); `POST /__standin/stats/reset` |
-//! | GET/PUT | `/__standin/faults` | [`crate::FaultConfig`] (PUT replaces it); `POST /__standin/faults/reset` |
+//! | GET/PUT | `/__standin/faults` | [`crate::FaultConfig`] (PUT merges the given fields); `POST /__standin/faults/reset` |
 //! | GET/PUT | `/__standin/rate-limit` | `{"per_sec": N \| null}` |
 //! | GET/POST | `/__standin/products` | all products / add a [`crate::NewProduct`] |
 //! | GET | `/__standin/products/{sku}` | product or variation by SKU (404 if none) |
@@ -103,10 +103,24 @@ async fn faults_get(State(shared): State<Arc<Shared>>) -> Response {
     Json(lock(&shared.faults).cfg.clone()).into_response()
 }
 
+/// Merges the given fields into the current configuration (fields not given keep their value).
 async fn faults_put(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    match parse::<FaultConfig>(&body) {
+    let patch = match parse::<Value>(&body) {
+        Ok(Value::Object(p)) => p,
+        Ok(_) => return bad_request("expected a JSON object"),
+        Err(e) => return bad_request(e),
+    };
+    let mut f = lock(&shared.faults);
+    let mut current = match serde_json::to_value(&f.cfg) {
+        Ok(Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    for (k, v) in patch {
+        current.insert(k, v);
+    }
+    match serde_json::from_value::<FaultConfig>(Value::Object(current)) {
         Ok(cfg) => {
-            lock(&shared.faults).cfg = cfg.clone();
+            f.cfg = cfg.clone();
             Json(cfg).into_response()
         }
         Err(e) => bad_request(e),

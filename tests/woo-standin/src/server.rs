@@ -106,6 +106,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
             pipeline,
         ))
         .nest("/__standin", control::router())
+        .route("/__standin/", get(control::index))
         .route("/", get(control::index))
         .with_state(shared)
 }
