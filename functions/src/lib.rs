@@ -14,6 +14,7 @@
 //! - [`state`]: the DynamoDB state table (heartbeats, parked messages).
 //! - [`ingest`]: ERP events from the agent (events queue).
 //! - [`mapping`]: per-shop mapping rules (price list, VAT, rounding, stock), pure.
+//! - [`shop`]: shop connectors behind one trait (WooCommerce REST v3).
 //! - [`admin`]: the admin Function URL (`GET /status`).
 //! - [`watchdog`]: scheduled; marks a silent agent stale.
 //! - [`host`]: the local host.
@@ -25,6 +26,7 @@ pub mod env;
 pub mod host;
 pub mod ingest;
 pub mod mapping;
+pub mod shop;
 pub mod state;
 pub mod telemetry;
 pub mod watchdog;

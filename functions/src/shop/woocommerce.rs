@@ -1,0 +1,646 @@
+//! WooCommerce REST API v3 (`/wp-json/wc/v3`), over HTTPS with HTTP Basic
+//! auth (consumer key as user, secret as password).
+//!
+//! On the wire:
+//! - lookup: `GET /products?sku=A,B,...&per_page=100&orderby=id&order=asc&page=N`,
+//!   following `X-WP-TotalPages`; SKUs are matched exactly on our side, since
+//!   whether the filter is exact, and whether it finds variations, has varied
+//!   between WooCommerce versions. SKUs still missing are looked for among
+//!   the variations of variable products (`GET /products?type=variable`, then
+//!   `GET /products/{id}/variations?sku=...`) when `search_variations` is on.
+//! - write: `POST /products/batch` with `{"update": [{"id", "regular_price":
+//!   "12.30", "manage_stock": true, "stock_quantity", "status",
+//!   "catalog_visibility", "tax_class"}]}`, at most 100 items (the
+//!   `woocommerce_rest_batch_items_limit` filter; above it the whole request
+//!   is refused with 413); variations go to `POST
+//!   /products/{parent}/variations/batch`. Each item answers in place: the
+//!   product, or `{"id", "error": {"code", "message"}}` while the rest succeed.
+//! - errors: 429 (a host's limiter; core has none) with `Retry-After`, 5xx,
+//!   408 and timeouts are retryable; 401/403 are credentials; other 4xx (400
+//!   `rest_invalid_param`, 404, 413) and redirects are permanent.
+//!
+//! Hiding a product sets `status: private` and `catalog_visibility: hidden`
+//! (customers can neither find nor buy it; the shop's staff still see it);
+//! showing it sets `publish` and `visible`. Variations have no catalogue
+//! visibility: their `status` alone (`private` = disabled) does it.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::future::BoxFuture;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{StatusCode, Url};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value, json};
+
+use super::{
+    ConfigError, ItemIds, ItemOutcome, ProductChanges, Secret, ShopConnector, ShopError, ShopItemId,
+};
+
+/// WooCommerce's largest page.
+const PER_PAGE: usize = 100;
+/// Longest `sku=` value per request: request lines above 8 KiB are refused
+/// by common servers (Apache, nginx), and the rest of the URL needs room.
+const MAX_SKU_PARAM_BYTES: usize = 4000;
+/// Stop paging after this many pages: a shop answering with ever more pages
+/// is broken, and a Lambda must not loop until its timeout.
+const MAX_PAGES: usize = 1000;
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_batch_limit() -> usize {
+    100
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    u64::deserialize(d).map(Duration::from_secs)
+}
+
+/// One WooCommerce shop.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WooConfig {
+    /// The site's address, e.g. `https://sklep.example.pl`. HTTPS only,
+    /// except on loopback (tests and the local run).
+    pub base_url: String,
+    pub consumer_key: String,
+    pub consumer_secret: Secret,
+    /// Per request, in seconds in the configuration (default 30).
+    #[serde(default = "default_timeout", deserialize_with = "seconds")]
+    pub timeout: Duration,
+    /// The shop's `woocommerce_rest_batch_items_limit` (default 100).
+    #[serde(default = "default_batch_limit")]
+    pub batch_limit: usize,
+    /// Look for SKUs the product search misses among variations (default on).
+    #[serde(default = "yes")]
+    pub search_variations: bool,
+}
+
+impl WooConfig {
+    pub fn new(
+        base_url: impl Into<String>,
+        consumer_key: impl Into<String>,
+        consumer_secret: Secret,
+    ) -> Self {
+        WooConfig {
+            base_url: base_url.into(),
+            consumer_key: consumer_key.into(),
+            consumer_secret,
+            timeout: default_timeout(),
+            batch_limit: default_batch_limit(),
+            search_variations: true,
+        }
+    }
+}
+
+/// A WooCommerce connector.
+#[derive(Debug, Clone)]
+pub struct WooCommerce {
+    http: reqwest::Client,
+    /// `<base>/wp-json/wc/v3`, without a trailing slash.
+    api: Url,
+    consumer_key: String,
+    consumer_secret: Secret,
+    batch_limit: usize,
+    search_variations: bool,
+}
+
+fn is_loopback(host: &str) -> bool {
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]" | "::1")
+}
+
+/// The API root for a configured site address.
+fn api_root(base_url: &str) -> Result<Url, ConfigError> {
+    let bad = |why: &str| ConfigError(format!("base_url {base_url:?}: {why}"));
+    let url = Url::parse(base_url.trim()).map_err(|e| bad(&e.to_string()))?;
+    let host = url.host_str().ok_or_else(|| bad("no host"))?;
+    match url.scheme() {
+        "https" => {}
+        // Plain HTTP would need OAuth 1.0a signing and sends the secret in
+        // clear: only loopback, where nothing leaves the machine.
+        "http" if is_loopback(host) => {}
+        _ => return Err(bad("must be https (http only on localhost)")),
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("must not have a query or fragment"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("credentials belong in consumer_key/consumer_secret"));
+    }
+    let path = url.path().trim_end_matches('/');
+    let path = path.strip_suffix("/wp-json/wc/v3").unwrap_or(path);
+    let mut api = url.clone();
+    api.set_path(&format!("{path}/wp-json/wc/v3"));
+    Ok(api)
+}
+
+impl WooCommerce {
+    pub fn new(config: WooConfig) -> Result<Self, ConfigError> {
+        let api = api_root(&config.base_url)?;
+        if config.consumer_key.trim().is_empty() || config.consumer_secret.expose().is_empty() {
+            return Err(ConfigError("consumer key and secret are required".into()));
+        }
+        if config.batch_limit == 0 {
+            return Err(ConfigError("batch_limit must be at least 1".into()));
+        }
+        if config.timeout.is_zero() {
+            return Err(ConfigError("timeout must be above zero".into()));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+            // A redirect turns POST into GET and drops Authorization across
+            // hosts: better to say the base URL is wrong.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("erp-shop-sync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ConfigError(format!("HTTP client: {e}")))?;
+        Ok(WooCommerce {
+            http,
+            api,
+            consumer_key: config.consumer_key.trim().to_owned(),
+            consumer_secret: config.consumer_secret,
+            batch_limit: config.batch_limit,
+            search_variations: config.search_variations,
+        })
+    }
+
+    fn url(&self, path: &str, query: &[(&str, &str)]) -> Url {
+        let mut url = self.api.clone();
+        url.set_path(&format!("{}{path}", self.api.path()));
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        url
+    }
+
+    /// Sends a request and returns the headers and JSON body of a 2xx answer.
+    async fn call(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(HeaderMap, Value), ShopError> {
+        let response = request
+            .basic_auth(&self.consumer_key, Some(self.consumer_secret.expose()))
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(transport_error)?;
+        if status.is_success() {
+            let value = serde_json::from_slice(&body).map_err(|_| {
+                // Hosts and WAFs answer 200 with HTML challenge pages.
+                ShopError::Transient(format!(
+                    "{status} with a body that is not JSON: {}",
+                    excerpt(&body)
+                ))
+            })?;
+            return Ok((headers, value));
+        }
+        Err(status_error(status, &headers, &body))
+    }
+
+    /// Every page of a collection.
+    async fn get_all(&self, path: &str, query: &[(&str, &str)]) -> Result<Vec<Value>, ShopError> {
+        let per_page = PER_PAGE.to_string();
+        let mut items = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let page_text = page.to_string();
+            let mut q = query.to_vec();
+            q.extend([
+                ("per_page", per_page.as_str()),
+                ("page", page_text.as_str()),
+                // A stable order, so products added while we page do not
+                // shift others between pages.
+                ("orderby", "id"),
+                ("order", "asc"),
+            ]);
+            let (headers, body) = self.call(self.http.get(self.url(path, &q))).await?;
+            let Value::Array(batch) = body else {
+                return Err(ShopError::Transient(format!(
+                    "GET {path} answered something other than a list"
+                )));
+            };
+            let count = batch.len();
+            items.extend(batch);
+            let total_pages = headers
+                .get("x-wp-totalpages")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            let more = match total_pages {
+                Some(total) => page < total,
+                // No header (a proxy stripped it): a full page may have a successor.
+                None => count == PER_PAGE,
+            };
+            if !more || count == 0 {
+                return Ok(items);
+            }
+        }
+        Err(ShopError::Transient(format!(
+            "GET {path} still had pages after {MAX_PAGES}"
+        )))
+    }
+
+    async fn lookup(&self, skus: &[String]) -> Result<ItemIds, ShopError> {
+        let wanted: HashSet<&str> = skus
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .filter(|s| {
+                // WooCommerce splits the sku parameter on commas.
+                let listable = !s.contains(',');
+                if !listable {
+                    tracing::warn!(sku = %s, "a SKU with a comma cannot be looked up in WooCommerce");
+                }
+                listable
+            })
+            .collect();
+        let mut ordered: Vec<&str> = wanted.iter().copied().collect();
+        ordered.sort_unstable();
+        let mut found = ItemIds::new();
+        for chunk in sku_chunks(&ordered) {
+            let list = chunk.join(",");
+            for item in self.get_all("/products", &[("sku", &list)]).await? {
+                record_match(&item, &wanted, None, &mut found);
+            }
+        }
+        let missing: Vec<&str> = ordered
+            .iter()
+            .copied()
+            .filter(|s| !found.contains_key(*s))
+            .collect();
+        if self.search_variations && !missing.is_empty() {
+            self.lookup_variations(&missing, &wanted, &mut found)
+                .await?;
+        }
+        Ok(found)
+    }
+
+    /// Looks for SKUs among the variations of every variable product: the
+    /// product search does not find variation SKUs on every version.
+    async fn lookup_variations(
+        &self,
+        missing: &[&str],
+        wanted: &HashSet<&str>,
+        found: &mut ItemIds,
+    ) -> Result<(), ShopError> {
+        let parents: Vec<u64> = self
+            .get_all("/products", &[("type", "variable")])
+            .await?
+            .iter()
+            .filter_map(|p| p.get("id").and_then(Value::as_u64))
+            .collect();
+        for parent in parents {
+            let still: Vec<&str> = missing
+                .iter()
+                .copied()
+                .filter(|s| !found.contains_key(*s))
+                .collect();
+            if still.is_empty() {
+                break;
+            }
+            let path = format!("/products/{parent}/variations");
+            for chunk in sku_chunks(&still) {
+                let list = chunk.join(",");
+                for item in self.get_all(&path, &[("sku", &list)]).await? {
+                    record_match(&item, wanted, Some(parent), found);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn write(
+        &self,
+        items: &[(ShopItemId, ProductChanges)],
+    ) -> Result<Vec<ItemOutcome>, ShopError> {
+        let mut outcomes: Vec<Option<ItemOutcome>> = vec![None; items.len()];
+        // Products in one call, each variable product's variations in another.
+        let mut groups: BTreeMap<Option<u64>, Vec<(usize, u64, Value)>> = BTreeMap::new();
+        for (index, (id, changes)) in items.iter().enumerate() {
+            match woo_ids(id) {
+                Some((parent, item_id)) => {
+                    let body = update_body(item_id, changes, parent.is_some());
+                    groups
+                        .entry(parent)
+                        .or_default()
+                        .push((index, item_id, body));
+                }
+                None => {
+                    outcomes[index] = Some(ItemOutcome::Rejected {
+                        code: "invalid_id".into(),
+                        message: format!("{id} is not a WooCommerce id"),
+                    });
+                }
+            }
+        }
+        for (parent, members) in groups {
+            let path = match parent {
+                None => "/products/batch".to_owned(),
+                Some(p) => format!("/products/{p}/variations/batch"),
+            };
+            for chunk in members.chunks(self.batch_limit) {
+                let result = self.batch(&path, chunk).await;
+                match (result, parent) {
+                    (Ok(answers), _) => {
+                        for ((index, _, _), outcome) in chunk.iter().zip(answers) {
+                            outcomes[*index] = Some(outcome);
+                        }
+                    }
+                    // One variable product refusing (deleted parent, say)
+                    // is that product's problem, not the whole write's.
+                    (Err(ShopError::Permanent(message)), Some(_)) => {
+                        for (index, _, _) in chunk {
+                            outcomes[*index] = Some(ItemOutcome::Rejected {
+                                code: "variation_batch_refused".into(),
+                                message: message.clone(),
+                            });
+                        }
+                    }
+                    (Err(err), _) => return Err(err),
+                }
+            }
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| {
+                o.unwrap_or_else(|| ItemOutcome::Rejected {
+                    code: "not_sent".into(),
+                    message: "no answer for this item".into(),
+                })
+            })
+            .collect())
+    }
+
+    /// One `POST .../batch` call; one outcome per item, in order.
+    async fn batch(
+        &self,
+        path: &str,
+        chunk: &[(usize, u64, Value)],
+    ) -> Result<Vec<ItemOutcome>, ShopError> {
+        let update: Vec<&Value> = chunk.iter().map(|(_, _, body)| body).collect();
+        let request = self
+            .http
+            .post(self.url(path, &[]))
+            .json(&json!({ "update": update }));
+        let (_, body) = self.call(request).await?;
+        let answers = body
+            .get("update")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if answers.len() != chunk.len() {
+            // Writes are absolute: the caller can safely send them again.
+            return Err(ShopError::Transient(format!(
+                "POST {path}: {} answers for {} items",
+                answers.len(),
+                chunk.len()
+            )));
+        }
+        Ok(chunk
+            .iter()
+            .zip(answers)
+            .map(|((_, id, _), answer)| item_outcome(*id, answer))
+            .collect())
+    }
+}
+
+impl ShopConnector for WooCommerce {
+    fn platform(&self) -> &'static str {
+        "woocommerce"
+    }
+
+    fn max_batch(&self) -> usize {
+        self.batch_limit
+    }
+
+    fn lookup_ids<'a>(&'a self, skus: &'a [String]) -> BoxFuture<'a, Result<ItemIds, ShopError>> {
+        Box::pin(self.lookup(skus))
+    }
+
+    fn write_products<'a>(
+        &'a self,
+        items: &'a [(ShopItemId, ProductChanges)],
+    ) -> BoxFuture<'a, Result<Vec<ItemOutcome>, ShopError>> {
+        Box::pin(self.write(items))
+    }
+}
+
+/// SKU lists for the `sku=` parameter, each short enough for a request line.
+fn sku_chunks<'a>(skus: &[&'a str]) -> Vec<Vec<&'a str>> {
+    let mut chunks: Vec<Vec<&str>> = Vec::new();
+    let mut current: Vec<&str> = Vec::new();
+    let mut bytes = 0;
+    for sku in skus {
+        // Percent-encoding can triple a byte; the comma becomes %2C.
+        let cost = encoded_len(sku) + 3;
+        if !current.is_empty() && bytes + cost > MAX_SKU_PARAM_BYTES {
+            chunks.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        current.push(sku);
+        bytes += cost;
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    chunks
+}
+
+fn encoded_len(s: &str) -> usize {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                1
+            } else {
+                3
+            }
+        })
+        .sum()
+}
+
+/// Records a listed product or variation if its SKU is one we asked for.
+fn record_match(item: &Value, wanted: &HashSet<&str>, parent: Option<u64>, found: &mut ItemIds) {
+    let Some(sku) = item.get("sku").and_then(Value::as_str).map(str::trim) else {
+        return;
+    };
+    if !wanted.contains(sku) {
+        return;
+    }
+    let Some(id) = item.get("id").and_then(Value::as_u64) else {
+        return;
+    };
+    let is_variation =
+        item.get("type").and_then(Value::as_str) == Some("variation") || parent.is_some();
+    let item_id = if is_variation {
+        let parent = parent
+            .or_else(|| item.get("parent_id").and_then(Value::as_u64))
+            .filter(|p| *p != 0);
+        match parent {
+            Some(p) => ShopItemId::variation(p.to_string(), id.to_string()),
+            None => return,
+        }
+    } else {
+        ShopItemId::product(id.to_string())
+    };
+    match found.get(sku) {
+        Some(existing) if *existing != item_id => {
+            // WooCommerce enforces unique SKUs, but imports can bypass it.
+            tracing::warn!(sku, first = %existing, other = %item_id, "SKU found twice in the shop; keeping the first");
+        }
+        Some(_) => {}
+        None => {
+            found.insert(sku.to_owned(), item_id);
+        }
+    }
+}
+
+/// (parent for variations, id to update), numeric as WooCommerce wants.
+fn woo_ids(id: &ShopItemId) -> Option<(Option<u64>, u64)> {
+    let product: u64 = id.product_id.trim().parse().ok()?;
+    match &id.variation_id {
+        None => Some((None, product)),
+        Some(v) => Some((Some(product), v.trim().parse().ok()?)),
+    }
+}
+
+/// WooCommerce money: a string with two decimals.
+fn money(value: Decimal) -> String {
+    let mut v =
+        value.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+    v.rescale(2);
+    v.to_string()
+}
+
+fn update_body(id: u64, changes: &ProductChanges, variation: bool) -> Value {
+    let mut body = Map::new();
+    body.insert("id".into(), json!(id));
+    if let Some(price) = changes.regular_price {
+        body.insert("regular_price".into(), json!(money(price)));
+    }
+    if let Some(quantity) = changes.stock_quantity {
+        // stock_quantity counts only on products that manage stock.
+        body.insert("manage_stock".into(), json!(true));
+        body.insert("stock_quantity".into(), json!(quantity));
+    }
+    if let Some(visible) = changes.visible {
+        body.insert(
+            "status".into(),
+            json!(if visible { "publish" } else { "private" }),
+        );
+        if !variation {
+            body.insert(
+                "catalog_visibility".into(),
+                json!(if visible { "visible" } else { "hidden" }),
+            );
+        }
+    }
+    if let Some(class) = &changes.tax_class {
+        body.insert("tax_class".into(), json!(class));
+    }
+    Value::Object(body)
+}
+
+fn item_outcome(id: u64, answer: &Value) -> ItemOutcome {
+    match answer.get("error") {
+        Some(error) => ItemOutcome::Rejected {
+            code: error
+                .get("code")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown")
+                .to_owned(),
+            message: error
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+        },
+        None if answer.get("id").and_then(Value::as_u64) == Some(id) => ItemOutcome::Ok,
+        None => ItemOutcome::Rejected {
+            code: "unexpected_answer".into(),
+            message: format!(
+                "asked to update {id}, the answer is for {}",
+                answer.get("id").unwrap_or(&Value::Null)
+            ),
+        },
+    }
+}
+
+fn transport_error(err: reqwest::Error) -> ShopError {
+    let what = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "connection failed"
+    } else if err.is_builder() {
+        return ShopError::Permanent(format!("request could not be built: {err}"));
+    } else {
+        "transport error"
+    };
+    // reqwest's Display includes the URL, never the credentials.
+    ShopError::Transient(format!("{what}: {}", crate::aws::describe_error(&err)))
+}
+
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    match text.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// WooCommerce's error body `{"code", "message", "data": {"status"}}` as text.
+fn describe(status: StatusCode, body: &[u8]) -> String {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) if v.get("code").is_some() => format!(
+            "{status} {}: {}",
+            v.get("code").and_then(Value::as_str).unwrap_or(""),
+            v.get("message").and_then(Value::as_str).unwrap_or("")
+        ),
+        _ => format!("{status}: {}", excerpt(body)),
+    }
+}
+
+fn status_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ShopError {
+    match status.as_u16() {
+        429 => ShopError::RateLimited {
+            retry_after: headers
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after),
+        },
+        401 | 403 => ShopError::Auth(describe(status, body)),
+        408 | 500..=599 => ShopError::Transient(describe(status, body)),
+        300..=399 => ShopError::Permanent(format!(
+            "{status}: redirected to {}; set base_url to the final address",
+            headers
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("?")
+        )),
+        _ => ShopError::Permanent(describe(status, body)),
+    }
+}
+
+/// `Retry-After` as seconds ("2", "2.5") or an HTTP date; `None` when unreadable.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<Decimal>() {
+        if seconds.is_sign_negative() {
+            return Some(Duration::ZERO);
+        }
+        let millis = (seconds.checked_mul(Decimal::ONE_THOUSAND)?).ceil();
+        return u64::try_from(millis).ok().map(Duration::from_millis);
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = at.with_timezone(&Utc) - Utc::now();
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
