@@ -2,11 +2,14 @@
 //! `woocommerce_rest_batch_items_limit` (100) items in total (else 413
 //! `woocommerce_rest_request_entity_too_large`), and per-item errors in place:
 //! `{"id": N, "error": {"code", "message", "data": {"status"}}}` while the other items succeed.
+//! As in `WC_REST_Controller::batch_items`, items are not schema-validated (values are PHP-cast)
+//! and a delete id of 0 is skipped.
 
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 use crate::json::{self, JsonText};
+use crate::params::BATCH_ITEM;
 use crate::shared::Shared;
 use crate::state::{Event, ShopState};
 
@@ -56,18 +59,24 @@ where
     let mut shop = shared.shop();
     let empty = Map::new();
 
+    // Items skip schema validation (see `params::BATCH_ITEM`).
+    let mark = |item: &Value| {
+        let mut m = item.as_object().unwrap_or(&empty).clone();
+        m.insert(BATCH_ITEM.to_string(), Value::Bool(true));
+        m
+    };
     if !creates.is_empty() {
         let mut results = Vec::new();
         for item in &creates {
-            let obj = item.as_object().unwrap_or(&empty);
-            results.push(item_result(create(&mut shop, obj), 0, &mut events));
+            let obj = mark(item);
+            results.push(item_result(create(&mut shop, &obj), 0, &mut events));
         }
         out.push(("create", json::array(results).0));
     }
     if !updates.is_empty() {
         let mut results = Vec::new();
         for item in &updates {
-            let obj = item.as_object().unwrap_or(&empty);
+            let obj = mark(item);
             let id = obj
                 .get("id")
                 .and_then(|v| {
@@ -75,7 +84,7 @@ where
                         .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
                 })
                 .unwrap_or(0);
-            results.push(item_result(update(&mut shop, id, obj), id, &mut events));
+            results.push(item_result(update(&mut shop, id, &obj), id, &mut events));
         }
         out.push(("update", json::array(results).0));
     }
@@ -87,6 +96,10 @@ where
                 .or_else(|| item.as_str().and_then(|s| s.parse().ok()))
                 .or_else(|| item.get("id").and_then(Value::as_u64))
                 .unwrap_or(0);
+            // `(int) $id === 0` is skipped without an entry.
+            if id == 0 {
+                continue;
+            }
             results.push(item_result(delete(&mut shop, id), id, &mut events));
         }
         out.push(("delete", json::array(results).0));

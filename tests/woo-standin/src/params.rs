@@ -194,11 +194,32 @@ pub fn body_params(body: &[u8], query: &Query) -> Result<Map<String, Value>, Api
     Ok(map)
 }
 
-/// Schema-style reader over a JSON object; collects `rest_invalid_param` entries.
+/// Marker key the batch endpoints put into each item: WooCommerce's `batch_items` calls
+/// `create_item`/`update_item` directly, so the route's schema validation never runs and values
+/// reach the setters PHP-cast (a number where a string belongs is simply accepted).
+pub const BATCH_ITEM: &str = "__woo_standin_batch_item";
+
+/// Schema-style reader over a JSON object; collects `rest_invalid_param` entries. In batch items
+/// (see [`BATCH_ITEM`]) strings, integers and booleans are coerced like PHP instead.
 pub struct Fields<'a> {
     obj: &'a Map<String, Value>,
     prefix: String,
+    lenient: bool,
     pub errors: Vec<(String, String, String)>,
+}
+
+/// PHP `intval`: leading integer of a string, 0 if none.
+fn php_intval(s: &str) -> i64 {
+    let t = s.trim_start();
+    let mut end = 0;
+    for (i, c) in t.char_indices() {
+        if c.is_ascii_digit() || (i == 0 && (c == '-' || c == '+')) {
+            end = i + c.len_utf8();
+        } else {
+            break;
+        }
+    }
+    t[..end].parse().unwrap_or(0)
 }
 
 impl<'a> Fields<'a> {
@@ -206,6 +227,7 @@ impl<'a> Fields<'a> {
         Fields {
             obj,
             prefix: String::new(),
+            lenient: obj.contains_key(BATCH_ITEM),
             errors: Vec::new(),
         }
     }
@@ -215,6 +237,7 @@ impl<'a> Fields<'a> {
         Fields {
             obj,
             prefix: prefix.to_string(),
+            lenient: false,
             errors: Vec::new(),
         }
     }
@@ -244,6 +267,9 @@ impl<'a> Fields<'a> {
     pub fn string(&mut self, key: &str) -> Option<String> {
         match self.obj.get(key)? {
             Value::String(s) => Some(s.clone()),
+            Value::Number(n) if self.lenient => Some(n.to_string()),
+            Value::Bool(b) if self.lenient => Some(if *b { "1".into() } else { String::new() }),
+            Value::Null if self.lenient => Some(String::new()),
             _ => {
                 self.type_error(key, "string");
                 None
@@ -261,6 +287,13 @@ impl<'a> Fields<'a> {
             Value::String(s) => parse_integer(s),
             _ => None,
         };
+        if self.lenient && parsed.is_none() {
+            return Some(match v {
+                Value::String(s) => php_intval(s),
+                Value::Bool(true) => 1,
+                _ => 0,
+            });
+        }
         if parsed.is_none() {
             self.type_error(key, "integer");
         }
@@ -287,6 +320,15 @@ impl<'a> Fields<'a> {
     /// A `boolean` field.
     pub fn boolean(&mut self, key: &str) -> Option<bool> {
         let v = self.obj.get(key)?;
+        if self.lenient {
+            // wc_string_to_bool
+            return Some(match v {
+                Value::Bool(b) => *b,
+                Value::Number(n) => n.as_i64() == Some(1),
+                Value::String(s) => matches!(s.to_ascii_lowercase().as_str(), "yes" | "true" | "1"),
+                _ => false,
+            });
+        }
         let b = parse_bool(v);
         if b.is_none() {
             self.type_error(key, "boolean");

@@ -121,6 +121,27 @@ async fn batch_limit_and_per_item_errors() {
     assert_eq!(v["create"][0]["sku"], "NEW-1");
     assert_eq!(v["delete"][0]["id"], ids[0]);
     assert!(w.product(ids[0]).is_none());
+
+    // Batch items skip schema validation: a numeric price is PHP-cast, not rejected…
+    let r = send_json(
+        &w,
+        Method::POST,
+        "/products/batch",
+        json!({"update": [{"id": ids[1], "regular_price": 12.5, "stock_quantity": "3"}]}),
+    )
+    .await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["update"][0]["regular_price"], "12.5");
+    assert_eq!(v["update"][0]["stock_quantity"], 3);
+    // …while the same body on the single-item route is a 400.
+    let r = send_json(
+        &w,
+        Method::PUT,
+        &format!("/products/{}", ids[1]),
+        json!({"regular_price": 12.5}),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
     w.shutdown().await;
 }
 
