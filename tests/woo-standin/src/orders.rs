@@ -283,6 +283,21 @@ impl NewOrder {
     }
 }
 
+/// Largest line quantity the stand-in accepts (keeps decimal arithmetic far from overflow).
+const MAX_QTY: i64 = 1_000_000;
+
+/// Amounts above 10^12 are refused (*stand-in* guard; PHP would go to floats).
+fn check_amount(d: Decimal, param: &str) -> Result<(), ApiError> {
+    if d.abs() > Decimal::from(1_000_000_000_000i64) {
+        return Err(ApiError::invalid_param(
+            param,
+            format!("{param}: amount {d} is too large for woo-standin"),
+            "rest_out_of_bounds",
+        ));
+    }
+    Ok(())
+}
+
 fn status_label(s: &str) -> &str {
     match s {
         "pending" => "Pending payment",
@@ -429,10 +444,12 @@ pub fn create(
                 "Product ID or SKU is required.",
             ));
         };
-        if qty <= 0 {
+        if !(1..=MAX_QTY).contains(&qty) {
             return Err(ApiError::invalid_param(
                 &format!("line_items[{i}][quantity]"),
-                format!("line_items[{i}][quantity] must be greater than 0"),
+                format!(
+                    "line_items[{i}][quantity] must be between 1 (inclusive) and {MAX_QTY} (inclusive)"
+                ),
                 "rest_out_of_bounds",
             ));
         }
@@ -505,6 +522,7 @@ pub fn create(
             })
             .and_then(|t| t.parse::<Decimal>().ok())
             .unwrap_or_default();
+        check_amount(total, "shipping_lines")?;
         ship_in.push(ChargeIn {
             total,
             rate: ship_rate.clone(),
@@ -529,6 +547,7 @@ pub fn create(
             .and_then(Value::as_str)
             .and_then(|t| t.parse::<Decimal>().ok())
             .unwrap_or_default();
+        check_amount(total, "fee_lines")?;
         let class = fee
             .get("tax_class")
             .and_then(Value::as_str)
@@ -554,6 +573,12 @@ pub fn create(
         ));
     }
 
+    for r in &resolved {
+        check_amount(r.unit * Decimal::from(r.qty), "line_items")?;
+    }
+    for c in &coupons {
+        check_amount(c.amount_decimal(), "coupon_lines")?;
+    }
     let lines_in: Vec<LineIn> = resolved
         .iter()
         .map(|r| LineIn {
@@ -808,7 +833,7 @@ pub fn change_status(
                 && p.manage_stock
             {
                 let before = p.stock_quantity.unwrap_or(0);
-                let after = before + sign * li.quantity;
+                let after = before.saturating_add(sign.saturating_mul(li.quantity));
                 p.stock_quantity = Some(after);
                 if reduce {
                     p.total_sales += li.quantity;

@@ -430,7 +430,7 @@ pub fn apply_input(
         if body.contains_key("stock_quantity") {
             p.stock_quantity = stock_quantity;
         } else if let Some(delta) = inventory_delta {
-            p.stock_quantity = Some(p.stock_quantity.unwrap_or(0) + delta);
+            p.stock_quantity = Some(p.stock_quantity.unwrap_or(0).saturating_add(delta));
         }
     }
     if let Some(v) = backorders {

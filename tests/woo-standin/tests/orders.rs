@@ -311,3 +311,53 @@ async fn modified_after_with_dates_are_gmt() {
     assert_eq!(r.status(), 400);
     w.shutdown().await;
 }
+
+#[tokio::test]
+async fn hostile_input_gets_errors_and_the_server_keeps_running() {
+    let w = start().await;
+    w.add_product(product("H", "H", "99999999999.99", 5))
+        .unwrap();
+    for body in [
+        json!({"line_items": [{"sku": "H", "quantity": 9_223_372_036_854_775_807i64}]}),
+        json!({"line_items": [{"sku": "H", "quantity": 100}]}),
+        json!({"line_items": [{"sku": "H", "quantity": -1}]}),
+        json!({"line_items": "nope"}),
+        json!({"line_items": [{"sku": "H", "quantity": 1}], "shipping_lines": [{"total": "1e40"}, {"total": "99999999999999999999999999"}]}),
+        json!({"billing": {"first_name": 5}}),
+        json!({"status": ["x"]}),
+    ] {
+        let r = send_json(&w, Method::POST, "/orders", body.clone()).await;
+        assert!(r.status().is_client_error(), "{body}: {}", r.status());
+    }
+    let r = send_json(&w, Method::PUT, "/products/abc", json!({})).await;
+    assert_eq!(r.status(), 404);
+    let r = send_json(
+        &w,
+        Method::PUT,
+        &format!("/products/{}", w.product_by_sku("H").unwrap().id),
+        json!({"stock_quantity": i64::MAX, "manage_stock": true}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let r = send_json(
+        &w,
+        Method::POST,
+        "/products/batch",
+        json!({"update": [{"id": "x"}, 5, null], "delete": ["a", {"id": 1}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(get(&w, "/orders?per_page=0").await.status(), 400);
+    assert_eq!(
+        get(&w, "/orders?page=99999999999999999999").await.status(),
+        400
+    );
+    assert_eq!(
+        get(&w, "/orders?page=9223372036854775807&per_page=100")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(get(&w, "/products").await.status(), 200);
+    w.shutdown().await;
+}
