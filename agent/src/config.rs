@@ -64,6 +64,8 @@ struct RawConfig {
     store: StoreSection,
     #[serde(default)]
     heartbeat: HeartbeatSection,
+    #[serde(default)]
+    sync: SyncSection,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -144,6 +146,35 @@ impl Default for HeartbeatSection {
     }
 }
 
+/// How often each kind of pass runs (the seeds' three triggers: documents
+/// changed, interval passes per data kind, forced passes on demand).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncSection {
+    /// Documents changed since the cursor: seconds between polls.
+    pub poll_seconds: u64,
+    /// Re-read this many seconds before the cursor (equal timestamps, clock skew).
+    pub overlap_seconds: u64,
+    pub stock_minutes: u64,
+    pub prices_minutes: u64,
+    pub catalogue_minutes: u64,
+    /// Records per batch message (before splitting to fit SQS).
+    pub batch_records: usize,
+}
+
+impl Default for SyncSection {
+    fn default() -> Self {
+        SyncSection {
+            poll_seconds: 2,
+            overlap_seconds: 10,
+            stock_minutes: 5,
+            prices_minutes: 5,
+            catalogue_minutes: 1440,
+            batch_records: 1000,
+        }
+    }
+}
+
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -155,6 +186,7 @@ pub struct AgentConfig {
     pub sql_password: Option<Secret>,
     pub store: StoreSection,
     pub heartbeat_interval: Duration,
+    pub sync: SyncSection,
 }
 
 impl AgentConfig {
@@ -261,6 +293,7 @@ impl AgentConfig {
             sql_password,
             store: raw.store,
             heartbeat_interval: Duration::from_secs(interval),
+            sync: raw.sync,
         })
     }
 

@@ -16,6 +16,7 @@ pub async fn run(
     config: AgentConfig,
     store: Arc<Store>,
     outbox_changed: Arc<Notify>,
+    now: Arc<Notify>,
     cancel: CancellationToken,
 ) {
     let mut ticker = tokio::time::interval(config.heartbeat_interval);
@@ -25,6 +26,7 @@ pub async fn run(
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = ticker.tick() => {}
+            _ = now.notified() => {}
         }
         let sql_error = match sql::probe(&config).await {
             Ok(()) => None,
@@ -44,7 +46,8 @@ pub async fn run(
             health: AgentHealth {
                 sql_server: sql_error.is_none(),
                 sql_error,
-                outbox_depth: store.outbox_depth().unwrap_or(0),
+                outbox_depth: store.outbox_depth().unwrap_or(0)
+                    + store.pending_count().unwrap_or(0),
             },
         };
         match store.enqueue(

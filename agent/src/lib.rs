@@ -11,12 +11,16 @@
 //! - [`config`]: TOML + environment, validated at start; secrets redacted.
 //! - [`store`]: the local SQLite state: sequence numbers and the outbox.
 //! - [`sqs`]: the SQS transport (send to events, receive commands).
+//! - [`commands`]: the commands queue consumer (force sync, resend, ping).
 //! - [`sql`]: the SQL Server connection (tiberius) and its health probe.
 //! - [`optima`]: every SQL statement run against Optima, and the projection
 //!   of its rows into contract records.
+//! - [`sync`]: passes that read Optima and stage what changed (cursor
+//!   polls, interval passes, forced passes).
 //! - [`heartbeat`]: the periodic sign of life.
 //! - [`sender`]: drains the outbox to SQS, oldest first, with back-off.
 
+pub mod commands;
 pub mod config;
 pub mod heartbeat;
 pub mod optima;
@@ -24,6 +28,7 @@ pub mod sender;
 pub mod sql;
 pub mod sqs;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
 
 use std::sync::Arc;
@@ -48,18 +53,38 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let outbox_changed = Arc::new(Notify::new());
     info!(agent = %config.agent_id, version = env!("CARGO_PKG_VERSION"), state = %config.store.path.display(), "agent starting");
 
+    let heartbeat_now = Arc::new(Notify::new());
+    let (force_tx, force_rx) = tokio::sync::mpsc::channel(16);
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(heartbeat::run(
         config.clone(),
         store.clone(),
         outbox_changed.clone(),
+        heartbeat_now.clone(),
         cancel.clone(),
     ));
     tasks.spawn(sender::run(
         sqs.clone(),
         store.clone(),
+        sender::Batching {
+            agent_id: config.agent_id.clone(),
+            batch_records: config.sync.batch_records,
+        },
         config.store.outbox_warn_at,
         outbox_changed.clone(),
+        cancel.clone(),
+    ));
+    tasks.spawn(sync::run(
+        config.clone(),
+        store.clone(),
+        outbox_changed.clone(),
+        force_rx,
+        cancel.clone(),
+    ));
+    tasks.spawn(commands::run(
+        sqs.clone(),
+        force_tx,
+        heartbeat_now,
         cancel.clone(),
     ));
 
@@ -90,4 +115,74 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// What `agent sync` did.
+#[derive(Debug, Clone, Copy)]
+pub struct ForcedSyncReport {
+    pub pass: sync::PassReport,
+    pub messages_sent: usize,
+}
+
+/// A forced pass from the command line: read, stage, and send it all now.
+/// Shows a progress bar on a terminal.
+pub async fn sync_now(
+    config: &AgentConfig,
+    areas: &[contract::SyncArea],
+    skus: Vec<String>,
+    ignore_hashes: bool,
+) -> anyhow::Result<ForcedSyncReport> {
+    use std::io::IsTerminal;
+    let store = Store::open(&config.store.path)
+        .with_context(|| format!("opening the agent state {}", config.store.path.display()))?;
+    let mut client = sql::connect(config)
+        .await
+        .context("connecting to SQL Server")?;
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new_spinner()
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_message("reading Optima");
+    let scope = if skus.is_empty() {
+        sync::Scope::All
+    } else {
+        sync::Scope::Skus(skus)
+    };
+    let holder = format!("cli-{}", std::process::id());
+    let pass = sync::leased(
+        &store,
+        &holder,
+        "sync:forced",
+        sync::pass(
+            &mut client,
+            &store,
+            areas,
+            &scope,
+            ignore_hashes,
+            |done, total| {
+                if let Some(total) = total {
+                    bar.set_length(total as u64);
+                }
+                bar.set_position(done as u64);
+                bar.set_message(format!("{done} products read"));
+            },
+        ),
+    )
+    .await?
+    .context("another forced sync is running (lease `sync:forced`); try again when it ends")?;
+    bar.set_message("sending to SQS");
+    let transport = sqs::Transport::new(config).await;
+    let batching = sender::Batching {
+        agent_id: config.agent_id.clone(),
+        batch_records: config.sync.batch_records,
+    };
+    let messages_sent = sender::drain_once(&transport, &store, &batching)
+        .await
+        .map_err(|e| anyhow::anyhow!("sending to SQS failed ({e}); the staged records stay in the outbox for the service to send"))?;
+    bar.finish_and_clear();
+    Ok(ForcedSyncReport {
+        pass,
+        messages_sent,
+    })
 }

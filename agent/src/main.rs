@@ -23,11 +23,42 @@ enum Command {
         #[arg(long, short, default_value = "agent.toml")]
         config: PathBuf,
     },
+    /// Force a sync pass now, whole or per area or SKU, and send it.
+    Sync {
+        #[arg(long, short, default_value = "agent.toml")]
+        config: PathBuf,
+        /// Only these areas (repeatable): catalogue, prices, stock.
+        #[arg(long = "only", value_enum)]
+        only: Vec<Area>,
+        /// Only these SKUs (repeatable).
+        #[arg(long = "sku")]
+        skus: Vec<String>,
+        /// Send every record, even those that did not change.
+        #[arg(long)]
+        all_records: bool,
+    },
     /// Validate the configuration and exit: 0 when valid, 2 when not.
     Check {
         #[arg(long, short, default_value = "agent.toml")]
         config: PathBuf,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Area {
+    Catalogue,
+    Prices,
+    Stock,
+}
+
+impl From<Area> for contract::SyncArea {
+    fn from(area: Area) -> Self {
+        match area {
+            Area::Catalogue => contract::SyncArea::Catalogue,
+            Area::Prices => contract::SyncArea::Prices,
+            Area::Stock => contract::SyncArea::Stock,
+        }
+    }
 }
 
 /// Exit code for an invalid configuration, as for a usage error.
@@ -52,31 +83,58 @@ fn main() -> ExitCode {
             }
         },
         Command::Run { config } => {
-            let config = match AgentConfig::load(&config) {
-                Ok(config) => config,
-                Err(err) => {
-                    eprintln!("{err}");
-                    return ExitCode::from(EXIT_BAD_CONFIG);
-                }
-            };
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(err) => {
-                    eprintln!("cannot start the async runtime: {err}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(agent::run(config)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(err) => {
-                    eprintln!("agent stopped: {err:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            with_runtime(&config, |config| async move { agent::run(config).await })
+        }
+        Command::Sync {
+            config,
+            only,
+            skus,
+            all_records,
+        } => with_runtime(&config, |config| async move {
+            let areas: Vec<contract::SyncArea> = only.into_iter().map(Into::into).collect();
+            let report = agent::sync_now(&config, &areas, skus, all_records).await?;
+            println!(
+                "{} products read; changed: {} products, {} prices, {} stock rows; {} messages sent",
+                report.pass.items,
+                report.pass.products.changed,
+                report.pass.prices.changed,
+                report.pass.stock.changed,
+                report.messages_sent
+            );
+            Ok(())
+        }),
+    }
+}
+
+/// Loads the configuration (exit 2 when invalid) and runs `work` on a runtime.
+fn with_runtime<F, Fut>(path: &std::path::Path, work: F) -> ExitCode
+where
+    F: FnOnce(AgentConfig) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let config = match AgentConfig::load(path) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("{err}");
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(work(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -22,9 +22,59 @@ fn backoff() -> impl Iterator<Item = Duration> {
         .build()
 }
 
+/// How the sender turns staged records into batches.
+#[derive(Debug, Clone)]
+pub struct Batching {
+    pub agent_id: String,
+    pub batch_records: usize,
+}
+
+/// Forms the next batch from staged records when the outbox is empty. Only
+/// one batch is formed ahead, so while SQS is unreachable staged records
+/// keep coalescing by key instead of piling up as batches.
+pub fn refill_outbox(
+    store: &Store,
+    batching: &Batching,
+) -> Result<Vec<u64>, crate::store::StoreError> {
+    if store.outbox_depth()? > 0 {
+        return Ok(Vec::new());
+    }
+    store.form_batch(
+        &batching.agent_id,
+        batching.batch_records,
+        contract::MAX_BODY_BYTES,
+        chrono::Utc::now(),
+    )
+}
+
+/// Sends what is in the outbox until it is empty; returns how many messages
+/// were sent, or the first error.
+pub async fn drain_once(
+    transport: &Transport,
+    store: &Store,
+    batching: &Batching,
+) -> Result<usize, String> {
+    let mut sent = 0;
+    loop {
+        refill_outbox(store, batching).map_err(|e| e.to_string())?;
+        let pending = store.pending(10).map_err(|e| e.to_string())?;
+        if pending.is_empty() {
+            return Ok(sent);
+        }
+        for entry in &pending {
+            transport.send_event(entry).await?;
+            if let Err(err) = store.remove(entry.seq) {
+                error!(seq = entry.seq, error = %err, "cannot remove a sent message from the outbox");
+            }
+            sent += 1;
+        }
+    }
+}
+
 pub async fn run(
     transport: Transport,
     store: Arc<Store>,
+    batching: Batching,
     warn_at: u64,
     outbox_changed: Arc<Notify>,
     cancel: CancellationToken,
@@ -32,6 +82,9 @@ pub async fn run(
     let mut delays = backoff();
     let mut failing_since: Option<std::time::Instant> = None;
     loop {
+        if let Err(err) = refill_outbox(&store, &batching) {
+            error!(error = %err, "cannot form a batch from staged records");
+        }
         let pending = match store.pending(10) {
             Ok(pending) => pending,
             Err(err) => {

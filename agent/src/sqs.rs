@@ -13,7 +13,15 @@ use crate::store::OutboxEntry;
 pub struct Transport {
     client: aws_sdk_sqs::Client,
     events_queue_url: String,
+    commands_queue_url: Option<String>,
     agent_id: String,
+}
+
+/// A command as received: its body and the handle to delete it with.
+#[derive(Debug, Clone)]
+pub struct ReceivedCommand {
+    pub body: String,
+    pub receipt_handle: String,
 }
 
 impl Transport {
@@ -40,6 +48,7 @@ impl Transport {
         Transport {
             client: aws_sdk_sqs::Client::new(&shared),
             events_queue_url: config.aws.events_queue_url.clone(),
+            commands_queue_url: config.aws.commands_queue_url.clone(),
             agent_id: config.agent_id.clone(),
         }
     }
@@ -55,6 +64,53 @@ impl Transport {
             .message_body(&entry.body)
             .message_group_id(&self.agent_id)
             .message_deduplication_id(format!("{}-{}", self.agent_id, entry.seq))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| describe(&err))
+    }
+}
+
+impl Transport {
+    pub fn has_commands_queue(&self) -> bool {
+        self.commands_queue_url.is_some()
+    }
+
+    /// Long-polls the commands queue (up to 20 s).
+    pub async fn receive_commands(&self) -> Result<Vec<ReceivedCommand>, String> {
+        let Some(url) = &self.commands_queue_url else {
+            return Ok(Vec::new());
+        };
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(20)
+            .send()
+            .await
+            .map_err(|err| describe(&err))?;
+        Ok(out
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| {
+                Some(ReceivedCommand {
+                    body: m.body?,
+                    receipt_handle: m.receipt_handle?,
+                })
+            })
+            .collect())
+    }
+
+    pub async fn delete_command(&self, receipt_handle: &str) -> Result<(), String> {
+        let Some(url) = &self.commands_queue_url else {
+            return Ok(());
+        };
+        self.client
+            .delete_message()
+            .queue_url(url)
+            .receipt_handle(receipt_handle)
             .send()
             .await
             .map(|_| ())

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The data areas a sync pass can cover.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SyncArea {
     Catalogue,

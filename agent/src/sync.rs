@@ -1,0 +1,357 @@
+//! Sync passes: read Optima, project, stage what changed.
+//!
+//! Three triggers, as the seeds ask: documents changed since the
+//! `TrN_TS_Mod` cursor (and products since `Twr_TS_Mod`) re-read only the
+//! items on them, every `sync.poll_seconds`; interval passes per data kind;
+//! and forced passes, whole or per area or SKU (the `agent sync` command and
+//! the cloud's force-sync command). A pass only stages records (see
+//! [`crate::store`]); the sender batches and sends them.
+
+use std::collections::BTreeSet;
+
+use chrono::{Duration as ChronoDuration, NaiveDateTime, Utc};
+use contract::SyncArea;
+use tracing::{debug, info};
+
+use crate::optima;
+use crate::sql::{SqlClient, SqlError};
+use crate::store::{RecordKind, Staged, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Sql(#[from] SqlError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Which products a pass covers.
+#[derive(Debug, Clone)]
+pub enum Scope {
+    All,
+    Skus(Vec<String>),
+    Ids(Vec<i32>),
+}
+
+/// What a pass did, per kind.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PassReport {
+    pub items: usize,
+    pub products: Staged,
+    pub prices: Staged,
+    pub stock: Staged,
+}
+
+impl PassReport {
+    pub fn changed(&self) -> usize {
+        self.products.changed + self.prices.changed + self.stock.changed
+    }
+
+    fn add(&mut self, other: PassReport) {
+        self.items += other.items;
+        for (mine, theirs) in [
+            (&mut self.products, other.products),
+            (&mut self.prices, other.prices),
+            (&mut self.stock, other.stock),
+        ] {
+            mine.read += theirs.read;
+            mine.changed += theirs.changed;
+        }
+    }
+}
+
+const PAGE: usize = 500;
+const DOCUMENT_CURSOR: &str = "documents_ts_mod";
+const PRODUCT_CURSOR: &str = "products_ts_mod";
+const CURSOR_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3f";
+
+/// Reads the given areas for a set of product ids and stages what changed.
+async fn read_and_stage(
+    sql: &mut SqlClient,
+    store: &Store,
+    areas: &BTreeSet<SyncArea>,
+    ids: &[i32],
+    ignore_hashes: bool,
+) -> Result<PassReport, SyncError> {
+    let now = Utc::now();
+    let mut report = PassReport {
+        items: ids.len(),
+        ..PassReport::default()
+    };
+    if ids.is_empty() {
+        return Ok(report);
+    }
+    if areas.contains(&SyncArea::Catalogue) {
+        let groups = optima::group_paths(sql).await?;
+        let products = optima::products(sql, ids, &groups).await?;
+        let keyed: Vec<_> = products.into_iter().map(|p| (p.sku.clone(), p)).collect();
+        report.products = store.stage(RecordKind::Products, &keyed, ignore_hashes, now)?;
+    }
+    if areas.contains(&SyncArea::Prices) {
+        let prices = optima::prices(sql, ids).await?;
+        let keyed: Vec<_> = prices
+            .into_iter()
+            .map(|p| (format!("{}|{}", p.sku, p.price_list), p))
+            .collect();
+        report.prices = store.stage(RecordKind::Prices, &keyed, ignore_hashes, now)?;
+    }
+    if areas.contains(&SyncArea::Stock) {
+        let stock = optima::stock(sql, ids, now).await?;
+        let keyed: Vec<_> = stock
+            .into_iter()
+            .map(|s| (format!("{}|{}", s.sku, s.warehouse), s))
+            .collect();
+        report.stock = store.stage(RecordKind::Stock, &keyed, ignore_hashes, now)?;
+    }
+    Ok(report)
+}
+
+/// A full or scoped pass over the given areas. `progress(done, total)` is
+/// called after each page (total is unknown, `None`, for whole-catalogue passes).
+pub async fn pass(
+    sql: &mut SqlClient,
+    store: &Store,
+    areas: &[SyncArea],
+    scope: &Scope,
+    ignore_hashes: bool,
+    mut progress: impl FnMut(usize, Option<usize>),
+) -> Result<PassReport, SyncError> {
+    let areas: BTreeSet<SyncArea> = if areas.is_empty() {
+        [SyncArea::Catalogue, SyncArea::Prices, SyncArea::Stock].into()
+    } else {
+        areas.iter().copied().collect()
+    };
+    let mut report = PassReport::default();
+    match scope {
+        Scope::All => {
+            let mut after = 0;
+            loop {
+                let ids = optima::product_ids_page(sql, after, PAGE).await?;
+                let Some(&last) = ids.last() else { break };
+                after = last;
+                report.add(read_and_stage(sql, store, &areas, &ids, ignore_hashes).await?);
+                progress(report.items, None);
+            }
+        }
+        Scope::Skus(skus) => {
+            let ids = optima::product_ids_for_skus(sql, skus).await?;
+            report.add(read_and_stage(sql, store, &areas, &ids, ignore_hashes).await?);
+            progress(report.items, Some(ids.len()));
+        }
+        Scope::Ids(ids) => {
+            for chunk in ids.chunks(PAGE) {
+                report.add(read_and_stage(sql, store, &areas, chunk, ignore_hashes).await?);
+                progress(report.items, Some(ids.len()));
+            }
+        }
+    }
+    info!(
+        areas = ?areas,
+        items = report.items,
+        changed = report.changed(),
+        products = report.products.changed,
+        prices = report.prices.changed,
+        stock = report.stock.changed,
+        "pass done"
+    );
+    Ok(report)
+}
+
+fn parse_cursor(text: &str) -> Option<NaiveDateTime> {
+    NaiveDateTime::parse_from_str(text, CURSOR_FORMAT).ok()
+}
+
+/// The document/product cursor poll: items on documents changed since the
+/// cursor get their stock (and prices) re-read; products changed get their
+/// card re-read. Cursors are the newest stamps seen, kept in the store; the
+/// next poll starts `overlap` earlier, and hashes make the overlap free.
+pub async fn poll_changes(
+    sql: &mut SqlClient,
+    store: &Store,
+    overlap: ChronoDuration,
+) -> Result<PassReport, SyncError> {
+    let server_now = optima::server_now(sql).await?;
+    let mut report = PassReport::default();
+    for (name, areas) in [
+        (DOCUMENT_CURSOR, vec![SyncArea::Stock, SyncArea::Prices]),
+        (
+            PRODUCT_CURSOR,
+            vec![SyncArea::Catalogue, SyncArea::Prices, SyncArea::Stock],
+        ),
+    ] {
+        let Some(cursor) = store.cursor(name)?.as_deref().and_then(parse_cursor) else {
+            // First run: start from now; the initial full pass covers the past.
+            store.set_cursor(name, &server_now.format(CURSOR_FORMAT).to_string())?;
+            continue;
+        };
+        let since = cursor - overlap;
+        let (ids, newest) = if name == DOCUMENT_CURSOR {
+            optima::items_on_documents_since(sql, since).await?
+        } else {
+            optima::products_modified_since(sql, since).await?
+        };
+        let areas: BTreeSet<SyncArea> = areas.into_iter().collect();
+        report.add(read_and_stage(sql, store, &areas, &ids, false).await?);
+        if let Some(newest) = newest.filter(|n| *n > cursor) {
+            store.set_cursor(name, &newest.format(CURSOR_FORMAT).to_string())?;
+        }
+    }
+    if report.changed() > 0 {
+        debug!(
+            items = report.items,
+            changed = report.changed(),
+            "changes staged"
+        );
+    }
+    Ok(report)
+}
+
+/// The sync loop of the running agent: an initial full pass, then cursor
+/// polls every `poll_seconds`, interval passes per area, and forced passes
+/// from the commands queue. SQL Server errors drop the connection and back
+/// off; the loop never ends before shutdown.
+pub async fn run(
+    config: crate::config::AgentConfig,
+    store: std::sync::Arc<Store>,
+    outbox_changed: std::sync::Arc<tokio::sync::Notify>,
+    mut forced: tokio::sync::mpsc::Receiver<contract::ForceSync>,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    use std::time::{Duration, Instant};
+    let holder = format!("agent-{}", std::process::id());
+    let sync = config.sync.clone();
+    let intervals = [
+        (
+            SyncArea::Stock,
+            Duration::from_secs(sync.stock_minutes * 60),
+        ),
+        (
+            SyncArea::Prices,
+            Duration::from_secs(sync.prices_minutes * 60),
+        ),
+        (
+            SyncArea::Catalogue,
+            Duration::from_secs(sync.catalogue_minutes * 60),
+        ),
+    ];
+    // None = never ran: every area gets a full pass at start.
+    let mut last_pass: std::collections::HashMap<SyncArea, Instant> =
+        std::collections::HashMap::new();
+    let mut sql: Option<SqlClient> = None;
+    let mut backoff = Duration::from_secs(1);
+    let overlap = ChronoDuration::seconds(sync.overlap_seconds as i64);
+    let mut queued_force: Option<contract::ForceSync> = None;
+    loop {
+        if sql.is_none() {
+            match crate::sql::connect(&config).await {
+                Ok(client) => {
+                    if backoff > Duration::from_secs(1) {
+                        info!("SQL Server reachable again; syncing");
+                    }
+                    sql = Some(client);
+                    backoff = Duration::from_secs(1);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, retry_in = ?backoff, "cannot reach SQL Server; the sync waits");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                    continue;
+                }
+            }
+        }
+        let Some(client) = sql.as_mut() else { continue };
+        let mut result: Result<usize, SyncError> = Ok(0);
+        // Forced passes first: someone is waiting for them.
+        if let Some(request) = queued_force.take().or_else(|| forced.try_recv().ok()) {
+            let scope = if request.skus.is_empty() {
+                Scope::All
+            } else {
+                Scope::Skus(request.skus.clone())
+            };
+            result = leased(
+                &store,
+                &holder,
+                "sync:forced",
+                pass(
+                    client,
+                    &store,
+                    &request.areas,
+                    &scope,
+                    request.ignore_hashes,
+                    |_, _| {},
+                ),
+            )
+            .await
+            .map(|r| r.map(|r| r.changed()).unwrap_or(0));
+            if result.is_err() {
+                queued_force = Some(request);
+            }
+        }
+        for (area, every) in intervals {
+            if result.is_err() {
+                break;
+            }
+            if last_pass.get(&area).is_some_and(|at| at.elapsed() < every) {
+                continue;
+            }
+            let lease = format!("sync:{area:?}");
+            result = leased(
+                &store,
+                &holder,
+                &lease,
+                pass(client, &store, &[area], &Scope::All, false, |_, _| {}),
+            )
+            .await
+            .map(|r| r.map(|r| r.changed()).unwrap_or(0));
+            if result.is_ok() {
+                last_pass.insert(area, Instant::now());
+            }
+        }
+        if result.is_ok() {
+            result = poll_changes(client, &store, overlap)
+                .await
+                .map(|r| r.changed());
+        }
+        match result {
+            Ok(changed) => {
+                if changed > 0 {
+                    outbox_changed.notify_one();
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "sync pass failed; reconnecting to SQL Server");
+                sql = None;
+                continue;
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            request = forced.recv() => queued_force = request,
+            _ = tokio::time::sleep(Duration::from_secs(sync.poll_seconds)) => {}
+        }
+    }
+}
+
+/// Runs `work` under the store lease `name` (one sync of a kind at a time,
+/// across the service and `agent sync`). `Ok(None)` when another holder has it.
+pub async fn leased<T>(
+    store: &Store,
+    holder: &str,
+    name: &str,
+    work: impl std::future::Future<Output = Result<T, SyncError>>,
+) -> Result<Option<T>, SyncError> {
+    let now = Utc::now();
+    if !store.take_lease(name, holder, now, now + ChronoDuration::minutes(30))? {
+        info!(
+            lease = name,
+            "another sync of this kind is running; skipping"
+        );
+        return Ok(None);
+    }
+    let result = work.await;
+    store.release_lease(name, holder)?;
+    result.map(Some)
+}
