@@ -196,7 +196,7 @@ async fn deliver(
         record(shared, r);
         return None;
     };
-    let body = body.into_bytes();
+    let body = crate::json::php_escape(&body).into_bytes();
     let mut headers = BTreeMap::new();
     headers.insert("Content-Type".to_string(), "application/json".to_string());
     headers.insert("User-Agent".to_string(), USER_AGENT.to_string());

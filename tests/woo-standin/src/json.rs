@@ -1,6 +1,9 @@
-//! JSON text in WooCommerce's field order. `serde_json::Value` sorts object keys, so resources
-//! are serialized straight from their structs (field order = WooCommerce's order, `id` first)
-//! and `_links` is appended, the way `WP_REST_Response` renders them.
+//! JSON text as WordPress sends it. `serde_json::Value` sorts object keys, so resources are
+//! serialized straight from their structs (field order = WooCommerce's order, `id` first) and
+//! `_links` is appended, the way `WP_REST_Response` renders them. Output then goes through
+//! [`php_escape`]: `wp_json_encode` with default flags escapes `/` as `\/` and every non-ASCII
+//! character as `\uXXXX`, both in REST responses and in webhook bodies (so "Łódź" travels as
+//! `\u0141\u00f3d\u017a` and a receiver that re-serializes before checking the signature fails).
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +16,7 @@ pub struct JsonText(pub String);
 
 impl IntoResponse for JsonText {
     fn into_response(self) -> Response {
-        let mut resp = self.0.into_response();
+        let mut resp = php_escape(&self.0).into_response();
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json; charset=UTF-8"),
@@ -61,4 +64,24 @@ pub fn array(items: Vec<JsonText>) -> JsonText {
 /// Any serializable value as text.
 pub fn text<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+/// PHP `json_encode` default escaping applied to JSON text: `/` → `\/`, non-ASCII →
+/// `\uXXXX` (UTF-16, surrogate pairs above the BMP). Valid JSON only has these characters inside
+/// strings, so a character-level pass is exact.
+pub fn php_escape(json: &str) -> String {
+    let mut out = String::with_capacity(json.len() + json.len() / 8);
+    let mut buf = [0u16; 2];
+    for c in json.chars() {
+        if c == '/' {
+            out.push_str("\\/");
+        } else if c.is_ascii() {
+            out.push(c);
+        } else {
+            for unit in c.encode_utf16(&mut buf) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
 }

@@ -252,10 +252,12 @@ async fn polish_characters_survive() {
             .starts_with("application/json")
     );
     let text = r.text().await.unwrap();
-    // WooCommerce's field order: id first, _links last; UTF-8 as is, not \u escapes.
+    // WooCommerce's field order: id first, _links last; wp_json_encode escapes non-ASCII and /.
     assert!(text.starts_with("{\"id\":"), "{text}");
     assert!(text.contains("\"_links\":{"));
-    assert!(text.contains(name));
+    assert!(text.contains("Za\\u017c\\u00f3\\u0142\\u0107"), "{text}");
+    assert!(text.contains("http:\\/\\/127.0.0.1"));
+    assert!(!text.contains(name));
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["name"], name);
     assert_eq!(v["slug"], "zazolc-gesla-jazn-acelnoszz");
