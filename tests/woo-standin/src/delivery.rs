@@ -16,6 +16,9 @@
 //!   without a signature; only an exact 200 clears `pending_delivery`, and while it is pending
 //!   every save of the webhook (each delivery result is one) pings again; the ping never counts
 //!   as a delivery failure;
+//! * one queued delivery per (webhook, resource): while one waits, further events for the same
+//!   resource add nothing (logged as `coalesced`); it then carries the newest state
+//!   (`wc_webhook_execute_queue`: "Make webhooks unique");
 //! * faults: drop (never sent), duplicate (sent twice), extra delay.
 
 use std::collections::BTreeMap;
@@ -52,7 +55,8 @@ pub struct DeliveryRecord {
     pub sent_at: Option<String>,
     /// A second copy of the same delivery (fault injection).
     pub duplicate: bool,
-    /// `success`, `failed`, `dropped`, `skipped` (webhook or resource gone).
+    /// `success`, `failed`, `dropped`, `coalesced` (merged into a queued delivery), `skipped`
+    /// (webhook or resource gone).
     pub outcome: String,
     pub response_status: Option<u16>,
     pub error: Option<String>,
@@ -95,37 +99,26 @@ pub fn schedule(shared: &Arc<Shared>, events: Vec<Event>) {
             .collect()
     };
     for (wid, event) in targets {
+        // "Make webhooks unique": while a delivery for this webhook and resource waits in the
+        // queue, another event adds nothing; the queued one will carry the newest state.
+        if !lock(&shared.pending_deliveries).insert((wid, event.id)) {
+            record(
+                shared,
+                skipped_record(shared, wid, &event, &event_at, "coalesced"),
+            );
+            continue;
+        }
         let fault = lock(&shared.faults).webhook_fault();
         let shared = Arc::clone(shared);
         let event_at = event_at.clone();
         shared.rt.clone().spawn(async move {
             tokio::time::sleep(fault.delay).await;
+            // Claimed by the queue runner: from now on a new event queues a new delivery.
+            lock(&shared.pending_deliveries).remove(&(wid, event.id));
             if fault.drop {
-                let url = shared
-                    .shop()
-                    .webhooks
-                    .get(&wid)
-                    .map(|w| w.webhook.delivery_url.clone())
-                    .unwrap_or_default();
                 record(
                     &shared,
-                    DeliveryRecord {
-                        delivery_id: delivery_id(wid),
-                        webhook_id: wid,
-                        kind: "event".into(),
-                        topic: event.topic(),
-                        resource_id: event.id,
-                        url,
-                        event_at,
-                        sent_at: None,
-                        duplicate: false,
-                        outcome: "dropped".into(),
-                        response_status: None,
-                        error: None,
-                        duration_ms: 0,
-                        request_headers: BTreeMap::new(),
-                        request_body: String::new(),
-                    },
+                    skipped_record(&shared, wid, &event, &event_at, "dropped"),
                 );
                 return;
             }
@@ -326,6 +319,39 @@ pub async fn ping(shared: &Arc<Shared>, wid: u64) {
             request_body: String::from_utf8_lossy(&body).into_owned(),
         },
     );
+}
+
+/// A record for an event that produced no request (`dropped`, `coalesced`).
+fn skipped_record(
+    shared: &Shared,
+    wid: u64,
+    event: &Event,
+    event_at: &str,
+    outcome: &str,
+) -> DeliveryRecord {
+    let url = shared
+        .shop()
+        .webhooks
+        .get(&wid)
+        .map(|w| w.webhook.delivery_url.clone())
+        .unwrap_or_default();
+    DeliveryRecord {
+        delivery_id: String::new(),
+        webhook_id: wid,
+        kind: "event".into(),
+        topic: event.topic(),
+        resource_id: event.id,
+        url,
+        event_at: event_at.to_string(),
+        sent_at: None,
+        duplicate: false,
+        outcome: outcome.into(),
+        response_status: None,
+        error: None,
+        duration_ms: 0,
+        request_headers: BTreeMap::new(),
+        request_body: String::new(),
+    }
 }
 
 fn record(shared: &Shared, r: DeliveryRecord) {

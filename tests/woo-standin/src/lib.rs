@@ -185,6 +185,7 @@ impl WooStandin {
             rt: tokio::runtime::Handle::current(),
             dirty: AtomicBool::new(false),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
+            pending_deliveries: Mutex::new(std::collections::HashSet::new()),
             state_file: opts.state_file.clone(),
         });
         let (stop, stop_rx) = tokio::sync::watch::channel(false);

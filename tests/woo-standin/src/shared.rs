@@ -58,6 +58,9 @@ pub struct Shared {
     pub http: reqwest::Client,
     pub rt: tokio::runtime::Handle,
     pub dirty: AtomicBool,
+    /// Queued webhook deliveries not yet started, by (webhook id, resource id): WooCommerce
+    /// does not queue a second one for the same pair (`wc_webhook_execute_queue`).
+    pub pending_deliveries: Mutex<std::collections::HashSet<(u64, u64)>>,
     /// API requests being processed right now.
     pub in_flight: std::sync::atomic::AtomicUsize,
     pub state_file: Option<PathBuf>,

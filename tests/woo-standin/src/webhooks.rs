@@ -107,9 +107,14 @@ fn hooks_for(topic: &str) -> Vec<String> {
     out
 }
 
+/// `wc_is_webhook_valid_topic`: `resource.event` from the lists, or `action.woocommerce_*` /
+/// `action.wc_*`.
 fn valid_topic(topic: &str) -> bool {
-    if let Some(action) = topic.strip_prefix("action.") {
-        return !action.is_empty();
+    if topic.starts_with("action.") {
+        return (topic.starts_with("action.woocommerce_") || topic.starts_with("action.wc_"))
+            && topic != "action.woocommerce_login_credentials"
+            && topic != "action.woocommerce_product_csv_importer_check_import_file_path"
+            && topic != "action.woocommerce_webhook_should_deliver";
     }
     match topic.split_once('.') {
         Some((r, e)) => RESOURCES.contains(&r) && EVENTS.contains(&e),

@@ -259,3 +259,47 @@ async fn duplicate_and_lost_deliveries() {
     );
     w.shutdown().await;
 }
+
+#[tokio::test]
+async fn events_for_a_queued_resource_are_coalesced() {
+    let w = start_with(WooOptions {
+        webhook_delay: Duration::from_millis(200),
+        ..Default::default()
+    })
+    .await;
+    let rx = Receiver::start(200).await;
+    w.add_product(product("W5", "x", "5.00", 100)).unwrap();
+    let o = w.place_order(order_for("W5")).unwrap();
+    w.add_webhook(NewWebhook {
+        topic: "order.updated".into(),
+        delivery_url: rx.url.clone(),
+        secret: "s".into(),
+        ..NewWebhook::default()
+    })
+    .await
+    .unwrap();
+    for s in ["on-hold", "processing", "completed"] {
+        let r = send_json(
+            &w,
+            Method::PUT,
+            &format!("/orders/{}", o.id),
+            json!({"status": s}),
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+    }
+    let got = rx.wait_deliveries(1).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(rx.deliveries().len(), 1, "{got:?}");
+    assert_eq!(got[0].json()["status"], "completed");
+    let coalesced = w
+        .webhook_deliveries()
+        .iter()
+        .filter(|d| d.outcome == "coalesced")
+        .count();
+    assert_eq!(coalesced, 2);
+    // Once it went out, the next event queues a new delivery.
+    w.set_order_status(o.id, "refunded").unwrap();
+    assert_eq!(rx.wait_deliveries(2).await.len(), 2);
+    w.shutdown().await;
+}
