@@ -563,18 +563,25 @@ pub fn create(
     Ok((p, vec![Event::new("product", "created", id)]))
 }
 
-/// `PUT /products/{id}` logic.
+/// `PUT /products/{id}` logic. Like WooCommerce (`wc_get_product` does not check the type), a
+/// variation id works here too.
 pub fn update(
     shared: &Shared,
     shop: &mut ShopState,
     id: u64,
     body: &Map<String, Value>,
 ) -> Result<(Product, Vec<Event>), ApiError> {
-    let mut p = match shop.products.get(&id) {
-        Some(p) if p.kind != "variation" => p.clone(),
-        _ => return Err(ApiError::invalid_id("product", 400)),
+    let Some(mut p) = shop.products.get(&id).cloned() else {
+        return Err(ApiError::invalid_id("product", 400));
     };
-    apply_input(shop, &mut p, body, &shared.base_url)?;
+    if p.kind == "variation" {
+        let mut body = body.clone();
+        body.remove("type");
+        body.remove("parent_id");
+        apply_input(shop, &mut p, &body, &shared.base_url)?;
+    } else {
+        apply_input(shop, &mut p, body, &shared.base_url)?;
+    }
     p.touch(&shared.clock);
     p.refresh_derived(&shared.settings.currency_symbol);
     shop.products.insert(id, p.clone());
@@ -588,14 +595,16 @@ pub fn delete(
     id: u64,
     force: bool,
 ) -> Result<(Product, Vec<Event>), ApiError> {
-    let p = match shop.products.get(&id) {
-        Some(p) if p.kind != "variation" => p.clone(),
-        _ => return Err(ApiError::invalid_id("product", 404)),
+    let Some(p) = shop.products.get(&id).cloned() else {
+        return Err(ApiError::invalid_id("product", 404));
     };
     if force {
         shop.products.remove(&id);
         for v in &p.variations {
             shop.products.remove(v);
+        }
+        if let Some(parent) = shop.products.get_mut(&p.parent_id) {
+            parent.variations.retain(|v| *v != id);
         }
         Ok((p, vec![Event::new("product", "deleted", id)]))
     } else {
@@ -756,7 +765,8 @@ pub async fn get_handler(State(shared): State<Arc<Shared>>, Path(id): Path<Strin
     };
     let shop = shared.shop();
     match shop.products.get(&id) {
-        Some(p) if p.kind != "variation" => product_json(p, &shared.api_root()).into_response(),
+        // A variation id is served too, in the product shape (type "variation").
+        Some(p) => product_json(p, &shared.api_root()).into_response(),
         _ => ApiError::invalid_id("product", 404).into_response(),
     }
 }

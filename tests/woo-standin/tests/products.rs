@@ -318,5 +318,22 @@ async fn variations_list_and_batch() {
     let found: Vec<Value> = get(&w, "/products?sku=KOSZ-S").await.json().await.unwrap();
     assert!(found.is_empty());
     assert_eq!(w.product_by_sku("KOSZ-S").unwrap().stock_quantity, Some(9));
+    // /products/{id} also serves and updates a variation id (wc_get_product has no type check).
+    let v: Value = get(&w, &format!("/products/{vid}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["type"], "variation");
+    assert_eq!(v["parent_id"], parent);
+    let r = send_json(
+        &w,
+        Method::PUT,
+        &format!("/products/{vid}"),
+        json!({"stock_quantity": 2}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(w.product(vid).unwrap().stock_quantity, Some(2));
     w.shutdown().await;
 }
