@@ -33,6 +33,22 @@ fn order_for(sku: &str) -> NewOrder {
     }
 }
 
+/// Waits until `n` event deliveries have failed (and been counted).
+async fn wait_failed(w: &woo_standin::WooStandin, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let failed = w
+            .webhook_deliveries()
+            .iter()
+            .filter(|d| d.kind == "event" && d.outcome == "failed")
+            .count();
+        if failed >= n || std::time::Instant::now() > deadline {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 #[tokio::test]
 async fn creation_ping_is_form_encoded_without_signature() {
     let w = start().await;
@@ -177,9 +193,8 @@ async fn disabled_by_the_seventh_consecutive_failure_and_never_retried() {
     ];
     for (i, s) in statuses.iter().enumerate() {
         w.set_order_status(o.id, s).unwrap();
-        rx.wait_deliveries(i + 1).await;
-        // Let the failure be counted before the next event.
-        tokio::time::sleep(Duration::from_millis(40)).await;
+        // The delivery is logged once its failure has been counted.
+        wait_failed(&w, i + 1).await;
         let rec = w.webhook(id).unwrap();
         if i < 6 {
             // WC_Webhook::failed_delivery: "more than 5" is checked before incrementing.
@@ -221,7 +236,10 @@ async fn disabled_by_the_seventh_consecutive_failure_and_never_retried() {
     assert_eq!(w.webhook(id).unwrap().failure_count, 6);
     w.set_order_status(o.id, "processing").unwrap();
     assert_eq!(rx.wait_deliveries(8).await.len(), 8);
-    tokio::time::sleep(Duration::from_millis(40)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while w.webhook(id).unwrap().failure_count != 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(w.webhook(id).unwrap().failure_count, 0);
     w.shutdown().await;
 }
@@ -263,7 +281,7 @@ async fn duplicate_and_lost_deliveries() {
 #[tokio::test]
 async fn events_for_a_queued_resource_are_coalesced() {
     let w = start_with(WooOptions {
-        webhook_delay: Duration::from_millis(200),
+        webhook_delay: Duration::from_millis(800),
         ..Default::default()
     })
     .await;
