@@ -15,6 +15,7 @@
 //! - [`ingest`]: ERP events from the agent (events queue).
 //! - [`mapping`]: per-shop mapping rules (price list, VAT, rounding, stock), pure.
 //! - [`shop`]: shop connectors behind one trait (WooCommerce REST v3).
+//! - [`ratelimit`]: per-shop token buckets in the state table, shared by all instances.
 //! - [`admin`]: the admin Function URL (`GET /status`).
 //! - [`watchdog`]: scheduled; marks a silent agent stale.
 //! - [`host`]: the local host.
@@ -26,6 +27,7 @@ pub mod env;
 pub mod host;
 pub mod ingest;
 pub mod mapping;
+pub mod ratelimit;
 pub mod shop;
 pub mod state;
 pub mod telemetry;

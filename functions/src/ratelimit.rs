@@ -1,0 +1,380 @@
+//! One token bucket per shop, kept in the state table so every concurrent
+//! Lambda instance that writes to a shop draws from the same limit.
+//!
+//! On the wire: item `pk = "bucket"`, `sk = <shop id>`, with `tokens` (N,
+//! in millitokens: whole numbers, so refills never drift as floats would)
+//! and `updated_ms` (N, Unix milliseconds of the last change). A caller
+//! reads the item (strongly consistent), refills it for the time passed
+//! (`rate` tokens per second is exactly `rate` millitokens per millisecond),
+//! and, when enough is there, writes the remainder back with an UpdateItem
+//! that holds only if `tokens` and `updated_ms` are still what it read. Two
+//! instances racing for the last token cannot both win: the loser's
+//! condition fails, it reads again and is told to wait. No item means a
+//! full bucket.
+//!
+//! When a shop answers 429 anyway (its own limit is stricter, or someone
+//! else uses the same key), [`RateLimiter::penalise`] empties the bucket and
+//! moves `updated_ms` to the end of the shop's `Retry-After`: nothing
+//! refills before then, so every instance holds back, not just the one that
+//! was told.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::Utc;
+use thiserror::Error;
+
+use crate::aws::describe_error;
+
+/// How many times a caller re-reads after losing a race before it gives up
+/// for now (and is told to come back shortly).
+const MAX_ATTEMPTS: u32 = 8;
+/// The wait a caller gets after losing that many races in a row.
+const CONTENDED_WAIT: Duration = Duration::from_millis(20);
+
+#[derive(Debug, Error)]
+pub enum RateLimitError {
+    #[error("DynamoDB {operation} on {table} failed: {message}")]
+    Dynamo {
+        operation: &'static str,
+        table: String,
+        message: String,
+    },
+    #[error("rate bucket {shop} is malformed: {problem}")]
+    Malformed { shop: String, problem: String },
+    /// A request the bucket can never grant (more than its burst, a zero rate).
+    #[error("rate bucket {shop}: {problem}")]
+    Invalid { shop: String, problem: String },
+}
+
+/// A bucket as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bucket {
+    /// Millitokens.
+    pub tokens: i64,
+    /// Unix milliseconds; in the future while the shop's penalty lasts.
+    pub updated_ms: i64,
+}
+
+/// What to do with a request for tokens, decided from the stored bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Granted: store this bucket.
+    Grant(Bucket),
+    /// Not enough yet: ask again after this many milliseconds.
+    Wait(u64),
+}
+
+/// The token-bucket arithmetic, pure: `n` tokens at `rate` per second with
+/// room for `burst`, from the stored bucket (`None`: full) at `now_ms`.
+pub fn decide(
+    stored: Option<Bucket>,
+    now_ms: i64,
+    n: u32,
+    rate_per_sec: u32,
+    burst: u32,
+) -> Decision {
+    let capacity = i128::from(burst) * 1000;
+    let need = i128::from(n) * 1000;
+    let rate = i128::from(rate_per_sec.max(1));
+    let (tokens, updated) = match stored {
+        Some(b) => (i128::from(b.tokens), i128::from(b.updated_ms)),
+        None => (capacity, i128::from(now_ms)),
+    };
+    let now = i128::from(now_ms);
+    // Before updated_ms (a penalty, or another instance's clock a little
+    // ahead) nothing refills.
+    let elapsed = (now - updated).max(0);
+    let available = (tokens + elapsed * rate).min(capacity);
+    if available >= need {
+        // Never move updated_ms backwards: that would refill a penalty.
+        let updated_ms = updated.max(now);
+        return Decision::Grant(Bucket {
+            tokens: clamp_i64(available - need),
+            updated_ms: clamp_i64(updated_ms),
+        });
+    }
+    let blocked = (updated - now).max(0);
+    let refill = (need - available + rate - 1) / rate;
+    Decision::Wait(u64::try_from(blocked + refill).unwrap_or(u64::MAX))
+}
+
+fn clamp_i64(v: i128) -> i64 {
+    i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// The shared buckets in the state table.
+#[derive(Clone, Debug)]
+pub struct RateLimiter {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn num(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn get_i64(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+impl RateLimiter {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        RateLimiter {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn error(
+        &self,
+        operation: &'static str,
+        err: &(dyn std::error::Error + 'static),
+    ) -> RateLimitError {
+        RateLimitError::Dynamo {
+            operation,
+            table: self.table.clone(),
+            message: describe_error(err),
+        }
+    }
+
+    async fn read(&self, shop: &str) -> Result<Option<Bucket>, RateLimitError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s("bucket"))
+            .key("sk", s(shop))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| self.error("GetItem", &err))?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        match (get_i64(&item, "tokens"), get_i64(&item, "updated_ms")) {
+            (Some(tokens), Some(updated_ms)) => Ok(Some(Bucket { tokens, updated_ms })),
+            _ => Err(RateLimitError::Malformed {
+                shop: shop.to_owned(),
+                problem: "tokens or updated_ms missing or not a number".into(),
+            }),
+        }
+    }
+
+    /// Takes `n` tokens from the shop's bucket (`rate_per_sec` refill, room
+    /// for `burst`). Returns zero when they are granted, otherwise how long
+    /// to wait before asking again (nothing was taken).
+    pub async fn acquire(
+        &self,
+        shop: &str,
+        n: u32,
+        rate_per_sec: u32,
+        burst: u32,
+    ) -> Result<Duration, RateLimitError> {
+        let invalid = |problem: String| RateLimitError::Invalid {
+            shop: shop.to_owned(),
+            problem,
+        };
+        if rate_per_sec == 0 {
+            return Err(invalid("rate must be at least 1 per second".into()));
+        }
+        if n > burst {
+            return Err(invalid(format!(
+                "{n} tokens can never fit a burst of {burst}"
+            )));
+        }
+        if n == 0 {
+            return Ok(Duration::ZERO);
+        }
+        for _ in 0..MAX_ATTEMPTS {
+            let stored = self.read(shop).await?;
+            let now_ms = Utc::now().timestamp_millis();
+            let next = match decide(stored, now_ms, n, rate_per_sec, burst) {
+                Decision::Wait(ms) => return Ok(Duration::from_millis(ms)),
+                Decision::Grant(next) => next,
+            };
+            let mut update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s("bucket"))
+                .key("sk", s(shop))
+                .update_expression("SET #t = :t, #u = :u")
+                .expression_attribute_names("#t", "tokens")
+                .expression_attribute_names("#u", "updated_ms")
+                .expression_attribute_values(":t", num(next.tokens))
+                .expression_attribute_values(":u", num(next.updated_ms));
+            update = match stored {
+                None => update.condition_expression("attribute_not_exists(pk)"),
+                Some(old) => update
+                    .condition_expression("#t = :old_t AND #u = :old_u")
+                    .expression_attribute_values(":old_t", num(old.tokens))
+                    .expression_attribute_values(":old_u", num(old.updated_ms)),
+            };
+            match update.send().await {
+                Ok(_) => return Ok(Duration::ZERO),
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+                {
+                    // Another instance changed the bucket since we read it.
+                    continue;
+                }
+                Err(err) => return Err(self.error("UpdateItem", &err)),
+            }
+        }
+        tracing::debug!(
+            shop,
+            attempts = MAX_ATTEMPTS,
+            "rate bucket contended; backing off"
+        );
+        Ok(CONTENDED_WAIT)
+    }
+
+    /// [`acquire`](Self::acquire), sleeping between attempts, until granted
+    /// (`true`) or until granting would take longer than `max_wait` (`false`:
+    /// hand the work back to the queue rather than sleep past a timeout).
+    pub async fn acquire_within(
+        &self,
+        shop: &str,
+        n: u32,
+        rate_per_sec: u32,
+        burst: u32,
+        max_wait: Duration,
+    ) -> Result<bool, RateLimitError> {
+        let deadline = tokio::time::Instant::now() + max_wait;
+        loop {
+            let wait = self.acquire(shop, n, rate_per_sec, burst).await?;
+            if wait.is_zero() {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() + wait > deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Empties the shop's bucket until `retry_after` from now (the shop
+    /// answered 429). A longer penalty already in place is kept.
+    pub async fn penalise(&self, shop: &str, retry_after: Duration) -> Result<(), RateLimitError> {
+        let wait_ms = i64::try_from(retry_after.as_millis()).unwrap_or(i64::MAX);
+        let until = Utc::now().timestamp_millis().saturating_add(wait_ms);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s("bucket"))
+            .key("sk", s(shop))
+            .update_expression("SET #t = :zero, #u = :until")
+            .condition_expression("attribute_not_exists(pk) OR #u < :until")
+            .expression_attribute_names("#t", "tokens")
+            .expression_attribute_names("#u", "updated_ms")
+            .expression_attribute_values(":zero", num(0))
+            .expression_attribute_values(":until", num(until))
+            .send()
+            .await;
+        match result {
+            Ok(_) => {
+                tracing::info!(
+                    shop,
+                    retry_after_ms = wait_ms,
+                    "shop rate limit hit; bucket emptied"
+                );
+                Ok(())
+            }
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(self.error("UpdateItem", &err)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: i64 = 1_790_000_000_000;
+
+    fn bucket(tokens: i64, updated_ms: i64) -> Option<Bucket> {
+        Some(Bucket { tokens, updated_ms })
+    }
+
+    #[test]
+    fn a_missing_bucket_is_full() {
+        assert_eq!(
+            decide(None, T, 2, 5, 5),
+            Decision::Grant(Bucket {
+                tokens: 3000,
+                updated_ms: T
+            })
+        );
+    }
+
+    #[test]
+    fn refill_is_exact_in_millitokens_and_capped_at_the_burst() {
+        // 5/s: 5 millitokens per ms, one token per 200 ms.
+        assert_eq!(decide(bucket(0, T), T + 199, 1, 5, 5), Decision::Wait(1));
+        assert_eq!(
+            decide(bucket(0, T), T + 200, 1, 5, 5),
+            Decision::Grant(Bucket {
+                tokens: 0,
+                updated_ms: T + 200
+            })
+        );
+        assert_eq!(
+            decide(bucket(0, T), T + 3_600_000, 1, 5, 5),
+            Decision::Grant(Bucket {
+                tokens: 4000,
+                updated_ms: T + 3_600_000
+            })
+        );
+        // 3 tokens at 7/s from empty: 3000 / 7 = 428.57 → 429 ms.
+        assert_eq!(decide(bucket(0, T), T, 3, 7, 10), Decision::Wait(429));
+    }
+
+    #[test]
+    fn a_penalty_blocks_until_its_end_and_then_refills() {
+        let penalised = bucket(0, T + 1000);
+        assert_eq!(decide(penalised, T, 1, 5, 5), Decision::Wait(1200));
+        assert_eq!(decide(penalised, T + 1000, 1, 5, 5), Decision::Wait(200));
+        assert!(matches!(
+            decide(penalised, T + 1200, 1, 5, 5),
+            Decision::Grant(_)
+        ));
+        // Tokens left while updated_ms is ahead (clock skew): granted, and
+        // updated_ms does not move back.
+        assert_eq!(
+            decide(bucket(2000, T + 5), T, 1, 5, 5),
+            Decision::Grant(Bucket {
+                tokens: 1000,
+                updated_ms: T + 5
+            })
+        );
+    }
+
+    #[test]
+    fn absurd_stored_values_do_not_overflow() {
+        assert!(matches!(
+            decide(bucket(i64::MAX, i64::MIN), i64::MAX, 1, u32::MAX, u32::MAX),
+            Decision::Grant(_)
+        ));
+        assert!(matches!(
+            decide(bucket(i64::MIN, i64::MAX), i64::MIN, 1, 1, 1),
+            Decision::Wait(_)
+        ));
+    }
+}
