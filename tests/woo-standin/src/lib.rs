@@ -13,6 +13,7 @@
 //!   endpoints, JSON text in WooCommerce's field order
 //! - `products`, `variations`, `coupons` — catalogue resources
 //! - `orders`, `notes`, `totals`, `tax` — orders, order notes, money (rust_decimal), Polish VAT
+//! - `tracking` — the Shipment Tracking extension's API (optional)
 //! - `webhooks`, `delivery` — the webhook resource and deliveries (signature, ping, auto-disable)
 //! - `limits`, `faults`, `stats`, `requests` — rate limiter, fault injection, counters, request log
 //! - `control`, `actions` — `/__standin/*` and shop actions outside the REST API
@@ -42,6 +43,7 @@ mod state;
 mod stats;
 mod tax;
 mod totals;
+mod tracking;
 mod variations;
 mod webhooks;
 
@@ -64,6 +66,7 @@ pub use requests::RequestRecord;
 pub use shared::KeyPermissions;
 pub use state::ShopState;
 pub use stats::Stats;
+pub use tracking::Tracking;
 pub use webhooks::{NewWebhook, Webhook, WebhookRecord};
 
 use crate::clock::SiteClock;
@@ -95,6 +98,8 @@ pub struct WooOptions {
     pub prices_include_tax: bool,
     /// Whether `GET /products?sku=` also finds variations (default false).
     pub sku_lookup_includes_variations: bool,
+    /// Serve the Shipment Tracking extension's API (`/wp-json/wc-shipment-tracking/v3`).
+    pub shipment_tracking: bool,
     /// Batch limit (`woocommerce_rest_batch_items_limit`, 100).
     pub batch_limit: usize,
     /// Optional JSON state file, loaded at start and saved on changes.
@@ -118,6 +123,7 @@ impl Default for WooOptions {
             currency_symbol: "&#122;&#322;".into(),
             prices_include_tax: true,
             sku_lookup_includes_variations: false,
+            shipment_tracking: false,
             batch_limit: 100,
             state_file: None,
             seed: 0x5eed,
@@ -190,7 +196,7 @@ impl WooStandin {
         });
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         persist::spawn_autosave(Arc::clone(&shared), stop_rx.clone());
-        let app = server::router(Arc::clone(&shared));
+        let app = server::router(Arc::clone(&shared), opts.shipment_tracking);
         let mut rx = stop_rx;
         let server = tokio::spawn(async move {
             let shutdown = async move {
@@ -298,6 +304,11 @@ impl WooStandin {
 
     pub fn orders(&self) -> Vec<Order> {
         self.shared.shop().orders.values().cloned().collect()
+    }
+
+    /// Shipment tracking items of an order (Shipment Tracking extension).
+    pub fn shipment_trackings(&self, order_id: u64) -> Vec<Tracking> {
+        tracking::items(&self.shared.shop(), order_id).unwrap_or_default()
     }
 
     /// Notes of an order, newest first (as the API lists them).

@@ -34,6 +34,9 @@ enum Command {
         /// Lines `SKU[;name[;price[;stock[;tax_class]]]]`.
         #[arg(long)]
         seed_products_from_skus: Option<PathBuf>,
+        /// Also serve the Shipment Tracking extension's API.
+        #[arg(long)]
+        shipment_tracking: bool,
         /// Delay before webhook deliveries, in milliseconds.
         #[arg(long, default_value_t = 50)]
         webhook_delay_ms: u64,
@@ -57,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
             rate_limit,
             state,
             seed_products_from_skus,
+            shipment_tracking,
             webhook_delay_ms,
         } => {
             let standin = WooStandin::start(WooOptions {
@@ -65,6 +69,7 @@ async fn main() -> anyhow::Result<()> {
                 consumer_secret: secret,
                 rate_limit_per_sec: rate_limit,
                 state_file: state,
+                shipment_tracking,
                 webhook_delay: std::time::Duration::from_millis(webhook_delay_ms),
                 ..WooOptions::default()
             })

@@ -19,10 +19,10 @@ use crate::error::ApiError;
 use crate::requests::{RequestRecord, redact_query};
 use crate::shared::{Shared, lock};
 use crate::stats::endpoint_key;
-use crate::{auth, control, coupons, notes, orders, products, variations, webhooks};
+use crate::{auth, control, coupons, notes, orders, products, tracking, variations, webhooks};
 
 /// Builds the whole application.
-pub fn router(shared: Arc<Shared>) -> Router {
+pub fn router(shared: Arc<Shared>, shipment_tracking: bool) -> Router {
     let api = Router::new()
         .route(
             "/products",
@@ -98,9 +98,26 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(no_route);
 
-    Router::new()
-        .nest("/wp-json/wc/v3", api)
-        .fallback(outer_fallback)
+    let mut app = Router::new().nest("/wp-json/wc/v3", api);
+    if shipment_tracking {
+        let st = Router::new()
+            .route(
+                "/orders/{id}/shipment-trackings",
+                get(tracking::list_handler).post(tracking::create_handler),
+            )
+            .route(
+                "/orders/{id}/shipment-trackings/{tid}",
+                get(tracking::get_handler).delete(tracking::delete_handler),
+            )
+            .route_layer(middleware::from_fn_with_state(
+                Arc::clone(&shared),
+                auth::require_auth,
+            ))
+            .fallback(no_route)
+            .method_not_allowed_fallback(no_route);
+        app = app.nest("/wp-json/wc-shipment-tracking/v3", st);
+    }
+    app.fallback(outer_fallback)
         .layer(middleware::from_fn_with_state(
             Arc::clone(&shared),
             pipeline,

@@ -34,6 +34,7 @@ impl Event {
 
 /// The whole shop (this is what `--state FILE` persists).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ShopState {
     pub next_post_id: u64,
     pub next_item_id: u64,
