@@ -221,6 +221,16 @@ async fn variation_skus_are_found_and_written_under_their_parent() -> TestResult
         Some(&ShopItemId::product(simple.to_string()))
     );
 
+    // SKUs the shop does not have: the variation index is reused, not rescanned.
+    let before = w.requests().len();
+    let none = shop.lookup_ids(&["NIGDZIE".to_owned()]).await?;
+    assert!(none.is_empty());
+    let paths: Vec<String> = w.requests()[before..]
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(paths, ["/wp-json/wc/v3/products"]);
+
     let before = w.requests().len();
     let outcomes = shop
         .write_products(&[

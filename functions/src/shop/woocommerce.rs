@@ -7,7 +7,8 @@
 //!   whether the filter is exact, and whether it finds variations, has varied
 //!   between WooCommerce versions. SKUs still missing are looked for among
 //!   the variations of variable products (`GET /products?type=variable`, then
-//!   `GET /products/{id}/variations?sku=...`) when `search_variations` is on.
+//!   `GET /products/{id}/variations`, kept as an index for a few minutes)
+//!   when `search_variations` is on.
 //! - write: `POST /products/batch` with `{"update": [{"id", "regular_price":
 //!   "12.30", "manage_stock": true, "stock_quantity", "status",
 //!   "catalog_visibility", "tax_class"}]}`, at most 100 items (the
@@ -24,8 +25,9 @@
 //! showing it sets `publish` and `visible`. Variations have no catalogue
 //! visibility: their `status` alone (`private` = disabled) does it.
 
-use std::collections::{BTreeMap, HashSet};
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures::future::BoxFuture;
@@ -56,6 +58,10 @@ fn default_batch_limit() -> usize {
     100
 }
 
+fn default_index_ttl() -> Duration {
+    Duration::from_secs(300)
+}
+
 fn yes() -> bool {
     true
 }
@@ -82,6 +88,11 @@ pub struct WooConfig {
     /// Look for SKUs the product search misses among variations (default on).
     #[serde(default = "yes")]
     pub search_variations: bool,
+    /// How long the index of variation SKUs is reused, in seconds in the
+    /// configuration (default 300): a variation added in the shop is found
+    /// at most this much later.
+    #[serde(default = "default_index_ttl", deserialize_with = "seconds")]
+    pub variation_index_ttl: Duration,
 }
 
 impl WooConfig {
@@ -97,8 +108,16 @@ impl WooConfig {
             timeout: default_timeout(),
             batch_limit: default_batch_limit(),
             search_variations: true,
+            variation_index_ttl: default_index_ttl(),
         }
     }
+}
+
+/// Variation SKU → ids, as last scanned.
+#[derive(Debug)]
+struct VariationIndex {
+    built: Instant,
+    ids: HashMap<String, ShopItemId>,
 }
 
 /// A WooCommerce connector.
@@ -111,6 +130,9 @@ pub struct WooCommerce {
     consumer_secret: Secret,
     batch_limit: usize,
     search_variations: bool,
+    variation_index_ttl: Duration,
+    /// Shared by clones, so one warm Lambda instance scans once per TTL.
+    variation_index: Arc<tokio::sync::Mutex<Option<VariationIndex>>>,
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -170,6 +192,8 @@ impl WooCommerce {
             consumer_secret: config.consumer_secret,
             batch_limit: config.batch_limit,
             search_variations: config.search_variations,
+            variation_index_ttl: config.variation_index_ttl,
+            variation_index: Arc::default(),
         })
     }
 
@@ -269,7 +293,7 @@ impl WooCommerce {
         for chunk in sku_chunks(&ordered) {
             let list = chunk.join(",");
             for item in self.get_all("/products", &[("sku", &list)]).await? {
-                record_match(&item, &wanted, None, &mut found);
+                record_match(&item, &wanted, &mut found);
             }
         }
         let missing: Vec<&str> = ordered
@@ -278,44 +302,67 @@ impl WooCommerce {
             .filter(|s| !found.contains_key(*s))
             .collect();
         if self.search_variations && !missing.is_empty() {
-            self.lookup_variations(&missing, &wanted, &mut found)
-                .await?;
+            self.lookup_variations(&missing, &mut found).await?;
         }
         Ok(found)
     }
 
-    /// Looks for SKUs among the variations of every variable product: the
-    /// product search does not find variation SKUs on every version.
+    /// Finds SKUs among variations, through an index of every variable
+    /// product's variations built at most once per `variation_index_ttl`.
+    /// WooCommerce has no search across all variations, and most SKUs a
+    /// lookup misses are ERP products the shop does not sell: scanning for
+    /// each lookup would spend the shop's rate limit on nothing.
     async fn lookup_variations(
         &self,
         missing: &[&str],
-        wanted: &HashSet<&str>,
         found: &mut ItemIds,
     ) -> Result<(), ShopError> {
+        // Held while building, so concurrent lookups wait for one scan.
+        let mut cache = self.variation_index.lock().await;
+        let fresh = cache
+            .as_ref()
+            .is_some_and(|index| index.built.elapsed() < self.variation_index_ttl);
+        if !fresh {
+            let ids = self.build_variation_index().await?;
+            *cache = Some(VariationIndex {
+                built: Instant::now(),
+                ids,
+            });
+        }
+        if let Some(index) = cache.as_ref() {
+            for sku in missing {
+                if let Some(id) = index.ids.get(*sku) {
+                    found.insert((*sku).to_owned(), id.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn build_variation_index(&self) -> Result<HashMap<String, ShopItemId>, ShopError> {
         let parents: Vec<u64> = self
             .get_all("/products", &[("type", "variable")])
             .await?
             .iter()
             .filter_map(|p| p.get("id").and_then(Value::as_u64))
             .collect();
+        let mut ids = HashMap::new();
         for parent in parents {
-            let still: Vec<&str> = missing
-                .iter()
-                .copied()
-                .filter(|s| !found.contains_key(*s))
-                .collect();
-            if still.is_empty() {
-                break;
-            }
             let path = format!("/products/{parent}/variations");
-            for chunk in sku_chunks(&still) {
-                let list = chunk.join(",");
-                for item in self.get_all(&path, &[("sku", &list)]).await? {
-                    record_match(&item, wanted, Some(parent), found);
+            for item in self.get_all(&path, &[]).await? {
+                let sku = item.get("sku").and_then(Value::as_str).map(str::trim);
+                let id = item.get("id").and_then(Value::as_u64);
+                if let (Some(sku), Some(id)) = (sku, id)
+                    && !sku.is_empty()
+                {
+                    ids.entry(sku.to_owned()).or_insert_with(|| {
+                        ShopItemId::variation(parent.to_string(), id.to_string())
+                    });
                 }
             }
         }
-        Ok(())
+        tracing::debug!(variations = ids.len(), "WooCommerce variation index built");
+        Ok(ids)
     }
 
     async fn write(
@@ -468,7 +515,7 @@ fn encoded_len(s: &str) -> usize {
 }
 
 /// Records a listed product or variation if its SKU is one we asked for.
-fn record_match(item: &Value, wanted: &HashSet<&str>, parent: Option<u64>, found: &mut ItemIds) {
+fn record_match(item: &Value, wanted: &HashSet<&str>, found: &mut ItemIds) {
     let Some(sku) = item.get("sku").and_then(Value::as_str).map(str::trim) else {
         return;
     };
@@ -478,11 +525,12 @@ fn record_match(item: &Value, wanted: &HashSet<&str>, parent: Option<u64>, found
     let Some(id) = item.get("id").and_then(Value::as_u64) else {
         return;
     };
-    let is_variation =
-        item.get("type").and_then(Value::as_str) == Some("variation") || parent.is_some();
+    // Shops whose product search includes variations list them with their parent.
+    let is_variation = item.get("type").and_then(Value::as_str) == Some("variation");
     let item_id = if is_variation {
-        let parent = parent
-            .or_else(|| item.get("parent_id").and_then(Value::as_u64))
+        let parent = item
+            .get("parent_id")
+            .and_then(Value::as_u64)
             .filter(|p| *p != 0);
         match parent {
             Some(p) => ShopItemId::variation(p.to_string(), id.to_string()),
