@@ -244,6 +244,17 @@ async fn status_changes_notes_and_invalid_status() {
     );
     assert_eq!(w.order_notes(o.id)[0].note, "Wysłano paczkę: 123456");
 
+    // Setting "refunded" refunds what is left (wc_order_fully_refunded).
+    let refunded = send_json(
+        &w,
+        Method::PUT,
+        &format!("/orders/{}", o.id),
+        json!({"status": "refunded"}),
+    )
+    .await;
+    let v: Value = refunded.json().await.unwrap();
+    assert_eq!(v["refunds"][0]["total"], "-20.00");
+    assert_eq!(v["refunds"][0]["reason"], "Order fully refunded.");
     // Cancelling restores stock.
     assert_eq!(w.product_by_sku("S").unwrap().stock_quantity, Some(3));
     w.set_order_status(o.id, "cancelled").unwrap();
