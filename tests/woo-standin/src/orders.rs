@@ -753,9 +753,9 @@ pub fn create(
         status.unwrap_or_else(|| "pending".into())
     };
     if target != "pending" {
+        // The status transition (or `payment_complete` for `set_paid`) saves the order a second
+        // time, so WooCommerce fires `order.updated` right after `order.created`.
         events.extend(change_status(shared, shop, id, &target)?);
-        // The status change during creation is part of "created"; no separate order.updated.
-        events.retain(|e| !(e.resource == "order" && e.event == "updated" && e.id == id));
     } else {
         refresh_flags(shop, id);
     }
