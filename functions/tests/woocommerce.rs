@@ -354,6 +354,35 @@ async fn wrong_credentials_are_auth_errors() -> TestResult {
 }
 
 #[tokio::test]
+async fn credentials_can_travel_in_the_query_for_hosts_that_strip_authorization() -> TestResult {
+    let w = standin().await?;
+    let a = add(&w, "A", "10.00", 1)?;
+    let mut cfg = config(&w);
+    cfg.query_auth = true;
+    let shop = WooCommerce::new(cfg)?;
+    let ids = shop.lookup_ids(&["A".to_owned()]).await?;
+    assert_eq!(ids.get("A"), Some(&ShopItemId::product(a.to_string())));
+    let items = [(ShopItemId::product(a.to_string()), change(dec!(15), 4))];
+    assert_eq!(shop.write_products(&items).await?, [ItemOutcome::Ok]);
+    assert_eq!(w.product(a).and_then(|p| p.stock_quantity), Some(4));
+    // A transport error does not repeat the URL, which now holds the secret.
+    w.faults().hang_next(1, Duration::from_secs(2));
+    let mut cfg = config(&w);
+    cfg.query_auth = true;
+    cfg.timeout = Duration::from_millis(200);
+    let err = WooCommerce::new(cfg)?
+        .lookup_ids(&["A".to_owned()])
+        .await
+        .err();
+    assert!(
+        matches!(&err, Some(ShopError::Transient(m)) if !m.contains("cs_test")),
+        "{err:?}"
+    );
+    w.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_batch_above_the_shop_limit_is_permanent() -> TestResult {
     let w = standin().await?;
     let a = add(&w, "A", "10.00", 1)?;

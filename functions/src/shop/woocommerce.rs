@@ -16,6 +16,8 @@
 //!   is refused with 413); variations go to `POST
 //!   /products/{parent}/variations/batch`. Each item answers in place: the
 //!   product, or `{"id", "error": {"code", "message"}}` while the rest succeed.
+//! - auth: HTTP Basic; with `query_auth`, `consumer_key`/`consumer_secret`
+//!   query parameters instead (hosts that strip `Authorization`).
 //! - errors: 429 (a host's limiter; core has none) with `Retry-After`, 5xx,
 //!   408 and timeouts are retryable; 401/403 are credentials; other 4xx (400
 //!   `rest_invalid_param`, 404, 413) and redirects are permanent.
@@ -93,6 +95,12 @@ pub struct WooConfig {
     /// at most this much later.
     #[serde(default = "default_index_ttl", deserialize_with = "seconds")]
     pub variation_index_ttl: Duration,
+    /// Send the key and secret as `consumer_key`/`consumer_secret` query
+    /// parameters instead of HTTP Basic, for hosts that strip the
+    /// `Authorization` header (Apache with CGI/FastCGI). Off by default:
+    /// URLs end up in access logs.
+    #[serde(default)]
+    pub query_auth: bool,
 }
 
 impl WooConfig {
@@ -109,6 +117,7 @@ impl WooConfig {
             batch_limit: default_batch_limit(),
             search_variations: true,
             variation_index_ttl: default_index_ttl(),
+            query_auth: false,
         }
     }
 }
@@ -131,6 +140,7 @@ pub struct WooCommerce {
     batch_limit: usize,
     search_variations: bool,
     variation_index_ttl: Duration,
+    query_auth: bool,
     /// Shared by clones, so one warm Lambda instance scans once per TTL.
     variation_index: Arc<tokio::sync::Mutex<Option<VariationIndex>>>,
 }
@@ -193,6 +203,7 @@ impl WooCommerce {
             batch_limit: config.batch_limit,
             search_variations: config.search_variations,
             variation_index_ttl: config.variation_index_ttl,
+            query_auth: config.query_auth,
             variation_index: Arc::default(),
         })
     }
@@ -203,6 +214,11 @@ impl WooCommerce {
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
+        if self.query_auth {
+            url.query_pairs_mut()
+                .append_pair("consumer_key", &self.consumer_key)
+                .append_pair("consumer_secret", self.consumer_secret.expose());
+        }
         url
     }
 
@@ -211,11 +227,12 @@ impl WooCommerce {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<(HeaderMap, Value), ShopError> {
-        let response = request
-            .basic_auth(&self.consumer_key, Some(self.consumer_secret.expose()))
-            .send()
-            .await
-            .map_err(transport_error)?;
+        let request = if self.query_auth {
+            request
+        } else {
+            request.basic_auth(&self.consumer_key, Some(self.consumer_secret.expose()))
+        };
+        let response = request.send().await.map_err(transport_error)?;
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.bytes().await.map_err(transport_error)?;
@@ -628,11 +645,12 @@ fn transport_error(err: reqwest::Error) -> ShopError {
     } else if err.is_connect() {
         "connection failed"
     } else if err.is_builder() {
-        return ShopError::Permanent(format!("request could not be built: {err}"));
+        return ShopError::Permanent(format!("request could not be built: {}", err.without_url()));
     } else {
         "transport error"
     };
-    // reqwest's Display includes the URL, never the credentials.
+    // Without the URL: with query_auth it carries the secret.
+    let err = err.without_url();
     ShopError::Transient(format!("{what}: {}", crate::aws::describe_error(&err)))
 }
 
