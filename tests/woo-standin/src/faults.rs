@@ -20,6 +20,8 @@ pub struct FaultConfig {
     pub fail_probability: f64,
     /// Only requests whose path contains this are failed (both switches).
     pub fail_path_contains: Option<String>,
+    /// `Retry-After` (seconds) sent with injected errors, if any.
+    pub fail_retry_after: Option<u64>,
     /// The next N API requests hang for `hang_ms`.
     pub hang_next: u32,
     /// Probability (0..1) that a request hangs for `hang_ms`.
@@ -58,6 +60,7 @@ impl Default for FaultConfig {
             fail_status: 503,
             fail_probability: 0.0,
             fail_path_contains: None,
+            fail_retry_after: None,
             hang_next: 0,
             hang_probability: 0.0,
             hang_ms: 0,

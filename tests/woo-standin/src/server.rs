@@ -144,7 +144,7 @@ async fn no_route() -> Response {
     ApiError::no_route().into_response()
 }
 
-fn injected_error(status: u16) -> Response {
+fn injected_error(status: u16, retry_after: Option<u64>) -> Response {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     let body = format!(
         "<html><head><title>{status} {}</title></head><body><h1>{status} {}</h1></body></html>",
@@ -156,6 +156,11 @@ fn injected_error(status: u16) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=UTF-8"),
     );
+    if let Some(secs) = retry_after
+        && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+    {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
     resp
 }
 
@@ -194,7 +199,7 @@ async fn pipeline(State(shared): State<Arc<Shared>>, req: Request, next: Next) -
         }
         Ok(()) => {
             lock(&shared.stats).on_admitted(start);
-            let (fault, latency, max_concurrent, fail_status) = {
+            let (fault, latency, max_concurrent, fail_status, retry_after) = {
                 let mut f = lock(&shared.faults);
                 let fault = f.request_fault(&path);
                 (
@@ -202,6 +207,7 @@ async fn pipeline(State(shared): State<Arc<Shared>>, req: Request, next: Next) -
                     f.cfg.latency_ms,
                     f.cfg.max_concurrent,
                     f.cfg.fail_status,
+                    f.cfg.fail_retry_after,
                 )
             };
             let guard = InFlight::enter(&shared);
@@ -209,11 +215,11 @@ async fn pipeline(State(shared): State<Arc<Shared>>, req: Request, next: Next) -
             if max_concurrent.is_some_and(|m| now_in_flight > m as usize) {
                 lock(&shared.stats).snapshot.rejected_concurrency += 1;
                 fault_name = Some("too_many_concurrent".into());
-                injected_error(fail_status)
+                injected_error(fail_status, retry_after)
             } else if let Some(status) = fault.error {
                 lock(&shared.stats).snapshot.injected_errors += 1;
                 fault_name = Some("injected_error".into());
-                injected_error(status)
+                injected_error(status, retry_after)
             } else {
                 if latency > 0 {
                     tokio::time::sleep(std::time::Duration::from_millis(latency)).await;

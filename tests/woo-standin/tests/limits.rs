@@ -68,7 +68,16 @@ async fn injected_503_then_recovery() {
     assert_eq!(get(&w, "/products").await.status(), 503);
     assert_eq!(get(&w, "/products").await.status(), 200);
     assert_eq!(w.stats().injected_errors, 2);
+    // With a Retry-After, as some hosts send.
+    let mut cfg = w.faults().config();
+    cfg.fail_next = 1;
+    cfg.fail_retry_after = Some(7);
+    w.faults().set_config(cfg);
+    let r = get(&w, "/products").await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "7");
     // Only matching paths.
+    w.faults().clear();
     w.faults().fail_next_matching(1, 502, "/orders");
     assert_eq!(get(&w, "/products").await.status(), 200);
     assert_eq!(get(&w, "/orders").await.status(), 502);
