@@ -486,6 +486,15 @@ impl ShopProductState {
         rules: &ShopRules,
     ) -> Mapped {
         let mut parked = Vec::new();
+        // Records of another SKU here are a caller's mix-up: never let them
+        // set this product's price or stock.
+        let price = price.filter(|p| {
+            let same = p.sku == product.sku;
+            if !same {
+                parked.push(format!("{}: a price of {} was ignored", product.sku, p.sku));
+            }
+            same
+        });
         let regular_price = price.and_then(|p| match shop_price(p, rules) {
             Ok(value) => Some(value),
             Err(MapError::Park { reason }) => {
@@ -495,7 +504,15 @@ impl ShopProductState {
             Err(MapError::NotForShop { .. }) => None,
         });
         let stock_quantity = stock.map(|readings| {
-            let level = stock_level(readings, rules);
+            let own: Vec<StockRecord> = readings
+                .iter()
+                .filter(|r| r.sku == product.sku)
+                .cloned()
+                .collect();
+            if own.len() != readings.len() {
+                parked.push(format!("{}: stock of other SKUs was ignored", product.sku));
+            }
+            let level = stock_level(&own, rules);
             parked.extend(level.negative.iter().map(|bad| {
                 format!(
                     "{} in {}: available {} is negative; counted as 0",

@@ -281,6 +281,24 @@ fn a_bad_price_leaves_the_price_alone_and_is_parked() {
 }
 
 #[test]
+fn records_of_another_sku_never_set_this_product() {
+    let mut other_price = price(PriceKind::Gross, dec!(5), pct(dec!(23)));
+    other_price.sku = "INNY".into();
+    let mut other_stock = stock("MAG", dec!(50), dec!(0), 0);
+    other_stock.sku = "INNY".into();
+    let readings = [other_stock, stock("SKLEP", dec!(2), dec!(0), 0)];
+    let mapped = ShopProductState::from_records(
+        &product(true),
+        Some(&other_price),
+        Some(&readings),
+        &rules(),
+    );
+    assert_eq!(mapped.state.regular_price, None);
+    assert_eq!(mapped.state.stock_quantity, Some(2));
+    assert_eq!(mapped.parked.len(), 2, "{:?}", mapped.parked);
+}
+
+#[test]
 fn categories_vat_classes_and_units_follow_the_rules() {
     let mut r = rules();
     let path = vec![
