@@ -277,7 +277,67 @@ fn diff(unit: &str, a: NaiveDateTime, b: NaiveDateTime) -> Option<i64> {
     })
 }
 
+/// SUM with exact decimal arithmetic (SQLite's own SUM adds binary floats).
+struct DecimalSum;
+
+#[derive(Default)]
+struct SumAcc {
+    int: Option<i128>,
+    dec: Option<rust_decimal::Decimal>,
+}
+
+impl rusqlite::functions::Aggregate<SumAcc, SV> for DecimalSum {
+    fn init(&self, _: &mut Context<'_>) -> rusqlite::Result<SumAcc> {
+        Ok(SumAcc::default())
+    }
+    fn step(&self, ctx: &mut Context<'_>, acc: &mut SumAcc) -> rusqlite::Result<()> {
+        match ctx.get_raw(0) {
+            ValueRef::Null => {}
+            ValueRef::Integer(i) => acc.int = Some(acc.int.unwrap_or(0) + i as i128),
+            other => {
+                let t = match other {
+                    ValueRef::Real(f) => f.to_string(),
+                    ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                    _ => String::new(),
+                };
+                let d = types::parse_decimal(&t)
+                    .ok_or_else(|| user_err(SqlError::conversion(&t, "numeric")))?;
+                acc.dec = Some(acc.dec.unwrap_or_default() + d);
+            }
+        }
+        Ok(())
+    }
+    fn finalize(&self, _: &mut Context<'_>, acc: Option<SumAcc>) -> rusqlite::Result<SV> {
+        let Some(acc) = acc else {
+            return Ok(SV::Null);
+        };
+        Ok(match (acc.int, acc.dec) {
+            (None, None) => SV::Null,
+            (Some(i), None) => match i64::try_from(i) {
+                Ok(i) => SV::Integer(i),
+                Err(_) => {
+                    return Err(user_err(SqlError::new(
+                        8115,
+                        16,
+                        "Arithmetic overflow error converting expression to data type bigint.",
+                    )));
+                }
+            },
+            (i, Some(d)) => {
+                let total = d + rust_decimal::Decimal::from_i128_with_scale(i.unwrap_or(0), 0);
+                SV::Real(total.to_string().parse::<f64>().unwrap_or(0.0))
+            }
+        })
+    }
+}
+
 fn register_functions(conn: &Connection, vars: Arc<SessionVars>) -> Result<()> {
+    conn.create_aggregate_function(
+        "ss_sum",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        DecimalSum,
+    )?;
     let det = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     let nondet = FunctionFlags::SQLITE_UTF8;
     conn.create_scalar_function("ss_now", 0, nondet, |_| Ok(format_datetime(&now_local())))?;

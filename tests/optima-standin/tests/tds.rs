@@ -11,8 +11,8 @@ use tiberius::error::Error as TdsError;
 
 async fn erp() -> Erp {
     erp::erp_for_tests(SeedOptions {
-        products: 200,
-        seed: 7,
+        products: 300,
+        seed: 11,
     })
     .await
     .expect("stand-in")

@@ -688,18 +688,6 @@ pub fn map_error(
                         .zip(&names)
                         .all(|(a, b)| a.eq_ignore_ascii_case(b))
             });
-            let dup = names
-                .iter()
-                .map(|n| {
-                    values
-                        .iter()
-                        .find(|_| false)
-                        .map(|_| String::new())
-                        .unwrap_or_else(|| n.to_string())
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            let _ = dup;
             return match u {
                 Some(u) if u.kind == UniqueKind::Index => SqlError::new(
                     2601,

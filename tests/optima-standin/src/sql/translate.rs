@@ -531,6 +531,9 @@ impl Rewriter {
             Expr::Function(g)
         };
         Ok(match name.as_str() {
+            "SUM" if matches!(&f.args, FunctionArguments::List(l) if l.duplicate_treatment.is_none()) => {
+                same("ss_sum")
+            }
             "COUNT" | "SUM" | "MIN" | "MAX" | "AVG" | "COALESCE" | "UPPER" | "LOWER" | "LTRIM"
             | "RTRIM" | "TRIM" | "ABS" | "REPLACE" | "NULLIF" => same(&name),
             "COUNT_BIG" => same("COUNT"),
