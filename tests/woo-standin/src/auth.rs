@@ -93,6 +93,19 @@ fn auth_error(message: &str) -> ApiError {
     ApiError::new(401, "woocommerce_rest_authentication_error", message)
 }
 
+/// WordPress checks authentication before routing: a request with a wrong key or secret gets
+/// the 401 even on a route that does not exist. `None` when there is nothing to object to.
+pub fn invalid_credentials(shared: &Shared, req: &Request) -> Option<Response> {
+    let (key, secret) = credentials(req)?;
+    if key != shared.consumer_key {
+        return Some(unauthorized(auth_error("Consumer key is invalid.")));
+    }
+    if secret != shared.consumer_secret {
+        return Some(unauthorized(auth_error("Consumer secret is invalid.")));
+    }
+    None
+}
+
 /// Route layer: checks credentials and key permissions.
 pub async fn require_auth(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     let Some((key, secret)) = credentials(&req) else {

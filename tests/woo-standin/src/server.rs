@@ -128,9 +128,10 @@ pub fn router(shared: Arc<Shared>, shipment_tracking: bool) -> Router {
         .with_state(shared)
 }
 
-async fn outer_fallback(req: Request) -> Response {
+async fn outer_fallback(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     if req.uri().path().starts_with("/wp-json") {
-        ApiError::no_route().into_response()
+        auth::invalid_credentials(&shared, &req)
+            .unwrap_or_else(|| ApiError::no_route().into_response())
     } else {
         (
             StatusCode::NOT_FOUND,
@@ -140,8 +141,8 @@ async fn outer_fallback(req: Request) -> Response {
     }
 }
 
-async fn no_route() -> Response {
-    ApiError::no_route().into_response()
+async fn no_route(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    auth::invalid_credentials(&shared, &req).unwrap_or_else(|| ApiError::no_route().into_response())
 }
 
 fn injected_error(status: u16, retry_after: Option<u64>) -> Response {

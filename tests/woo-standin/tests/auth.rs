@@ -84,5 +84,13 @@ async fn unknown_route_is_rest_no_route() {
     assert_eq!(r.status(), 404);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["code"], "rest_no_route");
+    // Authentication runs before routing: a bad key is a 401 even there.
+    let r = client()
+        .get(format!("{}/nothing-here", w.api_url()))
+        .basic_auth("ck_bad", Some(SECRET))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
     w.shutdown().await;
 }
