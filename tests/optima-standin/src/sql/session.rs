@@ -159,6 +159,7 @@ impl Session {
             Some(Value::Str(s)) => Some(s),
             _ => None,
         };
+        let mut handle_out = None;
         let (sql, decl, rest): (String, String, Vec<Param>) = match name.as_str() {
             "sp_executesql" => {
                 let Some(sql) = text(params.next()) else {
@@ -194,9 +195,10 @@ impl Session {
                         decl: decl.clone(),
                     },
                 );
-                out.t.return_value_int(0, "@handle", h);
+                handle_out = Some(h);
                 if name == "sp_prepare" {
                     out.t.return_status(0);
+                    out.t.return_value_int(0, "@handle", h);
                     out.t.done(TOKEN_DONEPROC, more, 0, 0);
                     return false;
                 }
@@ -262,6 +264,9 @@ impl Session {
             return true;
         }
         out.t.return_status(0);
+        if let Some(h) = handle_out {
+            out.t.return_value_int(0, "@handle", h);
+        }
         out.t.done(TOKEN_DONEPROC, more, 0, 0);
         false
     }

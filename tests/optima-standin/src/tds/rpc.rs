@@ -110,6 +110,7 @@ fn read_plp(r: &mut Rd<'_>) -> Result<Option<Vec<u8>>> {
 }
 
 fn le_int(b: &[u8]) -> i64 {
+    let b = &b[..b.len().min(8)];
     let mut a = [0u8; 8];
     a[..b.len()].copy_from_slice(b);
     let v = i64::from_le_bytes(a);
@@ -135,6 +136,7 @@ fn date3(b: &[u8]) -> NaiveDate {
 }
 
 fn time_n(b: &[u8], scale: u8) -> NaiveTime {
+    let b = &b[..b.len().min(5)];
     let mut a = [0u8; 8];
     a[..b.len()].copy_from_slice(b);
     let units = u64::from_le_bytes(a);
@@ -185,6 +187,9 @@ pub fn read_typed_value(r: &mut Rd<'_>) -> Result<(SqlType, Value)> {
             let n = r.u8()? as usize;
             if n == 0 {
                 return Ok((ty, Value::Null));
+            }
+            if !matches!(n, 1 | 2 | 4 | 8) {
+                return Err(Error::Protocol(format!("bad integer length {n}")));
             }
             let b = r.bytes(n)?;
             let v = if n == 1 { b[0] as i64 } else { le_int(b) };
