@@ -17,6 +17,7 @@
 //! - `webhooks`, `delivery` — the webhook resource and deliveries (signature, ping, auto-disable)
 //! - `limits`, `faults`, `stats`, `requests` — rate limiter, fault injection, counters, request log
 //! - `control`, `actions` — `/__standin/*` and shop actions outside the REST API
+//! - `index` — `GET /wp-json/` and `GET /wp-json/wc/v3` discovery documents
 //! - `state`, `persist`, `clock`, `shared` — shop state, state/seed files, site time, context
 
 mod actions;
@@ -28,6 +29,7 @@ mod coupons;
 mod delivery;
 mod error;
 mod faults;
+mod index;
 mod json;
 mod limits;
 mod notes;
@@ -193,10 +195,11 @@ impl WooStandin {
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             pending_deliveries: Mutex::new(std::collections::HashSet::new()),
             state_file: opts.state_file.clone(),
+            shipment_tracking: opts.shipment_tracking,
         });
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         persist::spawn_autosave(Arc::clone(&shared), stop_rx.clone());
-        let app = server::router(Arc::clone(&shared), opts.shipment_tracking);
+        let app = server::router(Arc::clone(&shared));
         let mut rx = stop_rx;
         let server = tokio::spawn(async move {
             let shutdown = async move {

@@ -19,10 +19,13 @@ use crate::error::ApiError;
 use crate::requests::{RequestRecord, redact_query};
 use crate::shared::{Shared, lock};
 use crate::stats::endpoint_key;
-use crate::{auth, control, coupons, notes, orders, products, tracking, variations, webhooks};
+use crate::{
+    auth, control, coupons, index, notes, orders, products, tracking, variations, webhooks,
+};
 
 /// Builds the whole application.
-pub fn router(shared: Arc<Shared>, shipment_tracking: bool) -> Router {
+pub fn router(shared: Arc<Shared>) -> Router {
+    let shipment_tracking = shared.shipment_tracking;
     let api = Router::new()
         .route(
             "/products",
@@ -98,7 +101,11 @@ pub fn router(shared: Arc<Shared>, shipment_tracking: bool) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(no_route);
 
-    let mut app = Router::new().nest("/wp-json/wc/v3", api);
+    let mut app = Router::new()
+        .route("/wp-json", get(index::site_index))
+        .route("/wp-json/", get(index::site_index))
+        .route("/wp-json/wc/v3", get(index::namespace_index))
+        .nest("/wp-json/wc/v3", api);
     if shipment_tracking {
         let st = Router::new()
             .route(

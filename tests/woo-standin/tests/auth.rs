@@ -94,3 +94,35 @@ async fn unknown_route_is_rest_no_route() {
     assert_eq!(r.status(), 401);
     w.shutdown().await;
 }
+
+#[tokio::test]
+async fn discovery_documents_need_no_auth() {
+    let w = start().await;
+    let v: Value = client()
+        .get(format!("{}/wp-json/", w.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        v["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "wc/v3")
+    );
+    let v: Value = client()
+        .get(w.api_url())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let args = &v["routes"]["/wc/v3/orders"]["endpoints"][0]["args"];
+    assert!(args.get("modified_after").is_some(), "{v}");
+    assert_eq!(args["per_page"]["maximum"], 100);
+    w.shutdown().await;
+}
