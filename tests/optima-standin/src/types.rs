@@ -38,6 +38,8 @@ pub enum SqlType {
     Date,
     UniqueIdentifier,
     VarBinary(Option<u16>),
+    /// sql_variant (what SERVERPROPERTY returns); holds strings here.
+    Variant,
 }
 
 impl SqlType {
@@ -95,6 +97,7 @@ impl SqlType {
             "date" => SqlType::Date,
             "uniqueidentifier" => SqlType::UniqueIdentifier,
             "varbinary" | "binary" => SqlType::VarBinary(len(1)?),
+            "sql_variant" => SqlType::Variant,
             _ => return None,
         })
     }
@@ -120,6 +123,7 @@ impl SqlType {
             SqlType::Date => "date".into(),
             SqlType::UniqueIdentifier => "uniqueidentifier".into(),
             SqlType::VarBinary(n) => format!("varbinary({})", l(n)),
+            SqlType::Variant => "sql_variant".into(),
         }
     }
 
@@ -225,7 +229,9 @@ impl SqlType {
                         .map_err(|_| SqlError::conversion(&t, "float"))?
                 }
             })),
-            SqlType::VarChar(_) | SqlType::NVarChar(_) => Ok(Value::Str(text(v))),
+            SqlType::VarChar(_) | SqlType::NVarChar(_) | SqlType::Variant => {
+                Ok(Value::Str(text(v)))
+            }
             SqlType::DateTime | SqlType::DateTime2(_) | SqlType::Date => {
                 let t = text(v);
                 let dt = parse_datetime(&t).ok_or_else(|| {

@@ -304,10 +304,10 @@ pub fn infer(e: &Expr, params: &ParamTypes) -> (Option<SqlType>, bool) {
                 },
                 "SCOPE_IDENTITY" | "IDENT_CURRENT" => (Some(SqlType::Decimal(38, 0)), true),
                 "NEWID" => (Some(SqlType::UniqueIdentifier), false),
-                "DB_NAME" | "SCHEMA_NAME" | "OBJECT_NAME" | "SUSER_SNAME" | "USER_NAME"
-                | "SERVERPROPERTY" | "DATABASEPROPERTYEX" => {
+                "DB_NAME" | "SCHEMA_NAME" | "OBJECT_NAME" | "SUSER_SNAME" | "USER_NAME" => {
                     (Some(SqlType::NVarChar(Some(128))), true)
                 }
+                "SERVERPROPERTY" | "DATABASEPROPERTYEX" => (Some(SqlType::Variant), true),
                 "OBJECT_ID" | "DB_ID" | "SCHEMA_ID" | "@@SPID" => (Some(SqlType::Int), true),
                 _ => (None, true),
             }

@@ -429,6 +429,7 @@ fn convert_to(e: Expr, dt: &DataType) -> Result<Expr, SqlError> {
         T::Date => func("ss_date", vec![e]),
         T::UniqueIdentifier => func("ss_guid", vec![e]),
         T::VarBinary(_) => cast(e, DataType::Blob(None)),
+        T::Variant => e,
     })
 }
 

@@ -266,6 +266,10 @@ impl Tokens {
                 self.u8(0xA5);
                 self.u16(n.unwrap_or(0xFFFF));
             }
+            SqlType::Variant => {
+                self.u8(0x62);
+                self.u32(8016);
+            }
         }
     }
 
@@ -398,6 +402,20 @@ impl Tokens {
                 Value::Date(d) => self.date(d),
                 Value::DateTime(d) => self.date(&d.date()),
                 _ if null => self.u8(0),
+                other => return Err(mismatch(ty, other)),
+            },
+            SqlType::Variant => match v {
+                Value::Str(s) => {
+                    let data = utf16(s);
+                    let data = &data[..data.len().min(8000)];
+                    self.u32((2 + 7 + data.len()) as u32);
+                    self.u8(0xE7);
+                    self.u8(7);
+                    self.buf.extend_from_slice(&COLLATION);
+                    self.u16(data.len() as u16);
+                    self.buf.extend_from_slice(data);
+                }
+                _ if null => self.u32(0),
                 other => return Err(mismatch(ty, other)),
             },
             SqlType::UniqueIdentifier => match v {
