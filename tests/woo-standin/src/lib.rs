@@ -195,6 +195,7 @@ impl WooStandin {
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             pending_deliveries: Mutex::new(std::collections::HashSet::new()),
             state_file: opts.state_file.clone(),
+            save_lock: Mutex::new(()),
             shipment_tracking: opts.shipment_tracking,
         });
         let (stop, stop_rx) = tokio::sync::watch::channel(false);

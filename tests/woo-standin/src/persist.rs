@@ -1,5 +1,5 @@
 //! Persistence (`--state FILE`): the shop is loaded at start if the file exists, written
-//! atomically (temp file + rename) by a background task at most every 250 ms when something
+//! atomically (temp file + rename) by a background task at most every second when something
 //! changed, and once more at shutdown. Also the seed file (`--seed-products-from-skus FILE`):
 //! one product per line, `SKU[;name[;regular_price[;stock_quantity[;tax_class]]]]` (tab works as
 //! well as `;`), `#` comments; SKUs that already exist are skipped.
@@ -38,6 +38,7 @@ pub fn save(shared: &Shared) -> Result<()> {
         path: path.clone(),
         message: m,
     };
+    let _writer = crate::shared::lock(&shared.save_lock);
     shared.dirty.store(false, Ordering::SeqCst);
     let json = {
         let shop = shared.shop();
@@ -57,7 +58,7 @@ pub fn spawn_autosave(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receive
     tokio::spawn(async move {
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = tokio::time::sleep(Duration::from_millis(1000)) => {}
                 _ = stop.changed() => break,
             }
             if shared.dirty.load(Ordering::SeqCst)

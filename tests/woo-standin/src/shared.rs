@@ -64,6 +64,8 @@ pub struct Shared {
     /// API requests being processed right now.
     pub in_flight: std::sync::atomic::AtomicUsize,
     pub state_file: Option<PathBuf>,
+    /// Serializes writers of the state file.
+    pub save_lock: Mutex<()>,
     /// Serve the Shipment Tracking extension's routes.
     pub shipment_tracking: bool,
 }
