@@ -332,6 +332,21 @@ impl rusqlite::functions::Aggregate<SumAcc, SV> for DecimalSum {
 }
 
 fn register_functions(conn: &Connection, vars: Arc<SessionVars>) -> Result<()> {
+    // T-SQL LIKE (SQLite calls like(pattern, value[, escape]) for X LIKE Y).
+    for n in [2, 3] {
+        conn.create_scalar_function(
+            "like",
+            n,
+            FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+            |ctx| {
+                let (Some(p), Some(v)) = (text_arg(ctx, 0), text_arg(ctx, 1)) else {
+                    return Ok(None);
+                };
+                let esc = text_arg(ctx, 2).and_then(|e| e.chars().next());
+                Ok(Some(crate::sql::like::like(&p, &v, esc)))
+            },
+        )?;
+    }
     conn.create_aggregate_function(
         "ss_sum",
         1,

@@ -44,7 +44,10 @@ async fn connect_and_read_metadata() {
     );
     assert_eq!(row.get::<&str, _>("db"), Some("CDN_Firma"));
     assert_eq!(row.get::<&str, _>("coll"), Some("Polish_CI_AS"));
-    assert_eq!(row.columns()[2].column_type(), tiberius::ColumnType::SSVariant);
+    assert_eq!(
+        row.columns()[2].column_type(),
+        tiberius::ColumnType::SSVariant
+    );
     let row = c
         .simple_query("SELECT compatibility_level FROM sys.databases WHERE name = DB_NAME()")
         .await
