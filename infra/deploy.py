@@ -177,6 +177,12 @@ def deploy_stack(cfn, args, parameters):
     params = [{"ParameterKey": k, "ParameterValue": str(v)} for k, v in parameters.items()]
     caps = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
     status = stack_status(cfn, args.stack)
+    if status is not None:
+        # On update, keep what the user set before unless given again
+        # (shop configuration and secrets are not re-typed on every deploy).
+        for key in ("ShopsConfig", "ShopSecrets", "AlarmEmail"):
+            if key not in parameters:
+                params.append({"ParameterKey": key, "UsePreviousValue": True})
     if status == "ROLLBACK_COMPLETE":
         log(f"stack {args.stack} is in ROLLBACK_COMPLETE from a failed first create; deleting it first")
         cfn.delete_stack(StackName=args.stack)
@@ -349,6 +355,14 @@ def parameters_for(args, bucket):
     }
     if args.architecture:
         params["FunctionArchitecture"] = args.architecture
+    for item in getattr(args, "parameter", None) or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            fail(f"--parameter {key}: expected KEY=VALUE or KEY=@FILE")
+        if value.startswith("@"):
+            # Values from files keep secrets off the command line.
+            value = Path(value[1:]).read_text(encoding="utf-8").strip()
+        params[key] = value
     return params
 
 
@@ -437,6 +451,11 @@ def main():
             p.add_argument("--local-host", action="store_true", help="functions run in the project's local host")
             p.add_argument("--describe-to", help="write the deployed description (JSON) here")
             p.add_argument("--architecture", choices=["arm64", "x86_64"])
+            p.add_argument(
+                "--parameter",
+                action="append",
+                help="template parameter KEY=VALUE, or KEY=@FILE to read it from a file (repeatable), e.g. ShopsConfig=@shops.json",
+            )
         if name == "deploy":
             p.add_argument("--artifacts", help="directory with <handler>.zip for each function")
             p.add_argument("--placeholder-artifacts", action="store_true", help="upload placeholder zips (local host only)")

@@ -170,7 +170,7 @@ impl Default for SyncSection {
             stock_minutes: 5,
             prices_minutes: 5,
             catalogue_minutes: 1440,
-            batch_records: 1000,
+            batch_records: 500,
         }
     }
 }

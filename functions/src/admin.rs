@@ -22,6 +22,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use crate::aws::{Clients, describe_error};
+use crate::catalog::{Catalog, ParkedRecord};
 use crate::env::{EnvError, FunctionEnv};
 use crate::state::{AgentStatus, ParkedMessage, StateTable};
 
@@ -58,6 +59,7 @@ const QUEUES: [(&str, &str); 6] = [
 pub struct Admin {
     clients: Clients,
     state: StateTable,
+    catalog: Catalog,
     queues: Vec<(&'static str, String)>,
     stale_after: chrono::Duration,
     auth: AdminAuth,
@@ -95,6 +97,7 @@ impl Admin {
         Ok(Admin {
             clients: clients.clone(),
             state: StateTable::new(clients.dynamodb.clone(), env.required("STATE_TABLE")?, 30),
+            catalog: Catalog::new(clients.dynamodb.clone(), env.required("STATE_TABLE")?),
             queues,
             stale_after: chrono::Duration::seconds(stale_after),
             auth,
@@ -162,6 +165,8 @@ struct Status {
     agents: Vec<AgentView>,
     queues: serde_json::Map<String, serde_json::Value>,
     parked: Vec<ParkedMessage>,
+    /// Products a shop cannot show in full, with the reasons (first 200).
+    parked_records: Vec<ParkedRecord>,
     errors: Vec<String>,
 }
 
@@ -235,6 +240,14 @@ async fn status(State(admin): State<Arc<Admin>>) -> Response {
         errors.push(err.to_string());
         Vec::new()
     });
+    let parked_records = admin
+        .catalog
+        .parked_records(200)
+        .await
+        .unwrap_or_else(|err| {
+            errors.push(err.to_string());
+            Vec::new()
+        });
     let code = if errors.is_empty() {
         StatusCode::OK
     } else {
@@ -247,6 +260,7 @@ async fn status(State(admin): State<Arc<Admin>>) -> Response {
             agents,
             queues,
             parked,
+            parked_records,
             errors,
         }),
     )

@@ -1,5 +1,13 @@
 //! `ingest`: ERP events from the agent, off the events queue.
 //!
+//! Records (products, prices, stock) are stored per SKU, newer over older
+//! only; then every shop's mapping rules turn the SKU's latest records into
+//! what that shop should show, and only a changed shop-facing value becomes
+//! a shop operation on the shop-ops queue. A record a shop cannot show in
+//! full is parked with its reasons (the admin status lists them); the rest
+//! of the batch goes on. An envelope whose sequence number was already
+//! applied is a no-op; a gap is logged and the agent is asked to resend.
+//!
 //! Each SQS record is one envelope. A body that cannot be decoded (bad
 //! JSON, unknown kind, a contract version this build does not speak) will
 //! never decode however often it is retried, so it is parked with its
@@ -8,30 +16,66 @@
 //! reported back as a batch item failure so SQS redelivers them in order
 //! (and, after maxReceiveCount, moves them to the DLQ, which has an alarm).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use chrono::Utc;
 use contract::{Envelope, Payload, decode_body};
+use futures::StreamExt;
 use tracing::{info, warn};
 
 use crate::HandlerError;
-use crate::aws::Clients;
+use crate::aws::{Clients, describe_error};
+use crate::catalog::{Catalog, SeqCheck};
 use crate::env::{EnvError, FunctionEnv};
+use crate::mapping::{ShopOperation, ShopProductState, diff};
+use crate::shops::Shops;
 use crate::state::{HeartbeatWrite, StateError, StateTable};
+
+/// Operations per shop-ops message: one WooCommerce batch call's worth.
+pub const OPERATIONS_PER_MESSAGE: usize = 100;
+/// DynamoDB calls in flight at once per invocation.
+const CONCURRENCY: usize = 16;
+
+/// Records as JSON values without naming each record type.
+mod erased {
+    pub trait Json {
+        fn to_value(&self) -> serde_json::Value;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_value(&self) -> serde_json::Value {
+            serde_json::to_value(self).unwrap_or_default()
+        }
+    }
+}
 
 /// What `ingest` needs, built once at cold start.
 #[derive(Clone, Debug)]
 pub struct Ingest {
     state: StateTable,
+    catalog: Catalog,
+    shops: Shops,
+    sqs: aws_sdk_sqs::Client,
+    shop_ops_queue_url: String,
+    commands_queue_url: String,
 }
 
 impl Ingest {
     pub fn new(clients: &Clients, env: &FunctionEnv) -> Result<Self, EnvError> {
         let table = env.required("STATE_TABLE")?;
         let retention_days = env.parsed("RETENTION_DAYS", "a whole number of days")?;
+        let shops = Shops::from_env(env, false).map_err(|e| EnvError::Invalid {
+            name: "SHOPS",
+            value: e.to_string(),
+            expected: "a JSON list of shops (see docs/OPERATIONS.md)",
+        })?;
         Ok(Ingest {
-            state: StateTable::new(clients.dynamodb.clone(), table, retention_days),
+            state: StateTable::new(clients.dynamodb.clone(), table.clone(), retention_days),
+            catalog: Catalog::new(clients.dynamodb.clone(), table),
+            shops,
+            sqs: clients.sqs.clone(),
+            shop_ops_queue_url: env.required("SHOP_OPS_QUEUE_URL")?,
+            commands_queue_url: env.required("COMMANDS_QUEUE_URL")?,
         })
     }
 
@@ -71,8 +115,200 @@ impl Ingest {
     }
 
     async fn apply(&self, envelope: Envelope) -> Result<(), StateError> {
+        match self
+            .catalog
+            .check_seq(&envelope.agent_id, envelope.seq)
+            .await?
+        {
+            SeqCheck::Duplicate => {
+                info!(agent = %envelope.agent_id, seq = envelope.seq, "already applied; nothing to do");
+                return Ok(());
+            }
+            SeqCheck::Gap { from, to } => {
+                warn!(agent = %envelope.agent_id, from, to, "sequence gap: asking the agent to resend");
+                self.ask_resend(&envelope.agent_id, from, to).await;
+            }
+            SeqCheck::InOrder => {}
+        }
+        self.apply_payload(&envelope).await?;
+        self.catalog
+            .mark_seq(&envelope.agent_id, envelope.seq)
+            .await
+    }
+
+    async fn ask_resend(&self, agent: &str, from: u64, to: u64) {
+        let envelope = Envelope::new(
+            "cloud",
+            0,
+            Utc::now(),
+            Payload::Resend(contract::Resend {
+                from_seq: from,
+                to_seq: to,
+            }),
+        );
+        let sent = self
+            .sqs
+            .send_message()
+            .queue_url(&self.commands_queue_url)
+            .message_body(contract::encode_body(&envelope))
+            .message_group_id(format!("agent-{agent}"))
+            .message_deduplication_id(format!("resend-{agent}-{from}-{to}"))
+            .send()
+            .await;
+        if let Err(err) = sent {
+            // The next gap check asks again; the periodic passes heal anyway.
+            warn!(error = %describe_error(&err), "could not ask for a resend");
+        }
+    }
+
+    /// Stores the records (newer over older) and returns the SKUs they touched.
+    async fn store_records(&self, envelope: &Envelope) -> Result<BTreeSet<String>, StateError> {
+        // (sku, sort key, record JSON, version)
+        let mut writes: Vec<(String, String, serde_json::Value, chrono::DateTime<Utc>)> =
+            Vec::new();
+        let json = |v: &dyn erased::Json| v.to_value();
+        match &envelope.payload {
+            Payload::Products(products) => {
+                for p in products {
+                    let at = p
+                        .modified_at
+                        .unwrap_or(envelope.sent_at)
+                        .max(envelope.sent_at);
+                    writes.push((p.sku.clone(), "product".into(), json(p), at));
+                }
+            }
+            Payload::Prices(prices) => {
+                for p in prices {
+                    writes.push((
+                        p.sku.clone(),
+                        format!("price#{}", p.price_list),
+                        json(p),
+                        envelope.sent_at,
+                    ));
+                }
+            }
+            Payload::Stock(stock) => {
+                for r in stock {
+                    writes.push((
+                        r.sku.clone(),
+                        format!("stock#{}", r.warehouse),
+                        json(r),
+                        r.read_at,
+                    ));
+                }
+            }
+            _ => {}
+        }
+        let landed: Vec<Result<Option<String>, StateError>> = futures::stream::iter(writes)
+            .map(|(sku, sk, record, at)| async move {
+                Ok(self
+                    .catalog
+                    .put_record(&sku, &sk, &record, at)
+                    .await?
+                    .then_some(sku))
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        let mut touched = BTreeSet::new();
+        for result in landed {
+            touched.extend(result?);
+        }
+        Ok(touched)
+    }
+
+    /// The operations that bring every shop to the SKU's latest records.
+    async fn map_sku(&self, sku: &str) -> Result<Vec<ShopOperation>, StateError> {
+        let state = self.catalog.load(sku).await?;
+        let Some(product) = &state.product else {
+            // Prices or stock before the product card: mapped when it arrives.
+            return Ok(Vec::new());
+        };
+        let source = state.newest.unwrap_or_else(Utc::now);
+        let mut operations = Vec::new();
+        for shop in &self.shops.shops {
+            let price = state
+                .prices
+                .iter()
+                .find(|p| p.price_list == shop.rules.price_list);
+            let stock = (!state.stock.is_empty()).then_some(state.stock.as_slice());
+            let mapped = ShopProductState::from_records(product, price, stock, &shop.rules);
+            let mut reasons = mapped.parked.clone();
+            if price.is_none() {
+                reasons.push(format!(
+                    "no price in price list `{}`",
+                    shop.rules.price_list
+                ));
+            }
+            if !reasons.is_empty() || state.parked_in.contains(&shop.id) {
+                self.catalog.set_parked(&shop.id, sku, &reasons).await?;
+            }
+            let queued = state.queued.get(&shop.id).map(|(q, _)| q);
+            if let Some(op) = diff(&shop.id, queued, &mapped.state, source) {
+                self.catalog
+                    .put_queued(&shop.id, &mapped.state, source)
+                    .await?;
+                operations.push(op);
+            }
+        }
+        Ok(operations)
+    }
+
+    /// Maps each touched SKU for every shop and queues what changed.
+    async fn map_and_queue(&self, skus: &BTreeSet<String>) -> Result<usize, StateError> {
+        let mapped: Vec<Result<Vec<ShopOperation>, StateError>> =
+            futures::stream::iter(skus.iter().cloned())
+                .map(|sku| async move { self.map_sku(&sku).await })
+                .buffer_unordered(CONCURRENCY)
+                .collect()
+                .await;
+        let mut operations: BTreeMap<String, Vec<ShopOperation>> = BTreeMap::new();
+        for result in mapped {
+            for op in result? {
+                operations.entry(op.shop.clone()).or_default().push(op);
+            }
+        }
+        let mut queued = 0;
+        for (shop, ops) in operations {
+            for chunk in ops.chunks(OPERATIONS_PER_MESSAGE) {
+                let body = serde_json::to_string(chunk).map_err(|e| StateError::Malformed {
+                    key: format!("shop-ops/{shop}"),
+                    problem: e.to_string(),
+                })?;
+                self.sqs
+                    .send_message()
+                    .queue_url(&self.shop_ops_queue_url)
+                    .message_body(body)
+                    .send()
+                    .await
+                    .map_err(|e| StateError::Dynamo {
+                        operation: "SendMessage",
+                        table: self.shop_ops_queue_url.clone(),
+                        message: describe_error(&e),
+                    })?;
+                queued += chunk.len();
+            }
+        }
+        Ok(queued)
+    }
+
+    async fn apply_payload(&self, envelope: &Envelope) -> Result<(), StateError> {
         let received_at = Utc::now();
         match &envelope.payload {
+            Payload::Products(_) | Payload::Prices(_) | Payload::Stock(_) => {
+                let touched = self.store_records(envelope).await?;
+                let queued = self.map_and_queue(&touched).await?;
+                info!(
+                    agent = %envelope.agent_id,
+                    seq = envelope.seq,
+                    kind = envelope.kind().as_str(),
+                    records = envelope.payload.len(),
+                    touched = touched.len(),
+                    shop_operations = queued,
+                    "records applied"
+                );
+                Ok(())
+            }
             Payload::Heartbeat(heartbeat) => {
                 let stored = self
                     .state
@@ -100,7 +336,7 @@ impl Ingest {
                     other.kind().as_str()
                 );
                 warn!(agent = %envelope.agent_id, seq = envelope.seq, %reason, "parking");
-                let body = contract::encode_body(&envelope);
+                let body = contract::encode_body(envelope);
                 self.state
                     .park(
                         "erp-events",

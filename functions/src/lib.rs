@@ -12,10 +12,13 @@
 //! - [`aws`]: AWS clients, built once at cold start from the standard
 //!   configuration (`AWS_ENDPOINT_URL`, region, credentials).
 //! - [`state`]: the DynamoDB state table (heartbeats, parked messages).
+//! - [`catalog`]: per-SKU ERP records and shop states in the state table.
+//! - [`shops`]: the configured shops (rules, limits, credentials).
 //! - [`ingest`]: ERP events from the agent (events queue).
 //! - [`mapping`]: per-shop mapping rules (price list, VAT, rounding, stock), pure.
 //! - [`shop`]: shop connectors behind one trait (WooCommerce REST v3).
 //! - [`ratelimit`]: per-shop token buckets in the state table, shared by all instances.
+//! - [`shop_push`]: shop operations into the shops under their rate limits.
 //! - [`admin`]: the admin Function URL (`GET /status`).
 //! - [`watchdog`]: scheduled; marks a silent agent stale.
 //! - [`host`]: the local host.
@@ -23,12 +26,15 @@
 
 pub mod admin;
 pub mod aws;
+pub mod catalog;
 pub mod env;
 pub mod host;
 pub mod ingest;
 pub mod mapping;
 pub mod ratelimit;
 pub mod shop;
+pub mod shop_push;
+pub mod shops;
 pub mod state;
 pub mod telemetry;
 pub mod watchdog;

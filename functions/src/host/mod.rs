@@ -30,6 +30,7 @@ use crate::admin::Admin;
 use crate::aws::Clients;
 use crate::env::FunctionEnv;
 use crate::ingest::Ingest;
+use crate::shop_push::ShopPush;
 use crate::watchdog::Watchdog;
 pub use stack::StackDescription;
 
@@ -71,6 +72,14 @@ impl LocalHost {
                     Arc::new(move |event| {
                         let ingest = ingest.clone();
                         Box::pin(async move { ingest.handle(event).await })
+                    })
+                }
+                "shop-push" => {
+                    let push =
+                        Arc::new(ShopPush::new(&clients, &env).context("configuring shop-push")?);
+                    Arc::new(move |event| {
+                        let push = push.clone();
+                        Box::pin(async move { push.handle(event).await })
                     })
                 }
                 other => bail!(

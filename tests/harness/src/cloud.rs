@@ -38,10 +38,34 @@ impl LocalCloud {
     /// Starts the emulator, deploys `stack_name`, starts the local host.
     /// State files and logs go to `dir`.
     pub fn start(dir: &Path, stack_name: &str) -> anyhow::Result<LocalCloud> {
+        Self::start_with(dir, stack_name, None)
+    }
+
+    /// With shops: `(ShopsConfig JSON, ShopSecrets JSON)`, passed to the
+    /// deploy command through files so secrets stay off command lines.
+    pub fn start_with(
+        dir: &Path,
+        stack_name: &str,
+        shops: Option<(String, String)>,
+    ) -> anyhow::Result<LocalCloud> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let emulator = Emulator::start(dir)?;
         let stack_file = dir.join("stack.json");
-        let stack = deploy_local(&emulator.endpoint(), stack_name, &stack_file)?;
+        let mut parameters = Vec::new();
+        if let Some((config, secrets)) = shops {
+            let config_file = dir.join("shops.json");
+            let secrets_file = dir.join("shop-secrets.json");
+            std::fs::write(&config_file, config)?;
+            std::fs::write(&secrets_file, secrets)?;
+            #[cfg(unix)]
+            std::fs::set_permissions(
+                &secrets_file,
+                std::os::unix::fs::PermissionsExt::from_mode(0o600),
+            )?;
+            parameters.push(format!("ShopsConfig=@{}", config_file.display()));
+            parameters.push(format!("ShopSecrets=@{}", secrets_file.display()));
+        }
+        let stack = deploy_local(&emulator.endpoint(), stack_name, &stack_file, &parameters)?;
         let admin_token = random_secret();
         let host = Self::start_host(&emulator, &stack_file, &admin_token, dir)?;
         let mut cloud = LocalCloud {
@@ -108,9 +132,21 @@ impl LocalCloud {
         sql_connection: &str,
         heartbeat_seconds: u64,
     ) -> anyhow::Result<()> {
+        self.write_agent_config_with(path, agent_id, sql_connection, heartbeat_seconds, "")
+    }
+
+    /// With extra TOML appended (e.g. a `[sync]` section).
+    pub fn write_agent_config_with(
+        &self,
+        path: &Path,
+        agent_id: &str,
+        sql_connection: &str,
+        heartbeat_seconds: u64,
+        extra: &str,
+    ) -> anyhow::Result<()> {
         let state = path.with_file_name(format!("{agent_id}-state.sqlite"));
         let text = format!(
-            "agent_id = \"{agent_id}\"\n\n[aws]\nevents_queue_url = \"{}\"\ncommands_queue_url = \"{}\"\n\n[sql]\nconnection_string = \"{sql_connection}\"\nconnect_timeout_seconds = 2\n\n[store]\npath = \"{}\"\n\n[heartbeat]\ninterval_seconds = {heartbeat_seconds}\n",
+            "agent_id = \"{agent_id}\"\n\n[aws]\nevents_queue_url = \"{}\"\ncommands_queue_url = \"{}\"\n\n[sql]\nconnection_string = \"{sql_connection}\"\nconnect_timeout_seconds = 2\n\n[store]\npath = \"{}\"\n\n[heartbeat]\ninterval_seconds = {heartbeat_seconds}\n{extra}",
             self.stack.output("EventsQueueUrl")?,
             self.stack.output("CommandsQueueUrl")?,
             state.display().to_string().replace('\\', "/"),

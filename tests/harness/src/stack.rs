@@ -15,8 +15,10 @@ pub fn deploy_local(
     endpoint: &str,
     stack: &str,
     describe_to: &Path,
+    parameters: &[String],
 ) -> anyhow::Result<StackDescription> {
-    let output = deploy_command(endpoint)?
+    let mut command = deploy_command(endpoint)?;
+    command
         .args([
             "deploy",
             "--stack",
@@ -25,9 +27,11 @@ pub fn deploy_local(
             "--placeholder-artifacts",
             "--describe-to",
         ])
-        .arg(describe_to)
-        .output()
-        .context("running infra/deploy.py")?;
+        .arg(describe_to);
+    for parameter in parameters {
+        command.args(["--parameter", parameter]);
+    }
+    let output = command.output().context("running infra/deploy.py")?;
     if !output.status.success() {
         bail!(
             "infra/deploy.py deploy failed ({}):\n{}{}",

@@ -53,6 +53,29 @@ impl OptimaStandin {
         })
     }
 
+    /// The connection string with the password, for the project's own tools.
+    pub fn ado_with_password(&self) -> String {
+        format!(
+            "{};password={}",
+            self.connection_string.trim_end_matches(';'),
+            self.password
+        )
+    }
+
+    /// Every SKU (`Twr_Kod`) in the company, read over TDS like any client.
+    pub async fn skus(&self) -> anyhow::Result<Vec<String>> {
+        let mut client = optima_standin::erp::connect(&self.ado_with_password()).await?;
+        let rows = client
+            .simple_query("SELECT Twr_Kod FROM CDN.Towary ORDER BY Twr_TwrId")
+            .await?
+            .into_first_result()
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.get::<&str, _>("Twr_Kod").map(str::to_owned))
+            .collect())
+    }
+
     /// Runs the office simulator against the same database for `seconds`.
     pub fn simulate(&self, rate: f64, seconds: f64, log_dir: &Path) -> anyhow::Result<Process> {
         let mut command = Command::new(workspace_bin("optima-standin")?);
@@ -81,6 +104,17 @@ pub struct WooStandinProcess {
 impl WooStandinProcess {
     /// Serves on a free port; `state` keeps the shop across restarts.
     pub fn start(state: Option<&Path>, log_dir: &Path) -> anyhow::Result<WooStandinProcess> {
+        Self::start_with(state, None, None, log_dir)
+    }
+
+    /// With a product per SKU in `seed_skus` (the shop's catalogue, created
+    /// when missing) and a rate limit.
+    pub fn start_with(
+        state: Option<&Path>,
+        seed_skus: Option<&[String]>,
+        rate_limit: Option<u32>,
+        log_dir: &Path,
+    ) -> anyhow::Result<WooStandinProcess> {
         let port = free_port()?;
         let consumer_key = format!("ck_{}", random_secret());
         let consumer_secret = format!("cs_{}", random_secret());
@@ -91,6 +125,14 @@ impl WooStandinProcess {
             .args(["--key", &consumer_key, "--secret", &consumer_secret]);
         if let Some(state) = state {
             command.arg("--state").arg(state);
+        }
+        if let Some(skus) = seed_skus {
+            let file = log_dir.join("woo-seed.txt");
+            std::fs::write(&file, skus.join("\n"))?;
+            command.arg("--seed-products-from-skus").arg(file);
+        }
+        if let Some(limit) = rate_limit {
+            command.args(["--rate-limit", &limit.to_string()]);
         }
         let mut process = Process::spawn("woo-standin", command, &log_dir.join("woo-standin.log"))?;
         let line = process.wait_for_log("listening: ", Duration::from_secs(30))?;
@@ -104,5 +146,47 @@ impl WooStandinProcess {
             consumer_key,
             consumer_secret,
         })
+    }
+}
+
+impl WooStandinProcess {
+    /// The stand-in's view of a product by SKU (its control API), if any.
+    pub async fn product(&self, sku: &str) -> anyhow::Result<Option<serde_json::Value>> {
+        let response = reqwest::get(format!("{}/__standin/products/{sku}", self.base_url)).await?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        Ok(Some(response.error_for_status()?.json().await?))
+    }
+
+    /// The shop configuration (`ShopsConfig`) and secrets (`ShopSecrets`)
+    /// for this stand-in as shop `id`, selling from `price_list` and `warehouses`.
+    pub fn shop_parameters(
+        &self,
+        id: &str,
+        price_list: &str,
+        warehouses: &[&str],
+        requests_per_second: u32,
+    ) -> (String, String) {
+        let config = serde_json::json!([{
+            "id": id,
+            "platform": "woocommerce",
+            "base_url": self.base_url,
+            "requests_per_second": requests_per_second,
+            "burst": requests_per_second,
+            "rules": {
+                "price_list": price_list,
+                "shop_prices": "gross",
+                "rounding": "grosz",
+                "warehouses": warehouses,
+                "safety_buffer": "0",
+                "inactive": "hide"
+            }
+        }]);
+        let secrets = serde_json::json!({ id: {
+            "consumer_key": self.consumer_key,
+            "consumer_secret": self.consumer_secret
+        }});
+        (config.to_string(), secrets.to_string())
     }
 }

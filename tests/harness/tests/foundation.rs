@@ -74,6 +74,7 @@ async fn the_template_deploys_and_its_outputs_name_every_resource_the_code_uses(
         &emulator.endpoint(),
         "foundation",
         &dir.path().join("stack.json"),
+        &[],
     )?;
     let config = sdk_config(&emulator.endpoint()).await;
     let clients = Clients::from_config(&config);
@@ -90,6 +91,7 @@ async fn the_template_deploys_and_its_outputs_name_every_resource_the_code_uses(
             "ingest" => functions::ingest::Ingest::new(&clients, &env).map(|_| ()),
             "admin" => functions::admin::Admin::new(&clients, &env).map(|_| ()),
             "watchdog" => functions::watchdog::Watchdog::new(&clients, &env).map(|_| ()),
+            "shop-push" => functions::shop_push::ShopPush::new(&clients, &env).map(|_| ()),
             other => {
                 bail!("the template declares a function `{other}` this build has no handler for")
             }
@@ -97,8 +99,8 @@ async fn the_template_deploys_and_its_outputs_name_every_resource_the_code_uses(
         built.with_context(|| format!("building `{handler}` from its stack environment"))?;
     }
     ensure!(
-        stack.functions.len() == 3,
-        "ingest, admin and watchdog are deployed"
+        stack.functions.len() == 4,
+        "ingest, shop-push, admin and watchdog are deployed"
     );
 
     // The outputs the agent is configured from name real queues.
@@ -164,6 +166,7 @@ async fn the_template_deploys_and_its_outputs_name_every_resource_the_code_uses(
         &emulator.endpoint(),
         "foundation",
         &dir.path().join("stack2.json"),
+        &[],
     )?;
 
     // destroy removes it all.
@@ -381,6 +384,7 @@ async fn the_thin_lambda_mains_serve_real_invocations() -> anyhow::Result<()> {
         &emulator.endpoint(),
         "mains",
         &dir.path().join("stack.json"),
+        &[],
     )?;
     let endpoint = emulator.endpoint();
 

@@ -1,0 +1,334 @@
+//! `shop-push`: shop operations off the shop-ops queue, into the shops.
+//!
+//! Per invocation, operations are grouped per shop and coalesced per SKU
+//! (the newer reading wins), then checked against what the shop was last
+//! seen to hold: an older reading never overwrites a newer one and a write
+//! that changes nothing is never sent. Shop ids by SKU are looked up once
+//! and cached. Writes go in the platform's batch calls, each after taking a
+//! token from the shop's bucket in DynamoDB (shared by every instance). A
+//! 429 empties the bucket for `Retry-After`; 5xx and timeouts are retried a
+//! few times with back-off inside the invocation and then handed back to
+//! the queue. Permanent refusals (SKU not in the shop, a value the shop
+//! rejects, bad credentials) are parked with their reason.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use tracing::{info, warn};
+
+use crate::HandlerError;
+use crate::aws::Clients;
+use crate::catalog::Catalog;
+use crate::env::{EnvError, FunctionEnv};
+use crate::mapping::{ProductChanges, ShopOperation};
+use crate::ratelimit::RateLimiter;
+use crate::shop::{ItemOutcome, ShopConnector, ShopError, ShopItemId};
+use crate::shops::Shops;
+use crate::state::{StateError, StateTable};
+
+/// Attempts of one shop call inside an invocation before handing back to the queue.
+const ATTEMPTS: u32 = 4;
+/// The longest a call waits for a rate-limit token before handing back.
+const MAX_TOKEN_WAIT: Duration = Duration::from_secs(60);
+
+pub struct ShopPush {
+    catalog: Catalog,
+    state: StateTable,
+    limiter: RateLimiter,
+    shops: Shops,
+    connectors: HashMap<String, Arc<dyn ShopConnector>>,
+}
+
+impl std::fmt::Debug for ShopPush {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShopPush")
+            .field("shops", &self.connectors.keys())
+            .finish()
+    }
+}
+
+/// Keeps only the fields of `changes` that differ from what the shop holds.
+pub fn not_yet_held(changes: &ProductChanges, held: Option<&ProductChanges>) -> ProductChanges {
+    let Some(held) = held else {
+        return changes.clone();
+    };
+    fn keep<T: PartialEq + Clone>(new: &Option<T>, held: &Option<T>) -> Option<T> {
+        match (new, held) {
+            (Some(n), Some(h)) if n == h => None,
+            (n, _) => n.clone(),
+        }
+    }
+    ProductChanges {
+        regular_price: keep(&changes.regular_price, &held.regular_price),
+        stock_quantity: keep(&changes.stock_quantity, &held.stock_quantity),
+        visible: keep(&changes.visible, &held.visible),
+        tax_class: keep(&changes.tax_class, &held.tax_class),
+    }
+}
+
+impl ShopPush {
+    pub fn new(clients: &Clients, env: &FunctionEnv) -> Result<Self, EnvError> {
+        let table = env.required("STATE_TABLE")?;
+        let shops = Shops::from_env(env, true).map_err(|e| EnvError::Invalid {
+            name: "SHOPS",
+            value: e.to_string(),
+            expected: "a JSON list of shops with credentials in SHOP_SECRETS",
+        })?;
+        let mut connectors = HashMap::new();
+        for shop in &shops.shops {
+            let connector = shops.connector(&shop.id).map_err(|e| EnvError::Invalid {
+                name: "SHOPS",
+                value: e.to_string(),
+                expected: "a usable shop address and credentials",
+            })?;
+            connectors.insert(shop.id.clone(), connector);
+        }
+        Ok(ShopPush {
+            catalog: Catalog::new(clients.dynamodb.clone(), table.clone()),
+            state: StateTable::new(clients.dynamodb.clone(), table.clone(), 30),
+            limiter: RateLimiter::new(clients.dynamodb.clone(), table),
+            shops,
+            connectors,
+        })
+    }
+
+    pub async fn handle(&self, event: SqsEvent) -> Result<SqsBatchResponse, HandlerError> {
+        // shop → SKU → (coalesced operation, the messages it came from)
+        let mut work: BTreeMap<String, BTreeMap<String, (ShopOperation, HashSet<String>)>> =
+            BTreeMap::new();
+        for record in &event.records {
+            let message_id = record.message_id.clone().unwrap_or_default();
+            let body = record.body.as_deref().unwrap_or_default();
+            let operations: Vec<ShopOperation> = match serde_json::from_str(body) {
+                Ok(ops) => ops,
+                Err(err) => {
+                    warn!(%message_id, error = %err, "parking a malformed shop-ops message");
+                    self.state
+                        .park("shop-ops", &message_id, body, &err.to_string())
+                        .await?;
+                    continue;
+                }
+            };
+            for op in operations {
+                let per_shop = work.entry(op.shop.clone()).or_default();
+                match per_shop.remove(&op.sku) {
+                    None => {
+                        per_shop.insert(op.sku.clone(), (op, HashSet::from([message_id.clone()])));
+                    }
+                    Some((existing, mut sources)) => {
+                        sources.insert(message_id.clone());
+                        let sku = op.sku.clone();
+                        let merged = existing.clone().coalesce(op).unwrap_or(existing);
+                        per_shop.insert(sku, (merged, sources));
+                    }
+                }
+            }
+        }
+        let mut failed: HashSet<String> = HashSet::new();
+        for (shop, operations) in work {
+            let sources: Vec<HashSet<String>> =
+                operations.values().map(|(_, s)| s.clone()).collect();
+            let skus: Vec<String> = operations.keys().cloned().collect();
+            match self
+                .push_shop(&shop, operations.into_values().map(|(op, _)| op).collect())
+                .await
+            {
+                Ok(()) => {}
+                Err(PushError::Permanent(err)) => {
+                    // Retrying sends the same refusal: park for a person.
+                    warn!(%shop, error = %err, "the shop refused; parking its operations");
+                    for sku in &skus {
+                        self.catalog
+                            .set_parked(&shop, sku, &[err.to_string()])
+                            .await?;
+                    }
+                }
+                Err(err) => {
+                    warn!(%shop, error = %err, "shop push failed; its messages will be redelivered");
+                    failed.extend(sources.into_iter().flatten());
+                }
+            }
+        }
+        let mut response = SqsBatchResponse::default();
+        for id in failed {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
+        }
+        Ok(response)
+    }
+
+    /// Writes one shop's operations; `Err` means retry later (nothing lost:
+    /// writes are absolute and what landed is recorded as held).
+    async fn push_shop(&self, shop: &str, operations: Vec<ShopOperation>) -> Result<(), PushError> {
+        let Some(connector) = self.connectors.get(shop) else {
+            for op in &operations {
+                self.catalog
+                    .set_parked(shop, &op.sku, &[format!("shop `{shop}` is not configured")])
+                    .await?;
+            }
+            return Ok(());
+        };
+        let config = self
+            .shops
+            .get(shop)
+            .ok_or_else(|| PushError::Config(shop.to_owned()))?;
+        // Drop what is older than, or equal to, what the shop holds.
+        let mut todo: Vec<(ShopOperation, ProductChanges)> = Vec::new();
+        for op in operations {
+            let held = self.catalog.held::<ProductChanges>(shop, &op.sku).await?;
+            if let Some((_, held_at)) = &held
+                && *held_at > op.source_time
+            {
+                continue;
+            }
+            let changes = not_yet_held(&op.changes, held.as_ref().map(|(h, _)| h));
+            if changes.is_empty() {
+                continue;
+            }
+            let held_after = held
+                .map(|(h, _)| h)
+                .unwrap_or_default()
+                .then(op.changes.clone());
+            todo.push((ShopOperation { changes, ..op }, held_after));
+        }
+        if todo.is_empty() {
+            return Ok(());
+        }
+        // Shop ids: cached, else looked up once.
+        let mut ids: HashMap<String, ShopItemId> = HashMap::new();
+        let mut missing = Vec::new();
+        for (op, _) in &todo {
+            match self.catalog.shop_id(shop, &op.sku).await? {
+                Some(id) => {
+                    ids.insert(op.sku.clone(), id);
+                }
+                None => missing.push(op.sku.clone()),
+            }
+        }
+        for chunk in missing.chunks(connector.max_batch()) {
+            let found = self
+                .call(shop, config.requests_per_second, config.burst, || {
+                    connector.lookup_ids(chunk)
+                })
+                .await?;
+            for sku in chunk {
+                match found.get(sku) {
+                    Some(id) => {
+                        self.catalog.put_shop_id(shop, sku, id).await?;
+                        ids.insert(sku.clone(), id.clone());
+                    }
+                    None => {
+                        self.catalog
+                            .set_parked(
+                                shop,
+                                sku,
+                                &[
+                                    "the SKU is not in the shop (no product or variation has it)"
+                                        .to_owned(),
+                                ],
+                            )
+                            .await?;
+                    }
+                }
+            }
+        }
+        let writable: Vec<(ShopItemId, ShopOperation, ProductChanges)> = todo
+            .into_iter()
+            .filter_map(|(op, held_after)| ids.get(&op.sku).map(|id| (id.clone(), op, held_after)))
+            .collect();
+        let mut written = 0;
+        for chunk in writable.chunks(connector.max_batch()) {
+            let items: Vec<(ShopItemId, ProductChanges)> = chunk
+                .iter()
+                .map(|(id, op, _)| (id.clone(), op.changes.clone()))
+                .collect();
+            let outcomes = self
+                .call(shop, config.requests_per_second, config.burst, || {
+                    connector.write_products(&items)
+                })
+                .await?;
+            for ((_, op, held_after), outcome) in chunk.iter().zip(outcomes) {
+                match outcome {
+                    ItemOutcome::Ok => {
+                        self.catalog
+                            .put_held(shop, &op.sku, held_after, op.source_time)
+                            .await?;
+                        written += 1;
+                    }
+                    ItemOutcome::Rejected { code, message } => {
+                        self.catalog
+                            .set_parked(
+                                shop,
+                                &op.sku,
+                                &[format!("the shop refused the update ({code}): {message}")],
+                            )
+                            .await?;
+                    }
+                }
+            }
+        }
+        info!(%shop, written, "shop updated");
+        Ok(())
+    }
+
+    /// One shop call under the rate limit, retried on 429 and transient errors.
+    async fn call<'a, T, F>(
+        &self,
+        shop: &str,
+        rate: u32,
+        burst: u32,
+        mut request: F,
+    ) -> Result<T, PushError>
+    where
+        F: FnMut() -> futures::future::BoxFuture<'a, Result<T, ShopError>>,
+    {
+        let mut backoff = Duration::from_millis(500);
+        let mut last = None;
+        for _ in 0..ATTEMPTS {
+            if !self
+                .limiter
+                .acquire_within(shop, 1, rate, burst, MAX_TOKEN_WAIT)
+                .await?
+            {
+                return Err(PushError::Shop(ShopError::RateLimited {
+                    retry_after: None,
+                }));
+            }
+            match request().await {
+                Ok(value) => return Ok(value),
+                Err(ShopError::RateLimited { retry_after }) => {
+                    let wait = retry_after.unwrap_or(backoff);
+                    self.limiter.penalise(shop, wait).await?;
+                    last = Some(ShopError::RateLimited { retry_after });
+                }
+                Err(err @ ShopError::Transient(_)) => {
+                    warn!(%shop, error = %err, retry_in = ?backoff, "shop unavailable; backing off");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                    last = Some(err);
+                }
+                Err(err) => return Err(PushError::Permanent(err)),
+            }
+        }
+        Err(PushError::Shop(
+            last.unwrap_or(ShopError::Transient("no attempt made".into())),
+        ))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum PushError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    RateLimit(#[from] crate::ratelimit::RateLimitError),
+    #[error("{0}")]
+    Shop(ShopError),
+    #[error("the shop refused: {0}")]
+    Permanent(ShopError),
+    #[error("shop `{0}` has no configuration")]
+    Config(String),
+}
