@@ -347,6 +347,27 @@ impl WooStandin {
         lock(&self.shared.deliveries).clone()
     }
 
+    /// Waits until at least `n` event deliveries have been attempted (sent, successful or not;
+    /// pings, drops and coalesced events do not count) or `timeout` passes; returns them.
+    pub async fn wait_for_webhook_deliveries(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<DeliveryRecord> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let sent: Vec<DeliveryRecord> = self
+                .webhook_deliveries()
+                .into_iter()
+                .filter(|d| d.kind == "event" && d.sent_at.is_some())
+                .collect();
+            if sent.len() >= n || tokio::time::Instant::now() >= deadline {
+                return sent;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Request log (last 10 000 API requests).
     pub fn requests(&self) -> Vec<RequestRecord> {
         lock(&self.shared.requests).all()

@@ -104,6 +104,11 @@ async fn delivery_signature_verifies_over_raw_body() {
         .await
         .unwrap();
     let o = w.place_order(order_for("W1")).unwrap();
+    let log = w
+        .wait_for_webhook_deliveries(1, Duration::from_secs(5))
+        .await;
+    assert_eq!(log[0].outcome, "success");
+    assert_eq!(log[0].response_status, Some(200));
     let got = rx.wait_deliveries(1).await;
     assert_eq!(got.len(), 1);
     let d = &got[0];
