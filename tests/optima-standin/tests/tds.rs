@@ -475,6 +475,41 @@ async fn tls_login_with_a_self_signed_certificate() {
         "encrypt=DANGER_PLAINTEXT",
     );
     assert!(erp::connect(&plain).await.is_err());
+    // A certificate from PEM files (as --tls-cert/--tls-key).
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
+    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let pem_server = erp::start_standin(
+        &db,
+        Some(optima_standin::server::TlsOptions::Pem {
+            cert: cert.clone(),
+            key,
+        }),
+    )
+    .await
+    .unwrap();
+    let ado2 = pem_server.ado_connection_string().replace(
+        "TrustServerCertificate=true",
+        &format!("TrustServerCertificateCA={}", cert.display()),
+    );
+    let mut c2 = erp::connect(&ado2)
+        .await
+        .expect("TLS login with a PEM certificate");
+    let r = c2
+        .simple_query("SELECT 1")
+        .await
+        .unwrap()
+        .into_row()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.get::<i32, _>(0), Some(1));
+    // A client pinning another certificate refuses the server.
+    let wrong = ado.replace(&pem.display().to_string(), &cert.display().to_string());
+    assert!(erp::connect(&wrong).await.is_err());
     // A wrong password over TLS is 18456 too.
     let bad = ado.replace("password=", "password=x");
     assert!(
