@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rust_decimal::Decimal;
@@ -162,10 +163,11 @@ pub async fn get_handler(State(shared): State<Arc<Shared>>, Path(id): Path<Strin
 pub async fn create_handler(
     State(shared): State<Arc<Shared>>,
     RawQuery(raw): RawQuery,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let q = Query::parse(raw.as_deref());
-    let params = match body_params(&body, &q) {
+    let params = match body_params(&headers, &body, &q) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };

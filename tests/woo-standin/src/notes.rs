@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -138,13 +139,14 @@ pub async fn create_handler(
     State(shared): State<Arc<Shared>>,
     Path(order_id): Path<String>,
     RawQuery(raw): RawQuery,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let Ok(order_id) = order_id.parse::<u64>() else {
         return ApiError::no_route().into_response();
     };
     let q = Query::parse(raw.as_deref());
-    let params = match body_params(&body, &q) {
+    let params = match body_params(&headers, &body, &q) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };

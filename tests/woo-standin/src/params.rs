@@ -167,12 +167,25 @@ pub fn parse_bool(v: &Value) -> Option<bool> {
     }
 }
 
-/// Parses a JSON request body (empty = no params) and merges the query parameters under it
-/// (`consumer_key`/`consumer_secret` excluded), like `WP_REST_Request::get_param`.
-pub fn body_params(body: &[u8], query: &Query) -> Result<Map<String, Value>, ApiError> {
-    let mut map = if body.iter().all(u8::is_ascii_whitespace) {
+/// The request's parameters the way `WP_REST_Request` sees them: the body is read as JSON only
+/// with a JSON `Content-Type` (anything else sent as JSON is silently ignored, as WordPress
+/// does), as PHP-style form fields with `application/x-www-form-urlencoded`
+/// (`billing[city]=…`, `line_items[0][sku]=…`); query parameters are merged underneath
+/// (`consumer_key`/`consumer_secret` excluded), the body wins.
+pub fn body_params(
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+    query: &Query,
+) -> Result<Map<String, Value>, ApiError> {
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let empty = body.iter().all(u8::is_ascii_whitespace);
+    let mut map = if empty {
         Map::new()
-    } else {
+    } else if content_type.starts_with("application/json") || content_type.contains("+json") {
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(m)) => m,
             Ok(_) => Map::new(),
@@ -184,6 +197,10 @@ pub fn body_params(body: &[u8], query: &Query) -> Result<Map<String, Value>, Api
                 );
             }
         }
+    } else if content_type.starts_with("application/x-www-form-urlencoded") {
+        php_form(body)
+    } else {
+        Map::new()
     };
     for (k, v) in &query.0 {
         if k == "consumer_key" || k == "consumer_secret" || map.contains_key(k) {
@@ -192,6 +209,79 @@ pub fn body_params(body: &[u8], query: &Query) -> Result<Map<String, Value>, Api
         map.insert(k.clone(), Value::String(v.clone()));
     }
     Ok(map)
+}
+
+/// PHP's parsing of form bodies: `a[b][c]=v` nests, `a[]=v` appends, objects whose keys are all
+/// numbers become arrays.
+fn php_form(body: &[u8]) -> Map<String, Value> {
+    let mut root = Value::Object(Map::new());
+    for (k, v) in form_urlencoded::parse(body) {
+        let mut path: Vec<String> = Vec::new();
+        let (head, rest) = match k.find('[') {
+            Some(i) => (k[..i].to_string(), &k[i..]),
+            None => (k.to_string(), ""),
+        };
+        if head.is_empty() {
+            continue;
+        }
+        path.push(head);
+        let mut rest = rest;
+        while let Some(stripped) = rest.strip_prefix('[') {
+            let Some(end) = stripped.find(']') else {
+                break;
+            };
+            path.push(stripped[..end].to_string());
+            rest = &stripped[end + 1..];
+        }
+        let mut node = &mut root;
+        for (i, seg) in path.iter().enumerate() {
+            let last = i + 1 == path.len();
+            let Value::Object(m) = node else {
+                break;
+            };
+            let key = if seg.is_empty() {
+                m.len().to_string()
+            } else {
+                seg.clone()
+            };
+            if last {
+                m.insert(key, Value::String(v.to_string()));
+                break;
+            }
+            let entry = m.entry(key).or_insert_with(|| Value::Object(Map::new()));
+            if !entry.is_object() {
+                *entry = Value::Object(Map::new());
+            }
+            node = entry;
+        }
+    }
+    match numeric_to_arrays(root) {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn numeric_to_arrays(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let all_numeric = !m.is_empty() && m.keys().all(|k| k.parse::<usize>().is_ok());
+            if all_numeric {
+                let mut items: Vec<(usize, Value)> = m
+                    .into_iter()
+                    .map(|(k, v)| (k.parse::<usize>().unwrap_or(0), numeric_to_arrays(v)))
+                    .collect();
+                items.sort_by_key(|(i, _)| *i);
+                Value::Array(items.into_iter().map(|(_, v)| v).collect())
+            } else {
+                Value::Object(
+                    m.into_iter()
+                        .map(|(k, v)| (k, numeric_to_arrays(v)))
+                        .collect(),
+                )
+            }
+        }
+        other => other,
+    }
 }
 
 /// Marker key the batch endpoints put into each item: WooCommerce's `batch_items` calls

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -142,6 +143,7 @@ pub async fn create_handler(
     State(shared): State<Arc<Shared>>,
     Path(order_id): Path<String>,
     RawQuery(raw): RawQuery,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let order_id = match parse_id(&order_id) {
@@ -149,7 +151,7 @@ pub async fn create_handler(
         Err(e) => return e.into_response(),
     };
     let q = Query::parse(raw.as_deref());
-    let params = match body_params(&body, &q) {
+    let params = match body_params(&headers, &body, &q) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
@@ -227,13 +228,14 @@ pub async fn create_handler(
     State(shared): State<Arc<Shared>>,
     Path(parent): Path<String>,
     RawQuery(raw): RawQuery,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let Ok(parent) = parse_id(&parent) else {
         return ApiError::no_route().into_response();
     };
     let q = Query::parse(raw.as_deref());
-    let params = match body_params(&body, &q) {
+    let params = match body_params(&headers, &body, &q) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
@@ -254,6 +256,7 @@ pub async fn update_handler(
     State(shared): State<Arc<Shared>>,
     Path((parent, id)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let (parent, id) = match (parse_id(&parent), parse_id(&id)) {
@@ -261,7 +264,7 @@ pub async fn update_handler(
         _ => return ApiError::no_route().into_response(),
     };
     let q = Query::parse(raw.as_deref());
-    let params = match body_params(&body, &q) {
+    let params = match body_params(&headers, &body, &q) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
@@ -303,13 +306,14 @@ pub async fn batch_handler(
     State(shared): State<Arc<Shared>>,
     Path(parent): Path<String>,
     RawQuery(raw): RawQuery,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let Ok(parent) = parse_id(&parent) else {
         return ApiError::no_route().into_response();
     };
     let q = Query::parse(raw.as_deref());
-    let params = match body_params(&body, &q) {
+    let params = match body_params(&headers, &body, &q) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };

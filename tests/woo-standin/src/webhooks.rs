@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rand::Rng;
@@ -340,10 +341,11 @@ pub async fn get_handler(State(shared): State<Arc<Shared>>, Path(id): Path<Strin
 pub async fn create_handler(
     State(shared): State<Arc<Shared>>,
     RawQuery(raw): RawQuery,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let q = Query::parse(raw.as_deref());
-    let params = match body_params(&body, &q) {
+    let params = match body_params(&headers, &body, &q) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
@@ -371,13 +373,14 @@ pub async fn update_handler(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let Ok(id) = id.parse::<u64>() else {
         return ApiError::no_route().into_response();
     };
     let q = Query::parse(raw.as_deref());
-    let params = match body_params(&body, &q) {
+    let params = match body_params(&headers, &body, &q) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };

@@ -216,6 +216,31 @@ async fn validation_like_woocommerce() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["code"], "rest_invalid_json");
 
+    // JSON without a JSON Content-Type is not read at all (WordPress): 200, nothing changes.
+    let r = client()
+        .put(format!("{}/products/{id}", w.api_url()))
+        .basic_auth(KEY, Some(SECRET))
+        .body(r#"{"name": "Zmieniona"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(w.product(id).unwrap().name, "X");
+    // Form fields are read (PHP style).
+    let r = client()
+        .put(format!("{}/products/{id}", w.api_url()))
+        .basic_auth(KEY, Some(SECRET))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("name=Formularz&meta_data[0][key]=k&meta_data[0][value]=v&stock_quantity=4")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let p = w.product(id).unwrap();
+    assert_eq!(p.name, "Formularz");
+    assert_eq!(p.stock_quantity, Some(4));
+    assert_eq!(p.meta_data[0].key, "k");
+
     // PUT works and sale price drives price.
     let r = send_json(
         &w,
