@@ -250,6 +250,7 @@ async fn pipeline(State(shared): State<Arc<Shared>>, req: Request, next: Next) -
         }
     };
     let status = resp.status().as_u16();
+    tracing::debug!(%method, %path, status, ms = start.elapsed().as_millis() as u64, fault = ?fault_name, "api request");
     lock(&shared.stats).on_status(status);
     lock(&shared.requests).push(RequestRecord {
         seq: 0,
