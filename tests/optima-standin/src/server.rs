@@ -419,7 +419,23 @@ fn session_thread(
     while let Ok((req, tx)) = jobs.recv() {
         let tx2 = tx.clone();
         let mut sink = move |b: Vec<u8>| b.is_empty() || tx2.blocking_send(Chunk::Data(b)).is_ok();
-        let attn = session.execute(req, &mut sink);
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            session.execute(req, &mut sink)
+        }));
+        let attn = match run {
+            Ok(attn) => attn,
+            Err(_) => {
+                // A bug must not take the server down: report it to this client.
+                tracing::error!(spid, "request panicked");
+                let mut t = Tokens::new();
+                t.error(&SqlError::internal(
+                    "internal error while executing the request",
+                ));
+                t.done(TOKEN_DONE, DONE_ERROR, 0, 0);
+                let _ = tx.blocking_send(Chunk::Data(t.buf));
+                false
+            }
+        };
         let _ = tx.blocking_send(Chunk::End { attn });
     }
 }

@@ -234,13 +234,19 @@ async fn sql_server_error_numbers() {
         .unwrap_err();
     let (n, msg) = server_error(e);
     assert_eq!(n, 2601, "{msg}");
-    assert!(msg.contains("TwrKod"), "{msg}");
+    assert_eq!(
+        msg,
+        "Cannot insert duplicate key row in object 'CDN.Towary' with unique index 'TwrKod'. The duplicate key value is (DUP-TEST-1)."
+    );
     // A unique constraint (not an index): 2627.
     let e = c
         .execute("INSERT INTO CDN.TwrCeny (TwC_TwrID, TwC_TwCNumer, TwC_Typ, TwC_Wartosc) VALUES (1, 2, 2, 1)", &[])
         .await
         .unwrap_err();
-    assert_eq!(server_error(e).0, 2627);
+    assert_eq!(
+        server_error(e),
+        (2627, "Violation of UNIQUE KEY constraint 'UQ_TwrCeny_TwrNumer'. Cannot insert duplicate key in object 'CDN.TwrCeny'. The duplicate key value is (1, 2).".to_string())
+    );
     let e = c
         .simple_query("SELECT * FROM CDN.NoSuchTable")
         .await

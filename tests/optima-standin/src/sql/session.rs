@@ -11,7 +11,7 @@ use rusqlite::Connection;
 use rusqlite::types::Value as SV;
 
 use super::infer::{OutCol, ParamTypes};
-use super::translate::{Kind, Stmt, translate};
+use super::translate::{KeySource, Kind, Stmt, translate};
 use crate::db::{self, SessionVars};
 use crate::error::{Result, SqlError};
 use crate::schema::{self, DATABASE_NAME, Table, UniqueKind};
@@ -399,7 +399,7 @@ impl Session {
         if self.vars.trancount.load(Ordering::SeqCst) == 0 {
             self.conn
                 .execute_batch("BEGIN IMMEDIATE")
-                .map_err(|e| map_error(e, None, None, &HashMap::new()))?;
+                .map_err(|e| strip_marker(map_error(e, None, None, &HashMap::new())))?;
             self.tran_desc = self.next_desc;
             self.next_desc += 1;
             t.env_begin_tran(self.tran_desc);
@@ -420,7 +420,7 @@ impl Session {
         if n == 1 {
             self.conn
                 .execute_batch("COMMIT")
-                .map_err(|e| map_error(e, None, None, &HashMap::new()))?;
+                .map_err(|e| strip_marker(map_error(e, None, None, &HashMap::new())))?;
             t.env_end_tran(9, self.tran_desc);
             self.tran_desc = 0;
         }
@@ -439,7 +439,7 @@ impl Session {
         if !self.conn.is_autocommit() {
             self.conn
                 .execute_batch("ROLLBACK")
-                .map_err(|e| map_error(e, None, None, &HashMap::new()))?;
+                .map_err(|e| strip_marker(map_error(e, None, None, &HashMap::new())))?;
         }
         t.env_end_tran(10, self.tran_desc);
         self.tran_desc = 0;
@@ -461,6 +461,7 @@ impl Session {
             returns_rows,
             columns,
             target,
+            inserted,
         } = st
         else {
             return Ok(None);
@@ -471,7 +472,7 @@ impl Session {
             if cancel.load(Ordering::SeqCst) {
                 return SqlError::new(0, 0, "interrupted");
             }
-            map_error(e, Some(*kind), *target, values)
+            map_error(e, Some(*kind), *target, values).with_duplicate_value(inserted, values)
         };
         let mut stmt = conn.prepare_cached(sql).map_err(merr)?;
         for i in 1..=stmt.parameter_count() {
@@ -653,6 +654,58 @@ fn verb(kind: Option<Kind>) -> &'static str {
     }
 }
 
+impl SqlError {
+    /// Adds SQL Server's "The duplicate key value is (…)." to 2601/2627
+    /// when the inserted values are known.
+    fn with_duplicate_value(
+        mut self,
+        inserted: &[(String, KeySource)],
+        values: &HashMap<String, Value>,
+    ) -> SqlError {
+        let cols = self.message.split('\u{1}').nth(1).map(|c| c.to_string());
+        self = strip_marker(self);
+        let Some(cols) = cols else {
+            return self;
+        };
+        if !matches!(self.number, 2601 | 2627) || inserted.is_empty() {
+            return self;
+        }
+        let mut parts = Vec::new();
+        for c in cols.split(',') {
+            let Some((_, src)) = inserted.iter().find(|(n, _)| n == c) else {
+                return self;
+            };
+            parts.push(match src {
+                KeySource::Literal(s) => s.clone(),
+                KeySource::Param(p) => match values.get(p) {
+                    Some(Value::Null) | None => "<NULL>".into(),
+                    Some(Value::Str(s)) => s.clone(),
+                    Some(Value::Int(i)) => i.to_string(),
+                    Some(Value::Decimal(d)) => d.to_string(),
+                    Some(Value::Guid(g)) => g.to_string().to_uppercase(),
+                    Some(Value::DateTime(d)) => crate::types::format_datetime(d),
+                    Some(other) => other.tsql_literal(),
+                },
+            });
+        }
+        self.message = format!(
+            "{} The duplicate key value is ({}).",
+            self.message,
+            parts.join(", ")
+        );
+        self
+    }
+}
+
+/// Strips the duplicate-key column marker that [`map_error`] leaves for
+/// [`SqlError::with_duplicate_value`].
+fn strip_marker(mut e: SqlError) -> SqlError {
+    if let Some(i) = e.message.find('\u{1}') {
+        e.message.truncate(i);
+    }
+    e
+}
+
 /// Maps a SQLite error to the error SQL Server would raise.
 pub fn map_error(
     e: rusqlite::Error,
@@ -698,23 +751,25 @@ pub fn map_error(
                     2601,
                     14,
                     format!(
-                        "Cannot insert duplicate key row in object '{}' with unique index '{}'.",
+                        "Cannot insert duplicate key row in object '{}' with unique index '{}'.\u{1}{}",
                         t.full_name(),
-                        u.name
+                        u.name,
+                        u.columns.join(",").to_ascii_lowercase()
                     ),
                 ),
                 Some(u) => SqlError::new(
                     2627,
                     14,
                     format!(
-                        "Violation of {} constraint '{}'. Cannot insert duplicate key in object '{}'.",
+                        "Violation of {} constraint '{}'. Cannot insert duplicate key in object '{}'.\u{1}{}",
                         if u.kind == UniqueKind::PrimaryKey {
                             "PRIMARY KEY"
                         } else {
                             "UNIQUE KEY"
                         },
                         u.name,
-                        t.full_name()
+                        t.full_name(),
+                        u.columns.join(",").to_ascii_lowercase()
                     ),
                 ),
                 None => SqlError::new(

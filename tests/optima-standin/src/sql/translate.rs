@@ -39,6 +39,9 @@ pub enum Stmt {
         returns_rows: bool,
         columns: Option<Vec<OutCol>>,
         target: Option<&'static Table>,
+        /// For a one-row INSERT: column (lower case) → the inserted value's
+        /// source, to name the duplicate key value in errors 2601/2627.
+        inserted: Vec<(String, KeySource)>,
     },
     Begin,
     Commit,
@@ -47,6 +50,51 @@ pub enum Stmt {
     SetLockTimeout(i64),
     /// A SET option accepted without effect.
     Noop,
+}
+
+/// Where an inserted value comes from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    Param(String),
+    Literal(String),
+}
+
+fn inserted_values(ins: &sqlparser::ast::Insert) -> Vec<(String, KeySource)> {
+    let Some(src) = &ins.source else {
+        return Vec::new();
+    };
+    let SetExpr::Values(v) = src.body.as_ref() else {
+        return Vec::new();
+    };
+    if v.rows.len() != 1 {
+        return Vec::new();
+    }
+    let row = &v.rows[0];
+    let exprs: Vec<&Expr> = row.iter().collect();
+    ins.columns
+        .iter()
+        .zip(exprs)
+        .filter_map(|(c, e)| {
+            let col = c
+                .to_string()
+                .trim_matches(|c| c == '[' || c == ']' || c == '"')
+                .to_ascii_lowercase();
+            let src = match e {
+                Expr::Identifier(i) if i.value.starts_with('@') => {
+                    KeySource::Param(i.value.to_ascii_uppercase())
+                }
+                Expr::Value(v) => match &v.value {
+                    Value::SingleQuotedString(s) | Value::NationalStringLiteral(s) => {
+                        KeySource::Literal(s.clone())
+                    }
+                    Value::Number(n, _) => KeySource::Literal(n.clone()),
+                    _ => return None,
+                },
+                _ => return None,
+            };
+            Some((col, src))
+        })
+        .collect()
 }
 
 /// Lock and other table hints that are dropped (SQLite's own locking
@@ -124,6 +172,10 @@ fn translate_statement(mut st: Statement, params: &ParamTypes) -> Result<Stmt, S
         Statement::Set(set) => return translate_set(set, &st),
         _ => {}
     }
+    let inserted = match &st {
+        Statement::Insert(ins) => inserted_values(ins),
+        _ => Vec::new(),
+    };
     let (kind, columns, target, returns_rows) = match &mut st {
         Statement::Query(q) => {
             if let SetExpr::Select(s) = q.body.as_ref()
@@ -210,6 +262,7 @@ fn translate_statement(mut st: Statement, params: &ParamTypes) -> Result<Stmt, S
         returns_rows,
         columns,
         target,
+        inserted,
     })
 }
 
