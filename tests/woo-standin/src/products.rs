@@ -676,11 +676,18 @@ fn list(shared: &Shared, shop: &ShopState, q: &Query) -> Result<(Vec<JsonText>, 
     if !errs.is_empty() {
         return Err(ApiError::invalid_params(&errs));
     }
+    // `_sku IN (…)` over the comma-separated parts; with several parts the whole string is
+    // included too (a SKU that itself contains a comma still matches).
     let skus: Option<Vec<String>> = q.get("sku").map(|s| {
-        s.split(',')
+        let mut parts: Vec<String> = s
+            .split(',')
             .map(|x| x.trim().to_string())
             .filter(|x| !x.is_empty())
-            .collect()
+            .collect();
+        if parts.len() > 1 {
+            parts.push(s.to_string());
+        }
+        parts
     });
     let search = q.get("search").map(str::to_lowercase);
     let with_variations = shared.settings.sku_lookup_includes_variations && skus.is_some();
