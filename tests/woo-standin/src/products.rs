@@ -677,11 +677,13 @@ fn list(shared: &Shared, shop: &ShopState, q: &Query) -> Result<(Vec<JsonText>, 
         return Err(ApiError::invalid_params(&errs));
     }
     // `_sku IN (…)` over the comma-separated parts; with several parts the whole string is
-    // included too (a SKU that itself contains a comma still matches).
+    // included too (a SKU that itself contains a comma still matches). Only the whole value is
+    // trimmed (`sanitize_text_field`), not the parts: "A, B" does not find "B".
     let skus: Option<Vec<String>> = q.get("sku").map(|s| {
+        let s = s.trim();
         let mut parts: Vec<String> = s
             .split(',')
-            .map(|x| x.trim().to_string())
+            .map(str::to_string)
             .filter(|x| !x.is_empty())
             .collect();
         if parts.len() > 1 {

@@ -17,6 +17,13 @@ async fn sku_lookup_with_several_skus() {
     let mut skus: Vec<&str> = v.iter().map(|p| p["sku"].as_str().unwrap()).collect();
     skus.sort();
     assert_eq!(skus, ["SKU-1", "SKU-3"]);
+    // The parts are not trimmed: a space after the comma misses.
+    let v: Vec<Value> = get(&w, "/products?sku=SKU-1,%20SKU-3")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v.len(), 1);
     // Exact match, not a substring search.
     let v: Vec<Value> = get(&w, "/products?sku=SKU").await.json().await.unwrap();
     assert!(v.is_empty());
