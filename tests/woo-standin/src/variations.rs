@@ -180,7 +180,7 @@ pub async fn list_handler(
     }
     let skus: Option<Vec<String>> = q
         .get("sku")
-        .map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
+        .map(|s| s.trim().split(',').map(str::to_string).collect());
     let root = shared.api_root();
     let (items, page) = {
         let shop = shared.shop();
