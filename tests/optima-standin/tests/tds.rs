@@ -680,3 +680,67 @@ async fn row_counts_result_sets_and_small_types() {
         .unwrap();
     assert_eq!(r.get::<&str, _>("s"), Some("abc"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_query_shapes() {
+    let erp = erp().await;
+    let mut c = erp.connect().await.unwrap();
+    // Latest stock row per item and warehouse with ROW_NUMBER in a derived table.
+    let rows = c
+        .query(
+            "SELECT x.TwI_TwrId, x.TwI_MagId, x.TwI_Ilosc, x.rn FROM ( \
+               SELECT TwI_TwrId, TwI_MagId, TwI_Ilosc, ROW_NUMBER() OVER (PARTITION BY TwI_TwrId, TwI_MagId ORDER BY TwI_Data DESC) AS rn \
+               FROM CDN.TwrIlosci WITH (NOLOCK) WHERE TwI_Data <= GETDATE() AND TwI_MagId IS NOT NULL AND TwI_TwrId IN (@P1, @P2)) x \
+             WHERE x.rn = 1 ORDER BY x.TwI_TwrId, x.TwI_MagId OPTION (RECOMPILE)",
+            &[&1i32, &2i32],
+        )
+        .await
+        .unwrap()
+        .into_first_result()
+        .await
+        .unwrap();
+    assert!(!rows.is_empty());
+    for r in &rows {
+        assert_eq!(r.get::<i64, _>("rn"), Some(1), "ROW_NUMBER is bigint");
+        let _: Decimal = r.get(2).unwrap();
+    }
+    // The same through SELECT * over the derived table.
+    let rows2 = c
+        .query(
+            "SELECT * FROM (SELECT TwI_TwrId, TwI_Ilosc, ROW_NUMBER() OVER (PARTITION BY TwI_TwrId, TwI_MagId ORDER BY TwI_Data DESC) AS rn \
+             FROM CDN.TwrIlosci WHERE TwI_TwrId = @P1 AND TwI_MagId = 1 AND TwI_Data <= GETDATE()) x WHERE rn = 1",
+            &[&1i32],
+        )
+        .await
+        .unwrap()
+        .into_first_result()
+        .await
+        .unwrap();
+    assert_eq!(rows2.len(), 1);
+    assert_eq!(rows2[0].get::<i64, _>("rn"), Some(1));
+    // Keyset paging with TOP (@P1), and changes since a cursor.
+    let page = c
+        .query(
+            "SELECT TOP (@P1) Twr_TwrId, Twr_Kod FROM CDN.Towary WHERE Twr_TwrId > @P2 AND Twr_TS_Mod > @P3 ORDER BY Twr_TwrId",
+            &[&10i32, &100i32, &chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap()],
+        )
+        .await
+        .unwrap()
+        .into_first_result()
+        .await
+        .unwrap();
+    let ids: Vec<i32> = page.iter().map(|r| r.get(0).unwrap()).collect();
+    assert_eq!(ids, (101..=110).collect::<Vec<_>>());
+    // Aggregates over decimals are exact and typed decimal(38, s).
+    let r = c
+        .simple_query("SELECT SUM(TwI_Ilosc) AS total, COUNT(*) AS n, ISNULL(SUM(CASE WHEN 1 = 0 THEN TwI_Ilosc END), 0) AS none FROM CDN.TwrIlosci WHERE TwI_MagId = 1")
+        .await
+        .unwrap()
+        .into_row()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.get::<Decimal, _>("total").map(|d| d.scale()), Some(4));
+    assert!(r.get::<i32, _>("n").unwrap() > 0);
+    assert_eq!(r.get::<Decimal, _>("none"), Some(Decimal::ZERO));
+}

@@ -462,6 +462,7 @@ impl Session {
             columns,
             target,
             inserted,
+            aliases,
         } = st
         else {
             return Ok(None);
@@ -507,9 +508,11 @@ impl Session {
                 None
             };
             let by_decl = decls[i].map(|t| (t, true));
+            let by_alias = aliases.get(&names[i].to_ascii_lowercase()).copied();
             metas.push(
                 by_static
                     .or(by_name)
+                    .or(by_alias)
                     .or(by_decl)
                     .map(|(ty, nullable)| ColMeta { name, ty, nullable }),
             );

@@ -42,6 +42,9 @@ pub enum Stmt {
         /// For a one-row INSERT: column (lower case) → the inserted value's
         /// source, to name the duplicate key value in errors 2601/2627.
         inserted: Vec<(String, KeySource)>,
+        /// Types of aliased expressions anywhere in the statement (lower-case
+        /// alias → type, nullable), for columns of derived tables and CTEs.
+        aliases: std::collections::HashMap<String, (crate::types::SqlType, bool)>,
     },
     Begin,
     Commit,
@@ -116,10 +119,76 @@ const TABLE_HINTS: &[&str] = &[
     "NOWAIT",
 ];
 
+/// Removes query hints `OPTION ( ... )` (outside strings and brackets),
+/// which sqlparser does not parse after ORDER BY; SQLite has no use for them.
+pub fn strip_query_hints(sql: &str) -> String {
+    let chars: Vec<char> = sql.chars().collect();
+    let mut out = String::with_capacity(sql.len());
+    let mut i = 0;
+    let (mut in_str, mut in_br) = (false, false);
+    while i < chars.len() {
+        let c = chars[i];
+        if in_str {
+            in_str = c != '\'';
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        if in_br {
+            in_br = c != ']';
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        match c {
+            '\'' => in_str = true,
+            '[' => in_br = true,
+            _ => {}
+        }
+        let word_start = i == 0
+            || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '_' || chars[i - 1] == '@');
+        if word_start && i + 6 <= chars.len() {
+            let w: String = chars[i..i + 6].iter().collect();
+            if w.eq_ignore_ascii_case("OPTION") {
+                let mut j = i + 6;
+                while j < chars.len() && chars[j].is_whitespace() {
+                    j += 1;
+                }
+                if j < chars.len() && chars[j] == '(' {
+                    let mut depth = 0;
+                    let mut k = j;
+                    while k < chars.len() {
+                        match chars[k] {
+                            '(' => depth += 1,
+                            ')' => {
+                                depth -= 1;
+                                if depth == 0 {
+                                    break;
+                                }
+                            }
+                            _ => {}
+                        }
+                        k += 1;
+                    }
+                    if k < chars.len() {
+                        out.push(' ');
+                        i = k + 1;
+                        continue;
+                    }
+                }
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
 /// Translates a T-SQL batch.
 pub fn translate(sql: &str, params: &ParamTypes) -> Result<Vec<Stmt>, SqlError> {
+    let sql = strip_query_hints(sql);
     let statements = Parser::new(&MsSqlDialect {})
-        .try_with_sql(sql)
+        .try_with_sql(&sql)
         .and_then(|mut p| p.parse_statements())
         .map_err(parse_error)?;
     statements
@@ -172,6 +241,12 @@ fn translate_statement(mut st: Statement, params: &ParamTypes) -> Result<Stmt, S
         Statement::Set(set) => return translate_set(set, &st),
         _ => {}
     }
+    let mut alias_types = AliasTypes {
+        params,
+        map: Default::default(),
+    };
+    let _ = sqlparser::ast::Visit::visit(&st, &mut alias_types);
+    let aliases = alias_types.map;
     let inserted = match &st {
         Statement::Insert(ins) => inserted_values(ins),
         _ => Vec::new(),
@@ -263,7 +338,29 @@ fn translate_statement(mut st: Statement, params: &ParamTypes) -> Result<Stmt, S
         columns,
         target,
         inserted,
+        aliases,
     })
+}
+
+struct AliasTypes<'a> {
+    params: &'a ParamTypes,
+    map: std::collections::HashMap<String, (crate::types::SqlType, bool)>,
+}
+
+impl sqlparser::ast::Visitor for AliasTypes<'_> {
+    type Break = ();
+    fn pre_visit_select(&mut self, s: &sqlparser::ast::Select) -> ControlFlow<()> {
+        for item in &s.projection {
+            if let SelectItem::ExprWithAlias { expr, alias } = item {
+                if let (Some(t), n) = infer::infer(expr, self.params) {
+                    self.map
+                        .entry(alias.value.to_ascii_lowercase())
+                        .or_insert((t, n));
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 fn translate_set(set: &sqlparser::ast::Set, st: &Statement) -> Result<Stmt, SqlError> {
@@ -741,6 +838,14 @@ impl VisitorMut for Rewriter {
                     }
                 }
                 with_hints.clear();
+                // `OPTION (RECOMPILE)` after a table parses as its alias:
+                // a query hint, dropped.
+                if alias
+                    .as_ref()
+                    .is_some_and(|a| a.name.value.eq_ignore_ascii_case("OPTION"))
+                {
+                    *alias = None;
+                }
                 if let Some(a) = alias
                     && !a.columns.is_empty()
                     && a.columns
@@ -935,6 +1040,16 @@ mod tests {
         );
         assert!(one("INSERT INTO CDN.Magazyny (Mag_Symbol, Mag_Nazwa) OUTPUT INSERTED.Mag_MagId VALUES ('X', N'ą')")
             .ends_with("RETURNING Mag_MagId"));
+    }
+
+    #[test]
+    fn query_hints_are_dropped() {
+        assert_eq!(
+            strip_query_hints(
+                "SELECT 'OPTION (x)', [OPTION] FROM t ORDER BY a OPTION (RECOMPILE, MAXDOP 1);"
+            ),
+            "SELECT 'OPTION (x)', [OPTION] FROM t ORDER BY a  ;"
+        );
     }
 
     #[test]
