@@ -351,12 +351,12 @@ impl sqlparser::ast::Visitor for AliasTypes<'_> {
     type Break = ();
     fn pre_visit_select(&mut self, s: &sqlparser::ast::Select) -> ControlFlow<()> {
         for item in &s.projection {
-            if let SelectItem::ExprWithAlias { expr, alias } = item {
-                if let (Some(t), n) = infer::infer(expr, self.params) {
-                    self.map
-                        .entry(alias.value.to_ascii_lowercase())
-                        .or_insert((t, n));
-                }
+            if let SelectItem::ExprWithAlias { expr, alias } = item
+                && let (Some(t), n) = infer::infer(expr, self.params)
+            {
+                self.map
+                    .entry(alias.value.to_ascii_lowercase())
+                    .or_insert((t, n));
             }
         }
         ControlFlow::Continue(())
