@@ -68,6 +68,7 @@ pub use requests::RequestRecord;
 pub use shared::KeyPermissions;
 pub use state::ShopState;
 pub use stats::Stats;
+pub use tax::{TaxRate, polish_vat};
 pub use tracking::Tracking;
 pub use webhooks::{NewWebhook, Webhook, WebhookRecord};
 
@@ -104,6 +105,8 @@ pub struct WooOptions {
     pub shipment_tracking: bool,
     /// Batch limit (`woocommerce_rest_batch_items_limit`, 100).
     pub batch_limit: usize,
+    /// Tax rates, one per class slug (`""` = standard). Default: Polish VAT 23/8/5/0.
+    pub tax_rates: Vec<TaxRate>,
     /// Optional JSON state file, loaded at start and saved on changes.
     pub state_file: Option<PathBuf>,
     /// Seed for fault probabilities.
@@ -127,6 +130,7 @@ impl Default for WooOptions {
             sku_lookup_includes_variations: false,
             shipment_tracking: false,
             batch_limit: 100,
+            tax_rates: tax::polish_vat(),
             state_file: None,
             seed: 0x5eed,
         }
@@ -182,6 +186,7 @@ impl WooStandin {
                 shipping_tax_class: String::new(),
                 sku_lookup_includes_variations: opts.sku_lookup_includes_variations,
                 batch_limit: opts.batch_limit,
+                tax_rates: opts.tax_rates.clone(),
             },
             shop: Mutex::new(shop),
             faults: Mutex::new(FaultState::new(fault_cfg, opts.seed)),

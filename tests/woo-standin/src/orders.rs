@@ -510,7 +510,10 @@ pub fn create(
         coupons.push(coupon.clone());
     }
 
-    let ship_rate = tax::rate_for(&shared.settings.shipping_tax_class);
+    let ship_rate = tax::rate_for(
+        &shared.settings.tax_rates,
+        &shared.settings.shipping_tax_class,
+    );
     let mut ship_in = Vec::new();
     let mut ship_meta = Vec::new();
     for s in &shipping_lines {
@@ -561,7 +564,7 @@ pub fn create(
             .to_string();
         fee_in.push(ChargeIn {
             total,
-            rate: tax::rate_for(&class),
+            rate: tax::rate_for(&shared.settings.tax_rates, &class),
             taxable: tax_status == "taxable",
         });
         fee_meta.push((
@@ -585,7 +588,7 @@ pub fn create(
         .map(|r| LineIn {
             unit_price: r.unit,
             qty: r.qty,
-            rate: tax::rate_for(&r.tax_class),
+            rate: tax::rate_for(&shared.settings.tax_rates, &r.tax_class),
             taxable: r.taxable,
         })
         .collect();
@@ -614,7 +617,7 @@ pub fn create(
     };
     let mut items = Vec::new();
     for (r, o) in resolved.iter().zip(&t.lines) {
-        let rate = tax::rate_for(&r.tax_class);
+        let rate = tax::rate_for(&shared.settings.tax_rates, &r.tax_class);
         items.push(LineItem {
             id: shop.alloc_item_id(),
             name: r.name.clone(),

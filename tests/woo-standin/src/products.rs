@@ -320,6 +320,7 @@ pub fn apply_input(
     p: &mut Product,
     body: &Map<String, Value>,
     base_url: &str,
+    tax_rates: &[tax::TaxRate],
 ) -> Result<(), ApiError> {
     let mut f = Fields::new(body);
     let name = f.string("name");
@@ -416,7 +417,7 @@ pub fn apply_input(
     }
     if let Some(v) = tax_class {
         // WC_Product::set_tax_class silently falls back to the standard class.
-        p.tax_class = if tax::valid_class(&v) && v != "standard" {
+        p.tax_class = if tax::valid_class(tax_rates, &v) && v != "standard" {
             v
         } else {
             String::new()
@@ -557,7 +558,13 @@ pub fn create(
     }
     let id = shop.next_post_id;
     let mut p = Product::blank(id, &shared.clock);
-    apply_input(shop, &mut p, body, &shared.base_url)?;
+    apply_input(
+        shop,
+        &mut p,
+        body,
+        &shared.base_url,
+        &shared.settings.tax_rates,
+    )?;
     shop.alloc_post_id();
     p.refresh_derived(&shared.settings.currency_symbol);
     shop.products.insert(id, p.clone());
@@ -579,9 +586,21 @@ pub fn update(
         let mut body = body.clone();
         body.remove("type");
         body.remove("parent_id");
-        apply_input(shop, &mut p, &body, &shared.base_url)?;
+        apply_input(
+            shop,
+            &mut p,
+            &body,
+            &shared.base_url,
+            &shared.settings.tax_rates,
+        )?;
     } else {
-        apply_input(shop, &mut p, body, &shared.base_url)?;
+        apply_input(
+            shop,
+            &mut p,
+            body,
+            &shared.base_url,
+            &shared.settings.tax_rates,
+        )?;
     }
     p.touch(&shared.clock);
     p.refresh_derived(&shared.settings.currency_symbol);

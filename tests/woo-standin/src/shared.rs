@@ -40,6 +40,8 @@ pub struct ShopSettings {
     pub sku_lookup_includes_variations: bool,
     /// `woocommerce_rest_batch_items_limit` (100).
     pub batch_limit: usize,
+    /// Tax rates by class.
+    pub tax_rates: Vec<crate::tax::TaxRate>,
 }
 
 pub struct Shared {

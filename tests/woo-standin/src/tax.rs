@@ -1,6 +1,7 @@
-//! Tax classes of a Polish shop: WooCommerce tax class slugs mapped to VAT rates. The standard
-//! class (`""`) is 23 %, `reduced-rate` 8 %, `super-reduced-rate` 5 %, `zero-rate` 0 %. Unknown
-//! classes are reset to standard, as `WC_Product::set_tax_class` does.
+//! Tax classes: WooCommerce tax class slugs mapped to rates (one rate per class, country PL).
+//! Default, a Polish shop: standard (`""`) 23 %, `reduced-rate` 8 %, `super-reduced-rate` 5 %,
+//! `zero-rate` 0 % (configurable with `WooOptions::tax_rates`). Unknown classes are reset to
+//! standard, as `WC_Product::set_tax_class` does.
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -39,22 +40,25 @@ pub fn polish_vat() -> Vec<TaxRate> {
 }
 
 /// Valid class slugs (for `tax_class`).
-pub fn valid_class(class: &str) -> bool {
-    polish_vat().iter().any(|r| r.class == class)
+pub fn valid_class(rates: &[TaxRate], class: &str) -> bool {
+    rates.iter().any(|r| r.class == class)
 }
 
-/// The rate for a class (standard for unknown ones).
-pub fn rate_for(class: &str) -> TaxRate {
-    let rates = polish_vat();
+/// The rate for a class (the standard class's for unknown ones).
+pub fn rate_for(rates: &[TaxRate], class: &str) -> TaxRate {
     rates
         .iter()
         .find(|r| r.class == class)
-        .or_else(|| rates.first())
+        .or_else(|| rates.iter().find(|r| r.class.is_empty()))
         .cloned()
-        .unwrap_or(TaxRate {
-            id: 1,
-            class: String::new(),
-            percent: Decimal::from(23),
-            label: "VAT 23%".into(),
-        })
+        .unwrap_or_else(|| fallback(rates))
+}
+
+fn fallback(rates: &[TaxRate]) -> TaxRate {
+    rates.first().cloned().unwrap_or(TaxRate {
+        id: 1,
+        class: String::new(),
+        percent: Decimal::from(23),
+        label: "VAT 23%".into(),
+    })
 }

@@ -106,7 +106,13 @@ pub fn create(
     let mut body = body.clone();
     body.remove("type");
     body.remove("parent_id");
-    apply_input(shop, &mut v, &body, &shared.base_url)?;
+    apply_input(
+        shop,
+        &mut v,
+        &body,
+        &shared.base_url,
+        &shared.settings.tax_rates,
+    )?;
     if v.name.is_empty() {
         v.name = shop
             .products
@@ -137,7 +143,13 @@ pub fn update(
     let mut body = body.clone();
     body.remove("type");
     body.remove("parent_id");
-    apply_input(shop, &mut v, &body, &shared.base_url)?;
+    apply_input(
+        shop,
+        &mut v,
+        &body,
+        &shared.base_url,
+        &shared.settings.tax_rates,
+    )?;
     v.touch(&shared.clock);
     v.refresh_derived(&shared.settings.currency_symbol);
     shop.products.insert(id, v.clone());
