@@ -731,6 +731,29 @@ async fn agent_query_shapes() {
         .unwrap();
     let ids: Vec<i32> = page.iter().map(|r| r.get(0).unwrap()).collect();
     assert_eq!(ids, (101..=110).collect::<Vec<_>>());
+    // nvarchar(max) both ways (PLP): a 10,000-character description.
+    let long: String = "Żółw ".repeat(2000);
+    c.execute(
+        "UPDATE CDN.Towary SET Twr_Opis = @P1 WHERE Twr_TwrId = 1",
+        &[&long.as_str()],
+    )
+    .await
+    .unwrap();
+    let r = c
+        .simple_query("SELECT Twr_Opis, LEN(Twr_Opis) AS n FROM CDN.Towary WHERE Twr_TwrId = 1")
+        .await
+        .unwrap()
+        .into_row()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.columns()[0].column_type(), tiberius::ColumnType::NVarchar);
+    assert_eq!(r.get::<&str, _>(0), Some(long.as_str()));
+    assert_eq!(
+        r.get::<i32, _>("n"),
+        Some(9999),
+        "LEN ignores the trailing space"
+    );
     // Aggregates over decimals are exact and typed decimal(38, s).
     let r = c
         .simple_query("SELECT SUM(TwI_Ilosc) AS total, COUNT(*) AS n, ISNULL(SUM(CASE WHEN 1 = 0 THEN TwI_Ilosc END), 0) AS none FROM CDN.TwrIlosci WHERE TwI_MagId = 1")
