@@ -284,6 +284,9 @@ impl NewOrder {
     }
 }
 
+/// Statuses `payment_complete` moves to processing (`woocommerce_valid_order_statuses_for_payment_complete`).
+const PAYABLE: &[&str] = &["on-hold", "pending", "failed", "cancelled"];
+
 /// Largest line quantity the stand-in accepts (keeps decimal arithmetic far from overflow).
 const MAX_QTY: i64 = 1_000_000;
 
@@ -751,10 +754,11 @@ pub fn create(
     );
     shop.orders.insert(id, order.clone());
     let mut events = vec![Event::new("order", "created", id)];
-    let target = if set_paid {
+    let requested = status.unwrap_or_else(|| "pending".into());
+    let target = if set_paid && PAYABLE.contains(&requested.as_str()) {
         "processing".to_string()
     } else {
-        status.unwrap_or_else(|| "pending".into())
+        requested
     };
     if target != "pending" {
         // The status transition (or `payment_complete` for `set_paid`) saves the order a second
@@ -949,7 +953,12 @@ pub fn update(
         o.date_modified_gmt = gmt;
     }
     let mut events = vec![Event::new("order", "updated", id)];
-    let target = if set_paid {
+    // `payment_complete` only moves orders that still await payment.
+    let after_status = status
+        .clone()
+        .or_else(|| shop.orders.get(&id).map(|o| o.status.clone()))
+        .unwrap_or_default();
+    let target = if set_paid && PAYABLE.contains(&after_status.as_str()) {
         Some("processing".to_string())
     } else {
         status
