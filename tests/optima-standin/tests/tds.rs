@@ -767,3 +767,30 @@ async fn agent_query_shapes() {
     assert!(r.get::<i32, _>("n").unwrap() > 0);
     assert_eq!(r.get::<Decimal, _>("none"), Some(Decimal::ZERO));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_connections_at_once() {
+    let erp = erp().await;
+    let mut tasks = Vec::new();
+    for i in 0..32i32 {
+        let ado = erp.ado.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = erp::connect(&ado).await.unwrap();
+            let r = c
+                .query(
+                    "SELECT COUNT(*) FROM CDN.Towary WHERE Twr_TwrId > @P1",
+                    &[&i],
+                )
+                .await
+                .unwrap()
+                .into_row()
+                .await
+                .unwrap()
+                .unwrap();
+            r.get::<i32, _>(0).unwrap()
+        }));
+    }
+    for (i, t) in tasks.into_iter().enumerate() {
+        assert_eq!(t.await.unwrap(), 300 - i as i32);
+    }
+}
