@@ -12,7 +12,8 @@
 //! - `params`, `pagination`, `batch`, `json` — WP parameter validation, paging headers, batch
 //!   endpoints, JSON text in WooCommerce's field order
 //! - `products`, `variations`, `coupons` — catalogue resources
-//! - `orders`, `notes`, `totals`, `tax` — orders, order notes, money (rust_decimal), Polish VAT
+//! - `orders`, `notes`, `refunds`, `totals`, `tax` — orders, order notes, refunds, money
+//!   (rust_decimal), Polish VAT
 //! - `tracking` — the Shipment Tracking extension's API (optional)
 //! - `webhooks`, `delivery` — the webhook resource and deliveries (signature, ping, auto-disable)
 //! - `limits`, `faults`, `stats`, `requests` — rate limiter, fault injection, counters, request log
@@ -38,6 +39,7 @@ mod pagination;
 mod params;
 mod persist;
 mod products;
+mod refunds;
 mod requests;
 mod server;
 mod shared;
@@ -64,6 +66,7 @@ pub use orders::{
     Address, CouponLine, FeeLine, LineItem, LineTax, NewOrder, Order, ShippingLine, TaxLine,
 };
 pub use products::{Dimensions, MetaData, NewProduct, Product, TermRef};
+pub use refunds::Refund;
 pub use requests::RequestRecord;
 pub use shared::KeyPermissions;
 pub use state::ShopState;

@@ -818,23 +818,9 @@ pub fn change_status(
     // `woocommerce_order_status_refunded` → `wc_order_fully_refunded`: a refund for what is
     // left of the total appears in `refunds`.
     if new_status == "refunded" {
-        let refunded: Decimal = order
-            .refunds
-            .iter()
-            .filter_map(|r| r.get("total").and_then(Value::as_str))
-            .filter_map(|t| t.parse::<Decimal>().ok())
-            .map(|t| -t)
-            .sum();
-        let left = order.total_decimal() - refunded;
+        let left = order.total_decimal() - crate::refunds::refunded_total(&order);
         if left > Decimal::ZERO {
-            let rid = shop.alloc_post_id();
-            if let Some(o) = shop.orders.get_mut(&id) {
-                o.refunds.push(json!({
-                    "id": rid,
-                    "reason": "Order fully refunded.",
-                    "total": money(-left),
-                }));
-            }
+            crate::refunds::record(shared, shop, id, left, "Order fully refunded.", false);
         }
     }
     refresh_flags(shop, id);

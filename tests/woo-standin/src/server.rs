@@ -20,7 +20,7 @@ use crate::requests::{RequestRecord, redact_query};
 use crate::shared::{Shared, lock};
 use crate::stats::endpoint_key;
 use crate::{
-    auth, control, coupons, index, notes, orders, products, tracking, variations, webhooks,
+    auth, control, coupons, index, notes, orders, products, refunds, tracking, variations, webhooks,
 };
 
 /// Builds the whole application.
@@ -68,6 +68,14 @@ pub fn router(shared: Arc<Shared>) -> Router {
                 .patch(orders::update_handler)
                 .post(orders::update_handler)
                 .delete(orders::delete_handler),
+        )
+        .route(
+            "/orders/{id}/refunds",
+            get(refunds::list_handler).post(refunds::create_handler),
+        )
+        .route(
+            "/orders/{id}/refunds/{refund_id}",
+            get(refunds::get_handler),
         )
         .route(
             "/orders/{id}/notes",

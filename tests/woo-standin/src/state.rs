@@ -9,6 +9,7 @@ use crate::coupons::Coupon;
 use crate::notes::OrderNote;
 use crate::orders::Order;
 use crate::products::{Product, TermRef};
+use crate::refunds::Refund;
 use crate::webhooks::WebhookRecord;
 
 /// Something that happened to a resource; webhooks subscribe to `resource.event` topics.
@@ -48,6 +49,8 @@ pub struct ShopState {
     /// Orders whose stock has been reduced (`_order_stock_reduced`).
     pub stock_reduced: BTreeSet<u64>,
     pub coupons: BTreeMap<u64, Coupon>,
+    /// Refunds by order id, oldest first.
+    pub refunds: BTreeMap<u64, Vec<Refund>>,
     pub webhooks: BTreeMap<u64, WebhookRecord>,
     pub categories: BTreeMap<u64, TermRef>,
 }
@@ -73,6 +76,7 @@ impl Default for ShopState {
             order_notes: BTreeMap::new(),
             stock_reduced: BTreeSet::new(),
             coupons: BTreeMap::new(),
+            refunds: BTreeMap::new(),
             webhooks: BTreeMap::new(),
             categories,
         }

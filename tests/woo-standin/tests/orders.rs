@@ -372,3 +372,69 @@ async fn hostile_input_gets_errors_and_the_server_keeps_running() {
     assert_eq!(get(&w, "/products").await.status(), 200);
     w.shutdown().await;
 }
+
+#[tokio::test]
+async fn refunds_like_woocommerce() {
+    let w = start().await;
+    w.add_product(product("R", "R", "10.00", 5)).unwrap();
+    let o = w
+        .place_order(NewOrder {
+            line_items: vec![("R".into(), 2)],
+            ..NewOrder::default()
+        })
+        .unwrap();
+    let path = format!("/orders/{}/refunds", o.id);
+    // api_refund defaults to true: the gateway cannot pay back.
+    let r = send_json(&w, Method::POST, &path, json!({"amount": "5.00"})).await;
+    assert_eq!(r.status(), 500);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["code"], "woocommerce_rest_cannot_create_order_refund");
+    let r = send_json(
+        &w,
+        Method::POST,
+        &path,
+        json!({"amount": "0", "api_refund": false}),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let r = send_json(
+        &w,
+        Method::POST,
+        &path,
+        json!({"amount": "5.00", "reason": "Uszkodzona paczka", "api_refund": false}),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let refund: Value = r.json().await.unwrap();
+    assert_eq!(refund["amount"], "5.00");
+    let r = send_json(
+        &w,
+        Method::POST,
+        &path,
+        json!({"amount": "15.01", "api_refund": false}),
+    )
+    .await;
+    assert_eq!(r.status(), 500);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["message"], "Invalid refund amount.");
+    let order: Value = get(&w, &format!("/orders/{}", o.id))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(order["refunds"][0]["total"], "-5.00");
+    assert_eq!(order["status"], "processing");
+    let r = send_json(
+        &w,
+        Method::POST,
+        &path,
+        json!({"amount": "15.00", "api_refund": false}),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(w.order(o.id).unwrap().status, "refunded");
+    let list: Vec<Value> = get(&w, &path).await.json().await.unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["amount"], "15.00");
+    w.shutdown().await;
+}
