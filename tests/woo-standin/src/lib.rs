@@ -318,6 +318,16 @@ impl WooStandin {
         self.shared.shop().orders.values().cloned().collect()
     }
 
+    /// Refunds of an order, oldest first.
+    pub fn order_refunds(&self, order_id: u64) -> Vec<Refund> {
+        self.shared
+            .shop()
+            .refunds
+            .get(&order_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Shipment tracking items of an order (Shipment Tracking extension).
     pub fn shipment_trackings(&self, order_id: u64) -> Vec<Tracking> {
         tracking::items(&self.shared.shop(), order_id).unwrap_or_default()
