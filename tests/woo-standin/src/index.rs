@@ -172,6 +172,14 @@ fn routes(shared: &Shared, tracking: bool) -> Map<String, Value> {
         item(&["GET", "POST", "PUT", "PATCH", "DELETE"]),
     );
     r.insert(
+        format!("/{ns}/orders/(?P<order_id>[\\d]+)/refunds"),
+        route(ns, &["GET", "POST"], vec![]),
+    );
+    r.insert(
+        format!("/{ns}/orders/(?P<order_id>[\\d]+)/refunds/(?P<id>[\\d]+)"),
+        item(&["GET"]),
+    );
+    r.insert(
         format!("/{ns}/orders/(?P<order_id>[\\d]+)/notes"),
         route(ns, &["GET", "POST"], vec![]),
     );
