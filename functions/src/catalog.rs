@@ -362,6 +362,96 @@ impl Catalog {
         }
     }
 
+    /// For many SKUs at once: what the shop holds (with its source time) and
+    /// the shop's cached id, in BatchGetItem calls of 100 keys.
+    pub async fn held_and_ids<T: DeserializeOwned>(
+        &self,
+        shop: &str,
+        skus: &[String],
+    ) -> Result<HashMap<String, HeldAndId<T>>, StateError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let mut out: HashMap<String, HeldAndId<T>> =
+            skus.iter().map(|sku| (sku.clone(), (None, None))).collect();
+        let held_sk = format!("held#{shop}");
+        let id_sk = format!("id#{shop}");
+        for chunk in skus.chunks(50) {
+            let keys: Vec<HashMap<String, AttributeValue>> = chunk
+                .iter()
+                .flat_map(|sku| {
+                    [&held_sk, &id_sk].map(|sk| {
+                        HashMap::from([
+                            ("pk".to_owned(), pk(sku)),
+                            ("sk".to_owned(), s(sk.clone())),
+                        ])
+                    })
+                })
+                .collect();
+            let mut request = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StateError::Malformed {
+                    key: "batch-get".into(),
+                    problem: e.to_string(),
+                })?;
+            // Unprocessed keys come back under load: ask again, a bounded number of times.
+            for _ in 0..10 {
+                let answer = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request.clone())
+                    .send()
+                    .await
+                    .map_err(|e| self.error("BatchGetItem", &e))?;
+                for item in answer
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
+                    let sku = item
+                        .get("pk")
+                        .and_then(|v| v.as_s().ok())
+                        .and_then(|p| p.strip_prefix("sku#"))
+                        .map(str::to_owned)
+                        .unwrap_or_default();
+                    let Some(entry) = out.get_mut(&sku) else {
+                        continue;
+                    };
+                    let sk = item
+                        .get("sk")
+                        .and_then(|v| v.as_s().ok())
+                        .cloned()
+                        .unwrap_or_default();
+                    if sk == held_sk {
+                        let state = item.get("state").and_then(|v| v.as_s().ok());
+                        let source = item
+                            .get("source_ms")
+                            .and_then(|v| v.as_n().ok())
+                            .and_then(|v| v.parse::<i64>().ok())
+                            .and_then(DateTime::from_timestamp_millis);
+                        if let (Some(state), Some(source)) = (state, source) {
+                            entry.0 = serde_json::from_str(state).ok().map(|s| (s, source));
+                        }
+                    } else if sk == id_sk {
+                        entry.1 = item
+                            .get("id")
+                            .and_then(|v| v.as_s().ok())
+                            .and_then(|text| serde_json::from_str(text).ok());
+                    }
+                }
+                match answer
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                {
+                    Some(rest) if !rest.keys().is_empty() => request = rest,
+                    _ => break,
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The shop's id for a SKU, if looked up before.
     pub async fn shop_id(&self, shop: &str, sku: &str) -> Result<Option<ShopItemId>, StateError> {
         let out = self
@@ -485,6 +575,9 @@ impl Catalog {
             .collect())
     }
 }
+
+/// What a shop holds for a SKU (with the reading time) and the shop's id for it.
+pub type HeldAndId<T> = (Option<(T, DateTime<Utc>)>, Option<ShopItemId>);
 
 /// A product a shop cannot show in full, and why.
 #[derive(Debug, Clone, Serialize, PartialEq)]

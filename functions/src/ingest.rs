@@ -217,8 +217,12 @@ impl Ingest {
         Ok(touched)
     }
 
-    /// The operations that bring every shop to the SKU's latest records.
-    async fn map_sku(&self, sku: &str) -> Result<Vec<ShopOperation>, StateError> {
+    /// The operations that bring every shop to the SKU's latest records,
+    /// each with the state to record as queued once it is on the queue.
+    async fn map_sku(
+        &self,
+        sku: &str,
+    ) -> Result<Vec<(ShopOperation, ShopProductState)>, StateError> {
         let state = self.catalog.load(sku).await?;
         let Some(product) = &state.product else {
             // Prices or stock before the product card: mapped when it arrives.
@@ -245,10 +249,7 @@ impl Ingest {
             }
             let queued = state.queued.get(&shop.id).map(|(q, _)| q);
             if let Some(op) = diff(&shop.id, queued, &mapped.state, source) {
-                self.catalog
-                    .put_queued(&shop.id, &mapped.state, source)
-                    .await?;
-                operations.push(op);
+                operations.push((op, mapped.state));
             }
         }
         Ok(operations)
@@ -256,38 +257,84 @@ impl Ingest {
 
     /// Maps each touched SKU for every shop and queues what changed.
     async fn map_and_queue(&self, skus: &BTreeSet<String>) -> Result<usize, StateError> {
-        let mapped: Vec<Result<Vec<ShopOperation>, StateError>> =
+        let mapped: Vec<Result<Vec<(ShopOperation, ShopProductState)>, StateError>> =
             futures::stream::iter(skus.iter().cloned())
                 .map(|sku| async move { self.map_sku(&sku).await })
                 .buffer_unordered(CONCURRENCY)
                 .collect()
                 .await;
         let mut operations: BTreeMap<String, Vec<ShopOperation>> = BTreeMap::new();
+        let mut to_record = Vec::new();
         for result in mapped {
-            for op in result? {
+            for (op, state) in result? {
+                to_record.push((op.shop.clone(), state, op.source_time));
                 operations.entry(op.shop.clone()).or_default().push(op);
             }
         }
-        let mut queued = 0;
+        let mut bodies = Vec::new();
         for (shop, ops) in operations {
             for chunk in ops.chunks(OPERATIONS_PER_MESSAGE) {
                 let body = serde_json::to_string(chunk).map_err(|e| StateError::Malformed {
                     key: format!("shop-ops/{shop}"),
                     problem: e.to_string(),
                 })?;
-                self.sqs
-                    .send_message()
-                    .queue_url(&self.shop_ops_queue_url)
-                    .message_body(body)
-                    .send()
-                    .await
-                    .map_err(|e| StateError::Dynamo {
-                        operation: "SendMessage",
-                        table: self.shop_ops_queue_url.clone(),
-                        message: describe_error(&e),
-                    })?;
-                queued += chunk.len();
+                bodies.push((body, chunk.len()));
             }
+        }
+        let mut queued = 0;
+        // SendMessageBatch takes ten messages a call.
+        for group in bodies.chunks(10) {
+            let entries = group
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (body, _))| {
+                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .build()
+                        .ok()
+                })
+                .collect::<Vec<_>>();
+            let out = self
+                .sqs
+                .send_message_batch()
+                .queue_url(&self.shop_ops_queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| StateError::Dynamo {
+                    operation: "SendMessageBatch",
+                    table: self.shop_ops_queue_url.clone(),
+                    message: describe_error(&e),
+                })?;
+            if let Some(failed) = out.failed.first() {
+                // The queued states are already recorded: fail the event so
+                // it is applied again; the diff then finds nothing to queue
+                // for what did go, so say why loudly.
+                return Err(StateError::Dynamo {
+                    operation: "SendMessageBatch",
+                    table: self.shop_ops_queue_url.clone(),
+                    message: format!(
+                        "{} of {} messages refused: {}",
+                        out.failed.len(),
+                        group.len(),
+                        failed.message.clone().unwrap_or_default()
+                    ),
+                });
+            }
+            queued += group.iter().map(|(_, n)| n).sum::<usize>();
+        }
+        // Only now that the operations are on the queue: were this recorded
+        // first and the send failed, the retry would find nothing to send.
+        let recorded: Vec<Result<bool, StateError>> = futures::stream::iter(to_record)
+            .map(|(shop, state, source)| async move {
+                self.catalog.put_queued(&shop, &state, source).await
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        for result in recorded {
+            result?;
         }
         Ok(queued)
     }

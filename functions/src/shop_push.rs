@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use futures::StreamExt;
 use tracing::{info, warn};
 
 use crate::HandlerError;
@@ -32,6 +33,8 @@ use crate::state::{StateError, StateTable};
 const ATTEMPTS: u32 = 4;
 /// The longest a call waits for a rate-limit token before handing back.
 const MAX_TOKEN_WAIT: Duration = Duration::from_secs(60);
+/// DynamoDB calls in flight at once.
+const CONCURRENCY: usize = 16;
 
 pub struct ShopPush {
     catalog: Catalog,
@@ -175,10 +178,19 @@ impl ShopPush {
             .shops
             .get(shop)
             .ok_or_else(|| PushError::Config(shop.to_owned()))?;
-        // Drop what is older than, or equal to, what the shop holds.
-        let mut todo: Vec<(ShopOperation, ProductChanges)> = Vec::new();
+        // Drop what is older than, or equal to, what the shop holds, and
+        // find the cached shop ids (batched reads: the shop calls, not
+        // these, should set the pace).
+        let skus: Vec<String> = operations.iter().map(|op| op.sku.clone()).collect();
+        let mut known = self
+            .catalog
+            .held_and_ids::<ProductChanges>(shop, &skus)
+            .await?;
+        let mut todo = Vec::new();
+        let mut ids: HashMap<String, ShopItemId> = HashMap::new();
+        let mut missing = Vec::new();
         for op in operations {
-            let held = self.catalog.held::<ProductChanges>(shop, &op.sku).await?;
+            let (held, id) = known.remove(&op.sku).unwrap_or((None, None));
             if let Some((_, held_at)) = &held
                 && *held_at > op.source_time
             {
@@ -192,22 +204,23 @@ impl ShopPush {
                 .map(|(h, _)| h)
                 .unwrap_or_default()
                 .then(op.changes.clone());
-            todo.push((ShopOperation { changes, ..op }, held_after));
-        }
-        if todo.is_empty() {
-            return Ok(());
-        }
-        // Shop ids: cached, else looked up once.
-        let mut ids: HashMap<String, ShopItemId> = HashMap::new();
-        let mut missing = Vec::new();
-        for (op, _) in &todo {
-            match self.catalog.shop_id(shop, &op.sku).await? {
+            match id {
                 Some(id) => {
                     ids.insert(op.sku.clone(), id);
                 }
                 None => missing.push(op.sku.clone()),
             }
+            todo.push((ShopOperation { changes, ..op }, held_after));
         }
+        if todo.is_empty() {
+            return Ok(());
+        }
+        // Shop ids not cached yet: looked up once, in the platform's pages.
+        // Only shop calls happen in these loops, paced by the rate limit;
+        // what they taught us is recorded afterwards, all at once.
+        missing.sort();
+        let mut not_in_shop = Vec::new();
+        let mut new_ids = Vec::new();
         for chunk in missing.chunks(connector.max_batch()) {
             let found = self
                 .call(shop, config.requests_per_second, config.burst, || {
@@ -217,21 +230,10 @@ impl ShopPush {
             for sku in chunk {
                 match found.get(sku) {
                     Some(id) => {
-                        self.catalog.put_shop_id(shop, sku, id).await?;
                         ids.insert(sku.clone(), id.clone());
+                        new_ids.push((sku.clone(), id.clone()));
                     }
-                    None => {
-                        self.catalog
-                            .set_parked(
-                                shop,
-                                sku,
-                                &[
-                                    "the SKU is not in the shop (no product or variation has it)"
-                                        .to_owned(),
-                                ],
-                            )
-                            .await?;
-                    }
+                    None => not_in_shop.push(sku.clone()),
                 }
             }
         }
@@ -239,39 +241,100 @@ impl ShopPush {
             .into_iter()
             .filter_map(|(op, held_after)| ids.get(&op.sku).map(|id| (id.clone(), op, held_after)))
             .collect();
-        let mut written = 0;
+        let mut results: Vec<(ShopOperation, ProductChanges, ItemOutcome)> = Vec::new();
+        let mut failure = None;
         for chunk in writable.chunks(connector.max_batch()) {
             let items: Vec<(ShopItemId, ProductChanges)> = chunk
                 .iter()
                 .map(|(id, op, _)| (id.clone(), op.changes.clone()))
                 .collect();
-            let outcomes = self
+            match self
                 .call(shop, config.requests_per_second, config.burst, || {
                     connector.write_products(&items)
                 })
-                .await?;
-            for ((_, op, held_after), outcome) in chunk.iter().zip(outcomes) {
-                match outcome {
-                    ItemOutcome::Ok => {
+                .await
+            {
+                Ok(outcomes) => results.extend(
+                    chunk
+                        .iter()
+                        .cloned()
+                        .zip(outcomes)
+                        .map(|((_, op, held_after), outcome)| (op, held_after, outcome)),
+                ),
+                Err(err) => {
+                    // Record what did land before handing the rest back.
+                    failure = Some(err);
+                    break;
+                }
+            }
+        }
+        let written = results.iter().filter(|(_, _, o)| o.is_ok()).count();
+        self.record(shop, new_ids, not_in_shop, results).await?;
+        if let Some(err) = failure {
+            return Err(err);
+        }
+        info!(%shop, written, "shop updated");
+        Ok(())
+    }
+
+    /// Records ids found, SKUs the shop lacks, what it now holds and what it refused.
+    async fn record(
+        &self,
+        shop: &str,
+        new_ids: Vec<(String, ShopItemId)>,
+        not_in_shop: Vec<String>,
+        results: Vec<(ShopOperation, ProductChanges, ItemOutcome)>,
+    ) -> Result<(), StateError> {
+        enum Write {
+            Id(String, ShopItemId),
+            Missing(String),
+            Result(ShopOperation, ProductChanges, ItemOutcome),
+        }
+        let writes = new_ids
+            .into_iter()
+            .map(|(sku, id)| Write::Id(sku, id))
+            .chain(not_in_shop.into_iter().map(Write::Missing))
+            .chain(
+                results
+                    .into_iter()
+                    .map(|(op, held, outcome)| Write::Result(op, held, outcome)),
+            );
+        let done: Vec<Result<(), StateError>> = futures::stream::iter(writes)
+            .map(|write| async move {
+                match write {
+                    Write::Id(sku, id) => self.catalog.put_shop_id(shop, &sku, &id).await,
+                    Write::Missing(sku) => {
                         self.catalog
-                            .put_held(shop, &op.sku, held_after, op.source_time)
-                            .await?;
-                        written += 1;
+                            .set_parked(
+                                shop,
+                                &sku,
+                                &[
+                                    "the SKU is not in the shop (no product or variation has it)"
+                                        .to_owned(),
+                                ],
+                            )
+                            .await
                     }
-                    ItemOutcome::Rejected { code, message } => {
+                    Write::Result(op, held_after, ItemOutcome::Ok) => self
+                        .catalog
+                        .put_held(shop, &op.sku, &held_after, op.source_time)
+                        .await
+                        .map(|_| ()),
+                    Write::Result(op, _, ItemOutcome::Rejected { code, message }) => {
                         self.catalog
                             .set_parked(
                                 shop,
                                 &op.sku,
                                 &[format!("the shop refused the update ({code}): {message}")],
                             )
-                            .await?;
+                            .await
                     }
                 }
-            }
-        }
-        info!(%shop, written, "shop updated");
-        Ok(())
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        done.into_iter().collect()
     }
 
     /// One shop call under the rate limit, retried on 429 and transient errors.

@@ -94,19 +94,18 @@ pub async fn run(
 }
 
 /// One batch: long-poll for the first messages, then keep gathering until
-/// the batch is full or the batching window has passed.
+/// the batch is full or the batching window has passed (short polls, as
+/// SQS waits only in whole seconds).
 async fn gather(source: &EventSource, sqs: &aws_sdk_sqs::Client) -> Result<Vec<Message>, String> {
     let mut batch: Vec<Message> = Vec::new();
     let window = Duration::from_secs(source.batching_window_seconds);
     let mut deadline: Option<Instant> = None;
     loop {
         let want = (source.batch_size - batch.len()).clamp(1, 10);
-        let wait = match deadline {
-            None => LONG_POLL_SECONDS,
-            Some(at) => at
-                .saturating_duration_since(Instant::now())
-                .as_secs()
-                .min(20) as i32,
+        let wait = if deadline.is_none() {
+            LONG_POLL_SECONDS
+        } else {
+            0
         };
         let received = sqs
             .receive_message()
@@ -120,16 +119,19 @@ async fn gather(source: &EventSource, sqs: &aws_sdk_sqs::Client) -> Result<Vec<M
         let got = received.messages.unwrap_or_default();
         let got_none = got.is_empty();
         batch.extend(got);
-        if !batch.is_empty() && deadline.is_none() {
-            deadline = Some(Instant::now() + window);
-        }
-        let window_over = deadline.is_some_and(|at| Instant::now() >= at);
-        if batch.len() >= source.batch_size || (!batch.is_empty() && (window_over || got_none)) {
-            return Ok(batch);
-        }
         if batch.is_empty() {
-            // Long poll came back empty: let the caller check for shutdown.
+            // The long poll came back empty: let the caller check for shutdown.
             return Ok(batch);
+        }
+        let at = *deadline.get_or_insert_with(|| Instant::now() + window);
+        if batch.len() >= source.batch_size || Instant::now() >= at {
+            return Ok(batch);
+        }
+        if got_none {
+            tokio::time::sleep(
+                Duration::from_millis(50).min(at.saturating_duration_since(Instant::now())),
+            )
+            .await;
         }
     }
 }

@@ -167,13 +167,14 @@ impl WooStandinProcess {
         price_list: &str,
         warehouses: &[&str],
         requests_per_second: u32,
+        burst: u32,
     ) -> (String, String) {
         let config = serde_json::json!([{
             "id": id,
             "platform": "woocommerce",
             "base_url": self.base_url,
             "requests_per_second": requests_per_second,
-            "burst": requests_per_second,
+            "burst": burst,
             "rules": {
                 "price_list": price_list,
                 "shop_prices": "gross",
@@ -188,5 +189,27 @@ impl WooStandinProcess {
             "consumer_secret": self.consumer_secret
         }});
         (config.to_string(), secrets.to_string())
+    }
+}
+
+impl WooStandinProcess {
+    /// The stand-in's counters (`/__standin/stats`).
+    pub async fn stats(&self) -> anyhow::Result<serde_json::Value> {
+        Ok(reqwest::get(format!("{}/__standin/stats", self.base_url))
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
+    }
+
+    /// The stand-in's request log (`/__standin/requests`), oldest first.
+    pub async fn requests(&self) -> anyhow::Result<Vec<serde_json::Value>> {
+        Ok(
+            reqwest::get(format!("{}/__standin/requests", self.base_url))
+                .await?
+                .error_for_status()?
+                .json()
+                .await?,
+        )
     }
 }

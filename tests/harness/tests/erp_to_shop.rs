@@ -54,7 +54,7 @@ async fn office_changes_reach_the_shop_within_seconds() -> anyhow::Result<()> {
     let cloud = LocalCloud::start_with(
         logs,
         "e2s",
-        Some(shop.shop_parameters("sklep", "Detaliczna", &["MAG"], 20)),
+        Some(shop.shop_parameters("sklep", "Detaliczna", &["MAG"], 20, 20)),
     )?;
     let config = logs.join("agent.toml");
     cloud.write_agent_config_with(&config, "biuro", &erp.connection_string, 5, SYNC)?;

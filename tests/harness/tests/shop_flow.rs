@@ -1,0 +1,363 @@
+//! The cloud's half of ERP → shop with the agent replaced by messages sent
+//! straight to the events and shop-ops queues: redelivered and reordered
+//! batches change nothing in the shop, and 2,000 updates go into a shop
+//! limited to a few requests per second without loss, without passing the
+//! limit, and within 10 % of the fastest time that limit allows.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use contract::{
+    Envelope, Payload, PriceKind, PriceRecord, ProductRecord, StockRecord, VatRate, encode_body,
+};
+use harness::cloud::LocalCloud;
+use harness::emulator::sdk_config;
+use harness::standins::WooStandinProcess;
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+async fn wait_for<F, Fut, T>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Sends an envelope as the agent would, with a fresh deduplication id (a redelivery).
+async fn send(sqs: &aws_sdk_sqs::Client, queue: &str, envelope: &Envelope) -> anyhow::Result<()> {
+    sqs.send_message()
+        .queue_url(queue)
+        .message_body(encode_body(envelope))
+        .message_group_id(&envelope.agent_id)
+        .message_deduplication_id(format!(
+            "{}-{}-{}",
+            envelope.agent_id,
+            envelope.seq,
+            rand::random::<u32>()
+        ))
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// Both queues empty and nothing in flight, three checks in a row.
+async fn quiet(cloud: &LocalCloud) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut calm = 0;
+    while calm < 3 {
+        if Instant::now() > deadline {
+            bail!("the queues did not settle within 60 s");
+        }
+        let status = cloud.status().await?;
+        let busy: u64 = ["erp_events", "shop_ops"]
+            .iter()
+            .map(|q| {
+                status["queues"][q]["visible"].as_u64().unwrap_or(1)
+                    + status["queues"][q]["in_flight"].as_u64().unwrap_or(1)
+            })
+            .sum();
+        calm = if busy == 0 { calm + 1 } else { 0 };
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    Ok(())
+}
+
+fn product(sku: &str) -> ProductRecord {
+    ProductRecord {
+        sku: sku.into(),
+        erp_id: 1,
+        name: format!("Wiertło {sku} ąćęłńóśźż"),
+        ean: None,
+        extra_eans: Vec::new(),
+        unit: "szt.".into(),
+        vat: VatRate::Percent(Decimal::from(23)),
+        group_path: vec!["Narzędzia".into()],
+        active: true,
+        description: None,
+        modified_at: None,
+    }
+}
+
+fn price(sku: &str, value: Decimal) -> PriceRecord {
+    PriceRecord {
+        sku: sku.into(),
+        price_list: "Detaliczna".into(),
+        kind: PriceKind::Gross,
+        value,
+        currency: "PLN".into(),
+        vat: VatRate::Percent(Decimal::from(23)),
+    }
+}
+
+fn stock(sku: &str, quantity: i64, read_at: DateTime<Utc>) -> StockRecord {
+    StockRecord {
+        sku: sku.into(),
+        warehouse: "MAG".into(),
+        quantity: Decimal::from(quantity),
+        reserved: Decimal::ZERO,
+        read_at,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redelivered_and_reordered_batches_change_nothing_in_the_shop() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let logs = dir.path();
+    let shop = WooStandinProcess::start_with(None, Some(&["X-1".to_owned()]), None, logs)?;
+    let cloud = LocalCloud::start_with(
+        logs,
+        "idem",
+        Some(shop.shop_parameters("sklep", "Detaliczna", &["MAG"], 20, 20)),
+    )?;
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config(&cloud.emulator.endpoint()).await);
+    let events = cloud.stack.output("EventsQueueUrl")?.to_owned();
+    let t0 = Utc::now();
+    let e = |seq, payload| Envelope::new("biuro", seq, t0, payload);
+
+    send(
+        &sqs,
+        &events,
+        &e(1, Payload::Products(vec![product("X-1")])),
+    )
+    .await?;
+    send(
+        &sqs,
+        &events,
+        &e(2, Payload::Prices(vec![price("X-1", "50.00".parse()?)])),
+    )
+    .await?;
+    let newer = e(3, Payload::Stock(vec![stock("X-1", 7, t0)]));
+    send(&sqs, &events, &newer).await?;
+    wait_for("X-1 at 7 for 50.00", Duration::from_secs(30), || async {
+        Ok(shop
+            .product("X-1")
+            .await?
+            .filter(|p| p["stock_quantity"] == 7 && p["regular_price"] == "50.00"))
+    })
+    .await?;
+    quiet(&cloud).await?;
+    let before = shop.stats().await?["total_requests"]
+        .as_u64()
+        .context("request count")?;
+
+    // The same batch again, as SQS may deliver it after a crash.
+    send(&sqs, &events, &newer).await?;
+    // An older reading arriving late, under a new sequence number.
+    send(
+        &sqs,
+        &events,
+        &e(
+            4,
+            Payload::Stock(vec![stock("X-1", 3, t0 - chrono::Duration::seconds(60))]),
+        ),
+    )
+    .await?;
+    quiet(&cloud).await?;
+    let product = shop.product("X-1").await?.context("X-1")?;
+    assert_eq!(
+        product["stock_quantity"], 7,
+        "the older reading did not overwrite the newer"
+    );
+    let after = shop.stats().await?["total_requests"]
+        .as_u64()
+        .context("request count")?;
+    assert_eq!(after, before, "nothing was sent to the shop");
+
+    // A newer reading after a gap (seq 5 never sent) still lands, and the
+    // agent is asked to resend.
+    send(
+        &sqs,
+        &events,
+        &e(
+            6,
+            Payload::Stock(vec![stock("X-1", 4, t0 + chrono::Duration::seconds(1))]),
+        ),
+    )
+    .await?;
+    wait_for("X-1 at 4", Duration::from_secs(30), || async {
+        Ok(shop
+            .product("X-1")
+            .await?
+            .filter(|p| p["stock_quantity"] == 4))
+    })
+    .await?;
+    let commands = sqs
+        .receive_message()
+        .queue_url(cloud.stack.output("CommandsQueueUrl")?)
+        .wait_time_seconds(5)
+        .send()
+        .await?
+        .messages
+        .unwrap_or_default();
+    let resend = commands
+        .iter()
+        .filter_map(|m| m.body.as_deref())
+        .filter_map(|b| contract::decode_body(b).ok())
+        .find_map(|env| match env.payload {
+            Payload::Resend(r) => Some(r),
+            _ => None,
+        })
+        .context("a resend command for the gap")?;
+    assert_eq!((resend.from_seq, resend.to_seq), (5, 5));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_updates_fit_a_rate_limited_shop_without_loss() -> anyhow::Result<()> {
+    const LIMIT: u32 = 5;
+    const SKUS: usize = 2000;
+    let dir = tempfile::tempdir()?;
+    // E2E_KEEP=1 keeps the logs for a look after a failure.
+    let logs = &if std::env::var_os("E2E_KEEP").is_some() {
+        dir.keep()
+    } else {
+        dir.path().to_path_buf()
+    };
+    let skus: Vec<String> = (0..SKUS).map(|i| format!("RL-{i:05}")).collect();
+    let shop = WooStandinProcess::start_with(None, Some(&skus), Some(LIMIT), logs)?;
+    let cloud = LocalCloud::start_with(
+        logs,
+        "rate",
+        Some(shop.shop_parameters("sklep", "Detaliczna", &["MAG"], LIMIT, 1)),
+    )?;
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config(&cloud.emulator.endpoint()).await);
+    let ops_queue = cloud.stack.output("ShopOpsQueueUrl")?.to_owned();
+    let before = shop.stats().await?["total_requests"].as_u64().unwrap_or(0);
+
+    // What ingest queues for 2,000 changed SKUs: 20 messages of 100 operations.
+    let now = Utc::now();
+    let operations: Vec<Value> = skus
+        .iter()
+        .enumerate()
+        .map(|(i, sku)| {
+            serde_json::json!({
+                "shop": "sklep", "sku": sku, "source_time": now,
+                "changes": {"stock_quantity": (i % 97) as i64 + 20, "regular_price": format!("{}.99", i % 50 + 1)}
+            })
+        })
+        .collect();
+    // As ingest sends them: SendMessageBatch, ten messages a call.
+    let bodies: Vec<String> = operations
+        .chunks(100)
+        .map(|c| Value::Array(c.to_vec()).to_string())
+        .collect();
+    for group in bodies.chunks(10) {
+        let entries = group
+            .iter()
+            .enumerate()
+            .map(|(i, body)| {
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(body)
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        sqs.send_message_batch()
+            .queue_url(&ops_queue)
+            .set_entries(Some(entries))
+            .send()
+            .await?;
+    }
+    wait_for(
+        "every update in the shop",
+        Duration::from_secs(120),
+        || async {
+            let last = shop.product(&skus[SKUS - 1]).await?;
+            Ok(last
+                .filter(|p| p["stock_quantity"] == ((SKUS - 1) % 97) as i64 + 20)
+                .map(|_| ()))
+        },
+    )
+    .await?;
+    quiet(&cloud).await?;
+
+    let all: Vec<Value> = reqwest::get(format!("{}/__standin/products", shop.base_url))
+        .await?
+        .json()
+        .await?;
+    let by_sku: std::collections::HashMap<&str, &Value> = all
+        .iter()
+        .filter_map(|p| Some((p["sku"].as_str()?, p)))
+        .collect();
+    for (i, sku) in skus.iter().enumerate() {
+        let p = by_sku
+            .get(sku.as_str())
+            .with_context(|| format!("{sku} in the shop"))?;
+        assert_eq!(
+            p["stock_quantity"],
+            (i % 97) as i64 + 20,
+            "{sku}: no update lost"
+        );
+        assert_eq!(p["regular_price"], format!("{}.99", i % 50 + 1), "{sku}");
+    }
+    let stats = shop.stats().await?;
+    assert_eq!(stats["rate_limited"], 0, "never a 429: {stats}");
+    let max = stats["max_requests_in_any_1s"].as_u64().unwrap_or(u64::MAX);
+    assert!(
+        max <= u64::from(LIMIT),
+        "at most {LIMIT} requests in any second, saw {max}"
+    );
+
+    let requests: Vec<Value> = shop
+        .requests()
+        .await?
+        .into_iter()
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("/wp-json/"))
+        })
+        .collect();
+    let count = requests.len() as u64;
+    assert_eq!(
+        count,
+        shop.stats().await?["total_requests"].as_u64().unwrap_or(0) - before,
+        "every API request is logged"
+    );
+    let times: Vec<DateTime<Utc>> = requests
+        .iter()
+        .filter_map(|r| r["at"].as_str())
+        .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .collect();
+    let (Some(first), Some(last)) = (times.iter().min(), times.iter().max()) else {
+        bail!("no request times logged");
+    };
+    let took = (*last - *first).to_std()?;
+    let fastest = Duration::from_secs_f64((count - 1) as f64 / f64::from(LIMIT));
+    println!(
+        "{count} requests for {SKUS} updates in {took:?}; the limit of {LIMIT}/s allows {fastest:?} at best"
+    );
+    assert!(
+        count <= 2 * (SKUS as u64).div_ceil(100) + 2,
+        "lookups and writes in batches of 100: {count}"
+    );
+    let timeline: Vec<String> = requests
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {}",
+                r["at"].as_str().unwrap_or("?"),
+                r["endpoint"].as_str().unwrap_or("?"),
+                r["status"]
+            )
+        })
+        .collect();
+    assert!(
+        took.as_secs_f64() <= fastest.as_secs_f64() * 1.10,
+        "within 10% of the fastest: {took:?} vs {fastest:?}; requests:\n{}",
+        timeline.join("\n")
+    );
+    Ok(())
+}
