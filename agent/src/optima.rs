@@ -43,8 +43,17 @@ fn placeholders(start: usize, count: usize) -> String {
         .join(",")
 }
 
+/// Statements run and rows read since the process started, for the cost
+/// figures `tracing` reports (a cursor poll's cost is the difference).
+pub static STATEMENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+pub static ROWS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 async fn fetch(client: &mut SqlClient, query: Query<'_>) -> Result<Vec<Row>, SqlError> {
-    Ok(query.query(client).await?.into_first_result().await?)
+    use std::sync::atomic::Ordering::Relaxed;
+    let rows = query.query(client).await?.into_first_result().await?;
+    STATEMENTS.fetch_add(1, Relaxed);
+    ROWS.fetch_add(rows.len() as u64, Relaxed);
+    Ok(rows)
 }
 
 /// Maps `TwG_GIDNumer` to the group's path from the root's children down.

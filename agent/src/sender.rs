@@ -8,7 +8,7 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::sqs::Transport;
 use crate::store::Store;
@@ -63,6 +63,7 @@ pub async fn drain_once(
         }
         for entry in &pending {
             transport.send_event(entry).await?;
+            debug!(seq = entry.seq, kind = %entry.kind, bytes = entry.body.len(), "sent");
             if let Err(err) = store.remove(entry.seq) {
                 error!(seq = entry.seq, error = %err, "cannot remove a sent message from the outbox");
             }
@@ -104,6 +105,7 @@ pub async fn run(
         for entry in &pending {
             match transport.send_event(entry).await {
                 Ok(()) => {
+                    debug!(seq = entry.seq, kind = %entry.kind, bytes = entry.body.len(), "sent");
                     if let Err(err) = store.remove(entry.seq) {
                         // Sent but not forgotten: it will be sent again, and
                         // the deduplication id and the cloud's sequence check
