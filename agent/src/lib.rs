@@ -149,28 +149,40 @@ pub async fn sync_now(
     } else {
         sync::Scope::Skus(skus)
     };
-    let holder = format!("cli-{}", std::process::id());
-    let pass = sync::leased(
-        &store,
-        &holder,
-        "sync:forced",
-        sync::pass(
-            &mut client,
+    let holder = format!("cli:{}", std::process::id());
+    // The service syncs in short steps; wait for a gap rather than fail.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let pass = loop {
+        let ran = sync::leased(
             &store,
-            areas,
-            &scope,
-            ignore_hashes,
-            |done, total| {
-                if let Some(total) = total {
-                    bar.set_length(total as u64);
-                }
-                bar.set_position(done as u64);
-                bar.set_message(format!("{done} products read"));
-            },
-        ),
-    )
-    .await?
-    .context("another forced sync is running (lease `sync:forced`); try again when it ends")?;
+            &holder,
+            sync::pass(
+                &mut client,
+                &store,
+                areas,
+                &scope,
+                ignore_hashes,
+                |done, total| {
+                    if let Some(total) = total {
+                        bar.set_length(total as u64);
+                    }
+                    bar.set_position(done as u64);
+                    bar.set_message(format!("{done} products read"));
+                },
+            ),
+        )
+        .await?;
+        match ran {
+            Some(pass) => break pass,
+            None if std::time::Instant::now() < deadline => {
+                bar.set_message("waiting for the running sync to finish");
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            None => anyhow::bail!(
+                "another sync has been running for two minutes; try again when it ends"
+            ),
+        }
+    };
     bar.set_message("sending to SQS");
     let transport = sqs::Transport::new(config).await;
     let batching = sender::Batching {

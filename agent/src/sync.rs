@@ -218,7 +218,9 @@ pub async fn run(
     cancel: tokio_util::sync::CancellationToken,
 ) {
     use std::time::{Duration, Instant};
-    let holder = format!("agent-{}", std::process::id());
+    // The same holder across restarts, so a service killed inside a pass
+    // takes its own lease back at once instead of waiting for it to expire.
+    let holder = format!("service:{}", config.agent_id);
     let sync = config.sync.clone();
     let intervals = [
         (
@@ -263,6 +265,8 @@ pub async fn run(
             }
         }
         let Some(client) = sql.as_mut() else { continue };
+        // One lease for every pass, shared with `agent sync`: a manual and
+        // an automatic sync never run at the same time.
         let mut result: Result<usize, SyncError> = Ok(0);
         // Forced passes first: someone is waiting for them.
         if let Some(request) = queued_force.take().or_else(|| forced.try_recv().ok()) {
@@ -271,10 +275,9 @@ pub async fn run(
             } else {
                 Scope::Skus(request.skus.clone())
             };
-            result = leased(
+            let ran = leased(
                 &store,
                 &holder,
-                "sync:forced",
                 pass(
                     client,
                     &store,
@@ -284,11 +287,18 @@ pub async fn run(
                     |_, _| {},
                 ),
             )
-            .await
-            .map(|r| r.map(|r| r.changed()).unwrap_or(0));
-            if result.is_err() {
-                queued_force = Some(request);
-            }
+            .await;
+            result = match ran {
+                Ok(Some(report)) => Ok(report.changed()),
+                Ok(None) => {
+                    queued_force = Some(request);
+                    Ok(0)
+                }
+                Err(err) => {
+                    queued_force = Some(request);
+                    Err(err)
+                }
+            };
         }
         for (area, every) in intervals {
             if result.is_err() {
@@ -297,23 +307,26 @@ pub async fn run(
             if last_pass.get(&area).is_some_and(|at| at.elapsed() < every) {
                 continue;
             }
-            let lease = format!("sync:{area:?}");
-            result = leased(
+            match leased(
                 &store,
                 &holder,
-                &lease,
                 pass(client, &store, &[area], &Scope::All, false, |_, _| {}),
             )
             .await
-            .map(|r| r.map(|r| r.changed()).unwrap_or(0));
-            if result.is_ok() {
-                last_pass.insert(area, Instant::now());
+            {
+                Ok(Some(report)) => {
+                    last_pass.insert(area, Instant::now());
+                    result = Ok(report.changed());
+                }
+                // Another sync holds the lease: this pass is still due.
+                Ok(None) => {}
+                Err(err) => result = Err(err),
             }
         }
         if result.is_ok() {
-            result = poll_changes(client, &store, overlap)
+            result = leased(&store, &holder, poll_changes(client, &store, overlap))
                 .await
-                .map(|r| r.changed());
+                .map(|r| r.map(|r| r.changed()).unwrap_or(0));
         }
         match result {
             Ok(changed) => {
@@ -335,23 +348,40 @@ pub async fn run(
     }
 }
 
-/// Runs `work` under the store lease `name` (one sync of a kind at a time,
-/// across the service and `agent sync`). `Ok(None)` when another holder has it.
+/// The lease every sync pass runs under.
+pub const SYNC_LEASE: &str = "sync";
+/// How long a lease lasts without renewal: a holder that died frees it by then.
+const LEASE_TTL: ChronoDuration = ChronoDuration::seconds(90);
+
+/// Runs `work` under the store's sync lease (one sync at a time, across the
+/// service and `agent sync`), renewing it while the work runs.
+/// `Ok(None)` when another holder has it.
 pub async fn leased<T>(
     store: &Store,
     holder: &str,
-    name: &str,
     work: impl std::future::Future<Output = Result<T, SyncError>>,
 ) -> Result<Option<T>, SyncError> {
     let now = Utc::now();
-    if !store.take_lease(name, holder, now, now + ChronoDuration::minutes(30))? {
-        info!(
-            lease = name,
-            "another sync of this kind is running; skipping"
+    if !store.take_lease(SYNC_LEASE, holder, now, now + LEASE_TTL)? {
+        debug!(
+            lease = SYNC_LEASE,
+            "another sync is running; waiting for it"
         );
         return Ok(None);
     }
-    let result = work.await;
-    store.release_lease(name, holder)?;
+    let renew = async {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            let now = Utc::now();
+            if let Err(err) = store.take_lease(SYNC_LEASE, holder, now, now + LEASE_TTL) {
+                tracing::warn!(error = %err, "cannot renew the sync lease");
+            }
+        }
+    };
+    let result = tokio::select! {
+        result = work => result,
+        never = renew => match never {},
+    };
+    store.release_lease(SYNC_LEASE, holder)?;
     result.map(Some)
 }

@@ -248,7 +248,14 @@ impl Ingest {
                 self.catalog.set_parked(&shop.id, sku, &reasons).await?;
             }
             let queued = state.queued.get(&shop.id).map(|(q, _)| q);
-            if let Some(op) = diff(&shop.id, queued, &mapped.state, source) {
+            // Something changed: send the whole state the shop should show,
+            // not just the change. The shop-ops queue does not keep order,
+            // and shop-push drops an operation older than what the shop
+            // holds; only a complete state can be dropped without losing a
+            // field that the newer one did not carry.
+            if diff(&shop.id, queued, &mapped.state, source).is_some()
+                && let Some(op) = diff(&shop.id, None, &mapped.state, source)
+            {
                 operations.push((op, mapped.state));
             }
         }
