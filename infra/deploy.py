@@ -180,9 +180,18 @@ def deploy_stack(cfn, args, parameters):
     if status is not None:
         # On update, keep what the user set before unless given again
         # (shop configuration and secrets are not re-typed on every deploy).
+        # Only parameters the stack has may be kept; the rest take defaults.
+        # A value CloudFormation shows is passed again as it is; a NoEcho
+        # value shows as "****" and is kept with UsePreviousValue.
+        existing = cfn.describe_stacks(StackName=args.stack)["Stacks"][0].get("Parameters", [])
+        previous = {p["ParameterKey"]: p.get("ParameterValue") for p in existing}
         for key in ("ShopsConfig", "ShopSecrets", "AlarmEmail"):
-            if key not in parameters:
+            if key in parameters or key not in previous:
+                continue
+            if previous[key] is None or set(previous[key]) == {"*"}:
                 params.append({"ParameterKey": key, "UsePreviousValue": True})
+            else:
+                params.append({"ParameterKey": key, "ParameterValue": previous[key]})
     if status == "ROLLBACK_COMPLETE":
         log(f"stack {args.stack} is in ROLLBACK_COMPLETE from a failed first create; deleting it first")
         cfn.delete_stack(StackName=args.stack)

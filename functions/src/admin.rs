@@ -60,6 +60,7 @@ pub struct Admin {
     clients: Clients,
     state: StateTable,
     catalog: Catalog,
+    shops: crate::shops::Shops,
     queues: Vec<(&'static str, String)>,
     stale_after: chrono::Duration,
     auth: AdminAuth,
@@ -98,6 +99,11 @@ impl Admin {
             clients: clients.clone(),
             state: StateTable::new(clients.dynamodb.clone(), env.required("STATE_TABLE")?, 30),
             catalog: Catalog::new(clients.dynamodb.clone(), env.required("STATE_TABLE")?),
+            shops: crate::shops::Shops::from_env(env, false).map_err(|e| EnvError::Invalid {
+                name: "SHOPS",
+                value: e.to_string(),
+                expected: "a JSON list of shops (see docs/OPERATIONS.md)",
+            })?,
             queues,
             stale_after: chrono::Duration::seconds(stale_after),
             auth,
@@ -167,6 +173,8 @@ struct Status {
     parked: Vec<ParkedMessage>,
     /// Products a shop cannot show in full, with the reasons (first 200).
     parked_records: Vec<ParkedRecord>,
+    /// Each shop's stale-stock policy and how many products it holds at 0.
+    shops: Vec<serde_json::Value>,
     errors: Vec<String>,
 }
 
@@ -261,6 +269,7 @@ async fn status(State(admin): State<Arc<Admin>>) -> Response {
             queues,
             parked,
             parked_records,
+            shops: crate::watchdog::Watchdog::zeroed(&admin.catalog, &admin.shops).await,
             errors,
         }),
     )

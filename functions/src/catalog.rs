@@ -452,6 +452,108 @@ impl Catalog {
         Ok(out)
     }
 
+    /// Every SKU with what the shop holds, for one shop (a scan: used by the
+    /// watchdog only when an agent goes silent or comes back).
+    pub async fn all_held<T: DeserializeOwned>(
+        &self,
+        shop: &str,
+    ) -> Result<Vec<(String, T, DateTime<Utc>)>, StateError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("sk = :held")
+                .expression_attribute_values(":held", s(format!("held#{shop}")))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| self.error("Scan", &e))?;
+            for item in page.items.unwrap_or_default() {
+                let sku = item
+                    .get("pk")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|p| p.strip_prefix("sku#"));
+                let state = item
+                    .get("state")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|t| serde_json::from_str(t).ok());
+                let source = item
+                    .get("source_ms")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .and_then(DateTime::from_timestamp_millis);
+                if let (Some(sku), Some(state), Some(source)) = (sku, state, source) {
+                    out.push((sku.to_owned(), state, source));
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// SKUs zeroed in a shop by the stale-stock policy, to restore later.
+    pub async fn mark_zeroed(&self, shop: &str, sku: &str) -> Result<(), StateError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("stale-zeroed#{shop}")))
+            .item("sk", s(sku))
+            .send()
+            .await
+            .map_err(|e| self.error("PutItem", &e))?;
+        Ok(())
+    }
+
+    /// The SKUs zeroed in a shop, and forgets them.
+    pub async fn take_zeroed(&self, shop: &str) -> Result<Vec<String>, StateError> {
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(format!("stale-zeroed#{shop}")))
+            .send()
+            .await
+            .map_err(|e| self.error("Query", &e))?;
+        let skus: Vec<String> = page
+            .items
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()).cloned())
+            .collect();
+        for sku in &skus {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(format!("stale-zeroed#{shop}")))
+                .key("sk", s(sku.clone()))
+                .send()
+                .await
+                .map_err(|e| self.error("DeleteItem", &e))?;
+        }
+        Ok(skus)
+    }
+
+    /// How many SKUs the stale-stock policy holds at 0 in a shop now.
+    pub async fn zeroed_count(&self, shop: &str) -> Result<usize, StateError> {
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(format!("stale-zeroed#{shop}")))
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .send()
+            .await
+            .map_err(|e| self.error("Query", &e))?;
+        Ok(page.count.max(0) as usize)
+    }
+
     /// The shop's id for a SKU, if looked up before.
     pub async fn shop_id(&self, shop: &str, sku: &str) -> Result<Option<ShopItemId>, StateError> {
         let out = self

@@ -39,10 +39,25 @@ pub struct ShopConfig {
     pub requests_per_second: u32,
     #[serde(default = "default_rate")]
     pub burst: u32,
+    /// What the shop shows while the agent is silent (its data is stale).
+    #[serde(default)]
+    pub stale_policy: StalePolicy,
 }
 
 fn default_rate() -> u32 {
     2
+}
+
+/// What to do with a shop's stock while the ERP's data is stale.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(tag = "policy", rename_all = "snake_case")]
+pub enum StalePolicy {
+    /// Leave the shop as it is.
+    #[default]
+    Hold,
+    /// Show 0 for every product with at most `threshold` in stock, so the
+    /// last units cannot be sold twice; restored when the agent is back.
+    ZeroLowStock { threshold: i64 },
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -144,25 +144,31 @@ impl StateTable {
         let hb = write.heartbeat;
         let clock_ms = hb.agent_clock.timestamp_millis();
         let skew_ms = (hb.agent_clock - write.received_at).num_milliseconds();
-        let mut put = self
+        // An update, not a put: the watchdog's stale mark stays until the
+        // watchdog itself sees the agent back (and restores what it zeroed).
+        let sql_error = match &hb.health.sql_error {
+            Some(error) => s(error),
+            None => AttributeValue::Null(true),
+        };
+        let put = self
             .client
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .item("pk", s("agents"))
-            .item("sk", s(write.agent_id))
-            .item("agent_version", s(&hb.agent_version))
-            .item("agent_clock_ms", n(clock_ms))
-            .item("received_at_ms", n(write.received_at.timestamp_millis()))
-            .item("skew_ms", n(skew_ms))
-            .item("last_seq", n(write.seq))
-            .item("sql_server", AttributeValue::Bool(hb.health.sql_server))
-            .item("outbox_depth", n(hb.health.outbox_depth))
-            .item("stale", AttributeValue::Bool(false))
+            .key("pk", s("agents"))
+            .key("sk", s(write.agent_id))
+            .update_expression(
+                "SET agent_version = :version, agent_clock_ms = :clock, received_at_ms = :received, \
+                 skew_ms = :skew, last_seq = :seq, sql_server = :sql, outbox_depth = :outbox, sql_error = :sql_error",
+            )
             .condition_expression("attribute_not_exists(pk) OR agent_clock_ms < :clock")
-            .expression_attribute_values(":clock", n(clock_ms));
-        if let Some(error) = &hb.health.sql_error {
-            put = put.item("sql_error", s(error));
-        }
+            .expression_attribute_values(":version", s(&hb.agent_version))
+            .expression_attribute_values(":clock", n(clock_ms))
+            .expression_attribute_values(":received", n(write.received_at.timestamp_millis()))
+            .expression_attribute_values(":skew", n(skew_ms))
+            .expression_attribute_values(":seq", n(write.seq))
+            .expression_attribute_values(":sql", AttributeValue::Bool(hb.health.sql_server))
+            .expression_attribute_values(":outbox", n(hb.health.outbox_depth))
+            .expression_attribute_values(":sql_error", sql_error);
         match put.send().await {
             Ok(_) => Ok(true),
             Err(err) => {
@@ -172,7 +178,7 @@ impl StateTable {
                 if conditional {
                     Ok(false)
                 } else {
-                    Err(self.error("PutItem", &err))
+                    Err(self.error("UpdateItem", &err))
                 }
             }
         }

@@ -361,3 +361,151 @@ async fn two_thousand_updates_fit_a_rate_limited_shop_without_loss() -> anyhow::
     );
     Ok(())
 }
+
+fn heartbeat(seq: u64) -> Envelope {
+    Envelope::new(
+        "biuro",
+        seq,
+        Utc::now(),
+        Payload::Heartbeat(contract::Heartbeat {
+            agent_version: "test".into(),
+            agent_clock: Utc::now(),
+            health: contract::AgentHealth {
+                sql_server: true,
+                sql_error: None,
+                outbox_depth: 0,
+            },
+        }),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_agent_zeroes_low_stock_and_its_return_restores_it() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let logs = dir.path();
+    let shop = WooStandinProcess::start_with(
+        None,
+        Some(&["LOW-1".to_owned(), "HIGH-1".to_owned()]),
+        None,
+        logs,
+    )?;
+    let (config, secrets) = shop.shop_parameters("sklep", "Detaliczna", &["MAG"], 20, 20);
+    let mut config: Value = serde_json::from_str(&config)?;
+    config[0]["stale_policy"] = serde_json::json!({"policy": "zero_low_stock", "threshold": 3});
+    let cloud = LocalCloud::start_with(logs, "stale", Some((config.to_string(), secrets)))?;
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config(&cloud.emulator.endpoint()).await);
+    let events = cloud.stack.output("EventsQueueUrl")?.to_owned();
+    let t0 = Utc::now();
+    let e = |seq, payload| Envelope::new("biuro", seq, t0, payload);
+    send(&sqs, &events, &heartbeat(1)).await?;
+    send(
+        &sqs,
+        &events,
+        &e(
+            2,
+            Payload::Products(vec![product("LOW-1"), product("HIGH-1")]),
+        ),
+    )
+    .await?;
+    send(
+        &sqs,
+        &events,
+        &e(
+            3,
+            Payload::Prices(vec![
+                price("LOW-1", "9.99".parse()?),
+                price("HIGH-1", "19.99".parse()?),
+            ]),
+        ),
+    )
+    .await?;
+    send(
+        &sqs,
+        &events,
+        &e(
+            4,
+            Payload::Stock(vec![stock("LOW-1", 2, t0), stock("HIGH-1", 40, t0)]),
+        ),
+    )
+    .await?;
+    wait_for(
+        "both products in the shop",
+        Duration::from_secs(30),
+        || async {
+            let low = shop
+                .product("LOW-1")
+                .await?
+                .and_then(|p| p["stock_quantity"].as_i64());
+            let high = shop
+                .product("HIGH-1")
+                .await?
+                .and_then(|p| p["stock_quantity"].as_i64());
+            Ok((low == Some(2) && high == Some(40)).then_some(()))
+        },
+    )
+    .await?;
+    quiet(&cloud).await?;
+
+    // The same watchdog code the schedule runs, with a 1-second staleness limit.
+    let clients =
+        functions::aws::Clients::from_config(&sdk_config(&cloud.emulator.endpoint()).await);
+    let mut env =
+        functions::env::FunctionEnv::from_map(cloud.stack.function("watchdog")?.environment());
+    env.set("AGENT_STALE_AFTER_SECONDS", "1");
+    let watchdog = functions::watchdog::Watchdog::new(&clients, &env)?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let summary = watchdog
+        .handle(Value::Null)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(summary["changed"][0]["stale"], true, "{summary}");
+    wait_for(
+        "the low-stock product at 0",
+        Duration::from_secs(30),
+        || async {
+            Ok(shop
+                .product("LOW-1")
+                .await?
+                .filter(|p| p["stock_quantity"] == 0))
+        },
+    )
+    .await?;
+    assert_eq!(
+        shop.product("HIGH-1").await?.context("HIGH-1")?["stock_quantity"],
+        40,
+        "plenty of stock stays"
+    );
+    let status = cloud.status().await?;
+    let agent = &status["agents"][0];
+    assert_eq!(
+        agent["stale"], true,
+        "the status says the data is stale: {status}"
+    );
+    assert_eq!(status["shops"][0]["zeroed_products"], 1, "{status}");
+
+    // The agent is back: the shop shows the ERP's figure again.
+    send(&sqs, &events, &heartbeat(5)).await?;
+    wait_for("a fresh heartbeat", Duration::from_secs(30), || async {
+        let status = cloud.status().await?;
+        Ok((status["agents"][0]["seconds_since_seen"].as_i64() == Some(0)).then_some(()))
+    })
+    .await?;
+    let summary = watchdog
+        .handle(Value::Null)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(summary["changed"][0]["stale"], false, "{summary}");
+    wait_for(
+        "the low-stock product restored",
+        Duration::from_secs(30),
+        || async {
+            Ok(shop
+                .product("LOW-1")
+                .await?
+                .filter(|p| p["stock_quantity"] == 2))
+        },
+    )
+    .await?;
+    assert_eq!(cloud.status().await?["shops"][0]["zeroed_products"], 0);
+    Ok(())
+}
