@@ -25,13 +25,12 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let dir = local_dir();
     let logs = dir.join("logs");
-    println!(
-        "starting the AWS emulator, deploying infra/template.yaml as `{}`, starting the functions…",
-        args.stack
-    );
-    let cloud = LocalCloud::start(&logs, &args.stack)?;
+    std::fs::create_dir_all(&logs)?;
     // A real SQL Server when MSSQL_URL names one (connection string without
     // the password, which goes in MSSQL_PASSWORD), else the stand-in.
     let (erp, sql_connection, sql_password) = match std::env::var("MSSQL_URL") {
@@ -50,7 +49,23 @@ fn main() -> anyhow::Result<()> {
             (Some(erp), conn, password)
         }
     };
-    let shop = WooStandinProcess::start(Some(&dir.join("woo-shop.json")), &logs)?;
+    // The shop already sells the ERP's products (creating them is not the
+    // sync's job): on first run its catalogue is made from the ERP's SKUs.
+    let shop_state = dir.join("woo-shop.json");
+    let seed = match (&erp, shop_state.exists()) {
+        (Some(erp), false) => Some(runtime.block_on(erp.skus())?),
+        _ => None,
+    };
+    let shop = WooStandinProcess::start_with(Some(&shop_state), seed.as_deref(), None, &logs)?;
+    println!(
+        "deploying infra/template.yaml as `{}` into the AWS emulator, starting the functions…",
+        args.stack
+    );
+    let cloud = LocalCloud::start_with(
+        &logs,
+        &args.stack,
+        Some(shop.shop_parameters("sklep", "Detaliczna", &["MAG", "SKLEP"], 10, 10)),
+    )?;
     // Secrets for a person at this machine, in a file only they can read.
     let env_file = dir.join("agent.env");
     std::fs::write(
@@ -66,11 +81,13 @@ fn main() -> anyhow::Result<()> {
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )?;
     let agent_config = dir.join("agent.toml");
-    cloud.write_agent_config(
+    // Seconds, not minutes, between passes: a local run should show changes now.
+    cloud.write_agent_config_with(
         &agent_config,
         "local-office",
         &sql_connection,
         args.heartbeat_seconds,
+        "\n[sync]\npoll_seconds = 2\nstock_minutes = 5\nprices_minutes = 1\ncatalogue_minutes = 60\n",
     )?;
     let agent = start_agent(
         &agent_config,
@@ -108,9 +125,6 @@ fn main() -> anyhow::Result<()> {
     println!("  logs         : {}", logs.display());
     println!("press ctrl-c to stop everything");
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     runtime.block_on(async {
         let _ = tokio::signal::ctrl_c().await;
     });
