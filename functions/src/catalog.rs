@@ -22,6 +22,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::aws::describe_error;
+use crate::dynamo::{n, s};
 use crate::mapping::ShopProductState;
 use crate::shop::ShopItemId;
 use crate::state::StateError;
@@ -30,14 +31,6 @@ use crate::state::StateError;
 pub struct Catalog {
     client: aws_sdk_dynamodb::Client,
     table: String,
-}
-
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-fn n(value: impl ToString) -> AttributeValue {
-    AttributeValue::N(value.to_string())
 }
 
 fn pk(sku: &str) -> AttributeValue {
@@ -156,29 +149,8 @@ impl Catalog {
             key: format!("{sku}/{sk}"),
             problem: e.to_string(),
         })?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", pk(sku))
-            .item("sk", s(sk))
-            .item("record", s(json))
-            .item("version_ms", n(version.timestamp_millis()))
-            .condition_expression("attribute_not_exists(pk) OR version_ms <= :v")
-            .expression_attribute_values(":v", n(version.timestamp_millis()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(self.error("PutItem", &err)),
-        }
+        self.put_if_not_older(sku, sk, ("record", json), ("version_ms", version))
+            .await
     }
 
     /// Everything stored for a SKU (one query on its partition).
@@ -337,16 +309,30 @@ impl Catalog {
         json: String,
         source: DateTime<Utc>,
     ) -> Result<bool, StateError> {
+        self.put_if_not_older(sku, sk, ("state", json), ("source_ms", source))
+            .await
+    }
+
+    /// Writes `body` unless the stored item's `stamp` is newer: the one
+    /// place "older never overwrites newer" is decided. Returns whether it landed.
+    async fn put_if_not_older(
+        &self,
+        sku: &str,
+        sk: &str,
+        (body_attr, body): (&str, String),
+        (stamp_attr, stamp): (&str, DateTime<Utc>),
+    ) -> Result<bool, StateError> {
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
             .item("pk", pk(sku))
             .item("sk", s(sk))
-            .item("state", s(json))
-            .item("source_ms", n(source.timestamp_millis()))
-            .condition_expression("attribute_not_exists(pk) OR source_ms <= :v")
-            .expression_attribute_values(":v", n(source.timestamp_millis()))
+            .item(body_attr, s(body))
+            .item(stamp_attr, n(stamp.timestamp_millis()))
+            .condition_expression("attribute_not_exists(pk) OR #stamp <= :v")
+            .expression_attribute_names("#stamp", stamp_attr)
+            .expression_attribute_values(":v", n(stamp.timestamp_millis()))
             .send()
             .await;
         match result {

@@ -12,6 +12,7 @@
 //! - [`aws`]: AWS clients, built once at cold start from the standard
 //!   configuration (`AWS_ENDPOINT_URL`, region, credentials).
 //! - [`state`]: the DynamoDB state table (heartbeats, parked messages).
+//! - [`dynamo`]: DynamoDB attribute helpers.
 //! - [`catalog`]: per-SKU ERP records and shop states in the state table.
 //! - [`shops`]: the configured shops (rules, limits, credentials).
 //! - [`ingest`]: ERP events from the agent (events queue).
@@ -27,6 +28,7 @@
 pub mod admin;
 pub mod aws;
 pub mod catalog;
+pub mod dynamo;
 pub mod env;
 pub mod host;
 pub mod ingest;

@@ -26,6 +26,7 @@ use chrono::Utc;
 use thiserror::Error;
 
 use crate::aws::describe_error;
+use crate::dynamo::s;
 
 /// How many times a caller re-reads after losing a race before it gives up
 /// for now (and is told to come back shortly).
@@ -109,10 +110,6 @@ fn clamp_i64(v: i128) -> i64 {
 pub struct RateLimiter {
     client: aws_sdk_dynamodb::Client,
     table: String,
-}
-
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
 }
 
 fn num(value: i64) -> AttributeValue {

@@ -16,6 +16,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::aws::describe_error;
+use crate::dynamo::{get_bool, get_n, get_s, n, s};
 
 #[derive(Debug, Error)]
 pub enum StateError {
@@ -65,39 +66,8 @@ pub struct StateTable {
     retention: Duration,
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-fn n(value: impl ToString) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-fn get_s<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
-    item.get(name)
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
-}
-
-fn get_n<T: std::str::FromStr>(item: &HashMap<String, AttributeValue>, name: &str) -> Option<T> {
-    item.get(name)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
-}
-
-fn get_bool(item: &HashMap<String, AttributeValue>, name: &str) -> bool {
-    item.get(name)
-        .and_then(|v| v.as_bool().ok())
-        .copied()
-        .unwrap_or(false)
-}
-
 fn expired(item: &HashMap<String, AttributeValue>, now: DateTime<Utc>) -> bool {
     get_n::<i64>(item, "expires_at").is_some_and(|at| at <= now.timestamp())
-}
-
-fn millis_to_time(ms: i64) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp_millis(ms)
 }
 
 /// A heartbeat as the ingest function records it.
@@ -203,10 +173,10 @@ impl StateTable {
                         .to_owned(),
                     agent_version: get_s(item, "agent_version").unwrap_or_default().to_owned(),
                     last_seen: get_n(item, "received_at_ms")
-                        .and_then(millis_to_time)
+                        .and_then(DateTime::from_timestamp_millis)
                         .ok_or_else(|| malformed("no received_at_ms"))?,
                     agent_clock: get_n(item, "agent_clock_ms")
-                        .and_then(millis_to_time)
+                        .and_then(DateTime::from_timestamp_millis)
                         .ok_or_else(|| malformed("no agent_clock_ms"))?,
                     clock_skew_seconds: get_n::<i64>(item, "skew_ms").unwrap_or(0) as f64 / 1000.0,
                     last_seq: get_n(item, "last_seq").unwrap_or(0),
@@ -274,7 +244,7 @@ impl StateTable {
                 message_id: get_s(item, "message_id").unwrap_or_default().to_owned(),
                 reason: get_s(item, "reason").unwrap_or_default().to_owned(),
                 received_at: get_n(item, "received_at_ms")
-                    .and_then(millis_to_time)
+                    .and_then(DateTime::from_timestamp_millis)
                     .unwrap_or_default(),
             })
             .collect())
