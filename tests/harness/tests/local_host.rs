@@ -39,7 +39,8 @@ async fn partial_batch_failures_are_redelivered_and_poison_goes_to_the_dlq() -> 
     let queue = sqs
         .create_queue()
         .queue_name("work")
-        .attributes(QueueAttributeName::VisibilityTimeout, "1")
+        // Longer than the handler may take, as Lambda requires of a queue it polls.
+        .attributes(QueueAttributeName::VisibilityTimeout, "2")
         .attributes(
             QueueAttributeName::RedrivePolicy,
             format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"2"}}"#),
@@ -95,9 +96,9 @@ async fn partial_batch_failures_are_redelivered_and_poison_goes_to_the_dlq() -> 
         queue_url: queue.clone(),
         queue_arn: None,
         fifo: false,
-        visibility_timeout_seconds: 1,
+        visibility_timeout_seconds: 2,
         batch_size: 4,
-        batching_window_seconds: 1,
+        batching_window_seconds: 0,
         report_batch_item_failures: true,
         managed_by_lambda: false,
     };
