@@ -180,14 +180,12 @@ impl Catalog {
                     .and_then(|v| v.as_n().ok())
                     .and_then(|v| v.parse::<i64>().ok());
                 let record = item.get("record").and_then(|v| v.as_s().ok());
-                let decode = |text: &str| -> Result<_, StateError> {
-                    Ok(text.to_owned()).and_then(|t| {
-                        serde_json::from_str::<serde_json::Value>(&t).map_err(|e| {
-                            StateError::Malformed {
-                                key: format!("{sku}/{sk}"),
-                                problem: e.to_string(),
-                            }
-                        })
+                let decode = |text: &str| {
+                    serde_json::from_str::<serde_json::Value>(text).map_err(|e| {
+                        StateError::Malformed {
+                            key: format!("{sku}/{sk}"),
+                            problem: e.to_string(),
+                        }
                     })
                 };
                 if let (Some(record), Some(version)) = (record, version) {

@@ -37,16 +37,9 @@ pub const OPERATIONS_PER_MESSAGE: usize = 100;
 /// DynamoDB calls in flight at once per invocation.
 const CONCURRENCY: usize = 16;
 
-/// Records as JSON values without naming each record type.
-mod erased {
-    pub trait Json {
-        fn to_value(&self) -> serde_json::Value;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn to_value(&self) -> serde_json::Value {
-            serde_json::to_value(self).unwrap_or_default()
-        }
-    }
+/// A record as a JSON value (our own records always serialise).
+fn to_json<T: serde::Serialize>(record: &T) -> serde_json::Value {
+    serde_json::to_value(record).unwrap_or_default()
 }
 
 /// What `ingest` needs, built once at cold start.
@@ -166,7 +159,6 @@ impl Ingest {
         // (sku, sort key, record JSON, version)
         let mut writes: Vec<(String, String, serde_json::Value, chrono::DateTime<Utc>)> =
             Vec::new();
-        let json = |v: &dyn erased::Json| v.to_value();
         match &envelope.payload {
             Payload::Products(products) => {
                 for p in products {
@@ -174,7 +166,7 @@ impl Ingest {
                         .modified_at
                         .unwrap_or(envelope.sent_at)
                         .max(envelope.sent_at);
-                    writes.push((p.sku.clone(), "product".into(), json(p), at));
+                    writes.push((p.sku.clone(), "product".into(), to_json(p), at));
                 }
             }
             Payload::Prices(prices) => {
@@ -182,7 +174,7 @@ impl Ingest {
                     writes.push((
                         p.sku.clone(),
                         format!("price#{}", p.price_list),
-                        json(p),
+                        to_json(p),
                         envelope.sent_at,
                     ));
                 }
@@ -192,7 +184,7 @@ impl Ingest {
                     writes.push((
                         r.sku.clone(),
                         format!("stock#{}", r.warehouse),
-                        json(r),
+                        to_json(r),
                         r.read_at,
                     ));
                 }
