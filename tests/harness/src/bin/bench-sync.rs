@@ -379,6 +379,36 @@ fn round(x: f64, places: i32) -> f64 {
     (x * f).round() / f
 }
 
+/// The shop stand-in seeded with `skus`, as `WooStandinProcess::start_with`
+/// does but waiting longer: seeding 100,000 products takes it over 30 s.
+fn start_shop(skus: &[String], dir: &Path) -> anyhow::Result<WooStandinProcess> {
+    let port = harness::free_port()?;
+    let consumer_key = format!("ck_{}", harness::cloud::random_secret());
+    let consumer_secret = format!("cs_{}", harness::cloud::random_secret());
+    let seed = dir.join("woo-seed.txt");
+    std::fs::write(&seed, skus.join("\n"))?;
+    let mut command = std::process::Command::new(harness::paths::workspace_bin("woo-standin")?);
+    command
+        .arg("serve")
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--key", &consumer_key, "--secret", &consumer_secret])
+        .arg("--seed-products-from-skus")
+        .arg(&seed);
+    let mut process =
+        harness::process::Process::spawn("woo-standin", command, &dir.join("woo-standin.log"))?;
+    let line = process.wait_for_log("listening: ", Duration::from_secs(900))?;
+    let base_url = line
+        .split_once("listening: ")
+        .map(|(_, url)| url.trim().to_owned())
+        .context("no URL printed")?;
+    Ok(WooStandinProcess {
+        process,
+        base_url,
+        consumer_key,
+        consumer_secret,
+    })
+}
+
 // ---------------------------------------------------------------- main
 
 fn main() -> anyhow::Result<()> {
@@ -469,7 +499,7 @@ async fn run(
         skus.len()
     );
     let t = Instant::now();
-    let shop = WooStandinProcess::start_with(None, Some(&skus), None, dir)?;
+    let shop = start_shop(&skus, dir)?;
     let cloud = LocalCloud::start_with(
         dir,
         "bench",
