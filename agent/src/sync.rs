@@ -170,6 +170,8 @@ pub async fn poll_changes(
     store: &Store,
     overlap: ChronoDuration,
 ) -> Result<PassReport, SyncError> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (statements, rows) = (optima::STATEMENTS.load(Relaxed), optima::ROWS.load(Relaxed));
     let server_now = optima::server_now(sql).await?;
     let mut report = PassReport::default();
     for (name, areas) in [
@@ -196,13 +198,13 @@ pub async fn poll_changes(
             store.set_cursor(name, &newest.format(CURSOR_FORMAT).to_string())?;
         }
     }
-    if report.changed() > 0 {
-        debug!(
-            items = report.items,
-            changed = report.changed(),
-            "changes staged"
-        );
-    }
+    debug!(
+        items = report.items,
+        changed = report.changed(),
+        statements = optima::STATEMENTS.load(Relaxed) - statements,
+        rows = optima::ROWS.load(Relaxed) - rows,
+        "cursor poll"
+    );
     Ok(report)
 }
 
@@ -222,18 +224,19 @@ pub async fn run(
     // takes its own lease back at once instead of waiting for it to expire.
     let holder = format!("service:{}", config.agent_id);
     let sync = config.sync.clone();
+    // The catalogue first: the cloud maps prices and stock onto product cards.
     let intervals = [
         (
-            SyncArea::Stock,
-            Duration::from_secs(sync.stock_minutes * 60),
+            SyncArea::Catalogue,
+            Duration::from_secs(sync.catalogue_minutes * 60),
         ),
         (
             SyncArea::Prices,
             Duration::from_secs(sync.prices_minutes * 60),
         ),
         (
-            SyncArea::Catalogue,
-            Duration::from_secs(sync.catalogue_minutes * 60),
+            SyncArea::Stock,
+            Duration::from_secs(sync.stock_minutes * 60),
         ),
     ];
     // None = never ran: every area gets a full pass at start.
@@ -316,7 +319,7 @@ pub async fn run(
             {
                 Ok(Some(report)) => {
                     last_pass.insert(area, Instant::now());
-                    result = Ok(report.changed());
+                    result = result.map(|staged| staged + report.changed());
                 }
                 // Another sync holds the lease: this pass is still due.
                 Ok(None) => {}
@@ -324,9 +327,11 @@ pub async fn run(
             }
         }
         if result.is_ok() {
+            // Add the poll's changes to the passes': any change wakes the sender.
+            let staged = result.as_ref().copied().unwrap_or(0);
             result = leased(&store, &holder, poll_changes(client, &store, overlap))
                 .await
-                .map(|r| r.map(|r| r.changed()).unwrap_or(0));
+                .map(|r| staged + r.map(|r| r.changed()).unwrap_or(0));
         }
         match result {
             Ok(changed) => {
