@@ -7,32 +7,16 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use harness::cloud::{LocalCloud, start_agent};
 use harness::paths::workspace_bin;
 use harness::standins::{OptimaStandin, WooStandinProcess};
+use harness::wait_for;
 use optima_standin::simulator::{Action, Simulator};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
 const SYNC: &str = "\n[sync]\npoll_seconds = 1\noverlap_seconds = 5\nstock_minutes = 60\nprices_minutes = 60\ncatalogue_minutes = 1440\nbatch_records = 500\n";
-
-async fn wait_for<F, Fut, T>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await? {
-            return Ok(value);
-        }
-        if Instant::now() > deadline {
-            bail!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn stock_of(product: &Value) -> Option<i64> {
     product["stock_quantity"].as_i64()

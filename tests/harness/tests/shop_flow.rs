@@ -14,25 +14,9 @@ use contract::{
 use harness::cloud::LocalCloud;
 use harness::emulator::sdk_config;
 use harness::standins::WooStandinProcess;
+use harness::wait_for;
 use rust_decimal::Decimal;
 use serde_json::Value;
-
-async fn wait_for<F, Fut, T>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await? {
-            return Ok(value);
-        }
-        if Instant::now() > deadline {
-            bail!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// Sends an envelope as the agent would, with a fresh deduplication id (a redelivery).
 async fn send(sqs: &aws_sdk_sqs::Client, queue: &str, envelope: &Envelope) -> anyhow::Result<()> {
