@@ -16,7 +16,7 @@
 //! reported back as a batch item failure so SQS redelivers them in order
 //! (and, after maxReceiveCount, moves them to the DLQ, which has an alarm).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use chrono::Utc;
@@ -32,8 +32,6 @@ use crate::mapping::{ShopOperation, ShopProductState, diff};
 use crate::shops::Shops;
 use crate::state::{HeartbeatWrite, StateError, StateTable};
 
-/// Operations per shop-ops message: one WooCommerce batch call's worth.
-pub const OPERATIONS_PER_MESSAGE: usize = 100;
 /// DynamoDB calls in flight at once per invocation.
 const CONCURRENCY: usize = 16;
 
@@ -262,67 +260,16 @@ impl Ingest {
                 .buffer_unordered(CONCURRENCY)
                 .collect()
                 .await;
-        let mut operations: BTreeMap<String, Vec<ShopOperation>> = BTreeMap::new();
+        let mut operations = Vec::new();
         let mut to_record = Vec::new();
         for result in mapped {
             for (op, state) in result? {
                 to_record.push((op.shop.clone(), state, op.source_time));
-                operations.entry(op.shop.clone()).or_default().push(op);
+                operations.push(op);
             }
         }
-        let mut bodies = Vec::new();
-        for (shop, ops) in operations {
-            for chunk in ops.chunks(OPERATIONS_PER_MESSAGE) {
-                let body = serde_json::to_string(chunk).map_err(|e| StateError::Malformed {
-                    key: format!("shop-ops/{shop}"),
-                    problem: e.to_string(),
-                })?;
-                bodies.push((body, chunk.len()));
-            }
-        }
-        let mut queued = 0;
-        // SendMessageBatch takes ten messages a call.
-        for group in bodies.chunks(10) {
-            let entries = group
-                .iter()
-                .enumerate()
-                .filter_map(|(i, (body, _))| {
-                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .message_body(body)
-                        .build()
-                        .ok()
-                })
-                .collect::<Vec<_>>();
-            let out = self
-                .sqs
-                .send_message_batch()
-                .queue_url(&self.shop_ops_queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|e| StateError::Dynamo {
-                    operation: "SendMessageBatch",
-                    table: self.shop_ops_queue_url.clone(),
-                    message: describe_error(&e),
-                })?;
-            if let Some(failed) = out.failed.first() {
-                // The queued states are already recorded: fail the event so
-                // it is applied again; the diff then finds nothing to queue
-                // for what did go, so say why loudly.
-                return Err(StateError::Dynamo {
-                    operation: "SendMessageBatch",
-                    table: self.shop_ops_queue_url.clone(),
-                    message: format!(
-                        "{} of {} messages refused: {}",
-                        out.failed.len(),
-                        group.len(),
-                        failed.message.clone().unwrap_or_default()
-                    ),
-                });
-            }
-            queued += group.iter().map(|(_, n)| n).sum::<usize>();
-        }
+        let queued =
+            crate::shop_ops::queue(&self.sqs, &self.shop_ops_queue_url, operations).await?;
         // Only now that the operations are on the queue: were this recorded
         // first and the send failed, the retry would find nothing to send.
         let recorded: Vec<Result<bool, StateError>> = futures::stream::iter(to_record)

@@ -19,6 +19,7 @@
 //! - [`mapping`]: per-shop mapping rules (price list, VAT, rounding, stock), pure.
 //! - [`shop`]: shop connectors behind one trait (WooCommerce REST v3).
 //! - [`ratelimit`]: per-shop token buckets in the state table, shared by all instances.
+//! - [`shop_ops`]: how shop operations travel on the shop-ops queue.
 //! - [`shop_push`]: shop operations into the shops under their rate limits.
 //! - [`admin`]: the admin Function URL (`GET /status`).
 //! - [`watchdog`]: scheduled; marks a silent agent stale.
@@ -35,6 +36,7 @@ pub mod ingest;
 pub mod mapping;
 pub mod ratelimit;
 pub mod shop;
+pub mod shop_ops;
 pub mod shop_push;
 pub mod shops;
 pub mod state;

@@ -13,12 +13,12 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use crate::HandlerError;
-use crate::aws::{Clients, describe_error};
+use crate::aws::Clients;
 use crate::catalog::Catalog;
 use crate::env::{EnvError, FunctionEnv};
 use crate::mapping::{ProductChanges, ShopOperation};
 use crate::shops::{Shops, StalePolicy};
-use crate::state::{StateError, StateTable};
+use crate::state::StateTable;
 
 pub struct Watchdog {
     state: StateTable,
@@ -99,8 +99,7 @@ impl Watchdog {
                 }
             }
         }
-        self.send(&operations).await?;
-        Ok(operations.len())
+        Ok(crate::shop_ops::queue(&self.sqs, &self.shop_ops_queue_url, operations).await?)
     }
 
     async fn restore(&self) -> Result<usize, HandlerError> {
@@ -131,26 +130,7 @@ impl Watchdog {
                 });
             }
         }
-        self.send(&operations).await?;
-        Ok(operations.len())
-    }
-
-    async fn send(&self, operations: &[ShopOperation]) -> Result<(), StateError> {
-        for chunk in operations.chunks(crate::ingest::OPERATIONS_PER_MESSAGE) {
-            let body = serde_json::to_string(chunk).unwrap_or_default();
-            self.sqs
-                .send_message()
-                .queue_url(&self.shop_ops_queue_url)
-                .message_body(body)
-                .send()
-                .await
-                .map_err(|e| StateError::Dynamo {
-                    operation: "SendMessage",
-                    table: self.shop_ops_queue_url.clone(),
-                    message: describe_error(&e),
-                })?;
-        }
-        Ok(())
+        Ok(crate::shop_ops::queue(&self.sqs, &self.shop_ops_queue_url, operations).await?)
     }
 
     /// How many products the policy holds at 0, per shop (for the status).
