@@ -62,14 +62,26 @@ pub async fn drain_once(
             return Ok(sent);
         }
         for entry in &pending {
-            transport.send_event(entry).await?;
-            debug!(seq = entry.seq, kind = %entry.kind, bytes = entry.body.len(), "sent");
-            if let Err(err) = store.remove(entry.seq) {
-                error!(seq = entry.seq, error = %err, "cannot remove a sent message from the outbox");
-            }
+            send_and_forget(transport, store, entry).await?;
             sent += 1;
         }
     }
+}
+
+/// Sends one outbox entry and, once SQS confirmed it, removes it.
+async fn send_and_forget(
+    transport: &Transport,
+    store: &Store,
+    entry: &crate::store::OutboxEntry,
+) -> Result<(), String> {
+    transport.send_event(entry).await?;
+    debug!(seq = entry.seq, kind = %entry.kind, bytes = entry.body.len(), "sent");
+    if let Err(err) = store.remove(entry.seq) {
+        // Sent but not forgotten: it will be sent again, and the
+        // deduplication id and the cloud's sequence check make that harmless.
+        error!(seq = entry.seq, error = %err, "cannot remove a sent message from the outbox");
+    }
+    Ok(())
 }
 
 pub async fn run(
@@ -103,20 +115,9 @@ pub async fn run(
         }
         let mut failed = None;
         for entry in &pending {
-            match transport.send_event(entry).await {
-                Ok(()) => {
-                    debug!(seq = entry.seq, kind = %entry.kind, bytes = entry.body.len(), "sent");
-                    if let Err(err) = store.remove(entry.seq) {
-                        // Sent but not forgotten: it will be sent again, and
-                        // the deduplication id and the cloud's sequence check
-                        // make that harmless.
-                        error!(seq = entry.seq, error = %err, "cannot remove a sent message from the outbox");
-                    }
-                }
-                Err(err) => {
-                    failed = Some(err);
-                    break;
-                }
+            if let Err(err) = send_and_forget(&transport, &store, entry).await {
+                failed = Some(err);
+                break;
             }
         }
         match failed {
