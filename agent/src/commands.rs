@@ -1,9 +1,13 @@
 //! The commands queue: what the cloud asks of the agent, long-polled.
 //!
 //! Force-sync and resend commands go to the sync loop; ping asks for a
-//! heartbeat now. A message is deleted only after it was handed over, so a
-//! crash means redelivery, and every command is idempotent. Create-order
-//! commands are left in the queue for an agent that writes orders.
+//! heartbeat now; create-order goes to [`crate::orders`]. A message is
+//! deleted only after it was handed over (for an order: written and its
+//! answer in the outbox), so a crash means redelivery, and every command is
+//! idempotent. When Optima is unreachable, an order command is put back with
+//! a short visibility and no further commands are taken until Optima
+//! answers again: each try counts towards the queue's dead-letter limit, so
+//! the agent does not spin through them while the ERP is down.
 
 use std::time::Duration;
 
@@ -12,12 +16,17 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::orders::{Handled, OrderWriter, Orders};
 use crate::sqs::Transport;
 
-pub async fn run(
+/// Seconds an order command stays invisible after Optima could not take it.
+const RETRY_VISIBILITY_SECONDS: i32 = 5;
+
+pub async fn run<W: OrderWriter>(
     transport: Transport,
     force: mpsc::Sender<ForceSync>,
     heartbeat_now: std::sync::Arc<Notify>,
+    orders: Option<Orders<W>>,
     cancel: CancellationToken,
 ) {
     if !transport.has_commands_queue() {
@@ -45,7 +54,18 @@ pub async fn run(
                 continue;
             }
         };
+        let mut erp_down: Option<String> = None;
         for message in messages {
+            if erp_down.is_some() {
+                // Give the rest back at once, in order, for after the outage.
+                if let Err(err) = transport
+                    .change_command_visibility(&message.receipt_handle, RETRY_VISIBILITY_SECONDS)
+                    .await
+                {
+                    warn!(error = %err, "cannot give a command back; it returns after its visibility timeout");
+                }
+                continue;
+            }
             let handled = match decode_body(&message.body) {
                 Ok(envelope) => match envelope.payload {
                     Payload::ForceSync(request) => {
@@ -73,6 +93,26 @@ pub async fn run(
                         heartbeat_now.notify_one();
                         true
                     }
+                    Payload::CreateOrder(order) if orders.is_some() => {
+                        let Some(orders) = &orders else { continue };
+                        match orders.create(&order).await {
+                            Handled::Done => true,
+                            Handled::RetryLater(reason) => {
+                                warn!(order = %order.key(), %reason, "cannot write the order now; it stays queued");
+                                if let Err(err) = transport
+                                    .change_command_visibility(
+                                        &message.receipt_handle,
+                                        RETRY_VISIBILITY_SECONDS,
+                                    )
+                                    .await
+                                {
+                                    warn!(error = %err, "cannot give the command back; it returns after its visibility timeout");
+                                }
+                                erp_down = Some(reason);
+                                false
+                            }
+                        }
+                    }
                     other => {
                         warn!(
                             kind = other.kind().as_str(),
@@ -90,6 +130,31 @@ pub async fn run(
             };
             if handled && let Err(err) = transport.delete_command(&message.receipt_handle).await {
                 warn!(error = %err, "cannot delete a handled command; it will come again (harmless)");
+            }
+        }
+        if erp_down.is_some() {
+            wait_for_erp(&orders, &cancel).await;
+        }
+    }
+}
+
+/// Waits until Optima answers again before taking more commands.
+async fn wait_for_erp<W: OrderWriter>(orders: &Option<Orders<W>>, cancel: &CancellationToken) {
+    let Some(orders) = orders else { return };
+    let mut delay = Duration::from_secs(1);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        match orders.reachable().await {
+            Ok(()) => {
+                info!("Optima answers again; taking orders");
+                return;
+            }
+            Err(err) => {
+                warn!(error = %err, retry_in = ?delay, "Optima still unavailable; orders wait in the queue");
+                delay = (delay * 2).min(Duration::from_secs(30));
             }
         }
     }

@@ -66,6 +66,8 @@ struct RawConfig {
     heartbeat: HeartbeatSection,
     #[serde(default)]
     sync: SyncSection,
+    /// Absent: this agent does not write shop orders into Optima.
+    orders: Option<OrdersSection>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -175,6 +177,60 @@ impl Default for SyncSection {
     }
 }
 
+/// How shop orders are written into Optima (`[orders]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrdersSection {
+    /// RO (a reservation, the default), FS or PA (drafts in the buffer).
+    #[serde(default = "default_document")]
+    pub document: crate::optima::orders::DocumentKind,
+    /// `Mag_Symbol` of the warehouse orders are served from.
+    pub warehouse: String,
+    /// `Knt_Kod` of the collective customer for private buyers (seed 000's
+    /// "klient detaliczny"); absent: a customer is created per buyer.
+    pub collective_customer: Option<String>,
+    #[serde(default = "default_customer_prefix")]
+    pub customer_code_prefix: String,
+    /// Shop payment method id (e.g. `bacs`, `cod`) → Optima payment form name.
+    #[serde(default)]
+    pub payment_forms: std::collections::BTreeMap<String, String>,
+    pub default_payment_form: Option<String>,
+    /// Shop shipping method id (e.g. `flat_rate`) → SKU of a service item.
+    #[serde(default)]
+    pub shipping_services: std::collections::BTreeMap<String, String>,
+    pub default_shipping_service: Option<String>,
+    /// Seconds between checks of what became of written orders.
+    #[serde(default = "default_progress_seconds")]
+    pub progress_seconds: u64,
+}
+
+fn default_document() -> crate::optima::orders::DocumentKind {
+    crate::optima::orders::DocumentKind::Ro
+}
+
+fn default_customer_prefix() -> String {
+    "WWW".into()
+}
+
+fn default_progress_seconds() -> u64 {
+    5
+}
+
+impl OrdersSection {
+    pub fn write_settings(&self) -> crate::optima::orders::WriteSettings {
+        crate::optima::orders::WriteSettings {
+            document: self.document,
+            warehouse: self.warehouse.clone(),
+            collective_customer: self.collective_customer.clone(),
+            customer_code_prefix: self.customer_code_prefix.clone(),
+            payment_forms: self.payment_forms.clone(),
+            default_payment_form: self.default_payment_form.clone(),
+            shipping_services: self.shipping_services.clone(),
+            default_shipping_service: self.default_shipping_service.clone(),
+        }
+    }
+}
+
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -187,6 +243,7 @@ pub struct AgentConfig {
     pub store: StoreSection,
     pub heartbeat_interval: Duration,
     pub sync: SyncSection,
+    pub orders: Option<OrdersSection>,
 }
 
 impl AgentConfig {
@@ -285,6 +342,41 @@ impl AgentConfig {
                 format!("= {}: its folder does not exist", raw.store.path.display()),
             ));
         }
+        if let Some(orders) = &raw.orders {
+            if orders.warehouse.trim().is_empty() {
+                return Err(invalid(
+                    "orders.warehouse",
+                    "is empty: expected the Mag_Symbol orders are served from, e.g. MAG".into(),
+                ));
+            }
+            let prefix = &orders.customer_code_prefix;
+            if prefix.is_empty()
+                || prefix.len() > 7
+                || !prefix.chars().all(|c| c.is_ascii_alphanumeric())
+            {
+                return Err(invalid(
+                    "orders.customer_code_prefix",
+                    format!(
+                        "= `{prefix}` is invalid: expected 1 to 7 letters or digits (Knt_Kod holds 20 characters)"
+                    ),
+                ));
+            }
+            if !(1..=3600).contains(&orders.progress_seconds) {
+                return Err(invalid(
+                    "orders.progress_seconds",
+                    format!(
+                        "= {} is out of range: expected 1 to 3600",
+                        orders.progress_seconds
+                    ),
+                ));
+            }
+            if raw.aws.commands_queue_url.is_none() {
+                return Err(invalid(
+                    "aws.commands_queue_url",
+                    "is missing: [orders] needs the commands queue the orders arrive on (the stack output CommandsQueueUrl)".into(),
+                ));
+            }
+        }
         Ok(AgentConfig {
             source: path.to_owned(),
             agent_id: raw.agent_id,
@@ -294,6 +386,7 @@ impl AgentConfig {
             store: raw.store,
             heartbeat_interval: Duration::from_secs(interval),
             sync: raw.sync,
+            orders: raw.orders,
         })
     }
 

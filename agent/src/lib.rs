@@ -17,6 +17,7 @@
 //!   of its rows into contract records.
 //! - [`sync`]: passes that read Optima and stage what changed (cursor
 //!   polls, interval passes, forced passes).
+//! - [`orders`]: shop orders written into Optima, and their progress.
 //! - [`heartbeat`]: the periodic sign of life.
 //! - [`sender`]: drains the outbox to SQS, oldest first, with back-off.
 
@@ -24,6 +25,7 @@ pub mod commands;
 pub mod config;
 pub mod heartbeat;
 pub mod optima;
+pub mod orders;
 pub mod sender;
 pub mod sql;
 pub mod sqs;
@@ -81,10 +83,27 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         force_rx,
         cancel.clone(),
     ));
+    let orders = config.orders.as_ref().map(|section| {
+        orders::Orders::new(
+            orders::SqlOrderWriter::new(config.clone(), section.write_settings()),
+            store.clone(),
+            config.agent_id.clone(),
+            outbox_changed.clone(),
+        )
+    });
+    if let (Some(orders), Some(section)) = (&orders, &config.orders) {
+        info!(document = section.document.symbol(), warehouse = %section.warehouse, "writing shop orders into Optima");
+        tasks.spawn(orders::follow(
+            orders.clone(),
+            std::time::Duration::from_secs(section.progress_seconds),
+            cancel.clone(),
+        ));
+    }
     tasks.spawn(commands::run(
         sqs.clone(),
         force_tx,
         heartbeat_now,
+        orders,
         cancel.clone(),
     ));
 

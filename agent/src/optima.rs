@@ -11,6 +11,8 @@
 //! comparisons against varchar columns `CAST` the parameter to keep index
 //! seeks. Rows are decoded by column name and the types the server reports,
 //! never by assumed widths (they differ between Optima versions).
+//! Services (`Twr_Typ = 0`, e.g. the shipping item of shop orders) have no
+//! stock and are not shop products: the read side skips them.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -21,6 +23,8 @@ use tiberius::{Query, Row};
 use tracing::warn;
 
 use crate::sql::{SqlClient, SqlError};
+
+pub mod orders;
 
 /// Largest id list in one statement (SQL Server allows 2,100 parameters).
 pub const IDS_PER_STATEMENT: usize = 500;
@@ -106,7 +110,7 @@ pub async fn product_ids_page(
     limit: usize,
 ) -> Result<Vec<i32>, SqlError> {
     let mut query = Query::new(format!(
-        "SELECT TOP ({limit}) Twr_TwrId FROM CDN.Towary WHERE Twr_TwrId > @P1 ORDER BY Twr_TwrId"
+        "SELECT TOP ({limit}) Twr_TwrId FROM CDN.Towary WHERE Twr_TwrId > @P1 AND Twr_Typ <> 0 ORDER BY Twr_TwrId"
     ));
     query.bind(after);
     Ok(fetch(client, query)
@@ -128,7 +132,7 @@ pub async fn product_ids_for_skus(
             .collect::<Vec<_>>()
             .join(",");
         let mut query = Query::new(format!(
-            "SELECT Twr_TwrId FROM CDN.Towary WHERE Twr_Kod IN ({list})"
+            "SELECT Twr_TwrId FROM CDN.Towary WHERE Twr_Kod IN ({list}) AND Twr_Typ <> 0"
         ));
         for sku in chunk {
             query.bind(sku.as_str());
@@ -148,8 +152,9 @@ pub async fn products_modified_since(
     client: &mut SqlClient,
     since: NaiveDateTime,
 ) -> Result<(Vec<i32>, Option<NaiveDateTime>), SqlError> {
-    let mut query =
-        Query::new("SELECT Twr_TwrId, Twr_TS_Mod FROM CDN.Towary WHERE Twr_TS_Mod > @P1");
+    let mut query = Query::new(
+        "SELECT Twr_TwrId, Twr_TS_Mod FROM CDN.Towary WHERE Twr_TS_Mod > @P1 AND Twr_Typ <> 0",
+    );
     query.bind(since);
     let rows = fetch(client, query).await?;
     let newest = rows
@@ -186,7 +191,7 @@ pub async fn items_on_documents_since(
     let mut items = Vec::new();
     for chunk in doc_ids.chunks(IDS_PER_STATEMENT) {
         let mut query = Query::new(format!(
-            "SELECT DISTINCT TrE_TwrId FROM CDN.TraElem WHERE TrE_TrNId IN ({})",
+            "SELECT DISTINCT TrE_TwrId FROM CDN.TraElem JOIN CDN.Towary ON Twr_TwrId = TrE_TwrId WHERE TrE_TrNId IN ({}) AND Twr_Typ <> 0",
             placeholders(1, chunk.len())
         ));
         for id in chunk {

@@ -103,6 +103,26 @@ impl Transport {
             .collect())
     }
 
+    /// Makes a received command visible again after `seconds`.
+    pub async fn change_command_visibility(
+        &self,
+        receipt_handle: &str,
+        seconds: i32,
+    ) -> Result<(), String> {
+        let Some(url) = &self.commands_queue_url else {
+            return Ok(());
+        };
+        self.client
+            .change_message_visibility()
+            .queue_url(url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(seconds)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| describe(&err))
+    }
+
     pub async fn delete_command(&self, receipt_handle: &str) -> Result<(), String> {
         let Some(url) = &self.commands_queue_url else {
             return Ok(());

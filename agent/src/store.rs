@@ -16,6 +16,8 @@
 //!   piling up as history.
 //! - `cursors`: change-detection cursors (e.g. the newest `TrN_TS_Mod` seen).
 //! - `leases`: only one sync of a kind runs at a time, across processes.
+//! - `orders`: shop orders this agent wrote into Optima, and what it last
+//!   reported of their progress, until they reach a final stage.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -63,6 +65,16 @@ impl Store {
              CREATE TABLE IF NOT EXISTS pending (kind TEXT NOT NULL, key TEXT NOT NULL, record TEXT NOT NULL, staged_at TEXT NOT NULL, PRIMARY KEY (kind, key));
              CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, until_ms INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS orders (
+                 key TEXT PRIMARY KEY,
+                 shop TEXT NOT NULL,
+                 order_id TEXT NOT NULL,
+                 document_id INTEGER NOT NULL,
+                 document_number TEXT NOT NULL,
+                 reported TEXT,
+                 final INTEGER NOT NULL DEFAULT 0,
+                 updated_at TEXT NOT NULL
+             );
              CREATE TABLE IF NOT EXISTS outbox (
                  seq INTEGER PRIMARY KEY,
                  kind TEXT NOT NULL,
@@ -166,6 +178,70 @@ impl Store {
             .conn()?
             .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0))?
             as u64)
+    }
+}
+
+/// A shop order this agent wrote, followed until it is done.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackedOrder {
+    pub key: String,
+    pub shop: String,
+    pub order_id: String,
+    pub document_id: i64,
+    pub document_number: String,
+    /// What was last reported (an opaque summary), None before the first report.
+    pub reported: Option<String>,
+}
+
+impl Store {
+    /// Starts following an order's document (a repeat is a no-op).
+    pub fn track_order(
+        &self,
+        shop: &str,
+        order_id: &str,
+        document_id: i64,
+        document_number: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.conn()?.execute(
+            "INSERT OR IGNORE INTO orders (key, shop, order_id, document_id, document_number, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![format!("{shop}:{order_id}"), shop, order_id, document_id, document_number, now.to_rfc3339()],
+        )?;
+        Ok(())
+    }
+
+    /// Orders not yet in a final stage, oldest first.
+    pub fn open_orders(&self, limit: usize) -> Result<Vec<TrackedOrder>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(
+            "SELECT key, shop, order_id, document_id, document_number, reported FROM orders WHERE final = 0 ORDER BY updated_at, key LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |r| {
+            Ok(TrackedOrder {
+                key: r.get(0)?,
+                shop: r.get(1)?,
+                order_id: r.get(2)?,
+                document_id: r.get(3)?,
+                document_number: r.get(4)?,
+                reported: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records what was reported; a final stage stops the following.
+    pub fn order_reported(
+        &self,
+        key: &str,
+        reported: &str,
+        is_final: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.conn()?.execute(
+            "UPDATE orders SET reported = ?2, final = ?3, updated_at = ?4 WHERE key = ?1",
+            params![key, reported, is_final as i64, now.to_rfc3339()],
+        )?;
+        Ok(())
     }
 }
 

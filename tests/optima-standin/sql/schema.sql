@@ -215,6 +215,15 @@ CREATE TABLE CDN.[TraNag] (
     [TrN_eSklepZrodlo] smallint NOT NULL CONSTRAINT [DF_TraNag_TrN_eSklepZrodlo] DEFAULT ((0)),
     [TrN_ZwroconoCalaIlosc] smallint NOT NULL CONSTRAINT [DF_TraNag_TrN_ZwroconoCalaIlosc] DEFAULT ((0)),
     [TrN_NrPrzesylki] varchar(100) NULL,
+    [TrN_TypNB] smallint NOT NULL CONSTRAINT [DF_TraNag_TrN_TypNB] DEFAULT ((1)),
+    [TrN_FPlId] int NULL,
+    [TrN_Opis] nvarchar(1024) NULL,
+    [TrN_OdbNazwa1] nvarchar(50) NULL,
+    [TrN_OdbUlica] nvarchar(40) NULL,
+    [TrN_OdbMiasto] nvarchar(40) NULL,
+    [TrN_OdbKodPocztowy] varchar(10) NULL,
+    [TrN_OdbKraj] nvarchar(40) NULL,
+    [TrN_OdbTelefon] nvarchar(20) NULL,
     [TrN_TS_Zal] datetime NOT NULL CONSTRAINT [DF_TraNag_TrN_TS_Zal] DEFAULT (getdate()),
     [TrN_TS_Mod] datetime NOT NULL CONSTRAINT [DF_TraNag_TrN_TS_Mod] DEFAULT (getdate()),
     CONSTRAINT [PK_TraNag] PRIMARY KEY CLUSTERED ([TrN_TrNID])
@@ -242,6 +251,8 @@ CREATE TABLE CDN.[TraElem] (
     [TrE_Stawka] decimal(5,2) NOT NULL,
     [TrE_JM] nvarchar(20) NOT NULL,
     [TrE_Ilosc] decimal(15,4) NOT NULL,
+    [TrE_Cena0] decimal(17,4) NOT NULL CONSTRAINT [DF_TraElem_TrE_Cena0] DEFAULT ((0)),
+    [TrE_Rabat] decimal(5,2) NOT NULL CONSTRAINT [DF_TraElem_TrE_Rabat] DEFAULT ((0)),
     [TrE_CenaW] decimal(17,4) NOT NULL,
     [TrE_WartoscNetto] decimal(15,2) NOT NULL,
     [TrE_WartoscBrutto] decimal(15,2) NOT NULL,
@@ -251,6 +262,31 @@ GO
 CREATE UNIQUE NONCLUSTERED INDEX [TrELp] ON CDN.[TraElem] ([TrE_TrNId], [TrE_Lp]);
 GO
 CREATE NONCLUSTERED INDEX [TrETwr] ON CDN.[TraElem] ([TrE_TwrId]);
+GO
+
+IF OBJECT_ID(N'CDN.TraVat', N'U') IS NULL
+CREATE TABLE CDN.[TraVat] (
+    [TrV_TrVId] int IDENTITY(1,1) NOT NULL,
+    [TrV_TrNId] int NOT NULL,
+    [TrV_Stawka] decimal(5,2) NOT NULL,
+    [TrV_Netto] decimal(15,2) NOT NULL,
+    [TrV_VAT] decimal(15,2) NOT NULL,
+    CONSTRAINT [PK_TraVat] PRIMARY KEY CLUSTERED ([TrV_TrVId])
+);
+GO
+CREATE UNIQUE NONCLUSTERED INDEX [TrVStawka] ON CDN.[TraVat] ([TrV_TrNId], [TrV_Stawka]);
+GO
+
+IF OBJECT_ID(N'CDN.FormyPlatnosci', N'U') IS NULL
+CREATE TABLE CDN.[FormyPlatnosci] (
+    [FPl_FPlId] int IDENTITY(1,1) NOT NULL,
+    [FPl_Nazwa] nvarchar(40) NOT NULL,
+    [FPl_Typ] smallint NOT NULL CONSTRAINT [DF_FormyPlatnosci_FPl_Typ] DEFAULT ((1)),
+    [FPl_Termin] smallint NOT NULL CONSTRAINT [DF_FormyPlatnosci_FPl_Termin] DEFAULT ((0)),
+    CONSTRAINT [PK_FormyPlatnosci] PRIMARY KEY CLUSTERED ([FPl_FPlId])
+);
+GO
+CREATE UNIQUE NONCLUSTERED INDEX [FPlNazwa] ON CDN.[FormyPlatnosci] ([FPl_Nazwa]);
 GO
 
 IF OBJECT_ID(N'CDN.TraNagRelacje', N'U') IS NULL
@@ -289,6 +325,8 @@ GO
 ALTER TABLE CDN.[TraElem] ADD CONSTRAINT [FK_TrE_TraNag] FOREIGN KEY ([TrE_TrNId]) REFERENCES CDN.[TraNag] ([TrN_TrNID]);
 GO
 ALTER TABLE CDN.[TraElem] ADD CONSTRAINT [FK_TrE_Towary] FOREIGN KEY ([TrE_TwrId]) REFERENCES CDN.[Towary] ([Twr_TwrId]);
+GO
+ALTER TABLE CDN.[TraVat] ADD CONSTRAINT [FK_TrV_TraNag] FOREIGN KEY ([TrV_TrNId]) REFERENCES CDN.[TraNag] ([TrN_TrNID]);
 GO
 ALTER TABLE CDN.[TraNagRelacje] ADD CONSTRAINT [FK_TrR_TraNag] FOREIGN KEY ([TrR_TrNId]) REFERENCES CDN.[TraNag] ([TrN_TrNID]);
 GO

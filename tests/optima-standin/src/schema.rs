@@ -402,6 +402,15 @@ fn build() -> Vec<Table> {
                 "TrN_eSklepZrodlo smallint default 0",
                 "TrN_ZwroconoCalaIlosc smallint default 0",
                 "TrN_NrPrzesylki varchar(100) null",
+                "TrN_TypNB smallint default 1",
+                "TrN_FPlId int null",
+                "TrN_Opis nvarchar(1024) null",
+                "TrN_OdbNazwa1 nvarchar(50) null",
+                "TrN_OdbUlica nvarchar(40) null",
+                "TrN_OdbMiasto nvarchar(40) null",
+                "TrN_OdbKodPocztowy varchar(10) null",
+                "TrN_OdbKraj nvarchar(40) null",
+                "TrN_OdbTelefon nvarchar(20) null",
                 "TrN_TS_Zal datetime default now",
                 "TrN_TS_Mod datetime default now",
             ],
@@ -440,6 +449,8 @@ fn build() -> Vec<Table> {
                 "TrE_Stawka decimal(5,2)",
                 "TrE_JM nvarchar(20)",
                 "TrE_Ilosc decimal(15,4)",
+                "TrE_Cena0 decimal(17,4) default 0",
+                "TrE_Rabat decimal(5,2) default 0",
                 "TrE_CenaW decimal(17,4)",
                 "TrE_WartoscNetto decimal(15,2)",
                 "TrE_WartoscBrutto decimal(15,2)",
@@ -450,6 +461,32 @@ fn build() -> Vec<Table> {
         .index("TrETwr", &["TrE_TwrId"])
         .fk("FK_TrE_TraNag", "TrE_TrNId", "TraNag", "TrN_TrNID")
         .fk("FK_TrE_Towary", "TrE_TwrId", "Towary", "Twr_TwrId"),
+        table(
+            "CDN",
+            "TraVat",
+            &[
+                "TrV_TrVId int identity",
+                "TrV_TrNId int",
+                "TrV_Stawka decimal(5,2)",
+                "TrV_Netto decimal(15,2)",
+                "TrV_VAT decimal(15,2)",
+            ],
+        )
+        .pk("PK_TraVat", &["TrV_TrVId"])
+        .unique("TrVStawka", Index, &["TrV_TrNId", "TrV_Stawka"])
+        .fk("FK_TrV_TraNag", "TrV_TrNId", "TraNag", "TrN_TrNID"),
+        table(
+            "CDN",
+            "FormyPlatnosci",
+            &[
+                "FPl_FPlId int identity",
+                "FPl_Nazwa nvarchar(40)",
+                "FPl_Typ smallint default 1",
+                "FPl_Termin smallint default 0",
+            ],
+        )
+        .pk("PK_FormyPlatnosci", &["FPl_FPlId"])
+        .unique("FPlNazwa", Index, &["FPl_Nazwa"]),
         table(
             "CDN",
             "TraNagRelacje",

@@ -80,6 +80,19 @@ pub const DOC_DEFS: [(&str, i64, &str); 6] = [
     ("ZD", 309, "Zamówienie u dostawcy"),
 ];
 
+/// Payment forms (`CDN.FormyPlatnosci`): name, type (1 cash, 2 transfer,
+/// 3 card, 4 cash on delivery; the stand-in's guess), days to pay.
+pub const PAYMENT_FORMS: [(&str, i64, i64); 5] = [
+    ("gotówka", 1, 0),
+    ("przelew", 2, 7),
+    ("karta", 3, 0),
+    ("pobranie", 4, 0),
+    ("przelewy24", 2, 0),
+];
+
+/// The service item (`Twr_Typ = 0`) a shop's shipping becomes on a document.
+pub const SHIPPING_SERVICE_SKU: &str = "TRANSPORT";
+
 struct Category {
     code: &'static str,
     name: &'static str,
@@ -666,6 +679,23 @@ fn fill(conn: &Connection, opts: &SeedOptions) -> Result<SeedReport> {
         ])?;
     }
     drop(ins_knt);
+    // The collective customer for private buyers (Optima's "klient detaliczny").
+    conn.execute(
+        "INSERT INTO CDN.Kontrahenci (Knt_Kod, Knt_Nazwa1, Knt_Kraj, Knt_Ceny, Knt_TS_Zal, Knt_TS_Mod) VALUES ('DETAL', 'Klient detaliczny', 'Polska', 2, ?1, ?1)",
+        params![at(800, 0)],
+    )?;
+    // Payment forms and the shipping service that shop orders map to.
+    for (name, typ, days) in PAYMENT_FORMS {
+        conn.execute(
+            "INSERT INTO CDN.FormyPlatnosci (FPl_Nazwa, FPl_Typ, FPl_Termin) VALUES (?1, ?2, ?3)",
+            params![name, typ, days],
+        )?;
+    }
+    conn.execute(
+        "INSERT INTO CDN.Towary (Twr_Kod, Twr_Nazwa, Twr_JM, Twr_TwGGIDNumer, Twr_TwCNumer, Twr_Stawka, Twr_Flaga, Twr_Typ, Twr_NieAktywny, Twr_TS_Zal, Twr_TS_Mod) \
+         VALUES (?1, 'Usługa transportowa', 'usł.', 0, 2, 23, 2, 0, 0, ?2, ?2)",
+        params![SHIPPING_SERVICE_SKU, at(800, 0)],
+    )?;
 
     // Documents: open ROs (reservations), and a history of sales and deliveries.
     let mut docs = 0usize;

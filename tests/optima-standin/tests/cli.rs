@@ -66,7 +66,7 @@ async fn seed_serve_and_query_through_the_binary() {
         .await
         .expect("connect to the binary");
     let n = c
-        .simple_query("SELECT COUNT(*) FROM CDN.Towary")
+        .simple_query("SELECT COUNT(*) FROM CDN.Towary WHERE Twr_Typ = 1")
         .await
         .unwrap()
         .into_row()

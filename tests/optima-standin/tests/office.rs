@@ -330,7 +330,7 @@ async fn seed_is_realistic_and_has_the_bad_rows() {
     let erp = erp().await;
     let mut c = erp.connect().await.unwrap();
     let rows = c
-        .simple_query("SELECT Twr_Kod, Twr_EAN, LEN(Twr_Nazwa) AS len, (SELECT TwC_Wartosc FROM CDN.TwrCeny WHERE TwC_TwrID = Twr_TwrId AND TwC_TwCNumer = 2) AS retail FROM CDN.Towary")
+        .simple_query("SELECT Twr_Kod, Twr_EAN, LEN(Twr_Nazwa) AS len, (SELECT TwC_Wartosc FROM CDN.TwrCeny WHERE TwC_TwrID = Twr_TwrId AND TwC_TwCNumer = 2) AS retail FROM CDN.Towary WHERE Twr_Typ = 1")
         .await
         .unwrap()
         .into_first_result()
@@ -370,8 +370,8 @@ async fn seed_is_realistic_and_has_the_bad_rows() {
     // Polish names, units, VAT rates, warehouses, price lists, customers.
     let r = c
         .simple_query("SELECT (SELECT COUNT(*) FROM CDN.Towary WHERE Twr_Nazwa LIKE N'%ł%' OR Twr_Nazwa LIKE N'%ż%' OR Twr_Nazwa LIKE N'%ś%'), \
-             (SELECT COUNT(DISTINCT Twr_JM) FROM CDN.Towary), (SELECT COUNT(DISTINCT Twr_Stawka) FROM CDN.Towary), \
-             (SELECT COUNT(*) FROM CDN.Magazyny), (SELECT COUNT(*) FROM CDN.DefCeny), (SELECT COUNT(*) FROM CDN.Kontrahenci), \
+             (SELECT COUNT(DISTINCT Twr_JM) FROM CDN.Towary WHERE Twr_Typ = 1), (SELECT COUNT(DISTINCT Twr_Stawka) FROM CDN.Towary), \
+             (SELECT COUNT(*) FROM CDN.Magazyny), (SELECT COUNT(*) FROM CDN.DefCeny), (SELECT COUNT(*) FROM CDN.Kontrahenci WHERE Knt_Kod <> 'DETAL'), \
              (SELECT COUNT(*) FROM CDN.TwrGrupy WHERE TwG_GrONumer IN (SELECT TwG_GIDNumer FROM CDN.TwrGrupy WHERE TwG_GrONumer IN (SELECT TwG_GIDNumer FROM CDN.TwrGrupy WHERE TwG_GrONumer = 0 AND TwG_TwGID <> 0)))")
         .await
         .unwrap()
@@ -429,7 +429,7 @@ fn seeding_is_deterministic() {
         let sim = Simulator::open(&p).unwrap();
         let mut st = sim
             .connection()
-            .prepare("SELECT Twr_Kod || Twr_Nazwa || IFNULL(Twr_EAN, '') || Twr_Stawka || (SELECT group_concat(TwC_Wartosc) FROM CDN.TwrCeny WHERE TwC_TwrID = Twr_TwrId) FROM CDN.Towary ORDER BY Twr_TwrId")
+            .prepare("SELECT Twr_Kod || Twr_Nazwa || IFNULL(Twr_EAN, '') || Twr_Stawka || (SELECT group_concat(TwC_Wartosc) FROM CDN.TwrCeny WHERE TwC_TwrID = Twr_TwrId) FROM CDN.Towary WHERE Twr_Typ = 1 ORDER BY Twr_TwrId")
             .unwrap();
         let v: Vec<String> = st
             .query_map([], |r| r.get(0))

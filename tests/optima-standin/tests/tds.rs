@@ -467,7 +467,7 @@ async fn tls_login_with_a_self_signed_certificate() {
     assert!(ado.contains("encrypt=true"));
     let mut c = erp::connect(&ado).await.expect("TLS login");
     let r = c
-        .simple_query("SELECT COUNT(*) FROM CDN.Towary")
+        .simple_query("SELECT COUNT(*) FROM CDN.Towary WHERE Twr_Typ = 1")
         .await
         .unwrap()
         .into_row()
@@ -778,7 +778,7 @@ async fn many_connections_at_once() {
             let mut c = erp::connect(&ado).await.unwrap();
             let r = c
                 .query(
-                    "SELECT COUNT(*) FROM CDN.Towary WHERE Twr_TwrId > @P1",
+                    "SELECT COUNT(*) FROM CDN.Towary WHERE Twr_TwrId > @P1 AND Twr_Typ = 1",
                     &[&i],
                 )
                 .await
