@@ -202,6 +202,14 @@ pub struct OrdersSection {
     /// Seconds between checks of what became of written orders.
     #[serde(default = "default_progress_seconds")]
     pub progress_seconds: u64,
+    /// Seconds a received command is hidden from other receives: after a
+    /// crash, the order comes again this much later (and is found written).
+    #[serde(default = "default_command_visibility")]
+    pub command_visibility_seconds: u64,
+}
+
+fn default_command_visibility() -> u64 {
+    60
 }
 
 fn default_document() -> crate::optima::orders::DocumentKind {
@@ -367,6 +375,15 @@ impl AgentConfig {
                     format!(
                         "= {} is out of range: expected 1 to 3600",
                         orders.progress_seconds
+                    ),
+                ));
+            }
+            if !(2..=43_200).contains(&orders.command_visibility_seconds) {
+                return Err(invalid(
+                    "orders.command_visibility_seconds",
+                    format!(
+                        "= {} is out of range: expected 2 to 43200 (SQS's limit)",
+                        orders.command_visibility_seconds
                     ),
                 ));
             }

@@ -23,6 +23,7 @@
 
 pub mod commands;
 pub mod config;
+pub mod failpoint;
 pub mod heartbeat;
 pub mod optima;
 pub mod orders;

@@ -182,6 +182,7 @@ impl<W: OrderWriter> Orders<W> {
                 document_number,
                 already,
             }) => {
+                crate::failpoint::hit("order_after_commit");
                 if already {
                     info!(order = %order.key(), document = %document_number, "order already in Optima (a redelivery): answering again");
                 } else {

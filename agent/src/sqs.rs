@@ -14,6 +14,8 @@ pub struct Transport {
     client: aws_sdk_sqs::Client,
     events_queue_url: String,
     commands_queue_url: Option<String>,
+    /// Seconds a received command stays invisible to other receives.
+    commands_visibility_seconds: Option<i32>,
     agent_id: String,
 }
 
@@ -49,6 +51,10 @@ impl Transport {
             client: aws_sdk_sqs::Client::new(&shared),
             events_queue_url: config.aws.events_queue_url.clone(),
             commands_queue_url: config.aws.commands_queue_url.clone(),
+            commands_visibility_seconds: config
+                .orders
+                .as_ref()
+                .map(|o| i32::try_from(o.command_visibility_seconds).unwrap_or(i32::MAX)),
             agent_id: config.agent_id.clone(),
         }
     }
@@ -87,6 +93,7 @@ impl Transport {
             .queue_url(url)
             .max_number_of_messages(10)
             .wait_time_seconds(20)
+            .set_visibility_timeout(self.commands_visibility_seconds)
             .send()
             .await
             .map_err(|err| describe(&err))?;

@@ -677,6 +677,7 @@ async fn write_in_transaction(
         .first()
         .and_then(|r| r.get::<i32, _>("TrN_TrNID"))
         .ok_or_else(|| SqlError::Unexpected("INSERT INTO CDN.TraNag returned no id".into()))?;
+    crate::failpoint::hit("order_in_transaction");
 
     for (index, (line, name)) in lines.iter().zip(line_names).enumerate() {
         let Some(item) = items.get(&line.sku.to_uppercase()) else {

@@ -19,13 +19,28 @@ pub struct OptimaStandin {
     pub connection_string: String,
     pub password: String,
     pub db: std::path::PathBuf,
+    port: u16,
 }
 
 impl OptimaStandin {
     /// Serves `db` (seeded with `products` products when missing) on a free port.
     pub fn start(db: &Path, products: usize, log_dir: &Path) -> anyhow::Result<OptimaStandin> {
-        let password = random_secret();
-        let port = free_port()?;
+        Self::start_on(
+            db,
+            products,
+            free_port()?,
+            &random_secret(),
+            &log_dir.join("optima-standin.log"),
+        )
+    }
+
+    fn start_on(
+        db: &Path,
+        products: usize,
+        port: u16,
+        password: &str,
+        log: &Path,
+    ) -> anyhow::Result<OptimaStandin> {
         let mut command = Command::new(workspace_bin("optima-standin")?);
         command
             .arg("serve")
@@ -33,12 +48,8 @@ impl OptimaStandin {
             .arg(db)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--seed-products", &products.to_string()])
-            .env("OPTIMA_STANDIN_PASSWORD", &password);
-        let mut process = Process::spawn(
-            "optima-standin",
-            command,
-            &log_dir.join("optima-standin.log"),
-        )?;
+            .env("OPTIMA_STANDIN_PASSWORD", password);
+        let mut process = Process::spawn("optima-standin", command, log)?;
         let line = process.wait_for_log("connection: ", Duration::from_secs(120))?;
         let ado = line
             .split_once("connection: ")
@@ -48,9 +59,23 @@ impl OptimaStandin {
         Ok(OptimaStandin {
             process,
             connection_string,
-            password,
+            password: password.to_owned(),
             db: db.to_owned(),
+            port,
         })
+    }
+
+    /// The SQL Server goes away (the process is killed, its port closes).
+    pub fn stop(&mut self) {
+        self.process.kill();
+    }
+
+    /// Serves the same database on the same port with the same password
+    /// again, logging to `log`.
+    pub fn restart(&mut self, log: &Path) -> anyhow::Result<()> {
+        self.process.kill();
+        *self = Self::start_on(&self.db, 10, self.port, &self.password, log)?;
+        Ok(())
     }
 
     /// The connection string with the password, for the project's own tools.
@@ -62,11 +87,11 @@ impl OptimaStandin {
         )
     }
 
-    /// Every SKU (`Twr_Kod`) in the company, read over TDS like any client.
+    /// Every product's SKU (`Twr_Kod`; services excluded), read over TDS like any client.
     pub async fn skus(&self) -> anyhow::Result<Vec<String>> {
         let mut client = optima_standin::erp::connect(&self.ado_with_password()).await?;
         let rows = client
-            .simple_query("SELECT Twr_Kod FROM CDN.Towary ORDER BY Twr_TwrId")
+            .simple_query("SELECT Twr_Kod FROM CDN.Towary WHERE Twr_Typ <> 0 ORDER BY Twr_TwrId")
             .await?
             .into_first_result()
             .await?;
