@@ -24,6 +24,7 @@
 mod actions;
 mod auth;
 mod batch;
+mod categories;
 mod clock;
 mod control;
 mod coupons;

@@ -20,7 +20,8 @@ use crate::requests::{RequestRecord, redact_query};
 use crate::shared::{Shared, lock};
 use crate::stats::endpoint_key;
 use crate::{
-    auth, control, coupons, index, notes, orders, products, refunds, tracking, variations, webhooks,
+    auth, categories, control, coupons, index, notes, orders, products, refunds, tracking,
+    variations, webhooks,
 };
 
 /// Builds the whole application.
@@ -32,6 +33,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
             get(products::list_handler).post(products::create_handler),
         )
         .route("/products/batch", post(products::batch_handler))
+        .route(
+            "/products/categories",
+            get(categories::list_handler).post(categories::create_handler),
+        )
+        .route("/products/categories/{id}", get(categories::get_handler))
         .route(
             "/products/{id}",
             get(products::get_handler)

@@ -53,6 +53,10 @@ pub struct ShopState {
     pub refunds: BTreeMap<u64, Vec<Refund>>,
     pub webhooks: BTreeMap<u64, WebhookRecord>,
     pub categories: BTreeMap<u64, TermRef>,
+    /// Parent of each category that has one (top-level ones are absent).
+    pub category_parents: BTreeMap<u64, u64>,
+    /// WordPress terms have their own id sequence.
+    pub next_term_id: u64,
 }
 
 impl Default for ShopState {
@@ -79,6 +83,8 @@ impl Default for ShopState {
             refunds: BTreeMap::new(),
             webhooks: BTreeMap::new(),
             categories,
+            category_parents: BTreeMap::new(),
+            next_term_id: 16,
         }
     }
 }
@@ -87,6 +93,12 @@ impl ShopState {
     pub fn alloc_post_id(&mut self) -> u64 {
         let id = self.next_post_id;
         self.next_post_id += 1;
+        id
+    }
+
+    pub fn alloc_term_id(&mut self) -> u64 {
+        let id = self.next_term_id.max(16);
+        self.next_term_id = id + 1;
         id
     }
 
