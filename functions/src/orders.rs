@@ -43,6 +43,7 @@ use tracing::{info, warn};
 
 use crate::aws::describe_error;
 use crate::dynamo::{get_n, get_s, n, s};
+use crate::shop::woo_order::OrderParseError;
 use crate::shops::{ShopConfig, stage_name};
 use crate::state::StateError;
 
@@ -609,6 +610,29 @@ impl OrderStore {
             Err(err) => Err(self.error("UpdateItem", &err)),
         }
     }
+}
+
+/// The `CreateOrder` message body for an order; refused when it would not
+/// fit one queue message (checked before the order is stored).
+pub fn command_body(order: &Order) -> Result<String, OrderParseError> {
+    let envelope = Envelope::new(
+        "cloud",
+        0,
+        Utc::now(),
+        Payload::CreateOrder(Box::new(order.clone())),
+    );
+    let body = contract::encode_body(&envelope);
+    if body.len() > contract::MAX_BODY_BYTES {
+        return Err(OrderParseError::Field {
+            field: "line_items".into(),
+            problem: format!(
+                "the order is too large for one ERP command ({} bytes encoded, at most {})",
+                body.len(),
+                contract::MAX_BODY_BYTES
+            ),
+        });
+    }
+    Ok(body)
 }
 
 /// The deduplication id of an order's command.

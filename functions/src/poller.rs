@@ -172,7 +172,10 @@ impl Poller {
             for raw in listed.orders {
                 summary.orders += 1;
                 let id = raw.get("id").map(Value::to_string).unwrap_or_default();
-                let order = match connector.normalise_order(&shop.id, raw, &options) {
+                let order = match connector
+                    .normalise_order(&shop.id, raw, &options)
+                    .and_then(|order| crate::orders::command_body(&order).map(|_| order))
+                {
                     Ok(order) => order,
                     Err(err) => {
                         warn!(shop = %shop.id, order = %id, error = %err, "listed order cannot be normalised; parking");

@@ -119,6 +119,7 @@ pub fn check(
         return Ok(Delivery::Ignored { topic });
     }
     let order = parse_order(shop, body, &config.normalise_options())?;
+    crate::orders::command_body(&order)?;
     Ok(Delivery::Order(Box::new(order)))
 }
 

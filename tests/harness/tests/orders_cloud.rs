@@ -24,6 +24,9 @@ use serde_json::{Value, json};
 
 const SHOP: &str = "sklep";
 
+/// A refused delivery: what, body, headers, expected status, what the error says.
+type Case<'a> = (&'a str, Vec<u8>, Vec<(&'a str, String)>, u16, &'a str);
+
 fn logs_dir(dir: &tempfile::TempDir) -> std::path::PathBuf {
     // E2E_KEEP=1 keeps the logs and state for a look after a failure.
     if std::env::var_os("E2E_KEEP").is_some() {
@@ -190,7 +193,7 @@ async fn the_webhook_refuses_bad_input_and_stores_each_order_once() -> anyhow::R
     let mut not_utf8 = body.clone();
     not_utf8.insert(1, 0xff);
     let huge_quantity = replace(&body, "\"quantity\":2", "\"quantity\":1000000000")?;
-    let cases: Vec<(&str, Vec<u8>, Vec<(&str, String)>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "missing signature",
             body.clone(),
@@ -311,6 +314,7 @@ async fn the_webhook_refuses_bad_input_and_stores_each_order_once() -> anyhow::R
         .place_order(json!({"line_items": [["KAWA-1", 1]], "status": "processing"}))
         .await?;
     let second_id = second["id"].as_u64().context("id")?;
+    let second_key = second_id.to_string();
     let second_body = order_bytes(&shop, second_id).await?;
     let (status, answer) = post(
         &url,
@@ -401,7 +405,7 @@ async fn the_webhook_refuses_bad_input_and_stores_each_order_once() -> anyhow::R
             let status = cloud.status().await?;
             Ok(status["parked_orders"].as_array().and_then(|a| {
                 a.iter()
-                    .find(|p| p["order_id"] == second_id.to_string())
+                    .find(|p| p["order_id"].as_str() == Some(second_key.as_str()))
                     .cloned()
             }))
         },
@@ -435,9 +439,9 @@ async fn the_webhook_refuses_bad_input_and_stores_each_order_once() -> anyhow::R
     );
     let status = cloud.status().await?;
     assert!(
-        !status["parked_orders"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|p| p["order_id"] == second_id.to_string())),
+        !status["parked_orders"].as_array().is_some_and(|a| a
+            .iter()
+            .any(|p| p["order_id"].as_str() == Some(second_key.as_str()))),
         "an expired parked order is not listed: {}",
         status["parked_orders"]
     );
