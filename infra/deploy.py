@@ -346,6 +346,7 @@ def describe(s, args, template, parameters):
             urls.append({"name": logical, "function": handlers[target_logical], "auth": props["AuthType"], "url": url})
     return {
         "stack": args.stack,
+        "webhook_urls": webhook_urls(stack, urls),
         "region": s.region_name,
         "endpoint_url": args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL"),
         "outputs": outputs,
@@ -354,6 +355,19 @@ def describe(s, args, template, parameters):
         "schedules": schedules,
         "function_urls": urls,
     }
+
+
+def webhook_urls(stack, urls):
+    """Each shop's order webhook address: the webhook Function URL + /<shop id>."""
+    params = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+    try:
+        shops = json.loads(params.get("ShopsConfig") or "[]")
+    except ValueError:
+        shops = []
+    base = next((u["url"] for u in urls if u["function"] == "webhook" and u["url"]), None)
+    if not base:
+        return {}
+    return {shop["id"]: base.rstrip("/") + "/" + shop["id"] for shop in shops if isinstance(shop, dict) and "id" in shop}
 
 
 def parameters_for(args, bucket):
@@ -403,14 +417,27 @@ def cmd_deploy(args):
     desc = describe(s, args, template, parameters)
     if args.describe_to:
         write_description(desc, args.describe_to)
-    print(json.dumps({"outputs": desc["outputs"], "function_urls": desc["function_urls"]}, indent=2, sort_keys=True))
+    print(
+        json.dumps(
+            {"outputs": desc["outputs"], "function_urls": desc["function_urls"], "webhook_urls": desc["webhook_urls"]},
+            indent=2,
+            sort_keys=True,
+        )
+    )
+    if desc["webhook_urls"]:
+        log("register each shop's order webhook (topics order.created and order.updated, the shop's webhook_secret):")
+        for shop, url in sorted(desc["webhook_urls"].items()):
+            log(f"  {shop}: {url}")
 
 
 def cmd_describe(args):
     s = session(args)
     template = load_template()
     parameters = parameters_for(args, artifact_bucket(s, args))
-    write_description(describe(s, args, template, parameters), args.describe_to)
+    desc = describe(s, args, template, parameters)
+    write_description(desc, args.describe_to)
+    for shop, url in sorted(desc["webhook_urls"].items()):
+        log(f"webhook for shop {shop}: {url}")
 
 
 def cmd_destroy(args):

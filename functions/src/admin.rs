@@ -60,6 +60,7 @@ pub struct Admin {
     clients: Clients,
     state: StateTable,
     catalog: Catalog,
+    orders: crate::orders::OrderStore,
     shops: crate::shops::Shops,
     queues: Vec<(&'static str, String)>,
     stale_after: chrono::Duration,
@@ -99,6 +100,11 @@ impl Admin {
             clients: clients.clone(),
             state: StateTable::new(clients.dynamodb.clone(), env.required("STATE_TABLE")?, 30),
             catalog: Catalog::new(clients.dynamodb.clone(), env.required("STATE_TABLE")?),
+            orders: crate::orders::OrderStore::new(
+                clients.dynamodb.clone(),
+                env.required("STATE_TABLE")?,
+                30,
+            ),
             shops: crate::shops::Shops::from_env(env, false).map_err(|e| EnvError::Invalid {
                 name: "SHOPS",
                 value: e.to_string(),
@@ -173,6 +179,9 @@ struct Status {
     parked: Vec<ParkedMessage>,
     /// Products a shop cannot show in full, with the reasons (first 200).
     parked_records: Vec<ParkedRecord>,
+    /// Shop orders the agent parked (unknown SKU, …) or the shop refused
+    /// an update of, with the reasons (first 200).
+    parked_orders: Vec<crate::orders::ParkedOrder>,
     /// Each shop's stale-stock policy and how many products it holds at 0.
     shops: Vec<serde_json::Value>,
     errors: Vec<String>,
@@ -256,6 +265,10 @@ async fn status(State(admin): State<Arc<Admin>>) -> Response {
             errors.push(err.to_string());
             Vec::new()
         });
+    let parked_orders = admin.orders.parked(200).await.unwrap_or_else(|err| {
+        errors.push(err.to_string());
+        Vec::new()
+    });
     let code = if errors.is_empty() {
         StatusCode::OK
     } else {
@@ -269,6 +282,7 @@ async fn status(State(admin): State<Arc<Admin>>) -> Response {
             queues,
             parked,
             parked_records,
+            parked_orders,
             shops: crate::watchdog::Watchdog::zeroed(&admin.catalog, &admin.shops).await,
             errors,
         }),

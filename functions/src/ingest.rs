@@ -8,6 +8,14 @@
 //! of the batch goes on. An envelope whose sequence number was already
 //! applied is a no-op; a gap is logged and the agent is asked to resend.
 //!
+//! Order answers: an `OrderAck` records the ERP document number (or the
+//! reason the agent parked the order, which the admin status lists) on the
+//! stored order; an `OrderProgress` records the ERP stage and tracking
+//! number and, when either changed, queues the shop operations (status per
+//! the shop's `order_stage_status`, the tracking number as one customer
+//! note) on the shop-ops queue, marking them queued only once they are on
+//! it.
+//!
 //! Each SQS record is one envelope. A body that cannot be decoded (bad
 //! JSON, unknown kind, a contract version this build does not speak) will
 //! never decode however often it is retried, so it is parked with its
@@ -29,6 +37,8 @@ use crate::aws::{Clients, describe_error};
 use crate::catalog::{Catalog, SeqCheck};
 use crate::env::{EnvError, FunctionEnv};
 use crate::mapping::{ShopOperation, ShopProductState, diff};
+use crate::orders::OrderStore;
+use crate::shop_ops::{OrderAction, OrderOperation};
 use crate::shops::Shops;
 use crate::state::{HeartbeatWrite, StateError, StateTable};
 
@@ -45,6 +55,7 @@ fn to_json<T: serde::Serialize>(record: &T) -> serde_json::Value {
 pub struct Ingest {
     state: StateTable,
     catalog: Catalog,
+    orders: OrderStore,
     shops: Shops,
     sqs: aws_sdk_sqs::Client,
     shop_ops_queue_url: String,
@@ -62,7 +73,8 @@ impl Ingest {
         })?;
         Ok(Ingest {
             state: StateTable::new(clients.dynamodb.clone(), table.clone(), retention_days),
-            catalog: Catalog::new(clients.dynamodb.clone(), table),
+            catalog: Catalog::new(clients.dynamodb.clone(), table.clone()),
+            orders: OrderStore::new(clients.dynamodb.clone(), table, retention_days),
             shops,
             sqs: clients.sqs.clone(),
             shop_ops_queue_url: env.required("SHOP_OPS_QUEUE_URL")?,
@@ -321,6 +333,16 @@ impl Ingest {
                 );
                 Ok(())
             }
+            Payload::OrderAck(ack) => {
+                let recorded = self.orders.record_ack(ack).await?;
+                if recorded {
+                    info!(agent = %envelope.agent_id, seq = envelope.seq, shop = %ack.shop, order = %ack.order_id, outcome = ?ack.outcome, "order acknowledged by the ERP");
+                } else {
+                    warn!(agent = %envelope.agent_id, seq = envelope.seq, shop = %ack.shop, order = %ack.order_id, "order ack for an order not stored (expired, unknown, or already written); nothing to record");
+                }
+                Ok(())
+            }
+            Payload::OrderProgress(progress) => self.apply_progress(envelope, progress).await,
             other => {
                 // Record kinds this deployment does not handle yet are kept,
                 // not dropped, so a newer agent loses nothing.
@@ -340,6 +362,68 @@ impl Ingest {
                     .await
             }
         }
+    }
+}
+
+impl Ingest {
+    /// Records the ERP's progress on an order and queues what the shop
+    /// should show because of it (once per change).
+    async fn apply_progress(
+        &self,
+        envelope: &Envelope,
+        progress: &contract::OrderProgress,
+    ) -> Result<(), StateError> {
+        let Some(shop) = self.shops.get(&progress.shop) else {
+            warn!(agent = %envelope.agent_id, shop = %progress.shop, "order progress for a shop not configured; ignored");
+            return Ok(());
+        };
+        let Some(stored) = self.orders.record_progress(progress).await? else {
+            warn!(shop = %progress.shop, order = %progress.order_id, "order progress for an order not stored (expired or unknown); ignored");
+            return Ok(());
+        };
+        let new_stage = stored
+            .stage
+            .clone()
+            .filter(|stage| stored.stage_queued.as_deref() != Some(stage.as_str()));
+        let new_tracking = stored
+            .tracking
+            .clone()
+            .filter(|t| stored.tracking_queued.as_deref() != Some(t.as_str()));
+        let mut operations = Vec::new();
+        if let Some(stage) = &new_stage
+            && let Some(status) = shop.status_for(stage)
+        {
+            operations.push(OrderOperation {
+                shop: shop.id.clone(),
+                order_id: progress.order_id.clone(),
+                action: OrderAction::SetStatus {
+                    status,
+                    stage: stage.clone(),
+                },
+            });
+        }
+        if let Some(tracking) = &new_tracking {
+            operations.push(OrderOperation {
+                shop: shop.id.clone(),
+                order_id: progress.order_id.clone(),
+                action: OrderAction::TrackingNote {
+                    tracking: tracking.clone(),
+                    note: shop.tracking_note.replace("{tracking}", tracking),
+                },
+            });
+        }
+        let queued =
+            crate::shop_ops::queue(&self.sqs, &self.shop_ops_queue_url, operations).await?;
+        self.orders
+            .progress_queued(
+                &shop.id,
+                &progress.order_id,
+                new_stage.as_deref(),
+                new_tracking.as_deref(),
+            )
+            .await?;
+        info!(shop = %shop.id, order = %progress.order_id, stage = ?stored.stage, tracking = ?stored.tracking, shop_operations = queued, "order progress");
+        Ok(())
     }
 }
 

@@ -19,6 +19,10 @@
 //! - [`mapping`]: per-shop mapping rules (price list, VAT, rounding, stock), pure.
 //! - [`shop`]: shop connectors behind one trait (WooCommerce REST v3).
 //! - [`ratelimit`]: per-shop token buckets in the state table, shared by all instances.
+//! - [`orders`]: shop orders in the state table; the one intake path
+//!   (store once, send to the ERP once) of the webhook and the poller.
+//! - [`webhook`]: the shops' order webhooks (Function URL, per-shop path).
+//! - [`poller`]: scheduled; fetches orders changed since each shop's cursor.
 //! - [`shop_ops`]: how shop operations travel on the shop-ops queue.
 //! - [`shop_push`]: shop operations into the shops under their rate limits.
 //! - [`admin`]: the admin Function URL (`GET /status`).
@@ -34,6 +38,8 @@ pub mod env;
 pub mod host;
 pub mod ingest;
 pub mod mapping;
+pub mod orders;
+pub mod poller;
 pub mod ratelimit;
 pub mod shop;
 pub mod shop_ops;
@@ -42,6 +48,7 @@ pub mod shops;
 pub mod state;
 pub mod telemetry;
 pub mod watchdog;
+pub mod webhook;
 
 /// The error type handlers return to their host (boxed, as lambda_runtime expects).
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;

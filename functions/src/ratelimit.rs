@@ -49,6 +49,30 @@ pub enum RateLimitError {
     Invalid { shop: String, problem: String },
 }
 
+/// A shop's limits as one call sees them.
+#[derive(Debug, Clone, Copy)]
+pub struct ShopLimits {
+    pub rate: u32,
+    pub burst: u32,
+    /// Tries of one call (429s and 5xx included) before giving up for now.
+    pub attempts: u32,
+    /// The longest a call waits for a token before giving up for now.
+    pub max_token_wait: Duration,
+}
+
+/// How a rate-limited shop call failed.
+#[derive(Debug, Error)]
+pub enum ShopCallError {
+    #[error(transparent)]
+    RateLimit(#[from] RateLimitError),
+    /// Still failing after every attempt (or no token in time): try later.
+    #[error("{0}")]
+    Retryable(crate::shop::ShopError),
+    /// Refused for good (credentials, a request the shop rejects).
+    #[error("the shop refused: {0}")]
+    Permanent(crate::shop::ShopError),
+}
+
 /// A bucket as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bucket {
@@ -258,6 +282,52 @@ impl RateLimiter {
             }
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// One shop call under the shop's limit: a token before each attempt,
+    /// a 429 empties the bucket for `Retry-After` (every instance holds
+    /// back), 5xx and timeouts back off (0.5 s, doubling) for up to
+    /// `attempts` tries. Used by `shop-push` and the `poller` alike.
+    pub async fn call_shop<'a, T, F>(
+        &self,
+        shop: &str,
+        limits: ShopLimits,
+        mut request: F,
+    ) -> Result<T, ShopCallError>
+    where
+        F: FnMut() -> futures::future::BoxFuture<'a, Result<T, crate::shop::ShopError>>,
+    {
+        use crate::shop::ShopError;
+        let mut backoff = Duration::from_millis(500);
+        let mut last = None;
+        for _ in 0..limits.attempts.max(1) {
+            if !self
+                .acquire_within(shop, 1, limits.rate, limits.burst, limits.max_token_wait)
+                .await?
+            {
+                return Err(ShopCallError::Retryable(ShopError::RateLimited {
+                    retry_after: None,
+                }));
+            }
+            match request().await {
+                Ok(value) => return Ok(value),
+                Err(ShopError::RateLimited { retry_after }) => {
+                    let wait = retry_after.unwrap_or(backoff);
+                    self.penalise(shop, wait).await?;
+                    last = Some(ShopError::RateLimited { retry_after });
+                }
+                Err(err @ ShopError::Transient(_)) => {
+                    tracing::warn!(%shop, error = %err, retry_in = ?backoff, "shop unavailable; backing off");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                    last = Some(err);
+                }
+                Err(err) => return Err(ShopCallError::Permanent(err)),
+            }
+        }
+        Err(ShopCallError::Retryable(
+            last.unwrap_or(ShopError::Transient("no attempt made".into())),
+        ))
     }
 
     /// Empties the shop's bucket until `retry_after` from now (the shop

@@ -1,11 +1,15 @@
 //! The shop-ops queue on the wire: each message is a JSON array of up to
-//! [`OPERATIONS_PER_MESSAGE`] `ShopOperation`s of one shop (one WooCommerce
-//! batch call's worth), sent ten messages per `SendMessageBatch`. Used by
+//! [`OPERATIONS_PER_MESSAGE`] operations of one shop (one WooCommerce
+//! batch call's worth), sent ten messages per `SendMessageBatch`. An
+//! operation is a product's [`ShopOperation`] (`{shop, sku, changes,
+//! source_time}`) or an order's [`OrderOperation`] (`{shop, order_id,
+//! action}`), told apart by their fields ([`QueuedOperation`]). Used by
 //! `ingest` and the `watchdog`; read by `shop-push`.
 
 use std::collections::BTreeMap;
 
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use serde::{Deserialize, Serialize};
 
 use crate::aws::describe_error;
 use crate::mapping::ShopOperation;
@@ -14,21 +18,65 @@ use crate::state::StateError;
 /// Operations per shop-ops message.
 pub const OPERATIONS_PER_MESSAGE: usize = 100;
 
+/// What `shop-push` does to a shop order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OrderAction {
+    /// Set the order's status (the ERP reached `stage`).
+    SetStatus { status: String, stage: String },
+    /// Add `note` for the customer, once per tracking number.
+    TrackingNote { tracking: String, note: String },
+}
+
+/// One operation on a shop order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderOperation {
+    pub shop: String,
+    pub order_id: String,
+    pub action: OrderAction,
+}
+
+/// Either kind of operation, as read off the queue.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum QueuedOperation {
+    Order(OrderOperation),
+    Product(ShopOperation),
+}
+
+/// Something queued for one shop.
+pub trait ForShop: Serialize {
+    fn shop(&self) -> &str;
+}
+
+impl ForShop for ShopOperation {
+    fn shop(&self) -> &str {
+        &self.shop
+    }
+}
+
+impl ForShop for OrderOperation {
+    fn shop(&self) -> &str {
+        &self.shop
+    }
+}
+
 /// Queues `operations` (any shops, any number); returns how many were queued.
 /// An error means some may not be on the queue: the caller retries all.
-pub async fn queue(
+pub async fn queue<T: ForShop>(
     sqs: &aws_sdk_sqs::Client,
     queue_url: &str,
-    operations: Vec<ShopOperation>,
+    operations: Vec<T>,
 ) -> Result<usize, StateError> {
     let error = |operation: &'static str, message: String| StateError::Dynamo {
         operation,
         table: queue_url.to_owned(),
         message,
     };
-    let mut per_shop: BTreeMap<String, Vec<ShopOperation>> = BTreeMap::new();
+    let mut per_shop: BTreeMap<String, Vec<T>> = BTreeMap::new();
     for op in operations {
-        per_shop.entry(op.shop.clone()).or_default().push(op);
+        per_shop.entry(op.shop().to_owned()).or_default().push(op);
     }
     let mut bodies = Vec::new();
     for (shop, ops) in per_shop {

@@ -10,6 +10,13 @@
 //! few times with back-off inside the invocation and then handed back to
 //! the queue. Permanent refusals (SKU not in the shop, a value the shop
 //! rejects, bad credentials) are parked with their reason.
+//!
+//! Order operations (a status for an ERP stage, a tracking note) go one
+//! call each, under the same limit. Each is checked against the stored
+//! order first: one the order's newer stage has superseded, or one already
+//! done (`status_set`, `tracking_noted`, recorded after the shop said yes),
+//! is skipped, so a redelivered message never changes the shop twice. A
+//! refusal is parked on the order, where the admin status lists it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -24,8 +31,10 @@ use crate::aws::Clients;
 use crate::catalog::Catalog;
 use crate::env::{EnvError, FunctionEnv};
 use crate::mapping::{ProductChanges, ShopOperation};
-use crate::ratelimit::RateLimiter;
+use crate::orders::OrderStore;
+use crate::ratelimit::{RateLimiter, ShopCallError, ShopLimits};
 use crate::shop::{ItemOutcome, ShopConnector, ShopError, ShopItemId};
+use crate::shop_ops::{OrderAction, OrderOperation, QueuedOperation};
 use crate::shops::Shops;
 use crate::state::{StateError, StateTable};
 
@@ -38,6 +47,7 @@ const CONCURRENCY: usize = 16;
 
 pub struct ShopPush {
     catalog: Catalog,
+    orders: OrderStore,
     state: StateTable,
     limiter: RateLimiter,
     shops: Shops,
@@ -90,6 +100,7 @@ impl ShopPush {
         }
         Ok(ShopPush {
             catalog: Catalog::new(clients.dynamodb.clone(), table.clone()),
+            orders: OrderStore::new(clients.dynamodb.clone(), table.clone(), 30),
             state: StateTable::new(clients.dynamodb.clone(), table.clone(), 30),
             limiter: RateLimiter::new(clients.dynamodb.clone(), table),
             shops,
@@ -101,19 +112,30 @@ impl ShopPush {
         // shop → SKU → (coalesced operation, the messages it came from)
         let mut work: BTreeMap<String, BTreeMap<String, (ShopOperation, HashSet<String>)>> =
             BTreeMap::new();
+        let mut order_work: Vec<(OrderOperation, String)> = Vec::new();
         for record in &event.records {
             let message_id = record.message_id.clone().unwrap_or_default();
             let body = record.body.as_deref().unwrap_or_default();
-            let operations: Vec<ShopOperation> = match serde_json::from_str(body) {
-                Ok(ops) => ops,
-                Err(err) => {
-                    warn!(%message_id, error = %err, "parking a malformed shop-ops message");
-                    self.state
-                        .park("shop-ops", &message_id, body, &err.to_string())
-                        .await?;
-                    continue;
-                }
-            };
+            let operations: Vec<ShopOperation> =
+                match serde_json::from_str::<Vec<QueuedOperation>>(body) {
+                    Ok(ops) => ops
+                        .into_iter()
+                        .filter_map(|op| match op {
+                            QueuedOperation::Product(op) => Some(op),
+                            QueuedOperation::Order(op) => {
+                                order_work.push((op, message_id.clone()));
+                                None
+                            }
+                        })
+                        .collect(),
+                    Err(err) => {
+                        warn!(%message_id, error = %err, "parking a malformed shop-ops message");
+                        self.state
+                            .park("shop-ops", &message_id, body, &err.to_string())
+                            .await?;
+                        continue;
+                    }
+                };
             for op in operations {
                 let per_shop = work.entry(op.shop.clone()).or_default();
                 match per_shop.remove(&op.sku) {
@@ -151,6 +173,35 @@ impl ShopPush {
                 Err(err) => {
                     warn!(%shop, error = %err, "shop push failed; its messages will be redelivered");
                     failed.extend(sources.into_iter().flatten());
+                }
+            }
+        }
+        for (op, message_id) in order_work {
+            if failed.contains(&message_id) {
+                continue;
+            }
+            match self.push_order(&op).await {
+                Ok(()) => {}
+                Err(PushError::Permanent(err)) => {
+                    warn!(shop = %op.shop, order = %op.order_id, error = %err, "the shop refused an order update; parking it");
+                    let number = self
+                        .orders
+                        .get(&op.shop, &op.order_id)
+                        .await?
+                        .map(|o| o.order.number)
+                        .unwrap_or_else(|| op.order_id.clone());
+                    self.orders
+                        .park(
+                            &op.shop,
+                            &op.order_id,
+                            &number,
+                            &format!("the shop refused {:?}: {err}", op.action),
+                        )
+                        .await?;
+                }
+                Err(err) => {
+                    warn!(shop = %op.shop, order = %op.order_id, error = %err, "order update failed; its message will be redelivered");
+                    failed.insert(message_id);
                 }
             }
         }
@@ -277,6 +328,52 @@ impl ShopPush {
         Ok(())
     }
 
+    /// One order operation, unless superseded or already done.
+    async fn push_order(&self, op: &OrderOperation) -> Result<(), PushError> {
+        let (Some(connector), Some(config)) =
+            (self.connectors.get(&op.shop), self.shops.get(&op.shop))
+        else {
+            warn!(shop = %op.shop, order = %op.order_id, "order operation for a shop not configured; dropped");
+            return Ok(());
+        };
+        let Some(stored) = self.orders.get(&op.shop, &op.order_id).await? else {
+            info!(shop = %op.shop, order = %op.order_id, "order no longer stored (retention passed); operation dropped");
+            return Ok(());
+        };
+        let (rate, burst) = (config.requests_per_second, config.burst);
+        match &op.action {
+            OrderAction::SetStatus { status, stage } => {
+                if stored.stage.as_deref() != Some(stage.as_str())
+                    || stored.status_set.as_deref() == Some(status.as_str())
+                {
+                    return Ok(());
+                }
+                self.call(&op.shop, rate, burst, || {
+                    connector.set_order_status(&op.order_id, status)
+                })
+                .await?;
+                self.orders
+                    .shop_done(&op.shop, &op.order_id, "status_set", status)
+                    .await?;
+                info!(shop = %op.shop, order = %op.order_id, %status, %stage, "order status set in the shop");
+            }
+            OrderAction::TrackingNote { tracking, note } => {
+                if stored.tracking_noted.as_deref() == Some(tracking.as_str()) {
+                    return Ok(());
+                }
+                self.call(&op.shop, rate, burst, || {
+                    connector.add_customer_note(&op.order_id, note)
+                })
+                .await?;
+                self.orders
+                    .shop_done(&op.shop, &op.order_id, "tracking_noted", tracking)
+                    .await?;
+                info!(shop = %op.shop, order = %op.order_id, %tracking, "tracking number noted for the customer");
+            }
+        }
+        Ok(())
+    }
+
     /// Records ids found, SKUs the shop lacks, what it now holds and what it refused.
     async fn record(
         &self,
@@ -343,42 +440,25 @@ impl ShopPush {
         shop: &str,
         rate: u32,
         burst: u32,
-        mut request: F,
+        request: F,
     ) -> Result<T, PushError>
     where
         F: FnMut() -> futures::future::BoxFuture<'a, Result<T, ShopError>>,
     {
-        let mut backoff = Duration::from_millis(500);
-        let mut last = None;
-        for _ in 0..ATTEMPTS {
-            if !self
-                .limiter
-                .acquire_within(shop, 1, rate, burst, MAX_TOKEN_WAIT)
-                .await?
-            {
-                return Err(PushError::Shop(ShopError::RateLimited {
-                    retry_after: None,
-                }));
-            }
-            match request().await {
-                Ok(value) => return Ok(value),
-                Err(ShopError::RateLimited { retry_after }) => {
-                    let wait = retry_after.unwrap_or(backoff);
-                    self.limiter.penalise(shop, wait).await?;
-                    last = Some(ShopError::RateLimited { retry_after });
-                }
-                Err(err @ ShopError::Transient(_)) => {
-                    warn!(%shop, error = %err, retry_in = ?backoff, "shop unavailable; backing off");
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
-                    last = Some(err);
-                }
-                Err(err) => return Err(PushError::Permanent(err)),
-            }
-        }
-        Err(PushError::Shop(
-            last.unwrap_or(ShopError::Transient("no attempt made".into())),
-        ))
+        let limits = ShopLimits {
+            rate,
+            burst,
+            attempts: ATTEMPTS,
+            max_token_wait: MAX_TOKEN_WAIT,
+        };
+        self.limiter
+            .call_shop(shop, limits, request)
+            .await
+            .map_err(|err| match err {
+                ShopCallError::RateLimit(e) => PushError::RateLimit(e),
+                ShopCallError::Retryable(e) => PushError::Shop(e),
+                ShopCallError::Permanent(e) => PushError::Permanent(e),
+            })
     }
 }
 

@@ -42,6 +42,136 @@ pub struct ShopConfig {
     /// What the shop shows while the agent is silent (its data is stale).
     #[serde(default)]
     pub stale_policy: StalePolicy,
+    /// When an order goes to the ERP (default: paid or processing).
+    #[serde(default)]
+    pub order_trigger: OrderTrigger,
+    /// ERP stage → shop status set when the agent reports it; merged over
+    /// [`default_stage_status`]; an empty string turns a stage off.
+    #[serde(default)]
+    pub order_stage_status: BTreeMap<String, String>,
+    /// Order meta data keys that may hold the buyer's NIP, tried in order.
+    #[serde(default = "default_nip_keys")]
+    pub nip_meta_keys: Vec<String>,
+    /// The customer note that carries a tracking number; `{tracking}` is
+    /// replaced by the number.
+    #[serde(default = "default_tracking_note")]
+    pub tracking_note: String,
+}
+
+fn default_tracking_note() -> String {
+    "Numer przesyłki: {tracking}".into()
+}
+
+fn default_nip_keys() -> Vec<String> {
+    [
+        "_billing_nip",
+        "billing_nip",
+        "_nip",
+        "nip",
+        "_billing_vat_number",
+        "vat_number",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect()
+}
+
+/// A stage's name on the wire and in `order_stage_status`.
+pub fn stage_name(stage: contract::OrderStage) -> &'static str {
+    use contract::OrderStage::*;
+    match stage {
+        Accepted => "accepted",
+        Invoiced => "invoiced",
+        Shipped => "shipped",
+        Cancelled => "cancelled",
+    }
+}
+
+/// The shop status each ERP stage (by name) sets unless configured
+/// otherwise. An accepted reservation changes nothing: the order already is
+/// what the trigger made it (setting `processing` would claim an unpaid
+/// order paid).
+pub fn default_stage_status(stage: &str) -> Option<&'static str> {
+    match stage {
+        "invoiced" => Some("processing"),
+        "shipped" => Some("completed"),
+        "cancelled" => Some("cancelled"),
+        _ => None,
+    }
+}
+
+impl ShopConfig {
+    /// The shop status to set for an ERP stage (by name), if any.
+    pub fn status_for(&self, stage: &str) -> Option<String> {
+        match self.order_stage_status.get(stage) {
+            Some(status) if status.trim().is_empty() => None,
+            Some(status) => Some(status.trim().to_owned()),
+            None => default_stage_status(stage).map(str::to_owned),
+        }
+    }
+
+    pub fn normalise_options(&self) -> crate::shop::woo_order::NormaliseOptions {
+        crate::shop::woo_order::NormaliseOptions {
+            nip_meta_keys: self.nip_meta_keys.clone(),
+        }
+    }
+}
+
+/// When a shop order becomes an ERP command, per shop (`order_trigger`):
+/// `"placed"` (any live order: pending, on-hold, processing, completed),
+/// `"paid"` (the default: paid, or in processing/completed), or
+/// `"status:<slug>"` (exactly that status, e.g. `"status:on-hold"`).
+/// Whatever the trigger, an order goes to the ERP once: later revisions
+/// are stored but send nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum OrderTrigger {
+    Placed,
+    #[default]
+    Paid,
+    Status(String),
+}
+
+impl OrderTrigger {
+    pub fn parse(text: &str) -> Result<OrderTrigger, String> {
+        match text.trim() {
+            "placed" => Ok(OrderTrigger::Placed),
+            "paid" => Ok(OrderTrigger::Paid),
+            other => match other.strip_prefix("status:") {
+                Some(status) if !status.trim().is_empty() => {
+                    Ok(OrderTrigger::Status(status.trim().to_owned()))
+                }
+                _ => Err(format!(
+                    "order_trigger `{other}`: expected placed, paid or status:<name>"
+                )),
+            },
+        }
+    }
+
+    /// Whether an order in this state goes to the ERP.
+    pub fn passes(&self, order: &contract::Order) -> bool {
+        match self {
+            OrderTrigger::Placed => matches!(
+                order.status.as_str(),
+                "pending" | "on-hold" | "processing" | "completed"
+            ),
+            OrderTrigger::Paid => {
+                matches!(order.status.as_str(), "processing" | "completed")
+                    || (order.paid
+                        && !matches!(
+                            order.status.as_str(),
+                            "cancelled" | "refunded" | "failed" | "trash"
+                        ))
+            }
+            OrderTrigger::Status(status) => order.status == *status,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for OrderTrigger {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        OrderTrigger::parse(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 fn default_rate() -> u32 {
@@ -65,6 +195,10 @@ pub enum StalePolicy {
 struct ShopSecret {
     consumer_key: String,
     consumer_secret: Secret,
+    /// The secret of the shop's order webhooks (the `webhook` function
+    /// verifies their signatures with it).
+    #[serde(default)]
+    webhook_secret: Option<Secret>,
 }
 
 /// Every configured shop.
@@ -72,6 +206,7 @@ struct ShopSecret {
 pub struct Shops {
     pub shops: Vec<ShopConfig>,
     secrets: BTreeMap<String, (String, Secret)>,
+    webhook_secrets: BTreeMap<String, Secret>,
 }
 
 impl Shops {
@@ -105,13 +240,23 @@ impl Shops {
                 ));
             }
             shop.rules.validate().map_err(|e| problem(e.to_string()))?;
+            if let Some(key) = shop
+                .order_stage_status
+                .keys()
+                .find(|k| !["accepted", "invoiced", "shipped", "cancelled"].contains(&k.as_str()))
+            {
+                return Err(problem(format!(
+                    "order_stage_status: `{key}` is not a stage (accepted, invoiced, shipped, cancelled)"
+                )));
+            }
         }
         let mut secrets = BTreeMap::new();
+        let mut webhook_secrets = BTreeMap::new();
         if with_secrets {
             let text = env.get("SHOP_SECRETS").unwrap_or("{}");
             let parsed: BTreeMap<String, ShopSecret> = serde_json::from_str(text)
                 // The text may hold secrets: never echo it.
-                .map_err(|_| ShopsError::Config("SHOP_SECRETS is not a JSON object of {consumer_key, consumer_secret} per shop".into()))?;
+                .map_err(|_| ShopsError::Config("SHOP_SECRETS is not a JSON object of {consumer_key, consumer_secret, webhook_secret} per shop".into()))?;
             for shop in &shops {
                 let secret = parsed.get(&shop.id).ok_or_else(|| ShopsError::Shop {
                     shop: shop.id.clone(),
@@ -121,9 +266,23 @@ impl Shops {
                     shop.id.clone(),
                     (secret.consumer_key.clone(), secret.consumer_secret.clone()),
                 );
+                if let Some(webhook) = &secret.webhook_secret
+                    && !webhook.expose().is_empty()
+                {
+                    webhook_secrets.insert(shop.id.clone(), webhook.clone());
+                }
             }
         }
-        Ok(Shops { shops, secrets })
+        Ok(Shops {
+            shops,
+            secrets,
+            webhook_secrets,
+        })
+    }
+
+    /// The secret a shop's webhooks are signed with, if configured.
+    pub fn webhook_secret(&self, id: &str) -> Option<&Secret> {
+        self.webhook_secrets.get(id)
     }
 
     pub fn get(&self, id: &str) -> Option<&ShopConfig> {

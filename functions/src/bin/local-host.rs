@@ -22,13 +22,16 @@ struct Args {
     /// Fixed port for a Function URL, as FUNCTION=PORT (repeatable); others get free ports.
     #[arg(long = "url-port", value_parser = parse_port)]
     url_ports: Vec<(String, u16)>,
+    /// Run a scheduled function every N seconds instead of its rate, as FUNCTION=SECONDS (repeatable).
+    #[arg(long = "schedule-every", value_parser = parse_port)]
+    schedule_every: Vec<(String, u16)>,
     /// Write function → URL as JSON here once serving.
     #[arg(long)]
     urls_to: Option<PathBuf>,
 }
 
 fn parse_port(text: &str) -> Result<(String, u16), String> {
-    let (name, port) = text.split_once('=').ok_or("expected FUNCTION=PORT")?;
+    let (name, port) = text.split_once('=').ok_or("expected FUNCTION=NUMBER")?;
     let port = port
         .parse()
         .map_err(|_| format!("`{port}` is not a port number"))?;
@@ -50,6 +53,16 @@ async fn main() -> anyhow::Result<()> {
             bind: args.bind,
             url_ports: args.url_ports.into_iter().collect::<BTreeMap<_, _>>(),
             admin_token,
+            schedule_every: args
+                .schedule_every
+                .into_iter()
+                .map(|(name, seconds)| {
+                    (
+                        name,
+                        std::time::Duration::from_secs(u64::from(seconds.max(1))),
+                    )
+                })
+                .collect(),
         },
     )
     .await?;

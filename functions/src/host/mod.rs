@@ -30,8 +30,10 @@ use crate::admin::Admin;
 use crate::aws::Clients;
 use crate::env::FunctionEnv;
 use crate::ingest::Ingest;
+use crate::poller::Poller;
 use crate::shop_push::ShopPush;
 use crate::watchdog::Watchdog;
+use crate::webhook::Webhook;
 pub use stack::StackDescription;
 
 /// Settings of the host itself (not of the functions).
@@ -43,6 +45,9 @@ pub struct HostOptions {
     pub url_ports: BTreeMap<String, u16>,
     /// The bearer token admin endpoints require locally (AWS uses IAM auth instead).
     pub admin_token: String,
+    /// Runs a scheduled function this often instead of its `rate(...)`
+    /// (tests and the local run want the poller in seconds, not minutes).
+    pub schedule_every: BTreeMap<String, std::time::Duration>,
 }
 
 /// A running host.
@@ -99,7 +104,10 @@ impl LocalHost {
 
         for sched in &stack.schedules {
             let env = function_env(stack, &sched.function, &options)?;
-            let every = schedule::parse_rate(&sched.expression)?;
+            let every = match options.schedule_every.get(&sched.function) {
+                Some(every) => *every,
+                None => schedule::parse_rate(&sched.expression)?,
+            };
             let handler: schedule::ScheduledHandler = match sched.function.as_str() {
                 "watchdog" => {
                     let watchdog =
@@ -107,6 +115,14 @@ impl LocalHost {
                     Arc::new(move |input| {
                         let watchdog = watchdog.clone();
                         Box::pin(async move { watchdog.handle(input).await })
+                    })
+                }
+                "poller" => {
+                    let poller =
+                        Arc::new(Poller::new(&clients, &env).context("configuring poller")?);
+                    Arc::new(move |input| {
+                        let poller = poller.clone();
+                        Box::pin(async move { poller.handle(input).await })
                     })
                 }
                 other => bail!(
@@ -122,6 +138,9 @@ impl LocalHost {
             let router = match url.function.as_str() {
                 "admin" => Admin::new(&clients, &env)
                     .context("configuring admin")?
+                    .router(),
+                "webhook" => Webhook::new(&clients, &env)
+                    .context("configuring webhook")?
                     .router(),
                 other => bail!(
                     "the stack gives `{other}` a Function URL, which this build has no router for"

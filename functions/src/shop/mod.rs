@@ -9,15 +9,22 @@
 //! [`ShopError::Permanent`]), or, for one item of a batch, park that item
 //! ([`ItemOutcome::Rejected`]).
 //!
-//! Platforms: [`woocommerce`] (REST v3). Orders (fetch since a cursor,
-//! webhooks, status and tracking) join the trait when those flows land.
+//! Orders: a connector lists orders modified since a time, one page per
+//! call (so each page is paced by the caller's rate limit), normalises the
+//! platform's order into [`contract::Order`], sets an order's status and
+//! adds a customer note. Webhook signatures and the order payload of each
+//! platform are pure functions beside its connector ([`woo_order`]).
+//!
+//! Platforms: [`woocommerce`] (REST v3).
 
+pub mod woo_order;
 pub mod woocommerce;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -136,6 +143,14 @@ impl fmt::Debug for Secret {
 /// The lookup result: SKU → where it lives. SKUs the shop does not have are absent.
 pub type ItemIds = HashMap<String, ShopItemId>;
 
+/// One page of orders as the platform lists them.
+#[derive(Debug, Clone, Default)]
+pub struct OrdersPage {
+    pub orders: Vec<serde_json::Value>,
+    /// Pages in all, when the platform says.
+    pub total_pages: Option<usize>,
+}
+
 /// What every shop platform implements. Methods return boxed futures so
 /// `shop-push` can hold any connector as `Arc<dyn ShopConnector>`.
 pub trait ShopConnector: Send + Sync {
@@ -156,4 +171,33 @@ pub trait ShopConnector: Send + Sync {
         &'a self,
         items: &'a [(ShopItemId, ProductChanges)],
     ) -> BoxFuture<'a, Result<Vec<ItemOutcome>, ShopError>>;
+
+    /// Page `page` (from 1) of the orders modified after `since`, oldest id first.
+    fn list_orders_page<'a>(
+        &'a self,
+        since: DateTime<Utc>,
+        page: usize,
+    ) -> BoxFuture<'a, Result<OrdersPage, ShopError>>;
+
+    /// A listed order normalised for the ERP.
+    fn normalise_order(
+        &self,
+        shop: &str,
+        raw: serde_json::Value,
+        options: &woo_order::NormaliseOptions,
+    ) -> Result<contract::Order, woo_order::OrderParseError>;
+
+    /// Sets an order's status.
+    fn set_order_status<'a>(
+        &'a self,
+        order_id: &'a str,
+        status: &'a str,
+    ) -> BoxFuture<'a, Result<(), ShopError>>;
+
+    /// Adds a note the customer sees (and is e-mailed).
+    fn add_customer_note<'a>(
+        &'a self,
+        order_id: &'a str,
+        note: &'a str,
+    ) -> BoxFuture<'a, Result<(), ShopError>>;
 }

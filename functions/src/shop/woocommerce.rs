@@ -22,6 +22,10 @@
 //!   408 and timeouts are retryable; 401/403 are credentials; other 4xx (400
 //!   `rest_invalid_param`, 404, 413) and redirects are permanent.
 //!
+//! - orders: `GET /orders?modified_after=<GMT>&dates_are_gmt=true&orderby=id&order=asc&per_page=100&page=N`
+//!   (one page per call, `X-WP-TotalPages`), `PUT /orders/{id}` `{"status"}`,
+//!   `POST /orders/{id}/notes` `{"note", "customer_note": true}`.
+//!
 //! Hiding a product sets `status: private` and `catalog_visibility: hidden`
 //! (customers can neither find nor buy it; the shop's staff still see it);
 //! showing it sets `publish` and `visible`. Variations have no catalogue
@@ -477,6 +481,74 @@ impl WooCommerce {
     }
 }
 
+impl WooCommerce {
+    async fn orders_page(
+        &self,
+        since: chrono::DateTime<Utc>,
+        page: usize,
+    ) -> Result<super::OrdersPage, ShopError> {
+        let since = since.format("%Y-%m-%dT%H:%M:%S").to_string();
+        let per_page = PER_PAGE.to_string();
+        let page_text = page.max(1).to_string();
+        let query = [
+            ("modified_after", since.as_str()),
+            ("dates_are_gmt", "true"),
+            ("orderby", "id"),
+            ("order", "asc"),
+            ("per_page", per_page.as_str()),
+            ("page", page_text.as_str()),
+        ];
+        let (headers, body) = self
+            .call(self.http.get(self.url("/orders", &query)))
+            .await?;
+        let Value::Array(orders) = body else {
+            return Err(ShopError::Transient(
+                "GET /orders answered something other than a list".into(),
+            ));
+        };
+        let total_pages = headers
+            .get("x-wp-totalpages")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        Ok(super::OrdersPage {
+            orders,
+            total_pages,
+        })
+    }
+
+    fn order_path(order_id: &str) -> Result<String, ShopError> {
+        let id: u64 = order_id.trim().parse().map_err(|_| {
+            ShopError::Permanent(format!("`{order_id}` is not a WooCommerce order id"))
+        })?;
+        Ok(format!("/orders/{id}"))
+    }
+
+    async fn put_status(&self, order_id: &str, status: &str) -> Result<(), ShopError> {
+        let path = Self::order_path(order_id)?;
+        let request = self
+            .http
+            .put(self.url(&path, &[]))
+            .json(&json!({ "status": status }));
+        let (_, body) = self.call(request).await?;
+        match body.get("status").and_then(Value::as_str) {
+            Some(now) if now == status => Ok(()),
+            other => Err(ShopError::Permanent(format!(
+                "PUT {path}: asked for status {status}, the order is {}",
+                other.unwrap_or("?")
+            ))),
+        }
+    }
+
+    async fn post_note(&self, order_id: &str, note: &str) -> Result<(), ShopError> {
+        let path = format!("{}/notes", Self::order_path(order_id)?);
+        let request = self
+            .http
+            .post(self.url(&path, &[]))
+            .json(&json!({ "note": note, "customer_note": true }));
+        self.call(request).await.map(|_| ())
+    }
+}
+
 impl ShopConnector for WooCommerce {
     fn platform(&self) -> &'static str {
         "woocommerce"
@@ -495,6 +567,39 @@ impl ShopConnector for WooCommerce {
         items: &'a [(ShopItemId, ProductChanges)],
     ) -> BoxFuture<'a, Result<Vec<ItemOutcome>, ShopError>> {
         Box::pin(self.write(items))
+    }
+
+    fn list_orders_page<'a>(
+        &'a self,
+        since: chrono::DateTime<Utc>,
+        page: usize,
+    ) -> BoxFuture<'a, Result<super::OrdersPage, ShopError>> {
+        Box::pin(self.orders_page(since, page))
+    }
+
+    fn normalise_order(
+        &self,
+        shop: &str,
+        raw: Value,
+        options: &super::woo_order::NormaliseOptions,
+    ) -> Result<contract::Order, super::woo_order::OrderParseError> {
+        super::woo_order::order_from_value(shop, raw, options)
+    }
+
+    fn set_order_status<'a>(
+        &'a self,
+        order_id: &'a str,
+        status: &'a str,
+    ) -> BoxFuture<'a, Result<(), ShopError>> {
+        Box::pin(self.put_status(order_id, status))
+    }
+
+    fn add_customer_note<'a>(
+        &'a self,
+        order_id: &'a str,
+        note: &'a str,
+    ) -> BoxFuture<'a, Result<(), ShopError>> {
+        Box::pin(self.post_note(order_id, note))
     }
 }
 

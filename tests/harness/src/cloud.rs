@@ -23,6 +23,8 @@ pub struct LocalCloud {
     pub host: Process,
     pub admin_url: String,
     pub admin_token: String,
+    /// The webhook Function URL on loopback (shops post to `<url>/<shop id>`).
+    pub webhook_url: Option<String>,
 }
 
 /// A random token, for credentials the local run makes up.
@@ -48,6 +50,16 @@ impl LocalCloud {
         stack_name: &str,
         shops: Option<(String, String)>,
     ) -> anyhow::Result<LocalCloud> {
+        Self::start_with_host_args(dir, stack_name, shops, &[])
+    }
+
+    /// With extra `local-host` arguments, e.g. `["--schedule-every", "poller=2"]`.
+    pub fn start_with_host_args(
+        dir: &Path,
+        stack_name: &str,
+        shops: Option<(String, String)>,
+        host_args: &[&str],
+    ) -> anyhow::Result<LocalCloud> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let emulator = Emulator::start(dir)?;
         let stack_file = dir.join("stack.json");
@@ -67,7 +79,7 @@ impl LocalCloud {
         }
         let stack = deploy_local(&emulator.endpoint(), stack_name, &stack_file, &parameters)?;
         let admin_token = random_secret();
-        let host = Self::start_host(&emulator, &stack_file, &admin_token, dir)?;
+        let host = Self::start_host(&emulator, &stack_file, &admin_token, dir, host_args)?;
         let mut cloud = LocalCloud {
             emulator,
             stack,
@@ -75,8 +87,10 @@ impl LocalCloud {
             host,
             admin_url: String::new(),
             admin_token,
+            webhook_url: None,
         };
-        cloud.admin_url = cloud.read_admin_url(dir)?;
+        cloud.admin_url = cloud.read_url(dir, "admin")?;
+        cloud.webhook_url = cloud.read_url(dir, "webhook").ok();
         Ok(cloud)
     }
 
@@ -85,6 +99,7 @@ impl LocalCloud {
         stack_file: &Path,
         token: &str,
         dir: &Path,
+        host_args: &[&str],
     ) -> anyhow::Result<Process> {
         let urls_file = dir.join("urls.json");
         let _ = std::fs::remove_file(&urls_file);
@@ -94,6 +109,7 @@ impl LocalCloud {
             .arg(stack_file)
             .arg("--urls-to")
             .arg(&urls_file)
+            .args(host_args)
             .envs(emulator.aws_env())
             .env("ADMIN_TOKEN", token)
             .env("RUST_LOG", "info,functions=debug");
@@ -102,13 +118,13 @@ impl LocalCloud {
         Ok(host)
     }
 
-    fn read_admin_url(&self, dir: &Path) -> anyhow::Result<String> {
+    fn read_url(&self, dir: &Path, function: &str) -> anyhow::Result<String> {
         let urls: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("urls.json"))?)?;
-        urls["admin"]
+        urls[function]
             .as_str()
             .map(str::to_owned)
-            .context("the local host serves no admin URL")
+            .with_context(|| format!("the local host serves no {function} URL"))
     }
 
     /// `GET /status` with the admin credential.

@@ -124,6 +124,9 @@ pub struct WooStandinProcess {
     pub base_url: String,
     pub consumer_key: String,
     pub consumer_secret: String,
+    /// The secret the shop's order webhooks are signed with (made up here,
+    /// given to the cloud as the shop's `webhook_secret`).
+    pub webhook_secret: String,
 }
 
 impl WooStandinProcess {
@@ -170,6 +173,7 @@ impl WooStandinProcess {
             base_url,
             consumer_key,
             consumer_secret,
+            webhook_secret: random_secret(),
         })
     }
 }
@@ -211,7 +215,8 @@ impl WooStandinProcess {
         }]);
         let secrets = serde_json::json!({ id: {
             "consumer_key": self.consumer_key,
-            "consumer_secret": self.consumer_secret
+            "consumer_secret": self.consumer_secret,
+            "webhook_secret": self.webhook_secret
         }});
         (config.to_string(), secrets.to_string())
     }
@@ -231,6 +236,83 @@ impl WooStandinProcess {
     pub async fn requests(&self) -> anyhow::Result<Vec<serde_json::Value>> {
         Ok(
             reqwest::get(format!("{}/__standin/requests", self.base_url))
+                .await?
+                .error_for_status()?
+                .json()
+                .await?,
+        )
+    }
+}
+
+impl WooStandinProcess {
+    /// Registers the shop's order webhooks (`order.created`, `order.updated`)
+    /// through the REST API, as a person would in WooCommerce's settings,
+    /// signed with [`webhook_secret`](Self::webhook_secret). The shop pings
+    /// `delivery_url` on creation.
+    pub async fn register_order_webhooks(&self, delivery_url: &str) -> anyhow::Result<()> {
+        let client = reqwest::Client::new();
+        for topic in ["order.created", "order.updated"] {
+            let response = client
+                .post(format!("{}/wp-json/wc/v3/webhooks", self.base_url))
+                .basic_auth(&self.consumer_key, Some(&self.consumer_secret))
+                .json(&serde_json::json!({
+                    "name": format!("ERP sync {topic}"),
+                    "topic": topic,
+                    "delivery_url": delivery_url,
+                    "secret": self.webhook_secret,
+                }))
+                .send()
+                .await?;
+            let status = response.status();
+            anyhow::ensure!(
+                status.is_success(),
+                "registering the {topic} webhook: {status} {}",
+                response.text().await.unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+
+    /// Places an order as a customer would (`POST /__standin/orders`, a
+    /// `NewOrder`); returns the order's JSON.
+    pub async fn place_order(&self, order: serde_json::Value) -> anyhow::Result<serde_json::Value> {
+        let response = reqwest::Client::new()
+            .post(format!("{}/__standin/orders", self.base_url))
+            .json(&order)
+            .send()
+            .await?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await?;
+        anyhow::ensure!(status.is_success(), "placing an order: {status} {body}");
+        Ok(body)
+    }
+
+    /// An order with its notes (`GET /__standin/orders/{id}`).
+    pub async fn order(&self, id: u64) -> anyhow::Result<serde_json::Value> {
+        Ok(
+            reqwest::get(format!("{}/__standin/orders/{id}", self.base_url))
+                .await?
+                .error_for_status()?
+                .json()
+                .await?,
+        )
+    }
+
+    /// Merges `faults` into the stand-in's fault configuration (`PUT /__standin/faults`).
+    pub async fn set_faults(&self, faults: serde_json::Value) -> anyhow::Result<()> {
+        reqwest::Client::new()
+            .put(format!("{}/__standin/faults", self.base_url))
+            .json(&faults)
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+
+    /// The webhook delivery log (`/__standin/webhook-deliveries`).
+    pub async fn webhook_deliveries(&self) -> anyhow::Result<Vec<serde_json::Value>> {
+        Ok(
+            reqwest::get(format!("{}/__standin/webhook-deliveries", self.base_url))
                 .await?
                 .error_for_status()?
                 .json()

@@ -406,6 +406,7 @@ fn start_shop(skus: &[String], dir: &Path) -> anyhow::Result<WooStandinProcess> 
         base_url,
         consumer_key,
         consumer_secret,
+        webhook_secret: harness::cloud::random_secret(),
     })
 }
 

@@ -61,11 +61,17 @@ fn main() -> anyhow::Result<()> {
         "deploying infra/template.yaml as `{}` into the AWS emulator, starting the functions…",
         args.stack
     );
-    let cloud = LocalCloud::start_with(
+    let cloud = LocalCloud::start_with_host_args(
         &logs,
         &args.stack,
         Some(shop.shop_parameters("sklep", "Detaliczna", &["MAG", "SKLEP"], 10, 10)),
+        // Orders in seconds, not a minute, when a webhook is lost locally.
+        &["--schedule-every", "poller=10"],
     )?;
+    // Orders placed in the shop flow through the webhook (and the poller).
+    if let Some(url) = &cloud.webhook_url {
+        runtime.block_on(shop.register_order_webhooks(&format!("{url}/sklep")))?;
+    }
     // Secrets for a person at this machine, in a file only they can read.
     let env_file = dir.join("agent.env");
     std::fs::write(
@@ -115,6 +121,11 @@ fn main() -> anyhow::Result<()> {
         "  shop         : {}/wp-json/wc/v3  (key {}, state: {}/__standin/state)",
         shop.base_url, shop.consumer_key, shop.base_url
     );
+    if let Some(url) = &cloud.webhook_url {
+        println!(
+            "  shop webhook : {url}/sklep (order.created, order.updated; registered in the shop)"
+        );
+    }
     println!("  agent config : {}", agent_config.display());
     if let Some(erp) = &erp {
         println!(

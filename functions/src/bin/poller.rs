@@ -1,0 +1,15 @@
+//! `poller` in AWS: the scheduled handler under lambda_runtime.
+
+use functions::{aws::Clients, env::FunctionEnv, poller::Poller, telemetry};
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    telemetry::init();
+    let poller = Poller::new(&Clients::from_env().await, &FunctionEnv::from_process())?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        poller.handle(event.payload)
+    }))
+    .await
+}

@@ -1,0 +1,751 @@
+//! Shop orders in the state table, and the one path every order takes in:
+//! normalised (by the shop's connector), stored once, and sent to the ERP
+//! when it passes the shop's trigger. The `webhook` and the `poller` both
+//! call [`OrderIntake::accept`], so a lost webhook loses nothing and a
+//! duplicate does nothing.
+//!
+//! Items (personal data: every one carries `expires_at`, now + the
+//! retention, and every read here ignores expired ones, since DynamoDB
+//! deletes lazily and emulators never do):
+//! - `pk = order#<shop>`, `sk = <order id>`: `order` (the normalised
+//!   [`contract::Order`] as JSON), `revision_ms` (the platform's
+//!   `date_modified_gmt`; a write lands only when it is newer, so an older
+//!   update never overwrites a newer one and an equal one is a no-op),
+//!   `status`, `stored_ms`, `expires_at`;
+//!   the command: `command_claim_ms` (a sender's lease), `command_rev_ms`
+//!   (the revision whose `CreateOrder` is on the queue);
+//!   the agent's answers: `erp_document_id`, `erp_document_number`,
+//!   `acked_ms`, `parked_reason`; progress: `stage`, `tracking`,
+//!   `documents`, `progress_ms`, and what became shop operations:
+//!   `stage_queued`, `tracking_queued`; what shop-push did: `status_set`,
+//!   `tracking_noted`.
+//! - `pk = parked-orders`, `sk = <shop>#<order id>`: orders the agent
+//!   parked, with the reason, for the admin status.
+//! - `pk = cursors`, `sk = orders#<shop>`: the poller's cursor (`at_ms`).
+//!
+//! The `CreateOrder` command goes to the commands FIFO queue with
+//! `MessageGroupId` = the shop id and `MessageDeduplicationId` = hex
+//! SHA-256 of `shop \0 order id \0 revision ms`. Each order is sent once:
+//! the first revision that passes the trigger claims the send with a
+//! conditional write (a lease, so a sender that died is replaced after
+//! [`CLAIM_LEASE_MS`]), sends, then records the revision. Later revisions
+//! are stored, not sent again (the ERP document exists by then; the agent
+//! also finds the order's key if a command ever arrives twice).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use chrono::{DateTime, Duration, Utc};
+use contract::{Envelope, Order, OrderAck, OrderAckOutcome, OrderProgress, Payload};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+use crate::aws::describe_error;
+use crate::dynamo::{get_n, get_s, n, s};
+use crate::shop::woo_order::OrderParseError;
+use crate::shops::{ShopConfig, stage_name};
+use crate::state::StateError;
+
+/// How long a claim to send an order's command holds before another
+/// sender may take over (the claimer died between claim and send).
+pub const CLAIM_LEASE_MS: i64 = 60_000;
+
+type Item = HashMap<String, AttributeValue>;
+
+fn order_pk(shop: &str) -> String {
+    format!("order#{shop}")
+}
+
+fn expired(item: &Item, now: DateTime<Utc>) -> bool {
+    get_n::<i64>(item, "expires_at").is_some_and(|at| at <= now.timestamp())
+}
+
+/// An order as stored, with what happened to it.
+#[derive(Debug, Clone)]
+pub struct StoredOrder {
+    pub order: Order,
+    pub revision_ms: i64,
+    pub expires_at: i64,
+    /// The revision whose `CreateOrder` went out, if any.
+    pub command_rev_ms: Option<i64>,
+    pub command_claim_ms: Option<i64>,
+    pub erp_document_number: Option<String>,
+    pub parked_reason: Option<String>,
+    pub stage: Option<String>,
+    pub tracking: Option<String>,
+    pub stage_queued: Option<String>,
+    pub tracking_queued: Option<String>,
+    pub status_set: Option<String>,
+    pub tracking_noted: Option<String>,
+}
+
+impl StoredOrder {
+    fn from_item(item: &Item) -> Result<StoredOrder, StateError> {
+        let key = format!(
+            "{}/{}",
+            get_s(item, "pk").unwrap_or("?"),
+            get_s(item, "sk").unwrap_or("?")
+        );
+        let order: Order = get_s(item, "order")
+            .ok_or_else(|| StateError::Malformed {
+                key: key.clone(),
+                problem: "no order".into(),
+            })
+            .and_then(|text| {
+                serde_json::from_str(text).map_err(|e| StateError::Malformed {
+                    key: key.clone(),
+                    problem: e.to_string(),
+                })
+            })?;
+        let text = |name: &str| get_s(item, name).map(str::to_owned);
+        Ok(StoredOrder {
+            revision_ms: get_n(item, "revision_ms").unwrap_or(0),
+            expires_at: get_n(item, "expires_at").unwrap_or(0),
+            command_rev_ms: get_n(item, "command_rev_ms"),
+            command_claim_ms: get_n(item, "command_claim_ms"),
+            erp_document_number: text("erp_document_number"),
+            parked_reason: text("parked_reason"),
+            stage: text("stage"),
+            tracking: text("tracking"),
+            stage_queued: text("stage_queued"),
+            tracking_queued: text("tracking_queued"),
+            status_set: text("status_set"),
+            tracking_noted: text("tracking_noted"),
+            order,
+        })
+    }
+}
+
+/// What storing an order did.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// Whether this revision was written (false: an equal or newer one is stored).
+    pub written: bool,
+    /// The order as now stored (the newest revision).
+    pub current: StoredOrder,
+}
+
+/// A parked order, for the admin status.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ParkedOrder {
+    pub shop: String,
+    pub order_id: String,
+    pub number: String,
+    pub reason: String,
+    pub parked_at: DateTime<Utc>,
+}
+
+/// The orders in the state table.
+#[derive(Clone, Debug)]
+pub struct OrderStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    retention: Duration,
+}
+
+impl OrderStore {
+    pub fn new(
+        client: aws_sdk_dynamodb::Client,
+        table: impl Into<String>,
+        retention_days: i64,
+    ) -> Self {
+        OrderStore {
+            client,
+            table: table.into(),
+            retention: Duration::days(retention_days.max(1)),
+        }
+    }
+
+    fn error(
+        &self,
+        operation: &'static str,
+        err: &(dyn std::error::Error + 'static),
+    ) -> StateError {
+        StateError::Dynamo {
+            operation,
+            table: self.table.clone(),
+            message: describe_error(err),
+        }
+    }
+
+    /// Stores `order` unless an equal or newer revision is stored (an
+    /// expired item counts as absent).
+    pub async fn store(&self, order: &Order) -> Result<Stored, StateError> {
+        let now = Utc::now();
+        let json = serde_json::to_string(order).map_err(|e| StateError::Malformed {
+            key: order.key(),
+            problem: e.to_string(),
+        })?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(order_pk(&order.shop)))
+            .key("sk", s(&order.order_id))
+            .update_expression(
+                "SET #order = :order, revision_ms = :rev, #status = :status, stored_ms = :now, expires_at = :exp",
+            )
+            .condition_expression(
+                "attribute_not_exists(pk) OR revision_ms < :rev OR expires_at <= :now_s",
+            )
+            .expression_attribute_names("#order", "order")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":order", s(json))
+            .expression_attribute_values(":rev", n(order.revision.timestamp_millis()))
+            .expression_attribute_values(":status", s(&order.status))
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .expression_attribute_values(":now_s", n(now.timestamp()))
+            .expression_attribute_values(":exp", n((now + self.retention).timestamp()))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(Stored {
+                written: true,
+                current: StoredOrder::from_item(&out.attributes.unwrap_or_default())?,
+            }),
+            Err(err) => {
+                let old = err
+                    .as_service_error()
+                    .filter(|e| e.is_conditional_check_failed_exception())
+                    .map(|e| match e {
+                        aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => {
+                            c.item().cloned()
+                        }
+                        _ => None,
+                    });
+                match old {
+                    Some(Some(item)) => Ok(Stored {
+                        written: false,
+                        current: StoredOrder::from_item(&item)?,
+                    }),
+                    // The condition failed but the emulator/AWS did not return
+                    // the item: read it.
+                    Some(None) => match self.get(&order.shop, &order.order_id).await? {
+                        Some(current) => Ok(Stored {
+                            written: false,
+                            current,
+                        }),
+                        None => Err(StateError::Malformed {
+                            key: order.key(),
+                            problem: "the stored order vanished during the write".into(),
+                        }),
+                    },
+                    None => Err(self.error("UpdateItem", &err)),
+                }
+            }
+        }
+    }
+
+    /// An order, unless absent or expired.
+    pub async fn get(&self, shop: &str, order_id: &str) -> Result<Option<StoredOrder>, StateError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(order_pk(shop)))
+            .key("sk", s(order_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.error("GetItem", &e))?;
+        match out.item {
+            Some(item) if !expired(&item, Utc::now()) => Ok(Some(StoredOrder::from_item(&item)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Claims the sending of an order's command; false when it is sent or
+    /// another sender holds a fresh claim.
+    pub async fn claim_command(&self, shop: &str, order_id: &str) -> Result<bool, StateError> {
+        let now = Utc::now().timestamp_millis();
+        self.conditional_update(
+            shop,
+            order_id,
+            "SET command_claim_ms = :now",
+            "attribute_exists(pk) AND attribute_not_exists(command_rev_ms) AND \
+             (attribute_not_exists(command_claim_ms) OR command_claim_ms < :stale)",
+            &[(":now", n(now)), (":stale", n(now - CLAIM_LEASE_MS))],
+        )
+        .await
+    }
+
+    /// Records that the command for `revision_ms` is on the queue.
+    pub async fn command_sent(
+        &self,
+        shop: &str,
+        order_id: &str,
+        revision_ms: i64,
+    ) -> Result<(), StateError> {
+        self.conditional_update(
+            shop,
+            order_id,
+            "SET command_rev_ms = :rev",
+            "attribute_exists(pk)",
+            &[(":rev", n(revision_ms))],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Gives a claim back after a failed send, so the next sender tries at once.
+    pub async fn release_claim(&self, shop: &str, order_id: &str) -> Result<(), StateError> {
+        self.conditional_update(
+            shop,
+            order_id,
+            "REMOVE command_claim_ms",
+            "attribute_not_exists(command_rev_ms)",
+            &[],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Records the agent's answer. False when the order is not (or no longer) stored.
+    pub async fn record_ack(&self, ack: &OrderAck) -> Result<bool, StateError> {
+        let now = Utc::now();
+        let recorded = match &ack.outcome {
+            OrderAckOutcome::Written {
+                document_id,
+                document_number,
+            } => {
+                self.conditional_update(
+                    &ack.shop,
+                    &ack.order_id,
+                    "SET erp_document_id = :id, erp_document_number = :number, acked_ms = :now REMOVE parked_reason",
+                    "attribute_exists(pk) AND expires_at > :now_s",
+                    &[
+                        (":id", n(document_id)),
+                        (":number", s(document_number)),
+                        (":now", n(now.timestamp_millis())),
+                        (":now_s", n(now.timestamp())),
+                    ],
+                )
+                .await?
+            }
+            OrderAckOutcome::Parked { reason } => {
+                self.conditional_update(
+                    &ack.shop,
+                    &ack.order_id,
+                    "SET parked_reason = :reason, acked_ms = :now",
+                    "attribute_exists(pk) AND expires_at > :now_s AND attribute_not_exists(erp_document_number)",
+                    &[
+                        (":reason", s(reason)),
+                        (":now", n(now.timestamp_millis())),
+                        (":now_s", n(now.timestamp())),
+                    ],
+                )
+                .await?
+            }
+        };
+        if !recorded {
+            return Ok(false);
+        }
+        let sk = format!("{}#{}", ack.shop, ack.order_id);
+        match &ack.outcome {
+            OrderAckOutcome::Written { .. } => {
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .key("pk", s("parked-orders"))
+                    .key("sk", s(sk))
+                    .send()
+                    .await
+                    .map_err(|e| self.error("DeleteItem", &e))?;
+            }
+            OrderAckOutcome::Parked { reason } => {
+                let number = self
+                    .get(&ack.shop, &ack.order_id)
+                    .await?
+                    .map(|o| o.order.number)
+                    .unwrap_or_else(|| ack.order_id.clone());
+                self.park(&ack.shop, &ack.order_id, &number, reason).await?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Lists an order on the admin status with its reason.
+    pub async fn park(
+        &self,
+        shop: &str,
+        order_id: &str,
+        number: &str,
+        reason: &str,
+    ) -> Result<(), StateError> {
+        let now = Utc::now();
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s("parked-orders"))
+            .item("sk", s(format!("{shop}#{order_id}")))
+            .item("shop", s(shop))
+            .item("order_id", s(order_id))
+            .item("number", s(number))
+            .item("reason", s(reason))
+            .item("parked_ms", n(now.timestamp_millis()))
+            .item("expires_at", n((now + self.retention).timestamp()))
+            .send()
+            .await
+            .map_err(|e| self.error("PutItem", &e))?;
+        Ok(())
+    }
+
+    /// Parked orders (not expired), up to `limit`.
+    pub async fn parked(&self, limit: usize) -> Result<Vec<ParkedOrder>, StateError> {
+        let now = Utc::now();
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s("parked-orders"))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| self.error("Query", &e))?;
+        Ok(out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .filter(|item| !expired(item, now))
+            .map(|item| ParkedOrder {
+                shop: get_s(item, "shop").unwrap_or_default().to_owned(),
+                order_id: get_s(item, "order_id").unwrap_or_default().to_owned(),
+                number: get_s(item, "number").unwrap_or_default().to_owned(),
+                reason: get_s(item, "reason").unwrap_or_default().to_owned(),
+                parked_at: get_n(item, "parked_ms")
+                    .and_then(DateTime::from_timestamp_millis)
+                    .unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// Records the ERP's progress unless a newer observation is stored;
+    /// returns the order as now stored (`None`: not stored or expired).
+    pub async fn record_progress(
+        &self,
+        progress: &OrderProgress,
+    ) -> Result<Option<StoredOrder>, StateError> {
+        let now = Utc::now();
+        let tracking = match progress
+            .tracking_number
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            Some(t) => s(t),
+            None => AttributeValue::Null(true),
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(order_pk(&progress.shop)))
+            .key("sk", s(&progress.order_id))
+            .update_expression(
+                "SET stage = :stage, tracking = :tracking, documents = :documents, progress_ms = :obs",
+            )
+            .condition_expression(
+                "attribute_exists(pk) AND expires_at > :now_s AND \
+                 (attribute_not_exists(progress_ms) OR progress_ms <= :obs)",
+            )
+            .expression_attribute_values(":stage", s(stage_name(progress.stage)))
+            .expression_attribute_values(":tracking", tracking)
+            .expression_attribute_values(
+                ":documents",
+                s(serde_json::to_string(&progress.documents).unwrap_or_default()),
+            )
+            .expression_attribute_values(":obs", n(progress.observed_at.timestamp_millis()))
+            .expression_attribute_values(":now_s", n(now.timestamp()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(Some(StoredOrder::from_item(
+                &out.attributes.unwrap_or_default(),
+            )?)),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                // Older news, or no such order: what is stored stands.
+                self.get(&progress.shop, &progress.order_id).await
+            }
+            Err(err) => Err(self.error("UpdateItem", &err)),
+        }
+    }
+
+    /// Records that the stage and tracking number became shop operations.
+    pub async fn progress_queued(
+        &self,
+        shop: &str,
+        order_id: &str,
+        stage: Option<&str>,
+        tracking: Option<&str>,
+    ) -> Result<(), StateError> {
+        let mut sets = Vec::new();
+        let mut values = Vec::new();
+        if let Some(stage) = stage {
+            sets.push("stage_queued = :stage");
+            values.push((":stage", s(stage)));
+        }
+        if let Some(tracking) = tracking {
+            sets.push("tracking_queued = :tracking");
+            values.push((":tracking", s(tracking)));
+        }
+        if sets.is_empty() {
+            return Ok(());
+        }
+        self.conditional_update(
+            shop,
+            order_id,
+            &format!("SET {}", sets.join(", ")),
+            "attribute_exists(pk)",
+            &values,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Records what shop-push did to the order in the shop.
+    pub async fn shop_done(
+        &self,
+        shop: &str,
+        order_id: &str,
+        attribute: &'static str,
+        value: &str,
+    ) -> Result<(), StateError> {
+        let expression = match attribute {
+            "status_set" => "SET status_set = :v",
+            _ => "SET tracking_noted = :v",
+        };
+        self.conditional_update(
+            shop,
+            order_id,
+            expression,
+            "attribute_exists(pk)",
+            &[(":v", s(value))],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The poller's cursor for a shop.
+    pub async fn cursor(&self, shop: &str) -> Result<Option<DateTime<Utc>>, StateError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s("cursors"))
+            .key("sk", s(format!("orders#{shop}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.error("GetItem", &e))?;
+        Ok(out
+            .item
+            .and_then(|item| get_n::<i64>(&item, "at_ms"))
+            .and_then(DateTime::from_timestamp_millis))
+    }
+
+    /// Moves the cursor forward (never back).
+    pub async fn set_cursor(&self, shop: &str, at: DateTime<Utc>) -> Result<(), StateError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s("cursors"))
+            .key("sk", s(format!("orders#{shop}")))
+            .update_expression("SET at_ms = :at")
+            .condition_expression("attribute_not_exists(at_ms) OR at_ms < :at")
+            .expression_attribute_values(":at", n(at.timestamp_millis()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(self.error("UpdateItem", &err)),
+        }
+    }
+
+    /// An UpdateItem on an order item; false when the condition failed.
+    async fn conditional_update(
+        &self,
+        shop: &str,
+        order_id: &str,
+        update: &str,
+        condition: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<bool, StateError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(order_pk(shop)))
+            .key("sk", s(order_id))
+            .update_expression(update)
+            .condition_expression(condition);
+        for (name, value) in values {
+            request = request.expression_attribute_values(*name, value.clone());
+        }
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(self.error("UpdateItem", &err)),
+        }
+    }
+}
+
+/// The `CreateOrder` message body for an order; refused when it would not
+/// fit one queue message (checked before the order is stored).
+pub fn command_body(order: &Order) -> Result<String, OrderParseError> {
+    let envelope = Envelope::new(
+        "cloud",
+        0,
+        Utc::now(),
+        Payload::CreateOrder(Box::new(order.clone())),
+    );
+    let body = contract::encode_body(&envelope);
+    if body.len() > contract::MAX_BODY_BYTES {
+        return Err(OrderParseError::Field {
+            field: "line_items".into(),
+            problem: format!(
+                "the order is too large for one ERP command ({} bytes encoded, at most {})",
+                body.len(),
+                contract::MAX_BODY_BYTES
+            ),
+        });
+    }
+    Ok(body)
+}
+
+/// The deduplication id of an order's command.
+pub fn command_dedup_id(shop: &str, order_id: &str, revision_ms: i64) -> String {
+    let digest = Sha256::digest(format!("{shop}\0{order_id}\0{revision_ms}").as_bytes());
+    hex::encode(digest)
+}
+
+/// What [`OrderIntake::accept`] did.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Accepted {
+    /// This revision was stored (false: an equal or newer one already was).
+    pub stored: bool,
+    /// A `CreateOrder` went to the queue now.
+    pub command_sent: bool,
+    /// The order passes its shop's trigger but the command could not be
+    /// sent now; the next delivery or poll sends it.
+    pub command_pending: bool,
+}
+
+/// Why an order could not be taken in.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// The order is not stored: the caller must report a failure (5xx, retry).
+    #[error("the order could not be stored: {0}")]
+    Store(#[from] StateError),
+}
+
+/// Normalised orders in: stored once, sent to the ERP once.
+#[derive(Clone, Debug)]
+pub struct OrderIntake {
+    pub store: OrderStore,
+    sqs: aws_sdk_sqs::Client,
+    commands_queue_url: String,
+}
+
+impl OrderIntake {
+    pub fn new(store: OrderStore, sqs: aws_sdk_sqs::Client, commands_queue_url: String) -> Self {
+        OrderIntake {
+            store,
+            sqs,
+            commands_queue_url,
+        }
+    }
+
+    /// Stores the order and, when the stored order passes the shop's
+    /// trigger and its command has not gone out, sends it.
+    pub async fn accept(&self, shop: &ShopConfig, order: &Order) -> Result<Accepted, IntakeError> {
+        let stored = self.store.store(order).await?;
+        let current = &stored.current;
+        let mut accepted = Accepted {
+            stored: stored.written,
+            command_sent: false,
+            command_pending: false,
+        };
+        if current.command_rev_ms.is_some() || !shop.order_trigger.passes(&current.order) {
+            return Ok(accepted);
+        }
+        // The order is stored: from here on a failure only delays the
+        // command (the next delivery or poll sends it), so it is not an error.
+        match self.send_command(current).await {
+            Ok(sent) => accepted.command_sent = sent,
+            Err(err) => {
+                warn!(order = %current.order.key(), error = %err, "order stored, command not sent yet");
+                accepted.command_pending = true;
+            }
+        }
+        Ok(accepted)
+    }
+
+    async fn send_command(&self, current: &StoredOrder) -> Result<bool, StateError> {
+        let order = &current.order;
+        if !self
+            .store
+            .claim_command(&order.shop, &order.order_id)
+            .await?
+        {
+            return Ok(false);
+        }
+        let envelope = Envelope::new(
+            "cloud",
+            0,
+            Utc::now(),
+            Payload::CreateOrder(Box::new(order.clone())),
+        );
+        let sent = self
+            .sqs
+            .send_message()
+            .queue_url(&self.commands_queue_url)
+            .message_body(contract::encode_body(&envelope))
+            .message_group_id(&order.shop)
+            .message_deduplication_id(command_dedup_id(
+                &order.shop,
+                &order.order_id,
+                current.revision_ms,
+            ))
+            .send()
+            .await;
+        if let Err(err) = sent {
+            let message = describe_error(&err);
+            if let Err(release) = self.store.release_claim(&order.shop, &order.order_id).await {
+                warn!(order = %order.key(), error = %release, "could not release the command claim; it lapses by itself");
+            }
+            return Err(StateError::Dynamo {
+                operation: "SendMessage",
+                table: self.commands_queue_url.clone(),
+                message,
+            });
+        }
+        self.store
+            .command_sent(&order.shop, &order.order_id, current.revision_ms)
+            .await?;
+        info!(order = %order.key(), number = %order.number, revision_ms = current.revision_ms, "CreateOrder sent to the ERP");
+        Ok(true)
+    }
+}

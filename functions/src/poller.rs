@@ -1,0 +1,220 @@
+//! `poller`: on a schedule, each shop's orders modified since its cursor,
+//! through the same intake as the webhook ([`OrderIntake::accept`]), so a
+//! lost webhook loses nothing and a duplicate does nothing.
+//!
+//! Per shop: `since` = the cursor less `POLL_OVERLAP_SECONDS` (platform
+//! date filters are exclusive and at second precision, and an order saved
+//! in the same second as the cursor must not be missed); without a cursor,
+//! `POLL_INITIAL_LOOKBACK_MINUTES` back from now (a new shop's history is
+//! not sent to the ERP). Pages are fetched one call at a time under the
+//! shop's shared rate limit. The cursor becomes the newest
+//! `date_modified_gmt` seen (the shop's clock, not ours), and only after
+//! every page was taken in. An order the platform sends that cannot be
+//! normalised is parked for a person and the rest goes on.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use crate::HandlerError;
+use crate::aws::Clients;
+use crate::env::{EnvError, FunctionEnv};
+use crate::orders::{OrderIntake, OrderStore};
+use crate::ratelimit::{RateLimiter, ShopLimits};
+use crate::shop::ShopConnector;
+use crate::shops::{ShopConfig, Shops};
+use crate::state::StateTable;
+
+/// Pages read per shop and run at most (100 orders each).
+const MAX_PAGES: usize = 50;
+
+pub struct Poller {
+    shops: Shops,
+    connectors: HashMap<String, Arc<dyn ShopConnector>>,
+    intake: OrderIntake,
+    store: OrderStore,
+    state: StateTable,
+    limiter: RateLimiter,
+    overlap: chrono::Duration,
+    initial_lookback: chrono::Duration,
+}
+
+impl std::fmt::Debug for Poller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Poller")
+            .field("shops", &self.connectors.keys())
+            .field("overlap", &self.overlap)
+            .finish()
+    }
+}
+
+/// What one shop's poll did.
+#[derive(Debug, Default, serde::Serialize)]
+struct ShopPoll {
+    shop: String,
+    pages: usize,
+    orders: usize,
+    stored: usize,
+    commands: usize,
+    parked: usize,
+    error: Option<String>,
+}
+
+impl Poller {
+    pub fn new(clients: &Clients, env: &FunctionEnv) -> Result<Self, EnvError> {
+        let shops = Shops::from_env(env, true).map_err(|e| EnvError::Invalid {
+            name: "SHOPS",
+            value: e.to_string(),
+            expected: "a JSON list of shops with credentials in SHOP_SECRETS",
+        })?;
+        let mut connectors = HashMap::new();
+        for shop in &shops.shops {
+            let connector = shops.connector(&shop.id).map_err(|e| EnvError::Invalid {
+                name: "SHOPS",
+                value: e.to_string(),
+                expected: "a usable shop address and credentials",
+            })?;
+            connectors.insert(shop.id.clone(), connector);
+        }
+        let table = env.required("STATE_TABLE")?;
+        let retention_days = env.parsed("RETENTION_DAYS", "a whole number of days")?;
+        let overlap: i64 = match env.get("POLL_OVERLAP_SECONDS") {
+            Some(_) => env.parsed("POLL_OVERLAP_SECONDS", "a whole number of seconds")?,
+            None => 300,
+        };
+        let lookback: i64 = match env.get("POLL_INITIAL_LOOKBACK_MINUTES") {
+            Some(_) => env.parsed("POLL_INITIAL_LOOKBACK_MINUTES", "a whole number of minutes")?,
+            None => 60,
+        };
+        let store = OrderStore::new(clients.dynamodb.clone(), table.clone(), retention_days);
+        Ok(Poller {
+            shops,
+            connectors,
+            intake: OrderIntake::new(
+                store.clone(),
+                clients.sqs.clone(),
+                env.required("COMMANDS_QUEUE_URL")?,
+            ),
+            store,
+            state: StateTable::new(clients.dynamodb.clone(), table.clone(), retention_days),
+            limiter: RateLimiter::new(clients.dynamodb.clone(), table),
+            overlap: chrono::Duration::seconds(overlap.max(1)),
+            initial_lookback: chrono::Duration::minutes(lookback.max(1)),
+        })
+    }
+
+    /// The handler: the schedule's input in, a summary per shop out. An
+    /// error (after every shop was tried) makes the run count as failed.
+    pub async fn handle(&self, _input: Value) -> Result<Value, HandlerError> {
+        let mut summaries = Vec::new();
+        let mut failed = Vec::new();
+        for shop in &self.shops.shops {
+            let summary = self.poll_shop(shop).await;
+            if let Some(error) = &summary.error {
+                failed.push(format!("{}: {error}", shop.id));
+            }
+            summaries.push(summary);
+        }
+        if !failed.is_empty() {
+            return Err(format!("poll failed for {}", failed.join("; ")).into());
+        }
+        Ok(json!({ "shops": summaries }))
+    }
+
+    async fn poll_shop(&self, shop: &ShopConfig) -> ShopPoll {
+        let mut summary = ShopPoll {
+            shop: shop.id.clone(),
+            ..ShopPoll::default()
+        };
+        if let Err(error) = self.poll_pages(shop, &mut summary).await {
+            warn!(shop = %shop.id, %error, "order poll failed; the cursor stays");
+            summary.error = Some(error);
+        } else if summary.orders > 0 {
+            info!(shop = %shop.id, orders = summary.orders, stored = summary.stored, commands = summary.commands, "orders polled");
+        }
+        summary
+    }
+
+    async fn poll_pages(&self, shop: &ShopConfig, summary: &mut ShopPoll) -> Result<(), String> {
+        let connector = self
+            .connectors
+            .get(&shop.id)
+            .ok_or_else(|| "no connector".to_owned())?;
+        let cursor = self
+            .store
+            .cursor(&shop.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let since = match cursor {
+            Some(at) => at - self.overlap,
+            None => Utc::now() - self.initial_lookback,
+        };
+        let limits = ShopLimits {
+            rate: shop.requests_per_second,
+            burst: shop.burst,
+            attempts: 3,
+            max_token_wait: Duration::from_secs(20),
+        };
+        let options = shop.normalise_options();
+        let mut newest = None;
+        for page in 1..=MAX_PAGES {
+            let listed = self
+                .limiter
+                .call_shop(&shop.id, limits, || connector.list_orders_page(since, page))
+                .await
+                .map_err(|e| e.to_string())?;
+            summary.pages += 1;
+            let count = listed.orders.len();
+            for raw in listed.orders {
+                summary.orders += 1;
+                let id = raw.get("id").map(Value::to_string).unwrap_or_default();
+                let order = match connector
+                    .normalise_order(&shop.id, raw, &options)
+                    .and_then(|order| crate::orders::command_body(&order).map(|_| order))
+                {
+                    Ok(order) => order,
+                    Err(err) => {
+                        warn!(shop = %shop.id, order = %id, error = %err, "listed order cannot be normalised; parking");
+                        summary.parked += 1;
+                        self.state
+                            .park(
+                                "poller",
+                                &format!("{}#{id}", shop.id),
+                                "",
+                                &format!("order {id} of shop {}: {err}", shop.id),
+                            )
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        continue;
+                    }
+                };
+                let accepted = self
+                    .intake
+                    .accept(shop, &order)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                summary.stored += usize::from(accepted.stored);
+                summary.commands += usize::from(accepted.command_sent);
+                newest = newest.max(Some(order.revision));
+            }
+            let more = match listed.total_pages {
+                Some(total) => page < total,
+                None => count >= 100,
+            };
+            if !more || count == 0 {
+                break;
+            }
+        }
+        if let Some(newest) = newest {
+            self.store
+                .set_cursor(&shop.id, newest)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,725 @@
+//! WooCommerce orders on the wire: the webhook signature, the creation
+//! ping, and the order JSON (`GET /orders/{id}`, the same shape a webhook
+//! delivers) normalised into [`contract::Order`].
+//!
+//! Pure functions, no I/O: the `webhook` and `poller` functions and the
+//! fuzz test call them directly.
+//!
+//! - Signature: `X-WC-Webhook-Signature` is base64(HMAC-SHA256(raw body,
+//!   webhook secret)); it is checked on the raw bytes, in constant time
+//!   (`Mac::verify_slice`).
+//! - Ping: on creation WooCommerce posts the form body `webhook_id=<id>`
+//!   without any `X-WC-*` header or signature.
+//! - Normalisation keeps only what the ERP document needs (data
+//!   minimisation): no IP, user agent, order key, customer id or
+//!   free-form meta data, except the buyer's NIP read from the configured
+//!   meta keys. Money is read from WooCommerce's decimal strings into
+//!   `rust_decimal`, never through a float: a money field sent as a JSON
+//!   float is refused.
+//! - A missing or empty address is kept as it is (empty fields): private
+//!   buyers often give only a name and an e-mail, and the ERP side decides
+//!   (collective customer, or park the order).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use contract::{Address, Buyer, Order, OrderLine, Shipping, VatRate};
+use hmac::{Hmac, Mac};
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer};
+use sha2::Sha256;
+use thiserror::Error;
+
+/// The most lines an order may have.
+pub const MAX_LINES: usize = 1000;
+/// The largest quantity on one line: anything above is a broken or hostile payload.
+pub const MAX_QUANTITY: u32 = 100_000;
+/// The largest absolute amount of any money field (PLN 10 billion).
+const MAX_AMOUNT: i64 = 10_000_000_000;
+/// The longest text field kept (names, notes); longer text is cut here.
+const MAX_TEXT_CHARS: usize = 2000;
+
+/// Why an order payload is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum OrderParseError {
+    #[error("the body is not valid UTF-8")]
+    NotUtf8,
+    #[error("the body is not a WooCommerce order: {0}")]
+    Json(String),
+    #[error("field `{field}`: {problem}")]
+    Field { field: String, problem: String },
+}
+
+fn field_error(field: impl Into<String>, problem: impl Into<String>) -> OrderParseError {
+    OrderParseError::Field {
+        field: field.into(),
+        problem: problem.into(),
+    }
+}
+
+/// Whether `signature` (the header's base64 text) is the HMAC of `body` under `secret`.
+pub fn verify_signature(secret: &[u8], body: &[u8], signature: &str) -> bool {
+    let Ok(expected) = base64::engine::general_purpose::STANDARD.decode(signature.trim()) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&expected).is_ok()
+}
+
+/// The header value WooCommerce would send for `body` (tests and the stand-in's peers).
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    // HMAC takes keys of any length: this cannot fail.
+    let mut mac = match Hmac::<Sha256>::new_from_slice(secret) {
+        Ok(mac) => mac,
+        Err(_) => return String::new(),
+    };
+    mac.update(body);
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// The webhook id of a creation ping (`webhook_id=<digits>`), if `body` is one.
+pub fn ping_webhook_id(body: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(body).ok()?.trim();
+    let digits = text.strip_prefix("webhook_id=")?;
+    if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// How a shop's orders are read, from its configuration.
+#[derive(Debug, Clone, Default)]
+pub struct NormaliseOptions {
+    /// Meta data keys that may hold the buyer's NIP, tried in order.
+    pub nip_meta_keys: Vec<String>,
+}
+
+/// Parses a webhook body or one listed order and normalises it.
+pub fn parse_order(
+    shop: &str,
+    body: &[u8],
+    options: &NormaliseOptions,
+) -> Result<Order, OrderParseError> {
+    let text = std::str::from_utf8(body).map_err(|_| OrderParseError::NotUtf8)?;
+    let raw: WooOrder =
+        serde_json::from_str(text).map_err(|e| OrderParseError::Json(e.to_string()))?;
+    normalise(shop, raw, options)
+}
+
+/// Normalises an order already parsed as JSON (the poller's listed orders).
+pub fn order_from_value(
+    shop: &str,
+    value: serde_json::Value,
+    options: &NormaliseOptions,
+) -> Result<Order, OrderParseError> {
+    let raw: WooOrder =
+        serde_json::from_value(value).map_err(|e| OrderParseError::Json(e.to_string()))?;
+    normalise(shop, raw, options)
+}
+
+/// A money amount from a decimal string (or an integer); floats are refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Money(pub Decimal);
+
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct MoneyVisitor;
+        impl Visitor<'_> for MoneyVisitor {
+            type Value = Money;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a decimal amount as a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Money, E> {
+                let v = v.trim();
+                if v.is_empty() {
+                    return Ok(Money(Decimal::ZERO));
+                }
+                let value = Decimal::from_str(v)
+                    .or_else(|_| Decimal::from_scientific(v))
+                    .map_err(|_| E::custom(format!("`{}` is not a decimal amount", cut(v, 40))))?;
+                if value.abs() > Decimal::from(MAX_AMOUNT) {
+                    return Err(E::custom(format!("amount {value} is out of range")));
+                }
+                Ok(Money(value))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Money, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Money, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Money, E> {
+                Err(E::custom(
+                    "a money amount must be a decimal string, not a JSON float",
+                ))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Money, E> {
+                Ok(Money(Decimal::ZERO))
+            }
+        }
+        d.deserialize_any(MoneyVisitor)
+    }
+}
+
+/// A JSON number or numeric string read as a decimal without a float in between.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Num(Option<Decimal>);
+
+impl<'de> Deserialize<'de> for Num {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // serde_json keeps the number's text only as f64 here; rates and
+        // quantities are small, and `{}` of an f64 is its shortest exact
+        // decimal text, so no float arithmetic happens.
+        let value = serde_json::Value::deserialize(d)?;
+        let text = match &value {
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::String(s) => s.trim().to_owned(),
+            serde_json::Value::Null => return Ok(Num(None)),
+            _ => return Err(de::Error::custom("expected a number")),
+        };
+        Decimal::from_str(&text)
+            .or_else(|_| Decimal::from_scientific(&text))
+            .map(|d| Num(Some(d)))
+            .map_err(|_| de::Error::custom(format!("`{}` is not a number", cut(&text, 40))))
+    }
+}
+
+/// An id that WooCommerce sends as a number (some plugins: a string).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Id(String);
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        let text = match value {
+            serde_json::Value::Number(n) if n.is_u64() => n.to_string(),
+            serde_json::Value::String(s) => s.trim().to_owned(),
+            _ => return Err(de::Error::custom("expected a positive whole number")),
+        };
+        Ok(Id(text))
+    }
+}
+
+fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    // null, numbers and strings all read as text; longer text is cut.
+    let value = serde_json::Value::deserialize(d)?;
+    Ok(match value {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => cut(&s, MAX_TEXT_CHARS),
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::Bool(b) => b.to_string(),
+        _ => return Err(de::Error::custom("expected text")),
+    })
+}
+
+fn cut(s: &str, chars: usize) -> String {
+    s.chars().take(chars).collect()
+}
+
+#[derive(Debug, Deserialize)]
+struct WooOrder {
+    id: Id,
+    #[serde(default, deserialize_with = "text")]
+    number: String,
+    #[serde(deserialize_with = "text")]
+    status: String,
+    #[serde(default, deserialize_with = "text")]
+    currency: String,
+    #[serde(default, deserialize_with = "text")]
+    date_created_gmt: String,
+    #[serde(deserialize_with = "text")]
+    date_modified_gmt: String,
+    #[serde(default, deserialize_with = "text")]
+    date_paid_gmt: String,
+    #[serde(default)]
+    discount_total: Money,
+    #[serde(default)]
+    discount_tax: Money,
+    total: Money,
+    #[serde(default)]
+    total_tax: Money,
+    #[serde(default)]
+    billing: Option<WooAddress>,
+    #[serde(default)]
+    shipping: Option<WooAddress>,
+    #[serde(default, deserialize_with = "text")]
+    payment_method: String,
+    #[serde(default, deserialize_with = "text")]
+    customer_note: String,
+    #[serde(default)]
+    meta_data: Vec<WooMeta>,
+    line_items: Vec<WooLine>,
+    #[serde(default)]
+    tax_lines: Vec<WooTaxLine>,
+    #[serde(default)]
+    shipping_lines: Vec<WooShippingLine>,
+    #[serde(default)]
+    fee_lines: Vec<WooFeeLine>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct WooAddress {
+    #[serde(default, deserialize_with = "text")]
+    first_name: String,
+    #[serde(default, deserialize_with = "text")]
+    last_name: String,
+    #[serde(default, deserialize_with = "text")]
+    company: String,
+    #[serde(default, deserialize_with = "text")]
+    address_1: String,
+    #[serde(default, deserialize_with = "text")]
+    address_2: String,
+    #[serde(default, deserialize_with = "text")]
+    city: String,
+    #[serde(default, deserialize_with = "text")]
+    postcode: String,
+    #[serde(default, deserialize_with = "text")]
+    country: String,
+    #[serde(default, deserialize_with = "text")]
+    email: String,
+    #[serde(default, deserialize_with = "text")]
+    phone: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct WooMeta {
+    #[serde(default, deserialize_with = "text")]
+    key: String,
+    #[serde(default)]
+    value: serde_json::Value,
+}
+
+#[derive(Debug, Deserialize)]
+struct WooTax {
+    id: Num,
+}
+
+#[derive(Debug, Deserialize)]
+struct WooLine {
+    #[serde(default, deserialize_with = "text")]
+    name: String,
+    #[serde(default, deserialize_with = "text")]
+    sku: String,
+    quantity: Num,
+    #[serde(default)]
+    subtotal: Money,
+    #[serde(default)]
+    subtotal_tax: Money,
+    total: Money,
+    #[serde(default)]
+    total_tax: Money,
+    #[serde(default)]
+    taxes: Vec<WooTax>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WooTaxLine {
+    rate_id: Num,
+    #[serde(default)]
+    rate_percent: Num,
+}
+
+#[derive(Debug, Deserialize)]
+struct WooShippingLine {
+    #[serde(default, deserialize_with = "text")]
+    method_id: String,
+    #[serde(default, deserialize_with = "text")]
+    method_title: String,
+    total: Money,
+    #[serde(default)]
+    total_tax: Money,
+    #[serde(default)]
+    taxes: Vec<WooTax>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WooFeeLine {
+    #[serde(default, deserialize_with = "text")]
+    name: String,
+    total: Money,
+    #[serde(default)]
+    total_tax: Money,
+    #[serde(default)]
+    taxes: Vec<WooTax>,
+}
+
+/// A WooCommerce GMT date (`2026-03-01T10:15:00`, no offset), or RFC 3339.
+fn gmt(field: &str, value: &str) -> Result<DateTime<Utc>, OrderParseError> {
+    let value = value.trim();
+    if let Ok(at) = NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%S") {
+        return Ok(at.and_utc());
+    }
+    DateTime::parse_from_rfc3339(value)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|_| field_error(field, format!("`{}` is not a date", cut(value, 40))))
+}
+
+/// The Polish rates WooCommerce's rounded per-line taxes are snapped to.
+const POLISH_RATES: [i64; 4] = [23, 8, 5, 0];
+
+/// A line's VAT rate: from its tax entries and the order's tax lines when
+/// present, else from its tax/net ratio snapped to a Polish rate.
+fn line_vat(
+    taxes: &[WooTax],
+    rates: &HashMap<Decimal, Decimal>,
+    net: Decimal,
+    tax: Decimal,
+) -> VatRate {
+    let from_lines = taxes
+        .iter()
+        .filter_map(|t| t.id.0)
+        .find_map(|id| rates.get(&id).copied());
+    if let Some(percent) = from_lines {
+        return VatRate::Percent(percent.normalize());
+    }
+    if net.is_zero() {
+        return if tax.is_zero() {
+            VatRate::Percent(Decimal::from(23))
+        } else {
+            VatRate::Percent(Decimal::ZERO)
+        };
+    }
+    let ratio = tax / net * Decimal::ONE_HUNDRED;
+    let nearest = POLISH_RATES
+        .iter()
+        .copied()
+        .min_by_key(|r| (ratio - Decimal::from(*r)).abs())
+        .unwrap_or(23);
+    VatRate::Percent(Decimal::from(nearest))
+}
+
+fn round2(value: Decimal) -> Decimal {
+    value.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+}
+
+fn address(a: &WooAddress) -> Address {
+    let name = format!("{} {}", a.first_name.trim(), a.last_name.trim())
+        .trim()
+        .to_owned();
+    let street = format!("{} {}", a.address_1.trim(), a.address_2.trim())
+        .trim()
+        .to_owned();
+    let opt = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
+    Address {
+        name,
+        company: opt(&a.company),
+        street,
+        city: a.city.trim().to_owned(),
+        postcode: a.postcode.trim().to_owned(),
+        country: a.country.trim().to_uppercase(),
+        phone: opt(&a.phone),
+    }
+}
+
+fn is_blank(a: &Address) -> bool {
+    a.name.is_empty()
+        && a.company.is_none()
+        && a.street.is_empty()
+        && a.city.is_empty()
+        && a.postcode.is_empty()
+}
+
+fn nip(meta: &[WooMeta], keys: &[String]) -> Option<String> {
+    keys.iter().find_map(|key| {
+        meta.iter()
+            .find(|m| m.key == *key)
+            .and_then(|m| m.value.as_str())
+            .map(|v| {
+                v.chars()
+                    .filter(|c| c.is_ascii_alphanumeric())
+                    .collect::<String>()
+            })
+            .filter(|v| !v.is_empty() && v.len() <= 20)
+    })
+}
+
+fn normalise(
+    shop: &str,
+    raw: WooOrder,
+    options: &NormaliseOptions,
+) -> Result<Order, OrderParseError> {
+    let order_id = raw.id.0;
+    if order_id.is_empty()
+        || order_id.len() > 20
+        || !order_id.bytes().all(|b| b.is_ascii_digit())
+        || order_id.bytes().all(|b| b == b'0')
+    {
+        return Err(field_error("id", "must be a positive whole number"));
+    }
+    let status = raw.status.trim().to_owned();
+    if status.is_empty()
+        || status.len() > 40
+        || !status
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(field_error("status", "must be a status slug"));
+    }
+    let revision = gmt("date_modified_gmt", &raw.date_modified_gmt)?;
+    let placed_at = if raw.date_created_gmt.trim().is_empty() {
+        revision
+    } else {
+        gmt("date_created_gmt", &raw.date_created_gmt)?
+    };
+    let date_paid = if raw.date_paid_gmt.trim().is_empty() {
+        None
+    } else {
+        Some(gmt("date_paid_gmt", &raw.date_paid_gmt)?)
+    };
+    let paid = date_paid.is_some() || matches!(status.as_str(), "processing" | "completed");
+    if raw.line_items.is_empty() {
+        return Err(field_error(
+            "line_items",
+            "an order needs at least one line",
+        ));
+    }
+    if raw.line_items.len() > MAX_LINES {
+        return Err(field_error(
+            "line_items",
+            format!("more than {MAX_LINES} lines"),
+        ));
+    }
+    let rates: HashMap<Decimal, Decimal> = raw
+        .tax_lines
+        .iter()
+        .filter_map(|t| Some((t.rate_id.0?, t.rate_percent.0?)))
+        .filter(|(_, p)| *p >= Decimal::ZERO && *p <= Decimal::ONE_HUNDRED)
+        .collect();
+    let mut lines = Vec::with_capacity(raw.line_items.len() + raw.fee_lines.len());
+    for (i, line) in raw.line_items.iter().enumerate() {
+        let field = |name: &str| format!("line_items[{i}].{name}");
+        let quantity = line
+            .quantity
+            .0
+            .ok_or_else(|| field_error(field("quantity"), "is missing"))?;
+        if quantity <= Decimal::ZERO || quantity > Decimal::from(MAX_QUANTITY) {
+            return Err(field_error(
+                field("quantity"),
+                format!("{quantity} is outside 1..={MAX_QUANTITY}"),
+            ));
+        }
+        let (net, tax) = (line.total.0, line.total_tax.0);
+        if net.is_sign_negative() || tax.is_sign_negative() {
+            return Err(field_error(
+                field("total"),
+                "a line total cannot be negative",
+            ));
+        }
+        let gross = net + tax;
+        let before_discount = line.subtotal.0 + line.subtotal_tax.0;
+        let discount = if before_discount > gross {
+            before_discount - gross
+        } else {
+            Decimal::ZERO
+        };
+        lines.push(OrderLine {
+            sku: line.sku.trim().to_owned(),
+            name: line.name.trim().to_owned(),
+            quantity: quantity.normalize(),
+            vat: line_vat(&line.taxes, &rates, net, tax),
+            unit_price_gross: round2(gross / quantity),
+            total_net: net,
+            total_vat: tax,
+            total_gross: gross,
+            discount_gross: discount,
+        });
+    }
+    // Fees (payment surcharges, …) are lines too, so the document's totals
+    // match the shop's; `fee:` marks them for the ERP side's mapping.
+    for fee in &raw.fee_lines {
+        let (net, tax) = (fee.total.0, fee.total_tax.0);
+        lines.push(OrderLine {
+            sku: format!("fee:{}", cut(fee.name.trim(), 40)),
+            name: fee.name.trim().to_owned(),
+            quantity: Decimal::ONE,
+            vat: line_vat(&fee.taxes, &rates, net, tax),
+            unit_price_gross: net + tax,
+            total_net: net,
+            total_vat: tax,
+            total_gross: net + tax,
+            discount_gross: Decimal::ZERO,
+        });
+    }
+    let shipping = match raw.shipping_lines.first() {
+        None => None,
+        Some(first) => {
+            let net: Decimal = raw.shipping_lines.iter().map(|s| s.total.0).sum();
+            let tax: Decimal = raw.shipping_lines.iter().map(|s| s.total_tax.0).sum();
+            Some(Shipping {
+                method: first.method_id.trim().to_owned(),
+                title: first.method_title.trim().to_owned(),
+                vat: line_vat(&first.taxes, &rates, net, tax),
+                total_net: net,
+                total_vat: tax,
+                total_gross: net + tax,
+            })
+        }
+    };
+    let billing_raw = raw.billing.unwrap_or_default();
+    let billing = address(&billing_raw);
+    let shipping_address = raw.shipping.as_ref().map(address).filter(|a| !is_blank(a));
+    let email = billing_raw.email.trim();
+    let total_gross = raw.total.0;
+    let total_vat = raw.total_tax.0;
+    let currency = raw.currency.trim().to_uppercase();
+    if currency.len() > 3 || !currency.chars().all(|c| c.is_ascii_alphabetic()) {
+        return Err(field_error("currency", "must be an ISO 4217 code"));
+    }
+    Ok(Order {
+        shop: shop.to_owned(),
+        number: if raw.number.trim().is_empty() {
+            order_id.clone()
+        } else {
+            cut(raw.number.trim(), 40)
+        },
+        order_id,
+        revision,
+        placed_at,
+        status,
+        paid,
+        currency: if currency.is_empty() {
+            "PLN".into()
+        } else {
+            currency
+        },
+        payment_method: cut(raw.payment_method.trim(), 100),
+        buyer: Buyer {
+            email: (!email.is_empty()).then(|| email.to_owned()),
+            nip: nip(&raw.meta_data, &options.nip_meta_keys),
+            billing,
+            shipping: shipping_address,
+        },
+        lines,
+        shipping,
+        discount_gross: raw.discount_total.0 + raw.discount_tax.0,
+        total_net: total_gross - total_vat,
+        total_vat,
+        total_gross,
+        customer_note: (!raw.customer_note.trim().is_empty())
+            .then(|| raw.customer_note.trim().to_owned()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const SAMPLE: &str = r#"{"id":727,"parent_id":0,"status":"processing","currency":"PLN","prices_include_tax":true,
+"date_created_gmt":"2026-03-01T09:00:00","date_modified_gmt":"2026-03-01T09:00:05","date_paid_gmt":"2026-03-01T09:00:05",
+"discount_total":"23.00","discount_tax":"4.84","shipping_total":"15.00","total":"269.01","total_tax":"47.01",
+"customer_id":0,"order_key":"wc_order_x","customer_ip_address":"10.0.0.1",
+"billing":{"first_name":"Ala","last_name":"Kowalska","company":"","address_1":"ul. D\u0142uga 1","address_2":"","city":"\u0141\u00f3d\u017a","state":"","postcode":"90-001","country":"PL","email":"ala@example.pl","phone":"600100200"},
+"shipping":{"first_name":"","last_name":"","company":"","address_1":"","address_2":"","city":"","state":"","postcode":"","country":"","phone":""},
+"payment_method":"bacs","customer_note":"","number":"727",
+"meta_data":[{"id":1,"key":"_billing_nip","value":"PL 123-456-32-18"}],
+"line_items":[{"id":1,"name":"Kawa","product_id":10,"variation_id":0,"quantity":2,"tax_class":"","subtotal":"200.00","subtotal_tax":"46.00","total":"180.00","total_tax":"41.40","taxes":[{"id":1,"total":"41.40","subtotal":"46.00"}],"sku":"KAWA-1","price":90},
+{"id":2,"name":"Herbata","product_id":11,"variation_id":0,"quantity":3,"tax_class":"reduced-rate","subtotal":"30.00","subtotal_tax":"2.40","total":"27.00","total_tax":"2.16","taxes":[{"id":2,"total":"2.16","subtotal":"2.40"}],"sku":"HERB-1","price":9}],
+"tax_lines":[{"id":5,"rate_code":"PL-VAT 23%-1","rate_id":1,"label":"VAT","compound":false,"tax_total":"41.40","shipping_tax_total":"3.45","rate_percent":23},
+{"id":6,"rate_code":"PL-VAT 8%-1","rate_id":2,"label":"VAT","compound":false,"tax_total":"2.16","shipping_tax_total":"0.00","rate_percent":8}],
+"shipping_lines":[{"id":7,"method_title":"Kurier","method_id":"flat_rate","total":"15.00","total_tax":"3.45","taxes":[{"id":1,"total":"3.45","subtotal":""}]}],
+"fee_lines":[],"coupon_lines":[]}"#;
+
+    fn options() -> NormaliseOptions {
+        NormaliseOptions {
+            nip_meta_keys: vec!["_billing_nip".into()],
+        }
+    }
+
+    #[test]
+    fn a_woocommerce_order_becomes_the_contract_order() {
+        let order = parse_order("sklep", SAMPLE.as_bytes(), &options()).unwrap();
+        assert_eq!(order.key(), "sklep:727");
+        assert_eq!(order.status, "processing");
+        assert!(order.paid);
+        assert_eq!(order.buyer.billing.city, "Łódź");
+        assert_eq!(order.buyer.nip.as_deref(), Some("PL1234563218"));
+        assert_eq!(order.buyer.shipping, None, "a blank address is no address");
+        assert_eq!(order.lines.len(), 2);
+        assert_eq!(order.lines[0].vat, VatRate::Percent(Decimal::from(23)));
+        assert_eq!(order.lines[1].vat, VatRate::Percent(Decimal::from(8)));
+        assert_eq!(order.lines[0].total_gross, "221.40".parse().unwrap());
+        assert_eq!(order.lines[0].discount_gross, "24.60".parse().unwrap());
+        let shipping = order.shipping.as_ref().unwrap();
+        assert_eq!(shipping.total_gross, "18.45".parse().unwrap());
+        // Lines + shipping = the shop's total, to the grosz.
+        let sum: Decimal =
+            order.lines.iter().map(|l| l.total_gross).sum::<Decimal>() + shipping.total_gross;
+        assert_eq!(sum, order.total_gross);
+        assert_eq!(order.total_net, "222.00".parse().unwrap());
+    }
+
+    #[test]
+    fn bad_payloads_are_refused_with_a_reason() {
+        let cases: Vec<(String, &str)> = vec![
+            (
+                SAMPLE[..SAMPLE.len() / 2].to_owned(),
+                "not a WooCommerce order",
+            ),
+            (
+                SAMPLE.replace("\"quantity\":2", "\"quantity\":1000000000"),
+                "quantity",
+            ),
+            (
+                SAMPLE.replace("\"quantity\":2", "\"quantity\":-1"),
+                "quantity",
+            ),
+            (
+                SAMPLE.replace("\"total\":\"180.00\"", "\"total\":180.5"),
+                "JSON float",
+            ),
+            (
+                SAMPLE.replace("\"date_modified_gmt\":\"2026-03-01T09:00:05\",", ""),
+                "date_modified_gmt",
+            ),
+            (SAMPLE.replace("\"id\":727", "\"id\":-5"), "whole number"),
+        ];
+        for (body, expected) in cases {
+            let err = parse_order("sklep", body.as_bytes(), &options()).unwrap_err();
+            assert!(
+                err.to_string().contains(expected),
+                "{err} should mention {expected}"
+            );
+        }
+        assert_eq!(
+            parse_order("sklep", b"{\"id\":\xff}", &options()).unwrap_err(),
+            OrderParseError::NotUtf8
+        );
+    }
+
+    #[test]
+    fn a_missing_address_is_kept_empty_for_the_erp_side_to_decide() {
+        let body = SAMPLE.replace("\"billing\":{", "\"x_billing\":{");
+        let order = parse_order("sklep", body.as_bytes(), &options()).unwrap();
+        assert_eq!(order.buyer.billing, Address::default());
+        assert_eq!(order.buyer.email, None);
+    }
+
+    #[test]
+    fn signatures_verify_only_with_the_right_secret_and_body() {
+        let signature = sign(b"s3cret", SAMPLE.as_bytes());
+        assert!(verify_signature(b"s3cret", SAMPLE.as_bytes(), &signature));
+        assert!(!verify_signature(b"other", SAMPLE.as_bytes(), &signature));
+        assert!(!verify_signature(b"s3cret", b"{}", &signature));
+        assert!(!verify_signature(
+            b"s3cret",
+            SAMPLE.as_bytes(),
+            "not base64!"
+        ));
+        assert!(!verify_signature(b"s3cret", SAMPLE.as_bytes(), ""));
+    }
+
+    #[test]
+    fn pings_are_recognised() {
+        assert_eq!(ping_webhook_id(b"webhook_id=12"), Some(12));
+        assert_eq!(ping_webhook_id(b"webhook_id="), None);
+        assert_eq!(ping_webhook_id(b"webhook_id=1&x=2"), None);
+        assert_eq!(ping_webhook_id(SAMPLE.as_bytes()), None);
+    }
+}
