@@ -111,13 +111,25 @@ pub enum InactivePolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CategoryMode {
-    /// The whole path joined with `category_separator`: "Narzędzia > Ręczne > Młotki".
+    /// The whole path as nested categories: Narzędzia › Ręczne › Młotki
+    /// (shown joined with `category_separator`).
     #[default]
     Path,
-    /// Only the last group: "Młotki".
+    /// Only the last group, as a top-level category: "Młotki".
     Leaf,
     /// The shop's categories are not ours to set.
     None,
+}
+
+/// Whose product names the shop shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NameMode {
+    /// Optima's `Twr_Nazwa`, kept in step.
+    #[default]
+    Erp,
+    /// The shop's own names (e.g. written by a marketing team): never touched.
+    Shop,
 }
 
 fn default_separator() -> String {
@@ -157,6 +169,8 @@ pub struct ShopRules {
     #[serde(default)]
     pub inactive: InactivePolicy,
     #[serde(default)]
+    pub names: NameMode,
+    #[serde(default)]
     pub categories: CategoryMode,
     #[serde(default = "default_separator")]
     pub category_separator: String,
@@ -177,6 +191,7 @@ impl ShopRules {
             warehouses,
             safety_buffer: Decimal::ZERO,
             inactive: InactivePolicy::default(),
+            names: NameMode::default(),
             categories: CategoryMode::default(),
             category_separator: default_separator(),
             units: BTreeMap::new(),
@@ -416,8 +431,12 @@ pub struct ShopProductState {
     pub regular_price: Option<Decimal>,
     pub stock_quantity: Option<i64>,
     pub visible: bool,
+    /// Empty when the shop's names are not ours to set.
     pub name: String,
     pub category: Option<String>,
+    /// The category as a path of names from the top, as written to the shop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category_path: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tax_class: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -445,6 +464,21 @@ pub fn shop_category(group_path: &[String], rules: &ShopRules) -> Option<String>
         CategoryMode::Leaf => groups.last().map(|g| (*g).to_owned()),
         CategoryMode::Path if groups.is_empty() => None,
         CategoryMode::Path => Some(groups.join(&rules.category_separator)),
+    }
+}
+
+/// The shop's category as a path from the top (one element for `leaf`).
+pub fn shop_category_path(group_path: &[String], rules: &ShopRules) -> Option<Vec<String>> {
+    let groups: Vec<String> = group_path
+        .iter()
+        .map(|g| g.trim().to_owned())
+        .filter(|g| !g.is_empty())
+        .collect();
+    match rules.categories {
+        CategoryMode::None => None,
+        _ if groups.is_empty() => None,
+        CategoryMode::Leaf => groups.last().map(|g| vec![g.clone()]),
+        CategoryMode::Path => Some(groups),
     }
 }
 
@@ -543,8 +577,12 @@ impl ShopProductState {
             regular_price,
             stock_quantity,
             visible,
-            name: product.name.trim().to_owned(),
+            name: match rules.names {
+                NameMode::Erp => product.name.trim().to_owned(),
+                NameMode::Shop => String::new(),
+            },
             category: shop_category(&product.group_path, rules),
+            category_path: shop_category_path(&product.group_path, rules),
             tax_class,
             unit: Some(shop_unit(&product.unit, rules)),
         };
@@ -565,6 +603,13 @@ pub struct ProductChanges {
     pub visible: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tax_class: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Category names from the top; the connector finds or creates them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
 }
 
 impl ProductChanges {
@@ -580,6 +625,9 @@ impl ProductChanges {
             stock_quantity: later.stock_quantity.or(self.stock_quantity),
             visible: later.visible.or(self.visible),
             tax_class: later.tax_class.or(self.tax_class),
+            name: later.name.or(self.name),
+            category: later.category.or(self.category),
+            unit: later.unit.or(self.unit),
         }
     }
 }
@@ -620,9 +668,8 @@ impl ShopOperation {
 /// The operation that brings a shop from `old` (what it holds; `None` when
 /// unknown) to `new`, or `None` when nothing it shows would change.
 ///
-/// Fields `new` leaves at `None` are not ours to say and never sent. Name,
-/// category and unit are carried in the state for the catalogue sync but
-/// not written yet, so they take no part here.
+/// Fields `new` leaves at `None` (or an empty name) are not ours to say and
+/// never sent.
 pub fn diff(
     shop: &str,
     old: Option<&ShopProductState>,
@@ -650,6 +697,15 @@ pub fn diff(
             old.and_then(|o| o.tax_class.as_ref()),
             new.tax_class.as_ref(),
         ),
+        name: changed(
+            old.map(|o| &o.name),
+            Some(&new.name).filter(|n| !n.is_empty()),
+        ),
+        category: changed(
+            old.and_then(|o| o.category_path.as_ref()),
+            new.category_path.as_ref(),
+        ),
+        unit: changed(old.and_then(|o| o.unit.as_ref()), new.unit.as_ref()),
     };
     if changes.is_empty() {
         return None;

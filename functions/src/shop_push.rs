@@ -78,6 +78,9 @@ pub fn not_yet_held(changes: &ProductChanges, held: Option<&ProductChanges>) -> 
         stock_quantity: keep(&changes.stock_quantity, &held.stock_quantity),
         visible: keep(&changes.visible, &held.visible),
         tax_class: keep(&changes.tax_class, &held.tax_class),
+        name: keep(&changes.name, &held.name),
+        category: keep(&changes.category, &held.category),
+        unit: keep(&changes.unit, &held.unit),
     }
 }
 
@@ -292,6 +295,24 @@ impl ShopPush {
             .into_iter()
             .filter_map(|(op, held_after)| ids.get(&op.sku).map(|id| (id.clone(), op, held_after)))
             .collect();
+        // Categories the writes put products in: found or created first,
+        // each path as one paced call.
+        let mut paths: Vec<&Vec<String>> = writable
+            .iter()
+            .filter_map(|(_, op, _)| op.changes.category.as_ref())
+            .collect();
+        paths.sort();
+        paths.dedup();
+        for path in paths {
+            if let Err(err) = self
+                .call(shop, config.requests_per_second, config.burst, || {
+                    connector.ensure_category(path)
+                })
+                .await
+            {
+                warn!(%shop, category = ?path, error = %err, "cannot find or create the category; products keep theirs");
+            }
+        }
         let mut results: Vec<(ShopOperation, ProductChanges, ItemOutcome)> = Vec::new();
         let mut failure = None;
         for chunk in writable.chunks(connector.max_batch()) {

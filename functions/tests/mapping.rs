@@ -7,7 +7,7 @@ use contract::{PriceKind, PriceRecord, ProductRecord, StockRecord, VatRate};
 use functions::mapping::{
     CategoryMode, InactivePolicy, MapError, PriceBasis, ProductChanges, Rounding, ShopOperation,
     ShopProductState, ShopRules, diff, gross_to_net, net_to_gross, round_ending_99, round_grosz,
-    shop_category, shop_price, shop_stock, stock_level,
+    shop_category, shop_category_path, shop_price, shop_stock, stock_level,
 };
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
@@ -310,12 +310,20 @@ fn categories_vat_classes_and_units_follow_the_rules() {
         shop_category(&path, &r).as_deref(),
         Some("Narzędzia > Ręczne > Młotki")
     );
+    assert_eq!(
+        shop_category_path(&path, &r),
+        Some(vec!["Narzędzia".into(), "Ręczne".into(), "Młotki".into()]),
+        "nested categories, names trimmed"
+    );
     r.categories = CategoryMode::Leaf;
     assert_eq!(shop_category(&path, &r).as_deref(), Some("Młotki"));
+    assert_eq!(shop_category_path(&path, &r), Some(vec!["Młotki".into()]));
     r.categories = CategoryMode::None;
     assert_eq!(shop_category(&path, &r), None);
+    assert_eq!(shop_category_path(&path, &r), None);
     r.categories = CategoryMode::Path;
     assert_eq!(shop_category(&[], &r), None);
+    assert_eq!(shop_category_path(&[], &r), None);
 
     let rules = ShopRules::from_json(
         r#"{"price_list": "Detaliczna", "warehouses": ["MAG"],
@@ -362,6 +370,7 @@ fn state(price: Option<Decimal>, stock: Option<i64>, visible: bool) -> ShopProdu
         visible,
         name: "Młotek".into(),
         category: None,
+        category_path: None,
         tax_class: None,
         unit: None,
     }
@@ -370,10 +379,27 @@ fn state(price: Option<Decimal>, stock: Option<i64>, visible: bool) -> ShopProdu
 #[test]
 fn diff_sends_only_what_changed_and_never_a_no_op() {
     let old = state(Some(dec!(10.00)), Some(3), true);
-    // Same values, other scales and a renamed product: nothing the shop is sent changes.
-    let mut same = state(Some(dec!(10.0)), Some(3), true);
-    same.name = "Młotek stalowy".into();
+    // Same values at other scales: nothing the shop is sent changes.
+    let same = state(Some(dec!(10.0)), Some(3), true);
     assert_eq!(diff("woo", Some(&old), &same, at(0)), None);
+    // A renamed, regrouped product: name, category path and unit go out.
+    let mut renamed = same.clone();
+    renamed.name = "Młotek stalowy".into();
+    renamed.category_path = Some(vec!["Narzędzia".into(), "Młotki".into()]);
+    renamed.unit = Some("szt.".into());
+    assert_eq!(
+        diff("woo", Some(&old), &renamed, at(0)).map(|op| op.changes),
+        Some(ProductChanges {
+            name: Some("Młotek stalowy".into()),
+            category: Some(vec!["Narzędzia".into(), "Młotki".into()]),
+            unit: Some("szt.".into()),
+            ..ProductChanges::default()
+        })
+    );
+    // Names the shop keeps (`names: shop`) arrive empty and are never sent.
+    let mut shop_named = same.clone();
+    shop_named.name = String::new();
+    assert_eq!(diff("woo", Some(&old), &shop_named, at(0)), None);
     // Fields we do not know are not ours to say.
     assert_eq!(
         diff("woo", Some(&old), &state(None, None, true), at(0)),
@@ -416,7 +442,8 @@ fn diff_sends_only_what_changed_and_never_a_no_op() {
             regular_price: Some(dec!(10.00)),
             stock_quantity: Some(3),
             visible: Some(true),
-            tax_class: None,
+            name: Some("Młotek".into()),
+            ..ProductChanges::default()
         })
     );
 }
@@ -429,8 +456,7 @@ fn operations_travel_as_json_with_decimal_strings_and_coalesce_newest_first() {
         changes: ProductChanges {
             regular_price: Some(dec!(81.29)),
             stock_quantity: Some(4),
-            visible: None,
-            tax_class: None,
+            ..ProductChanges::default()
         },
         source_time: at(10),
     };
@@ -463,7 +489,7 @@ fn operations_travel_as_json_with_decimal_strings_and_coalesce_newest_first() {
                     regular_price: Some(dec!(81.29)),
                     stock_quantity: Some(4),
                     visible: Some(false),
-                    tax_class: None,
+                    ..ProductChanges::default()
                 },
                 at(10)
             ))

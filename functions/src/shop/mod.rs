@@ -172,6 +172,15 @@ pub trait ShopConnector: Send + Sync {
         items: &'a [(ShopItemId, ProductChanges)],
     ) -> BoxFuture<'a, Result<Vec<ItemOutcome>, ShopError>>;
 
+    /// Makes sure the category path (names from the top) exists in the
+    /// shop, creating what is missing, so a following
+    /// [`write_products`](Self::write_products) can put products in it.
+    /// Platforms without categories do nothing.
+    fn ensure_category<'a>(&'a self, path: &'a [String]) -> BoxFuture<'a, Result<(), ShopError>> {
+        let _ = path;
+        Box::pin(async { Ok(()) })
+    }
+
     /// Page `page` (from 1) of the orders modified after `since`, oldest id first.
     fn list_orders_page<'a>(
         &'a self,

@@ -105,6 +105,14 @@ pub struct WooConfig {
     /// URLs end up in access logs.
     #[serde(default)]
     pub query_auth: bool,
+    /// The product meta key the ERP's unit is written to (WooCommerce has no
+    /// unit field; themes and plugins read it from meta). Empty: not written.
+    #[serde(default = "default_unit_meta_key")]
+    pub unit_meta_key: String,
+}
+
+fn default_unit_meta_key() -> String {
+    "unit".into()
 }
 
 impl WooConfig {
@@ -122,6 +130,7 @@ impl WooConfig {
             search_variations: true,
             variation_index_ttl: default_index_ttl(),
             query_auth: false,
+            unit_meta_key: default_unit_meta_key(),
         }
     }
 }
@@ -147,6 +156,11 @@ pub struct WooCommerce {
     query_auth: bool,
     /// Shared by clones, so one warm Lambda instance scans once per TTL.
     variation_index: Arc<tokio::sync::Mutex<Option<VariationIndex>>>,
+    /// Category ids by (parent id, lower-cased name), loaded once per
+    /// instance and kept up to date with what it creates.
+    categories: Arc<tokio::sync::Mutex<Option<HashMap<(u64, String), u64>>>>,
+    /// The product meta key units are written to; empty: units not written.
+    unit_meta_key: String,
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -209,7 +223,87 @@ impl WooCommerce {
             variation_index_ttl: config.variation_index_ttl,
             query_auth: config.query_auth,
             variation_index: Arc::default(),
+            categories: Arc::default(),
+            unit_meta_key: config.unit_meta_key.trim().to_owned(),
         })
+    }
+
+    /// Every category the shop has, by (parent id, name key).
+    async fn load_categories(&self) -> Result<HashMap<(u64, String), u64>, ShopError> {
+        let all = self.get_all("/products/categories", &[]).await?;
+        let mut known = HashMap::new();
+        for category in &all {
+            if let (Some(id), Some(name)) = (category["id"].as_u64(), category["name"].as_str()) {
+                let parent = category["parent"].as_u64().unwrap_or(0);
+                known.insert((parent, category_key(name)), id);
+            }
+        }
+        tracing::debug!(categories = known.len(), "WooCommerce categories loaded");
+        Ok(known)
+    }
+
+    /// Finds or creates each level of `path`; the cache learns every id.
+    async fn category_path(&self, path: &[String]) -> Result<(), ShopError> {
+        let mut cache = self.categories.lock().await;
+        let mut known = match cache.take() {
+            Some(known) => known,
+            None => self.load_categories().await?,
+        };
+        let mut parent = 0;
+        let mut result = Ok(());
+        for name in path {
+            let key = (parent, category_key(name));
+            if let Some(id) = known.get(&key) {
+                parent = *id;
+                continue;
+            }
+            let request = self
+                .http
+                .post(self.url("/products/categories", &[]))
+                .json(&json!({"name": name, "parent": parent}));
+            let id = match self.call(request).await {
+                Ok((_, created)) => created["id"].as_u64(),
+                // Someone (another instance, a person) made it meanwhile.
+                Err(ShopError::Permanent(message)) if message.contains("term_exists") => {
+                    match self.load_categories().await {
+                        Ok(fresh) => {
+                            known = fresh;
+                            known.get(&key).copied()
+                        }
+                        Err(err) => {
+                            result = Err(err);
+                            break;
+                        }
+                    }
+                }
+                Err(err) => {
+                    result = Err(err);
+                    break;
+                }
+            };
+            let Some(id) = id else {
+                result = Err(ShopError::Permanent(format!(
+                    "the shop did not give an id for category `{name}`"
+                )));
+                break;
+            };
+            tracing::info!(category = %name, id, parent, "category created in the shop");
+            known.insert(key, id);
+            parent = id;
+        }
+        *cache = Some(known);
+        result
+    }
+
+    /// The id of the deepest level of `path`, if every level is known.
+    async fn category_id(&self, path: &[String]) -> Option<u64> {
+        let cache = self.categories.lock().await;
+        let known = cache.as_ref()?;
+        let mut parent = 0;
+        for name in path {
+            parent = *known.get(&(parent, category_key(name)))?;
+        }
+        Some(parent)
     }
 
     fn url(&self, path: &str, query: &[(&str, &str)]) -> Url {
@@ -396,7 +490,23 @@ impl WooCommerce {
         for (index, (id, changes)) in items.iter().enumerate() {
             match woo_ids(id) {
                 Some((parent, item_id)) => {
-                    let body = update_body(item_id, changes, parent.is_some());
+                    let category = match &changes.category {
+                        Some(path) if parent.is_none() => {
+                            let id = self.category_id(path).await;
+                            if id.is_none() {
+                                tracing::warn!(category = ?path, "category unknown to the shop; the product keeps its own");
+                            }
+                            id
+                        }
+                        _ => None,
+                    };
+                    let body = update_body(
+                        item_id,
+                        changes,
+                        parent.is_some(),
+                        category,
+                        &self.unit_meta_key,
+                    );
                     groups
                         .entry(parent)
                         .or_default()
@@ -558,6 +668,10 @@ impl ShopConnector for WooCommerce {
         self.batch_limit
     }
 
+    fn ensure_category<'a>(&'a self, path: &'a [String]) -> BoxFuture<'a, Result<(), ShopError>> {
+        Box::pin(self.category_path(path))
+    }
+
     fn lookup_ids<'a>(&'a self, skus: &'a [String]) -> BoxFuture<'a, Result<ItemIds, ShopError>> {
         Box::pin(self.lookup(skus))
     }
@@ -690,9 +804,40 @@ fn money(value: Decimal) -> String {
     v.to_string()
 }
 
-fn update_body(id: u64, changes: &ProductChanges, variation: bool) -> Value {
+/// Category names compare as WordPress shows them: HTML entities decoded
+/// (the REST API answers `&amp;`), case and surrounding spaces ignored.
+fn category_key(name: &str) -> String {
+    name.replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#039;", "'")
+        .trim()
+        .to_lowercase()
+}
+
+fn update_body(
+    id: u64,
+    changes: &ProductChanges,
+    variation: bool,
+    category: Option<u64>,
+    unit_meta_key: &str,
+) -> Value {
     let mut body = Map::new();
     body.insert("id".into(), json!(id));
+    if let Some(name) = changes.name.as_ref().filter(|_| !variation) {
+        // A variation's name comes from its product and attributes.
+        body.insert("name".into(), json!(name));
+    }
+    if let Some(category) = category {
+        body.insert("categories".into(), json!([{ "id": category }]));
+    }
+    if let Some(unit) = changes.unit.as_ref().filter(|_| !unit_meta_key.is_empty()) {
+        body.insert(
+            "meta_data".into(),
+            json!([{ "key": unit_meta_key, "value": unit }]),
+        );
+    }
     if let Some(price) = changes.regular_price {
         body.insert("regular_price".into(), json!(money(price)));
     }

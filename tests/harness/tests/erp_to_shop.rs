@@ -73,6 +73,50 @@ async fn office_changes_reach_the_shop_within_seconds() -> anyhow::Result<()> {
         },
     )
     .await?;
+    // Names and the group tree arrive too: Optima's names, nested categories.
+    let products = all_products().await?;
+    let named = products
+        .iter()
+        .filter(|p| {
+            p["name"].as_str().is_some_and(|n| {
+                !n.starts_with("Produkt ") && n.chars().any(|c| "ąćęłńóśźżĄĆĘŁŃÓŚŹŻ".contains(c))
+            })
+        })
+        .count();
+    assert!(
+        named > products.len() / 4,
+        "Optima's Polish names in the shop: {named} of {}",
+        products.len()
+    );
+    let leaf = products
+        .iter()
+        .filter_map(|p| p["categories"][0]["id"].as_u64())
+        .find(|id| *id != 15)
+        .context("a product in an ERP category")?;
+    let category: Value = client
+        .get(format!(
+            "{}/wp-json/wc/v3/products/categories/{leaf}",
+            shop.base_url
+        ))
+        .basic_auth(&shop.consumer_key, Some(&shop.consumer_secret))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_ne!(
+        category["parent"], 0,
+        "the leaf sits under its parent groups: {category}"
+    );
+    let categorised = products
+        .iter()
+        .filter(|p| p["categories"][0]["id"].as_u64().is_some_and(|id| id != 15))
+        .count();
+    assert!(
+        categorised > products.len() * 8 / 10,
+        "{categorised} of {} categorised",
+        products.len()
+    );
+
     // Wait for the queues to settle so the measurement below is one change.
     wait_for("quiet queues", Duration::from_secs(60), || async {
         let status = cloud.status().await?;
