@@ -92,6 +92,8 @@ async fn the_template_deploys_and_its_outputs_name_every_resource_the_code_uses(
             "admin" => functions::admin::Admin::new(&clients, &env).map(|_| ()),
             "watchdog" => functions::watchdog::Watchdog::new(&clients, &env).map(|_| ()),
             "shop-push" => functions::shop_push::ShopPush::new(&clients, &env).map(|_| ()),
+            "webhook" => functions::webhook::Webhook::new(&clients, &env).map(|_| ()),
+            "poller" => functions::poller::Poller::new(&clients, &env).map(|_| ()),
             other => {
                 bail!("the template declares a function `{other}` this build has no handler for")
             }
@@ -99,8 +101,8 @@ async fn the_template_deploys_and_its_outputs_name_every_resource_the_code_uses(
         built.with_context(|| format!("building `{handler}` from its stack environment"))?;
     }
     ensure!(
-        stack.functions.len() == 4,
-        "ingest, shop-push, admin and watchdog are deployed"
+        stack.functions.len() == 6,
+        "ingest, shop-push, admin, watchdog, webhook and poller are deployed"
     );
 
     // The outputs the agent is configured from name real queues.
@@ -153,8 +155,18 @@ async fn the_template_deploys_and_its_outputs_name_every_resource_the_code_uses(
         stack.function_urls
     );
     ensure!(
-        stack.schedules.iter().any(|s| s.function == "watchdog"),
-        "the watchdog is scheduled"
+        stack.schedules.iter().any(|s| s.function == "watchdog")
+            && stack.schedules.iter().any(|s| s.function == "poller"),
+        "the watchdog and the order poller are scheduled: {:?}",
+        stack.schedules
+    );
+    ensure!(
+        stack
+            .function_urls
+            .iter()
+            .any(|u| u.function == "webhook" && u.auth == "NONE"),
+        "the webhook has a public Function URL: {:?}",
+        stack.function_urls
     );
     ensure!(
         stack.event_sources.iter().all(|s| !s.managed_by_lambda),
