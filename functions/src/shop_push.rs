@@ -406,7 +406,7 @@ impl ShopPush {
         enum Write {
             Id(String, ShopItemId),
             Missing(String),
-            Result(ShopOperation, ProductChanges, ItemOutcome),
+            Result(Box<(ShopOperation, ProductChanges, ItemOutcome)>),
         }
         let writes = new_ids
             .into_iter()
@@ -415,7 +415,7 @@ impl ShopPush {
             .chain(
                 results
                     .into_iter()
-                    .map(|(op, held, outcome)| Write::Result(op, held, outcome)),
+                    .map(|result| Write::Result(Box::new(result))),
             );
         let done: Vec<Result<(), StateError>> = futures::stream::iter(writes)
             .map(|write| async move {
@@ -433,20 +433,22 @@ impl ShopPush {
                             )
                             .await
                     }
-                    Write::Result(op, held_after, ItemOutcome::Ok) => self
-                        .catalog
-                        .put_held(shop, &op.sku, &held_after, op.source_time)
-                        .await
-                        .map(|_| ()),
-                    Write::Result(op, _, ItemOutcome::Rejected { code, message }) => {
-                        self.catalog
-                            .set_parked(
-                                shop,
-                                &op.sku,
-                                &[format!("the shop refused the update ({code}): {message}")],
-                            )
+                    Write::Result(result) => match *result {
+                        (op, held_after, ItemOutcome::Ok) => self
+                            .catalog
+                            .put_held(shop, &op.sku, &held_after, op.source_time)
                             .await
-                    }
+                            .map(|_| ()),
+                        (op, _, ItemOutcome::Rejected { code, message }) => {
+                            self.catalog
+                                .set_parked(
+                                    shop,
+                                    &op.sku,
+                                    &[format!("the shop refused the update ({code}): {message}")],
+                                )
+                                .await
+                        }
+                    },
                 }
             })
             .buffer_unordered(CONCURRENCY)

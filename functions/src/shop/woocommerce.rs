@@ -135,6 +135,9 @@ impl WooConfig {
     }
 }
 
+/// Category id by (parent id, name key).
+type CategoryIds = HashMap<(u64, String), u64>;
+
 /// Variation SKU → ids, as last scanned.
 #[derive(Debug)]
 struct VariationIndex {
@@ -158,7 +161,7 @@ pub struct WooCommerce {
     variation_index: Arc<tokio::sync::Mutex<Option<VariationIndex>>>,
     /// Category ids by (parent id, lower-cased name), loaded once per
     /// instance and kept up to date with what it creates.
-    categories: Arc<tokio::sync::Mutex<Option<HashMap<(u64, String), u64>>>>,
+    categories: Arc<tokio::sync::Mutex<Option<CategoryIds>>>,
     /// The product meta key units are written to; empty: units not written.
     unit_meta_key: String,
 }
@@ -229,7 +232,7 @@ impl WooCommerce {
     }
 
     /// Every category the shop has, by (parent id, name key).
-    async fn load_categories(&self) -> Result<HashMap<(u64, String), u64>, ShopError> {
+    async fn load_categories(&self) -> Result<CategoryIds, ShopError> {
         let all = self.get_all("/products/categories", &[]).await?;
         let mut known = HashMap::new();
         for category in &all {
