@@ -273,16 +273,20 @@ impl AgentConfig {
             }
             (None, None) => None,
         };
-        if let Some(parent) = raw
-            .store
-            .path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
+        let mut store = raw.store;
+        // A service starts in a folder of the system's choosing (System32 on
+        // Windows): a relative state path is relative to this file.
+        if store.path.is_relative()
+            && let Some(dir) = path.parent()
+        {
+            store.path = dir.join(&store.path);
+        }
+        if let Some(parent) = store.path.parent().filter(|p| !p.as_os_str().is_empty())
             && !parent.is_dir()
         {
             return Err(invalid(
                 "store.path",
-                format!("= {}: its folder does not exist", raw.store.path.display()),
+                format!("= {}: its folder does not exist", store.path.display()),
             ));
         }
         Ok(AgentConfig {
@@ -291,7 +295,7 @@ impl AgentConfig {
             aws: raw.aws,
             sql: raw.sql,
             sql_password,
-            store: raw.store,
+            store,
             heartbeat_interval: Duration::from_secs(interval),
             sync: raw.sync,
         })

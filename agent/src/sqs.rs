@@ -72,6 +72,19 @@ impl Transport {
 }
 
 impl Transport {
+    /// The SQS client, for `agent doctor`'s probes.
+    pub fn client(&self) -> &aws_sdk_sqs::Client {
+        &self.client
+    }
+
+    /// The same queues through another client (one with an interceptor).
+    pub fn with_client(&self, client: aws_sdk_sqs::Client) -> Transport {
+        Transport {
+            client,
+            ..self.clone()
+        }
+    }
+
     pub fn has_commands_queue(&self) -> bool {
         self.commands_queue_url.is_some()
     }
