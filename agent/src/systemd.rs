@@ -51,7 +51,6 @@ After=network-online.target\n\
 Type=simple\n\
 ExecStart={exe} run --config {config}\n\
 User={user}\n\
-Group={user}\n\
 # Secrets (OPTIMA_SYNC_SQL__PASSWORD, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY):\n\
 # root-only (0600); systemd reads it before dropping privileges.\n\
 EnvironmentFile={env_file}\n\
@@ -123,7 +122,7 @@ pub fn install(spec: &UnitSpec, root: Option<&Path>) -> anyhow::Result<PathBuf> 
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         if root.is_none() {
             run(Command::new("chown")
-                .arg(format!("{0}:{0}", spec.user))
+                .arg(format!("{}:", spec.user))
                 .arg(dir))?;
         }
     }
