@@ -58,7 +58,10 @@ fn the_unit_passes_systemd_analyze_verify() {
     assert!(out.status.success(), "{}", text(&out));
     let unit = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
-        unit.contains(&format!("ExecStart={AGENT} run --config {}", config.display())),
+        unit.contains(&format!(
+            "ExecStart={AGENT} run --config {}",
+            config.display()
+        )),
         "{unit}"
     );
     assert!(
