@@ -401,13 +401,10 @@ pub async fn aws_checks(config: &AgentConfig, sql_ok: bool) -> Vec<Check> {
     let client = transport.client();
     // The same standard chain the transport uses (environment, profile,
     // credentials file); the SQS client does not expose its provider.
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(region) = &config.aws.region {
-        loader = loader.region(aws_config::Region::new(region.clone()));
-    }
-    if let Some(profile) = &config.aws.profile {
-        loader = loader.profile_name(profile);
-    }
+    let loader = crate::sqs::with_agent_settings(
+        aws_config::defaults(aws_config::BehaviorVersion::latest()),
+        config,
+    );
     let credentials_fix = "put AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (printed once by `deploy.py deploy`) in the service's environment (Linux: the EnvironmentFile; Windows: see docs/INSTALL.md), or a credentials file with aws.profile";
     match loader.load().await.credentials_provider() {
         None => {

@@ -38,12 +38,7 @@ impl Transport {
                     .operation_attempt_timeout(Duration::from_secs(30))
                     .build(),
             );
-        if let Some(region) = &config.aws.region {
-            loader = loader.region(Region::new(region.clone()));
-        }
-        if let Some(profile) = &config.aws.profile {
-            loader = loader.profile_name(profile);
-        }
+        loader = with_agent_settings(loader, config);
         let shared = loader.load().await;
         Transport {
             client: aws_sdk_sqs::Client::new(&shared),
@@ -129,6 +124,30 @@ impl Transport {
             .map(|_| ())
             .map_err(|err| describe(&err))
     }
+}
+
+/// Region, profile and credentials file from the agent's configuration,
+/// over the standard AWS configuration.
+pub fn with_agent_settings(
+    mut loader: aws_config::ConfigLoader,
+    config: &AgentConfig,
+) -> aws_config::ConfigLoader {
+    use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
+    if let Some(region) = &config.aws.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(file) = &config.aws.credentials_file {
+        loader = loader
+            .profile_files(
+                EnvConfigFiles::builder()
+                    .with_file(EnvConfigFileKind::Credentials, file)
+                    .build(),
+            )
+            .profile_name(config.aws.profile.as_deref().unwrap_or("default"));
+    } else if let Some(profile) = &config.aws.profile {
+        loader = loader.profile_name(profile);
+    }
+    loader
 }
 
 /// An SDK error with its causes (the top-level text alone says "dispatch failure").
