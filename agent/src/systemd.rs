@@ -121,7 +121,9 @@ pub fn install(spec: &UnitSpec, root: Option<&Path>) -> anyhow::Result<PathBuf> 
     for dir in &spec.writable {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         if root.is_none() {
+            // -R: a state file `agent doctor` made as root becomes the service's.
             run(Command::new("chown")
+                .arg("-R")
                 .arg(format!("{}:", spec.user))
                 .arg(dir))?;
         }
