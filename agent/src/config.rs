@@ -212,7 +212,19 @@ impl AgentConfig {
         Self::validate(path, raw)
     }
 
-    fn validate(path: &Path, raw: RawConfig) -> Result<AgentConfig, ConfigError> {
+    fn validate(path: &Path, mut raw: RawConfig) -> Result<AgentConfig, ConfigError> {
+        // A service starts in a folder of the system's choosing (System32 on
+        // Windows): relative paths are relative to this file.
+        let beside = |file: &mut PathBuf| {
+            if file.is_relative()
+                && let Some(dir) = path.parent()
+            {
+                *file = dir.join(&*file);
+            }
+        };
+        raw.sql.password_file.as_mut().map(beside);
+        raw.aws.credentials_file.as_mut().map(beside);
+        beside(&mut raw.store.path);
         let invalid = |key: &'static str, problem: String| ConfigError::Invalid {
             path: path.to_owned(),
             key,
@@ -295,14 +307,7 @@ impl AgentConfig {
         if let Some(file) = &raw.aws.credentials_file {
             check_private(file).map_err(|p| invalid("aws.credentials_file", p))?;
         }
-        let mut store = raw.store;
-        // A service starts in a folder of the system's choosing (System32 on
-        // Windows): a relative state path is relative to this file.
-        if store.path.is_relative()
-            && let Some(dir) = path.parent()
-        {
-            store.path = dir.join(&store.path);
-        }
+        let store = raw.store;
         if let Some(parent) = store.path.parent().filter(|p| !p.as_os_str().is_empty())
             && !parent.is_dir()
         {
