@@ -6,9 +6,25 @@ standard AWS configuration (AWS_ENDPOINT_URL or --endpoint-url, region,
 profile or credentials). Nothing here knows which emulator it talks to.
 
     deploy.py deploy  --stack NAME [--artifacts DIR | --placeholder-artifacts]
-                      [--local-host] [--describe-to FILE]
+                      [--local-host] [--describe-to FILE] [--new-agent-key]
     deploy.py describe --stack NAME --describe-to FILE [--local-host]
     deploy.py destroy --stack NAME
+    deploy.py build   [--architecture arm64|x86_64] [--out DIR] [--only NAME...]
+    deploy.py functions
+
+`deploy` without --artifacts builds the functions first (`build`, for the
+stack's architecture, arm64 by default). After a deploy to AWS (not
+--local-host) it hands over to the office: the queue URLs for the agent's
+configuration and, the first time (or with --new-agent-key), a new access
+key of the stack's least-privilege AgentUser, printed once to standard
+output and stored nowhere else. `destroy` deletes those keys, the stack and
+the artefact bucket.
+
+`build` installs cargo-lambda (PyPI; it brings zig) into this venv and the
+Rust target when missing, runs `cargo lambda build --release` for each
+function in the template, zips each `bootstrap` as DIR/<arch>/<name>.zip,
+and checks that no binary needs a glibc newer than Amazon Linux 2023's
+(check_glibc.py).
 
 `deploy` creates or updates the stack, then checks each resource type that
 some emulators skip while still reporting success (Function URLs,
@@ -28,6 +44,7 @@ import argparse
 import io
 import json
 import os
+import subprocess
 import sys
 import time
 import zipfile
@@ -37,7 +54,11 @@ import boto3
 import botocore.exceptions
 import yaml
 
-TEMPLATE = Path(__file__).resolve().parent / "template.yaml"
+INFRA = Path(__file__).resolve().parent
+TEMPLATE = INFRA / "template.yaml"
+REPO = INFRA.parent
+RUST_TARGETS = {"arm64": "aarch64-unknown-linux-gnu", "x86_64": "x86_64-unknown-linux-gnu"}
+CARGO_LAMBDA_ARCH = {"arm64": "--arm64", "x86_64": "--x86-64"}
 TERMINAL_OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"}
 TERMINAL_FAIL = {
     "CREATE_FAILED",
@@ -457,6 +478,7 @@ def cmd_destroy(args):
                     sched.delete_schedule(Name=name)
                 except botocore.exceptions.ClientError:
                     pass
+        delete_agent_keys(s, args, ids)
         cfn.delete_stack(StackName=args.stack)
         status = wait_for(cfn, args.stack)
         if status != "DELETE_COMPLETE":
@@ -474,12 +496,169 @@ def cmd_destroy(args):
         log(f"artifact bucket {bucket} did not exist")
 
 
+# ------------------------------------------------------------ building
+
+def venv_bin():
+    """The bin/ folder of the Python running this script (the project venv)."""
+    return Path(sys.executable).parent
+
+
+def run_tool(cmd, **kwargs):
+    log("$ " + " ".join(str(c) for c in cmd))
+    result = subprocess.run(cmd, **kwargs)
+    if result.returncode != 0:
+        fail(f"{cmd[0]} exited with {result.returncode}")
+    return result
+
+
+def ensure_build_tools(arch):
+    """cargo-lambda (with zig) in this venv and the Rust target, installed when missing."""
+    if not (venv_bin() / "cargo-lambda").exists():
+        log("installing cargo-lambda (and zig) into the venv from infra/requirements-build.txt")
+        run_tool([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                  "-r", str(INFRA / "requirements-build.txt")])
+    triple = RUST_TARGETS[arch]
+    installed = subprocess.run(["rustup", "target", "list", "--installed"], capture_output=True, text=True)
+    if installed.returncode != 0:
+        fail("rustup is needed to add the Rust target " + triple)
+    if triple not in installed.stdout.split():
+        run_tool(["rustup", "target", "add", triple])
+
+
+def target_dir():
+    return Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
+
+
+def build_functions(arch, out, only=None):
+    """Builds, zips and checks each function; returns {name: zip path}."""
+    sys.path.insert(0, str(INFRA))
+    import check_glibc
+
+    names = sorted(set(functions_in(load_template()).values()))
+    if only:
+        unknown = set(only) - set(names)
+        if unknown:
+            fail(f"no such function in the template: {', '.join(sorted(unknown))}")
+        names = sorted(only)
+    ensure_build_tools(arch)
+    env = dict(os.environ, PATH=f"{venv_bin()}{os.pathsep}{os.environ.get('PATH', '')}")
+    cmd = ["cargo", "lambda", "build", "--release", CARGO_LAMBDA_ARCH[arch], "-p", "functions"]
+    for name in names:
+        cmd += ["--bin", name]
+    started = time.time()
+    run_tool(cmd, cwd=REPO, env=env)
+    log(f"built {len(names)} function(s) for {arch} in {time.time() - started:.0f} s")
+    dest = Path(out) / arch
+    dest.mkdir(parents=True, exist_ok=True)
+    zips, failed = {}, []
+    for name in names:
+        bootstrap = target_dir() / "lambda" / name / "bootstrap"
+        if not bootstrap.is_file():
+            fail(f"cargo lambda did not produce {bootstrap}")
+        path = dest / f"{name}.zip"
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+            info = zipfile.ZipInfo("bootstrap", date_time=(2020, 1, 1, 0, 0, 0))
+            info.external_attr = 0o755 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, bootstrap.read_bytes())
+        ok, newest = check_glibc.check(path)
+        log(f"{path}: {path.stat().st_size:,} bytes zipped ({bootstrap.stat().st_size:,} unzipped), needs GLIBC {newest}")
+        if not ok:
+            failed.append(f"{name} needs GLIBC_{newest}")
+        zips[name] = path
+    if failed:
+        fail(f"newer than Amazon Linux 2023's glibc {check_glibc.AMAZON_LINUX_2023_GLIBC}: {'; '.join(failed)}")
+    return zips
+
+
+def cmd_build(args):
+    zips = build_functions(args.architecture or "arm64", args.out, args.only)
+    print(json.dumps({name: str(path) for name, path in zips.items()}, indent=2, sort_keys=True))
+
+
+def cmd_functions(_args):
+    for name in sorted(set(functions_in(load_template()).values())):
+        print(name)
+
+
+# ------------------------------------------------------------ the office agent's identity
+
+def agent_user(s, args, ids=None):
+    cfn = client(s, args, "cloudformation")
+    ids = ids if ids is not None else physical_ids(cfn, args.stack)
+    template = load_template()
+    logical = next((k for k, r in template["Resources"].items() if r["Type"] == "AWS::IAM::User"), None)
+    return ids.get(logical) if logical else None
+
+
+def delete_agent_keys(s, args, ids):
+    """IAM refuses to delete a user that still has access keys."""
+    user = agent_user(s, args, ids)
+    if not user:
+        return
+    iam = client(s, args, "iam")
+    try:
+        keys = iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
+    except botocore.exceptions.ClientError:
+        return
+    for key in keys:
+        iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
+        log(f"deleted the agent's access key {key['AccessKeyId']}")
+
+
+def hand_over_to_agent(s, args):
+    """Prints what the office agent is configured with; issues its key once."""
+    cfn = client(s, args, "cloudformation")
+    stack = cfn.describe_stacks(StackName=args.stack)["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    user = agent_user(s, args)
+    iam = client(s, args, "iam")
+    keys = iam.list_access_keys(UserName=user)["AccessKeyMetadata"] if user else []
+    secret = None
+    if user and (not keys or args.new_agent_key):
+        if len(keys) >= 2:
+            fail(f"{user} already has two access keys (IAM's limit): delete the old one first "
+                 f"(aws iam delete-access-key --user-name {user} --access-key-id {keys[0]['AccessKeyId']})")
+        secret = iam.create_access_key(UserName=user)["AccessKey"]
+    print()
+    print(f"== The office agent (docs/INSTALL.md) — stack {args.stack}, region {s.region_name}")
+    print("agent.toml:")
+    print("  [aws]")
+    print(f'  region = "{s.region_name}"')
+    print(f'  events_queue_url = "{outputs.get("EventsQueueUrl", "")}"')
+    print(f'  commands_queue_url = "{outputs.get("CommandsQueueUrl", "")}"')
+    if secret:
+        print("secrets (Linux: /etc/optima-sync/agent.env, chmod 600; Windows: see docs/INSTALL.md).")
+        print("The secret access key is shown now only: it is stored nowhere, copy it now.")
+        print(f"  AWS_ACCESS_KEY_ID={secret['AccessKeyId']}")
+        print(f"  AWS_SECRET_ACCESS_KEY={secret['SecretAccessKey']}")
+    elif user:
+        ids = ", ".join(k["AccessKeyId"] for k in keys)
+        print(f"the agent's access key was issued before ({ids}); deploy with --new-agent-key to issue another")
+    sys.stdout.flush()
+
+
+def cmd_deploy_and_hand_over(args):
+    if not args.artifacts and not args.placeholder_artifacts:
+        arch = args.architecture or "arm64"
+        build_functions(arch, REPO / "build" / "functions")
+        args.artifacts = str(REPO / "build" / "functions" / arch)
+    cmd_deploy(args)
+    if not args.local_host:
+        hand_over_to_agent(session(args), args)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--endpoint-url", help="AWS endpoint (an emulator); default: AWS_ENDPOINT_URL or AWS itself")
     parser.add_argument("--region", help="AWS region; default: AWS_REGION or the profile's")
     parser.add_argument("--profile", help="AWS profile; default: AWS_PROFILE")
     sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build", help="build, zip and check the functions for AWS")
+    build.add_argument("--architecture", choices=["arm64", "x86_64"], help="default arm64 (Graviton)")
+    build.add_argument("--out", default=str(REPO / "build" / "functions"), help="zips go to OUT/<arch>/<name>.zip")
+    build.add_argument("--only", nargs="+", help="only these functions")
+    sub.add_parser("functions", help="list the functions the template declares")
     for name in ("deploy", "describe", "destroy"):
         p = sub.add_parser(name)
         p.add_argument("--stack", required=True, help="stack name, e.g. optima-sync")
@@ -493,11 +672,18 @@ def main():
                 help="template parameter KEY=VALUE, or KEY=@FILE to read it from a file (repeatable), e.g. ShopsConfig=@shops.json",
             )
         if name == "deploy":
-            p.add_argument("--artifacts", help="directory with <handler>.zip for each function")
+            p.add_argument("--artifacts", help="directory with <handler>.zip for each function (default: build them)")
+            p.add_argument("--new-agent-key", action="store_true", help="issue another access key for the office agent")
             p.add_argument("--placeholder-artifacts", action="store_true", help="upload placeholder zips (local host only)")
     args = parser.parse_args()
     try:
-        {"deploy": cmd_deploy, "describe": cmd_describe, "destroy": cmd_destroy}[args.command](args)
+        {
+            "deploy": cmd_deploy_and_hand_over,
+            "describe": cmd_describe,
+            "destroy": cmd_destroy,
+            "build": cmd_build,
+            "functions": cmd_functions,
+        }[args.command](args)
     except botocore.exceptions.EndpointConnectionError as e:
         fail(f"cannot reach AWS: {e}")
     except botocore.exceptions.NoCredentialsError:

@@ -81,6 +81,9 @@ pub struct AwsSection {
     pub events_queue_url: String,
     /// `CommandsQueueUrl` from the stack outputs.
     pub commands_queue_url: Option<String>,
+    /// An AWS credentials file (INI, `[default]` or `[<profile>]`) readable
+    /// only by the service account; otherwise the standard chain.
+    pub credentials_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,6 +96,9 @@ pub struct SqlSection {
     pub password: Option<Secret>,
     /// A file holding only the password, readable only by the service account.
     pub password_file: Option<PathBuf>,
+    /// Windows: a generic credential in the Credential Manager of the
+    /// service account (`cmdkey /generic:NAME /user:sync /pass`).
+    pub password_credential: Option<String>,
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout_seconds: u64,
 }
@@ -271,7 +277,19 @@ impl AgentConfig {
         Self::validate(path, raw)
     }
 
-    fn validate(path: &Path, raw: RawConfig) -> Result<AgentConfig, ConfigError> {
+    fn validate(path: &Path, mut raw: RawConfig) -> Result<AgentConfig, ConfigError> {
+        // A service starts in a folder of the system's choosing (System32 on
+        // Windows): relative paths are relative to this file.
+        let beside = |file: &mut PathBuf| {
+            if file.is_relative()
+                && let Some(dir) = path.parent()
+            {
+                *file = dir.join(&*file);
+            }
+        };
+        raw.sql.password_file.as_mut().map(beside);
+        raw.aws.credentials_file.as_mut().map(beside);
+        beside(&mut raw.store.path);
         let invalid = |key: &'static str, problem: String| ConfigError::Invalid {
             path: path.to_owned(),
             key,
@@ -336,18 +354,31 @@ impl AgentConfig {
             (None, Some(file)) => {
                 Some(read_password_file(file).map_err(|p| invalid("sql.password_file", p))?)
             }
-            (None, None) => None,
+            (None, None) => match &raw.sql.password_credential {
+                Some(target) => Some(
+                    read_credential(target).map_err(|p| invalid("sql.password_credential", p))?,
+                ),
+                None => None,
+            },
         };
-        if let Some(parent) = raw
-            .store
-            .path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
+        if raw.sql.password_credential.is_some()
+            && (raw.sql.password.is_some() || raw.sql.password_file.is_some())
+        {
+            return Err(invalid(
+                "sql.password_credential",
+                "is set together with sql.password (or OPTIMA_SYNC_SQL__PASSWORD) or sql.password_file: use one of them".into(),
+            ));
+        }
+        if let Some(file) = &raw.aws.credentials_file {
+            check_private(file).map_err(|p| invalid("aws.credentials_file", p))?;
+        }
+        let store = raw.store;
+        if let Some(parent) = store.path.parent().filter(|p| !p.as_os_str().is_empty())
             && !parent.is_dir()
         {
             return Err(invalid(
                 "store.path",
-                format!("= {}: its folder does not exist", raw.store.path.display()),
+                format!("= {}: its folder does not exist", store.path.display()),
             ));
         }
         if let Some(orders) = &raw.orders {
@@ -400,7 +431,7 @@ impl AgentConfig {
             aws: raw.aws,
             sql: raw.sql,
             sql_password,
-            store: raw.store,
+            store,
             heartbeat_interval: Duration::from_secs(interval),
             sync: raw.sync,
             orders: raw.orders,
@@ -451,14 +482,34 @@ fn check_queue_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A secret from the Windows Credential Manager.
+fn read_credential(target: &str) -> Result<Secret, String> {
+    #[cfg(windows)]
+    return crate::winservice::read_credential(target);
+    #[cfg(not(windows))]
+    Err(format!(
+        "= `{target}`: the Windows Credential Manager exists on Windows only; use OPTIMA_SYNC_SQL__PASSWORD or sql.password_file"
+    ))
+}
+
 fn read_password_file(path: &Path) -> Result<Secret, String> {
+    check_private(path)?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("= {}: {e}", path.display()))?;
+    let password = text.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        return Err(format!("= {}: the file is empty", path.display()));
+    }
+    Ok(Secret::new(password))
+}
+
+/// A secrets file must exist and, on Unix, be readable by its owner only
+/// (on Windows its ACL is set with icacls: docs/INSTALL.md).
+fn check_private(path: &Path) -> Result<(), String> {
+    let metadata = std::fs::metadata(path).map_err(|e| format!("= {}: {e}", path.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
-            .map_err(|e| format!("= {}: {e}", path.display()))?
-            .permissions()
-            .mode();
+        let mode = metadata.permissions().mode();
         if mode & 0o077 != 0 {
             return Err(format!(
                 "= {}: readable by others (mode {:o}); run `chmod 600 {}` so only the service account can read it",
@@ -468,12 +519,9 @@ fn read_password_file(path: &Path) -> Result<Secret, String> {
             ));
         }
     }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("= {}: {e}", path.display()))?;
-    let password = text.trim_end_matches(['\r', '\n']);
-    if password.is_empty() {
-        return Err(format!("= {}: the file is empty", path.display()));
-    }
-    Ok(Secret::new(password))
+    #[cfg(not(unix))]
+    let _ = metadata;
+    Ok(())
 }
 
 /// Figment's messages, one per problem, with the key path and where it came from.

@@ -20,19 +20,27 @@
 //! - [`orders`]: shop orders written into Optima, and their progress.
 //! - [`heartbeat`]: the periodic sign of life.
 //! - [`sender`]: drains the outbox to SQS, oldest first, with back-off.
+//! - [`doctor`]: `agent doctor`, every check with what to do on failure.
+//! - [`service`], [`systemd`], `winservice`: `agent install`/`uninstall`
+//!   as a systemd unit or a Windows service.
 
 pub mod commands;
 pub mod config;
+pub mod doctor;
 pub mod failpoint;
 pub mod heartbeat;
 pub mod optima;
 pub mod orders;
 pub mod sender;
+pub mod service;
 pub mod sql;
 pub mod sqs;
 pub mod store;
 pub mod sync;
+pub mod systemd;
 pub mod telemetry;
+#[cfg(windows)]
+pub mod winservice;
 
 use std::sync::Arc;
 
@@ -46,6 +54,14 @@ use crate::store::Store;
 
 /// Runs the agent until ctrl-c or SIGTERM.
 pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
+    run_until(config, shutdown_signal()).await
+}
+
+/// Runs the agent until `stop` completes (a service manager's stop request).
+pub async fn run_until(
+    config: AgentConfig,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let store = Arc::new(
         Store::open(&config.store.path)
             .with_context(|| format!("opening the agent state {}", config.store.path.display()))?,
@@ -108,7 +124,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         cancel.clone(),
     ));
 
-    shutdown_signal().await;
+    stop.await;
     info!("stopping");
     cancel.cancel();
     while tasks.join_next().await.is_some() {}

@@ -1,4 +1,6 @@
-//! The `agent` command line: `run`, `check`.
+//! The `agent` command line: `run`, `sync`, `check`, `doctor`, and the
+//! service's `install` / `uninstall` (systemd on Linux, the Service Control
+//! Manager on Windows, plus `start` / `stop` there).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +44,32 @@ enum Command {
         #[arg(long, short, default_value = "agent.toml")]
         config: PathBuf,
     },
+    /// Check configuration, SQL Server and AWS, each PASS or FAIL with what
+    /// to do; exits 1 when anything fails.
+    Doctor {
+        #[arg(long, short, default_value = "agent.toml")]
+        config: PathBuf,
+    },
+    /// Register the agent as a service and start it (a systemd unit on
+    /// Linux, a Windows service on Windows).
+    Install(agent::service::InstallArgs),
+    /// Stop the service and remove it (configuration, secrets and state stay).
+    Uninstall(agent::service::UninstallArgs),
+    /// Start the installed Windows service.
+    #[cfg(windows)]
+    Start(agent::service::NameArg),
+    /// Stop the installed Windows service.
+    #[cfg(windows)]
+    Stop(agent::service::NameArg),
+    /// What the Windows Service Control Manager runs (not for people).
+    #[cfg(windows)]
+    #[command(hide = true)]
+    Service {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -66,8 +94,46 @@ const EXIT_BAD_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    agent::telemetry::init();
+    #[cfg(windows)]
+    if let Command::Service { config, name } = cli.command {
+        // Logs go to a rotating file and the Event Log, set up inside.
+        return agent::winservice::dispatch(name, config);
+    }
+    // doctor prints its own verdicts; the driver's log lines would repeat them.
+    if !matches!(cli.command, Command::Doctor { .. }) {
+        agent::telemetry::init();
+    }
     match cli.command {
+        Command::Doctor { config } => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(err) => {
+                    eprintln!("cannot start the async runtime: {err}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let checks = runtime.block_on(agent::doctor::run(&config, |check| println!("{check}")));
+            let failed = checks.iter().filter(|c| c.failed()).count();
+            if failed == 0 {
+                println!("all checks passed");
+                ExitCode::SUCCESS
+            } else {
+                println!("{failed} check(s) failed");
+                ExitCode::FAILURE
+            }
+        }
+        Command::Install(args) => report(agent::service::install(&args)),
+        Command::Uninstall(args) => report(agent::service::uninstall(&args)),
+        #[cfg(windows)]
+        Command::Start(args) => report(agent::winservice::start(&args.name)),
+        #[cfg(windows)]
+        Command::Stop(args) => report(agent::winservice::stop(&args.name)),
+        #[cfg(windows)]
+        Command::Service { .. } => ExitCode::FAILURE,
         Command::Check { config } => match AgentConfig::load(&config) {
             Ok(config) => {
                 println!(
@@ -103,6 +169,20 @@ fn main() -> ExitCode {
             );
             Ok(())
         }),
+    }
+}
+
+/// Prints what a service command did, or why it failed.
+fn report(result: anyhow::Result<String>) -> ExitCode {
+    match result {
+        Ok(done) => {
+            println!("{done}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

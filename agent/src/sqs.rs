@@ -40,12 +40,7 @@ impl Transport {
                     .operation_attempt_timeout(Duration::from_secs(30))
                     .build(),
             );
-        if let Some(region) = &config.aws.region {
-            loader = loader.region(Region::new(region.clone()));
-        }
-        if let Some(profile) = &config.aws.profile {
-            loader = loader.profile_name(profile);
-        }
+        loader = with_agent_settings(loader, config);
         let shared = loader.load().await;
         Transport {
             client: aws_sdk_sqs::Client::new(&shared),
@@ -78,6 +73,19 @@ impl Transport {
 }
 
 impl Transport {
+    /// The SQS client, for `agent doctor`'s probes.
+    pub fn client(&self) -> &aws_sdk_sqs::Client {
+        &self.client
+    }
+
+    /// The same queues through another client (one with an interceptor).
+    pub fn with_client(&self, client: aws_sdk_sqs::Client) -> Transport {
+        Transport {
+            client,
+            ..self.clone()
+        }
+    }
+
     pub fn has_commands_queue(&self) -> bool {
         self.commands_queue_url.is_some()
     }
@@ -143,6 +151,30 @@ impl Transport {
             .map(|_| ())
             .map_err(|err| describe(&err))
     }
+}
+
+/// Region, profile and credentials file from the agent's configuration,
+/// over the standard AWS configuration.
+pub fn with_agent_settings(
+    mut loader: aws_config::ConfigLoader,
+    config: &AgentConfig,
+) -> aws_config::ConfigLoader {
+    use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
+    if let Some(region) = &config.aws.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(file) = &config.aws.credentials_file {
+        loader = loader
+            .profile_files(
+                EnvConfigFiles::builder()
+                    .with_file(EnvConfigFileKind::Credentials, file)
+                    .build(),
+            )
+            .profile_name(config.aws.profile.as_deref().unwrap_or("default"));
+    } else if let Some(profile) = &config.aws.profile {
+        loader = loader.profile_name(profile);
+    }
+    loader
 }
 
 /// An SDK error with its causes (the top-level text alone says "dispatch failure").

@@ -12,6 +12,7 @@
 //! - [`emulator`]: the AWS emulator on a free port.
 //! - [`stack`]: deploying `infra/template.yaml` with `infra/deploy.py`.
 //! - [`gate`]: a TCP proxy a test can cut and restore (a network outage).
+//! - [`wine`]: the Windows build of the agent under Wine.
 
 pub mod cloud;
 pub mod emulator;
@@ -22,6 +23,7 @@ pub mod process;
 pub mod stack;
 pub mod standins;
 pub mod venv;
+pub mod wine;
 
 /// A free TCP port on 127.0.0.1 (bound and released; fine for tests on one machine).
 pub fn free_port() -> anyhow::Result<u16> {

@@ -1,0 +1,154 @@
+//! The one deploy command as an operator runs it, pointed at the emulator:
+//! the full template (Lambda's own event source mappings, not the local
+//! host), artefacts uploaded to a bucket it creates, the Function URLs and
+//! the agent's configuration and one-time access key printed; a second
+//! deploy issues no second key; `destroy` leaves nothing behind.
+
+use std::process::Command;
+
+use anyhow::{Context, ensure};
+use harness::emulator::{Emulator, sdk_config};
+use harness::stack::deploy_command;
+use harness::venv;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_prints_urls_and_the_agent_key_once_and_destroy_removes_everything()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let emulator = Emulator::start(dir.path())?;
+    let endpoint = emulator.endpoint();
+
+    // One zip per function the template declares (the emulator runs none).
+    let names = deploy_command(&endpoint)?.arg("functions").output()?;
+    ensure!(
+        names.status.success(),
+        "{}",
+        String::from_utf8_lossy(&names.stderr)
+    );
+    let names: Vec<String> = String::from_utf8(names.stdout)?
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    ensure!(names.iter().any(|n| n == "ingest"), "{names:?}");
+    let artifacts = dir.path().join("artifacts");
+    std::fs::create_dir_all(&artifacts)?;
+    let bootstrap = dir.path().join("bootstrap");
+    std::fs::write(&bootstrap, "#!/bin/sh\nexit 1\n")?;
+    for name in &names {
+        let status = Command::new(venv::ensure()?.join("python"))
+            .args(["-m", "zipfile", "-c"])
+            .arg(artifacts.join(format!("{name}.zip")))
+            .arg(&bootstrap)
+            .status()?;
+        ensure!(status.success(), "zipping {name}");
+    }
+
+    let deploy = || -> anyhow::Result<(String, String)> {
+        let out = deploy_command(&endpoint)?
+            .args([
+                "deploy",
+                "--stack",
+                "office",
+                "--architecture",
+                "x86_64",
+                "--artifacts",
+            ])
+            .arg(&artifacts)
+            .output()
+            .context("running deploy.py deploy")?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        ensure!(out.status.success(), "deploy failed:\n{stdout}{stderr}");
+        Ok((stdout, stderr))
+    };
+    let (first, log) = deploy()?;
+    println!("{first}");
+    ensure!(log.contains("created artifact bucket"), "{log}");
+    // The JSON part: outputs and every Function URL, each with a URL.
+    let json_end = first.find("\n}\n").context("a JSON object first")? + 2;
+    let printed: serde_json::Value = serde_json::from_str(&first[..json_end])?;
+    let urls = printed["function_urls"]
+        .as_array()
+        .context("function_urls")?;
+    ensure!(!urls.is_empty(), "{first}");
+    for url in urls {
+        let text = url["url"].as_str().unwrap_or_default();
+        ensure!(text.starts_with("http"), "a Function URL for {url}");
+    }
+    let events = printed["outputs"]["EventsQueueUrl"]
+        .as_str()
+        .context("EventsQueueUrl")?;
+    // The hand-over: the agent's configuration and its key, once.
+    ensure!(
+        first.contains(&format!("events_queue_url = \"{events}\"")),
+        "{first}"
+    );
+    ensure!(first.contains("commands_queue_url = \""), "{first}");
+    ensure!(first.contains("AWS_ACCESS_KEY_ID="), "{first}");
+    ensure!(first.contains("AWS_SECRET_ACCESS_KEY="), "{first}");
+    ensure!(
+        !log.contains("AWS_SECRET_ACCESS_KEY"),
+        "the key goes to standard output only"
+    );
+
+    let (second, _) = deploy()?;
+    ensure!(
+        !second.contains("AWS_SECRET_ACCESS_KEY=") && second.contains("issued before"),
+        "a second deploy issues no second key:\n{second}"
+    );
+
+    let out = deploy_command(&endpoint)?
+        .args(["destroy", "--stack", "office"])
+        .output()?;
+    let log = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.success(), "destroy failed: {log}");
+    ensure!(log.contains("deleted the agent's access key"), "{log}");
+
+    let config = sdk_config(&endpoint).await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let queues = sqs
+        .list_queues()
+        .send()
+        .await?
+        .queue_urls
+        .unwrap_or_default();
+    ensure!(queues.is_empty(), "queues left: {queues:?}");
+    let ddb = aws_sdk_dynamodb::Client::new(&config);
+    let tables = ddb
+        .list_tables()
+        .send()
+        .await?
+        .table_names
+        .unwrap_or_default();
+    ensure!(tables.is_empty(), "tables left: {tables:?}");
+    // Lambda, IAM and S3 through the deploy command's own Python SDK.
+    let check = r#"
+import boto3, json, sys
+s = boto3.session.Session(region_name="eu-central-1")
+e = sys.argv[1]
+left = {
+    "functions": [f["FunctionName"] for f in s.client("lambda", endpoint_url=e).list_functions()["Functions"]],
+    "users": [u["UserName"] for u in s.client("iam", endpoint_url=e).list_users()["Users"]],
+    "buckets": [b["Name"] for b in s.client("s3", endpoint_url=e).list_buckets().get("Buckets", [])],
+    "stacks": [x["StackName"] for x in s.client("cloudformation", endpoint_url=e).list_stacks()["StackSummaries"] if x["StackStatus"] != "DELETE_COMPLETE"],
+}
+print(json.dumps(left))
+"#;
+    let out = Command::new(venv::ensure()?.join("python"))
+        .args(["-c", check, &endpoint])
+        .envs(harness::emulator::aws_env_for(&endpoint))
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    for kind in ["functions", "users", "buckets", "stacks"] {
+        ensure!(
+            left[kind].as_array().is_some_and(Vec::is_empty),
+            "{kind} left after destroy: {left}"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! Upgrades: a command in a contract version the agent cannot speak (the
+//! cloud was upgraded two steps, or the agent is too old) is refused with
+//! a message that says which side to upgrade, and is not deleted: it stays
+//! for a newer agent, or reaches the commands DLQ (and its alarm) after
+//! the queue's maxReceiveCount. The agent keeps running.
+
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use aws_sdk_sqs::types::QueueAttributeName;
+use contract::{Envelope, Payload, Ping, SCHEMA_VERSION};
+use harness::cloud::start_agent;
+use harness::emulator::{Emulator, sdk_config};
+use harness::stack::deploy_local;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_in_a_newer_contract_is_refused_clearly_and_left_queued() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let emulator = Emulator::start(dir.path())?;
+    let stack = deploy_local(
+        &emulator.endpoint(),
+        "upgrade",
+        &dir.path().join("stack.json"),
+        &[],
+    )?;
+    let commands = stack.output("CommandsQueueUrl")?.to_owned();
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "agent_id = \"biuro-old\"\n\n[aws]\nevents_queue_url = \"{}\"\ncommands_queue_url = \"{commands}\"\n\n[sql]\nconnection_string = \"server=tcp:127.0.0.1,1;database=CDN_Firma;user=sa;encrypt=DANGER_PLAINTEXT\"\nconnect_timeout_seconds = 1\n\n[store]\npath = \"state.sqlite\"\n",
+            stack.output("EventsQueueUrl")?
+        ),
+    )?;
+    let mut agent = start_agent(
+        &config,
+        &emulator.endpoint(),
+        &dir.path().join("agent.log"),
+        &[],
+    )?;
+
+    let mut envelope = Envelope::new(
+        "cloud",
+        1,
+        chrono::Utc::now(),
+        Payload::Ping(Ping {
+            nonce: "from-the-future".into(),
+        }),
+    );
+    envelope.version = SCHEMA_VERSION + 1;
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config(&emulator.endpoint()).await);
+    sqs.send_message()
+        .queue_url(&commands)
+        .message_body(String::from_utf8(envelope.to_json())?)
+        .message_group_id("biuro-old")
+        .message_deduplication_id("future-1")
+        .send()
+        .await?;
+
+    let line = agent
+        .wait_for_log(
+            &format!("unsupported contract version {}", SCHEMA_VERSION + 1),
+            Duration::from_secs(60),
+        )
+        .with_context(|| harness::process::tail(&agent.log_text()))?;
+    ensure!(
+        line.contains("upgrade the side that is older"),
+        "the refusal says what to do: {line}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    ensure!(agent.is_running(), "the agent keeps running");
+
+    // Not deleted: still in the queue (visible or in flight) or in its DLQ.
+    let dlq = stack.output("CommandsDlqUrl")?.to_owned();
+    let mut held = 0u64;
+    for url in [&commands, &dlq] {
+        let attrs = sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await?
+            .attributes
+            .unwrap_or_default();
+        for key in [
+            QueueAttributeName::ApproximateNumberOfMessages,
+            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        ] {
+            held += attrs
+                .get(&key)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    ensure!(
+        held == 1,
+        "the refused command is kept, not deleted ({held} held)"
+    );
+    Ok(())
+}
