@@ -1,6 +1,6 @@
-//! The AWS emulator (moto's server, pinned in `infra/requirements.txt`) on a
-//! free loopback port. Everything reaches it only through the standard AWS
-//! configuration ([`Emulator::aws_env`]), as it would reach LocalStack or AWS.
+//! The AWS emulator (moto's server, pinned in `infra/requirements.txt`, run
+//! through `infra/moto_server_fast.py`) on a free loopback port. Everything
+//! reaches it only through the standard AWS configuration ([`Emulator::aws_env`]), as it would reach LocalStack or AWS.
 
 use std::path::Path;
 use std::process::Command;
@@ -23,8 +23,11 @@ impl Emulator {
     pub fn start(log_dir: &Path) -> anyhow::Result<Emulator> {
         let bin = venv::ensure()?;
         let port = free_port()?;
-        let mut command = Command::new(bin.join("moto_server"));
-        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        // moto's server with its two O(table) hot paths fixed; see the script.
+        let mut command = Command::new(bin.join("python"));
+        command
+            .arg(crate::paths::repo_root().join("infra/moto_server_fast.py"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()]);
         let mut process =
             Process::spawn("aws-emulator", command, &log_dir.join("aws-emulator.log"))?;
         let deadline = Instant::now() + Duration::from_secs(30);
