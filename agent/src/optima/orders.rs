@@ -145,11 +145,38 @@ fn fits_money(value: Decimal) -> bool {
     value.abs() < Decimal::from(10_000_000_000_000i64)
 }
 
+/// Where the goods go: the shipping address when it is complete, else the
+/// billing address; `None` when neither names a recipient with a street,
+/// city and postcode (the document's `TrN_Odb*` columns and a new
+/// customer's card need them).
+fn recipient(order: &Order) -> Option<&Address> {
+    let complete = |a: &&Address| {
+        let named =
+            !a.name.trim().is_empty() || a.company.as_deref().is_some_and(|c| !c.trim().is_empty());
+        named
+            && [&a.street, &a.city, &a.postcode]
+                .iter()
+                .all(|field| !field.trim().is_empty())
+    };
+    order
+        .buyer
+        .shipping
+        .as_ref()
+        .filter(complete)
+        .or(Some(&order.buyer.billing).filter(complete))
+}
+
 /// The document's lines (goods, then shipping as a service line) and its
 /// checks; an error is the reason the order is parked.
 fn document_lines(order: &Order, settings: &WriteSettings) -> Result<Vec<DocLine>, String> {
     if order.lines.is_empty() {
         return Err("the order has no lines".into());
+    }
+    if recipient(order).is_none() {
+        return Err(
+            "the order has no complete address (a name or company, street, city and postcode, in shipping or billing)"
+                .into(),
+        );
     }
     let mut lines = Vec::new();
     for line in &order.lines {
@@ -613,11 +640,8 @@ async fn write_in_transaction(
         .ok_or_else(|| SqlError::Unexpected("numbering query returned no row".into()))?;
     let full_number = format!("{symbol}/{number}/{year}");
 
-    let recipient: &Address = order
-        .buyer
-        .shipping
-        .as_ref()
-        .unwrap_or(&order.buyer.billing);
+    // Checked complete before the transaction (document_lines).
+    let recipient: &Address = recipient(order).unwrap_or(&order.buyer.billing);
     let recipient_name = recipient
         .company
         .as_ref()
@@ -850,7 +874,17 @@ mod tests {
             paid: true,
             currency: "PLN".into(),
             payment_method: "bacs".into(),
-            buyer: Buyer::default(),
+            buyer: Buyer {
+                billing: Address {
+                    name: "Zofia Łęcka".into(),
+                    street: "ul. Długa 1".into(),
+                    city: "Gdańsk".into(),
+                    postcode: "80-001".into(),
+                    country: "PL".into(),
+                    ..Address::default()
+                },
+                ..Buyer::default()
+            },
             lines: vec![OrderLine {
                 sku: "A".into(),
                 name: "Kawa".into(),
@@ -907,6 +941,33 @@ mod tests {
             document_lines(&order(), &no_default)
                 .unwrap_err()
                 .contains("flat_rate")
+        );
+    }
+
+    #[test]
+    fn an_order_without_a_complete_address_is_parked_and_billing_stands_in_for_shipping() {
+        let mut no_address = order();
+        no_address.buyer.billing = Address::default();
+        no_address.buyer.shipping = None;
+        assert!(
+            document_lines(&no_address, &settings())
+                .unwrap_err()
+                .contains("no complete address")
+        );
+        let mut no_street = order();
+        no_street.buyer.shipping = None;
+        no_street.buyer.billing.street = " ".into();
+        assert!(document_lines(&no_street, &settings()).is_err());
+
+        let mut blank_shipping = order();
+        blank_shipping.buyer.shipping = Some(Address {
+            name: "Jan".into(),
+            ..Address::default()
+        });
+        assert!(document_lines(&blank_shipping, &settings()).is_ok());
+        assert_eq!(
+            recipient(&blank_shipping).map(|a| a.street.as_str()),
+            Some(blank_shipping.buyer.billing.street.as_str())
         );
     }
 
