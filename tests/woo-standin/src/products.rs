@@ -2,6 +2,7 @@
 //! filters (`sku=A,B`, `status`, `modified_after`, ...), `POST /products/batch` with the 100-item
 //! limit and per-item errors.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -361,12 +362,7 @@ pub fn apply_input(
 
     if let Some(sku) = &sku {
         let sku = sku.trim();
-        if !sku.is_empty()
-            && shop
-                .products
-                .values()
-                .any(|o| o.id != p.id && o.sku == sku && o.status != "trash")
-        {
+        if !sku.is_empty() && shop.products.ids_with_sku(sku).any(|id| id != p.id) {
             return Err(
                 ApiError::new(400, "product_invalid_sku", "Invalid or duplicated SKU.")
                     .with("resource_id", json!(shop.id_by_sku(sku).unwrap_or(0)))
@@ -713,9 +709,20 @@ fn list(shared: &Shared, shop: &ShopState, q: &Query) -> Result<(Vec<JsonText>, 
     let search = q.get("search").map(str::to_lowercase);
     let with_variations = shared.settings.sku_lookup_includes_variations && skus.is_some();
 
-    let mut items: Vec<&Product> = shop
-        .products
-        .values()
+    // With a SKU filter only the products holding one of those SKUs can match: take them from
+    // the SKU lookup instead of the whole catalogue (trashed ones are added back for
+    // `status=trash`, which the lookup leaves out).
+    let candidates: Box<dyn Iterator<Item = &Product>> = match &skus {
+        Some(parts) => {
+            let ids: BTreeSet<u64> = parts
+                .iter()
+                .flat_map(|sku| shop.products.ids_with_sku_any_status(sku))
+                .collect();
+            Box::new(ids.into_iter().filter_map(|id| shop.products.get(&id)))
+        }
+        None => Box::new(shop.products.values()),
+    };
+    let mut items: Vec<&Product> = candidates
         .filter(|p| p.kind != "variation" || with_variations)
         .filter(|p| match status.as_str() {
             "any" => p.status != "trash",

@@ -1,7 +1,8 @@
 //! The shop: everything WooCommerce would keep in its database. Products, variations, orders and
 //! coupons share WordPress's post id sequence, so ids are not contiguous per resource.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Deref;
 
 use serde::{Deserialize, Serialize};
 
@@ -42,7 +43,7 @@ pub struct ShopState {
     pub next_comment_id: u64,
     pub next_webhook_id: u64,
     /// Products and variations (`type: "variation"`) by id.
-    pub products: BTreeMap<u64, Product>,
+    pub products: Products,
     pub orders: BTreeMap<u64, Order>,
     /// Order notes by order id, oldest first.
     pub order_notes: BTreeMap<u64, Vec<OrderNote>>,
@@ -75,7 +76,7 @@ impl Default for ShopState {
             next_item_id: 1,
             next_comment_id: 1,
             next_webhook_id: 1,
-            products: BTreeMap::new(),
+            products: Products::default(),
             orders: BTreeMap::new(),
             order_notes: BTreeMap::new(),
             stock_reduced: BTreeSet::new(),
@@ -116,13 +117,101 @@ impl ShopState {
 
     /// Product or variation id for a SKU (exact match; trashed products excluded).
     pub fn id_by_sku(&self, sku: &str) -> Option<u64> {
-        if sku.is_empty() {
-            return None;
+        self.products.ids_with_sku(sku).next()
+    }
+}
+
+/// Products and variations by id, with the `_sku` lookup WooCommerce gets from its
+/// `wc_product_meta_lookup` index: finding a SKU must not scan the catalogue, or a 100,000-product
+/// shop becomes quadratic to seed and to sync against.
+#[derive(Debug, Clone, Default)]
+pub struct Products {
+    by_id: BTreeMap<u64, Product>,
+    ids_by_sku: HashMap<String, BTreeSet<u64>>,
+}
+
+impl Deref for Products {
+    type Target = BTreeMap<u64, Product>;
+    fn deref(&self) -> &Self::Target {
+        &self.by_id
+    }
+}
+
+impl Products {
+    pub fn insert(&mut self, id: u64, product: Product) -> Option<Product> {
+        self.index(id, &product.sku);
+        let old = self.by_id.insert(id, product);
+        if let Some(old) = &old
+            && self.by_id.get(&id).is_some_and(|new| new.sku != old.sku)
+        {
+            self.unindex(id, &old.sku);
         }
-        self.products
-            .values()
-            .find(|p| p.sku == sku && p.status != "trash")
-            .map(|p| p.id)
+        old
+    }
+
+    pub fn remove(&mut self, id: &u64) -> Option<Product> {
+        let old = self.by_id.remove(id);
+        if let Some(old) = &old {
+            self.unindex(*id, &old.sku);
+        }
+        old
+    }
+
+    /// For changes that keep the SKU (stock, variations list, dates); a SKU change goes
+    /// through [`Products::insert`] so the lookup follows it.
+    pub fn get_mut(&mut self, id: &u64) -> Option<&mut Product> {
+        self.by_id.get_mut(id)
+    }
+
+    /// Ids of the products and variations with exactly this SKU, not trashed, lowest first.
+    pub fn ids_with_sku<'a>(&'a self, sku: &str) -> impl Iterator<Item = u64> + 'a {
+        self.ids_with_sku_any_status(sku)
+            .filter(|id| self.by_id.get(id).is_some_and(|p| p.status != "trash"))
+    }
+
+    /// Ids of the products and variations with exactly this SKU, trashed ones included.
+    pub fn ids_with_sku_any_status<'a>(&'a self, sku: &str) -> impl Iterator<Item = u64> + 'a {
+        let ids = if sku.is_empty() {
+            None
+        } else {
+            self.ids_by_sku.get(sku)
+        };
+        ids.into_iter().flatten().copied()
+    }
+
+    fn index(&mut self, id: u64, sku: &str) {
+        if !sku.is_empty() {
+            self.ids_by_sku
+                .entry(sku.to_string())
+                .or_default()
+                .insert(id);
+        }
+    }
+
+    fn unindex(&mut self, id: u64, sku: &str) {
+        if let Some(ids) = self.ids_by_sku.get_mut(sku) {
+            ids.remove(&id);
+            if ids.is_empty() {
+                self.ids_by_sku.remove(sku);
+            }
+        }
+    }
+}
+
+impl Serialize for Products {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.by_id.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Products {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let by_id = BTreeMap::<u64, Product>::deserialize(deserializer)?;
+        let mut products = Products::default();
+        for (id, product) in by_id {
+            products.insert(id, product);
+        }
+        Ok(products)
     }
 }
 
