@@ -219,6 +219,26 @@ async fn run(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
         percentile(&delays, 0.95).as_secs_f64(),
         delays.last().copied().unwrap_or_default().as_secs_f64()
     );
+    // Orders the webhook did not take (the function answered an error, or
+    // the shop had disabled the webhook by then) reached the ERP through
+    // the poller; this says how many went each way.
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    let mut delivered_orders = std::collections::BTreeSet::new();
+    for delivery in shop.webhook_deliveries().await? {
+        if delivery["kind"] != "event" {
+            continue;
+        }
+        let outcome = delivery["outcome"].as_str().unwrap_or("?").to_owned();
+        if outcome == "success" {
+            delivered_orders.insert(delivery["resource_id"].as_u64().unwrap_or_default());
+        }
+        *outcomes.entry(outcome).or_default() += 1;
+    }
+    println!(
+        "webhook deliveries by outcome: {outcomes:?}; orders taken by a webhook: {}, by the poller only: {}",
+        delivered_orders.len(),
+        placed.len().saturating_sub(delivered_orders.len())
+    );
     let status = cloud.status().await?;
     println!(
         "admin status: parked orders {}",
