@@ -128,6 +128,23 @@ async fn count(erp: &Erp, sql_text: &str, key: &str) -> anyhow::Result<i32> {
     Ok(rows.first().and_then(|r| r.get::<i32, _>(0)).unwrap_or(-1))
 }
 
+/// Rows in the tables a written order touches: (TraNag, TraElem, TraVat,
+/// Kontrahenci).
+async fn written_rows(erp: &Erp) -> anyhow::Result<(i32, i32, i32, i32)> {
+    let mut counts = Vec::new();
+    for table in ["TraNag", "TraElem", "TraVat", "Kontrahenci"] {
+        counts.push(
+            count(
+                erp,
+                &format!("SELECT COUNT(*) FROM CDN.{table} WHERE @P1 = @P1"),
+                "x",
+            )
+            .await?,
+        );
+    }
+    Ok((counts[0], counts[1], counts[2], counts[3]))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_becomes_one_document_with_totals_to_the_grosz() -> anyhow::Result<()> {
     let erp = erp_for_tests(SeedOptions {
@@ -370,13 +387,7 @@ async fn an_order_that_cannot_be_written_whole_is_parked_and_writes_nothing() ->
         sku_with_rate(&erp, 8).await?,
     );
     let mut sql = connect_ado(&erp.ado, 10).await?;
-    let before_docs = count(&erp, "SELECT COUNT(*) FROM CDN.TraNag WHERE @P1 = @P1", "x").await?;
-    let before_customers = count(
-        &erp,
-        "SELECT COUNT(*) FROM CDN.Kontrahenci WHERE @P1 = @P1",
-        "x",
-    )
-    .await?;
+    let before = written_rows(&erp).await?;
 
     let mut unknown = shop_order("3001", &sku23, &sku8);
     unknown.lines[1].sku = "NIE-MA-TAKIEGO".into();
@@ -386,30 +397,45 @@ async fn an_order_that_cannot_be_written_whole_is_parked_and_writes_nothing() ->
     mismatch.total_gross += dec!(0.01);
     let mut huge = shop_order("3004", &sku23, &sku8);
     huge.lines[0].quantity = Decimal::from(1_000_000_000_000i64);
+    // No address at all; and one where neither address is complete (shipping
+    // without a postcode, billing without a street). Each buyer is new, so
+    // writing it would also create a customer.
+    let mut no_address = shop_order("3005", &sku23, &sku8);
+    no_address.buyer.billing = Address::default();
+    no_address.buyer.shipping = None;
+    let mut incomplete = shop_order("3006", &sku23, &sku8);
+    incomplete.buyer.billing.street = "  ".into();
+    if let Some(shipping) = incomplete.buyer.shipping.as_mut() {
+        shipping.postcode = String::new();
+    }
     for (order, expect) in [
         (&unknown, "unknown SKU in Optima: NIE-MA-TAKIEGO"),
         (&unmapped_payment, "payment method `bitcoin`"),
         (&mismatch, "totals do not add up"),
         (&huge, "out of range"),
+        (&no_address, "no complete address"),
+        (&incomplete, "no complete address"),
     ] {
         match write_order(&mut sql, order, &settings()).await? {
             WriteResult::Parked(reason) => assert!(reason.contains(expect), "{reason}"),
             other => panic!("{} should be parked, got {other:?}", order.order_id),
         }
+        assert_eq!(
+            count(
+                &erp,
+                "SELECT COUNT(*) FROM CDN.TraNag WHERE TrN_ImportRowId = CAST(@P1 AS varchar(36))",
+                &import_row_id(&order.key())
+            )
+            .await?,
+            0,
+            "no document for the parked {}",
+            order.order_id
+        );
     }
     assert_eq!(
-        count(&erp, "SELECT COUNT(*) FROM CDN.TraNag WHERE @P1 = @P1", "x").await?,
-        before_docs
-    );
-    assert_eq!(
-        count(
-            &erp,
-            "SELECT COUNT(*) FROM CDN.Kontrahenci WHERE @P1 = @P1",
-            "x"
-        )
-        .await?,
-        before_customers,
-        "no customer created for a parked order"
+        written_rows(&erp).await?,
+        before,
+        "(TraNag, TraElem, TraVat, Kontrahenci): no document, line, VAT row or customer for a parked order"
     );
     Ok(())
 }
@@ -469,6 +495,448 @@ async fn realising_the_reservation_reads_back_as_shipped_with_tracking() -> anyh
         3,
         "RO, FS and WZ: {:?}",
         shipped.documents
+    );
+    Ok(())
+}
+
+/// The number the agent's numbering should give next: MAX+1 per definition
+/// and year, over the documents other than `except`.
+async fn next_number(erp: &Erp, symbol: &str, year: &str, except: i64) -> anyhow::Result<i32> {
+    let mut sql = erp.connect().await?;
+    let mut query = Query::new(
+        "SELECT ISNULL(MAX(n.TrN_NumerNr), 0) + 1 AS nr FROM CDN.TraNag n JOIN CDN.DokDefinicje d ON d.DDf_DDfID = n.TrN_DDfId \
+         WHERE d.DDf_Symbol = CAST(@P1 AS varchar(5)) AND n.TrN_NumerPelny LIKE @P2 AND n.TrN_TrNID <> @P3",
+    );
+    query.bind(symbol);
+    query.bind(format!("{symbol}/%/{year}"));
+    query.bind(i32::try_from(except)?);
+    let rows = query.query(&mut sql).await?.into_first_result().await?;
+    rows.first()
+        .and_then(|r| r.get::<i32, _>("nr"))
+        .ok_or_else(|| anyhow::anyhow!("no numbering row"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoice_and_receipt_drafts_are_one_document_of_their_kind_in_the_buffer()
+-> anyhow::Result<()> {
+    let erp = erp_for_tests(SeedOptions {
+        products: 100,
+        seed: 15,
+    })
+    .await?;
+    let (sku23, sku8) = (
+        sku_with_rate(&erp, 23).await?,
+        sku_with_rate(&erp, 8).await?,
+    );
+    let mut sql = connect_ado(&erp.ado, 10).await?;
+    for (kind, symbol, class, id) in [
+        (DocumentKind::Fs, "FS", 302, "5001"),
+        (DocumentKind::Pa, "PA", 305, "5002"),
+    ] {
+        let mut s = settings();
+        s.document = kind;
+        let order = shop_order(id, &sku23, &sku8);
+        let WriteResult::Written {
+            document_id,
+            document_number,
+            already: false,
+        } = write_order(&mut sql, &order, &s).await?
+        else {
+            panic!("{symbol}: not written as a new document");
+        };
+
+        let mut query = Query::new(
+            "SELECT n.TrN_TypDokumentu, n.TrN_Rodzaj, n.TrN_NumerNr, n.TrN_NumerPelny, n.TrN_Bufor, n.TrN_Anulowany, \
+             n.TrN_RazemNetto, n.TrN_RazemVAT, n.TrN_RazemBrutto, d.DDf_Symbol, d.DDf_Klasa \
+             FROM CDN.TraNag n JOIN CDN.DokDefinicje d ON d.DDf_DDfID = n.TrN_DDfId WHERE n.TrN_TrNID = @P1",
+        );
+        query.bind(i32::try_from(document_id)?);
+        let rows = query.query(&mut sql).await?.into_first_result().await?;
+        let header = rows.first().ok_or_else(|| anyhow::anyhow!("no header"))?;
+        assert_eq!(header.get::<&str, _>("DDf_Symbol"), Some(symbol));
+        assert_eq!(header.get::<i32, _>("DDf_Klasa"), Some(class));
+        assert_eq!(header.get::<i32, _>("TrN_TypDokumentu"), Some(class));
+        assert_eq!(header.get::<i32, _>("TrN_Rodzaj"), Some(class * 1000));
+        assert_eq!(header.get::<i16, _>("TrN_Bufor"), Some(1), "{symbol} draft");
+        assert_eq!(header.get::<i16, _>("TrN_Anulowany"), Some(0));
+        // Numbered in its own definition's series: SYMBOL/<MAX+1>/<year>.
+        let full = header.get::<&str, _>("TrN_NumerPelny").unwrap_or_default();
+        assert_eq!(full, document_number);
+        let parts: Vec<&str> = full.split('/').collect();
+        assert_eq!(parts.len(), 3, "{full}");
+        assert_eq!(parts[0], symbol, "{full}");
+        let nr = header.get::<i32, _>("TrN_NumerNr").unwrap_or_default();
+        assert_eq!(parts[1], nr.to_string(), "{full}");
+        assert_eq!(nr, next_number(&erp, symbol, parts[2], document_id).await?);
+        // Totals to the grosz: header, lines and VAT rows all equal the shop's.
+        assert_eq!(
+            (
+                header.get::<Decimal, _>("TrN_RazemNetto"),
+                header.get::<Decimal, _>("TrN_RazemVAT"),
+                header.get::<Decimal, _>("TrN_RazemBrutto"),
+            ),
+            (
+                Some(order.total_net),
+                Some(order.total_vat),
+                Some(order.total_gross)
+            ),
+            "{symbol} totals"
+        );
+        let mut query = Query::new(
+            "SELECT TrE_WartoscNetto, TrE_WartoscBrutto FROM CDN.TraElem WHERE TrE_TrNId = @P1",
+        );
+        query.bind(i32::try_from(document_id)?);
+        let lines = query.query(&mut sql).await?.into_first_result().await?;
+        assert_eq!(lines.len(), 3, "two goods lines and shipping");
+        let sum = |column: &str| -> Decimal {
+            lines
+                .iter()
+                .filter_map(|r| r.get::<Decimal, _>(column))
+                .sum()
+        };
+        assert_eq!(
+            (sum("TrE_WartoscNetto"), sum("TrE_WartoscBrutto")),
+            (order.total_net, order.total_gross)
+        );
+        let mut query =
+            Query::new("SELECT TrV_Netto, TrV_VAT FROM CDN.TraVat WHERE TrV_TrNId = @P1");
+        query.bind(i32::try_from(document_id)?);
+        let vat = query.query(&mut sql).await?.into_first_result().await?;
+        let vat_net: Decimal = vat
+            .iter()
+            .filter_map(|r| r.get::<Decimal, _>("TrV_Netto"))
+            .sum();
+        let vat_vat: Decimal = vat
+            .iter()
+            .filter_map(|r| r.get::<Decimal, _>("TrV_VAT"))
+            .sum();
+        assert_eq!((vat_net, vat_vat), (order.total_net, order.total_vat));
+
+        // Exactly one document for the order, of this kind (no RO besides it);
+        // a redelivery answers the same and writes nothing.
+        let before = written_rows(&erp).await?;
+        let again = write_order(&mut sql, &order, &s).await?;
+        assert_eq!(
+            again,
+            WriteResult::Written {
+                document_id,
+                document_number: document_number.clone(),
+                already: true
+            }
+        );
+        assert_eq!(written_rows(&erp).await?, before, "{symbol} redelivery");
+        let mut query = Query::new(
+            "SELECT d.DDf_Symbol FROM CDN.TraNag n JOIN CDN.DokDefinicje d ON d.DDf_DDfID = n.TrN_DDfId WHERE n.TrN_NumerObcy = CAST(@P1 AS varchar(256))",
+        );
+        query.bind(order.number.as_str());
+        let rows = query.query(&mut sql).await?.into_first_result().await?;
+        let kinds: Vec<&str> = rows
+            .iter()
+            .filter_map(|r| r.get::<&str, _>("DDf_Symbol"))
+            .collect();
+        assert_eq!(kinds, [symbol], "one document for {}", order.number);
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_company_with_an_unknown_nip_becomes_one_new_customer_found_again_by_nip()
+-> anyhow::Result<()> {
+    let erp = erp_for_tests(SeedOptions {
+        products: 100,
+        seed: 16,
+    })
+    .await?;
+    let (sku23, sku8) = (
+        sku_with_rate(&erp, 23).await?,
+        sku_with_rate(&erp, 8).await?,
+    );
+    let mut sql = connect_ado(&erp.ado, 10).await?;
+    let nip = "9512345672";
+    let with_nip = "SELECT COUNT(*) FROM CDN.Kontrahenci WHERE REPLACE(REPLACE(Knt_Nip, '-', ''), ' ', '') = @P1";
+    assert_eq!(
+        count(&erp, with_nip, nip).await?,
+        0,
+        "no customer has {nip}"
+    );
+    let (.., customers_before) = written_rows(&erp).await?;
+    // A collective customer is configured: a company with a NIP must not
+    // land on it.
+    let mut s = settings();
+    s.collective_customer = Some("DETAL".into());
+
+    let mut first = shop_order("6001", &sku23, &sku8);
+    first.buyer.nip = Some("PL 951-234-56-72".into());
+    first.buyer.email = Some("zakupy@zuraw.example.pl".into());
+    first.buyer.billing.company = Some("Hurtownia Żuraw Sp. z o.o.".into());
+    first.buyer.billing.name = "Jan Kowalski".into();
+    // The same company, its NIP written differently, another e-mail.
+    let mut second = shop_order("6002", &sku23, &sku8);
+    second.buyer.nip = Some(nip.into());
+    second.buyer.email = Some("faktury@zuraw.example.pl".into());
+    second.buyer.billing.company = first.buyer.billing.company.clone();
+
+    let mut customers = Vec::new();
+    for order in [&first, &second] {
+        let WriteResult::Written { document_id, .. } = write_order(&mut sql, order, &s).await?
+        else {
+            panic!("{} not written", order.order_id);
+        };
+        let mut query = Query::new(
+            "SELECT k.Knt_KntId, k.Knt_Kod, k.Knt_Nip, k.Knt_NipKraj, k.Knt_Nazwa1, k.Knt_Nazwa2 \
+             FROM CDN.TraNag n JOIN CDN.Kontrahenci k ON k.Knt_KntId = n.TrN_PodID WHERE n.TrN_TrNID = @P1",
+        );
+        query.bind(i32::try_from(document_id)?);
+        let rows = query.query(&mut sql).await?.into_first_result().await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("no customer on the document"))?;
+        assert_eq!(row.get::<&str, _>("Knt_Nip"), Some(nip));
+        assert_eq!(row.get::<&str, _>("Knt_NipKraj"), Some("PL"));
+        assert_eq!(
+            row.get::<&str, _>("Knt_Nazwa1"),
+            Some("Hurtownia Żuraw Sp. z o.o.")
+        );
+        assert_eq!(row.get::<&str, _>("Knt_Nazwa2"), Some("Jan Kowalski"));
+        let code = row.get::<&str, _>("Knt_Kod").unwrap_or_default();
+        assert!(
+            code.starts_with("WWW-"),
+            "a customer the agent created: {code}"
+        );
+        customers.push(row.get::<i32, _>("Knt_KntId"));
+    }
+    assert_eq!(
+        customers[0], customers[1],
+        "the second order reuses the customer"
+    );
+    assert_eq!(count(&erp, with_nip, nip).await?, 1);
+    let (.., customers_after) = written_rows(&erp).await?;
+    assert_eq!(customers_after, customers_before + 1, "one new customer");
+    Ok(())
+}
+
+/// The office, over SQL: a `symbol` document realised from `parent`
+/// (`CDN.TraNagRelacje`), still a draft or confirmed, with a tracking number.
+async fn office_realises(
+    erp: &Erp,
+    parent: i64,
+    symbol: &str,
+    draft: bool,
+    tracking: Option<&str>,
+) -> anyhow::Result<(i64, String)> {
+    let mut sql = erp.connect().await?;
+    let mut query = Query::new(
+        "SELECT DDf_DDfID, DDf_Klasa FROM CDN.DokDefinicje WHERE DDf_Symbol = CAST(@P1 AS varchar(5))",
+    );
+    query.bind(symbol);
+    let rows = query.query(&mut sql).await?.into_first_result().await?;
+    let (definition, class) = rows
+        .first()
+        .and_then(|r| Some((r.get::<i32, _>("DDf_DDfID")?, r.get::<i32, _>("DDf_Klasa")?)))
+        .ok_or_else(|| anyhow::anyhow!("no definition {symbol}"))?;
+    let mut query = Query::new(
+        "SELECT TrN_TypDokumentu, TrN_PodID, TrN_MagZrdId FROM CDN.TraNag WHERE TrN_TrNID = @P1",
+    );
+    query.bind(i32::try_from(parent)?);
+    let rows = query.query(&mut sql).await?.into_first_result().await?;
+    let row = rows
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("no document {parent}"))?;
+    let (parent_class, customer, warehouse) = (
+        row.get::<i32, _>("TrN_TypDokumentu").unwrap_or_default(),
+        row.get::<i32, _>("TrN_PodID"),
+        row.get::<i32, _>("TrN_MagZrdId").unwrap_or_default(),
+    );
+    let nr = 900_000 + i32::try_from(parent)?;
+    let number = format!("{symbol}/{nr}/BIURO");
+    let mut query = Query::new(
+        "INSERT INTO CDN.TraNag (TrN_DDfId, TrN_TypDokumentu, TrN_Rodzaj, TrN_NumerNr, TrN_NumerPelny, TrN_DataDok, TrN_Bufor, TrN_PodID, TrN_MagZrdId, TrN_NrPrzesylki) \
+         OUTPUT INSERTED.TrN_TrNID VALUES (@P1, @P2, @P3, @P4, @P5, GETDATE(), @P6, @P7, @P8, @P9)",
+    );
+    query.bind(definition);
+    query.bind(class);
+    query.bind(class * 1000);
+    query.bind(nr);
+    query.bind(number.clone());
+    query.bind(i16::from(draft));
+    query.bind(customer);
+    query.bind(warehouse);
+    query.bind(tracking.map(str::to_owned));
+    let rows = query.query(&mut sql).await?.into_first_result().await?;
+    let id = rows
+        .first()
+        .and_then(|r| r.get::<i32, _>("TrN_TrNID"))
+        .ok_or_else(|| anyhow::anyhow!("no id for the {symbol}"))?;
+    let mut query = Query::new(
+        "INSERT INTO CDN.TraNagRelacje (TrR_TrNId, TrR_TrNTyp, TrR_FaId, TrR_FaTyp) VALUES (@P1, @P2, @P3, @P4)",
+    );
+    query.bind(i32::try_from(parent)?);
+    query.bind(parent_class);
+    query.bind(id);
+    query.bind(class);
+    query.execute(&mut sql).await?;
+    Ok((i64::from(id), number))
+}
+
+/// The office, over SQL: `SET column = 1 or 0` on one document.
+async fn office_sets(erp: &Erp, document: i64, column: &str, value: i16) -> anyhow::Result<()> {
+    let mut sql = erp.connect().await?;
+    let mut query = Query::new(format!(
+        "UPDATE CDN.TraNag SET {column} = @P1 WHERE TrN_TrNID = @P2"
+    ));
+    query.bind(value);
+    query.bind(i32::try_from(document)?);
+    let done = query.execute(&mut sql).await?;
+    anyhow::ensure!(done.total() == 1, "{column} of {document} not set");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_drafts_and_cancellations_read_back_as_their_stages() -> anyhow::Result<()> {
+    let erp = erp_for_tests(SeedOptions {
+        products: 100,
+        seed: 17,
+    })
+    .await?;
+    let (sku23, sku8) = (
+        sku_with_rate(&erp, 23).await?,
+        sku_with_rate(&erp, 8).await?,
+    );
+    let mut sql = connect_ado(&erp.ado, 10).await?;
+    let mut receipt_draft = settings();
+    receipt_draft.document = DocumentKind::Pa;
+    // An RO the office realises into a receipt, an RO it cancels, and an
+    // order written straight as a PA draft that the office confirms.
+    let mut tracked = Vec::new();
+    for (id, s) in [
+        ("7001", settings()),
+        ("7002", settings()),
+        ("7003", receipt_draft),
+    ] {
+        let order = shop_order(id, &sku23, &sku8);
+        let WriteResult::Written {
+            document_id,
+            document_number,
+            ..
+        } = write_order(&mut sql, &order, &s).await?
+        else {
+            panic!("{id} not written");
+        };
+        tracked.push(TrackedOrder {
+            key: order.key(),
+            shop: order.shop.clone(),
+            order_id: order.order_id.clone(),
+            document_id,
+            document_number,
+            reported: None,
+        });
+    }
+    let (realised, cancelled, receipt) = (&tracked[0], &tracked[1], &tracked[2]);
+    let roots: Vec<i64> = tracked.iter().map(|t| t.document_id).collect();
+    let mut sql_for = connect_ado(&erp.ado, 10).await?;
+    let mut stages = async |expected: [OrderStage; 3]| -> anyhow::Result<Vec<Vec<String>>> {
+        let chains = document_chains(&mut sql_for, &roots).await?;
+        let mut documents = Vec::new();
+        for (order, stage) in tracked.iter().zip(expected) {
+            let chain = chains
+                .get(&order.document_id)
+                .ok_or_else(|| anyhow::anyhow!("no chain for {}", order.order_id))?;
+            let progress = progress_of(order, chain)
+                .ok_or_else(|| anyhow::anyhow!("no progress for {}", order.order_id))?;
+            assert_eq!(progress.stage, stage, "{}: {chain:?}", order.order_id);
+            documents.push(progress.documents);
+        }
+        Ok(documents)
+    };
+    let documents = stages([OrderStage::Accepted; 3]).await?;
+    assert!(receipt.document_number.starts_with("PA/"));
+    for (order, docs) in tracked.iter().zip(&documents) {
+        assert_eq!(docs, std::slice::from_ref(&order.document_number));
+    }
+
+    // A receipt still in the buffer is not an invoice yet; confirmed, it is.
+    let (pa, pa_number) = office_realises(&erp, realised.document_id, "PA", true, None).await?;
+    stages([OrderStage::Accepted; 3]).await?;
+    office_sets(&erp, pa, "TrN_Bufor", 0).await?;
+    office_sets(&erp, cancelled.document_id, "TrN_Anulowany", 1).await?;
+    office_sets(&erp, receipt.document_id, "TrN_Bufor", 0).await?;
+    let documents = stages([
+        OrderStage::Invoiced,
+        OrderStage::Cancelled,
+        OrderStage::Invoiced,
+    ])
+    .await?;
+    assert_eq!(
+        documents[0],
+        [realised.document_number.clone(), pa_number.clone()]
+    );
+    assert_eq!(
+        documents[1],
+        std::slice::from_ref(&cancelled.document_number)
+    );
+
+    // The goods leave on a WZ from the receipt (RO → PA → WZ) with tracking.
+    let (_, wz_number) = office_realises(&erp, pa, "WZ", false, Some("PL0099887766")).await?;
+    stages([
+        OrderStage::Shipped,
+        OrderStage::Cancelled,
+        OrderStage::Invoiced,
+    ])
+    .await?;
+    let chains = document_chains(&mut sql, &[realised.document_id]).await?;
+    let shipped = progress_of(realised, &chains[&realised.document_id]).unwrap();
+    assert_eq!(shipped.tracking_number.as_deref(), Some("PL0099887766"));
+    assert_eq!(
+        shipped.documents,
+        [realised.document_number.clone(), pa_number, wz_number]
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_customer_without_a_billing_address_gets_the_shipping_address() -> anyhow::Result<()>
+{
+    let erp = erp_for_tests(SeedOptions {
+        products: 100,
+        seed: 18,
+    })
+    .await?;
+    let (sku23, sku8) = (
+        sku_with_rate(&erp, 23).await?,
+        sku_with_rate(&erp, 8).await?,
+    );
+    let mut sql = connect_ado(&erp.ado, 10).await?;
+    let mut order = shop_order("8001", &sku23, &sku8);
+    order.buyer.billing = Address::default();
+    let WriteResult::Written { document_id, .. } =
+        write_order(&mut sql, &order, &settings()).await?
+    else {
+        panic!("an order with a complete shipping address is written");
+    };
+    let mut query = Query::new(
+        "SELECT k.Knt_Nazwa1, k.Knt_Nazwa2, k.Knt_Ulica, k.Knt_Miasto, k.Knt_KodPocztowy, n.TrN_OdbUlica \
+         FROM CDN.TraNag n JOIN CDN.Kontrahenci k ON k.Knt_KntId = n.TrN_PodID WHERE n.TrN_TrNID = @P1",
+    );
+    query.bind(i32::try_from(document_id)?);
+    let rows = query.query(&mut sql).await?.into_first_result().await?;
+    let row = rows.first().ok_or_else(|| anyhow::anyhow!("no customer"))?;
+    assert_eq!(row.get::<&str, _>("TrN_OdbUlica"), Some("ul. Ogrodowa 5"));
+    assert_eq!(
+        (
+            row.get::<&str, _>("Knt_Nazwa1"),
+            row.get::<&str, _>("Knt_Nazwa2"),
+            row.get::<&str, _>("Knt_Ulica"),
+            row.get::<&str, _>("Knt_Miasto"),
+            row.get::<&str, _>("Knt_KodPocztowy"),
+        ),
+        (
+            Some("Źródło Sp. z o.o."),
+            Some("Żaneta Ćwik"),
+            Some("ul. Ogrodowa 5"),
+            Some("Gdańsk"),
+            Some("80-001")
+        ),
+        "the customer's card has the only address the order has"
     );
     Ok(())
 }

@@ -150,20 +150,33 @@ fn fits_money(value: Decimal) -> bool {
 /// city and postcode (the document's `TrN_Odb*` columns and a new
 /// customer's card need them).
 fn recipient(order: &Order) -> Option<&Address> {
-    let complete = |a: &&Address| {
-        let named =
-            !a.name.trim().is_empty() || a.company.as_deref().is_some_and(|c| !c.trim().is_empty());
-        named
-            && [&a.street, &a.city, &a.postcode]
-                .iter()
-                .all(|field| !field.trim().is_empty())
-    };
     order
         .buyer
         .shipping
         .as_ref()
-        .filter(complete)
-        .or(Some(&order.buyer.billing).filter(complete))
+        .filter(|a| complete(a))
+        .or(Some(&order.buyer.billing).filter(|a| complete(a)))
+}
+
+/// A name or company, street, city and postcode.
+fn complete(a: &Address) -> bool {
+    let named =
+        !a.name.trim().is_empty() || a.company.as_deref().is_some_and(|c| !c.trim().is_empty());
+    named
+        && [&a.street, &a.city, &a.postcode]
+            .iter()
+            .all(|field| !field.trim().is_empty())
+}
+
+/// The address on a new customer's card: billing when complete, else the
+/// recipient's (an order with only a shipping address).
+fn card_address(order: &Order) -> &Address {
+    let billing = &order.buyer.billing;
+    if complete(billing) {
+        billing
+    } else {
+        recipient(order).unwrap_or(billing)
+    }
 }
 
 /// The document's lines (goods, then shipping as a service line) and its
@@ -477,7 +490,7 @@ async fn customer(
     {
         return Ok(Ok(id));
     }
-    let billing = &order.buyer.billing;
+    let billing = card_address(order);
     let display = billing
         .company
         .clone()
@@ -969,6 +982,15 @@ mod tests {
             recipient(&blank_shipping).map(|a| a.street.as_str()),
             Some(blank_shipping.buyer.billing.street.as_str())
         );
+        assert_eq!(card_address(&blank_shipping), &blank_shipping.buyer.billing);
+
+        // Only a shipping address: it is the new customer's card too.
+        let mut shipping_only = order();
+        let shipping = shipping_only.buyer.billing.clone();
+        shipping_only.buyer.shipping = Some(shipping.clone());
+        shipping_only.buyer.billing = Address::default();
+        assert!(document_lines(&shipping_only, &settings()).is_ok());
+        assert_eq!(card_address(&shipping_only), &shipping);
     }
 
     #[test]
