@@ -66,7 +66,11 @@ pub async fn run<W: OrderWriter>(
                 }
                 continue;
             }
-            let handled = match decode_body(&message.body) {
+            let decoded = decode_body(&message.body);
+            if let Ok(envelope) = &decoded {
+                crate::cloud_version::learn(envelope);
+            }
+            let handled = match decoded {
                 Ok(envelope) => match envelope.payload {
                     Payload::ForceSync(request) => {
                         info!(areas = ?request.areas, skus = request.skus.len(), "force sync requested by the cloud");
@@ -122,8 +126,10 @@ pub async fn run<W: OrderWriter>(
                     }
                 },
                 Err(err) => {
-                    // Undecodable: retries cannot help; the queue's redrive
-                    // policy moves it to the DLQ, where an alarm fires.
+                    // Undecodable (or in a contract version this build does
+                    // not speak): not deleted; a newer agent may take it,
+                    // else the queue's redrive policy moves it to the DLQ,
+                    // where an alarm fires.
                     warn!(error = %err, "undecodable command left for the DLQ");
                     false
                 }

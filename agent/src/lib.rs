@@ -12,6 +12,8 @@
 //! - [`store`]: the local SQLite state: sequence numbers and the outbox.
 //! - [`sqs`]: the SQS transport (send to events, receive commands).
 //! - [`commands`]: the commands queue consumer (force sync, resend, ping).
+//! - [`cloud_version`]: the contract version the cloud reads, learned from
+//!   its commands; what the agent writes at.
 //! - [`sql`]: the SQL Server connection (tiberius) and its health probe.
 //! - [`optima`]: every SQL statement run against Optima, and the projection
 //!   of its rows into contract records.
@@ -24,6 +26,7 @@
 //! - [`service`], [`systemd`], `winservice`: `agent install`/`uninstall`
 //!   as a systemd unit or a Windows service.
 
+pub mod cloud_version;
 pub mod commands;
 pub mod config;
 pub mod doctor;

@@ -23,7 +23,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
-use contract::{ContractError, Payload, encode_envelopes};
+use contract::{ContractError, Payload, encode_envelopes_at};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -122,7 +122,7 @@ impl Store {
             r.get::<_, i64>(0)
         })? as u64;
         let mut allocated = 0u64;
-        let parts = encode_envelopes(agent_id, now, payload, max_body_bytes, || match reuse {
+        let next_seq = || match reuse {
             Some(seq) if allocated == 0 => {
                 allocated += 1;
                 seq
@@ -133,7 +133,9 @@ impl Store {
                 allocated += 1;
                 seq
             }
-        })?;
+        };
+        let version = crate::cloud_version::write_version();
+        let parts = encode_envelopes_at(version, agent_id, now, payload, max_body_bytes, next_seq)?;
         let mut seqs = Vec::with_capacity(parts.len());
         for (i, (envelope, body)) in parts.iter().enumerate() {
             let key = if i == 0 { coalesce_key } else { None };
@@ -383,7 +385,8 @@ impl Store {
         let mut next = tx.query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |r| {
             r.get::<_, i64>(0)
         })? as u64;
-        let parts = encode_envelopes(agent_id, now, payload, max_body_bytes, || {
+        let version = crate::cloud_version::write_version();
+        let parts = encode_envelopes_at(version, agent_id, now, payload, max_body_bytes, || {
             let seq = next;
             next += 1;
             seq

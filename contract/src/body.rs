@@ -15,7 +15,8 @@ use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 
-use crate::{ContractError, Envelope, Payload, decode_envelope};
+use crate::envelope::{THIS_BUILD, Versions};
+use crate::{ContractError, Envelope, Payload};
 
 /// The largest body we send. SQS accepts 1 MiB today; we stay at the
 /// long-standing 256 KiB limit, less room for message attributes, so older
@@ -28,9 +29,35 @@ pub const MAX_INFLATED_BYTES: usize = 64 * 1024 * 1024;
 
 const COMPRESSED_PREFIX: &str = "gzip+base64:";
 
-/// Encodes one envelope as a message body.
+/// Encodes one envelope as a message body, as it is (its own `version`).
+/// Messages to a peer go through [`encode_body_at`] instead.
 pub fn encode_body(envelope: &Envelope) -> String {
-    let json = envelope.to_json();
+    compress(envelope.to_json())
+}
+
+/// Encodes one envelope as a message body at `version` (from
+/// [`Versions::write_version`]), with this build's range.
+pub fn encode_body_at(envelope: &Envelope, version: u16) -> Result<String, ContractError> {
+    THIS_BUILD.encode_body_at(envelope, version)
+}
+
+impl Versions {
+    /// [`Versions::encode_at`], as a message body.
+    pub fn encode_body_at(
+        self,
+        envelope: &Envelope,
+        version: u16,
+    ) -> Result<String, ContractError> {
+        Ok(compress(self.encode_at(envelope, version)?))
+    }
+
+    /// Decodes a message body (plain or compressed) with this range.
+    pub fn decode_body(self, body: &str) -> Result<Envelope, ContractError> {
+        decode_body_with(self, body)
+    }
+}
+
+fn compress(json: Vec<u8>) -> String {
     if json.len() <= COMPRESS_ABOVE {
         // Our JSON is always UTF-8.
         return String::from_utf8(json).unwrap_or_default();
@@ -47,8 +74,12 @@ pub fn encode_body(envelope: &Envelope) -> String {
 
 /// Decodes a message body (plain or compressed) into an envelope.
 pub fn decode_body(body: &str) -> Result<Envelope, ContractError> {
+    decode_body_with(THIS_BUILD, body)
+}
+
+fn decode_body_with(versions: Versions, body: &str) -> Result<Envelope, ContractError> {
     match body.strip_prefix(COMPRESSED_PREFIX) {
-        None => decode_envelope(body.as_bytes()),
+        None => versions.decode_envelope(body.as_bytes()),
         Some(encoded) => {
             let compressed = STANDARD.decode(encoded.trim())?;
             let mut json = Vec::new();
@@ -61,7 +92,7 @@ pub fn decode_body(body: &str) -> Result<Envelope, ContractError> {
                     limit: MAX_INFLATED_BYTES,
                 });
             }
-            decode_envelope(&json)
+            versions.decode_envelope(&json)
         }
     }
 }
@@ -69,7 +100,28 @@ pub fn decode_body(body: &str) -> Result<Envelope, ContractError> {
 /// Turns one payload into as many envelopes as it takes for each body to fit
 /// in `max_body_bytes`, numbering them with `next_seq`. Returns each envelope
 /// with its encoded body. A single record too large to send is an error.
+/// Encodes at [`crate::SCHEMA_VERSION`]; see [`encode_envelopes_at`].
 pub fn encode_envelopes(
+    agent_id: &str,
+    sent_at: DateTime<Utc>,
+    payload: Payload,
+    max_body_bytes: usize,
+    next_seq: impl FnMut() -> u64,
+) -> Result<Vec<(Envelope, String)>, ContractError> {
+    encode_envelopes_at(
+        crate::SCHEMA_VERSION,
+        agent_id,
+        sent_at,
+        payload,
+        max_body_bytes,
+        next_seq,
+    )
+}
+
+/// [`encode_envelopes`] at `version` (from [`Versions::write_version`]);
+/// each returned envelope has `version` set to it.
+pub fn encode_envelopes_at(
+    version: u16,
     agent_id: &str,
     sent_at: DateTime<Utc>,
     payload: Payload,
@@ -82,7 +134,7 @@ pub fn encode_envelopes(
     let mut pending = vec![payload];
     while let Some(part) = pending.pop() {
         let probe = Envelope::new(agent_id, u64::MAX, sent_at, part);
-        let size = encode_body(&probe).len();
+        let size = encode_body_at(&probe, version)?.len();
         if size <= max_body_bytes {
             fitting.push(probe.payload);
             continue;
@@ -102,12 +154,13 @@ pub fn encode_envelopes(
             }
         }
     }
-    Ok(fitting
+    fitting
         .into_iter()
         .map(|payload| {
-            let envelope = Envelope::new(agent_id, next_seq(), sent_at, payload);
-            let body = encode_body(&envelope);
-            (envelope, body)
+            let mut envelope = Envelope::new(agent_id, next_seq(), sent_at, payload);
+            envelope.version = version;
+            let body = encode_body_at(&envelope, version)?;
+            Ok((envelope, body))
         })
-        .collect())
+        .collect()
 }

@@ -1,10 +1,41 @@
 //! The versioned envelope and its payload kinds.
 //!
 //! On the wire an envelope is one JSON object:
-//! `{"version":1,"kind":"stock","agent_id":"biuro-1","seq":42,"sent_at":"…","payload":[…]}`.
+//! `{"version":1,"max_version":1,"kind":"stock","agent_id":"biuro-1","seq":42,"sent_at":"…","payload":[…]}`.
 //! Decoding checks the version first and the kind second, and only then the
 //! payload, so an old or new peer gets a precise error instead of a serde
-//! message about some field deep inside.
+//! message about some field deep inside. Fields a reader does not know are
+//! ignored (the decoder picks the fields it needs by name), which is what
+//! lets `max_version` travel to builds that predate it.
+//!
+//! # Versions across an upgrade
+//!
+//! A build *reads* [`MIN_SCHEMA_VERSION`]`..=`[`SCHEMA_VERSION`] (its own
+//! version and the one before) and can *write* any of them; [`THIS_BUILD`]
+//! is that range. Every envelope also says, in `max_version`, the highest
+//! version its sender reads (absent from builds before the field existed:
+//! they read only the version they write). The rule, on both sides:
+//!
+//! - **write at the version the peer speaks**: `min(own max, peer's max)`,
+//!   where the peer's max is the `max_version` of the latest envelope from
+//!   it ([`Versions::write_version`]). The cloud learns each agent's from
+//!   its heartbeats (stored with the heartbeat; for a command it takes the
+//!   lowest over the agents not marked stale); the agent learns the cloud's
+//!   from the commands it receives (kept in memory).
+//! - **until it knows, write at the own minimum**, which a peer one version
+//!   older or newer reads.
+//! - **refuse clearly**: a writer whose peer's max is below its own minimum
+//!   gets [`ContractError::PeerTooOld`] instead of a message the peer cannot
+//!   read; a reader refuses an envelope outside its range with
+//!   [`ContractError::UnsupportedVersion`] ("upgrade the side that is
+//!   older"), and the agent leaves such a command queued.
+//!
+//! So new functions (n) work with old agents (n-1) and new agents with old
+//! functions, in either order, for one version step. Encoding "at version
+//! v" happens in one place, [`Versions::encode_at`]; when a version changes
+//! a payload, the conversion to the older form goes there. [`Versions`] is a
+//! value, not only constants, so the tests run a simulated build 2 against
+//! a build 1 in both directions.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -15,14 +46,83 @@ use crate::command::{ForceSync, Ping, Resend};
 use crate::order::{Order, OrderAck, OrderProgress};
 use crate::records::{CustomerRecord, Heartbeat, PriceRecord, ProductRecord, StockRecord};
 
-/// The version this build writes.
+/// The newest version this build reads and writes.
 pub const SCHEMA_VERSION: u16 = 1;
-/// The oldest version this build still reads (one step back, for upgrades).
+/// The oldest version this build still reads and writes (one step back, for
+/// upgrades).
 pub const MIN_SCHEMA_VERSION: u16 = 1;
+
+// The rule needs a build to speak exactly one step back (or none).
+const _: () = assert!(
+    MIN_SCHEMA_VERSION >= 1
+        && MIN_SCHEMA_VERSION <= SCHEMA_VERSION
+        && SCHEMA_VERSION <= MIN_SCHEMA_VERSION + 1,
+    "MIN_SCHEMA_VERSION must be SCHEMA_VERSION or the one before"
+);
+
+/// The contract versions this build speaks.
+pub const THIS_BUILD: Versions = Versions {
+    min: MIN_SCHEMA_VERSION,
+    max: SCHEMA_VERSION,
+};
 
 /// Whether this build can read an envelope of `version`.
 pub fn is_supported(version: u64) -> bool {
-    (u64::from(MIN_SCHEMA_VERSION)..=u64::from(SCHEMA_VERSION)).contains(&version)
+    THIS_BUILD.reads(version)
+}
+
+/// The range of contract versions a build speaks: it reads and writes every
+/// version in `min..=max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Versions {
+    pub min: u16,
+    pub max: u16,
+}
+
+impl Versions {
+    /// Whether an envelope of `version` can be read.
+    pub fn reads(self, version: u64) -> bool {
+        (u64::from(self.min)..=u64::from(self.max)).contains(&version)
+    }
+
+    /// The version to write to a peer whose highest version is `peer_max`
+    /// (`None`: not known yet, so the own minimum, which a peer one step
+    /// older or newer reads). A peer below the own minimum is refused.
+    pub fn write_version(self, peer_max: Option<u16>) -> Result<u16, ContractError> {
+        let Some(peer_max) = peer_max else {
+            return Ok(self.min);
+        };
+        let version = self.max.min(peer_max);
+        if version < self.min {
+            return Err(ContractError::PeerTooOld {
+                peer_max,
+                min: self.min,
+                max: self.max,
+            });
+        }
+        Ok(version)
+    }
+
+    /// The envelope as compact JSON at `version`, announcing `self.max` as
+    /// the highest version this side reads. The one place that knows how
+    /// an envelope looks at an older version: today every version in
+    /// `min..=max` has the same payload form.
+    pub fn encode_at(self, envelope: &Envelope, version: u16) -> Result<Vec<u8>, ContractError> {
+        if !self.reads(u64::from(version)) {
+            return Err(ContractError::CannotWrite {
+                version,
+                min: self.min,
+                max: self.max,
+            });
+        }
+        Ok(envelope.wire_json(version, Some(self.max)))
+    }
+
+    /// Decodes an envelope from JSON bytes, checking version (against this
+    /// range), then kind, then payload.
+    pub fn decode_envelope(self, json: &[u8]) -> Result<Envelope, ContractError> {
+        decode_with(self, json)
+    }
 }
 
 /// The kind of a message: its payload's type, named on the wire.
@@ -179,6 +279,9 @@ impl Payload {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Envelope {
     pub version: u16,
+    /// The highest version the sender reads; `None` from builds before the
+    /// field existed (they read only the version they wrote).
+    pub max_version: Option<u16>,
     pub agent_id: String,
     /// Per-agent, only grows (events); per-sender for commands.
     pub seq: u64,
@@ -187,7 +290,9 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    /// A new envelope at the current schema version.
+    /// A new envelope at the current schema version, announcing this
+    /// build's range. Writers that talk to a peer encode it at the peer's
+    /// version with [`Versions::encode_at`] (or `encode_body_at`).
     pub fn new(
         agent_id: impl Into<String>,
         seq: u64,
@@ -196,6 +301,7 @@ impl Envelope {
     ) -> Self {
         Envelope {
             version: SCHEMA_VERSION,
+            max_version: Some(SCHEMA_VERSION),
             agent_id: agent_id.into(),
             seq,
             sent_at,
@@ -207,11 +313,23 @@ impl Envelope {
         self.payload.kind()
     }
 
-    /// The envelope as compact JSON.
+    /// The highest version the sender of this (decoded) envelope reads.
+    pub fn sender_max_version(&self) -> u16 {
+        self.max_version.unwrap_or(self.version).max(self.version)
+    }
+
+    /// The envelope as compact JSON, as it is (its own `version` and
+    /// `max_version`).
     pub fn to_json(&self) -> Vec<u8> {
+        self.wire_json(self.version, self.max_version)
+    }
+
+    fn wire_json(&self, version: u16, max_version: Option<u16>) -> Vec<u8> {
         #[derive(Serialize)]
         struct Wire<'a> {
             version: u16,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            max_version: Option<u16>,
             kind: &'static str,
             agent_id: &'a str,
             seq: u64,
@@ -219,7 +337,8 @@ impl Envelope {
             payload: &'a Payload,
         }
         let wire = Wire {
-            version: self.version,
+            version,
+            max_version,
             kind: self.kind().as_str(),
             agent_id: &self.agent_id,
             seq: self.seq,
@@ -232,8 +351,13 @@ impl Envelope {
     }
 }
 
-/// Decodes an envelope from JSON bytes, checking version, then kind, then payload.
+/// Decodes an envelope from JSON bytes with this build's range, checking
+/// version, then kind, then payload.
 pub fn decode_envelope(json: &[u8]) -> Result<Envelope, ContractError> {
+    decode_with(THIS_BUILD, json)
+}
+
+fn decode_with(versions: Versions, json: &[u8]) -> Result<Envelope, ContractError> {
     let value: Value = serde_json::from_slice(json).map_err(ContractError::Json)?;
     let Value::Object(mut object) = value else {
         return Err(ContractError::MissingField { field: "version" });
@@ -242,13 +366,19 @@ pub fn decode_envelope(json: &[u8]) -> Result<Envelope, ContractError> {
         .get("version")
         .and_then(Value::as_u64)
         .ok_or(ContractError::MissingField { field: "version" })?;
-    if !is_supported(version) {
+    if !versions.reads(version) {
         return Err(ContractError::UnsupportedVersion {
             found: version,
-            min: MIN_SCHEMA_VERSION,
-            max: SCHEMA_VERSION,
+            min: versions.min,
+            max: versions.max,
         });
     }
+    // Optional: absent from builds before it existed; a value that is not
+    // a version is treated as absent rather than refusing the message.
+    let max_version = object
+        .get("max_version")
+        .and_then(Value::as_u64)
+        .and_then(|v| u16::try_from(v).ok());
     let kind_name = object
         .get("kind")
         .and_then(Value::as_str)
@@ -279,8 +409,9 @@ pub fn decode_envelope(json: &[u8]) -> Result<Envelope, ContractError> {
             source,
         })?;
     Ok(Envelope {
-        // is_supported bounds it to the u16 range.
-        version: u16::try_from(version).unwrap_or(SCHEMA_VERSION),
+        // `reads` bounds it to the u16 range.
+        version: u16::try_from(version).unwrap_or(versions.max),
+        max_version,
         agent_id,
         seq,
         sent_at,

@@ -13,6 +13,12 @@ pub enum ContractError {
         "unsupported contract version {found}: this build speaks versions {min} to {max}; upgrade the side that is older (see docs/OPERATIONS.md, upgrades)"
     )]
     UnsupportedVersion { found: u64, min: u16, max: u16 },
+    #[error(
+        "the other side reads contract versions up to {peer_max}, but this build writes versions {min} to {max}; upgrade the side that is older (see docs/INSTALL.md, upgrades)"
+    )]
+    PeerTooOld { peer_max: u16, min: u16, max: u16 },
+    #[error("cannot write contract version {version}: this build writes versions {min} to {max}")]
+    CannotWrite { version: u16, min: u16, max: u16 },
     #[error("unknown message kind `{0}`")]
     UnknownKind(String),
     #[error("payload of kind `{kind}` does not match the contract: {source}")]

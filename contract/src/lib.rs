@@ -9,7 +9,8 @@
 //! queue.
 //!
 //! Map of the crate:
-//! - [`envelope`]: the envelope, the payload kinds and strict decoding.
+//! - [`envelope`]: the envelope, the payload kinds and strict decoding;
+//!   which contract version to write to a peer, across upgrades.
 //! - [`records`]: what the agent projects out of Optima.
 //! - [`order`]: a shop order normalised for the ERP, and its ack/progress.
 //! - [`command`]: what the cloud asks of the agent.
@@ -28,10 +29,13 @@ pub mod order;
 pub mod records;
 pub mod vat;
 
-pub use body::{MAX_BODY_BYTES, decode_body, encode_body, encode_envelopes};
+pub use body::{
+    MAX_BODY_BYTES, decode_body, encode_body, encode_body_at, encode_envelopes, encode_envelopes_at,
+};
 pub use command::{ForceSync, Ping, Resend, SyncArea};
 pub use envelope::{
-    Envelope, Kind, MIN_SCHEMA_VERSION, Payload, SCHEMA_VERSION, decode_envelope, is_supported,
+    Envelope, Kind, MIN_SCHEMA_VERSION, Payload, SCHEMA_VERSION, THIS_BUILD, Versions,
+    decode_envelope, is_supported,
 };
 pub use error::ContractError;
 pub use order::{

@@ -1,7 +1,9 @@
 //! Round trips, golden files and hostile input for the wire contract.
 //!
 //! Golden files in `tests/golden/` pin the wire format: a change to any of
-//! them is a contract change and needs a version step. Regenerate them
+//! them is a contract change and needs a version step, except an added
+//! envelope field older readers ignore (as `max_version` was: see
+//! `tests/versions.rs`). Regenerate them
 //! deliberately with `UPDATE_GOLDEN=1 cargo test -p contract`.
 
 use std::path::PathBuf;

@@ -149,11 +149,22 @@ impl Ingest {
                 to_seq: to,
             }),
         );
+        let body =
+            crate::agent_versions::command_body(self.state.client(), self.state.name(), &envelope);
+        let body = match body.await {
+            Ok(body) => body,
+            Err(err) => {
+                // Refused (an agent too old for this build) or the table
+                // unreadable: the next gap check asks again.
+                warn!(error = %err, "could not ask for a resend");
+                return;
+            }
+        };
         let sent = self
             .sqs
             .send_message()
             .queue_url(&self.commands_queue_url)
-            .message_body(contract::encode_body(&envelope))
+            .message_body(body)
             .message_group_id(format!("agent-{agent}"))
             .message_deduplication_id(format!("resend-{agent}-{from}-{to}"))
             .send()
@@ -321,6 +332,7 @@ impl Ingest {
                         agent_id: &envelope.agent_id,
                         seq: envelope.seq,
                         heartbeat,
+                        max_version: envelope.sender_max_version(),
                         received_at,
                     })
                     .await?;

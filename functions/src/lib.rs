@@ -12,6 +12,7 @@
 //! - [`aws`]: AWS clients, built once at cold start from the standard
 //!   configuration (`AWS_ENDPOINT_URL`, region, credentials).
 //! - [`state`]: the DynamoDB state table (heartbeats, parked messages).
+//! - [`agent_versions`]: the contract version commands are written at.
 //! - [`dynamo`]: DynamoDB attribute helpers.
 //! - [`catalog`]: per-SKU ERP records and shop states in the state table.
 //! - [`shops`]: the configured shops (rules, limits, credentials).
@@ -31,6 +32,7 @@
 //! - [`telemetry`]: tracing set-up (JSON logs in the cloud).
 
 pub mod admin;
+pub mod agent_versions;
 pub mod aws;
 pub mod catalog;
 pub mod dynamo;

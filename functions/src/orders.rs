@@ -28,9 +28,14 @@
 //! SHA-256 of `shop \0 order id \0 revision ms`. Each order is sent once:
 //! the first revision that passes the trigger claims the send with a
 //! conditional write (a lease, so a sender that died is replaced after
-//! [`CLAIM_LEASE_MS`]), sends, then records the revision. Later revisions
-//! are stored, not sent again (the ERP document exists by then; the agent
-//! also finds the order's key if a command ever arrives twice).
+//! [`CLAIM_LEASE_MS`]), sends, then records the revision (`command_rev_ms`,
+//! written only after SQS took the message). Until that mark is there, any
+//! delivery or poll that finds the order, the same revision included, sends
+//! again ([`Accepted::command_pending`] says so, and the poller keeps its
+//! cursor from moving past such an order), so a failed send never leaves an
+//! order stored but never queued. Later revisions are stored, not sent
+//! again (the ERP document exists by then; the agent also finds the order's
+//! key if a command ever arrives twice).
 
 use std::collections::HashMap;
 
@@ -648,8 +653,10 @@ pub struct Accepted {
     pub stored: bool,
     /// A `CreateOrder` went to the queue now.
     pub command_sent: bool,
-    /// The order passes its shop's trigger but the command could not be
-    /// sent now; the next delivery or poll sends it.
+    /// The order passes its shop's trigger but its command is not (yet)
+    /// marked as on the queue: the send failed, or another sender holds
+    /// the claim. The next delivery or poll of the same revision sends it
+    /// (the poller keeps its cursor from moving past such an order).
     pub command_pending: bool,
 }
 
@@ -694,13 +701,32 @@ impl OrderIntake {
         // The order is stored: from here on a failure only delays the
         // command (the next delivery or poll sends it), so it is not an error.
         match self.send_command(current).await {
-            Ok(sent) => accepted.command_sent = sent,
+            Ok(true) => accepted.command_sent = true,
+            Ok(false) => {
+                // Another sender holds the claim, or finished meanwhile:
+                // pending until the mark that SQS took the command is there.
+                accepted.command_pending = !self.command_recorded(current).await;
+            }
             Err(err) => {
                 warn!(order = %current.order.key(), error = %err, "order stored, command not sent yet");
                 accepted.command_pending = true;
             }
         }
         Ok(accepted)
+    }
+
+    /// Whether the stored order carries the mark that its command is on
+    /// the queue (false when it cannot be read: the caller retries).
+    async fn command_recorded(&self, current: &StoredOrder) -> bool {
+        let order = &current.order;
+        match self.store.get(&order.shop, &order.order_id).await {
+            Ok(Some(now)) => now.command_rev_ms.is_some(),
+            Ok(None) => false,
+            Err(err) => {
+                warn!(order = %order.key(), error = %err, "cannot read whether the command went out");
+                false
+            }
+        }
     }
 
     async fn send_command(&self, current: &StoredOrder) -> Result<bool, StateError> {
@@ -718,11 +744,13 @@ impl OrderIntake {
             Utc::now(),
             Payload::CreateOrder(Box::new(order.clone())),
         );
+        let (client, table) = (&self.store.client, &self.store.table);
+        let body = crate::agent_versions::command_body(client, table, &envelope).await?;
         let sent = self
             .sqs
             .send_message()
             .queue_url(&self.commands_queue_url)
-            .message_body(contract::encode_body(&envelope))
+            .message_body(body)
             .message_group_id(&order.shop)
             .message_deduplication_id(command_dedup_id(
                 &order.shop,

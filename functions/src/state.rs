@@ -28,6 +28,8 @@ pub enum StateError {
     },
     #[error("state item {key} is malformed: {problem}")]
     Malformed { key: String, problem: String },
+    #[error("{0}")]
+    Contract(#[from] contract::ContractError),
 }
 
 /// What the table knows about one agent.
@@ -35,6 +37,9 @@ pub enum StateError {
 pub struct AgentStatus {
     pub agent_id: String,
     pub agent_version: String,
+    /// The newest contract version the agent reads (from its heartbeat's
+    /// envelope; `None` if stored before the field existed).
+    pub contract_max_version: Option<u16>,
     /// When the cloud received the last heartbeat.
     pub last_seen: DateTime<Utc>,
     /// The agent's clock in that heartbeat.
@@ -75,6 +80,8 @@ pub struct HeartbeatWrite<'a> {
     pub agent_id: &'a str,
     pub seq: u64,
     pub heartbeat: &'a contract::Heartbeat,
+    /// The envelope's `max_version` (see [`crate::agent_versions`]).
+    pub max_version: u16,
     pub received_at: DateTime<Utc>,
 }
 
@@ -93,6 +100,10 @@ impl StateTable {
 
     pub fn name(&self) -> &str {
         &self.table
+    }
+
+    pub fn client(&self) -> &aws_sdk_dynamodb::Client {
+        &self.client
     }
 
     fn error(
@@ -128,7 +139,8 @@ impl StateTable {
             .key("sk", s(write.agent_id))
             .update_expression(
                 "SET agent_version = :version, agent_clock_ms = :clock, received_at_ms = :received, \
-                 skew_ms = :skew, last_seq = :seq, sql_server = :sql, outbox_depth = :outbox, sql_error = :sql_error",
+                 skew_ms = :skew, last_seq = :seq, sql_server = :sql, outbox_depth = :outbox, sql_error = :sql_error, \
+                 max_version = :max_version",
             )
             .condition_expression("attribute_not_exists(pk) OR agent_clock_ms < :clock")
             .expression_attribute_values(":version", s(&hb.agent_version))
@@ -138,7 +150,8 @@ impl StateTable {
             .expression_attribute_values(":seq", n(write.seq))
             .expression_attribute_values(":sql", AttributeValue::Bool(hb.health.sql_server))
             .expression_attribute_values(":outbox", n(hb.health.outbox_depth))
-            .expression_attribute_values(":sql_error", sql_error);
+            .expression_attribute_values(":sql_error", sql_error)
+            .expression_attribute_values(":max_version", n(write.max_version));
         match put.send().await {
             Ok(_) => Ok(true),
             Err(err) => {
@@ -172,6 +185,7 @@ impl StateTable {
                         .ok_or_else(|| malformed("no sk"))?
                         .to_owned(),
                     agent_version: get_s(item, "agent_version").unwrap_or_default().to_owned(),
+                    contract_max_version: get_n(item, "max_version"),
                     last_seen: get_n(item, "received_at_ms")
                         .and_then(DateTime::from_timestamp_millis)
                         .ok_or_else(|| malformed("no received_at_ms"))?,

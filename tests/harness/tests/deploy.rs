@@ -1,8 +1,10 @@
 //! The one deploy command as an operator runs it, pointed at the emulator:
 //! the full template (Lambda's own event source mappings, not the local
 //! host), artefacts uploaded to a bucket it creates, the Function URLs and
-//! the agent's configuration and one-time access key printed; a second
-//! deploy issues no second key; `destroy` leaves nothing behind.
+//! the agent's configuration and one-time access key printed, and the
+//! webhook address of the configured shop; a second deploy issues no
+//! second key and keeps the shops; `destroy` leaves nothing behind (stack,
+//! functions, roles, queues, table, artefact bucket, the agent's user).
 
 use std::process::Command;
 
@@ -43,8 +45,17 @@ async fn deploy_prints_urls_and_the_agent_key_once_and_destroy_removes_everythin
         ensure!(status.success(), "zipping {name}");
     }
 
-    let deploy = || -> anyhow::Result<(String, String)> {
-        let out = deploy_command(&endpoint)?
+    // One shop, so the per-shop webhook address is printed (and kept by a
+    // deploy that does not pass the shops again).
+    let shops = dir.path().join("shops.json");
+    std::fs::write(
+        &shops,
+        r#"[{"id":"sklep-1","platform":"woocommerce","base_url":"https://sklep.example.pl"}]"#,
+    )?;
+    let shops_parameter = format!("ShopsConfig=@{}", shops.display());
+    let deploy = |parameters: &[&str]| -> anyhow::Result<(String, String)> {
+        let mut command = deploy_command(&endpoint)?;
+        command
             .args([
                 "deploy",
                 "--stack",
@@ -53,20 +64,25 @@ async fn deploy_prints_urls_and_the_agent_key_once_and_destroy_removes_everythin
                 "x86_64",
                 "--artifacts",
             ])
-            .arg(&artifacts)
-            .output()
-            .context("running deploy.py deploy")?;
+            .arg(&artifacts);
+        for parameter in parameters {
+            command.args(["--parameter", parameter]);
+        }
+        let out = command.output().context("running deploy.py deploy")?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         ensure!(out.status.success(), "deploy failed:\n{stdout}{stderr}");
         Ok((stdout, stderr))
     };
-    let (first, log) = deploy()?;
+    let (first, log) = deploy(&[&shops_parameter])?;
     println!("{first}");
     ensure!(log.contains("created artifact bucket"), "{log}");
     // The JSON part: outputs and every Function URL, each with a URL.
-    let json_end = first.find("\n}\n").context("a JSON object first")? + 2;
-    let printed: serde_json::Value = serde_json::from_str(&first[..json_end])?;
+    let printed_json = |stdout: &str| -> anyhow::Result<serde_json::Value> {
+        let json_end = stdout.find("\n}\n").context("a JSON object first")? + 2;
+        Ok(serde_json::from_str(&stdout[..json_end])?)
+    };
+    let printed = printed_json(&first)?;
     let urls = printed["function_urls"]
         .as_array()
         .context("function_urls")?;
@@ -75,6 +91,24 @@ async fn deploy_prints_urls_and_the_agent_key_once_and_destroy_removes_everythin
         let text = url["url"].as_str().unwrap_or_default();
         ensure!(text.starts_with("http"), "a Function URL for {url}");
     }
+    // The shop's webhook: the webhook Function URL + /<shop id>, in the
+    // JSON and in the instructions on standard error.
+    let webhook_base = urls
+        .iter()
+        .find(|u| u["function"] == "webhook")
+        .and_then(|u| u["url"].as_str())
+        .context("a webhook Function URL")?;
+    let webhook = format!("{}/sklep-1", webhook_base.trim_end_matches('/'));
+    ensure!(
+        printed["webhook_urls"]["sklep-1"] == webhook.as_str(),
+        "webhook_urls: {} (expected sklep-1: {webhook})",
+        printed["webhook_urls"]
+    );
+    ensure!(
+        log.contains("register each shop's order webhook")
+            && log.contains(&format!("sklep-1: {webhook}")),
+        "{log}"
+    );
     let events = printed["outputs"]["EventsQueueUrl"]
         .as_str()
         .context("EventsQueueUrl")?;
@@ -91,10 +125,14 @@ async fn deploy_prints_urls_and_the_agent_key_once_and_destroy_removes_everythin
         "the key goes to standard output only"
     );
 
-    let (second, _) = deploy()?;
+    let (second, _) = deploy(&[])?;
     ensure!(
         !second.contains("AWS_SECRET_ACCESS_KEY=") && second.contains("issued before"),
         "a second deploy issues no second key:\n{second}"
+    );
+    ensure!(
+        printed_json(&second)?["webhook_urls"]["sklep-1"] == webhook.as_str(),
+        "a deploy without ShopsConfig keeps the shops:\n{second}"
     );
 
     let out = deploy_command(&endpoint)?
@@ -129,6 +167,7 @@ e = sys.argv[1]
 left = {
     "functions": [f["FunctionName"] for f in s.client("lambda", endpoint_url=e).list_functions()["Functions"]],
     "users": [u["UserName"] for u in s.client("iam", endpoint_url=e).list_users()["Users"]],
+    "roles": [r["RoleName"] for r in s.client("iam", endpoint_url=e).list_roles()["Roles"]],
     "buckets": [b["Name"] for b in s.client("s3", endpoint_url=e).list_buckets().get("Buckets", [])],
     "stacks": [x["StackName"] for x in s.client("cloudformation", endpoint_url=e).list_stacks()["StackSummaries"] if x["StackStatus"] != "DELETE_COMPLETE"],
 }
@@ -144,7 +183,7 @@ print(json.dumps(left))
         String::from_utf8_lossy(&out.stderr)
     );
     let left: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    for kind in ["functions", "users", "buckets", "stacks"] {
+    for kind in ["functions", "users", "roles", "buckets", "stacks"] {
         ensure!(
             left[kind].as_array().is_some_and(Vec::is_empty),
             "{kind} left after destroy: {left}"

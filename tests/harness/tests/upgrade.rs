@@ -2,13 +2,17 @@
 //! cloud was upgraded two steps, or the agent is too old) is refused with
 //! a message that says which side to upgrade, and is not deleted: it stays
 //! for a newer agent, or reaches the commands DLQ (and its alarm) after
-//! the queue's maxReceiveCount. The agent keeps running.
+//! the queue's maxReceiveCount. The agent keeps running. Until a command
+//! tells it the cloud's versions, the agent writes at its minimum version
+//! and announces its newest (`max_version`); a command it reads teaches it
+//! the cloud's (the version rule is simulated across builds in
+//! `contract/tests/versions.rs`).
 
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use aws_sdk_sqs::types::QueueAttributeName;
-use contract::{Envelope, Payload, Ping, SCHEMA_VERSION};
+use contract::{Envelope, MIN_SCHEMA_VERSION, Payload, Ping, SCHEMA_VERSION};
 use harness::cloud::start_agent;
 use harness::emulator::{Emulator, sdk_config};
 use harness::stack::deploy_local;
@@ -97,5 +101,59 @@ async fn a_command_in_a_newer_contract_is_refused_clearly_and_left_queued() -> a
         held == 1,
         "the refused command is kept, not deleted ({held} held)"
     );
+
+    // What the agent sent so far (its heartbeat), before it knows the
+    // cloud's versions: at its minimum, announcing its newest.
+    let events = stack.output("EventsQueueUrl")?.to_owned();
+    let received = sqs
+        .receive_message()
+        .queue_url(&events)
+        .max_number_of_messages(10)
+        .wait_time_seconds(5)
+        .send()
+        .await?
+        .messages
+        .unwrap_or_default();
+    let sent: Vec<Envelope> = received
+        .iter()
+        .filter_map(|m| contract::decode_body(m.body()?).ok())
+        .collect();
+    ensure!(
+        !sent.is_empty(),
+        "the agent's heartbeat is on the events queue"
+    );
+    for envelope in &sent {
+        ensure!(
+            envelope.version == MIN_SCHEMA_VERSION && envelope.max_version == Some(SCHEMA_VERSION),
+            "written at {} announcing {:?}",
+            envelope.version,
+            envelope.max_version
+        );
+    }
+
+    // A command it can read (another message group: the refused one holds
+    // its own) teaches it the cloud's versions.
+    let ping = Envelope::new(
+        "cloud",
+        2,
+        chrono::Utc::now(),
+        Payload::Ping(Ping {
+            nonce: "from-now".into(),
+        }),
+    );
+    sqs.send_message()
+        .queue_url(&commands)
+        .message_body(contract::encode_body_at(&ping, MIN_SCHEMA_VERSION)?)
+        .message_group_id("cloud-now")
+        .message_deduplication_id("now-1")
+        .send()
+        .await?;
+    agent
+        .wait_for_log(
+            &format!("the cloud reads contract versions up to {SCHEMA_VERSION}"),
+            Duration::from_secs(60),
+        )
+        .with_context(|| harness::process::tail(&agent.log_text()))?;
+    ensure!(agent.is_running(), "the agent keeps running");
     Ok(())
 }
