@@ -9,14 +9,17 @@
 //! not sent to the ERP). Pages are fetched one call at a time under the
 //! shop's shared rate limit. The cursor becomes the newest
 //! `date_modified_gmt` seen (the shop's clock, not ours), and only after
-//! every page was taken in. An order the platform sends that cannot be
-//! normalised is parked for a person and the rest goes on.
+//! every page was taken in; but never more than the revision of an order
+//! stored whose command is not yet on the queue (a failed send), so the
+//! next run sees that order again and sends it. An order the platform
+//! sends that cannot be normalised is parked for a person and the rest
+//! goes on.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
@@ -60,6 +63,8 @@ struct ShopPoll {
     orders: usize,
     stored: usize,
     commands: usize,
+    /// Orders whose command could not be queued yet (sent on a later run).
+    pending: usize,
     parked: usize,
     error: Option<String>,
 }
@@ -161,6 +166,7 @@ impl Poller {
         };
         let options = shop.normalise_options();
         let mut newest = None;
+        let mut oldest_pending = None;
         for page in 1..=MAX_PAGES {
             let listed = self
                 .limiter
@@ -199,6 +205,13 @@ impl Poller {
                     .map_err(|e| e.to_string())?;
                 summary.stored += usize::from(accepted.stored);
                 summary.commands += usize::from(accepted.command_sent);
+                if accepted.command_pending {
+                    summary.pending += 1;
+                    oldest_pending = Some(match oldest_pending {
+                        Some(at) if at < order.revision => at,
+                        _ => order.revision,
+                    });
+                }
                 newest = newest.max(Some(order.revision));
             }
             let more = match listed.total_pages {
@@ -209,12 +222,53 @@ impl Poller {
                 break;
             }
         }
-        if let Some(newest) = newest {
+        if summary.pending > 0 {
+            warn!(shop = %shop.id, pending = summary.pending, "orders stored whose command is not queued yet; the cursor holds for them");
+        }
+        if let Some(cursor) = next_cursor(newest, oldest_pending) {
+            // Never moves back: an older cursor from an earlier run stays,
+            // and still lets the pending order be seen.
             self.store
-                .set_cursor(&shop.id, newest)
+                .set_cursor(&shop.id, cursor)
                 .await
                 .map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+}
+
+/// The cursor after a run: the newest revision seen, but not past an order
+/// whose command is still pending (the next run's `since`, the cursor less
+/// the overlap, then still includes it).
+pub fn next_cursor(
+    newest: Option<DateTime<Utc>>,
+    oldest_pending: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    match (newest, oldest_pending) {
+        (Some(newest), Some(pending)) => Some(newest.min(pending)),
+        (newest, None) => newest,
+        (None, Some(pending)) => Some(pending),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_750_000_000 + seconds, 0).unwrap()
+    }
+
+    #[test]
+    fn the_cursor_is_the_newest_revision_seen() {
+        assert_eq!(next_cursor(None, None), None);
+        assert_eq!(next_cursor(Some(at(50)), None), Some(at(50)));
+    }
+
+    #[test]
+    fn the_cursor_does_not_pass_an_order_whose_command_is_pending() {
+        assert_eq!(next_cursor(Some(at(50)), Some(at(10))), Some(at(10)));
+        assert_eq!(next_cursor(Some(at(50)), Some(at(50))), Some(at(50)));
+        assert_eq!(next_cursor(None, Some(at(10))), Some(at(10)));
     }
 }

@@ -311,3 +311,183 @@ impl Shops {
         Ok(Arc::new(connector))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+    use rust_decimal::Decimal;
+
+    /// Every status WooCommerce core knows, and a plugin's own.
+    const STATUSES: [&str; 10] = [
+        "pending",
+        "on-hold",
+        "processing",
+        "completed",
+        "cancelled",
+        "refunded",
+        "failed",
+        "checkout-draft",
+        "trash",
+        "awaiting-shipment",
+    ];
+
+    fn order(status: &str, paid: bool) -> contract::Order {
+        let at = DateTime::<Utc>::from_timestamp(1_750_000_000, 0).unwrap();
+        contract::Order {
+            shop: "sklep".into(),
+            order_id: "1".into(),
+            number: "1".into(),
+            revision: at,
+            placed_at: at,
+            status: status.into(),
+            paid,
+            currency: "PLN".into(),
+            payment_method: "bacs".into(),
+            buyer: contract::Buyer::default(),
+            lines: Vec::new(),
+            shipping: None,
+            discount_gross: Decimal::ZERO,
+            total_net: Decimal::ZERO,
+            total_vat: Decimal::ZERO,
+            total_gross: Decimal::ZERO,
+            customer_note: None,
+        }
+    }
+
+    /// The (status, paid) pairs that send a command under `trigger`.
+    fn sending(trigger: &OrderTrigger) -> Vec<(&'static str, bool)> {
+        let mut out = Vec::new();
+        for status in STATUSES {
+            for paid in [false, true] {
+                if trigger.passes(&order(status, paid)) {
+                    out.push((status, paid));
+                }
+            }
+        }
+        out
+    }
+
+    fn trigger_of(json: &str) -> OrderTrigger {
+        let shop: serde_json::Value = serde_json::json!({
+            "id": "sklep",
+            "platform": "woocommerce",
+            "base_url": "https://sklep.example.pl",
+            "rules": {"price_list": "Detaliczna", "warehouses": ["MAG"]},
+        });
+        let mut shop = shop;
+        if !json.is_empty() {
+            shop["order_trigger"] = serde_json::Value::String(json.into());
+        }
+        let config: ShopConfig = serde_json::from_value(shop).expect("a valid shop");
+        config.order_trigger
+    }
+
+    #[test]
+    fn paid_is_the_default_trigger() {
+        assert_eq!(trigger_of(""), OrderTrigger::Paid);
+        assert_eq!(trigger_of("paid"), OrderTrigger::Paid);
+    }
+
+    #[test]
+    fn paid_sends_paid_or_processing_or_completed_orders_that_are_still_live() {
+        assert_eq!(
+            sending(&OrderTrigger::Paid),
+            vec![
+                // A paid order still in pending (payment_complete not yet run).
+                ("pending", true),
+                // A bank transfer marked paid while on hold.
+                ("on-hold", true),
+                // Cash on delivery: processing at once, unpaid.
+                ("processing", false),
+                ("processing", true),
+                ("completed", false),
+                ("completed", true),
+                ("checkout-draft", true),
+                // A plugin's own status, once paid.
+                ("awaiting-shipment", true),
+            ]
+        );
+        // Dead orders never go, paid or not.
+        for status in ["cancelled", "refunded", "failed", "trash"] {
+            assert!(!OrderTrigger::Paid.passes(&order(status, true)), "{status}");
+        }
+        // An unpaid bank transfer waits.
+        assert!(!OrderTrigger::Paid.passes(&order("on-hold", false)));
+        assert!(!OrderTrigger::Paid.passes(&order("pending", false)));
+    }
+
+    #[test]
+    fn placed_sends_every_live_order_paid_or_not() {
+        let trigger = trigger_of("placed");
+        assert_eq!(trigger, OrderTrigger::Placed);
+        assert_eq!(
+            sending(&trigger),
+            vec![
+                ("pending", false),
+                ("pending", true),
+                ("on-hold", false),
+                ("on-hold", true),
+                ("processing", false),
+                ("processing", true),
+                ("completed", false),
+                ("completed", true),
+            ]
+        );
+        // Not a draft, a plugin status, or a dead order, even paid.
+        for status in [
+            "checkout-draft",
+            "awaiting-shipment",
+            "cancelled",
+            "refunded",
+            "failed",
+            "trash",
+        ] {
+            assert!(!trigger.passes(&order(status, true)), "{status}");
+        }
+    }
+
+    #[test]
+    fn a_status_trigger_sends_exactly_that_status_paid_or_not() {
+        let trigger = trigger_of(" status:on-hold ");
+        assert_eq!(trigger, OrderTrigger::Status("on-hold".into()));
+        assert_eq!(
+            sending(&trigger),
+            vec![("on-hold", false), ("on-hold", true)]
+        );
+        // Not even processing or completed: exactly the configured status.
+        assert!(!trigger.passes(&order("processing", true)));
+        assert!(!trigger.passes(&order("completed", true)));
+
+        let custom = trigger_of("status:awaiting-shipment");
+        assert_eq!(
+            sending(&custom),
+            vec![("awaiting-shipment", false), ("awaiting-shipment", true)]
+        );
+        let completed = trigger_of("status:completed");
+        assert_eq!(
+            sending(&completed),
+            vec![("completed", false), ("completed", true)]
+        );
+    }
+
+    #[test]
+    fn an_unknown_trigger_is_refused_at_start() {
+        for text in ["", "status:", "status: ", "paid ", "on-hold", "Paid"] {
+            let parsed = OrderTrigger::parse(text);
+            // "paid " trims to paid; the rest are errors.
+            if text.trim() == "paid" {
+                assert_eq!(parsed, Ok(OrderTrigger::Paid));
+            } else {
+                assert!(parsed.is_err(), "`{text}` should be refused: {parsed:?}");
+            }
+        }
+        let shop = serde_json::json!({
+            "id": "sklep", "platform": "woocommerce", "base_url": "https://sklep.example.pl",
+            "rules": {"price_list": "Detaliczna", "warehouses": ["MAG"]},
+            "order_trigger": "when-paid",
+        });
+        let err = serde_json::from_value::<ShopConfig>(shop).unwrap_err();
+        assert!(err.to_string().contains("placed, paid or status:"), "{err}");
+    }
+}

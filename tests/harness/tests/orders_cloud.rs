@@ -5,8 +5,11 @@
 //! every order becomes exactly one `CreateOrder`, whether its webhook comes
 //! five times, is lost (the poller finds it) or meets the poller; an older
 //! revision never overwrites a newer one; personal data carries its TTL and
-//! expired items are not read; the ERP's progress sets the shop's status
-//! and adds the tracking note once, under the shop's rate limit.
+//! expired items are not read; the ERP's progress (shipped, cancelled) sets
+//! the shop's status and adds the tracking note once, under the shop's rate
+//! limit; an order stored while the commands queue fails is queued by the
+//! next delivery or poll (the poller's cursor holds for it); the poller
+//! reads every page.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -137,6 +140,18 @@ fn new_order(email: &str) -> Value {
     })
 }
 
+/// What the agent parks an order without a complete address with.
+const NO_ADDRESS: &str = "the order has no complete address (a name or company, street, city and postcode, in shipping or billing)";
+
+/// The order JSON with another order id (one the shop does not have, so
+/// the poller never lists it).
+fn with_id(body: &[u8], id: u64) -> anyhow::Result<Vec<u8>> {
+    let mut order: Value = serde_json::from_slice(body)?;
+    anyhow::ensure!(order["id"].is_u64(), "the order JSON has no id");
+    order["id"] = json!(id);
+    Ok(serde_json::to_vec(&order)?)
+}
+
 fn replace(body: &[u8], from: &str, to: &str) -> anyhow::Result<Vec<u8>> {
     let text = std::str::from_utf8(body)?;
     anyhow::ensure!(text.contains(from), "the order JSON has no `{from}`");
@@ -169,7 +184,11 @@ async fn the_webhook_refuses_bad_input_and_stores_each_order_once() -> anyhow::R
     // No webhook is registered: this test is the shop, delivering by hand.
     let placed = shop.place_order(new_order("a@example.pl")).await?;
     let id = placed["id"].as_u64().context("order id")?;
-    let body = order_bytes(&shop, id).await?;
+    // The poller (every 2 s) lists the shop's orders and may store `id`
+    // at any moment; the deliveries checked here carry an id the shop does
+    // not have, so what is stored under it is the webhook's doing alone.
+    let hidden = id + 900_000;
+    let body = with_id(&order_bytes(&shop, id).await?, hidden)?;
 
     // WooCommerce's creation ping: unsigned, form-encoded.
     let (status, _) = post(
@@ -260,7 +279,7 @@ async fn the_webhook_refuses_bad_input_and_stores_each_order_once() -> anyhow::R
     assert!(took < Duration::from_secs(3), "5 MB body took {took:?}");
     println!("5 MB body refused in {took:?}");
     assert!(
-        store.get(SHOP, &id.to_string()).await?.is_none(),
+        store.get(SHOP, &hidden.to_string()).await?.is_none(),
         "nothing was stored by refused deliveries"
     );
 
@@ -274,7 +293,7 @@ async fn the_webhook_refuses_bad_input_and_stores_each_order_once() -> anyhow::R
     }
     assert_eq!(stored, 1, "stored once");
     let kept = store
-        .get(SHOP, &id.to_string())
+        .get(SHOP, &hidden.to_string())
         .await?
         .context("the order is stored")?;
     assert_eq!(kept.order.buyer.billing.city, "Łódź");
@@ -304,7 +323,7 @@ async fn the_webhook_refuses_bad_input_and_stores_each_order_once() -> anyhow::R
     .await?;
     assert_eq!((status, answer["stored"].clone()), (200, json!(false)));
     let kept = store
-        .get(SHOP, &id.to_string())
+        .get(SHOP, &hidden.to_string())
         .await?
         .context("still stored")?;
     assert_eq!(kept.order.status, "processing", "the newer revision stands");
@@ -341,18 +360,20 @@ async fn the_webhook_refuses_bad_input_and_stores_each_order_once() -> anyhow::R
         (200, json!(false))
     );
 
-    // The poller meets all three within seconds: still one command each.
+    // The poller meets the shop's orders within seconds: still one command
+    // each (the hidden one only ever came by webhook; `id` only by poll).
     tokio::time::sleep(Duration::from_secs(5)).await;
     let mut commands = Commands::default();
     commands
         .drain(&sqs, &commands_queue, Duration::from_secs(3))
         .await?;
     assert_eq!(
-        commands.count(id),
+        commands.count(hidden),
         1,
         "one CreateOrder: {:?}",
         commands.seen
     );
+    assert_eq!(commands.count(id), 1, "{:?}", commands.seen);
     assert_eq!(commands.count(second_id), 1, "{:?}", commands.seen);
     assert_eq!(commands.count(unpaid_id), 0, "{:?}", commands.seen);
 
@@ -366,7 +387,7 @@ async fn the_webhook_refuses_bad_input_and_stores_each_order_once() -> anyhow::R
         )
         .key(
             "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S(id.to_string()),
+            aws_sdk_dynamodb::types::AttributeValue::S(hidden.to_string()),
         )
         .send()
         .await?
@@ -383,7 +404,8 @@ async fn the_webhook_refuses_bad_input_and_stores_each_order_once() -> anyhow::R
         "expires_at {expires} is about now + 30 days ({expected})"
     );
 
-    // An agent parks the second order: the status lists it with its reason.
+    // The agent parks the address-less order (as it does, before writing
+    // anything): the status lists it with the agent's reason.
     send_event(
         &sqs,
         cloud.stack.output("EventsQueueUrl")?,
@@ -393,7 +415,7 @@ async fn the_webhook_refuses_bad_input_and_stores_each_order_once() -> anyhow::R
             order_id: second_id.to_string(),
             revision: Utc::now(),
             outcome: OrderAckOutcome::Parked {
-                reason: "unknown SKU KAWA-1".into(),
+                reason: NO_ADDRESS.into(),
             },
         }),
     )
@@ -411,11 +433,13 @@ async fn the_webhook_refuses_bad_input_and_stores_each_order_once() -> anyhow::R
         },
     )
     .await?;
-    assert_eq!(parked["reason"], "unknown SKU KAWA-1");
+    assert_eq!(parked["reason"], NO_ADDRESS);
+    assert_eq!(parked["number"], second["number"], "{parked}");
 
-    // Expired items are not read (the emulator never deletes them, AWS lazily).
+    // Expired items are not read (the emulator never deletes them, AWS
+    // lazily). The hidden order: the poller would store `id` again.
     for (pk, sk) in [
-        (format!("order#{SHOP}"), id.to_string()),
+        (format!("order#{SHOP}"), hidden.to_string()),
         ("parked-orders".to_owned(), format!("{SHOP}#{second_id}")),
     ] {
         dynamodb
@@ -434,7 +458,7 @@ async fn the_webhook_refuses_bad_input_and_stores_each_order_once() -> anyhow::R
             .await?;
     }
     assert!(
-        store.get(SHOP, &id.to_string()).await?.is_none(),
+        store.get(SHOP, &hidden.to_string()).await?.is_none(),
         "an expired order is not read"
     );
     let status = cloud.status().await?;
@@ -606,5 +630,341 @@ async fn lost_and_duplicated_webhooks_give_one_command_and_progress_reaches_the_
         .drain(&sqs, &commands_queue, Duration::from_secs(2))
         .await?;
     assert_eq!(commands.count(first), 1, "{:?}", commands.seen);
+
+    // The ERP cancels another order (twice the same news): the shop shows
+    // it cancelled, set once, under the same limit; no command follows.
+    let cancelled = OrderProgress {
+        shop: SHOP.into(),
+        order_id: twice.to_string(),
+        stage: OrderStage::Cancelled,
+        tracking_number: None,
+        documents: vec!["RO/2/2026".into()],
+        observed_at: Utc::now(),
+    };
+    send_event(
+        &sqs,
+        &events_queue,
+        4,
+        Payload::OrderProgress(cancelled.clone()),
+    )
+    .await?;
+    send_event(&sqs, &events_queue, 5, Payload::OrderProgress(cancelled)).await?;
+    wait_for("cancelled in the shop", Duration::from_secs(30), || async {
+        let order = shop.order(twice).await?;
+        Ok((order["order"]["status"] == "cancelled").then_some(()))
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let order = shop.order(twice).await?;
+    assert_eq!(order["order"]["status"], "cancelled", "{order}");
+    let puts: Vec<Value> = shop
+        .requests()
+        .await?
+        .into_iter()
+        .filter(|r| {
+            r["method"] == "PUT"
+                && r["path"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with(&format!("/orders/{twice}")))
+        })
+        .collect();
+    assert_eq!(puts.len(), 1, "the status was set once: {puts:?}");
+    let stats = shop.stats().await?;
+    let busiest = stats["max_admitted_in_any_1s"].as_u64().context("stats")?;
+    assert!(
+        busiest <= 4,
+        "the shop's limit held: {busiest} in one second"
+    );
+    commands
+        .drain(&sqs, &commands_queue, Duration::from_secs(2))
+        .await?;
+    assert_eq!(commands.count(twice), 1, "{:?}", commands.seen);
+    Ok(())
+}
+
+/// The commands queue's attributes that its template sets (and moto
+/// echoes), to make it again as the stack made it.
+const QUEUE_ATTRIBUTES: [&str; 8] = [
+    "FifoQueue",
+    "ContentBasedDeduplication",
+    "VisibilityTimeout",
+    "MessageRetentionPeriod",
+    "RedrivePolicy",
+    "DelaySeconds",
+    "MaximumMessageSize",
+    "ReceiveMessageWaitTimeSeconds",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_stored_while_the_queue_fails_is_queued_by_the_next_delivery_or_poll()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let logs = &logs_dir(&dir);
+    let skus = ["KAWA-1".to_owned(), "HERB-1".to_owned()];
+    let shop = WooStandinProcess::start_with(None, Some(&skus), None, logs)?;
+    let cloud = LocalCloud::start_with_host_args(
+        logs,
+        "orders-queue-fault",
+        Some(shop.shop_parameters(SHOP, "Detaliczna", &["MAG"], 20, 20)),
+        &["--schedule-every", "poller=2"],
+    )?;
+    let base = cloud.webhook_url.clone().context("no webhook URL")?;
+    let url = format!("{base}/{SHOP}");
+    let config = sdk_config(&cloud.emulator.endpoint()).await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let table = cloud.stack.output("StateTableName")?.to_owned();
+    let commands_queue = cloud.stack.output("CommandsQueueUrl")?.to_owned();
+    let store = OrderStore::new(dynamodb.clone(), &table, 30);
+    let secret = shop.webhook_secret.clone();
+
+    // The commands queue goes away (an SQS outage, as the functions see
+    // it: every SendMessage fails); how it was made is kept.
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&commands_queue)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+        .send()
+        .await?
+        .attributes
+        .unwrap_or_default();
+    let queue_name = commands_queue
+        .rsplit('/')
+        .next()
+        .context("queue name")?
+        .to_owned();
+    sqs.delete_queue().queue_url(&commands_queue).send().await?;
+
+    // The poller lists `paid` (a command is due) and, a second later,
+    // `unpaid` (nothing is due); no webhook is registered.
+    let paid = shop.place_order(new_order("a@example.pl")).await?["id"]
+        .as_u64()
+        .context("id")?;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let unpaid = shop
+        .place_order(json!({"line_items": [["HERB-1", 1]], "status": "pending",
+            "billing": {"first_name": "Jan", "last_name": "Nowak", "address_1": "ul. Krótka 2",
+                        "city": "Kraków", "postcode": "30-001", "country": "PL"}}))
+        .await?["id"]
+        .as_u64()
+        .context("id")?;
+
+    // A webhook delivery of an order the poller cannot list (an id the
+    // shop does not have): stored, answered 200 (WooCommerce would not
+    // retry a 5xx, only count it towards disabling the webhook), pending.
+    let hidden = paid + 900_000;
+    let body = with_id(&order_bytes(&shop, paid).await?, hidden)?;
+    let headers = signed(&secret, &body, "order.created");
+    let (status, answer) = post(&url, body.clone(), &headers).await?;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (
+            &answer["stored"],
+            &answer["command_sent"],
+            &answer["command_pending"]
+        ),
+        (&json!(true), &json!(false), &json!(true)),
+        "{answer}"
+    );
+    let kept = store
+        .get(SHOP, &hidden.to_string())
+        .await?
+        .context("stored")?;
+    assert_eq!(kept.command_rev_ms, None, "not marked as queued");
+
+    // The poller stores both; `paid` stays unmarked and holds the cursor
+    // at its revision, though `unpaid` is newer.
+    let (paid_rev, unpaid_rev) = wait_for(
+        "the poller storing both orders",
+        Duration::from_secs(30),
+        || async {
+            let a = store.get(SHOP, &paid.to_string()).await?;
+            let b = store.get(SHOP, &unpaid.to_string()).await?;
+            Ok(a.zip(b).map(|(a, b)| (a.revision_ms, b.revision_ms)))
+        },
+    )
+    .await?;
+    assert!(paid_rev < unpaid_rev, "{paid_rev} < {unpaid_rev}");
+    // Two more runs, each failing to send.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let kept = store
+        .get(SHOP, &paid.to_string())
+        .await?
+        .context("stored")?;
+    assert_eq!(kept.command_rev_ms, None, "not marked as queued");
+    let cursor = store.cursor(SHOP).await?.context("a cursor")?;
+    assert_eq!(
+        cursor.timestamp_millis(),
+        paid_rev,
+        "the cursor holds at the order whose command is pending"
+    );
+
+    // The queue is back.
+    let mut create = sqs.create_queue().queue_name(&queue_name);
+    for (name, value) in attributes {
+        if QUEUE_ATTRIBUTES.contains(&name.as_str()) {
+            create = create.attributes(name, value);
+        }
+    }
+    let recreated = create.send().await?.queue_url.context("queue url")?;
+    // The emulator answers with its own host; the name is what counts.
+    assert!(
+        recreated.ends_with(&format!("/{queue_name}")),
+        "{recreated}"
+    );
+
+    // The same delivery again (same revision): sent now, then never again.
+    let (status, answer) = post(&url, body.clone(), &headers).await?;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (&answer["stored"], &answer["command_sent"]),
+        (&json!(false), &json!(true)),
+        "{answer}"
+    );
+    let (status, answer) = post(&url, body.clone(), &headers).await?;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (
+            &answer["stored"],
+            &answer["command_sent"],
+            &answer["command_pending"]
+        ),
+        (&json!(false), &json!(false), &json!(false)),
+        "{answer}"
+    );
+
+    // The poller sends `paid` on its next run, then moves the cursor on.
+    wait_for(
+        "the poller queueing the pending order",
+        Duration::from_secs(30),
+        || async {
+            let kept = store.get(SHOP, &paid.to_string()).await?;
+            Ok(kept
+                .and_then(|k| k.command_rev_ms)
+                .filter(|rev| *rev == paid_rev))
+        },
+    )
+    .await?;
+    wait_for(
+        "the cursor moving past the order",
+        Duration::from_secs(30),
+        || async {
+            let cursor = store.cursor(SHOP).await?;
+            Ok(cursor.filter(|c| c.timestamp_millis() == unpaid_rev))
+        },
+    )
+    .await?;
+
+    // Exactly one command per order, however many runs and deliveries met it.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut commands = Commands::default();
+    commands
+        .drain(&sqs, &commands_queue, Duration::from_secs(3))
+        .await?;
+    assert_eq!(commands.count(hidden), 1, "{:?}", commands.seen);
+    assert_eq!(commands.count(paid), 1, "{:?}", commands.seen);
+    assert_eq!(commands.count(unpaid), 0, "{:?}", commands.seen);
+    assert_eq!(commands.seen.len(), 2, "{:?}", commands.seen);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_poller_reads_every_page_and_stores_each_order_once() -> anyhow::Result<()> {
+    const ORDERS: u64 = 105;
+    let dir = tempfile::tempdir()?;
+    let logs = &logs_dir(&dir);
+    let skus = ["KAWA-1".to_owned(), "HERB-1".to_owned()];
+    let shop = WooStandinProcess::start_with(None, Some(&skus), None, logs)?;
+    // Placed before the cloud starts: its first poll finds them all, more
+    // than one page (100 per page) of them.
+    let mut ids = Vec::new();
+    for n in 0..ORDERS {
+        let placed = shop
+            .place_order(new_order(&format!("k{n}@example.pl")))
+            .await?;
+        ids.push(placed["id"].as_u64().context("id")?);
+    }
+    let cloud = LocalCloud::start_with_host_args(
+        logs,
+        "orders-paging",
+        Some(shop.shop_parameters(SHOP, "Detaliczna", &["MAG"], 20, 20)),
+        &["--schedule-every", "poller=2"],
+    )?;
+    let config = sdk_config(&cloud.emulator.endpoint()).await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let table = cloud.stack.output("StateTableName")?.to_owned();
+    let commands_queue = cloud.stack.output("CommandsQueueUrl")?.to_owned();
+    let store = OrderStore::new(dynamodb.clone(), &table, 30);
+
+    let mut commands = Commands::default();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while ids.iter().any(|id| commands.count(*id) == 0) {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{} of {ORDERS} orders on the commands queue",
+            commands.seen.len()
+        );
+        commands
+            .drain(&sqs, &commands_queue, Duration::from_millis(500))
+            .await?;
+    }
+    // A few more runs: nothing new.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    commands
+        .drain(&sqs, &commands_queue, Duration::from_secs(3))
+        .await?;
+    for id in &ids {
+        assert_eq!(commands.count(*id), 1, "order {id}: {:?}", commands.seen);
+    }
+    assert_eq!(commands.seen.len(), ids.len(), "{:?}", commands.seen);
+
+    // One stored item per order.
+    let mut stored = 0;
+    let mut start = None;
+    loop {
+        let out = dynamodb
+            .query()
+            .table_name(&table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(
+                ":pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("order#{SHOP}")),
+            )
+            .set_exclusive_start_key(start)
+            .send()
+            .await?;
+        stored += out.items.unwrap_or_default().len();
+        start = out.last_evaluated_key;
+        if start.is_none() {
+            break;
+        }
+    }
+    assert_eq!(stored, ids.len(), "one item per order");
+
+    // The first run read two pages.
+    let pages: Vec<String> = shop
+        .requests()
+        .await?
+        .iter()
+        .filter(|r| {
+            r["method"] == "GET" && r["path"].as_str().is_some_and(|p| p.ends_with("/orders"))
+        })
+        .filter_map(|r| r["query"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        pages.iter().any(|q| q.contains("page=2")),
+        "a second page was read: {pages:?}"
+    );
+
+    // The cursor is the newest revision seen.
+    let mut newest = 0;
+    for id in &ids {
+        let kept = store.get(SHOP, &id.to_string()).await?.context("stored")?;
+        assert!(kept.command_rev_ms.is_some(), "order {id} marked as queued");
+        newest = newest.max(kept.revision_ms);
+    }
+    let cursor = store.cursor(SHOP).await?.context("a cursor")?;
+    assert_eq!(cursor.timestamp_millis(), newest);
     Ok(())
 }
