@@ -2,12 +2,16 @@
 //! stand-in reaches the webhook, becomes a command, and the agent writes it
 //! into the Optima stand-in as an RO with the right customer, addresses,
 //! lines, prices, VAT and totals; the office realises it with the simulator
-//! and the shop shows the order completed with its tracking number.
+//! and the shop shows the order completed with its tracking number. The
+//! agent's acknowledgement lands on the stored order with the document's
+//! number; an order with a SKU Optima does not have is parked (listed on
+//! `/status`, nothing written) and the order placed after it still goes in.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use harness::cloud::{LocalCloud, start_agent};
+use harness::emulator::sdk_config;
 use harness::standins::{OptimaStandin, WooStandinProcess};
 use harness::wait_for;
 use rust_decimal::Decimal;
@@ -36,6 +40,50 @@ async fn stocked_skus(erp: &OptimaStandin) -> anyhow::Result<Vec<String>> {
         .collect();
     anyhow::ensure!(skus.len() == 2, "two stocked products: {skus:?}");
     Ok(skus)
+}
+
+/// The documents in Optima that carry shop order `number` (`TrN_NumerObcy`)
+/// or the agent's key for shop order `order_id` (`TrN_ImportRowId`):
+/// `(TrN_TrNID, TrN_NumerPelny)`, read over TDS like any client.
+async fn documents_for(
+    erp: &OptimaStandin,
+    number: &str,
+    order_id: u64,
+) -> anyhow::Result<Vec<(i32, String)>> {
+    let key = agent::optima::orders::import_row_id(&format!("sklep:{order_id}"));
+    let mut sql = optima_standin::erp::connect(&erp.ado_with_password()).await?;
+    let mut found = Vec::new();
+    for (query, value) in [
+        (
+            "SELECT TrN_TrNID, TrN_NumerPelny FROM CDN.TraNag WHERE TrN_NumerObcy = CAST(@P1 AS varchar(256))",
+            number.to_owned(),
+        ),
+        (
+            "SELECT TrN_TrNID, TrN_NumerPelny FROM CDN.TraNag WHERE TrN_ImportRowId = CAST(@P1 AS varchar(36))",
+            key,
+        ),
+    ] {
+        let mut query = Query::new(query);
+        query.bind(value);
+        for row in query.query(&mut sql).await?.into_first_result().await? {
+            let doc = (
+                row.get::<i32, _>("TrN_TrNID").unwrap_or_default(),
+                row.get::<&str, _>("TrN_NumerPelny")
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
+            if !found.contains(&doc) {
+                found.push(doc);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// A complete Polish address (so nothing but the SKU can park an order).
+fn address(email: &str) -> Value {
+    json!({"first_name": "Anna", "last_name": "Nowak", "address_1": "ul. Lipowa 7",
+           "city": "Poznań", "postcode": "60-001", "country": "PL", "email": email})
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,6 +234,56 @@ async fn a_shop_order_becomes_an_ro_and_its_shipping_comes_back() -> anyhow::Res
         "line gross values as the shop priced them"
     );
 
+    // The agent's acknowledgement: the stored order in the cloud carries
+    // the document the agent wrote, as Optima numbers it.
+    let aws = sdk_config(&cloud.emulator.endpoint()).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    let table = cloud.stack.output("StateTableName")?.to_owned();
+    let store = functions::orders::OrderStore::new(dynamodb.clone(), &table, 30);
+    let acked = wait_for(
+        "the agent's acknowledgement on the stored order",
+        Duration::from_secs(30),
+        || async {
+            let stored = store
+                .get("sklep", &order_id.to_string())
+                .await?
+                .context("the order is stored in the cloud")?;
+            Ok(stored.erp_document_number.clone().map(|n| (n, stored)))
+        },
+    )
+    .await?;
+    println!(
+        "acknowledged in the cloud after {:?}: {}",
+        placed.elapsed(),
+        acked.0
+    );
+    assert_eq!(
+        acked.0, ro_number,
+        "the stored order carries the RO's TrN_NumerPelny"
+    );
+    assert_eq!(acked.1.parked_reason, None, "a written order is not parked");
+    let item = dynamodb
+        .get_item()
+        .table_name(&table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("order#sklep".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(order_id.to_string()),
+        )
+        .send()
+        .await?
+        .item
+        .context("the raw order item")?;
+    let acked_id: i64 = item
+        .get("erp_document_id")
+        .and_then(|v| v.as_n().ok())
+        .context("erp_document_id on the order item")?
+        .parse()?;
+    assert_eq!(acked_id, i64::from(ro_id), "the RO's TrN_TrNID");
+
     // The warehouse realises the reservation with a tracking number.
     let db = erp.db.clone();
     let realised = Instant::now();
@@ -222,6 +320,144 @@ async fn a_shop_order_becomes_an_ro_and_its_shipping_comes_back() -> anyhow::Res
     assert_eq!(
         tracking_notes[0]["customer_note"], true,
         "the customer sees it: {notes:?}"
+    );
+
+    // A product only the shop has: an order with it is parked whole, and
+    // the ordinary order placed right after it still becomes its RO (the
+    // parked command does not hold up the shop's queue).
+    const SHOP_ONLY: &str = "TYLKO-W-SKLEPIE-1";
+    assert!(
+        !all_skus.iter().any(|s| s == SHOP_ONLY),
+        "{SHOP_ONLY} must not be in Optima"
+    );
+    reqwest::Client::new()
+        .post(format!("{}/__standin/products", shop.base_url))
+        .json(
+            &json!({"sku": SHOP_ONLY, "name": "Tylko w sklepie", "regular_price": "49.20",
+                      "stock_quantity": 50, "manage_stock": true}),
+        )
+        .send()
+        .await?
+        .error_for_status()
+        .context("adding the shop-only product")?;
+    let second = Instant::now();
+    let unknown = shop
+        .place_order(json!({
+            "line_items": [[skus[0], 1], [SHOP_ONLY, 2]],
+            "billing": address("parked@example.pl"),
+            "shipping": address("parked@example.pl"),
+            "payment_method": "bacs",
+            "shipping_total": "15.00",
+            "status": "processing"
+        }))
+        .await?;
+    let ordinary = shop
+        .place_order(json!({
+            "line_items": [[skus[1], 1]],
+            "billing": address("ordinary@example.pl"),
+            "shipping": address("ordinary@example.pl"),
+            "payment_method": "bacs",
+            "shipping_total": "15.00",
+            "status": "processing"
+        }))
+        .await?;
+    let unknown_id = unknown["id"].as_u64().context("order id")?;
+    let unknown_number = unknown["number"]
+        .as_str()
+        .context("order number")?
+        .to_owned();
+    let ordinary_id = ordinary["id"].as_u64().context("order id")?;
+    let ordinary_number = ordinary["number"]
+        .as_str()
+        .context("order number")?
+        .to_owned();
+
+    let parked = wait_for(
+        "the order with the shop-only SKU on /status",
+        Duration::from_secs(45),
+        || async {
+            let status = cloud.status().await?;
+            Ok(status["parked_orders"].as_array().and_then(|a| {
+                a.iter()
+                    .find(|p| p["order_id"].as_str() == Some(unknown_id.to_string().as_str()))
+                    .cloned()
+            }))
+        },
+    )
+    .await?;
+    println!("parked after {:?}: {parked}", second.elapsed());
+    assert_eq!(parked["shop"], "sklep", "{parked}");
+    assert_eq!(parked["number"].as_str(), Some(unknown_number.as_str()));
+    let reason = parked["reason"].as_str().context("a reason")?;
+    assert!(
+        reason.contains(SHOP_ONLY),
+        "the reason names the SKU: {reason}"
+    );
+    assert!(
+        !reason.contains(skus[0].as_str()),
+        "only the unknown SKU is blamed: {reason}"
+    );
+
+    let ordinary_docs = wait_for(
+        "the ordinary order's RO after the parked one",
+        Duration::from_secs(45),
+        || async {
+            let docs = documents_for(&erp, &ordinary_number, ordinary_id).await?;
+            Ok((!docs.is_empty()).then_some(docs))
+        },
+    )
+    .await?;
+    println!(
+        "the order after the parked one → Optima {:?} after {:?}",
+        ordinary_docs,
+        second.elapsed()
+    );
+    assert_eq!(ordinary_docs.len(), 1, "one document: {ordinary_docs:?}");
+    assert!(ordinary_docs[0].1.starts_with("RO/"), "{ordinary_docs:?}");
+    assert_ne!(ordinary_docs[0].1, ro_number, "a new document");
+
+    // Nothing for the parked order: no document, no acknowledged number,
+    // and its command is not left in the commands queue.
+    let unknown_docs = documents_for(&erp, &unknown_number, unknown_id).await?;
+    assert!(
+        unknown_docs.is_empty(),
+        "no document for the parked order: {unknown_docs:?}"
+    );
+    let stored = store
+        .get("sklep", &unknown_id.to_string())
+        .await?
+        .context("the parked order is stored")?;
+    assert_eq!(
+        stored.erp_document_number, None,
+        "the parked order has no RO"
+    );
+    assert!(
+        stored
+            .parked_reason
+            .as_deref()
+            .is_some_and(|r| r.contains(SHOP_ONLY)),
+        "the stored order has the reason: {:?}",
+        stored.parked_reason
+    );
+    wait_for(
+        "an empty commands queue",
+        Duration::from_secs(20),
+        || async {
+            let status = cloud.status().await?;
+            let queue = &status["queues"]["erp_commands"];
+            let depth = queue["visible"].as_u64().unwrap_or(1)
+                + queue["in_flight"].as_u64().unwrap_or(1)
+                + queue["delayed"].as_u64().unwrap_or(1);
+            Ok((depth == 0).then_some(()))
+        },
+    )
+    .await?;
+    let status = cloud.status().await?;
+    assert_eq!(
+        status["queues"]["erp_commands_dlq"]["visible"].as_u64(),
+        Some(0),
+        "nothing in the commands DLQ: {}",
+        status["queues"]
     );
     Ok(())
 }
