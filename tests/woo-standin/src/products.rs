@@ -526,7 +526,7 @@ fn unique_slug(shop: &ShopState, id: u64, wanted: &str) -> String {
     } else {
         wanted.to_string()
     };
-    let taken = |s: &str| shop.products.values().any(|p| p.id != id && p.slug == s);
+    let taken = |s: &str| shop.products.slug_taken(s, id);
     if !taken(&base) {
         return base;
     }

@@ -121,13 +121,14 @@ impl ShopState {
     }
 }
 
-/// Products and variations by id, with the `_sku` lookup WooCommerce gets from its
-/// `wc_product_meta_lookup` index: finding a SKU must not scan the catalogue, or a 100,000-product
-/// shop becomes quadratic to seed and to sync against.
+/// Products and variations by id, with the lookups WooCommerce's database indexes give it (the
+/// `_sku` meta lookup table, `post_name`): finding a SKU or a slug must not scan the catalogue, or
+/// a 100,000-product shop becomes quadratic to seed and to sync against.
 #[derive(Debug, Clone, Default)]
 pub struct Products {
     by_id: BTreeMap<u64, Product>,
     ids_by_sku: HashMap<String, BTreeSet<u64>>,
+    ids_by_slug: HashMap<String, BTreeSet<u64>>,
 }
 
 impl Deref for Products {
@@ -139,12 +140,16 @@ impl Deref for Products {
 
 impl Products {
     pub fn insert(&mut self, id: u64, product: Product) -> Option<Product> {
-        self.index(id, &product.sku);
+        index(&mut self.ids_by_sku, id, &product.sku);
+        index(&mut self.ids_by_slug, id, &product.slug);
         let old = self.by_id.insert(id, product);
-        if let Some(old) = &old
-            && self.by_id.get(&id).is_some_and(|new| new.sku != old.sku)
-        {
-            self.unindex(id, &old.sku);
+        if let (Some(old), Some(new)) = (&old, self.by_id.get(&id)) {
+            if new.sku != old.sku {
+                unindex(&mut self.ids_by_sku, id, &old.sku);
+            }
+            if new.slug != old.slug {
+                unindex(&mut self.ids_by_slug, id, &old.slug);
+            }
         }
         old
     }
@@ -152,13 +157,14 @@ impl Products {
     pub fn remove(&mut self, id: &u64) -> Option<Product> {
         let old = self.by_id.remove(id);
         if let Some(old) = &old {
-            self.unindex(*id, &old.sku);
+            unindex(&mut self.ids_by_sku, *id, &old.sku);
+            unindex(&mut self.ids_by_slug, *id, &old.slug);
         }
         old
     }
 
-    /// For changes that keep the SKU (stock, variations list, dates); a SKU change goes
-    /// through [`Products::insert`] so the lookup follows it.
+    /// For changes that keep the SKU and slug (stock, variations list, dates); a change of
+    /// either goes through [`Products::insert`] so the lookups follow it.
     pub fn get_mut(&mut self, id: &u64) -> Option<&mut Product> {
         self.by_id.get_mut(id)
     }
@@ -179,21 +185,25 @@ impl Products {
         ids.into_iter().flatten().copied()
     }
 
-    fn index(&mut self, id: u64, sku: &str) {
-        if !sku.is_empty() {
-            self.ids_by_sku
-                .entry(sku.to_string())
-                .or_default()
-                .insert(id);
-        }
+    /// Whether a product or variation other than `id` has this slug.
+    pub fn slug_taken(&self, slug: &str, id: u64) -> bool {
+        self.ids_by_slug
+            .get(slug)
+            .is_some_and(|ids| ids.iter().any(|other| *other != id))
     }
+}
 
-    fn unindex(&mut self, id: u64, sku: &str) {
-        if let Some(ids) = self.ids_by_sku.get_mut(sku) {
-            ids.remove(&id);
-            if ids.is_empty() {
-                self.ids_by_sku.remove(sku);
-            }
+fn index(lookup: &mut HashMap<String, BTreeSet<u64>>, id: u64, key: &str) {
+    if !key.is_empty() {
+        lookup.entry(key.to_string()).or_default().insert(id);
+    }
+}
+
+fn unindex(lookup: &mut HashMap<String, BTreeSet<u64>>, id: u64, key: &str) {
+    if let Some(ids) = lookup.get_mut(key) {
+        ids.remove(&id);
+        if ids.is_empty() {
+            lookup.remove(key);
         }
     }
 }
@@ -247,4 +257,65 @@ pub fn slugify(name: &str) -> String {
         out.pop();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SiteClock;
+
+    fn product(id: u64, sku: &str, slug: &str) -> Product {
+        let mut p = Product::blank(id, &SiteClock { offset_minutes: 60 });
+        p.sku = sku.into();
+        p.slug = slug.into();
+        p
+    }
+
+    #[test]
+    fn the_sku_and_slug_lookups_follow_inserts_changes_trash_and_removal() {
+        let mut products = Products::default();
+        products.insert(10, product(10, "KAWA-1", "kawa"));
+        products.insert(11, product(11, "HERBATA-1", "herbata"));
+        assert_eq!(products.ids_with_sku("KAWA-1").collect::<Vec<_>>(), [10]);
+        assert!(products.slug_taken("kawa", 11));
+        assert!(
+            !products.slug_taken("kawa", 10),
+            "its own slug is not taken"
+        );
+
+        // A SKU and slug change moves the entries.
+        products.insert(10, product(10, "KAWA-2", "kawa-ziarnista"));
+        assert_eq!(products.ids_with_sku("KAWA-1").count(), 0);
+        assert_eq!(products.ids_with_sku("KAWA-2").collect::<Vec<_>>(), [10]);
+        assert!(!products.slug_taken("kawa", 11));
+        assert!(products.slug_taken("kawa-ziarnista", 11));
+
+        // Trashed: still indexed for `status=trash`, not found by the SKU lookup.
+        let mut trashed = product(11, "HERBATA-1", "herbata");
+        trashed.status = "trash".into();
+        products.insert(11, trashed);
+        assert_eq!(products.ids_with_sku("HERBATA-1").count(), 0);
+        assert_eq!(
+            products
+                .ids_with_sku_any_status("HERBATA-1")
+                .collect::<Vec<_>>(),
+            [11]
+        );
+
+        products.remove(&10);
+        assert_eq!(products.ids_with_sku_any_status("KAWA-2").count(), 0);
+        assert!(!products.slug_taken("kawa-ziarnista", 99));
+
+        // Loaded from a state file: the lookups are rebuilt.
+        let json = serde_json::to_string(&products).unwrap_or_default();
+        let loaded: Products = serde_json::from_str(&json).unwrap_or_default();
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(
+            loaded
+                .ids_with_sku_any_status("HERBATA-1")
+                .collect::<Vec<_>>(),
+            [11]
+        );
+        assert!(loaded.slug_taken("herbata", 12));
+    }
 }
