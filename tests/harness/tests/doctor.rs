@@ -6,6 +6,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
 
+use optima_standin::settings;
+
 use anyhow::{Context, ensure};
 use harness::emulator::{Emulator, aws_env_for};
 use harness::paths::workspace_bin;
@@ -82,6 +84,218 @@ fn line<'a>(out: &'a str, verdict: &str, name: &str) -> anyhow::Result<&'a str> 
     out.lines()
         .find(|l| l.starts_with(verdict) && l.contains(name))
         .with_context(|| format!("no `{verdict} … {name}` line in:\n{out}"))
+}
+
+/// The `what to do:` line under check `name`'s FAIL line.
+fn advice<'a>(out: &'a str, name: &str) -> anyhow::Result<&'a str> {
+    let mut lines = out.lines();
+    lines
+        .find(|l| l.starts_with("FAIL") && l.contains(name))
+        .with_context(|| format!("no `FAIL … {name}` line in:\n{out}"))?;
+    lines
+        .next()
+        .filter(|l| l.trim_start().starts_with("what to do:"))
+        .with_context(|| format!("no advice under `FAIL … {name}` in:\n{out}"))
+}
+
+/// The rest of the run passes (or warns): SQL tables and the SQS checks.
+fn others_pass(out: &str, except: &str) -> anyhow::Result<()> {
+    for name in [
+        "SQL Server login",
+        "  database:",
+        "table CDN.Towary",
+        "table CDN.TraElem",
+        "send to the events queue",
+        "receive from the commands queue",
+        "clock",
+    ] {
+        if name == except {
+            continue;
+        }
+        ensure!(
+            out.lines()
+                .any(|l| (l.starts_with("PASS") || l.starts_with("WARN")) && l.contains(name)),
+            "`{name}` does not pass beside the failure of `{except}`:\n{out}"
+        );
+    }
+    Ok(())
+}
+
+/// The stand-in's login (`user=` of its connection string).
+fn login(s: &Setup) -> String {
+    s.standin
+        .connection_string
+        .split(';')
+        .find_map(|p| p.strip_prefix("user="))
+        .unwrap_or("sa")
+        .to_owned()
+}
+
+/// SQL Server 2005's level (90), below the 100 the agent needs.
+fn compatibility_level_too_low(s: &Setup, good: &Path) -> anyhow::Result<()> {
+    let conn = optima_standin::db::open(&s.standin.db, Arc::default())?;
+    settings::set_compatibility_level(&conn, 90)?;
+    let out = s.doctor(good, &s.emulator.endpoint(), &s.standin.password);
+    settings::reset(&conn)?;
+    let out = out?;
+    let all = text(&out);
+    ensure!(!out.status.success(), "exit code at level 90:\n{all}");
+    let db = line(&all, "FAIL", "  database:")?;
+    ensure!(db.contains("compatibility level 90"), "{db}");
+    ensure!(
+        advice(&all, "  database:")?.contains("SET COMPATIBILITY_LEVEL"),
+        "{all}"
+    );
+    others_pass(&all, "  database:")
+}
+
+/// A database created with the server's default Latin collation instead of
+/// Optima's Polish_CI_AS: doctor warns (the agent still works), the run
+/// passes.
+fn collation_not_polish(s: &Setup, good: &Path) -> anyhow::Result<()> {
+    let conn = optima_standin::db::open(&s.standin.db, Arc::default())?;
+    settings::set_collation(&conn, "SQL_Latin1_General_CP1_CS_AS")?;
+    let out = s.doctor(good, &s.emulator.endpoint(), &s.standin.password);
+    settings::reset(&conn)?;
+    let out = out?;
+    let all = text(&out);
+    ensure!(
+        out.status.success(),
+        "a non-Polish collation is a warning, not a failure:\n{all}"
+    );
+    let db = line(&all, "WARN", "  database:")?;
+    ensure!(
+        db.contains("SQL_Latin1_General_CP1_CS_AS")
+            && db.contains("not a Polish collation")
+            && db.contains("Polish_CI_AS"),
+        "{db}"
+    );
+    others_pass(&all, "  database:")
+}
+
+/// DENY SELECT on one table to the agent's login: SQL Server's error 229.
+fn table_not_readable(s: &Setup, good: &Path) -> anyhow::Result<()> {
+    let user = login(s);
+    let conn = optima_standin::db::open(&s.standin.db, Arc::default())?;
+    settings::deny_select(&conn, &user, "TwrCeny")?;
+    let out = s.doctor(good, &s.emulator.endpoint(), &s.standin.password);
+    settings::reset(&conn)?;
+    let out = out?;
+    let all = text(&out);
+    ensure!(!out.status.success(), "exit code on a denied table:\n{all}");
+    let table = line(&all, "FAIL", "table CDN.TwrCeny")?;
+    ensure!(
+        table.contains("229") && table.contains("The SELECT permission was denied"),
+        "{table}"
+    );
+    let fix = advice(&all, "table CDN.TwrCeny")?;
+    ensure!(
+        fix.contains(&format!("db_datareader ADD MEMBER [{user}]")),
+        "{fix}"
+    );
+    others_pass(&all, "table CDN.TwrCeny")
+}
+
+/// AWS's answers say a time 10 minutes behind this machine's: a proxy on
+/// loopback in front of the emulator rewrites their `Date` header.
+fn clock_skewed(s: &Setup, good: &Path) -> anyhow::Result<()> {
+    let proxy = SkewedDate::start(&s.emulator.endpoint(), chrono::Duration::minutes(-10))?;
+    let out = s.doctor(good, &proxy.endpoint, &s.standin.password)?;
+    let all = text(&out);
+    ensure!(!out.status.success(), "exit code on a skewed clock:\n{all}");
+    let clock = line(&all, "FAIL", "clock")?;
+    // The header has 1 s resolution, and the answer takes a moment.
+    let skew: i64 = clock
+        .split("clock is ")
+        .nth(1)
+        .and_then(|rest| rest.split(" s off AWS's").next())
+        .and_then(|n| n.trim_start_matches('+').parse().ok())
+        .with_context(|| format!("no skew in `{clock}`"))?;
+    ensure!((595..=605).contains(&skew), "{clock}");
+    ensure!(advice(&all, "clock")?.contains("w32tm /resync"), "{all}");
+    others_pass(&all, "clock")
+}
+
+/// An HTTP proxy on 127.0.0.1 in front of `upstream` whose answers carry
+/// a `Date` header `shift` off the real time (all else passes through).
+struct SkewedDate {
+    endpoint: String,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl SkewedDate {
+    fn start(upstream: &str, shift: chrono::Duration) -> anyhow::Result<SkewedDate> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
+        let client = reqwest::Client::builder().no_proxy().build()?;
+        let upstream = upstream.trim_end_matches('/').to_owned();
+        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let (client, upstream) = (client.clone(), upstream.clone());
+            async move {
+                match Self::forward(&client, &upstream, request, shift).await {
+                    Ok(response) => response,
+                    Err(err) => axum::response::IntoResponse::into_response((
+                        axum::http::StatusCode::BAD_GATEWAY,
+                        err.to_string(),
+                    )),
+                }
+            }
+        });
+        runtime.spawn(async move { axum::serve(listener, app).await });
+        Ok(SkewedDate {
+            endpoint,
+            _runtime: runtime,
+        })
+    }
+
+    async fn forward(
+        client: &reqwest::Client,
+        upstream: &str,
+        request: axum::extract::Request,
+        shift: chrono::Duration,
+    ) -> anyhow::Result<axum::response::Response> {
+        use axum::http::header;
+        let (parts, body) = request.into_parts();
+        let body = axum::body::to_bytes(body, usize::MAX).await?;
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut headers = parts.headers;
+        for hop in [
+            header::CONNECTION,
+            header::TRANSFER_ENCODING,
+            header::CONTENT_LENGTH,
+        ] {
+            headers.remove(hop);
+        }
+        let answer = client
+            .request(parts.method, format!("{upstream}{path}"))
+            .headers(headers)
+            .body(body)
+            .send()
+            .await?;
+        let status = answer.status();
+        let mut headers = answer.headers().clone();
+        for hop in [
+            header::CONNECTION,
+            header::TRANSFER_ENCODING,
+            header::CONTENT_LENGTH,
+            header::DATE,
+        ] {
+            headers.remove(hop);
+        }
+        let date = (chrono::Utc::now() + shift)
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string();
+        headers.insert(header::DATE, date.parse()?);
+        let mut response =
+            axum::response::Response::new(axum::body::Body::from(answer.bytes().await?));
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
+        Ok(response)
+    }
 }
 
 #[test]
@@ -165,6 +379,13 @@ fn doctor_passes_against_the_stand_in_and_the_emulator_and_names_each_failure() 
     let send = line(&all, "FAIL", "send to the events queue")?;
     ensure!(all.contains("names no queue"), "{send}\n{all}");
     line(&all, "PASS", "receive from the commands queue")?;
+
+    // The database's compatibility level, its collation, a table the login
+    // may not read, the clock: each names its problem, the others still run.
+    compatibility_level_too_low(&s, &good)?;
+    collation_not_polish(&s, &good)?;
+    table_not_readable(&s, &good)?;
+    clock_skewed(&s, &good)?;
 
     // An invalid configuration: the first check fails and nothing else runs.
     let broken = s.dir.join("broken.toml");

@@ -53,8 +53,9 @@ pub fn open(path: &Path, vars: Arc<SessionVars>) -> Result<Connection> {
     let _: String = conn.query_row("PRAGMA CDN.journal_mode=WAL", [], |r| r.get(0))?;
     conn.execute_batch("PRAGMA CDN.synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
     ensure_schema(&conn)?;
-    create_catalog(&conn)?;
-    register_functions(&conn, vars)?;
+    let settings = crate::settings::load(&conn)?;
+    create_catalog(&conn, &settings)?;
+    register_functions(&conn, vars, settings.collation)?;
     Ok(conn)
 }
 
@@ -80,7 +81,7 @@ pub fn ensure_schema(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-fn create_catalog(conn: &Connection) -> Result<()> {
+fn create_catalog(conn: &Connection, settings: &crate::settings::DatabaseSettings) -> Result<()> {
     conn.execute_batch("ATTACH ':memory:' AS sys; ATTACH ':memory:' AS INFORMATION_SCHEMA;")?;
     for t in schema::tables().iter().filter(|t| t.system) {
         let cols: Vec<String> = t
@@ -96,8 +97,14 @@ fn create_catalog(conn: &Connection) -> Result<()> {
         ))?;
     }
     conn.execute(
-        "INSERT INTO sys.databases VALUES (?1, 5, ?2, ?3, 'ONLINE'), ('master', 1, ?2, ?3, 'ONLINE')",
-        rusqlite::params![DATABASE_NAME, schema::COMPATIBILITY_LEVEL, types::COLLATION_NAME],
+        "INSERT INTO sys.databases VALUES (?1, 5, ?2, ?3, 'ONLINE'), ('master', 1, ?4, ?5, 'ONLINE')",
+        rusqlite::params![
+            DATABASE_NAME,
+            settings.compatibility_level,
+            settings.collation,
+            schema::COMPATIBILITY_LEVEL,
+            types::COLLATION_NAME
+        ],
     )?;
     conn.execute_batch(
         "INSERT INTO sys.schemas VALUES ('dbo', 1), ('CDN', 5), ('sys', 4), ('INFORMATION_SCHEMA', 3);",
@@ -331,7 +338,11 @@ impl rusqlite::functions::Aggregate<SumAcc, SV> for DecimalSum {
     }
 }
 
-fn register_functions(conn: &Connection, vars: Arc<SessionVars>) -> Result<()> {
+fn register_functions(
+    conn: &Connection,
+    vars: Arc<SessionVars>,
+    database_collation: String,
+) -> Result<()> {
     // T-SQL LIKE (SQLite calls like(pattern, value[, escape]) for X LIKE Y).
     for n in [2, 3] {
         conn.create_scalar_function(
@@ -520,9 +531,13 @@ fn register_functions(conn: &Connection, vars: Arc<SessionVars>) -> Result<()> {
             _ => None,
         })
     })?;
-    conn.create_scalar_function("ss_databasepropertyex", 2, det, |ctx| {
+    conn.create_scalar_function("ss_databasepropertyex", 2, det, move |ctx| {
+        let db = text_arg(ctx, 0).unwrap_or_default();
         let p = text_arg(ctx, 1).unwrap_or_default().to_ascii_lowercase();
         Ok(match p.as_str() {
+            "collation" if db.eq_ignore_ascii_case(DATABASE_NAME) => {
+                Some(database_collation.clone())
+            }
             "collation" => Some(types::COLLATION_NAME.to_string()),
             "status" => Some("ONLINE".into()),
             "updateability" => Some("READ_WRITE".into()),

@@ -16,6 +16,8 @@
 //!   SQL Server functions).
 //! - [`seed`]: a deterministic Polish company (products, prices, stock,
 //!   customers, documents, and deliberately bad rows).
+//! - [`settings`]: what the database reports (compatibility level,
+//!   collation) and SELECT denied to a login, kept in the database file.
 //! - [`simulator`]: a busy office writing rows the way Optima does.
 //! - [`tsql`]: the same schema and seed as a T-SQL script for a real server.
 //! - [`erp`]: choosing the ERP for tests: `MSSQL_URL` or a fresh stand-in.
@@ -27,6 +29,7 @@ pub mod error;
 pub mod schema;
 pub mod seed;
 pub mod server;
+pub mod settings;
 pub mod simulator;
 pub mod sql;
 pub mod tds;

@@ -1,4 +1,4 @@
-//! `optima-standin`: seed, serve, simulate, and the T-SQL script.
+//! `optima-standin`: seed, serve, simulate, configure, and the T-SQL script.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -65,6 +65,24 @@ enum Cmd {
         duration: Option<f64>,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+    /// Change what the database reports (compatibility level, collation) or
+    /// deny SELECT on a table to a login; applies to the next connection.
+    Configure {
+        #[arg(long)]
+        db: PathBuf,
+        /// Back to the defaults first (150, Polish_CI_AS, all readable).
+        #[arg(long)]
+        reset: bool,
+        #[arg(long)]
+        compatibility_level: Option<u8>,
+        /// The database collation reported, e.g. SQL_Latin1_General_CP1_CI_AS.
+        #[arg(long)]
+        collation: Option<String>,
+        /// LOGIN:TABLE, e.g. sa:TwrCeny (repeatable): SELECT on CDN.TABLE
+        /// fails with error 229 for that login.
+        #[arg(long, value_name = "LOGIN:TABLE")]
+        deny_select: Vec<String>,
     },
     /// Print the schema and seed as a T-SQL script for a real SQL Server.
     Tsql {
@@ -160,6 +178,39 @@ fn main() -> anyhow::Result<()> {
                 let _ = writeln!(out, "{}", log.to_json());
                 let _ = out.flush();
             })?;
+        }
+        Cmd::Configure {
+            db,
+            reset,
+            compatibility_level,
+            collation,
+            deny_select,
+        } => {
+            use optima_standin::settings;
+            if !db.exists() {
+                bail!("no database {}", db.display());
+            }
+            let conn = optima_standin::db::open(&db, Default::default())?;
+            if reset {
+                settings::reset(&conn)?;
+            }
+            if let Some(level) = compatibility_level {
+                settings::set_compatibility_level(&conn, level)?;
+            }
+            if let Some(collation) = collation {
+                settings::set_collation(&conn, &collation)?;
+            }
+            for spec in deny_select {
+                let Some((login, table)) = spec.split_once(':') else {
+                    bail!("--deny-select {spec}: expected LOGIN:TABLE");
+                };
+                settings::deny_select(&conn, login, table)?;
+            }
+            let now = settings::load(&conn)?;
+            println!(
+                "compatibility level {}, collation {}",
+                now.compatibility_level, now.collation
+            );
         }
         Cmd::Tsql {
             products,

@@ -67,6 +67,8 @@ pub struct Session {
     cache: HashMap<CacheKey, Arc<Vec<Stmt>>>,
     prepared: HashMap<i32, Prepared>,
     next_handle: i32,
+    /// Tables (lower case) the login may not read (`settings::deny_select`).
+    denied: std::collections::HashSet<String>,
 }
 
 impl Session {
@@ -79,6 +81,7 @@ impl Session {
         });
         let conn = db::open(path, vars.clone())?;
         conn.set_prepared_statement_cache_capacity(128);
+        let denied = crate::settings::denied_select(&conn, user)?;
         Ok(Session {
             conn,
             vars,
@@ -89,6 +92,7 @@ impl Session {
             cache: HashMap::new(),
             prepared: HashMap::new(),
             next_handle: 1,
+            denied,
         })
     }
 
@@ -463,10 +467,17 @@ impl Session {
             target,
             inserted,
             aliases,
+            reads,
         } = st
         else {
             return Ok(None);
         };
+        if let Some(t) = reads
+            .iter()
+            .find(|t| self.denied.contains(&t.name.to_ascii_lowercase()))
+        {
+            return Err(crate::settings::permission_denied(t.name));
+        }
         let cancel = self.cancel.clone();
         let conn = &self.conn;
         let merr = |e: rusqlite::Error| {

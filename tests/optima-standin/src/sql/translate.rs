@@ -45,6 +45,10 @@ pub enum Stmt {
         /// Types of aliased expressions anywhere in the statement (lower-case
         /// alias → type, nullable), for columns of derived tables and CTEs.
         aliases: std::collections::HashMap<String, (crate::types::SqlType, bool)>,
+        /// The tables the statement reads (every table of a SELECT; for
+        /// INSERT/UPDATE/DELETE the others than the target), for SELECT
+        /// permission.
+        reads: Vec<&'static Table>,
     },
     Begin,
     Commit,
@@ -327,9 +331,19 @@ fn translate_statement(mut st: Statement, params: &ParamTypes) -> Result<Stmt, S
     // Names: CTEs first, then every relation must be a known table.
     let mut ctes = CteCollector::default();
     let _ = st.visit(&mut ctes);
-    let mut rw = Rewriter { ctes: ctes.0 };
+    let mut rw = Rewriter {
+        ctes: ctes.0,
+        tables: Vec::new(),
+    };
     if let ControlFlow::Break(e) = st.visit(&mut rw) {
         return Err(e);
+    }
+    let mut reads: Vec<&'static Table> = Vec::new();
+    for t in rw.tables {
+        let is_target = target.is_some_and(|x| std::ptr::eq(x, t));
+        if !is_target && !reads.iter().any(|r| std::ptr::eq(*r, t)) {
+            reads.push(t);
+        }
     }
     Ok(Stmt::Sql {
         sql: st.to_string(),
@@ -339,6 +353,7 @@ fn translate_statement(mut st: Statement, params: &ParamTypes) -> Result<Stmt, S
         target,
         inserted,
         aliases,
+        reads,
     })
 }
 
@@ -508,6 +523,8 @@ impl VisitorMut for CteCollector {
 
 struct Rewriter {
     ctes: HashSet<String>,
+    /// Every table named, in order (with repeats).
+    tables: Vec<&'static Table>,
 }
 
 fn ident(s: &str) -> Ident {
@@ -807,6 +824,7 @@ impl VisitorMut for Rewriter {
         }
         match resolve_table(name) {
             Ok(t) => {
+                self.tables.push(t);
                 *name = ObjectName(vec![
                     ObjectNamePart::Identifier(ident(t.schema)),
                     ObjectNamePart::Identifier(Ident::with_quote('"', t.name)),
