@@ -12,10 +12,38 @@ use std::process::{Command, Output};
 const AGENT: &str = env!("CARGO_BIN_EXE_agent");
 
 fn agent(args: &[&str]) -> Output {
-    Command::new(AGENT)
+    agent_at(Path::new(AGENT), args)
+}
+
+fn agent_at(exe: &Path, args: &[&str]) -> Output {
+    Command::new(exe)
         .args(args)
         .output()
         .expect("the agent binary runs")
+}
+
+/// The agent binary where a service can run it. `install` refuses a binary
+/// under /root, /home or /tmp (ProtectHome and PrivateTmp hide them from the
+/// service), and a checkout or `CARGO_TARGET_DIR` may well be there: then a
+/// copy goes into a temporary folder under /var/lib, removed with the
+/// returned guard. `None` when that folder cannot be made (not root).
+fn installable_agent() -> Option<(PathBuf, Option<tempfile::TempDir>)> {
+    let exe = Path::new(AGENT)
+        .canonicalize()
+        .expect("the agent binary exists");
+    if !["/root", "/home", "/tmp"]
+        .iter()
+        .any(|p| exe.starts_with(p))
+    {
+        return Some((exe, None));
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("optima-sync-install-test-")
+        .tempdir_in("/var/lib")
+        .ok()?;
+    let copy = dir.path().join("agent");
+    std::fs::copy(&exe, &copy).expect("the agent binary copied");
+    Some((copy, Some(dir)))
 }
 
 fn text(out: &Output) -> String {
@@ -47,19 +75,29 @@ fn which(program: &str) -> Option<PathBuf> {
 
 #[test]
 fn the_unit_passes_systemd_analyze_verify() {
+    let Some((exe, _copy)) = installable_agent() else {
+        eprintln!(
+            "skipped: the agent binary is under /root, /home or /tmp and /var/lib is not writable"
+        );
+        return;
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path());
-    let out = agent(&[
-        "install",
-        "--config",
-        config.to_str().expect("utf-8 path"),
-        "--print-unit",
-    ]);
+    let out = agent_at(
+        &exe,
+        &[
+            "install",
+            "--config",
+            config.to_str().expect("utf-8 path"),
+            "--print-unit",
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out));
     let unit = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         unit.contains(&format!(
-            "ExecStart={AGENT} run --config {}",
+            "ExecStart={} run --config {}",
+            exe.display(),
             config.display()
         )),
         "{unit}"
@@ -100,19 +138,28 @@ fn install_and_uninstall_into_a_root_enable_and_remove_the_unit() {
         eprintln!("skipped: no systemctl (Debian package systemd)");
         return;
     }
+    let Some((exe, _copy)) = installable_agent() else {
+        eprintln!(
+            "skipped: the agent binary is under /root, /home or /tmp and /var/lib is not writable"
+        );
+        return;
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path());
     let root = dir.path().join("root");
     let env_file = dir.path().join("secrets/agent.env");
-    let out = agent(&[
-        "install",
-        "--config",
-        config.to_str().expect("utf-8"),
-        "--root",
-        root.to_str().expect("utf-8"),
-        "--env-file",
-        env_file.to_str().expect("utf-8"),
-    ]);
+    let out = agent_at(
+        &exe,
+        &[
+            "install",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--root",
+            root.to_str().expect("utf-8"),
+            "--env-file",
+            env_file.to_str().expect("utf-8"),
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out));
     let unit = root.join("etc/systemd/system/optima-sync-agent.service");
     let wants = root.join("etc/systemd/system/multi-user.target.wants/optima-sync-agent.service");
@@ -127,19 +174,25 @@ fn install_and_uninstall_into_a_root_enable_and_remove_the_unit() {
 
     // A secrets file others can read is refused.
     std::fs::set_permissions(&env_file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    let out = agent(&[
-        "install",
-        "--config",
-        config.to_str().expect("utf-8"),
-        "--root",
-        root.to_str().expect("utf-8"),
-        "--env-file",
-        env_file.to_str().expect("utf-8"),
-    ]);
+    let out = agent_at(
+        &exe,
+        &[
+            "install",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--root",
+            root.to_str().expect("utf-8"),
+            "--env-file",
+            env_file.to_str().expect("utf-8"),
+        ],
+    );
     assert!(!out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("chmod 600"), "{}", text(&out));
 
-    let out = agent(&["uninstall", "--root", root.to_str().expect("utf-8")]);
+    let out = agent_at(
+        &exe,
+        &["uninstall", "--root", root.to_str().expect("utf-8")],
+    );
     assert!(out.status.success(), "{}", text(&out));
     assert!(!unit.exists() && wants.symlink_metadata().is_err());
     assert!(config.is_file(), "the configuration stays");
@@ -176,28 +229,37 @@ fn install_starts_and_uninstall_stops_the_service_under_a_running_systemd() {
         eprintln!("skipped: installing a system service needs root");
         return;
     }
+    let Some((exe, _copy)) = installable_agent() else {
+        eprintln!(
+            "skipped: the agent binary is under /root, /home or /tmp and /var/lib is not writable"
+        );
+        return;
+    };
     let dir = tempfile::tempdir_in("/var/tmp").expect("tempdir");
     let config = write_config(dir.path());
     let name = format!("optima-sync-agent-test-{}", std::process::id());
     let env_file = dir.path().join("agent.env");
-    let out = agent(&[
-        "install",
-        "--config",
-        config.to_str().expect("utf-8"),
-        "--name",
-        &name,
-        "--user",
-        "nobody",
-        "--env-file",
-        env_file.to_str().expect("utf-8"),
-    ]);
+    let out = agent_at(
+        &exe,
+        &[
+            "install",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--name",
+            &name,
+            "--user",
+            "nobody",
+            "--env-file",
+            env_file.to_str().expect("utf-8"),
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out));
     let enabled = Command::new("systemctl")
         .args(["is-enabled", &name])
         .output()
         .expect("systemctl");
     assert!(enabled.status.success(), "{}", text(&enabled));
-    let out = agent(&["uninstall", "--name", &name]);
+    let out = agent_at(&exe, &["uninstall", "--name", &name]);
     assert!(out.status.success(), "{}", text(&out));
     let gone = Command::new("systemctl")
         .args(["cat", &name])
