@@ -141,6 +141,20 @@ pub struct ParkedOrder {
     pub parked_at: DateTime<Utc>,
 }
 
+/// Where an interrupted order poll goes on. Pages are read in id order
+/// over a fixed `since`, so a run that reached its page limit with pages
+/// left continues at the next page with the same `since`, and the cursor
+/// moves only when a run has read to the last page: moving it to the
+/// newest revision of the pages read so far could pass orders on pages not
+/// yet read (a higher id, an older revision).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollResume {
+    pub since: DateTime<Utc>,
+    pub page: usize,
+    pub newest: Option<DateTime<Utc>>,
+    pub oldest_pending: Option<DateTime<Utc>>,
+}
+
 /// The orders in the state table.
 #[derive(Clone, Debug)]
 pub struct OrderStore {
@@ -555,6 +569,94 @@ impl OrderStore {
             .item
             .and_then(|item| get_n::<i64>(&item, "at_ms"))
             .and_then(DateTime::from_timestamp_millis))
+    }
+
+    /// The poll cursor and, when the last run stopped at its page limit
+    /// with pages left, where the next run goes on.
+    pub async fn poll_position(
+        &self,
+        shop: &str,
+    ) -> Result<(Option<DateTime<Utc>>, Option<PollResume>), StateError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s("cursors"))
+            .key("sk", s(format!("orders#{shop}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.error("GetItem", &e))?;
+        let Some(item) = out.item else {
+            return Ok((None, None));
+        };
+        let time = |name: &str| get_n::<i64>(&item, name).and_then(DateTime::from_timestamp_millis);
+        let resume = match (
+            time("resume_since_ms"),
+            get_n::<usize>(&item, "resume_page"),
+        ) {
+            (Some(since), Some(page)) => Some(PollResume {
+                since,
+                page,
+                newest: time("resume_newest_ms"),
+                oldest_pending: time("resume_pending_ms"),
+            }),
+            _ => None,
+        };
+        Ok((time("at_ms"), resume))
+    }
+
+    /// Records where the next poll goes on, or (`None`) that it starts
+    /// afresh from the cursor.
+    pub async fn set_resume(
+        &self,
+        shop: &str,
+        resume: Option<&PollResume>,
+    ) -> Result<(), StateError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s("cursors"))
+            .key("sk", s(format!("orders#{shop}")));
+        let request = match resume {
+            None => request.update_expression(
+                "REMOVE resume_since_ms, resume_page, resume_newest_ms, resume_pending_ms",
+            ),
+            Some(resume) => {
+                let mut set = vec!["resume_since_ms = :since", "resume_page = :page"];
+                let mut remove = Vec::new();
+                let mut request = request
+                    .expression_attribute_values(":since", n(resume.since.timestamp_millis()))
+                    .expression_attribute_values(":page", n(resume.page));
+                match resume.newest {
+                    Some(at) => {
+                        set.push("resume_newest_ms = :newest");
+                        request = request
+                            .expression_attribute_values(":newest", n(at.timestamp_millis()));
+                    }
+                    None => remove.push("resume_newest_ms"),
+                }
+                match resume.oldest_pending {
+                    Some(at) => {
+                        set.push("resume_pending_ms = :pending");
+                        request = request
+                            .expression_attribute_values(":pending", n(at.timestamp_millis()));
+                    }
+                    None => remove.push("resume_pending_ms"),
+                }
+                let mut expression = format!("SET {}", set.join(", "));
+                if !remove.is_empty() {
+                    expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+                }
+                request.update_expression(expression)
+            }
+        };
+        request
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error("UpdateItem", &e))
     }
 
     /// Moves the cursor forward (never back).

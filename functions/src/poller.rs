@@ -7,9 +7,11 @@
 //! in the same second as the cursor must not be missed); without a cursor,
 //! `POLL_INITIAL_LOOKBACK_MINUTES` back from now (a new shop's history is
 //! not sent to the ERP). Pages are fetched one call at a time under the
-//! shop's shared rate limit. The cursor becomes the newest
+//! shop's shared rate limit, in id order. The cursor becomes the newest
 //! `date_modified_gmt` seen (the shop's clock, not ours), and only after
-//! every page was taken in; but never more than the revision of an order
+//! every page was taken in: a run that reaches `POLL_MAX_PAGES` (50) with
+//! pages left records where it stopped ([`PollResume`]) and the next run
+//! goes on there with the same `since`; but never more than the revision of an order
 //! stored whose command is not yet on the queue (a failed send), so the
 //! next run sees that order again and sends it. An order the platform
 //! sends that cannot be normalised is parked for a person and the rest
@@ -26,13 +28,15 @@ use tracing::{info, warn};
 use crate::HandlerError;
 use crate::aws::Clients;
 use crate::env::{EnvError, FunctionEnv};
-use crate::orders::{OrderIntake, OrderStore};
+use crate::orders::{OrderIntake, OrderStore, PollResume};
 use crate::ratelimit::{RateLimiter, ShopLimits};
 use crate::shop::ShopConnector;
 use crate::shops::{ShopConfig, Shops};
 use crate::state::StateTable;
 
-/// Pages read per shop and run at most (100 orders each).
+/// Pages read per shop and run at most (100 orders each), unless
+/// `POLL_MAX_PAGES` says otherwise; a run that stops there with pages left
+/// goes on from there the next time.
 const MAX_PAGES: usize = 50;
 
 pub struct Poller {
@@ -44,6 +48,7 @@ pub struct Poller {
     limiter: RateLimiter,
     overlap: chrono::Duration,
     initial_lookback: chrono::Duration,
+    max_pages: usize,
 }
 
 impl std::fmt::Debug for Poller {
@@ -95,6 +100,10 @@ impl Poller {
             Some(_) => env.parsed("POLL_INITIAL_LOOKBACK_MINUTES", "a whole number of minutes")?,
             None => 60,
         };
+        let max_pages: usize = match env.get("POLL_MAX_PAGES") {
+            Some(_) => env.parsed("POLL_MAX_PAGES", "a whole number of pages")?,
+            None => MAX_PAGES,
+        };
         let store = OrderStore::new(clients.dynamodb.clone(), table.clone(), retention_days);
         Ok(Poller {
             shops,
@@ -109,6 +118,7 @@ impl Poller {
             limiter: RateLimiter::new(clients.dynamodb.clone(), table),
             overlap: chrono::Duration::seconds(overlap.max(1)),
             initial_lookback: chrono::Duration::minutes(lookback.max(1)),
+            max_pages: max_pages.max(1),
         })
     }
 
@@ -149,14 +159,22 @@ impl Poller {
             .connectors
             .get(&shop.id)
             .ok_or_else(|| "no connector".to_owned())?;
-        let cursor = self
+        let (cursor, resume) = self
             .store
-            .cursor(&shop.id)
+            .poll_position(&shop.id)
             .await
             .map_err(|e| e.to_string())?;
-        let since = match cursor {
-            Some(at) => at - self.overlap,
-            None => Utc::now() - self.initial_lookback,
+        let (since, first_page, mut newest, mut oldest_pending) = match resume {
+            Some(r) => (r.since, r.page.max(1), r.newest, r.oldest_pending),
+            None => (
+                match cursor {
+                    Some(at) => at - self.overlap,
+                    None => Utc::now() - self.initial_lookback,
+                },
+                1,
+                None,
+                None,
+            ),
         };
         let limits = ShopLimits {
             rate: shop.requests_per_second,
@@ -165,9 +183,9 @@ impl Poller {
             max_token_wait: Duration::from_secs(20),
         };
         let options = shop.normalise_options();
-        let mut newest = None;
-        let mut oldest_pending = None;
-        for page in 1..=MAX_PAGES {
+        let last_page = first_page + self.max_pages - 1;
+        let mut read_to_the_end = false;
+        for page in first_page..=last_page {
             let listed = self
                 .limiter
                 .call_shop(&shop.id, limits, || connector.list_orders_page(since, page))
@@ -219,8 +237,31 @@ impl Poller {
                 None => count >= 100,
             };
             if !more || count == 0 {
+                read_to_the_end = true;
                 break;
             }
+        }
+        if !read_to_the_end {
+            // Pages left: the next run goes on at the next page with the
+            // same `since`; the cursor waits until every page was read.
+            let resume = PollResume {
+                since,
+                page: last_page + 1,
+                newest,
+                oldest_pending,
+            };
+            warn!(shop = %shop.id, pages = self.max_pages, next_page = resume.page, "more orders changed than one run reads; the next run goes on from here");
+            return self
+                .store
+                .set_resume(&shop.id, Some(&resume))
+                .await
+                .map_err(|e| e.to_string());
+        }
+        if resume.is_some() {
+            self.store
+                .set_resume(&shop.id, None)
+                .await
+                .map_err(|e| e.to_string())?;
         }
         if summary.pending > 0 {
             warn!(shop = %shop.id, pending = summary.pending, "orders stored whose command is not queued yet; the cursor holds for them");

@@ -60,10 +60,22 @@ impl LocalCloud {
         shops: Option<(String, String)>,
         host_args: &[&str],
     ) -> anyhow::Result<LocalCloud> {
+        Self::start_with_parameters(dir, stack_name, shops, host_args, &[])
+    }
+
+    /// With extra stack parameters too, e.g. `["OrderPollMaxPages=1"]`.
+    pub fn start_with_parameters(
+        dir: &Path,
+        stack_name: &str,
+        shops: Option<(String, String)>,
+        host_args: &[&str],
+        stack_parameters: &[&str],
+    ) -> anyhow::Result<LocalCloud> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let emulator = Emulator::start(dir)?;
         let stack_file = dir.join("stack.json");
-        let mut parameters = Vec::new();
+        let mut parameters: Vec<String> =
+            stack_parameters.iter().map(|p| (*p).to_owned()).collect();
         if let Some((config, secrets)) = shops {
             let config_file = dir.join("shops.json");
             let secrets_file = dir.join("shop-secrets.json");

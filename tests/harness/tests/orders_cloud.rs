@@ -968,3 +968,91 @@ async fn the_poller_reads_every_page_and_stores_each_order_once() -> anyhow::Res
     assert_eq!(cursor.timestamp_millis(), newest);
     Ok(())
 }
+
+/// A poll that reaches its page limit with pages left goes on at the next
+/// page and moves the cursor only when it has read them all. The orders on
+/// the later pages (higher ids) here have older revisions than those on
+/// the first page, by more than the overlap: a cursor moved to the first
+/// page's newest revision would pass them for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_that_reaches_its_page_limit_goes_on_from_there() -> anyhow::Result<()> {
+    const ORDERS: u64 = 105;
+    let dir = tempfile::tempdir()?;
+    let logs = &logs_dir(&dir);
+    let skus = ["KAWA-1".to_owned(), "HERB-1".to_owned()];
+    let shop = WooStandinProcess::start_with(None, Some(&skus), None, logs)?;
+    let mut ids = Vec::new();
+    for n in 0..ORDERS {
+        let placed = shop
+            .place_order(new_order(&format!("p{n}@example.pl")))
+            .await?;
+        ids.push(placed["id"].as_u64().context("id")?);
+    }
+    ids.sort_unstable();
+    // The first page (the 100 lowest ids) is modified again 3 s later: its
+    // revisions are newer than the second page's by more than the 1 s
+    // overlap below.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let http = reqwest::Client::new();
+    for id in &ids[..100] {
+        http.put(format!("{}/wp-json/wc/v3/orders/{id}", shop.base_url))
+            .basic_auth(&shop.consumer_key, Some(&shop.consumer_secret))
+            .json(&json!({"customer_note": "Proszę o fakturę"}))
+            .send()
+            .await?
+            .error_for_status()?;
+    }
+    let cloud = LocalCloud::start_with_parameters(
+        logs,
+        "orders-page-limit",
+        Some(shop.shop_parameters(SHOP, "Detaliczna", &["MAG"], 50, 50)),
+        &["--schedule-every", "poller=2"],
+        &["OrderPollMaxPages=1", "OrderPollOverlapSeconds=1"],
+    )?;
+    let config = sdk_config(&cloud.emulator.endpoint()).await;
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let table = cloud.stack.output("StateTableName")?.to_owned();
+    let commands_queue = cloud.stack.output("CommandsQueueUrl")?.to_owned();
+    let store = OrderStore::new(dynamodb.clone(), &table, 30);
+
+    let mut commands = Commands::default();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ids.iter().any(|id| commands.count(*id) == 0) {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{} of {ORDERS} orders on the commands queue; missing: {:?}",
+            commands.seen.len(),
+            ids.iter()
+                .filter(|id| commands.count(**id) == 0)
+                .collect::<Vec<_>>()
+        );
+        commands
+            .drain(&sqs, &commands_queue, Duration::from_millis(500))
+            .await?;
+    }
+    for id in &ids {
+        assert_eq!(commands.count(*id), 1, "order {id}: {:?}", commands.seen);
+    }
+
+    // Every page read, the cursor is the newest revision and nothing is
+    // left to resume.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (cursor, resume) = store.poll_position(SHOP).await?;
+        let mut newest = 0;
+        for id in &ids {
+            let kept = store.get(SHOP, &id.to_string()).await?.context("stored")?;
+            newest = newest.max(kept.revision_ms);
+        }
+        if resume.is_none() && cursor.map(|c| c.timestamp_millis()) == Some(newest) {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "cursor {cursor:?}, resume {resume:?}, newest revision {newest}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(())
+}
