@@ -555,20 +555,7 @@ impl OrderStore {
 
     /// The poller's cursor for a shop.
     pub async fn cursor(&self, shop: &str) -> Result<Option<DateTime<Utc>>, StateError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s("cursors"))
-            .key("sk", s(format!("orders#{shop}")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.error("GetItem", &e))?;
-        Ok(out
-            .item
-            .and_then(|item| get_n::<i64>(&item, "at_ms"))
-            .and_then(DateTime::from_timestamp_millis))
+        Ok(self.poll_position(shop).await?.0)
     }
 
     /// The poll cursor and, when the last run stopped at its page limit
