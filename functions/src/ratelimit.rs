@@ -28,6 +28,16 @@ use thiserror::Error;
 use crate::aws::describe_error;
 use crate::dynamo::s;
 
+/// A waiting caller sleeps 2.5 % of a token's interval past the moment the
+/// token is due. Tokens are granted on time, but the requests they pay for
+/// reach the shop after a DynamoDB write whose latency varies; a shop that
+/// counts requests in a sliding second (hosts do) could otherwise see
+/// `rate + 1` when one write was slow and the next fast. Over a second the
+/// margin adds up to 25 ms, at any rate.
+fn pacing_margin(rate_per_sec: u32) -> Duration {
+    Duration::from_micros(25_000 / u64::from(rate_per_sec.max(1)))
+}
+
 /// How many times a caller re-reads after losing a race before it gives up
 /// for now (and is told to come back shortly).
 const MAX_ATTEMPTS: u32 = 8;
@@ -215,10 +225,18 @@ impl RateLimiter {
             return Ok(Duration::ZERO);
         }
         for _ in 0..MAX_ATTEMPTS {
-            let stored = self.read(shop).await?;
+            // The clock is read before the bucket, not after: a grant then
+            // dates from when it was asked for, and a wait ends when the
+            // token is due, not a read's latency later. Otherwise every
+            // token after a wait comes that much late and, with a burst of
+            // 1, the lateness adds up request after request.
+            let asked = tokio::time::Instant::now();
             let now_ms = Utc::now().timestamp_millis();
+            let stored = self.read(shop).await?;
             let next = match decide(stored, now_ms, n, rate_per_sec, burst) {
-                Decision::Wait(ms) => return Ok(Duration::from_millis(ms)),
+                Decision::Wait(ms) => {
+                    return Ok(Duration::from_millis(ms).saturating_sub(asked.elapsed()));
+                }
                 Decision::Grant(next) => next,
             };
             let mut update = self
@@ -280,7 +298,7 @@ impl RateLimiter {
             if tokio::time::Instant::now() + wait > deadline {
                 return Ok(false);
             }
-            tokio::time::sleep(wait).await;
+            tokio::time::sleep(wait + pacing_margin(rate_per_sec)).await;
         }
     }
 
