@@ -610,33 +610,20 @@ impl OrderStore {
             None => request.update_expression(
                 "REMOVE resume_since_ms, resume_page, resume_newest_ms, resume_pending_ms",
             ),
+            // An absent time is stored as NULL, which reads back as `None`.
             Some(resume) => {
-                let mut set = vec!["resume_since_ms = :since", "resume_page = :page"];
-                let mut remove = Vec::new();
-                let mut request = request
+                let time = |at: Option<DateTime<Utc>>| {
+                    at.map_or(AttributeValue::Null(true), |at| n(at.timestamp_millis()))
+                };
+                request
+                    .update_expression(
+                        "SET resume_since_ms = :since, resume_page = :page, \
+                         resume_newest_ms = :newest, resume_pending_ms = :pending",
+                    )
                     .expression_attribute_values(":since", n(resume.since.timestamp_millis()))
-                    .expression_attribute_values(":page", n(resume.page));
-                match resume.newest {
-                    Some(at) => {
-                        set.push("resume_newest_ms = :newest");
-                        request = request
-                            .expression_attribute_values(":newest", n(at.timestamp_millis()));
-                    }
-                    None => remove.push("resume_newest_ms"),
-                }
-                match resume.oldest_pending {
-                    Some(at) => {
-                        set.push("resume_pending_ms = :pending");
-                        request = request
-                            .expression_attribute_values(":pending", n(at.timestamp_millis()));
-                    }
-                    None => remove.push("resume_pending_ms"),
-                }
-                let mut expression = format!("SET {}", set.join(", "));
-                if !remove.is_empty() {
-                    expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
-                }
-                request.update_expression(expression)
+                    .expression_attribute_values(":page", n(resume.page))
+                    .expression_attribute_values(":newest", time(resume.newest))
+                    .expression_attribute_values(":pending", time(resume.oldest_pending))
             }
         };
         request
