@@ -1,28 +1,34 @@
 //! The ERP's view of each product in the state table, and what each shop
 //! should show: one partition per SKU (`pk = sku#<SKU>`), items
-//! - `product`, `price#<price list>`, `stock#<warehouse>`: the latest ERP
-//!   record (JSON) with `version_ms`, the time the agent read it; a write
-//!   only lands when it is not older than what is stored, so batches that
-//!   arrive twice or out of order never leave older values in place;
-//! - `shop#<shop>`: the state last queued for that shop (what `ingest`
-//!   diffs against, so an unchanged value is never queued again);
+//! - `erp`: the latest ERP record of each kind (`product`, `price#<price
+//!   list>`, `stock#<warehouse>`, JSON with `version_ms`, the time the agent
+//!   read it) and the state last queued for each shop (what `ingest` diffs
+//!   against, so an unchanged value is never queued again), with a revision
+//!   number: `ingest` reads the items of a batch's SKUs together, merges
+//!   newer over older, and writes each back only if its revision is still
+//!   the one it read. One item per SKU rather than one per record keeps a
+//!   full pass at about one write per SKU and kind instead of three calls
+//!   per record;
 //! - `held#<shop>`: what the shop was last seen to hold (written by
 //!   `shop-push` after the shop confirmed it);
-//! - `id#<shop>`: the shop's id for the SKU, looked up once and cached.
+//! - `id#<shop>`: the shop's id for the SKU, looked up once and cached;
+//! - `parked#<shop>`: why the SKU is parked in that shop, if it is.
 //!
 //! Plus per-agent sequence numbers (`pk = sequences`) and records that
 //! could not be mapped (`pk = parked-records`, `sk = <shop>#<SKU>`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use contract::{PriceRecord, ProductRecord, StockRecord};
-use serde::Serialize;
+use futures::StreamExt;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tracing::debug;
 
 use crate::aws::describe_error;
-use crate::dynamo::{n, s};
+use crate::dynamo::{get_n, get_s, get_time, n, s};
 use crate::mapping::ShopProductState;
 use crate::shop::ShopItemId;
 use crate::state::StateError;
@@ -37,18 +43,158 @@ fn pk(sku: &str) -> AttributeValue {
     s(format!("sku#{sku}"))
 }
 
+/// The sort key of a SKU's ERP item.
+const ERP_SK: &str = "erp";
+/// TransactWriteItems takes at most 100 writes.
+const TRANSACTION_ITEMS: usize = 100;
+/// Writes in flight when a refused transaction's writes go one by one.
+const SINGLE_WRITES_IN_FLIGHT: usize = 16;
+
 /// Everything stored for one SKU.
 #[derive(Debug, Default, Clone)]
 pub struct SkuState {
+    /// The latest ERP record per kind (`product`, `price#<list>`,
+    /// `stock#<warehouse>`) with the time the agent read it.
+    pub records: BTreeMap<String, StoredRecord>,
+    /// shop id → state last queued, with its source time (epoch ms).
+    pub queued: BTreeMap<String, (ShopProductState, i64)>,
+    /// shop id → why the SKU is parked there now.
+    pub parked: HashMap<String, Vec<String>>,
+    /// The item's revision when read (0: no item yet).
+    pub rev: u64,
+}
+
+/// An ERP record as stored, with its version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredRecord {
+    pub record: serde_json::Value,
+    pub version_ms: i64,
+}
+
+/// A SKU's ERP records, decoded.
+#[derive(Debug, Default, Clone)]
+pub struct ErpRecords {
     pub product: Option<ProductRecord>,
     pub prices: Vec<PriceRecord>,
     pub stock: Vec<StockRecord>,
-    /// The newest `version_ms` among the ERP records.
+    /// The newest version among them.
     pub newest: Option<DateTime<Utc>>,
-    /// shop id → state last queued.
-    pub queued: HashMap<String, (ShopProductState, i64)>,
-    /// Shops for which this SKU is parked now.
-    pub parked_in: std::collections::HashSet<String>,
+}
+
+impl SkuState {
+    /// Takes `record` unless the stored one of its kind is newer: the one
+    /// place "older never overwrites newer" is decided for ERP records, so
+    /// batches that arrive twice or out of order never leave older values in
+    /// place. Returns whether anything changed.
+    pub fn merge(&mut self, kind: &str, record: serde_json::Value, version: DateTime<Utc>) -> bool {
+        let version_ms = version.timestamp_millis();
+        if let Some(stored) = self.records.get(kind)
+            && (stored.version_ms > version_ms
+                || (stored.version_ms == version_ms && stored.record == record))
+        {
+            return false;
+        }
+        self.records
+            .insert(kind.to_owned(), StoredRecord { record, version_ms });
+        true
+    }
+
+    /// The records, decoded.
+    pub fn erp(&self, sku: &str) -> Result<ErpRecords, StateError> {
+        let mut erp = ErpRecords::default();
+        for (kind, stored) in &self.records {
+            let value = stored.record.clone();
+            if kind == "product" {
+                erp.product = from_value(value, sku, kind)?;
+            } else if kind.starts_with("price#") {
+                erp.prices
+                    .extend(from_value::<PriceRecord>(value, sku, kind)?);
+            } else if kind.starts_with("stock#") {
+                erp.stock
+                    .extend(from_value::<StockRecord>(value, sku, kind)?);
+            }
+            if let Some(at) = DateTime::from_timestamp_millis(stored.version_ms) {
+                erp.newest = Some(erp.newest.map_or(at, |n| n.max(at)));
+            }
+        }
+        Ok(erp)
+    }
+}
+
+/// A condition on a write, with its values.
+#[derive(Debug, Clone)]
+pub struct Condition {
+    expression: String,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl Condition {
+    fn new(expression: &str) -> Self {
+        Condition {
+            expression: expression.to_owned(),
+            values: HashMap::new(),
+        }
+    }
+
+    fn value(mut self, name: &str, value: AttributeValue) -> Self {
+        self.values.insert(name.to_owned(), value);
+        self
+    }
+
+    fn values(&self) -> Option<HashMap<String, AttributeValue>> {
+        (!self.values.is_empty()).then(|| self.values.clone())
+    }
+}
+
+/// One write of [`Catalog::write_all`].
+#[derive(Debug, Clone)]
+pub enum Write {
+    Put {
+        item: HashMap<String, AttributeValue>,
+        condition: Option<Condition>,
+    },
+    Delete {
+        key: HashMap<String, AttributeValue>,
+    },
+}
+
+impl Write {
+    fn operation(&self) -> &'static str {
+        match self {
+            Write::Put { .. } => "PutItem",
+            Write::Delete { .. } => "DeleteItem",
+        }
+    }
+
+    fn transact_item(
+        &self,
+        table: &str,
+    ) -> Result<aws_sdk_dynamodb::types::TransactWriteItem, aws_sdk_dynamodb::error::BuildError>
+    {
+        use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
+        Ok(match self {
+            Write::Put { item, condition } => TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(table)
+                        .set_item(Some(item.clone()))
+                        .set_condition_expression(condition.as_ref().map(|c| c.expression.clone()))
+                        .set_expression_attribute_values(
+                            condition.as_ref().and_then(Condition::values),
+                        )
+                        .build()?,
+                )
+                .build(),
+            Write::Delete { key } => TransactWriteItem::builder()
+                .delete(
+                    Delete::builder()
+                        .table_name(table)
+                        .set_key(Some(key.clone()))
+                        .build()?,
+                )
+                .build(),
+        })
+    }
 }
 
 /// Sequence check result for an envelope.
@@ -137,118 +283,126 @@ impl Catalog {
         }
     }
 
-    /// Stores an ERP record unless a newer one is stored. Returns whether it landed.
-    pub async fn put_record<T: Serialize>(
-        &self,
-        sku: &str,
-        sk: &str,
-        record: &T,
-        version: DateTime<Utc>,
-    ) -> Result<bool, StateError> {
-        let json = serde_json::to_string(record).map_err(|e| StateError::Malformed {
-            key: format!("{sku}/{sk}"),
-            problem: e.to_string(),
-        })?;
-        self.put_if_not_older(sku, sk, ("record", json), ("version_ms", version))
-            .await
+    /// Everything stored for a SKU (its ERP item; not its parked markers).
+    pub async fn load(&self, sku: &str) -> Result<SkuState, StateError> {
+        let mut states = self.load_many(&[sku.to_owned()], &[]).await?;
+        Ok(states.remove(sku).unwrap_or_default())
     }
 
-    /// Everything stored for a SKU (one query on its partition).
-    pub async fn load(&self, sku: &str) -> Result<SkuState, StateError> {
-        let mut state = SkuState::default();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", pk(sku))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| self.error("Query", &e))?;
-            for item in page.items.unwrap_or_default() {
-                let sk = item
-                    .get("sk")
-                    .and_then(|v| v.as_s().ok())
-                    .cloned()
-                    .unwrap_or_default();
-                let version = item
-                    .get("version_ms")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|v| v.parse::<i64>().ok());
-                let record = item.get("record").and_then(|v| v.as_s().ok());
-                let decode = |text: &str| {
-                    serde_json::from_str::<serde_json::Value>(text).map_err(|e| {
-                        StateError::Malformed {
-                            key: format!("{sku}/{sk}"),
+    /// Everything stored for many SKUs, with whether each is parked in each
+    /// of `shops`, in BatchGetItem calls of 100 keys.
+    pub async fn load_many(
+        &self,
+        skus: &[String],
+        shops: &[String],
+    ) -> Result<HashMap<String, SkuState>, StateError> {
+        let mut states: HashMap<String, SkuState> = skus
+            .iter()
+            .map(|sku| (sku.clone(), SkuState::default()))
+            .collect();
+        let sort_keys: Vec<String> = std::iter::once(ERP_SK.to_owned())
+            .chain(shops.iter().map(|shop| format!("parked#{shop}")))
+            .collect();
+        let keys = skus.iter().flat_map(|sku| {
+            sort_keys
+                .iter()
+                .map(|sk| HashMap::from([("pk".to_owned(), pk(sku)), ("sk".to_owned(), s(sk))]))
+        });
+        for item in self.batch_get(keys.collect()).await? {
+            let Some(sku) = get_s(&item, "pk").and_then(|p| p.strip_prefix("sku#")) else {
+                continue;
+            };
+            let Some(state) = states.get_mut(sku) else {
+                continue;
+            };
+            let sk = get_s(&item, "sk").unwrap_or_default();
+            if sk == ERP_SK {
+                let decode = |name: &str| -> Result<Option<serde_json::Value>, StateError> {
+                    get_s(&item, name)
+                        .map(serde_json::from_str)
+                        .transpose()
+                        .map_err(|e| StateError::Malformed {
+                            key: format!("{sku}/{sk}.{name}"),
                             problem: e.to_string(),
-                        }
-                    })
+                        })
                 };
-                if let (Some(record), Some(version)) = (record, version) {
-                    let value = decode(record)?;
-                    if let Some(at) = DateTime::from_timestamp_millis(version) {
-                        state.newest = Some(state.newest.map_or(at, |n| n.max(at)));
-                    }
-                    if sk == "product" {
-                        state.product = from_value(value, sku, &sk)?;
-                    } else if sk.starts_with("price#") {
-                        state
-                            .prices
-                            .extend(from_value::<PriceRecord>(value, sku, &sk)?);
-                    } else if sk.starts_with("stock#") {
-                        state
-                            .stock
-                            .extend(from_value::<StockRecord>(value, sku, &sk)?);
-                    }
-                } else if let Some(shop) = sk.strip_prefix("parked#") {
-                    state.parked_in.insert(shop.to_owned());
-                } else if let Some(shop) = sk.strip_prefix("shop#") {
-                    let queued = item.get("state").and_then(|v| v.as_s().ok());
-                    let source_ms = item
-                        .get("source_ms")
-                        .and_then(|v| v.as_n().ok())
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0);
-                    if let Some(text) = queued
-                        && let Some(queued) =
-                            from_value::<ShopProductState>(decode(text)?, sku, &sk)?
-                    {
-                        state.queued.insert(shop.to_owned(), (queued, source_ms));
-                    }
+                if let Some(records) = decode("records")? {
+                    state.records = from_value(records, sku, "erp.records")?.unwrap_or_default();
                 }
-            }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(state),
+                if let Some(queued) = decode("queued")? {
+                    state.queued = from_value(queued, sku, "erp.queued")?.unwrap_or_default();
+                }
+                state.rev = get_n(&item, "rev").unwrap_or(0);
+            } else if let Some(shop) = sk.strip_prefix("parked#") {
+                let reasons = item
+                    .get("reasons")
+                    .and_then(|v| v.as_l().ok())
+                    .map(|l| l.iter().filter_map(|r| r.as_s().ok().cloned()).collect())
+                    .unwrap_or_default();
+                state.parked.insert(shop.to_owned(), reasons);
             }
         }
+        Ok(states)
     }
 
-    /// Stores the state queued for a shop, unless a newer one was queued.
-    pub async fn put_queued(
-        &self,
-        shop: &str,
-        state: &ShopProductState,
-        source: DateTime<Utc>,
-    ) -> Result<bool, StateError> {
-        self.put_shop_item("shop", shop, state, source).await
+    /// The write that stores `state` as the SKU's ERP item, unless another
+    /// writer changed the item since `state` was read (then it does not land
+    /// and the caller reads again): records and queued shop states go
+    /// together, so each is decided against the other's latest.
+    pub fn state_write(&self, sku: &str, state: &SkuState) -> Result<Write, StateError> {
+        fn encode<T: Serialize>(value: &T, sku: &str, name: &str) -> Result<String, StateError> {
+            serde_json::to_string(value).map_err(|e| StateError::Malformed {
+                key: format!("{sku}/{ERP_SK}.{name}"),
+                problem: e.to_string(),
+            })
+        }
+        let item = HashMap::from([
+            ("pk".to_owned(), pk(sku)),
+            ("sk".to_owned(), s(ERP_SK)),
+            (
+                "records".to_owned(),
+                s(encode(&state.records, sku, "records")?),
+            ),
+            (
+                "queued".to_owned(),
+                s(encode(&state.queued, sku, "queued")?),
+            ),
+            ("rev".to_owned(), n(state.rev + 1)),
+        ]);
+        let condition = if state.rev == 0 {
+            Condition::new("attribute_not_exists(pk)")
+        } else {
+            Condition::new("rev = :rev").value(":rev", n(state.rev))
+        };
+        Ok(Write::Put {
+            item,
+            condition: Some(condition),
+        })
     }
 
-    /// Stores what the shop confirmed it holds, unless newer is recorded.
-    pub async fn put_held<T: Serialize>(
+    /// The write that records what the shop confirmed it holds, unless newer is recorded.
+    pub fn held_write<T: Serialize>(
         &self,
         shop: &str,
         sku: &str,
         held: &T,
         source: DateTime<Utc>,
-    ) -> Result<bool, StateError> {
+    ) -> Write {
         let json = serde_json::to_string(held).unwrap_or_default();
-        self.conditional_put(sku, &format!("held#{shop}"), json, source)
-            .await
+        let stamp = source.timestamp_millis();
+        Write::Put {
+            item: HashMap::from([
+                ("pk".to_owned(), pk(sku)),
+                ("sk".to_owned(), s(format!("held#{shop}"))),
+                ("state".to_owned(), s(json)),
+                ("source_ms".to_owned(), n(stamp)),
+            ]),
+            // The one place "older never overwrites newer" is decided for
+            // what a shop holds.
+            condition: Some(
+                Condition::new("attribute_not_exists(pk) OR source_ms <= :v").value(":v", n(stamp)),
+            ),
+        }
     }
 
     /// What the shop was last seen to hold, with its source time.
@@ -267,111 +421,102 @@ impl Catalog {
             .send()
             .await
             .map_err(|e| self.error("GetItem", &e))?;
-        let Some(item) = out.item else {
-            return Ok(None);
+        Ok(out.item.as_ref().and_then(decode_held))
+    }
+
+    /// Applies writes, in TransactWriteItems calls of up to 100 (the only
+    /// batched call that keeps each write's condition: BatchWriteItem has
+    /// none). A transaction is all or nothing, so when one is refused (a
+    /// condition failed, a concurrent writer, the same key twice) its writes
+    /// are made one by one instead, which tells which of them landed.
+    /// Returns, per write, whether it landed.
+    pub async fn write_all(&self, writes: Vec<Write>) -> Result<Vec<bool>, StateError> {
+        use aws_sdk_dynamodb::types::TransactWriteItem;
+        let mut landed = Vec::with_capacity(writes.len());
+        for chunk in writes.chunks(TRANSACTION_ITEMS) {
+            if chunk.len() > 1 {
+                let items: Result<Vec<TransactWriteItem>, _> =
+                    chunk.iter().map(|w| w.transact_item(&self.table)).collect();
+                let items = items.map_err(|e| StateError::Malformed {
+                    key: "transaction".into(),
+                    problem: e.to_string(),
+                })?;
+                match self
+                    .client
+                    .transact_write_items()
+                    .set_transact_items(Some(items))
+                    .send()
+                    .await
+                {
+                    Ok(_) => {
+                        landed.extend(std::iter::repeat_n(true, chunk.len()));
+                        continue;
+                    }
+                    Err(err) => {
+                        debug!(writes = chunk.len(), error = %describe_error(&err), "transaction refused; writing one by one");
+                    }
+                }
+            }
+            let one_by_one: Vec<Result<bool, StateError>> =
+                futures::stream::iter(chunk.iter().cloned())
+                    .map(|write| async move { self.write_one(&write).await })
+                    .buffered(SINGLE_WRITES_IN_FLIGHT)
+                    .collect()
+                    .await;
+            for result in one_by_one {
+                landed.push(result?);
+            }
+        }
+        Ok(landed)
+    }
+
+    async fn write_one(&self, write: &Write) -> Result<bool, StateError> {
+        let result = match write {
+            Write::Put { item, condition } => {
+                let mut request = self
+                    .client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(item.clone()));
+                if let Some(condition) = condition {
+                    request = request
+                        .condition_expression(&condition.expression)
+                        .set_expression_attribute_values(condition.values())
+                }
+                request
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.into_service_error().into())
+            }
+            Write::Delete { key } => self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key.clone()))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.into_service_error().into()),
         };
-        let state = item.get("state").and_then(|v| v.as_s().ok());
-        let source = item
-            .get("source_ms")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse::<i64>().ok())
-            .and_then(DateTime::from_timestamp_millis);
-        match (state, source) {
-            (Some(state), Some(source)) => {
-                Ok(serde_json::from_str(state).ok().map(|s| (s, source)))
-            }
-            _ => Ok(None),
-        }
-    }
-
-    async fn put_shop_item<T: Serialize>(
-        &self,
-        kind: &str,
-        shop: &str,
-        state: &T,
-        source: DateTime<Utc>,
-    ) -> Result<bool, StateError> {
-        let json = serde_json::to_string(state).unwrap_or_default();
-        let sku = serde_json::to_value(state)
-            .ok()
-            .and_then(|v| v.get("sku").and_then(|s| s.as_str()).map(str::to_owned))
-            .unwrap_or_default();
-        self.conditional_put(&sku, &format!("{kind}#{shop}"), json, source)
-            .await
-    }
-
-    async fn conditional_put(
-        &self,
-        sku: &str,
-        sk: &str,
-        json: String,
-        source: DateTime<Utc>,
-    ) -> Result<bool, StateError> {
-        self.put_if_not_older(sku, sk, ("state", json), ("source_ms", source))
-            .await
-    }
-
-    /// Writes `body` unless the stored item's `stamp` is newer: the one
-    /// place "older never overwrites newer" is decided. Returns whether it landed.
-    async fn put_if_not_older(
-        &self,
-        sku: &str,
-        sk: &str,
-        (body_attr, body): (&str, String),
-        (stamp_attr, stamp): (&str, DateTime<Utc>),
-    ) -> Result<bool, StateError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", pk(sku))
-            .item("sk", s(sk))
-            .item(body_attr, s(body))
-            .item(stamp_attr, n(stamp.timestamp_millis()))
-            .condition_expression("attribute_not_exists(pk) OR #stamp <= :v")
-            .expression_attribute_names("#stamp", stamp_attr)
-            .expression_attribute_values(":v", n(stamp.timestamp_millis()))
-            .send()
-            .await;
         match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(self.error("PutItem", &err)),
+            Ok(()) => Ok(true),
+            Err(aws_sdk_dynamodb::Error::ConditionalCheckFailedException(_)) => Ok(false),
+            Err(err) => Err(self.error(write.operation(), &err)),
         }
     }
 
-    /// For many SKUs at once: what the shop holds (with its source time) and
-    /// the shop's cached id, in BatchGetItem calls of 100 keys.
-    pub async fn held_and_ids<T: DeserializeOwned>(
+    /// Items by key, in BatchGetItem calls of 100 keys (strongly
+    /// consistent), asking again for keys DynamoDB leaves unprocessed.
+    async fn batch_get(
         &self,
-        shop: &str,
-        skus: &[String],
-    ) -> Result<HashMap<String, HeldAndId<T>>, StateError> {
+        keys: Vec<HashMap<String, AttributeValue>>,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StateError> {
         use aws_sdk_dynamodb::types::KeysAndAttributes;
-        let mut out: HashMap<String, HeldAndId<T>> =
-            skus.iter().map(|sku| (sku.clone(), (None, None))).collect();
-        let held_sk = format!("held#{shop}");
-        let id_sk = format!("id#{shop}");
-        for chunk in skus.chunks(50) {
-            let keys: Vec<HashMap<String, AttributeValue>> = chunk
-                .iter()
-                .flat_map(|sku| {
-                    [&held_sk, &id_sk].map(|sk| {
-                        HashMap::from([
-                            ("pk".to_owned(), pk(sku)),
-                            ("sk".to_owned(), s(sk.clone())),
-                        ])
-                    })
-                })
-                .collect();
+        let mut items = Vec::new();
+        for chunk in keys.chunks(100) {
             let mut request = KeysAndAttributes::builder()
-                .set_keys(Some(keys))
+                .set_keys(Some(chunk.to_vec()))
                 .consistent_read(true)
                 .build()
                 .map_err(|e| StateError::Malformed {
@@ -387,43 +532,13 @@ impl Catalog {
                     .send()
                     .await
                     .map_err(|e| self.error("BatchGetItem", &e))?;
-                for item in answer
-                    .responses
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .unwrap_or_default()
-                {
-                    let sku = item
-                        .get("pk")
-                        .and_then(|v| v.as_s().ok())
-                        .and_then(|p| p.strip_prefix("sku#"))
-                        .map(str::to_owned)
-                        .unwrap_or_default();
-                    let Some(entry) = out.get_mut(&sku) else {
-                        continue;
-                    };
-                    let sk = item
-                        .get("sk")
-                        .and_then(|v| v.as_s().ok())
-                        .cloned()
-                        .unwrap_or_default();
-                    if sk == held_sk {
-                        let state = item.get("state").and_then(|v| v.as_s().ok());
-                        let source = item
-                            .get("source_ms")
-                            .and_then(|v| v.as_n().ok())
-                            .and_then(|v| v.parse::<i64>().ok())
-                            .and_then(DateTime::from_timestamp_millis);
-                        if let (Some(state), Some(source)) = (state, source) {
-                            entry.0 = serde_json::from_str(state).ok().map(|s| (s, source));
-                        }
-                    } else if sk == id_sk {
-                        entry.1 = item
-                            .get("id")
-                            .and_then(|v| v.as_s().ok())
-                            .and_then(|text| serde_json::from_str(text).ok());
-                    }
-                }
+                items.extend(
+                    answer
+                        .responses
+                        .unwrap_or_default()
+                        .remove(&self.table)
+                        .unwrap_or_default(),
+                );
                 match answer
                     .unprocessed_keys
                     .and_then(|mut u| u.remove(&self.table))
@@ -431,6 +546,38 @@ impl Catalog {
                     Some(rest) if !rest.keys().is_empty() => request = rest,
                     _ => break,
                 }
+            }
+        }
+        Ok(items)
+    }
+
+    /// For many SKUs at once: what the shop holds (with its source time) and
+    /// the shop's cached id.
+    pub async fn held_and_ids<T: DeserializeOwned>(
+        &self,
+        shop: &str,
+        skus: &[String],
+    ) -> Result<HashMap<String, HeldAndId<T>>, StateError> {
+        let mut out: HashMap<String, HeldAndId<T>> =
+            skus.iter().map(|sku| (sku.clone(), (None, None))).collect();
+        let held_sk = format!("held#{shop}");
+        let id_sk = format!("id#{shop}");
+        let keys = skus.iter().flat_map(|sku| {
+            [&held_sk, &id_sk]
+                .map(|sk| HashMap::from([("pk".to_owned(), pk(sku)), ("sk".to_owned(), s(sk))]))
+        });
+        for item in self.batch_get(keys.collect()).await? {
+            let Some(entry) = get_s(&item, "pk")
+                .and_then(|p| p.strip_prefix("sku#"))
+                .and_then(|sku| out.get_mut(sku))
+            else {
+                continue;
+            };
+            let sk = get_s(&item, "sk").unwrap_or_default();
+            if sk == held_sk {
+                entry.0 = decode_held(&item);
+            } else if sk == id_sk {
+                entry.1 = get_s(&item, "id").and_then(|text| serde_json::from_str(text).ok());
             }
         }
         Ok(out)
@@ -538,91 +685,75 @@ impl Catalog {
         Ok(page.count.max(0) as usize)
     }
 
-    /// The shop's id for a SKU, if looked up before.
-    pub async fn shop_id(&self, shop: &str, sku: &str) -> Result<Option<ShopItemId>, StateError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", pk(sku))
-            .key("sk", s(format!("id#{shop}")))
-            .send()
-            .await
-            .map_err(|e| self.error("GetItem", &e))?;
-        Ok(out
-            .item
-            .and_then(|i| i.get("id").and_then(|v| v.as_s().ok()).cloned())
-            .and_then(|text| serde_json::from_str(&text).ok()))
-    }
-
-    pub async fn put_shop_id(
-        &self,
-        shop: &str,
-        sku: &str,
-        id: &ShopItemId,
-    ) -> Result<(), StateError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", pk(sku))
-            .item("sk", s(format!("id#{shop}")))
-            .item("id", s(serde_json::to_string(id).unwrap_or_default()))
-            .send()
-            .await
-            .map_err(|e| self.error("PutItem", &e))?;
-        Ok(())
+    /// The write that caches the shop's id for a SKU.
+    pub fn id_write(&self, shop: &str, sku: &str, id: &ShopItemId) -> Write {
+        Write::Put {
+            item: HashMap::from([
+                ("pk".to_owned(), pk(sku)),
+                ("sk".to_owned(), s(format!("id#{shop}"))),
+                (
+                    "id".to_owned(),
+                    s(serde_json::to_string(id).unwrap_or_default()),
+                ),
+            ]),
+            condition: None,
+        }
     }
 
     /// Keeps (or, with no reasons, clears) why a SKU cannot be fully shown
-    /// in a shop. A marker in the SKU's own partition lets [`Catalog::load`]
-    /// tell whether there is anything to clear.
+    /// in a shop.
     pub async fn set_parked(
         &self,
         shop: &str,
         sku: &str,
         reasons: &[String],
     ) -> Result<(), StateError> {
-        let key = format!("{shop}#{sku}");
+        self.write_all(self.parked_writes(shop, sku, reasons))
+            .await
+            .map(|_| ())
+    }
+
+    /// The writes of [`Catalog::set_parked`]: the listing the admin status
+    /// reads (`parked-records`) and a marker in the SKU's own partition that
+    /// [`Catalog::load_many`] reads with the SKU, so a change of reasons is
+    /// seen without reading the listing.
+    pub fn parked_writes(&self, shop: &str, sku: &str, reasons: &[String]) -> Vec<Write> {
+        let listing_key = [
+            ("pk".to_owned(), s("parked-records")),
+            ("sk".to_owned(), s(format!("{shop}#{sku}"))),
+        ];
+        let marker_key = [
+            ("pk".to_owned(), pk(sku)),
+            ("sk".to_owned(), s(format!("parked#{shop}"))),
+        ];
         if reasons.is_empty() {
-            for (partition, sort) in [
-                (s("parked-records"), s(key.clone())),
-                (pk(sku), s(format!("parked#{shop}"))),
-            ] {
-                self.client
-                    .delete_item()
-                    .table_name(&self.table)
-                    .key("pk", partition)
-                    .key("sk", sort)
-                    .send()
-                    .await
-                    .map_err(|e| self.error("DeleteItem", &e))?;
-            }
-            return Ok(());
+            return [listing_key.to_vec(), marker_key.to_vec()]
+                .into_iter()
+                .map(|key| Write::Delete {
+                    key: key.into_iter().collect(),
+                })
+                .collect();
         }
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", pk(sku))
-            .item("sk", s(format!("parked#{shop}")))
-            .send()
-            .await
-            .map_err(|e| self.error("PutItem", &e))?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s("parked-records"))
-            .item("sk", s(key))
-            .item("shop", s(shop))
-            .item("sku", s(sku))
-            .item(
-                "reasons",
-                AttributeValue::L(reasons.iter().map(|r| s(r.clone())).collect()),
-            )
-            .item("at_ms", n(Utc::now().timestamp_millis()))
-            .send()
-            .await
-            .map_err(|e| self.error("PutItem", &e))?;
-        Ok(())
+        let reasons = AttributeValue::L(reasons.iter().map(|r| s(r.clone())).collect());
+        let marker = marker_key
+            .into_iter()
+            .chain([("reasons".to_owned(), reasons.clone())]);
+        let listing = listing_key.into_iter().chain([
+            ("shop".to_owned(), s(shop)),
+            ("sku".to_owned(), s(sku)),
+            ("reasons".to_owned(), reasons),
+            ("at_ms".to_owned(), n(Utc::now().timestamp_millis())),
+        ]);
+        vec![
+            Write::Put {
+                item: marker.collect(),
+                condition: None,
+            },
+            Write::Put {
+                item: listing.collect(),
+                condition: None,
+            },
+        ]
     }
 
     /// Records parked per shop and SKU, with their reasons (at most `limit`).
@@ -671,6 +802,14 @@ pub struct ParkedRecord {
     pub shop: String,
     pub sku: String,
     pub reasons: Vec<String>,
+}
+
+/// What a shop holds, from its `held#<shop>` item.
+fn decode_held<T: DeserializeOwned>(
+    item: &HashMap<String, AttributeValue>,
+) -> Option<(T, DateTime<Utc>)> {
+    let state = serde_json::from_str(get_s(item, "state")?).ok()?;
+    Some((state, get_time(item, "source_ms")?))
 }
 
 fn from_value<T: DeserializeOwned>(

@@ -24,17 +24,16 @@
 //! reported back as a batch item failure so SQS redelivers them in order
 //! (and, after maxReceiveCount, moves them to the DLQ, which has an alarm).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use contract::{Envelope, Payload, decode_body};
-use futures::StreamExt;
 use tracing::{info, warn};
 
 use crate::HandlerError;
 use crate::aws::{Clients, describe_error};
-use crate::catalog::{Catalog, SeqCheck};
+use crate::catalog::{Catalog, SeqCheck, SkuState};
 use crate::env::{EnvError, FunctionEnv};
 use crate::mapping::{ShopOperation, ShopProductState, diff};
 use crate::orders::OrderStore;
@@ -42,8 +41,9 @@ use crate::shop_ops::{OrderAction, OrderOperation};
 use crate::shops::Shops;
 use crate::state::{HeartbeatWrite, StateError, StateTable};
 
-/// DynamoDB calls in flight at once per invocation.
-const CONCURRENCY: usize = 16;
+/// Times a batch reads, maps and writes SKUs that others keep writing
+/// meanwhile before it gives up (and SQS redelivers it).
+const WRITE_ATTEMPTS: usize = 5;
 
 /// A record as a JSON value (our own records always serialise).
 fn to_json<T: serde::Serialize>(record: &T) -> serde_json::Value {
@@ -175,80 +175,98 @@ impl Ingest {
         }
     }
 
-    /// Stores the records (newer over older) and returns the SKUs they touched.
-    async fn store_records(&self, envelope: &Envelope) -> Result<BTreeSet<String>, StateError> {
-        // (sku, sort key, record JSON, version)
-        let mut writes: Vec<(String, String, serde_json::Value, chrono::DateTime<Utc>)> =
-            Vec::new();
-        match &envelope.payload {
-            Payload::Products(products) => {
-                for p in products {
-                    let at = p
-                        .modified_at
-                        .unwrap_or(envelope.sent_at)
-                        .max(envelope.sent_at);
-                    writes.push((p.sku.clone(), "product".into(), to_json(p), at));
+    /// Stores an envelope's records (newer over older) and queues, for every
+    /// shop, the operations they make necessary. Returns the SKUs whose
+    /// records changed and the operations queued.
+    ///
+    /// The SKUs' items are read together, merged, mapped, the operations
+    /// queued, and only then each item written back with its queued states,
+    /// under the condition that nobody wrote it meanwhile (a SKU that lost
+    /// that race is read and mapped again). Were the queued state recorded
+    /// before the operations were on the queue and the send failed, the
+    /// retry would find nothing to send; this way a failure anywhere leaves
+    /// the message to be redelivered, and the worst a retry does is queue
+    /// an operation twice, which shop-push drops as a no-op.
+    async fn apply_records(&self, envelope: &Envelope) -> Result<(usize, usize), StateError> {
+        let incoming = records_by_sku(envelope);
+        let shop_ids: Vec<String> = self.shops.shops.iter().map(|s| s.id.clone()).collect();
+        let mut pending: Vec<String> = incoming.keys().cloned().collect();
+        let (mut touched, mut queued) = (0, 0);
+        for attempt in 1..=WRITE_ATTEMPTS {
+            let mut states = self.catalog.load_many(&pending, &shop_ids).await?;
+            let mut operations = Vec::new();
+            let mut parked = Vec::new();
+            let mut writes = Vec::new();
+            let mut written = Vec::new();
+            for sku in &pending {
+                let mut state = states.remove(sku).unwrap_or_default();
+                let mut changed = false;
+                for (kind, record, version) in incoming.get(sku).into_iter().flatten() {
+                    changed |= state.merge(kind, record.clone(), *version);
                 }
-            }
-            Payload::Prices(prices) => {
-                for p in prices {
-                    writes.push((
-                        p.sku.clone(),
-                        format!("price#{}", p.price_list),
-                        to_json(p),
-                        envelope.sent_at,
-                    ));
+                if !changed {
+                    continue;
                 }
-            }
-            Payload::Stock(stock) => {
-                for r in stock {
-                    writes.push((
-                        r.sku.clone(),
-                        format!("stock#{}", r.warehouse),
-                        to_json(r),
-                        r.read_at,
-                    ));
+                let plan = self.map_sku(sku, &state)?;
+                for (shop, reasons) in plan.parked {
+                    parked.extend(self.catalog.parked_writes(&shop, sku, &reasons));
                 }
+                for (op, shop_state) in plan.operations {
+                    state.queued.insert(
+                        op.shop.clone(),
+                        (shop_state, op.source_time.timestamp_millis()),
+                    );
+                    operations.push(op);
+                }
+                writes.push(self.catalog.state_write(sku, &state)?);
+                written.push(sku.clone());
             }
-            _ => {}
+            self.catalog.write_all(parked).await?;
+            queued +=
+                crate::shop_ops::queue(&self.sqs, &self.shop_ops_queue_url, operations).await?;
+            let landed = self.catalog.write_all(writes).await?;
+            touched += landed.iter().filter(|l| **l).count();
+            pending = written
+                .into_iter()
+                .zip(landed)
+                .filter_map(|(sku, landed)| (!landed).then_some(sku))
+                .collect();
+            if pending.is_empty() {
+                return Ok((touched, queued));
+            }
+            warn!(
+                attempt,
+                skus = pending.len(),
+                "SKUs written meanwhile by another invocation; reading and mapping them again"
+            );
         }
-        let landed: Vec<Result<Option<String>, StateError>> = futures::stream::iter(writes)
-            .map(|(sku, sk, record, at)| async move {
-                Ok(self
-                    .catalog
-                    .put_record(&sku, &sk, &record, at)
-                    .await?
-                    .then_some(sku))
-            })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
-        let mut touched = BTreeSet::new();
-        for result in landed {
-            touched.extend(result?);
-        }
-        Ok(touched)
+        Err(StateError::Dynamo {
+            operation: "TransactWriteItems",
+            table: self.state.name().to_owned(),
+            message: format!(
+                "{} SKUs were written by others {WRITE_ATTEMPTS} times in a row while this batch mapped them",
+                pending.len()
+            ),
+        })
     }
 
-    /// The operations that bring every shop to the SKU's latest records,
-    /// each with the state to record as queued once it is on the queue.
-    async fn map_sku(
-        &self,
-        sku: &str,
-    ) -> Result<Vec<(ShopOperation, ShopProductState)>, StateError> {
-        let state = self.catalog.load(sku).await?;
-        let Some(product) = &state.product else {
+    /// What every shop should show of a SKU after a change to its records:
+    /// the operations (each with the state to record as queued once it is
+    /// on the queue) and the shops whose parked reasons changed.
+    fn map_sku(&self, sku: &str, state: &SkuState) -> Result<SkuPlan, StateError> {
+        let erp = state.erp(sku)?;
+        let mut plan = SkuPlan::default();
+        let Some(product) = &erp.product else {
             // Prices or stock before the product card: mapped when it arrives.
-            return Ok(Vec::new());
+            return Ok(plan);
         };
-        let source = state.newest.unwrap_or_else(Utc::now);
-        let mut operations = Vec::new();
+        let source = erp.newest.unwrap_or_else(Utc::now);
         for shop in &self.shops.shops {
-            let price = state
+            let price = erp
                 .prices
                 .iter()
                 .find(|p| p.price_list == shop.rules.price_list);
-            let stock = (!state.stock.is_empty()).then_some(state.stock.as_slice());
+            let stock = (!erp.stock.is_empty()).then_some(erp.stock.as_slice());
             let mapped = ShopProductState::from_records(product, price, stock, &shop.rules);
             let mut reasons = mapped.parked.clone();
             if price.is_none() {
@@ -257,8 +275,9 @@ impl Ingest {
                     shop.rules.price_list
                 ));
             }
-            if !reasons.is_empty() || state.parked_in.contains(&shop.id) {
-                self.catalog.set_parked(&shop.id, sku, &reasons).await?;
+            let parked_now = state.parked.get(&shop.id).cloned().unwrap_or_default();
+            if reasons != parked_now {
+                plan.parked.push((shop.id.clone(), reasons));
             }
             let queued = state.queued.get(&shop.id).map(|(q, _)| q);
             // Something changed: send the whole state the shop should show,
@@ -269,57 +288,23 @@ impl Ingest {
             if diff(&shop.id, queued, &mapped.state, source).is_some()
                 && let Some(op) = diff(&shop.id, None, &mapped.state, source)
             {
-                operations.push((op, mapped.state));
+                plan.operations.push((op, mapped.state));
             }
         }
-        Ok(operations)
-    }
-
-    /// Maps each touched SKU for every shop and queues what changed.
-    async fn map_and_queue(&self, skus: &BTreeSet<String>) -> Result<usize, StateError> {
-        let mapped: Vec<Result<Vec<(ShopOperation, ShopProductState)>, StateError>> =
-            futures::stream::iter(skus.iter().cloned())
-                .map(|sku| async move { self.map_sku(&sku).await })
-                .buffer_unordered(CONCURRENCY)
-                .collect()
-                .await;
-        let mut operations = Vec::new();
-        let mut to_record = Vec::new();
-        for result in mapped {
-            for (op, state) in result? {
-                to_record.push((op.shop.clone(), state, op.source_time));
-                operations.push(op);
-            }
-        }
-        let queued =
-            crate::shop_ops::queue(&self.sqs, &self.shop_ops_queue_url, operations).await?;
-        // Only now that the operations are on the queue: were this recorded
-        // first and the send failed, the retry would find nothing to send.
-        let recorded: Vec<Result<bool, StateError>> = futures::stream::iter(to_record)
-            .map(|(shop, state, source)| async move {
-                self.catalog.put_queued(&shop, &state, source).await
-            })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
-        for result in recorded {
-            result?;
-        }
-        Ok(queued)
+        Ok(plan)
     }
 
     async fn apply_payload(&self, envelope: &Envelope) -> Result<(), StateError> {
         let received_at = Utc::now();
         match &envelope.payload {
             Payload::Products(_) | Payload::Prices(_) | Payload::Stock(_) => {
-                let touched = self.store_records(envelope).await?;
-                let queued = self.map_and_queue(&touched).await?;
+                let (touched, queued) = self.apply_records(envelope).await?;
                 info!(
                     agent = %envelope.agent_id,
                     seq = envelope.seq,
                     kind = envelope.kind().as_str(),
                     records = envelope.payload.len(),
-                    touched = touched.len(),
+                    touched,
                     shop_operations = queued,
                     "records applied"
                 );
@@ -437,6 +422,61 @@ impl Ingest {
         info!(shop = %shop.id, order = %progress.order_id, stage = ?stored.stage, tracking = ?stored.tracking, shop_operations = queued, "order progress");
         Ok(())
     }
+}
+
+/// What [`Ingest::map_sku`] decided for one SKU.
+#[derive(Default)]
+struct SkuPlan {
+    operations: Vec<(ShopOperation, ShopProductState)>,
+    /// shop → the reasons the SKU is parked there now (empty: no longer parked).
+    parked: Vec<(String, Vec<String>)>,
+}
+
+/// An envelope's ERP records by SKU: (kind, record, version) each, where a
+/// kind is the record's place in the SKU's item (`product`, `price#<list>`,
+/// `stock#<warehouse>`) and the version decides newer over older.
+fn records_by_sku(
+    envelope: &Envelope,
+) -> BTreeMap<String, Vec<(String, serde_json::Value, DateTime<Utc>)>> {
+    let mut by_sku: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    let mut add = |sku: &str, kind: String, record: serde_json::Value, at: DateTime<Utc>| {
+        by_sku
+            .entry(sku.to_owned())
+            .or_default()
+            .push((kind, record, at));
+    };
+    match &envelope.payload {
+        Payload::Products(products) => {
+            for p in products {
+                // A card's own modification time when the ERP has one, but
+                // never older than the batch (a re-read of an unchanged card
+                // must land over what an older batch wrote).
+                let at = p
+                    .modified_at
+                    .unwrap_or(envelope.sent_at)
+                    .max(envelope.sent_at);
+                add(&p.sku, "product".into(), to_json(p), at);
+            }
+        }
+        Payload::Prices(prices) => {
+            for p in prices {
+                let kind = format!("price#{}", p.price_list);
+                add(&p.sku, kind, to_json(p), envelope.sent_at);
+            }
+        }
+        Payload::Stock(stock) => {
+            for r in stock {
+                add(
+                    &r.sku,
+                    format!("stock#{}", r.warehouse),
+                    to_json(r),
+                    r.read_at,
+                );
+            }
+        }
+        _ => {}
+    }
+    by_sku
 }
 
 fn failure(message_id: &str) -> BatchItemFailure {

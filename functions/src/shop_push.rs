@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use futures::StreamExt;
 use tracing::{info, warn};
 
 use crate::HandlerError;
@@ -42,8 +41,6 @@ use crate::state::{StateError, StateTable};
 const ATTEMPTS: u32 = 4;
 /// The longest a call waits for a rate-limit token before handing back.
 const MAX_TOKEN_WAIT: Duration = Duration::from_secs(60);
-/// DynamoDB calls in flight at once.
-const CONCURRENCY: usize = 16;
 
 pub struct ShopPush {
     catalog: Catalog,
@@ -403,58 +400,33 @@ impl ShopPush {
         not_in_shop: Vec<String>,
         results: Vec<(ShopOperation, ProductChanges, ItemOutcome)>,
     ) -> Result<(), StateError> {
-        enum Write {
-            Id(String, ShopItemId),
-            Missing(String),
-            Result(Box<(ShopOperation, ProductChanges, ItemOutcome)>),
-        }
-        let writes = new_ids
-            .into_iter()
-            .map(|(sku, id)| Write::Id(sku, id))
-            .chain(not_in_shop.into_iter().map(Write::Missing))
-            .chain(
-                results
-                    .into_iter()
-                    .map(|result| Write::Result(Box::new(result))),
-            );
-        let done: Vec<Result<(), StateError>> = futures::stream::iter(writes)
-            .map(|write| async move {
-                match write {
-                    Write::Id(sku, id) => self.catalog.put_shop_id(shop, &sku, &id).await,
-                    Write::Missing(sku) => {
-                        self.catalog
-                            .set_parked(
-                                shop,
-                                &sku,
-                                &[
-                                    "the SKU is not in the shop (no product or variation has it)"
-                                        .to_owned(),
-                                ],
-                            )
-                            .await
-                    }
-                    Write::Result(result) => match *result {
-                        (op, held_after, ItemOutcome::Ok) => self
-                            .catalog
-                            .put_held(shop, &op.sku, &held_after, op.source_time)
-                            .await
-                            .map(|_| ()),
-                        (op, _, ItemOutcome::Rejected { code, message }) => {
-                            self.catalog
-                                .set_parked(
-                                    shop,
-                                    &op.sku,
-                                    &[format!("the shop refused the update ({code}): {message}")],
-                                )
-                                .await
-                        }
-                    },
+        let catalog = &self.catalog;
+        let not_in_shop = not_in_shop.iter().flat_map(|sku| {
+            catalog.parked_writes(
+                shop,
+                sku,
+                &["the SKU is not in the shop (no product or variation has it)".to_owned()],
+            )
+        });
+        let results = results
+            .iter()
+            .flat_map(|(op, held_after, outcome)| match outcome {
+                ItemOutcome::Ok => {
+                    vec![catalog.held_write(shop, &op.sku, held_after, op.source_time)]
                 }
-            })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
-        done.into_iter().collect()
+                ItemOutcome::Rejected { code, message } => catalog.parked_writes(
+                    shop,
+                    &op.sku,
+                    &[format!("the shop refused the update ({code}): {message}")],
+                ),
+            });
+        let writes = new_ids
+            .iter()
+            .map(|(sku, id)| catalog.id_write(shop, sku, id))
+            .chain(not_in_shop)
+            .chain(results)
+            .collect();
+        catalog.write_all(writes).await.map(|_| ())
     }
 
     /// One shop call under the rate limit, retried on 429 and transient errors.

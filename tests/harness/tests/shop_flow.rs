@@ -493,3 +493,109 @@ async fn a_silent_agent_zeroes_low_stock_and_its_return_restores_it() -> anyhow:
     assert_eq!(cloud.status().await?["shops"][0]["zeroed_products"], 0);
     Ok(())
 }
+
+/// One SQS record carrying an envelope, as the events queue delivers it.
+fn sqs_event(envelope: &Envelope) -> aws_lambda_events::event::sqs::SqsEvent {
+    let mut message = aws_lambda_events::event::sqs::SqsMessage::default();
+    message.message_id = Some(format!("{}-{}", envelope.agent_id, envelope.seq));
+    message.body = Some(encode_body(envelope));
+    message
+        .attributes
+        .insert("MessageGroupId".into(), envelope.agent_id.clone());
+    let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+    event.records = vec![message];
+    event
+}
+
+/// Two `ingest` invocations at once, each with a batch for the same SKUs
+/// (prices from one agent, stock from another), both land: every SKU keeps
+/// the price of one and the stock of the other, and the shop shows both.
+/// Each invocation reads the SKUs' items, merges its records and writes
+/// them back; without the write's revision check the slower one would put
+/// back what it read and drop the other's records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_batches_for_the_same_skus_both_land() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let logs = dir.path();
+    let skus: Vec<String> = (0..120).map(|i| format!("RACE-{i}")).collect();
+    let shop = WooStandinProcess::start_with(None, Some(&skus), None, logs)?;
+    let cloud = LocalCloud::start_with(
+        logs,
+        "race",
+        Some(shop.shop_parameters("sklep", "Detaliczna", &["MAG"], 50, 50)),
+    )?;
+    let config = sdk_config(&cloud.emulator.endpoint()).await;
+    let clients = functions::aws::Clients::from_config(&config);
+    let env = functions::env::FunctionEnv::from_map(cloud.stack.function("ingest")?.environment());
+    let ingest = functions::ingest::Ingest::new(&clients, &env)?;
+    let t0 = Utc::now();
+
+    let products = Envelope::new(
+        "katalog",
+        1,
+        t0,
+        Payload::Products(skus.iter().map(|s| product(s)).collect()),
+    );
+    let answer = ingest.handle(sqs_event(&products)).await;
+    let answer = answer.map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+
+    let prices = Envelope::new(
+        "ceny",
+        1,
+        t0,
+        Payload::Prices(
+            skus.iter()
+                .map(|s| price(s, Decimal::new(1999, 2)))
+                .collect(),
+        ),
+    );
+    let stock = Envelope::new(
+        "magazyn",
+        1,
+        t0,
+        Payload::Stock(skus.iter().map(|s| stock(s, 7, t0)).collect()),
+    );
+    let (a, b) = tokio::join!(
+        ingest.handle(sqs_event(&prices)),
+        ingest.handle(sqs_event(&stock))
+    );
+    for answer in [a, b] {
+        let answer = answer.map_err(|e| anyhow::anyhow!("{e}"))?;
+        assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    }
+
+    let catalog =
+        functions::catalog::Catalog::new(clients.dynamodb.clone(), env.required("STATE_TABLE")?);
+    let states = catalog.load_many(&skus, &[]).await?;
+    for sku in &skus {
+        let erp = states.get(sku).context("loaded")?.erp(sku)?;
+        assert_eq!(
+            erp.prices.iter().map(|p| p.value).collect::<Vec<_>>(),
+            vec![Decimal::new(1999, 2)],
+            "{sku}: the price batch's record"
+        );
+        assert_eq!(
+            erp.stock.iter().map(|s| s.quantity).collect::<Vec<_>>(),
+            vec![Decimal::from(7)],
+            "{sku}: the stock batch's record"
+        );
+    }
+    wait_for(
+        "every product with its price and stock in the shop",
+        Duration::from_secs(60),
+        || async {
+            for sku in &skus {
+                let product = shop.product(sku).await?;
+                let shown = product
+                    .is_some_and(|p| p["regular_price"] == "19.99" && p["stock_quantity"] == 7);
+                if !shown {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(()))
+        },
+    )
+    .await?;
+    Ok(())
+}
