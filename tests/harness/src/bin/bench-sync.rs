@@ -781,6 +781,13 @@ async fn run(
             skipped += 1;
             continue;
         };
+        // One sale at a time, each right after the previous one showed,
+        // would always follow the agent's poll by the same margin and
+        // measure exactly one poll interval; a random part of the interval
+        // first puts each sale at a random point of the poll cycle, as
+        // sales in an office are.
+        let phase = rand::random::<f64>() * args.poll_seconds as f64;
+        tokio::time::sleep(Duration::from_secs_f64(phase)).await;
         let sold_at = Instant::now();
         office
             .perform(Action::Sale {
