@@ -161,14 +161,30 @@ fn parse_cursor(text: &str) -> Option<NaiveDateTime> {
     NaiveDateTime::parse_from_str(text, CURSOR_FORMAT).ok()
 }
 
+/// When each cursor last moved, by the server's clock, in this process.
+///
+/// A row can turn up stamped before a cursor after the cursor passed it (a
+/// transaction that commits after a later one, equal stamps, a workstation
+/// whose clock lags): the overlap is for those, and they arrive within
+/// `overlap` of the cursor's move. So a poll re-reads the overlap only until
+/// `overlap` has passed since the cursor last moved; after that it asks for
+/// newer stamps only, and an idle office costs a clock read and two empty
+/// queries, not the items of its last documents re-read every poll. Kept in
+/// memory: after a restart every cursor counts as just moved, so the first
+/// polls re-read the overlap (what a crash may have left unread).
+#[derive(Debug, Default)]
+pub struct CursorMoves(std::collections::HashMap<&'static str, NaiveDateTime>);
+
 /// The document/product cursor poll: items on documents changed since the
 /// cursor get their stock (and prices) re-read; products changed get their
-/// card re-read. Cursors are the newest stamps seen, kept in the store; the
-/// next poll starts `overlap` earlier, and hashes make the overlap free.
+/// card re-read. Cursors are the newest stamps seen, kept in the store; while
+/// a cursor moved within the last `overlap`, the poll starts `overlap`
+/// earlier (see [`CursorMoves`]), and hashes make the re-read free to send.
 pub async fn poll_changes(
     sql: &mut SqlClient,
     store: &Store,
     overlap: ChronoDuration,
+    moves: &mut CursorMoves,
 ) -> Result<PassReport, SyncError> {
     use std::sync::atomic::Ordering::Relaxed;
     let (statements, rows) = (optima::STATEMENTS.load(Relaxed), optima::ROWS.load(Relaxed));
@@ -184,9 +200,15 @@ pub async fn poll_changes(
         let Some(cursor) = store.cursor(name)?.as_deref().and_then(parse_cursor) else {
             // First run: start from now; the initial full pass covers the past.
             store.set_cursor(name, &server_now.format(CURSOR_FORMAT).to_string())?;
+            moves.0.insert(name, server_now);
             continue;
         };
-        let since = cursor - overlap;
+        let moved_at = *moves.0.entry(name).or_insert(server_now);
+        let since = if server_now <= moved_at + overlap {
+            cursor - overlap
+        } else {
+            cursor
+        };
         let (ids, newest) = if name == DOCUMENT_CURSOR {
             optima::items_on_documents_since(sql, since).await?
         } else {
@@ -196,6 +218,7 @@ pub async fn poll_changes(
         report.add(read_and_stage(sql, store, &areas, &ids, false).await?);
         if let Some(newest) = newest.filter(|n| *n > cursor) {
             store.set_cursor(name, &newest.format(CURSOR_FORMAT).to_string())?;
+            moves.0.insert(name, server_now);
         }
     }
     debug!(
@@ -245,6 +268,7 @@ pub async fn run(
     let mut sql: Option<SqlClient> = None;
     let mut backoff = Duration::from_secs(1);
     let overlap = ChronoDuration::seconds(sync.overlap_seconds as i64);
+    let mut cursor_moves = CursorMoves::default();
     let mut queued_force: Option<contract::ForceSync> = None;
     loop {
         if sql.is_none() {
@@ -329,7 +353,8 @@ pub async fn run(
         if result.is_ok() {
             // Add the poll's changes to the passes': any change wakes the sender.
             let staged = result.as_ref().copied().unwrap_or(0);
-            result = leased(&store, &holder, poll_changes(client, &store, overlap))
+            let poll = poll_changes(client, &store, overlap, &mut cursor_moves);
+            result = leased(&store, &holder, poll)
                 .await
                 .map(|r| staged + r.map(|r| r.changed()).unwrap_or(0));
         }

@@ -116,3 +116,73 @@ async fn the_catalogue_prices_and_stock_project_from_optima() -> anyhow::Result<
     assert!(none.is_empty(), "nothing changed after the future");
     Ok(())
 }
+
+/// Cursor polls catch an office change, re-read the overlap while a late
+/// commit could still arrive, and once the overlap has passed since the
+/// cursor last moved, cost a clock read and two empty queries: an idle
+/// office is not asked for its last documents' items every poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_office_costs_three_statements_a_poll_once_the_overlap_passed() -> anyhow::Result<()>
+{
+    use agent::store::Store;
+    use agent::sync::{CursorMoves, poll_changes};
+    use optima_standin::simulator::{Action, Simulator};
+    use std::sync::atomic::Ordering::Relaxed;
+
+    let erp = erp_for_tests(SeedOptions {
+        products: 50,
+        seed: 11,
+    })
+    .await?;
+    let db = erp
+        .db
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("this test writes a delivery through the stand-in's office simulator; it cannot run against MSSQL_URL"))?;
+    let mut sql = connect_ado(&erp.ado, 10).await?;
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(&dir.path().join("state.sqlite"))?;
+    let overlap = chrono::Duration::seconds(2);
+    let mut moves = CursorMoves::default();
+    let poll = async |sql: &mut agent::sql::SqlClient, moves: &mut CursorMoves| {
+        let statements = optima::STATEMENTS.load(Relaxed);
+        let report = poll_changes(sql, &store, overlap, moves).await?;
+        anyhow::Ok((report.items, optima::STATEMENTS.load(Relaxed) - statements))
+    };
+
+    poll(&mut sql, &mut moves).await?; // the first poll sets the cursors
+    let idle = std::time::Duration::from_millis(2500);
+    tokio::time::sleep(idle).await;
+    assert_eq!(
+        poll(&mut sql, &mut moves).await?,
+        (0, 3),
+        "nothing changed since the cursors were set (the seed's documents are older)"
+    );
+    let ids = optima::product_ids_page(&mut sql, 0, 1).await?;
+    let groups = optima::group_paths(&mut sql).await?;
+    let products = optima::products(&mut sql, &ids, &groups).await?;
+    let sku = products
+        .first()
+        .map(|p| p.sku.clone())
+        .ok_or_else(|| anyhow::anyhow!("a product"))?;
+    Simulator::open(&db)?.perform(Action::Delivery {
+        sku,
+        warehouse: "MAG".into(),
+        qty: Decimal::from(5),
+    })?;
+
+    let (items, _) = poll(&mut sql, &mut moves).await?;
+    assert_eq!(items, 1, "the delivered item is re-read");
+    let (items, _) = poll(&mut sql, &mut moves).await?;
+    assert_eq!(
+        items, 1,
+        "within the overlap of the cursor's move, it is read again"
+    );
+    tokio::time::sleep(idle).await;
+    let (items, statements) = poll(&mut sql, &mut moves).await?;
+    assert_eq!(
+        (items, statements),
+        (0, 3),
+        "the overlap has passed: the clock, documents since the cursor, products since the cursor"
+    );
+    Ok(())
+}
