@@ -63,7 +63,13 @@ impl PassReport {
 const PAGE: usize = 500;
 const DOCUMENT_CURSOR: &str = "documents_ts_mod";
 const PRODUCT_CURSOR: &str = "products_ts_mod";
-const CURSOR_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3f";
+/// A cursor keeps its stamp's full precision: SQL Server's `datetime` ticks
+/// in 1/300 s, and a cursor cut to the millisecond sits just below the
+/// newest stamp, which `> cursor` then finds (and moves the cursor to)
+/// on every poll.
+const CURSOR_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.f";
+/// Less than one `datetime` tick (1/300 s), more than its rounding.
+const CURSOR_TICK_MARGIN: ChronoDuration = ChronoDuration::milliseconds(2);
 
 /// Reads the given areas for a set of product ids and stages what changed.
 async fn read_and_stage(
@@ -207,7 +213,13 @@ pub async fn poll_changes(
         let since = if server_now <= moved_at + overlap {
             cursor - overlap
         } else {
-            cursor
+            // `TS_Mod` is a `datetime` (1/300 s ticks): a newer stamp is at
+            // least 3.3 ms later. Asking for 2 ms past the cursor skips the
+            // cursor's own row however the server compares a `datetime`
+            // column with our `datetime2` parameter (SQL Server 2016 widens
+            // the column to 100 ns, where the cursor, read back and sent
+            // again, can sit a fraction of a tick below it).
+            cursor + CURSOR_TICK_MARGIN
         };
         let (ids, newest) = if name == DOCUMENT_CURSOR {
             optima::items_on_documents_since(sql, since).await?
@@ -414,4 +426,23 @@ pub async fn leased<T>(
     };
     store.release_lease(SYNC_LEASE, holder)?;
     result.map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_keeps_its_stamp_to_the_tick() {
+        let third_of_a_tick = chrono::NaiveDate::from_ymd_opt(2026, 12, 4)
+            .and_then(|d| d.and_hms_nano_opt(17, 0, 0, 3_333_333));
+        let whole_second =
+            chrono::NaiveDate::from_ymd_opt(2026, 12, 4).and_then(|d| d.and_hms_opt(17, 0, 0));
+        for stamp in [third_of_a_tick, whole_second].into_iter().flatten() {
+            let text = stamp.format(CURSOR_FORMAT).to_string();
+            assert_eq!(parse_cursor(&text), Some(stamp), "{text}");
+        }
+        // Cursors stored by earlier versions, to the millisecond, still read.
+        assert!(parse_cursor("2026-12-04T17:00:00.003").is_some());
+    }
 }
