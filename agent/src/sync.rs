@@ -181,6 +181,21 @@ fn parse_cursor(text: &str) -> Option<NaiveDateTime> {
 #[derive(Debug, Default)]
 pub struct CursorMoves(std::collections::HashMap<&'static str, NaiveDateTime>);
 
+impl CursorMoves {
+    /// Stores cursor `name` at `stamp`, moved at the server's `now`.
+    fn set(
+        &mut self,
+        store: &Store,
+        name: &'static str,
+        stamp: NaiveDateTime,
+        now: NaiveDateTime,
+    ) -> Result<(), SyncError> {
+        store.set_cursor(name, &stamp.format(CURSOR_FORMAT).to_string())?;
+        self.0.insert(name, now);
+        Ok(())
+    }
+}
+
 /// The document/product cursor poll: items on documents changed since the
 /// cursor get their stock (and prices) re-read; products changed get their
 /// card re-read. Cursors are the newest stamps seen, kept in the store; while
@@ -205,8 +220,7 @@ pub async fn poll_changes(
     ] {
         let Some(cursor) = store.cursor(name)?.as_deref().and_then(parse_cursor) else {
             // First run: start from now; the initial full pass covers the past.
-            store.set_cursor(name, &server_now.format(CURSOR_FORMAT).to_string())?;
-            moves.0.insert(name, server_now);
+            moves.set(store, name, server_now, server_now)?;
             continue;
         };
         let moved_at = *moves.0.entry(name).or_insert(server_now);
@@ -229,8 +243,7 @@ pub async fn poll_changes(
         let areas: BTreeSet<SyncArea> = areas.into_iter().collect();
         report.add(read_and_stage(sql, store, &areas, &ids, false).await?);
         if let Some(newest) = newest.filter(|n| *n > cursor) {
-            store.set_cursor(name, &newest.format(CURSOR_FORMAT).to_string())?;
-            moves.0.insert(name, server_now);
+            moves.set(store, name, newest, server_now)?;
         }
     }
     debug!(

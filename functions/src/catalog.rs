@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use tracing::debug;
 
 use crate::aws::describe_error;
-use crate::dynamo::{get_n, get_s, get_time, n, s};
+use crate::dynamo::{get_n, get_s, get_strings, get_time, n, s};
 use crate::mapping::ShopProductState;
 use crate::shop::ShopItemId;
 use crate::state::StateError;
@@ -317,28 +317,12 @@ impl Catalog {
             };
             let sk = get_s(&item, "sk").unwrap_or_default();
             if sk == ERP_SK {
-                let decode = |name: &str| -> Result<Option<serde_json::Value>, StateError> {
-                    get_s(&item, name)
-                        .map(serde_json::from_str)
-                        .transpose()
-                        .map_err(|e| StateError::Malformed {
-                            key: format!("{sku}/{sk}.{name}"),
-                            problem: e.to_string(),
-                        })
-                };
-                if let Some(records) = decode("records")? {
-                    state.records = from_value(records, sku, "erp.records")?.unwrap_or_default();
-                }
-                if let Some(queued) = decode("queued")? {
-                    state.queued = from_value(queued, sku, "erp.queued")?.unwrap_or_default();
-                }
+                let key = format!("{sku}/{sk}");
+                state.records = json_attr(&item, "records", &key)?.unwrap_or_default();
+                state.queued = json_attr(&item, "queued", &key)?.unwrap_or_default();
                 state.rev = get_n(&item, "rev").unwrap_or(0);
             } else if let Some(shop) = sk.strip_prefix("parked#") {
-                let reasons = item
-                    .get("reasons")
-                    .and_then(|v| v.as_l().ok())
-                    .map(|l| l.iter().filter_map(|r| r.as_s().ok().cloned()).collect())
-                    .unwrap_or_default();
+                let reasons = get_strings(&item, "reasons");
                 state.parked.insert(shop.to_owned(), reasons);
             }
         }
@@ -783,11 +767,7 @@ impl Catalog {
                     .and_then(|v| v.as_s().ok())
                     .cloned()
                     .unwrap_or_default(),
-                reasons: item
-                    .get("reasons")
-                    .and_then(|v| v.as_l().ok())
-                    .map(|l| l.iter().filter_map(|r| r.as_s().ok().cloned()).collect())
-                    .unwrap_or_default(),
+                reasons: get_strings(item, "reasons"),
             })
             .collect())
     }
@@ -810,6 +790,21 @@ fn decode_held<T: DeserializeOwned>(
 ) -> Option<(T, DateTime<Utc>)> {
     let state = serde_json::from_str(get_s(item, "state")?).ok()?;
     Some((state, get_time(item, "source_ms")?))
+}
+
+/// An attribute holding JSON text, decoded (`None` when absent).
+fn json_attr<T: DeserializeOwned>(
+    item: &HashMap<String, AttributeValue>,
+    name: &str,
+    key: &str,
+) -> Result<Option<T>, StateError> {
+    get_s(item, name)
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| StateError::Malformed {
+            key: format!("{key}.{name}"),
+            problem: e.to_string(),
+        })
 }
 
 fn from_value<T: DeserializeOwned>(

@@ -31,6 +31,14 @@ pub fn get_n<T: std::str::FromStr>(
         .and_then(|v| v.parse().ok())
 }
 
+/// A list of strings (other elements skipped); empty when absent.
+pub fn get_strings(item: &HashMap<String, AttributeValue>, name: &str) -> Vec<String> {
+    item.get(name)
+        .and_then(|v| v.as_l().ok())
+        .map(|l| l.iter().filter_map(|r| r.as_s().ok().cloned()).collect())
+        .unwrap_or_default()
+}
+
 pub fn get_bool(item: &HashMap<String, AttributeValue>, name: &str) -> bool {
     item.get(name)
         .and_then(|v| v.as_bool().ok())
