@@ -21,7 +21,7 @@ const CATALOGUE: &str = "SELECT t.Twr_TwrId, t.Twr_Kod, t.Twr_Nazwa, t.Twr_EAN, 
 fn stock_sql(n: usize) -> String {
     let list: Vec<String> = (1..=n).map(|i| format!("@P{i}")).collect();
     format!(
-        "SELECT i.TwI_TwrId, i.TwI_MagId, i.TwI_Ilosc, i.TwI_Rezerwacje, i.TwI_Ilosc - i.TwI_Rezerwacje AS dostepne \
+        "SELECT i.TwI_TwrId, i.TwI_MagId, i.TwI_Ilosc, i.TwI_Rezerwacje, i.TwI_Ilosc - i.TwI_Rezerwacje - i.TwI_RezerwacjeZlecenia AS dostepne \
          FROM CDN.TwrIlosci i WITH (NOLOCK) \
          WHERE i.TwI_MagId IS NOT NULL AND i.TwI_TwrId IN ({}) \
          AND i.TwI_Data = (SELECT MAX(i2.TwI_Data) FROM CDN.TwrIlosci i2 WHERE i2.TwI_TwrId = i.TwI_TwrId AND i2.TwI_MagId = i.TwI_MagId AND i2.TwI_Data <= GETDATE())",

@@ -33,6 +33,9 @@ pub struct SessionVars {
     pub user: String,
     pub trancount: AtomicI64,
     pub lock_timeout: AtomicI64,
+    /// `SCOPE_IDENTITY()`: the identity of the session's last INSERT into a
+    /// table with one (0 = none; identities start at 1).
+    pub scope_identity: AtomicI64,
 }
 
 /// Default busy timeout (SQL Server's default lock timeout is infinite; a
@@ -67,6 +70,18 @@ pub fn ensure_schema(conn: &Connection) -> Result<()> {
         |r| r.get(0),
     )?;
     if n > 0 {
+        // A file from before the real schema (no TrN_NumerString) cannot be
+        // served: its tables are the old guesses.
+        let real: i64 = conn.query_row(
+            "SELECT count(*) FROM pragma_table_info('TraNag', 'CDN') WHERE name = 'TrN_NumerString'",
+            [],
+            |r| r.get(0),
+        )?;
+        if real == 0 {
+            return Err(crate::error::Error::Other(
+                "the database file holds an older stand-in schema; seed it again".into(),
+            ));
+        }
         return Ok(());
     }
     let mut ddl = String::from("BEGIN IMMEDIATE;\n");
@@ -122,6 +137,17 @@ fn create_catalog(conn: &Connection, settings: &crate::settings::DatabaseSetting
             "INSERT INTO INFORMATION_SCHEMA.TABLES VALUES (?1, 'CDN', ?2, 'BASE TABLE')",
             rusqlite::params![DATABASE_NAME, t.name],
         )?;
+        // Optima's triggers, enabled (names only: the bodies are not public).
+        for (i, trg) in t.triggers.iter().enumerate() {
+            conn.execute(
+                "INSERT INTO sys.triggers VALUES (?1, ?2, 1, ?3, 'TR', 'SQL_TRIGGER', 0, 0)",
+                rusqlite::params![trg, t.object_id + 1 + i as i64, t.object_id],
+            )?;
+            conn.execute(
+                "INSERT INTO sys.objects VALUES (?1, ?2, 5, 'TR', 'SQL_TRIGGER')",
+                rusqlite::params![trg, t.object_id + 1 + i as i64],
+            )?;
+        }
         for (i, c) in t.columns.iter().enumerate() {
             let (max_len, prec, scale) = match c.ty {
                 SqlType::Decimal(p, s) => (
@@ -508,7 +534,10 @@ fn register_functions(
             _ => return Ok(None),
         }))
     })?;
-    conn.create_scalar_function("ss_scope_identity", 0, nondet, |_| Ok(None::<i64>))?;
+    let v = vars.clone();
+    conn.create_scalar_function("ss_scope_identity", 0, nondet, move |_| {
+        Ok(Some(v.scope_identity.load(Ordering::SeqCst)).filter(|i| *i != 0))
+    })?;
     conn.create_scalar_function("ss_db_name", 0, det, |_| Ok(DATABASE_NAME))?;
     conn.create_scalar_function("ss_db_id", -1, det, |ctx| {
         Ok(match text_arg(ctx, 0) {

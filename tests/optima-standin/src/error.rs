@@ -64,10 +64,25 @@ impl SqlError {
     }
     /// Error 245/8114, a failed conversion.
     pub fn conversion(value: &str, ty: &str) -> Self {
+        if ty.starts_with("decimal") || ty.starts_with("numeric") {
+            return SqlError::new(8114, 16, "Error converting data type varchar to numeric.");
+        }
         SqlError::new(
             245,
             16,
-            format!("Conversion failed when converting the value '{value}' to data type {ty}."),
+            format!(
+                "Conversion failed when converting the varchar value '{value}' to data type {ty}."
+            ),
+        )
+    }
+    /// Error 271, a computed column written.
+    pub fn computed_column(name: &str) -> Self {
+        SqlError::new(
+            271,
+            16,
+            format!(
+                "The column \"{name}\" cannot be modified because it is either a computed column or is the result of a UNION operator."
+            ),
         )
     }
     /// An internal error of the stand-in, reported like a SQL Server error.

@@ -9,8 +9,9 @@
 //!   response tokens, TLS inside PRELOGIN.
 //! - [`sql`]: T-SQL → SQLite translation ([`sql::translate`]), result column
 //!   typing ([`sql::infer`]), and per-connection execution ([`sql::session`]).
-//! - [`schema`]: Optima's tables with SQL Server types and constraints; the
-//!   source of the SQLite DDL, the T-SQL DDL and COLMETADATA.
+//! - [`schema`]: Optima's real tables (from `schema/optima-tables.json`) with
+//!   SQL Server types and constraints; the source of the SQLite DDL, the
+//!   T-SQL DDL and COLMETADATA.
 //! - [`types`]: SQL Server types and values, and their conversions.
 //! - [`db`]: opening the SQLite file (`ATTACH ... AS CDN`, WAL, catalog views,
 //!   SQL Server functions).
@@ -18,6 +19,8 @@
 //!   customers, documents, and deliberately bad rows).
 //! - [`settings`]: what the database reports (compatibility level,
 //!   collation) and SELECT denied to a login, kept in the database file.
+//! - [`office`]: rows as Optima's application writes them (every NOT NULL
+//!   column filled), for the seed and the simulator.
 //! - [`simulator`]: a busy office writing rows the way Optima does.
 //! - [`tsql`]: the same schema and seed as a T-SQL script for a real server.
 //! - [`erp`]: choosing the ERP for tests: `MSSQL_URL` or a fresh stand-in.
@@ -26,6 +29,7 @@
 pub mod db;
 pub mod erp;
 pub mod error;
+pub mod office;
 pub mod schema;
 pub mod seed;
 pub mod server;

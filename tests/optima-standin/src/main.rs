@@ -84,6 +84,15 @@ enum Cmd {
         #[arg(long, value_name = "LOGIN:TABLE")]
         deny_select: Vec<String>,
     },
+    /// Vendor the tables the stand-in holds from the full real-schema JSON
+    /// (shared/reference/optima-real-schema.json) into schema/optima-tables.json.
+    ExtractSchema {
+        #[arg(long)]
+        from: PathBuf,
+        /// Where to write (default: this crate's schema/optima-tables.json).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Print the schema and seed as a T-SQL script for a real SQL Server.
     Tsql {
         #[arg(long, default_value_t = 2000)]
@@ -211,6 +220,19 @@ fn main() -> anyhow::Result<()> {
                 "compatibility level {}, collation {}",
                 now.compatibility_level, now.collation
             );
+        }
+        Cmd::ExtractSchema { from, out } => {
+            let full = std::fs::read_to_string(&from)
+                .with_context(|| format!("reading {}", from.display()))?;
+            let text = optima_standin::schema::extract(&full).map_err(anyhow::Error::msg)?;
+            let out = out.unwrap_or_else(|| {
+                PathBuf::from(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/schema/optima-tables.json"
+                ))
+            });
+            std::fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?;
+            println!("{}", out.display());
         }
         Cmd::Tsql {
             products,

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use chrono::{Duration, NaiveDateTime};
+use chrono::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rusqlite::{Connection, params};
@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::db;
 use crate::error::{Error, Result};
+use crate::office;
 use crate::types::format_datetime;
 
 /// What to generate.
@@ -63,22 +64,66 @@ pub const WAREHOUSES: [(&str, &str); 3] = [
     ("HURT", "Hurtownia Żerań"),
 ];
 
-/// Price lists: (id, Lp, type 1 net / 2 gross, name).
+/// Price lists (`CDN.DefCeny`): (DfC_DfCId, DfC_Lp, DfC_Typ 1 net / 2 gross,
+/// DfC_Nazwa). A price level was deleted (id 3), so the id and the Lp of
+/// "Hurtowa" disagree; `TwC_TwCNumer` refers to `DfC_Lp`.
 pub const PRICE_LISTS: [(i64, i64, i64, &str); 3] = [
     (1, 1, 1, "Zakupu"),
     (2, 2, 2, "Detaliczna"),
-    (3, 3, 1, "Hurtowa"),
+    (4, 3, 1, "Hurtowa"),
 ];
 
-/// Document definitions: (symbol, class/type, name).
-pub const DOC_DEFS: [(&str, i64, &str); 6] = [
-    ("FS", 302, "Faktura sprzedaży"),
-    ("PA", 305, "Paragon"),
-    ("WZ", 306, "Wydanie zewnętrzne"),
-    ("PZ", 307, "Przyjęcie zewnętrzne"),
-    ("RO", 308, "Rezerwacja odbiorcy"),
-    ("ZD", 309, "Zamówienie u dostawcy"),
+/// Document definitions (`CDN.DokDefinicje`), ids 1.. in this order:
+/// (DDf_Symbol, DDf_Klasa, DDf_Nazwa, DDf_Numeracja, inactive). The first is
+/// an old, inactive FS definition: `DDf_Symbol` is not unique in Optima.
+pub const DOC_DEFS: [(&str, i64, &str, &str, bool); 7] = [
+    (
+        "FS",
+        302,
+        "Faktura sprzedaży (numeracja miesięczna)",
+        "@symbol/@numerS/@miesiac/@rok_kal",
+        true,
+    ),
+    (
+        "FS",
+        302,
+        "Faktura sprzedaży",
+        "@symbol/@numerS/@rok_kal",
+        false,
+    ),
+    ("PA", 305, "Paragon", "@symbol/@numerS/@rok_kal", false),
+    (
+        "WZ",
+        306,
+        "Wydanie zewnętrzne",
+        "@symbol/@numerS/@rok_kal",
+        false,
+    ),
+    (
+        "PZ",
+        307,
+        "Przyjęcie zewnętrzne",
+        "@symbol/@numerS/@rok_kal",
+        false,
+    ),
+    (
+        "RO",
+        308,
+        "Rezerwacja odbiorcy",
+        "@symbol/@numerS/@rok_kal",
+        false,
+    ),
+    (
+        "ZD",
+        309,
+        "Zamówienie u dostawcy",
+        "@symbol/@numerS/@rok_kal",
+        false,
+    ),
 ];
+
+/// The supplier (`Knt_Kod`) deliveries (PZ) come from.
+pub const SUPPLIER_CODE: &str = "DOSTAWCA";
 
 /// Payment forms (`CDN.FormyPlatnosci`): name, type (1 cash, 2 transfer,
 /// 3 card, 4 cash on delivery; the stand-in's guess), days to pay.
@@ -377,6 +422,137 @@ pub fn seed_database(path: &Path, opts: &SeedOptions) -> Result<SeedReport> {
     Ok(report)
 }
 
+/// A price (`CDN.TwrCeny`) of a product in list `numer` (`DfC_Lp`).
+pub fn insert_price(
+    conn: &Connection,
+    twr: i64,
+    numer: i64,
+    typ: i64,
+    value: Decimal,
+) -> Result<i64> {
+    office::insert(
+        conn,
+        "CDN.TwrCeny",
+        &[
+            ("TwC_TwrID", &twr),
+            ("TwC_TwCNumer", &numer),
+            ("TwC_Typ", &typ),
+            ("TwC_Wartosc", &value.to_string()),
+            ("TwC_Waluta", &"PLN"),
+            ("TwC_Zaokraglenie", &"0.01"),
+        ],
+    )
+}
+
+/// A product's membership of its group (`TwG_GIDTyp = 16`), as Optima keeps
+/// beside the group tree (`-16`).
+fn group_membership(conn: &Connection, twr: i64, group: i64, kod: &str, name: &str) -> Result<()> {
+    let (typ, parent_typ) = (16i64, -16i64);
+    office::insert(
+        conn,
+        "CDN.TwrGrupy",
+        &[
+            ("TwG_GIDTyp", &typ),
+            ("TwG_GIDNumer", &twr),
+            ("TwG_GrOTyp", &parent_typ),
+            ("TwG_GrONumer", &group),
+            ("TwG_Kod", &kod),
+            ("TwG_Nazwa", &name),
+        ],
+    )?;
+    Ok(())
+}
+
+/// A dated stock row (`CDN.TwrIlosci`).
+#[allow(clippy::too_many_arguments)]
+fn stock_row(
+    conn: &Connection,
+    twr: i64,
+    mag: Option<i64>,
+    when: &str,
+    qty: Decimal,
+    reserved_orders: Decimal,
+    value: Decimal,
+) -> Result<()> {
+    office::insert(
+        conn,
+        "CDN.TwrIlosci",
+        &[
+            ("TwI_TwrId", &twr),
+            ("TwI_MagId", &mag),
+            ("TwI_Data", &when),
+            ("TwI_Ilosc", &qty.to_string()),
+            ("TwI_RezerwacjeZlecenia", &reserved_orders.to_string()),
+            ("TwI_Wartosc", &value.to_string()),
+        ],
+    )?;
+    Ok(())
+}
+
+/// A customer card (`CDN.Kontrahenci`) with every text column filled
+/// ('' where unknown) and `Knt_PodmiotTyp` 1.
+#[allow(clippy::too_many_arguments)]
+fn customer(
+    conn: &Connection,
+    kod: &str,
+    name1: &str,
+    name2: &str,
+    street: &str,
+    house: &str,
+    city: &str,
+    zip: &str,
+    country: (&str, &str),
+    nip: &str,
+    email: &str,
+    phone: &str,
+    prices: i64,
+    export: i64,
+    supplier: bool,
+    created: &str,
+    modified: &str,
+) -> Result<i64> {
+    let nip_e = if nip.len() == 10 {
+        format!("{}-{}-{}-{}", &nip[..3], &nip[3..6], &nip[6..8], &nip[8..])
+    } else {
+        nip.to_string()
+    };
+    let (one, zero) = (1i64, 0i64);
+    let (odbiorca, dostawca) = if supplier {
+        (&zero, &one)
+    } else {
+        (&one, &zero)
+    };
+    let country_nip = if nip.is_empty() { "" } else { country.1 };
+    office::insert(
+        conn,
+        "CDN.Kontrahenci",
+        &[
+            ("Knt_Kod", &kod),
+            ("Knt_Nazwa1", &name1),
+            ("Knt_Nazwa2", &name2),
+            ("Knt_Ulica", &street),
+            ("Knt_NrDomu", &house),
+            ("Knt_Miasto", &city),
+            ("Knt_Poczta", &city),
+            ("Knt_KodPocztowy", &zip),
+            ("Knt_Kraj", &country.0),
+            ("Knt_KrajISO", &country.1),
+            ("Knt_NipKraj", &country_nip),
+            ("Knt_Nip", &nip),
+            ("Knt_NipE", &nip_e),
+            ("Knt_Email", &email),
+            ("Knt_Telefon1", &phone),
+            ("Knt_Ceny", &prices),
+            ("Knt_Export", &export),
+            ("Knt_PodmiotTyp", &one),
+            ("Knt_Rodzaj_Odbiorca", odbiorca),
+            ("Knt_Rodzaj_Dostawca", dostawca),
+            ("Knt_TS_Zal", &created),
+            ("Knt_TS_Mod", &modified),
+        ],
+    )
+}
+
 fn fill(conn: &Connection, opts: &SeedOptions) -> Result<SeedReport> {
     let mut rng = StdRng::seed_from_u64(opts.seed);
     let now = chrono::Local::now().naive_local();
@@ -384,37 +560,85 @@ fn fill(conn: &Connection, opts: &SeedOptions) -> Result<SeedReport> {
     let at = |days: i64, mins: i64| -> String {
         format_datetime(&(today - Duration::days(days) + Duration::minutes(mins)))
     };
+    let (zero, one, two) = (0i64, 1i64, 2i64);
 
     for (sym, name) in WAREHOUSES {
-        conn.execute(
-            "INSERT INTO CDN.Magazyny (Mag_Symbol, Mag_Nazwa, Mag_TS_Mod) VALUES (?1, ?2, ?3)",
-            params![sym, name, at(400, 0)],
+        let ts = at(400, 0);
+        office::insert(
+            conn,
+            "CDN.Magazyny",
+            &[
+                ("Mag_Symbol", &sym),
+                ("Mag_Nazwa", &name),
+                ("Mag_Typ", &one),
+                ("Mag_TwCNumer", &two),
+                ("Mag_TS_Zal", &ts),
+                ("Mag_TS_Mod", &ts),
+            ],
         )?;
     }
     for (id, lp, typ, name) in PRICE_LISTS {
-        conn.execute(
-            "INSERT INTO CDN.DefCeny (DfC_DfCId, DfC_Lp, DfC_Typ, DfC_Nazwa) VALUES (?1, ?2, ?3, ?4)",
-            params![id, lp, typ, name],
+        office::insert(
+            conn,
+            "CDN.DefCeny",
+            &[
+                ("DfC_DfCId", &id),
+                ("DfC_Lp", &lp),
+                ("DfC_Typ", &typ),
+                ("DfC_Nazwa", &name),
+                ("DfC_Waluta", &"PLN"),
+                ("DfC_Nieaktywna", &zero),
+                ("DfC_Zaokraglenie", &"0.01"),
+            ],
         )?;
     }
-    for (sym, class, name) in DOC_DEFS {
-        conn.execute(
-            "INSERT INTO CDN.DokDefinicje (DDf_Symbol, DDf_Klasa, DDf_Nazwa, DDf_Numeracja) VALUES (?1, ?2, ?3, '@symbol/@numer/@rok')",
-            params![sym, class, name],
+    for (sym, class, name, scheme, inactive) in DOC_DEFS {
+        let ts = at(800, 0);
+        office::insert(
+            conn,
+            "CDN.DokDefinicje",
+            &[
+                ("DDf_Symbol", &sym),
+                ("DDf_Klasa", &class),
+                ("DDf_Nazwa", &name),
+                ("DDf_Numeracja", &scheme),
+                ("DDf_Nieaktywna", &(inactive as i64)),
+                ("DDf_TS_Zal", &ts),
+                ("DDf_TS_Mod", &ts),
+            ],
         )?;
     }
 
     // Group tree: root (0) → category → subcategory → leaf (product line).
-    conn.execute(
-        "INSERT INTO CDN.TwrGrupy (TwG_TwGID, TwG_GIDTyp, TwG_GIDNumer, TwG_GrONumer, TwG_Kod, TwG_Nazwa) VALUES (0, -16, 0, 0, 'Grupy', 'Grupy towarów')",
-        [],
+    let group_typ = -16i64;
+    office::insert(
+        conn,
+        "CDN.TwrGrupy",
+        &[
+            ("TwG_TwGID", &zero),
+            ("TwG_GIDTyp", &group_typ),
+            ("TwG_GIDNumer", &zero),
+            ("TwG_GrOTyp", &group_typ),
+            ("TwG_GrONumer", &zero),
+            ("TwG_Kod", &"Grupy"),
+            ("TwG_Nazwa", &"Grupy towarów"),
+        ],
     )?;
     let mut gid = 0i64;
     let mut add_group = |parent: i64, kod: &str, name: &str| -> Result<i64> {
         gid += 1;
-        conn.execute(
-            "INSERT INTO CDN.TwrGrupy (TwG_TwGID, TwG_GIDTyp, TwG_GIDNumer, TwG_GrONumer, TwG_Kod, TwG_Nazwa) VALUES (?1, -16, ?1, ?2, ?3, ?4)",
-            params![gid, parent, kod, name],
+        office::insert(
+            conn,
+            "CDN.TwrGrupy",
+            &[
+                ("TwG_TwGID", &gid),
+                ("TwG_GIDTyp", &group_typ),
+                ("TwG_GIDNumer", &gid),
+                ("TwG_GrOTyp", &group_typ),
+                ("TwG_GrONumer", &parent),
+                ("TwG_Kod", &kod),
+                ("TwG_Nazwa", &name),
+            ],
         )?;
         Ok(gid)
     };
@@ -431,23 +655,13 @@ fn fill(conn: &Connection, opts: &SeedOptions) -> Result<SeedReport> {
         }
     }
 
-    let mut ins_twr = conn.prepare(
-        "INSERT INTO CDN.Towary (Twr_Kod, Twr_Nazwa, Twr_NumerKat, Twr_EAN, Twr_Opis, Twr_JM, Twr_TwGGIDNumer, Twr_TwCNumer, Twr_Stawka, Twr_Flaga, Twr_Typ, Twr_NieAktywny, Twr_TS_Zal, Twr_TS_Mod) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 2, ?8, ?9, ?10, ?11, ?12, ?13)",
-    )?;
-    let mut ins_cena = conn.prepare(
-        "INSERT INTO CDN.TwrCeny (TwC_TwrID, TwC_TwCNumer, TwC_Typ, TwC_Wartosc) VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    let mut ins_il = conn.prepare(
-        "INSERT INTO CDN.TwrIlosci (TwI_TwrId, TwI_MagId, TwI_Data, TwI_Ilosc, TwI_Rezerwacje, TwI_Zamowienia, TwI_Wartosc) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
-    )?;
-    let mut ins_zas = conn.prepare(
-        "INSERT INTO CDN.TwrZasoby (TwZ_TwrId, TwZ_MagId, TwZ_Data, TwZ_Ilosc, TwZ_Cena) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
     let normal = opts.products - BAD_SKUS.len();
     let mut first_ean = String::new();
     let mut stock_rows = 0usize;
-    // (twr id, mag id, current qty) for reservations later
+    // Delivery lots point at a delivery line (TraSElem is not held): ids
+    // from here up stand for the seed's deliveries.
+    let mut lot = 1_000_000i64;
+    // (twr id, mag id, current qty, purchase price) for reservations later
     let mut stocked: Vec<(i64, i64, Decimal, Decimal)> = Vec::new();
     for i in 0..opts.products {
         let bad = if i >= normal {
@@ -471,9 +685,10 @@ fn fill(conn: &Connection, opts: &SeedOptions) -> Result<SeedReport> {
         let mut name = format!("{noun} {adj} {size}");
         let mut kod = format!("{}-{:06}", c.code, i + 1);
         let e12 = format!("590{:09}", rng.random_range(0..1_000_000_000u64));
-        let mut ean: Option<String> = Some(format!("{e12}{}", ean13_check(&e12)));
+        // Optima keeps '' for a product without a barcode.
+        let mut ean = format!("{e12}{}", ean13_check(&e12));
         if i == 0 {
-            first_ean = ean.clone().unwrap_or_default();
+            first_ean = ean.clone();
         }
         let vat = c.vat[rng.random_range(0..c.vat.len())];
         let (stawka, flaga) = vat_of(vat);
@@ -489,8 +704,8 @@ fn fill(conn: &Connection, opts: &SeedOptions) -> Result<SeedReport> {
             kod = b.to_string();
             match b {
                 "BAD-ZERO-PRICE" => retail_gross = Decimal::ZERO,
-                "BAD-NO-EAN" => ean = None,
-                "BAD-DUP-EAN" => ean = Some(first_ean.clone()),
+                "BAD-NO-EAN" => ean = String::new(),
+                "BAD-DUP-EAN" => ean = first_ean.clone(),
                 "BAD-NEG-STOCK" => neg_stock = true,
                 "BAD-LONG-NAME" => {
                     let base = "Zestaw świąteczny łączony — żółć, gęś, źdźbło; ";
@@ -503,43 +718,52 @@ fn fill(conn: &Connection, opts: &SeedOptions) -> Result<SeedReport> {
                 _ => {}
             }
         }
-        let opis: Option<String> = if rng.random_range(0..3) == 0 {
-            None
+        let opis = if rng.random_range(0..3) == 0 {
+            String::new()
         } else {
-            Some(format!(
-                "{name}. Produkt kategorii „{}”, jakość sprawdzona.",
-                c.name
-            ))
+            format!("{name}. Produkt kategorii „{}”, jakość sprawdzona.", c.name)
         };
         let created = at(rng.random_range(30..400), rng.random_range(0..600));
         let modified = at(rng.random_range(1..30), rng.random_range(0..600));
-        ins_twr.execute(params![
-            kod,
-            name,
-            format!(
-                "KAT-{}",
-                ascii_fold(&noun.chars().take(3).collect::<String>()).to_uppercase()
-            ),
-            ean,
-            opis,
-            c.unit,
-            leaf,
-            stawka.to_string(),
-            flaga,
-            if service { 0 } else { 1 },
-            inactive as i64,
-            created,
-            modified
-        ])?;
-        let id = conn.last_insert_rowid();
-        ins_cena.execute(params![id, 1, 1, purchase.to_string()])?;
-        ins_cena.execute(params![id, 2, 2, retail_gross.to_string()])?;
-        ins_cena.execute(params![id, 3, 1, wholesale.to_string()])?;
+        let numer_kat = format!(
+            "KAT-{}",
+            ascii_fold(&noun.chars().take(3).collect::<String>()).to_uppercase()
+        );
+        let stawka_s = stawka.to_string();
+        let typ: i64 = if service { 0 } else { 1 };
+        let id = office::insert(
+            conn,
+            "CDN.Towary",
+            &[
+                ("Twr_Kod", &kod),
+                ("Twr_Nazwa", &name),
+                ("Twr_NumerKat", &numer_kat),
+                ("Twr_EAN", &ean),
+                ("Twr_Opis", &opis),
+                ("Twr_JM", &c.unit),
+                ("Twr_TwGGIDNumer", &leaf),
+                ("Twr_TwCNumer", &two),
+                ("Twr_Stawka", &stawka_s),
+                ("Twr_StawkaZak", &stawka_s),
+                ("Twr_Flaga", &flaga),
+                ("Twr_FlagaZak", &flaga),
+                ("Twr_Typ", &typ),
+                ("Twr_NieAktywny", &(inactive as i64)),
+                ("Twr_TS_Zal", &created),
+                ("Twr_TS_Mod", &modified),
+            ],
+        )?;
+        group_membership(conn, id, leaf, &kod, &name)?;
+        insert_price(conn, id, 1, 1, purchase)?;
+        insert_price(conn, id, 2, 2, retail_gross)?;
+        insert_price(conn, id, 3, 1, wholesale)?;
         if service {
             continue;
         }
         // Stock: MAG always, SKLEP half, HURT a third; 1–3 dated rows each.
-        let mut total = Decimal::ZERO;
+        // Every seventh product has some stock reserved for service orders.
+        let for_orders = id % 7 == 3;
+        let (mut total, mut total_orders) = (Decimal::ZERO, Decimal::ZERO);
         let mut latest_day = 1000i64;
         for (mag, share) in [(1i64, 100), (2, 50), (3, 33)] {
             if mag != 1 && rng.random_range(0..100) >= share {
@@ -547,6 +771,7 @@ fn fill(conn: &Connection, opts: &SeedOptions) -> Result<SeedReport> {
             }
             let n = rng.random_range(1..=3);
             let mut qty = Decimal::ZERO;
+            let mut orders = Decimal::ZERO;
             for k in 0..n {
                 let day = [60, 20, 2][3 - n + k];
                 qty = if c.unit == "kg" || c.unit == "m" {
@@ -557,52 +782,70 @@ fn fill(conn: &Connection, opts: &SeedOptions) -> Result<SeedReport> {
                 if neg_stock && mag == 1 && k + 1 == n {
                     qty = Decimal::from(-5);
                 }
-                ins_il.execute(params![
+                orders = if for_orders && mag == 1 && qty >= Decimal::from(2) {
+                    Decimal::from(2)
+                } else {
+                    Decimal::ZERO
+                };
+                stock_row(
+                    conn,
                     id,
-                    mag,
-                    at(day, mag * 7),
-                    qty.to_string(),
-                    "0",
-                    (qty * purchase).round_dp(2).to_string()
-                ])?;
+                    Some(mag),
+                    &at(day, mag * 7),
+                    qty,
+                    orders,
+                    (qty * purchase).round_dp(2),
+                )?;
                 stock_rows += 1;
                 latest_day = latest_day.min(day);
             }
             if qty > Decimal::ZERO {
-                ins_zas.execute(params![
-                    id,
-                    mag,
-                    at(20, 0),
-                    qty.to_string(),
-                    purchase.to_string()
-                ])?;
+                lot += 1;
+                let (q, p) = (qty.to_string(), purchase.to_string());
+                let w = (qty * purchase).round_dp(2).to_string();
+                office::insert(
+                    conn,
+                    "CDN.TwrZasoby",
+                    &[
+                        ("TwZ_TwrId", &id),
+                        ("TwZ_MagId", &mag),
+                        ("TwZ_TrSIdDost", &lot),
+                        ("TwZ_Data", &at(20, 0)),
+                        ("TwZ_Ilosc", &q),
+                        ("TwZ_Quan", &q),
+                        ("TwZ_Cena", &p),
+                        ("TwZ_Wartosc", &w),
+                    ],
+                )?;
             }
             total += qty;
-            stocked.push((id, mag, qty, purchase));
+            total_orders += orders;
+            stocked.push((id, mag, qty - orders, purchase));
             // A planned delivery dated in the future: not current stock yet.
             if mag == 1 && rng.random_range(0..100) == 0 {
-                ins_il.execute(params![
+                stock_row(
+                    conn,
                     id,
-                    mag,
-                    format_datetime(&(today + Duration::days(7))),
-                    (qty + Decimal::from(100)).to_string(),
-                    "0",
-                    "0"
-                ])?;
+                    Some(mag),
+                    &format_datetime(&(today + Duration::days(7))),
+                    qty + Decimal::from(100),
+                    orders,
+                    Decimal::ZERO,
+                )?;
                 stock_rows += 1;
             }
         }
-        ins_il.execute(params![
+        stock_row(
+            conn,
             id,
-            Option::<i64>::None,
-            at(latest_day, 30),
-            total.to_string(),
-            "0",
-            "0"
-        ])?;
+            None,
+            &at(latest_day, 30),
+            total,
+            total_orders,
+            Decimal::ZERO,
+        )?;
         stock_rows += 1;
     }
-    drop((ins_twr, ins_il, ins_zas));
 
     // Extra units and barcodes for some products.
     conn.execute(
@@ -611,16 +854,12 @@ fn fill(conn: &Connection, opts: &SeedOptions) -> Result<SeedReport> {
         [],
     )?;
     conn.execute(
-        "INSERT INTO CDN.TwrEan (TwE_TwrID, TwE_EAN) SELECT Twr_TwrId, '2' || substr(Twr_EAN, 2) FROM CDN.Towary WHERE Twr_EAN IS NOT NULL AND Twr_TwrId % 20 = 0",
+        "INSERT INTO CDN.TwrEan (TwE_TwrID, TwE_EAN, TwE_JM, TwE_Opis) SELECT Twr_TwrId, '2' || substr(Twr_EAN, 2), Twr_JM, '' FROM CDN.Towary WHERE Twr_EAN <> '' AND Twr_TwrId % 20 = 0",
         [],
     )?;
 
     // Customers.
     let customers = 500usize;
-    let mut ins_knt = conn.prepare(
-        "INSERT INTO CDN.Kontrahenci (Knt_Kod, Knt_Nazwa1, Knt_Nazwa2, Knt_Ulica, Knt_NrDomu, Knt_Miasto, Knt_KodPocztowy, Knt_Kraj, Knt_NipKraj, Knt_Nip, Knt_Email, Knt_Telefon1, Knt_Ceny, Knt_Export, Knt_TS_Zal, Knt_TS_Mod) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-    )?;
     for k in 0..customers {
         let surname = SURNAMES[rng.random_range(0..SURNAMES.len())];
         let (city, zip) = CITIES[rng.random_range(0..CITIES.len())];
@@ -640,65 +879,134 @@ fn fill(conn: &Connection, opts: &SeedOptions) -> Result<SeedReport> {
             )
         };
         let name2 = if company {
-            Some(COMPANY_KINDS[k % COMPANY_KINDS.len()])
+            COMPANY_KINDS[k % COMPANY_KINDS.len()]
         } else {
-            None
+            ""
         };
         let nip = if company {
-            Some(random_nip(&mut rng))
+            random_nip(&mut rng)
         } else {
-            None
+            String::new()
         };
         let kod = format!("K{:05}", k + 1);
-        ins_knt.execute(params![
-            kod,
-            name1,
+        let street = format!("ul. {}", STREETS[rng.random_range(0..STREETS.len())]);
+        let house = rng.random_range(1..200).to_string();
+        let zip = if eu {
+            "10115".to_string()
+        } else {
+            format!("{zip}-{:03}", rng.random_range(0..1000))
+        };
+        let phone = format!(
+            "+48 {} {:03} {:03}",
+            rng.random_range(500..900),
+            rng.random_range(0..1000),
+            rng.random_range(0..1000)
+        );
+        let created = at(rng.random_range(30..800), 0);
+        let modified = at(rng.random_range(1..30), 0);
+        customer(
+            conn,
+            &kod,
+            &name1,
             name2,
-            format!("ul. {}", STREETS[rng.random_range(0..STREETS.len())]),
-            rng.random_range(1..200).to_string(),
+            &street,
+            &house,
             if eu { "Berlin" } else { city },
+            &zip,
             if eu {
-                "10115".to_string()
+                ("Niemcy", "DE")
             } else {
-                format!("{zip}-{:03}", rng.random_range(0..1000))
+                ("Polska", "PL")
             },
-            if eu { "Niemcy" } else { "Polska" },
-            if eu { "DE" } else { "PL" },
-            nip,
-            format!("{}@example.pl", ascii_fold(&kod).to_lowercase()),
-            format!(
-                "+48 {} {:03} {:03}",
-                rng.random_range(500..900),
-                rng.random_range(0..1000),
-                rng.random_range(0..1000)
-            ),
+            &nip,
+            &format!("{}@example.pl", ascii_fold(&kod).to_lowercase()),
+            &phone,
             if company { 3 } else { 2 },
             if eu { 3 } else { 0 },
-            at(rng.random_range(30..800), 0),
-            at(rng.random_range(1..30), 0)
-        ])?;
+            false,
+            &created,
+            &modified,
+        )?;
     }
-    drop(ins_knt);
-    // The collective customer for private buyers (Optima's "klient detaliczny").
-    conn.execute(
-        "INSERT INTO CDN.Kontrahenci (Knt_Kod, Knt_Nazwa1, Knt_Kraj, Knt_Ceny, Knt_TS_Zal, Knt_TS_Mod) VALUES ('DETAL', 'Klient detaliczny', 'Polska', 2, ?1, ?1)",
-        params![at(800, 0)],
+    // The collective customer for private buyers (Optima's "klient
+    // detaliczny") and the supplier of the deliveries.
+    let old = at(800, 0);
+    customer(
+        conn,
+        "DETAL",
+        "Klient detaliczny",
+        "",
+        "",
+        "",
+        "",
+        "",
+        ("Polska", "PL"),
+        "",
+        "",
+        "",
+        2,
+        0,
+        false,
+        &old,
+        &old,
+    )?;
+    customer(
+        conn,
+        SUPPLIER_CODE,
+        "Hurtownia Towarów Mazur",
+        "Sp. z o.o.",
+        "ul. Przemysłowa",
+        "12",
+        "Łódź",
+        "90-001",
+        ("Polska", "PL"),
+        "5260250995",
+        "zamowienia@hurtownia-mazur.example.pl",
+        "+48 42 600 10 10",
+        1,
+        0,
+        true,
+        &old,
+        &old,
     )?;
     // Payment forms and the shipping service that shop orders map to.
     for (name, typ, days) in PAYMENT_FORMS {
-        conn.execute(
-            "INSERT INTO CDN.FormyPlatnosci (FPl_Nazwa, FPl_Typ, FPl_Termin) VALUES (?1, ?2, ?3)",
-            params![name, typ, days],
+        office::insert(
+            conn,
+            "CDN.FormyPlatnosci",
+            &[
+                ("FPl_Nazwa", &name),
+                ("FPl_Typ", &typ),
+                ("FPl_Termin", &days),
+            ],
         )?;
     }
-    conn.execute(
-        "INSERT INTO CDN.Towary (Twr_Kod, Twr_Nazwa, Twr_JM, Twr_TwGGIDNumer, Twr_TwCNumer, Twr_Stawka, Twr_Flaga, Twr_Typ, Twr_NieAktywny, Twr_TS_Zal, Twr_TS_Mod) \
-         VALUES (?1, 'Usługa transportowa', 'usł.', 0, 2, 23, 2, 0, 0, ?2, ?2)",
-        params![SHIPPING_SERVICE_SKU, at(800, 0)],
+    office::insert(
+        conn,
+        "CDN.Towary",
+        &[
+            ("Twr_Kod", &SHIPPING_SERVICE_SKU),
+            ("Twr_Nazwa", &"Usługa transportowa"),
+            ("Twr_JM", &"usł."),
+            ("Twr_TwGGIDNumer", &zero),
+            ("Twr_TwCNumer", &two),
+            ("Twr_Stawka", &23i64),
+            ("Twr_StawkaZak", &23i64),
+            ("Twr_Flaga", &two),
+            ("Twr_FlagaZak", &two),
+            ("Twr_Typ", &zero),
+            ("Twr_TS_Zal", &old),
+            ("Twr_TS_Mod", &old),
+        ],
     )?;
 
     // Documents: open ROs (reservations), and a history of sales and deliveries.
     let mut docs = 0usize;
+    let supplier: i64 = conn.query_row(
+        "SELECT Knt_KntId FROM CDN.Kontrahenci WHERE Knt_Kod = ?1",
+        [SUPPLIER_CODE],
+        |r| r.get(0),
+    )?;
     let goods: Vec<(i64, i64, Decimal, Decimal)> = stocked
         .iter()
         .filter(|s| s.2 > Decimal::from(10))
@@ -714,7 +1022,11 @@ fn fill(conn: &Connection, opts: &SeedOptions) -> Result<SeedReport> {
                 6 => ("WZ", 0),
                 _ => ("PZ", 0),
             };
-            let knt = (rng.random_range(0..customers) + 1) as i64;
+            let knt = match sym {
+                "PZ" => Some(supplier),
+                "PA" => None,
+                _ => Some((rng.random_range(0..customers) + 1) as i64),
+            };
             let lines: Vec<(i64, i64, Decimal, Decimal)> = (0..rng.random_range(1..4))
                 .map(|_| goods[rng.random_range(0..goods.len())])
                 .collect();
@@ -729,16 +1041,7 @@ fn fill(conn: &Connection, opts: &SeedOptions) -> Result<SeedReport> {
                     price_net: None,
                 })
                 .collect();
-            let id = crate::simulator::insert_document(
-                conn,
-                sym,
-                mag,
-                Some(knt),
-                &items,
-                bufor,
-                None,
-                when,
-            )?;
+            crate::simulator::insert_document(conn, sym, mag, knt, &items, bufor, None, when)?;
             docs += 1;
             if sym == "RO" && bufor == 0 {
                 for it in &items {
@@ -750,10 +1053,8 @@ fn fill(conn: &Connection, opts: &SeedOptions) -> Result<SeedReport> {
                     )?;
                 }
             }
-            let _ = id;
         }
     }
-    let _: NaiveDateTime = now;
     Ok(SeedReport {
         products: opts.products,
         customers,

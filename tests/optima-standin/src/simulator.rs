@@ -1,26 +1,39 @@
 //! A busy office: other sales channels, deliveries, price changes, new and
 //! retired products, reservations realised or cancelled. Each action writes
-//! the rows the way Optima does (documents with numbering, lines, dated
-//! stock rows, reservations, `*_TS_Mod`) in one transaction, and returns a
-//! structured [`ActionLog`] so a test can wait for its effect elsewhere.
+//! the rows the way Optima's application does (documents numbered from their
+//! definition, lines, dated stock rows, reservations, `*_TS_Mod`) through
+//! [`crate::office`] in one transaction, and returns a structured
+//! [`ActionLog`] so a test can wait for its effect elsewhere.
+//!
+//! Conventions (docs/optima-standin.md): a document's `TrN_NumerString` is
+//! its definition's `DDf_Numeracja` with every token but `@numerS` resolved,
+//! `TrN_NumerNr` the next number for that string; `TrN_PodmiotTyp`,
+//! `TrN_OdbiorcaTyp`, `TrN_PlatnikTyp` = 1 with the customer's id; an RO
+//! realised into FS (or PA) + WZ is related to the FS in `TraNagRelacje` in
+//! both directions, the WZ points to the FS through `TrN_FaId`; a cancelled
+//! RO has `TrN_Anulowany = -2147483647`.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDateTime};
 use rand::Rng;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, ToSql, params};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::db;
 use crate::error::{Error, Result};
+use crate::office;
 use crate::seed::WAREHOUSES;
 use crate::types::{format_datetime, parse_decimal};
 
+/// `TrN_Anulowany` of a cancelled document (Comarch BI's value).
+pub const CANCELLED: i64 = -2147483647;
+
 /// One office action. Warehouses by symbol (MAG, SKLEP, HURT), products by
-/// SKU (`Twr_Kod`), price lists by id (1 purchase, 2 retail gross, 3
-/// wholesale net).
+/// SKU (`Twr_Kod`), price lists by their number in `TwrCeny`
+/// (`TwC_TwCNumer` = `DfC_Lp`: 1 purchase, 2 retail gross, 3 wholesale net).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Action {
@@ -37,7 +50,7 @@ pub enum Action {
         warehouse: String,
         qty: Decimal,
     },
-    /// A new price in a price list.
+    /// A new price in a price list (`TwC_TwCNumer`, i.e. `DfC_Lp`).
     PriceChange {
         sku: String,
         price_list: i64,
@@ -54,10 +67,32 @@ pub enum Action {
         qty: Decimal,
         shop_order: Option<String>,
     },
-    /// An RO realised into FS and WZ with a tracking number.
+    /// An RO realised into FS and WZ; the tracking number in the WZ's
+    /// `TrN_NrListuPrzewozowego`.
     Realise { ro_id: i64, tracking: String },
-    /// An RO cancelled.
+    /// An RO realised into FS and WZ, shipped through Sendit: the tracking
+    /// number in a shipment order (`CDN.SenditZleceniePrzesylki`, `SZL_FaId`
+    /// = the FS) and its parcel (`CDN.SenditPaczki`); the WZ's own column
+    /// stays ''.
+    RealiseViaSendit {
+        ro_id: i64,
+        tracking: String,
+        #[serde(default = "default_carrier")]
+        carrier: String,
+    },
+    /// An RO cancelled (`TrN_Anulowany = -2147483647`, reservation released).
     Cancel { ro_id: i64 },
+    /// Stock reserved for a service order: only `TwI_RezerwacjeZlecenia`
+    /// rises (no document the agent reads, no product change).
+    ReserveForServiceOrder {
+        sku: String,
+        warehouse: String,
+        qty: Decimal,
+    },
+}
+
+fn default_carrier() -> String {
+    "InPost".into()
 }
 
 /// A document an action wrote.
@@ -128,18 +163,50 @@ fn twr_id(conn: &Connection, sku: &str) -> Result<i64> {
     .ok_or_else(|| Error::Other(format!("no product {sku}")))
 }
 
-/// The current stock row of an item in a warehouse (None = all warehouses):
-/// the latest `TwI_Data` not in the future.
-pub fn current_stock(conn: &Connection, twr: i64, mag: Option<i64>) -> Result<(Decimal, Decimal)> {
-    let r: Option<(Option<String>, Option<String>)> = conn
+fn customer_by_code(conn: &Connection, code: &str) -> Result<i64> {
+    conn.query_row(
+        "SELECT Knt_KntId FROM CDN.Kontrahenci WHERE Knt_Kod = ?1",
+        [code],
+        |r| r.get(0),
+    )
+    .optional()?
+    .ok_or_else(|| Error::Other(format!("no customer {code}")))
+}
+
+/// A warehouse's (None: all warehouses') current stock row: the latest
+/// `TwI_Data` not in the future.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stock {
+    pub qty: Decimal,
+    /// `TwI_Rezerwacje`: confirmed customer reservations.
+    pub reserved: Decimal,
+    /// `TwI_RezerwacjeZlecenia`: reserved for service orders.
+    pub reserved_orders: Decimal,
+}
+
+impl Stock {
+    /// Available = Ilosc − Rezerwacje − RezerwacjeZlecenia.
+    pub fn available(&self) -> Decimal {
+        self.qty - self.reserved - self.reserved_orders
+    }
+}
+
+/// The current stock row of an item in a warehouse (None = all warehouses).
+pub fn current_stock(conn: &Connection, twr: i64, mag: Option<i64>) -> Result<Stock> {
+    let r: Option<(Option<String>, Option<String>, Option<String>)> = conn
         .query_row(
-            "SELECT CAST(TwI_Ilosc AS TEXT), CAST(TwI_Rezerwacje AS TEXT) FROM CDN.TwrIlosci \
+            "SELECT CAST(TwI_Ilosc AS TEXT), CAST(TwI_Rezerwacje AS TEXT), CAST(TwI_RezerwacjeZlecenia AS TEXT) FROM CDN.TwrIlosci \
              WHERE TwI_TwrId = ?1 AND TwI_MagId IS ?2 AND TwI_Data <= ?3 ORDER BY TwI_Data DESC LIMIT 1",
             params![twr, mag, format_datetime(&now())],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    Ok(r.map(|(a, b)| (dec(a), dec(b))).unwrap_or_default())
+    Ok(r.map(|(a, b, c)| Stock {
+        qty: dec(a),
+        reserved: dec(b),
+        reserved_orders: dec(c),
+    })
+    .unwrap_or_default())
 }
 
 /// Moves stock the way Optima records it: a new dated TwrIlosci row for the
@@ -151,26 +218,90 @@ pub fn move_stock(
     dqty: Decimal,
     dres: Decimal,
 ) -> Result<()> {
+    move_stock_and_orders(conn, twr, mag, dqty, dres, Decimal::ZERO)
+}
+
+/// [`move_stock`] with a change of the service-order reservations too.
+pub fn move_stock_and_orders(
+    conn: &Connection,
+    twr: i64,
+    mag: i64,
+    dqty: Decimal,
+    dres: Decimal,
+    dorders: Decimal,
+) -> Result<()> {
     let when = format_datetime(&now());
     for m in [Some(mag), None] {
-        let (q, r) = current_stock(conn, twr, m)?;
-        let (q, r) = (q + dqty, (r + dres).max(Decimal::ZERO));
+        let s = current_stock(conn, twr, m)?;
+        let q = s.qty + dqty;
+        let r = (s.reserved + dres).max(Decimal::ZERO);
+        let z = (s.reserved_orders + dorders).max(Decimal::ZERO);
         let updated = conn.execute(
-            "UPDATE CDN.TwrIlosci SET TwI_Ilosc = ?4, TwI_Rezerwacje = ?5 WHERE TwI_TwrId = ?1 AND TwI_MagId IS ?2 AND TwI_Data = ?3",
-            params![twr, m, when, q.to_string(), r.to_string()],
+            "UPDATE CDN.TwrIlosci SET TwI_Ilosc = ?4, TwI_Rezerwacje = ?5, TwI_RezerwacjeZlecenia = ?6 WHERE TwI_TwrId = ?1 AND TwI_MagId IS ?2 AND TwI_Data = ?3",
+            params![twr, m, when, q.to_string(), r.to_string(), z.to_string()],
         )?;
         if updated == 0 {
-            conn.execute(
-                "INSERT INTO CDN.TwrIlosci (TwI_TwrId, TwI_MagId, TwI_Data, TwI_Ilosc, TwI_Rezerwacje) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![twr, m, when, q.to_string(), r.to_string()],
+            office::insert(
+                conn,
+                "CDN.TwrIlosci",
+                &[
+                    ("TwI_TwrId", &twr),
+                    ("TwI_MagId", &m),
+                    ("TwI_Data", &when),
+                    ("TwI_Ilosc", &q.to_string()),
+                    ("TwI_Rezerwacje", &r.to_string()),
+                    ("TwI_RezerwacjeZlecenia", &z.to_string()),
+                ],
             )?;
         }
     }
     Ok(())
 }
 
-/// Writes a document header and its lines with Optima's numbering
-/// (`RO/12/2026`) and totals; returns its id. Stock is the caller's part.
+/// Resolves a numbering scheme's tokens except `@numerS` (which
+/// `TrN_NumerPelny` fills from `TrN_NumerNr`).
+pub fn numer_string(scheme: &str, symbol: &str, warehouse: &str, when: NaiveDateTime) -> String {
+    scheme
+        .replace("@symbol", symbol)
+        .replace("@rok_kal", &format!("{:04}", when.year()))
+        .replace("@miesiac", &format!("{:02}", when.month()))
+        .replace("@magazyn", warehouse)
+        .replace("@seria", "")
+        .replace("@brak", "")
+}
+
+/// The customer card's fields a document copies (`Pod*`, `Odb*`).
+const CARD: [(&str, &str, &str); 16] = [
+    ("Knt_Nazwa1", "TrN_PodNazwa1", "TrN_OdbNazwa1"),
+    ("Knt_Nazwa2", "TrN_PodNazwa2", "TrN_OdbNazwa2"),
+    ("Knt_Nazwa3", "TrN_PodNazwa3", "TrN_OdbNazwa3"),
+    ("Knt_Ulica", "TrN_PodUlica", "TrN_OdbUlica"),
+    ("Knt_NrDomu", "TrN_PodNrDomu", "TrN_OdbNrDomu"),
+    ("Knt_NrLokalu", "TrN_PodNrLokalu", "TrN_OdbNrLokalu"),
+    ("Knt_Miasto", "TrN_PodMiasto", "TrN_OdbMiasto"),
+    (
+        "Knt_KodPocztowy",
+        "TrN_PodKodPocztowy",
+        "TrN_OdbKodPocztowy",
+    ),
+    ("Knt_Kraj", "TrN_PodKraj", "TrN_OdbKraj"),
+    ("Knt_Poczta", "TrN_PodPoczta", "TrN_OdbPoczta"),
+    ("Knt_Gmina", "TrN_PodGmina", "TrN_OdbGmina"),
+    ("Knt_Powiat", "TrN_PodPowiat", "TrN_OdbPowiat"),
+    (
+        "Knt_Wojewodztwo",
+        "TrN_PodWojewodztwo",
+        "TrN_OdbWojewodztwo",
+    ),
+    ("Knt_Adres2", "TrN_PodAdres2", "TrN_OdbAdres2"),
+    ("Knt_NipKraj", "TrN_PodNipKraj", "TrN_OdbNipKraj"),
+    ("Knt_NipE", "TrN_PodNipE", "TrN_OdbNipE"),
+];
+
+/// Writes a document header and its lines as Optima's application does
+/// (numbering from the active definition of `symbol`, the customer's card
+/// copied, totals); returns its id. `customer` None = the collective
+/// customer `DETAL`. Stock is the caller's part.
 #[allow(clippy::too_many_arguments)]
 pub fn insert_document(
     conn: &Connection,
@@ -182,38 +313,111 @@ pub fn insert_document(
     numer_obcy: Option<&str>,
     when: NaiveDateTime,
 ) -> Result<i64> {
-    let (ddf, class): (i64, i64) = conn
+    let (ddf, class, scheme): (i64, i64, String) = conn
         .query_row(
-            "SELECT DDf_DDfID, DDf_Klasa FROM CDN.DokDefinicje WHERE DDf_Symbol = ?1",
+            "SELECT DDf_DDfID, DDf_Klasa, DDf_Numeracja FROM CDN.DokDefinicje WHERE DDf_Symbol = ?1 AND DDf_Nieaktywna = 0 ORDER BY DDf_DDfID LIMIT 1",
             [symbol],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?
-        .ok_or_else(|| Error::Other(format!("no document definition {symbol}")))?;
-    let year = when.year();
-    let nr: i64 = conn.query_row(
-        "SELECT IFNULL(MAX(TrN_NumerNr), 0) + 1 FROM CDN.TraNag WHERE TrN_DDfId = ?1 AND TrN_NumerPelny LIKE ?2",
-        params![ddf, format!("%/{year}")],
+        .ok_or_else(|| Error::Other(format!("no active document definition {symbol}")))?;
+    let knt = match customer {
+        Some(k) => k,
+        None => customer_by_code(conn, "DETAL")?,
+    };
+    let mag_symbol: String = conn.query_row(
+        "SELECT Mag_Symbol FROM CDN.Magazyny WHERE Mag_MagId = ?1",
+        [mag],
         |r| r.get(0),
     )?;
-    let numer = format!("{symbol}/{nr}/{year}");
-    let ts = format_datetime(&now());
-    conn.execute(
-        "INSERT INTO CDN.TraNag (TrN_DDfId, TrN_TypDokumentu, TrN_Rodzaj, TrN_NumerNr, TrN_NumerPelny, TrN_NumerObcy, TrN_DataDok, TrN_Bufor, TrN_PodID, TrN_MagZrdId, TrN_TS_Zal, TrN_TS_Mod) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
-        params![ddf, class, class * 1000, nr, numer, numer_obcy, format_datetime(&when), bufor, customer, mag, ts],
+    let numer = numer_string(&scheme, symbol, &mag_symbol, when);
+    let nr: i64 = conn.query_row(
+        "SELECT IFNULL(MAX(TrN_NumerNr), 0) + 1 FROM CDN.TraNag WHERE TrN_NumerString = ?1",
+        [&numer],
+        |r| r.get(0),
     )?;
-    let id = conn.last_insert_rowid();
+    // The card's fields, copied as the customer (Pod*) and recipient (Odb*).
+    let card_cols: Vec<&str> = CARD.iter().map(|c| c.0).collect();
+    let card: Vec<String> = conn.query_row(
+        &format!(
+            "SELECT {}, Knt_Telefon1, Knt_Email, Knt_GLN FROM CDN.Kontrahenci WHERE Knt_KntId = ?1",
+            card_cols.join(", ")
+        ),
+        [knt],
+        |r| {
+            (0..card_cols.len() + 3)
+                .map(|i| r.get::<_, String>(i))
+                .collect()
+        },
+    )?;
+    let day = when.date().and_time(chrono::NaiveTime::MIN);
+    let data_dok = format_datetime(&day);
+    let rodzaj = class * 1000;
+    // Receipts are gross (TrN_TypNB 2), the rest net (1).
+    let typ_nb: i64 = if symbol == "PA" { 2 } else { 1 };
+    let obcy = numer_obcy.unwrap_or("");
+    let zwrocono: Option<i64> = if class == 308 { Some(1) } else { None };
+    let one = 1i64;
+    let mut values: Vec<(&str, &dyn ToSql)> = vec![
+        ("TrN_DDfId", &ddf),
+        ("TrN_TypDokumentu", &class),
+        ("TrN_Rodzaj", &rodzaj),
+        ("TrN_NumerNr", &nr),
+        ("TrN_NumerString", &numer),
+        ("TrN_NumerObcy", &obcy),
+        ("TrN_DataDok", &data_dok),
+        ("TrN_DataWys", &data_dok),
+        ("TrN_DataOpe", &data_dok),
+        ("TrN_DataKur", &data_dok),
+        ("TrN_Termin", &data_dok),
+        ("TrN_Bufor", &bufor),
+        ("TrN_PodmiotTyp", &one),
+        ("TrN_PodID", &knt),
+        ("TrN_OdbiorcaTyp", &one),
+        ("TrN_OdbID", &knt),
+        ("TrN_PlatnikTyp", &one),
+        ("TrN_PlatnikID", &knt),
+        ("TrN_MagZrdId", &mag),
+        ("TrN_Waluta", &"PLN"),
+        ("TrN_KursL", &one),
+        ("TrN_KursM", &one),
+        ("TrN_TypNB", &typ_nb),
+        ("TrN_ZwroconoCalaIlosc", &zwrocono),
+        ("TrN_OdbTelefon", &card[CARD.len()]),
+        ("TrN_OdbEmail", &card[CARD.len() + 1]),
+        ("TrN_PodmiotGLN", &card[CARD.len() + 2]),
+        ("TrN_OdbiorcaGLN", &card[CARD.len() + 2]),
+    ];
+    for (i, (_, pod, odb)) in CARD.iter().enumerate() {
+        values.push((pod, &card[i]));
+        values.push((odb, &card[i]));
+    }
+    let id = office::insert_at(conn, "CDN.TraNag", &values, day)?;
     let (mut netto, mut brutto) = (Decimal::ZERO, Decimal::ZERO);
     for (i, l) in lines.iter().enumerate() {
-        let (kod, nazwa, jm, stawka, gross): (String, String, String, Option<String>, Option<String>) = conn
-            .query_row(
-                "SELECT Twr_Kod, Twr_Nazwa, Twr_JM, CAST(Twr_Stawka AS TEXT), \
-                 (SELECT CAST(TwC_Wartosc AS TEXT) FROM CDN.TwrCeny WHERE TwC_TwrID = Twr_TwrId AND TwC_TwCNumer = 2) \
-                 FROM CDN.Towary WHERE Twr_TwrId = ?1",
-                [l.twr_id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-            )?;
+        type TwrRow = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            i64,
+            i64,
+            Option<String>,
+            Option<String>,
+        );
+        let (kod, nazwa, jm, ean, numer_kat, flaga, typ, stawka, gross): TwrRow = conn.query_row(
+            "SELECT Twr_Kod, Twr_Nazwa, Twr_JM, Twr_EAN, Twr_NumerKat, Twr_Flaga, Twr_Typ, CAST(Twr_Stawka AS TEXT), \
+             (SELECT CAST(TwC_Wartosc AS TEXT) FROM CDN.TwrCeny WHERE TwC_TwrID = Twr_TwrId AND TwC_TwCNumer = 2) \
+             FROM CDN.Towary WHERE Twr_TwrId = ?1",
+            [l.twr_id],
+            |r| {
+                Ok((
+                    r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?,
+                    r.get(7)?, r.get(8)?,
+                ))
+            },
+        )?;
         let stawka = dec(stawka);
         let vat = Decimal::ONE + stawka / Decimal::from(100);
         let price = l
@@ -223,17 +427,95 @@ pub fn insert_document(
         let wb = (wn * vat).round_dp(2);
         netto += wn;
         brutto += wb;
-        conn.execute(
-            "INSERT INTO CDN.TraElem (TrE_TrNId, TrE_Lp, TrE_TwrId, TrE_MagId, TrE_TwrKod, TrE_TwrNazwa, TrE_Stawka, TrE_JM, TrE_Ilosc, TrE_CenaW, TrE_WartoscNetto, TrE_WartoscBrutto) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            params![id, i as i64 + 1, l.twr_id, mag, kod, nazwa, stawka.to_string(), jm, l.qty.to_string(), price.to_string(), wn.to_string(), wb.to_string()],
+        let lp = i as i64 + 1;
+        let (qty, price_s, stawka_s) = (l.qty.to_string(), price.to_string(), stawka.to_string());
+        let (wn_s, wb_s) = (wn.to_string(), wb.to_string());
+        let retail = 2i64;
+        office::insert_at(
+            conn,
+            "CDN.TraElem",
+            &[
+                ("TrE_TrNId", &id),
+                ("TrE_Lp", &lp),
+                ("TrE_TypDokumentu", &class),
+                ("TrE_Aktywny", &one),
+                ("TrE_Flaga", &flaga),
+                ("TrE_TwrId", &l.twr_id),
+                ("TrE_TwrTyp", &typ),
+                ("TrE_MagId", &mag),
+                ("TrE_TwrKod", &kod),
+                ("TrE_TwrNazwa", &nazwa),
+                ("TrE_TwrEAN", &ean),
+                ("TrE_TwrNumerKat", &numer_kat),
+                ("TrE_Stawka", &stawka_s),
+                ("TrE_Jm", &jm),
+                ("TrE_JmZ", &jm),
+                ("TrE_Ilosc", &qty),
+                ("TrE_IloscJM", &qty),
+                ("TrE_JMPrzelicznikL", &one),
+                ("TrE_JMPrzelicznikM", &one),
+                ("TrE_Cena0", &price_s),
+                ("TrE_CenaW", &price_s),
+                ("TrE_WartoscNetto", &wn_s),
+                ("TrE_WartoscNettoWal", &wn_s),
+                ("TrE_WartoscBrutto", &wb_s),
+                ("TrE_WartoscBruttoWal", &wb_s),
+                ("TrE_Waluta", &"PLN"),
+                ("TrE_KursL", &one),
+                ("TrE_KursM", &one),
+                ("TrE_TwCNumer", &retail),
+                ("TrE_TypNB", &typ_nb),
+                ("TrE_PodmiotTyp", &one),
+                ("TrE_PodID", &knt),
+                ("TrE_DataDok", &data_dok),
+                ("TrE_DataOpe", &data_dok),
+            ],
+            day,
         )?;
     }
+    let vat = brutto - netto;
     conn.execute(
-        "UPDATE CDN.TraNag SET TrN_RazemNetto = ?2, TrN_RazemVAT = ?3, TrN_RazemBrutto = ?4, TrN_TS_Mod = TrN_TS_Mod WHERE TrN_TrNID = ?1",
-        params![id, netto.to_string(), (brutto - netto).to_string(), brutto.to_string()],
+        "UPDATE CDN.TraNag SET TrN_RazemNetto = ?2, TrN_RazemVAT = ?3, TrN_RazemBrutto = ?4, \
+         TrN_RazemNettoWal = ?2, TrN_RazemVATWal = ?3, TrN_RazemBruttoWal = ?4 WHERE TrN_TrNID = ?1",
+        params![id, netto.to_string(), vat.to_string(), brutto.to_string()],
     )?;
+    write_vat_table(conn, id)?;
     Ok(id)
+}
+
+/// One TraVat row per VAT rate of the document's lines.
+fn write_vat_table(conn: &Connection, id: i64) -> Result<()> {
+    let mut st = conn.prepare(
+        "SELECT CAST(TrE_Stawka AS TEXT), TrE_Flaga, CAST(ss_sum(TrE_WartoscNetto) AS TEXT), CAST(ss_sum(TrE_WartoscBrutto) AS TEXT) \
+         FROM CDN.TraElem WHERE TrE_TrNId = ?1 GROUP BY TrE_Stawka, TrE_Flaga",
+    )?;
+    type VatRow = (Option<String>, i64, Option<String>, Option<String>);
+    let rows: Vec<VatRow> = st
+        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<std::result::Result<_, _>>()?;
+    for (stawka, flaga, netto, brutto) in rows {
+        let (stawka, netto, brutto) = (dec(stawka), dec(netto), dec(brutto));
+        let (s, n, v) = (
+            stawka.to_string(),
+            netto.to_string(),
+            (brutto - netto).to_string(),
+        );
+        office::insert(
+            conn,
+            "CDN.TraVat",
+            &[
+                ("TrV_TrNID", &id),
+                ("TrV_Stawka", &s),
+                ("TrV_Flaga", &flaga),
+                ("TrV_Zrodlowa", &s),
+                ("TrV_Netto", &n),
+                ("TrV_NettoWal", &n),
+                ("TrV_VAT", &v),
+                ("TrV_VATWal", &v),
+            ],
+        )?;
+    }
+    Ok(())
 }
 
 fn doc_ref(conn: &Connection, id: i64) -> Result<DocRef> {
@@ -275,14 +557,14 @@ impl Simulator {
             let off = rng.random_range(0..n.max(1));
             Ok(c.query_row(
                 "SELECT Twr_Kod, Mag_Symbol FROM CDN.Towary JOIN CDN.TwrIlosci ON TwI_TwrId = Twr_TwrId JOIN CDN.Magazyny ON Mag_MagId = TwI_MagId \
-                 WHERE Twr_TwrId >= ?1 AND Twr_NieAktywny = 0 AND Twr_Kod NOT LIKE 'BAD-%' AND TwI_Ilosc - TwI_Rezerwacje > 3 LIMIT 1",
+                 WHERE Twr_TwrId >= ?1 AND Twr_NieAktywny = 0 AND Twr_Kod NOT LIKE 'BAD-%' AND TwI_Ilosc - TwI_Rezerwacje - TwI_RezerwacjeZlecenia > 3 LIMIT 1",
                 [off],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             ).optional()?)
         };
         let open_ro = |rng: &mut R| -> Result<Option<i64>> {
             let ids: Vec<i64> = c
-                .prepare("SELECT TrN_TrNID FROM CDN.TraNag WHERE TrN_TypDokumentu = 308 AND TrN_Bufor = 0 AND TrN_Anulowany = 0 AND TrN_ZwroconoCalaIlosc = 0")?
+                .prepare("SELECT TrN_TrNID FROM CDN.TraNag WHERE TrN_TypDokumentu = 308 AND TrN_Bufor = 0 AND TrN_Anulowany = 0 AND IFNULL(TrN_ZwroconoCalaIlosc, 1) = 1")?
                 .query_map([], |r| r.get(0))?
                 .collect::<std::result::Result<_, _>>()?;
             Ok(if ids.is_empty() {
@@ -329,13 +611,23 @@ impl Simulator {
                 ),
             },
             70..=72 => Action::Deactivate { sku },
-            73..=84 => Action::Reservation {
+            73..=74 => Action::ReserveForServiceOrder {
+                sku,
+                warehouse,
+                qty: Decimal::ONE,
+            },
+            75..=84 => Action::Reservation {
                 sku,
                 warehouse,
                 qty: Decimal::from(rng.random_range(1..3)),
                 shop_order: None,
             },
             85..=94 => match open_ro(rng)? {
+                Some(ro_id) if rng.random_bool(0.3) => Action::RealiseViaSendit {
+                    ro_id,
+                    tracking: format!("{:024}", rng.random_range(0..10_000_000_000u64)),
+                    carrier: default_carrier(),
+                },
                 Some(ro_id) => Action::Realise {
                     ro_id,
                     tracking: format!("PL{:010}", rng.random_range(0..10_000_000_000u64)),
@@ -429,7 +721,12 @@ fn apply(c: &Connection, action: &Action) -> Result<(Vec<DocRef>, Vec<i64>)> {
                 qty: *qty,
                 price_net: None,
             }];
-            let customer = if *receipt { None } else { Some(1) };
+            // A receipt goes to the collective customer, an invoice to K00001.
+            let customer = if *receipt {
+                None
+            } else {
+                Some(customer_by_code(c, "K00001")?)
+            };
             let inv = insert_document(
                 c,
                 if *receipt { "PA" } else { "FS" },
@@ -441,7 +738,7 @@ fn apply(c: &Connection, action: &Action) -> Result<(Vec<DocRef>, Vec<i64>)> {
                 now(),
             )?;
             let wz = insert_document(c, "WZ", mag, customer, &lines, 0, None, now())?;
-            relate(c, inv, wz)?;
+            link_wz(c, wz, inv)?;
             move_stock(c, twr, mag, -*qty, Decimal::ZERO)?;
             docs.push(doc_ref(c, inv)?);
             docs.push(doc_ref(c, wz)?);
@@ -462,11 +759,12 @@ fn apply(c: &Connection, action: &Action) -> Result<(Vec<DocRef>, Vec<i64>)> {
                 )
                 .optional()?;
             let price = dec(purchase);
+            let supplier = customer_by_code(c, crate::seed::SUPPLIER_CODE)?;
             let pz = insert_document(
                 c,
                 "PZ",
                 mag,
-                None,
+                Some(supplier),
                 &[Line {
                     twr_id: twr,
                     qty: *qty,
@@ -476,9 +774,31 @@ fn apply(c: &Connection, action: &Action) -> Result<(Vec<DocRef>, Vec<i64>)> {
                 None,
                 now(),
             )?;
-            c.execute(
-                "INSERT INTO CDN.TwrZasoby (TwZ_TwrId, TwZ_MagId, TwZ_TrNId, TwZ_Data, TwZ_Ilosc, TwZ_Cena) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![twr, mag, pz, format_datetime(&now()), qty.to_string(), price.to_string()],
+            // The lot points at the delivery line (TraSElem is not held:
+            // the PZ's line id stands for it).
+            let line: i64 = c.query_row(
+                "SELECT TrE_TrEID FROM CDN.TraElem WHERE TrE_TrNId = ?1",
+                [pz],
+                |r| r.get(0),
+            )?;
+            let (q, p, w) = (
+                qty.to_string(),
+                price.to_string(),
+                (*qty * price).round_dp(2).to_string(),
+            );
+            office::insert(
+                c,
+                "CDN.TwrZasoby",
+                &[
+                    ("TwZ_TwrId", &twr),
+                    ("TwZ_MagId", &mag),
+                    ("TwZ_TrSIdDost", &line),
+                    ("TwZ_Data", &format_datetime(&now())),
+                    ("TwZ_Ilosc", &q),
+                    ("TwZ_Quan", &q),
+                    ("TwZ_Cena", &p),
+                    ("TwZ_Wartosc", &w),
+                ],
             )?;
             move_stock(c, twr, mag, *qty, Decimal::ZERO)?;
             docs.push(doc_ref(c, pz)?);
@@ -492,7 +812,7 @@ fn apply(c: &Connection, action: &Action) -> Result<(Vec<DocRef>, Vec<i64>)> {
             let twr = twr_id(c, sku)?;
             let typ: i64 = c
                 .query_row(
-                    "SELECT DfC_Typ FROM CDN.DefCeny WHERE DfC_DfCId = ?1",
+                    "SELECT DfC_Typ FROM CDN.DefCeny WHERE DfC_Lp = ?1",
                     [price_list],
                     |r| r.get(0),
                 )
@@ -503,10 +823,7 @@ fn apply(c: &Connection, action: &Action) -> Result<(Vec<DocRef>, Vec<i64>)> {
                 params![twr, price_list, price.to_string()],
             )?;
             if n == 0 {
-                c.execute(
-                    "INSERT INTO CDN.TwrCeny (TwC_TwrID, TwC_TwCNumer, TwC_Typ, TwC_Wartosc) VALUES (?1, ?2, ?3, ?4)",
-                    params![twr, price_list, typ, price.to_string()],
-                )?;
+                crate::seed::insert_price(c, twr, *price_list, typ, *price)?;
             }
             Ok((docs, vec![twr]))
         }
@@ -517,16 +834,29 @@ fn apply(c: &Connection, action: &Action) -> Result<(Vec<DocRef>, Vec<i64>)> {
             );
             let ean = format!("{e12}{}", crate::seed::ean13_check(&e12));
             let ts = format_datetime(&now());
-            c.execute(
-                "INSERT INTO CDN.Towary (Twr_Kod, Twr_Nazwa, Twr_EAN, Twr_JM, Twr_TwGGIDNumer, Twr_Stawka, Twr_TS_Zal, Twr_TS_Mod) VALUES (?1, ?2, ?3, 'szt.', 0, 23, ?4, ?4)",
-                params![sku, name, ean, ts],
+            let (zero, one, two, vat) = (0i64, 1i64, 2i64, 23i64);
+            let twr = office::insert(
+                c,
+                "CDN.Towary",
+                &[
+                    ("Twr_Kod", sku),
+                    ("Twr_Nazwa", name),
+                    ("Twr_EAN", &ean),
+                    ("Twr_JM", &"szt."),
+                    ("Twr_TwGGIDNumer", &zero),
+                    ("Twr_TwCNumer", &two),
+                    ("Twr_Stawka", &vat),
+                    ("Twr_StawkaZak", &vat),
+                    ("Twr_Flaga", &two),
+                    ("Twr_FlagaZak", &two),
+                    ("Twr_Typ", &one),
+                    ("Twr_TS_Zal", &ts),
+                    ("Twr_TS_Mod", &ts),
+                ],
             )?;
-            let twr = c.last_insert_rowid();
             for (list, typ, v) in [(1, 1, "10.00"), (2, 2, "19.99"), (3, 1, "13.50")] {
-                c.execute(
-                    "INSERT INTO CDN.TwrCeny (TwC_TwrID, TwC_TwCNumer, TwC_Typ, TwC_Wartosc) VALUES (?1, ?2, ?3, ?4)",
-                    params![twr, list, typ, v],
-                )?;
+                let v: Decimal = v.parse().unwrap_or_default();
+                crate::seed::insert_price(c, twr, list, typ, v)?;
             }
             Ok((docs, vec![twr]))
         }
@@ -550,7 +880,7 @@ fn apply(c: &Connection, action: &Action) -> Result<(Vec<DocRef>, Vec<i64>)> {
                 c,
                 "RO",
                 mag,
-                Some(1),
+                Some(customer_by_code(c, "K00001")?),
                 &[Line {
                     twr_id: twr,
                     qty: *qty,
@@ -564,33 +894,12 @@ fn apply(c: &Connection, action: &Action) -> Result<(Vec<DocRef>, Vec<i64>)> {
             docs.push(doc_ref(c, ro)?);
             Ok((docs, vec![twr]))
         }
-        Action::Realise { ro_id, tracking } => {
-            let (mag, knt, obcy) = open_ro(c, *ro_id)?;
-            let lines = ro_lines(c, *ro_id)?;
-            let fs = insert_document(c, "FS", mag, knt, &lines, 0, obcy.as_deref(), now())?;
-            let wz = insert_document(c, "WZ", mag, knt, &lines, 0, obcy.as_deref(), now())?;
-            for id in [fs, wz] {
-                c.execute(
-                    "UPDATE CDN.TraNag SET TrN_NrPrzesylki = ?2 WHERE TrN_TrNID = ?1",
-                    params![id, tracking],
-                )?;
-            }
-            relate(c, *ro_id, fs)?;
-            relate(c, fs, wz)?;
-            let mut twrs = Vec::new();
-            for l in &lines {
-                move_stock(c, l.twr_id, mag, -l.qty, -l.qty)?;
-                twrs.push(l.twr_id);
-            }
-            c.execute(
-                "UPDATE CDN.TraNag SET TrN_ZwroconoCalaIlosc = 3, TrN_TS_Mod = ?2 WHERE TrN_TrNID = ?1",
-                params![ro_id, format_datetime(&now())],
-            )?;
-            docs.push(doc_ref(c, *ro_id)?);
-            docs.push(doc_ref(c, fs)?);
-            docs.push(doc_ref(c, wz)?);
-            Ok((docs, twrs))
-        }
+        Action::Realise { ro_id, tracking } => realise(c, *ro_id, tracking, None),
+        Action::RealiseViaSendit {
+            ro_id,
+            tracking,
+            carrier,
+        } => realise(c, *ro_id, tracking, Some(carrier)),
         Action::Cancel { ro_id } => {
             let (mag, _, _) = open_ro(c, *ro_id)?;
             let lines = ro_lines(c, *ro_id)?;
@@ -600,25 +909,132 @@ fn apply(c: &Connection, action: &Action) -> Result<(Vec<DocRef>, Vec<i64>)> {
                 twrs.push(l.twr_id);
             }
             c.execute(
-                "UPDATE CDN.TraNag SET TrN_Anulowany = 1, TrN_TS_Mod = ?2 WHERE TrN_TrNID = ?1",
-                params![ro_id, format_datetime(&now())],
+                "UPDATE CDN.TraNag SET TrN_Anulowany = ?3, TrN_TS_Mod = ?2 WHERE TrN_TrNID = ?1",
+                params![ro_id, format_datetime(&now()), CANCELLED],
             )?;
             docs.push(doc_ref(c, *ro_id)?);
             Ok((docs, twrs))
         }
+        Action::ReserveForServiceOrder {
+            sku,
+            warehouse,
+            qty,
+        } => {
+            let twr = twr_id(c, sku)?;
+            let mag = mag_id(c, warehouse)?;
+            move_stock_and_orders(c, twr, mag, Decimal::ZERO, Decimal::ZERO, *qty)?;
+            Ok((docs, vec![twr]))
+        }
     }
 }
 
+/// An RO realised into FS + WZ: related both ways, the WZ linked to its FS,
+/// the tracking number on the WZ or (via Sendit) in a shipment order.
+fn realise(
+    c: &Connection,
+    ro_id: i64,
+    tracking: &str,
+    sendit: Option<&str>,
+) -> Result<(Vec<DocRef>, Vec<i64>)> {
+    let (mag, knt, obcy) = open_ro(c, ro_id)?;
+    let lines = ro_lines(c, ro_id)?;
+    let fs = insert_document(c, "FS", mag, knt, &lines, 0, obcy.as_deref(), now())?;
+    let wz = insert_document(c, "WZ", mag, knt, &lines, 0, obcy.as_deref(), now())?;
+    relate(c, ro_id, fs)?;
+    relate(c, fs, ro_id)?;
+    link_wz(c, wz, fs)?;
+    match sendit {
+        None => {
+            c.execute(
+                "UPDATE CDN.TraNag SET TrN_NrListuPrzewozowego = ?2 WHERE TrN_TrNID = ?1",
+                params![wz, tracking],
+            )?;
+        }
+        Some(carrier) => shipment_order(c, fs, tracking, carrier)?,
+    }
+    let mut twrs = Vec::new();
+    for l in &lines {
+        move_stock(c, l.twr_id, mag, -l.qty, -l.qty)?;
+        twrs.push(l.twr_id);
+    }
+    c.execute(
+        "UPDATE CDN.TraNag SET TrN_ZwroconoCalaIlosc = 3, TrN_TS_Mod = ?2 WHERE TrN_TrNID = ?1",
+        params![ro_id, format_datetime(&now())],
+    )?;
+    Ok((
+        vec![doc_ref(c, ro_id)?, doc_ref(c, fs)?, doc_ref(c, wz)?],
+        twrs,
+    ))
+}
+
+/// A Sendit shipment order (ZNP) for an invoice, with one parcel.
+fn shipment_order(c: &Connection, fs: i64, tracking: &str, carrier: &str) -> Result<()> {
+    let when = now();
+    let numer = format!("ZNP/@numerS/{:04}", when.year());
+    let nr: i64 = c.query_row(
+        "SELECT IFNULL(MAX(SZL_NumerNr), 0) + 1 FROM CDN.SenditZleceniePrzesylki WHERE SZL_NumerString = ?1",
+        [&numer],
+        |r| r.get(0),
+    )?;
+    // The recipient as on the invoice.
+    let odb: (String, String, String, String, String, String) = c.query_row(
+        "SELECT TrN_OdbNazwa1, TrN_OdbUlica, TrN_OdbNrDomu, TrN_OdbNrLokalu, TrN_OdbMiasto, TrN_OdbKodPocztowy FROM CDN.TraNag WHERE TrN_TrNID = ?1",
+        [fs],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+    )?;
+    let day = format_datetime(&when.date().and_time(chrono::NaiveTime::MIN));
+    let szl = office::insert(
+        c,
+        "CDN.SenditZleceniePrzesylki",
+        &[
+            ("SZL_FaId", &fs),
+            ("SZL_NumerString", &numer),
+            ("SZL_NumerNr", &nr),
+            ("SZL_DataDok", &day),
+            ("SZL_NrListuPrzewozowego", &tracking),
+            ("SZL_KurierNazwa", &carrier),
+            ("SZL_OdbNazwa", &odb.0),
+            ("SZL_OdbUlica", &odb.1),
+            ("SZL_OdbNrDomu", &odb.2),
+            ("SZL_OdbNrLokalu", &odb.3),
+            ("SZL_OdbMiasto", &odb.4),
+            ("SZL_OdbKodPocztowy", &odb.5),
+        ],
+    )?;
+    let one = 1i64;
+    office::insert(
+        c,
+        "CDN.SenditPaczki",
+        &[
+            ("SPA_SZLID", &szl),
+            ("SPA_LP", &one),
+            ("SPA_NumerListu", &tracking),
+        ],
+    )?;
+    Ok(())
+}
+
+/// A relation from document `from` to `to` (`TraNagRelacje`, classes as
+/// smallint, `TrR_Flaga` 0).
 fn relate(c: &Connection, from: i64, to: i64) -> Result<()> {
     c.execute(
-        "INSERT INTO CDN.TraNagRelacje (TrR_TrNId, TrR_TrNTyp, TrR_FaId, TrR_FaTyp) \
-         SELECT a.TrN_TrNID, a.TrN_TypDokumentu, b.TrN_TrNID, b.TrN_TypDokumentu FROM CDN.TraNag a, CDN.TraNag b WHERE a.TrN_TrNID = ?1 AND b.TrN_TrNID = ?2",
+        "INSERT INTO CDN.TraNagRelacje (TrR_TrNId, TrR_TrNTyp, TrR_FaId, TrR_FaTyp, TrR_Flaga) \
+         SELECT a.TrN_TrNID, a.TrN_TypDokumentu, b.TrN_TrNID, b.TrN_TypDokumentu, 0 FROM CDN.TraNag a, CDN.TraNag b WHERE a.TrN_TrNID = ?1 AND b.TrN_TrNID = ?2",
         params![from, to],
     )?;
     Ok(())
 }
 
-type RoRow = (i64, i64, i64, i64, i64, Option<i64>, Option<String>);
+/// A WZ issued for an invoice or receipt points to it through `TrN_FaId`.
+fn link_wz(c: &Connection, wz: i64, invoice: i64) -> Result<()> {
+    c.execute(
+        "UPDATE CDN.TraNag SET TrN_FaId = ?2 WHERE TrN_TrNID = ?1",
+        params![wz, invoice],
+    )?;
+    Ok(())
+}
+
+type RoRow = (i64, i64, i64, Option<i64>, i64, Option<i64>, String);
 
 fn open_ro(c: &Connection, id: i64) -> Result<(i64, Option<i64>, Option<String>)> {
     let r: Option<RoRow> = c
@@ -631,11 +1047,11 @@ fn open_ro(c: &Connection, id: i64) -> Result<(i64, Option<i64>, Option<String>)
     match r {
         None => Err(Error::Other(format!("no document {id}"))),
         Some((t, ..)) if t != 308 => Err(Error::Other(format!("document {id} is not an RO"))),
-        Some((_, _, 1, ..)) => Err(Error::Other(format!("RO {id} is cancelled"))),
-        Some((_, _, _, z, ..)) if z != 0 => {
+        Some((_, _, a, ..)) if a != 0 => Err(Error::Other(format!("RO {id} is cancelled"))),
+        Some((_, _, _, Some(z), ..)) if z != 1 => {
             Err(Error::Other(format!("RO {id} is already realised")))
         }
-        Some((_, _, _, _, mag, knt, obcy)) => Ok((mag, knt, obcy)),
+        Some((_, _, _, _, mag, knt, obcy)) => Ok((mag, knt, Some(obcy).filter(|o| !o.is_empty()))),
     }
 }
 

@@ -36,7 +36,9 @@ pub fn write_script<W: Write>(out: &mut W, opts: &SeedOptions, schema_only: bool
         opts.products, opts.seed
     )?;
     for t in schema::cdn_tables() {
-        let cols: Vec<&str> = t.columns.iter().map(|c| c.name).collect();
+        // Computed columns are not written (SQL Server refuses: 271).
+        let written: Vec<&crate::schema::Column> = t.writable_columns().collect();
+        let cols: Vec<&str> = written.iter().map(|c| c.name).collect();
         let list = cols
             .iter()
             .map(|c| format!("\"{c}\""))
@@ -68,7 +70,7 @@ pub fn write_script<W: Write>(out: &mut W, opts: &SeedOptions, schema_only: bool
         };
         while let Some(r) = rows.next()? {
             let mut vals = Vec::with_capacity(cols.len());
-            for (i, c) in t.columns.iter().enumerate() {
+            for (i, c) in written.iter().enumerate() {
                 let v = c.ty.convert(r.get_ref(i)?)?;
                 vals.push(v.tsql_literal());
             }

@@ -1,7 +1,11 @@
 //! tiberius against the stand-in: connection, parameters, types, errors,
 //! transactions, TLS, concurrency.
 
+mod common;
+
 use std::str::FromStr;
+
+use common::full_insert;
 
 use chrono::NaiveDate;
 use optima_standin::erp::{self, Erp};
@@ -188,7 +192,11 @@ async fn types_round_trip_exactly() {
     // Polish text into an nvarchar column and back, and varchar (code page 1250).
     let mut c2 = erp.connect().await.unwrap();
     c2.execute(
-        "INSERT INTO CDN.Magazyny (Mag_Symbol, Mag_Nazwa) VALUES (@P1, @P2)",
+        full_insert(
+            "Magazyny",
+            &[("Mag_Symbol", "@P1"), ("Mag_Nazwa", "@P2")],
+            "",
+        ),
         &[
             &"ŁÓDŹ",
             &polish.chars().take(50).collect::<String>().as_str(),
@@ -216,62 +224,23 @@ async fn types_round_trip_exactly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_server_error_numbers() {
+    // The refusals of real Optima's schema are in tests/refusals.rs.
     let erp = erp().await;
     let mut c = erp.connect().await.unwrap();
-    let sku = "DUP-TEST-1";
-    c.execute(
-        "INSERT INTO CDN.Towary (Twr_Kod, Twr_Nazwa, Twr_JM, Twr_Stawka) VALUES (@P1, N'Test', N'szt.', 23)",
-        &[&sku],
-    )
-    .await
-    .unwrap();
+    // TwrCeny's unique index (product, price number): 2601.
     let e = c
-        .execute(
-            "INSERT INTO CDN.Towary (Twr_Kod, Twr_Nazwa, Twr_JM, Twr_Stawka) VALUES (@P1, N'Test', N'szt.', 23)",
-            &[&sku],
-        )
-        .await
-        .unwrap_err();
-    let (n, msg) = server_error(e);
-    assert_eq!(n, 2601, "{msg}");
-    assert_eq!(
-        msg,
-        "Cannot insert duplicate key row in object 'CDN.Towary' with unique index 'TwrKod'. The duplicate key value is (DUP-TEST-1)."
-    );
-    // A unique constraint (not an index): 2627.
-    let e = c
-        .execute("INSERT INTO CDN.TwrCeny (TwC_TwrID, TwC_TwCNumer, TwC_Typ, TwC_Wartosc) VALUES (1, 2, 2, 1)", &[])
+        .execute("INSERT INTO CDN.TwrCeny (TwC_TwrID, TwC_TwCNumer, TwC_Typ, TwC_Wartosc, TwC_Waluta) VALUES (1, 2, 2, 1, 'PLN')", &[])
         .await
         .unwrap_err();
     assert_eq!(
         server_error(e),
-        (2627, "Violation of UNIQUE KEY constraint 'UQ_TwrCeny_TwrNumer'. Cannot insert duplicate key in object 'CDN.TwrCeny'. The duplicate key value is (1, 2).".to_string())
-    );
-    let e = c
-        .simple_query("SELECT * FROM CDN.NoSuchTable")
-        .await
-        .unwrap_err();
-    let (n, msg) = server_error(e);
-    assert_eq!(
-        (n, msg.as_str()),
-        (208, "Invalid object name 'CDN.NoSuchTable'.")
+        (2601, "Cannot insert duplicate key row in object 'CDN.TwrCeny' with unique index 'TwCTowar'. The duplicate key value is (1, 2).".to_string())
     );
     let e = c
         .simple_query("SELECT * FORM CDN.Towary")
         .await
         .unwrap_err();
     assert_eq!(server_error(e).0, 102);
-    let e = c
-        .execute("INSERT INTO CDN.TraElem (TrE_TrNId, TrE_Lp, TrE_TwrId, TrE_MagId, TrE_TwrKod, TrE_TwrNazwa, TrE_Stawka, TrE_JM, TrE_Ilosc, TrE_CenaW, TrE_WartoscNetto, TrE_WartoscBrutto) VALUES (999999, 1, 1, 1, 'X', N'X', 23, N'szt.', 1, 1, 1, 1)", &[])
-        .await
-        .unwrap_err();
-    assert_eq!(server_error(e).0, 547);
-    let long = "X".repeat(51);
-    let e = c
-        .execute("INSERT INTO CDN.Towary (Twr_Kod, Twr_Nazwa, Twr_JM, Twr_Stawka) VALUES (@P1, N'T', N'szt.', 23)", &[&long.as_str()])
-        .await
-        .unwrap_err();
-    assert_eq!(server_error(e).0, 2628);
     let e = c
         .simple_query(
             "MERGE CDN.Towary AS t USING CDN.Towary AS s ON 1 = 1 WHEN MATCHED THEN DELETE;",
@@ -289,19 +258,19 @@ async fn sql_server_error_numbers() {
         (207, "Invalid column name 'Twr_Nope'.".to_string())
     );
     let e = c
-        .execute("INSERT INTO CDN.Towary (Twr_Kod, Twr_Nazwa, Twr_JM, Twr_Stawka) VALUES ('NULL-1', NULL, N'szt.', 23)", &[])
-        .await
-        .unwrap_err();
-    assert_eq!(server_error(e).0, 515);
-    let e = c
-        .execute("DELETE FROM CDN.Magazyny WHERE Mag_MagId = 1", &[])
-        .await
-        .unwrap_err();
-    let (n, msg) = server_error(e);
-    assert_eq!(n, 547);
-    assert!(msg.contains("REFERENCE constraint"), "{msg}");
-    let e = c
-        .execute("INSERT INTO CDN.Towary (Twr_TwrId, Twr_Kod, Twr_Nazwa, Twr_JM, Twr_Stawka) VALUES (1, 'ID-1', N'x', N'szt.', 23)", &[])
+        .execute(
+            full_insert(
+                "Towary",
+                &[
+                    ("Twr_TwrId", "1"),
+                    ("Twr_Kod", "'ID-1'"),
+                    ("Twr_Nazwa", "N'x'"),
+                    ("Twr_JM", "N'szt.'"),
+                ],
+                "",
+            ),
+            &[],
+        )
         .await
         .unwrap_err();
     assert_eq!(server_error(e).0, 544);
@@ -337,11 +306,31 @@ async fn rolled_back_transaction_leaves_nothing() {
         .into_results()
         .await
         .unwrap();
+    // TraNag has triggers: the id comes through a table variable.
+    let ro = |nr: i32| {
+        full_insert(
+            "TraNag",
+            &[
+                ("TrN_DDfId", "6"),
+                ("TrN_TypDokumentu", "308"),
+                ("TrN_Rodzaj", "308000"),
+                ("TrN_NumerString", "'RO/@numerS/2099'"),
+                ("TrN_NumerNr", &nr.to_string()),
+                ("TrN_NumerObcy", "@P1"),
+                ("TrN_Bufor", "1"),
+                ("TrN_MagZrdId", "1"),
+                ("TrN_ImportRowId", "NEWID()"),
+            ],
+            "OUTPUT INSERTED.TrN_TrNID INTO @ids (id)",
+        )
+    };
     let id = c
         .query(
-            "INSERT INTO CDN.TraNag (TrN_DDfId, TrN_TypDokumentu, TrN_Rodzaj, TrN_NumerNr, TrN_NumerPelny, TrN_NumerObcy, TrN_DataDok, TrN_Bufor, TrN_MagZrdId, TrN_ImportRowId) \
-             OUTPUT INSERTED.TrN_TrNID VALUES (5, 308, 308000, 900, N'RO/900/2026', @P1, GETDATE(), 1, 1, @P2)",
-            &[&"shop-1001", &"0b9c5a4e-1111-4f00-9000-000000000001"],
+            format!(
+                "DECLARE @ids TABLE (id int); {}; SELECT id FROM @ids",
+                ro(900)
+            ),
+            &[&"shop-1001"],
         )
         .await
         .unwrap()
@@ -395,8 +384,10 @@ async fn rolled_back_transaction_leaves_nothing() {
         .unwrap();
     let r = c
         .query(
-            "INSERT INTO CDN.TraNag (TrN_DDfId, TrN_TypDokumentu, TrN_Rodzaj, TrN_NumerNr, TrN_NumerPelny, TrN_NumerObcy, TrN_DataDok, TrN_Bufor, TrN_MagZrdId) \
-             VALUES (5, 308, 308000, 901, N'RO/901/2026', @P1, GETDATE(), 1, 1); SELECT CAST(SCOPE_IDENTITY() AS int) AS id",
+            format!(
+                "{}; SELECT CAST(SCOPE_IDENTITY() AS int) AS id",
+                ro(901).replace(" OUTPUT INSERTED.TrN_TrNID INTO @ids (id)", "")
+            ),
             &[&"shop-1002"],
         )
         .await
@@ -534,9 +525,14 @@ async fn eight_connections_read_and_write_at_once() {
             for k in 0..15i32 {
                 let sku = format!("CONC-{w}-{k}");
                 c.simple_query("BEGIN TRAN").await.unwrap().into_results().await.unwrap();
+                let insert = full_insert(
+                    "Towary",
+                    &[("Twr_Kod", "@P1"), ("Twr_Nazwa", "@P2"), ("Twr_JM", "N'szt.'"), ("Twr_Stawka", "23")],
+                    "OUTPUT INSERTED.Twr_TwrId INTO @ids (id)",
+                );
                 let id = c
                     .query(
-                        "INSERT INTO CDN.Towary (Twr_Kod, Twr_Nazwa, Twr_JM, Twr_Stawka) OUTPUT INSERTED.Twr_TwrId VALUES (@P1, @P2, N'szt.', 23)",
+                        format!("DECLARE @ids TABLE (id int); {insert}; SELECT id FROM @ids"),
                         &[&sku.as_str(), &format!("Wątek {w} — {k}").as_str()],
                     )
                     .await
@@ -548,7 +544,7 @@ async fn eight_connections_read_and_write_at_once() {
                     .get::<i32, _>(0)
                     .unwrap();
                 c.execute(
-                    "INSERT INTO CDN.TwrCeny (TwC_TwrID, TwC_TwCNumer, TwC_Typ, TwC_Wartosc) VALUES (@P1, 2, 2, @P2)",
+                    "INSERT INTO CDN.TwrCeny (TwC_TwrID, TwC_TwCNumer, TwC_Typ, TwC_Wartosc, TwC_Waluta) VALUES (@P1, 2, 2, @P2, 'PLN')",
                     &[&id, &Decimal::new(1000 + k as i64, 2)],
                 )
                 .await

@@ -69,6 +69,9 @@ pub struct Session {
     next_handle: i32,
     /// Tables (lower case) the login may not read (`settings::deny_select`).
     denied: std::collections::HashSet<String>,
+    /// Table variables of the running batch (their SQLite temp tables),
+    /// dropped when it ends.
+    table_vars: Vec<String>,
 }
 
 impl Session {
@@ -93,6 +96,7 @@ impl Session {
             prepared: HashMap::new(),
             next_handle: 1,
             denied,
+            table_vars: Vec::new(),
         })
     }
 
@@ -302,9 +306,30 @@ impl Session {
         Ok(stmts)
     }
 
+    /// Runs a T-SQL batch, then drops its table variables.
+    fn run_sql(
+        &mut self,
+        sql: &str,
+        values: &HashMap<String, Value>,
+        types: &ParamTypes,
+        in_proc: bool,
+        out: &mut Out<'_>,
+    ) -> bool {
+        let attn = self.run_batch(sql, values, types, in_proc, out);
+        for t in std::mem::take(&mut self.table_vars) {
+            if let Err(e) = self
+                .conn
+                .execute_batch(&format!("DROP TABLE IF EXISTS {t}"))
+            {
+                tracing::warn!(error = %e, table = t, "dropping a table variable");
+            }
+        }
+        attn
+    }
+
     /// Runs a T-SQL batch. In an RPC, statement results end with DONEINPROC
     /// and the caller closes with DONEPROC; in a batch with DONE.
-    fn run_sql(
+    fn run_batch(
         &mut self,
         sql: &str,
         values: &HashMap<String, Value>,
@@ -363,6 +388,7 @@ impl Session {
                     )
                 }
                 Stmt::Noop => (0xB9, Ok(None)),
+                Stmt::DeclareTable { name, columns } => (0xB9, self.declare_table(name, columns)),
                 Stmt::Sql { kind, .. } => {
                     let cmd = match kind {
                         Kind::Select => 0xC1,
@@ -451,6 +477,28 @@ impl Session {
         Ok(())
     }
 
+    /// Creates a table variable as a SQLite temp table (typed, so its
+    /// columns go out in their declared SQL Server types).
+    fn declare_table(
+        &mut self,
+        name: &str,
+        columns: &[(String, SqlType)],
+    ) -> Result<Option<u64>, SqlError> {
+        let table = crate::sql::translate::table_var_sqlite(name);
+        let cols: Vec<String> = columns
+            .iter()
+            .map(|(n, ty)| format!("\"{}\" {}", n.replace('"', ""), ty.sqlite_decl()))
+            .collect();
+        self.conn
+            .execute_batch(&format!(
+                "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} ({});",
+                cols.join(", ")
+            ))
+            .map_err(|e| strip_marker(map_error(e, None, None, &HashMap::new())))?;
+        self.table_vars.push(table);
+        Ok(None)
+    }
+
     /// Runs one statement; Ok(Some(n)) is the row count for DONE. An error
     /// with number 0 means interrupted by an attention.
     fn run_stmt(
@@ -468,6 +516,7 @@ impl Session {
             inserted,
             aliases,
             reads,
+            output_into,
         } = st
         else {
             return Ok(None);
@@ -484,7 +533,9 @@ impl Session {
             if cancel.load(Ordering::SeqCst) {
                 return SqlError::new(0, 0, "interrupted");
             }
-            map_error(e, Some(*kind), *target, values).with_duplicate_value(inserted, values)
+            map_error(e, Some(*kind), *target, values)
+                .with_conversion_value(inserted, values)
+                .with_duplicate_value(inserted, values)
         };
         let mut stmt = conn.prepare_cached(sql).map_err(merr)?;
         for i in 1..=stmt.parameter_count() {
@@ -494,9 +545,66 @@ impl Session {
                 .ok_or_else(|| SqlError::undeclared(&name))?;
             stmt.raw_bind_parameter(i, v.to_sqlite()).map_err(merr)?;
         }
+        let identity = *kind == Kind::Insert && target.is_some_and(|t| t.identity().is_some());
         if !returns_rows {
             let n = stmt.raw_execute().map_err(merr)?;
+            if identity && n > 0 {
+                self.vars
+                    .scope_identity
+                    .store(conn.last_insert_rowid(), Ordering::SeqCst);
+            }
             return Ok(Some(n as u64));
+        }
+        if let Some(into) = output_into {
+            // OUTPUT ... INTO @t: the rows go into the table variable.
+            let mut rows = stmt.raw_query();
+            let mut collected: Vec<Vec<SV>> = Vec::new();
+            while let Some(row) = rows.next().map_err(merr)? {
+                let mut r = Vec::new();
+                for i in 0..row.as_ref().column_count() {
+                    r.push(
+                        SV::try_from(row.get_ref(i).map_err(merr)?).map_err(SqlError::internal)?,
+                    );
+                }
+                collected.push(r);
+            }
+            drop(rows);
+            drop(stmt);
+            if identity && !collected.is_empty() {
+                self.vars
+                    .scope_identity
+                    .store(conn.last_insert_rowid(), Ordering::SeqCst);
+            }
+            let ncols = collected.first().map(|r| r.len()).unwrap_or(0);
+            if !into.columns.is_empty() && !collected.is_empty() && into.columns.len() != ncols {
+                return Err(SqlError::new(
+                    213,
+                    16,
+                    "Column name or number of supplied values does not match table definition.",
+                ));
+            }
+            let cols = if into.columns.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "({})",
+                    into.columns
+                        .iter()
+                        .map(|c| format!("\"{}\"", c.replace('"', "")))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            let marks = (1..=ncols)
+                .map(|i| format!("?{i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let ins = format!("INSERT INTO {} {cols} VALUES ({marks})", into.table);
+            for r in &collected {
+                conn.execute(&ins, rusqlite::params_from_iter(r.iter()))
+                    .map_err(|e| strip_marker(map_error(e, Some(Kind::Insert), None, values)))?;
+            }
+            return Ok(Some(collected.len() as u64));
         }
         // Column types: static (from the statement), by column name (the
         // schema), by declared type (SQLite), or from the values.
@@ -594,6 +702,12 @@ impl Session {
                 count += 1;
                 out.maybe_flush();
             }
+        }
+        drop(rows);
+        if identity && count > 0 {
+            self.vars
+                .scope_identity
+                .store(conn.last_insert_rowid(), Ordering::SeqCst);
         }
         Ok(Some(count))
     }
@@ -714,10 +828,58 @@ impl SqlError {
 /// Strips the duplicate-key column marker that [`map_error`] leaves for
 /// [`SqlError::with_duplicate_value`].
 fn strip_marker(mut e: SqlError) -> SqlError {
-    if let Some(i) = e.message.find('\u{1}') {
+    if let Some(i) = e.message.find(['\u{1}', '\u{2}']) {
         e.message.truncate(i);
     }
     e
+}
+
+impl SqlError {
+    /// Names the value and its type in 245/8114 ("Conversion failed when
+    /// converting the nvarchar value 'abc' to data type int.") when the
+    /// statement's values are known.
+    fn with_conversion_value(
+        mut self,
+        inserted: &[(String, KeySource)],
+        values: &HashMap<String, Value>,
+    ) -> SqlError {
+        let Some((head, col)) = self.message.split_once('\u{2}') else {
+            return self;
+        };
+        let (head, col) = (head.to_string(), col.to_ascii_lowercase());
+        self.message = head;
+        let found: Option<(&str, String)> = match inserted.iter().find(|(c, _)| *c == col) {
+            Some((_, KeySource::Literal(s))) => Some(("varchar", s.clone())),
+            Some((_, KeySource::Param(p))) => match values.get(p) {
+                Some(Value::Str(s)) => Some(("nvarchar", s.clone())),
+                _ => None,
+            },
+            None => values.values().find_map(|v| match v {
+                Value::Str(s) if crate::types::parse_decimal(s).is_none() => {
+                    Some(("nvarchar", s.clone()))
+                }
+                _ => None,
+            }),
+        };
+        let Some((src, value)) = found else {
+            return self;
+        };
+        self.message = if self.number == 8114 {
+            format!("Error converting data type {src} to numeric.")
+        } else {
+            let ty = self
+                .message
+                .rsplit(' ')
+                .next()
+                .unwrap_or("int.")
+                .trim_end_matches('.')
+                .to_string();
+            format!(
+                "Conversion failed when converting the {src} value '{value}' to data type {ty}."
+            )
+        };
+        self
+    }
 }
 
 /// Maps a SQLite error to the error SQL Server would raise.
@@ -744,58 +906,65 @@ pub fn map_error(
     }
     let db = DATABASE_NAME;
     if let Some(rest) = msg.strip_prefix("UNIQUE constraint failed: ") {
-        let cols: Vec<(&str, &str)> = rest
-            .split(", ")
-            .filter_map(|tc| tc.split_once('.'))
-            .collect();
-        if let Some(t) = cols
-            .first()
-            .and_then(|(t, _)| schema::find_table_by_name(t))
+        // Either `Table.col, Table.col` or, for an index over expressions
+        // (nullable columns), `index 'Table__Index'`.
+        let found = if let Some(ix) = rest
+            .strip_prefix("index '")
+            .and_then(|r| r.strip_suffix('\''))
         {
-            let names: Vec<&str> = cols.iter().map(|(_, c)| *c).collect();
-            let u = t.uniques.iter().find(|u| {
-                u.columns.len() == names.len()
-                    && u.columns
-                        .iter()
-                        .zip(&names)
-                        .all(|(a, b)| a.eq_ignore_ascii_case(b))
-            });
-            return match u {
-                Some(u) if u.kind == UniqueKind::Index => SqlError::new(
-                    2601,
-                    14,
-                    format!(
-                        "Cannot insert duplicate key row in object '{}' with unique index '{}'.\u{1}{}",
-                        t.full_name(),
-                        u.name,
-                        u.columns.join(",").to_ascii_lowercase()
-                    ),
+            ix.split_once("__").and_then(|(t, i)| {
+                let t = schema::find_table_by_name(t)?;
+                let u = t.uniques.iter().find(|u| u.name.eq_ignore_ascii_case(i))?;
+                Some((t, u))
+            })
+        } else {
+            let cols: Vec<(&str, &str)> = rest
+                .split(", ")
+                .filter_map(|tc| tc.split_once('.'))
+                .collect();
+            cols.first()
+                .and_then(|(t, _)| schema::find_table_by_name(t))
+                .and_then(|t| {
+                    let u = t.uniques.iter().find(|u| {
+                        u.columns.len() == cols.len()
+                            && u.columns
+                                .iter()
+                                .zip(&cols)
+                                .all(|(a, (_, b))| a.eq_ignore_ascii_case(b))
+                    })?;
+                    Some((t, u))
+                })
+        };
+        return match found {
+            Some((t, u)) if u.kind == UniqueKind::Index => SqlError::new(
+                2601,
+                14,
+                format!(
+                    "Cannot insert duplicate key row in object '{}' with unique index '{}'.\u{1}{}",
+                    t.full_name(),
+                    u.name,
+                    u.columns.join(",").to_ascii_lowercase()
                 ),
-                Some(u) => SqlError::new(
-                    2627,
-                    14,
-                    format!(
-                        "Violation of {} constraint '{}'. Cannot insert duplicate key in object '{}'.\u{1}{}",
-                        if u.kind == UniqueKind::PrimaryKey {
-                            "PRIMARY KEY"
-                        } else {
-                            "UNIQUE KEY"
-                        },
-                        u.name,
-                        t.full_name(),
-                        u.columns.join(",").to_ascii_lowercase()
-                    ),
+            ),
+            Some((t, u)) => SqlError::new(
+                2627,
+                14,
+                format!(
+                    "Violation of PRIMARY KEY constraint '{}'. Cannot insert duplicate key in object '{}'.\u{1}{}",
+                    u.name,
+                    t.full_name(),
+                    u.columns.join(",").to_ascii_lowercase()
                 ),
-                None => SqlError::new(
-                    2627,
-                    14,
-                    format!(
-                        "Violation of UNIQUE KEY constraint. Cannot insert duplicate key in object '{}'.",
-                        t.full_name()
-                    ),
+            ),
+            None => SqlError::new(
+                2627,
+                14,
+                format!(
+                    "Violation of UNIQUE KEY constraint. Cannot insert duplicate key in object '{}'.",
+                    target.map(|t| t.full_name()).unwrap_or_default()
                 ),
-            };
-        }
+            ),
+        };
     }
     if let Some(rest) = msg.strip_prefix("NOT NULL constraint failed: ") {
         let (t, c) = rest.split_once('.').unwrap_or(("?", rest));
@@ -844,6 +1013,25 @@ pub fn map_error(
                     ),
                 );
             }
+            ["conv", col, ty] => {
+                // The failing value and its type are filled in by
+                // SqlError::with_conversion_value; this is the fallback.
+                return if ty.starts_with("decimal") || ty.starts_with("numeric") {
+                    SqlError::new(
+                        8114,
+                        16,
+                        "Error converting data type varchar to numeric.\u{2}".to_string() + col,
+                    )
+                } else {
+                    SqlError::new(
+                        245,
+                        16,
+                        format!(
+                            "Conversion failed when converting the varchar value to data type {ty}.\u{2}{col}"
+                        ),
+                    )
+                };
+            }
             ["range", _col, ty] => {
                 return SqlError::new(
                     220,
@@ -863,51 +1051,6 @@ pub fn map_error(
                 );
             }
         }
-    }
-    if msg.starts_with("FOREIGN KEY constraint failed") {
-        if kind == Some(Kind::Delete)
-            && let Some(t) = target
-        {
-            let child = schema::cdn_tables().find_map(|c| {
-                c.foreign_keys
-                    .iter()
-                    .find(|fk| fk.ref_table.eq_ignore_ascii_case(t.name))
-                    .map(|fk| (c, fk))
-            });
-            if let Some((c, fk)) = child {
-                return SqlError::new(
-                    547,
-                    16,
-                    format!(
-                        "The DELETE statement conflicted with the REFERENCE constraint \"{}\". The conflict occurred in database \"{db}\", table \"{}\", column '{}'.",
-                        fk.name,
-                        c.full_name(),
-                        fk.column
-                    ),
-                );
-            }
-        }
-        if let Some(fk) = target.and_then(|t| t.foreign_keys.first()) {
-            return SqlError::new(
-                547,
-                16,
-                format!(
-                    "The {} statement conflicted with the FOREIGN KEY constraint \"{}\". The conflict occurred in database \"{db}\", table \"CDN.{}\", column '{}'.",
-                    verb(kind),
-                    fk.name,
-                    fk.ref_table,
-                    fk.ref_column
-                ),
-            );
-        }
-        return SqlError::new(
-            547,
-            16,
-            format!(
-                "The {} statement conflicted with a FOREIGN KEY constraint.",
-                verb(kind)
-            ),
-        );
     }
     if let Some(col) = msg.strip_prefix("no such column: ") {
         let col = col.split(" - ").next().unwrap_or(col).trim();

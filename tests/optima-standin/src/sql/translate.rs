@@ -49,6 +49,15 @@ pub enum Stmt {
         /// INSERT/UPDATE/DELETE the others than the target), for SELECT
         /// permission.
         reads: Vec<&'static Table>,
+        /// `OUTPUT ... INTO @table (cols)`: the RETURNING rows go into the
+        /// table variable instead of to the client.
+        output_into: Option<OutputInto>,
+    },
+    /// `DECLARE @name TABLE (...)`: a table variable for the rest of the
+    /// batch (a SQLite temp table).
+    DeclareTable {
+        name: String,
+        columns: Vec<(String, crate::types::SqlType)>,
     },
     Begin,
     Commit,
@@ -57,6 +66,20 @@ pub enum Stmt {
     SetLockTimeout(i64),
     /// A SET option accepted without effect.
     Noop,
+}
+
+/// Where `OUTPUT ... INTO` puts its rows.
+#[derive(Debug, Clone)]
+pub struct OutputInto {
+    /// The SQLite table (`temp."@IDS"`).
+    pub table: String,
+    /// The target columns; empty = all, in order.
+    pub columns: Vec<String>,
+}
+
+/// The SQLite temp table of a table variable (`@ids` → `temp."@IDS"`).
+pub fn table_var_sqlite(name: &str) -> String {
+    format!("temp.\"{}\"", name.to_ascii_uppercase())
 }
 
 /// Where an inserted value comes from.
@@ -195,10 +218,43 @@ pub fn translate(sql: &str, params: &ParamTypes) -> Result<Vec<Stmt>, SqlError> 
         .try_with_sql(&sql)
         .and_then(|mut p| p.parse_statements())
         .map_err(parse_error)?;
+    let mut table_vars = HashSet::new();
     statements
         .into_iter()
-        .map(|s| translate_statement(s, params))
+        .map(|s| translate_statement(s, params, &mut table_vars))
         .collect()
+}
+
+/// `DECLARE @t TABLE (...)`; scalar variables are outside the subset.
+fn translate_declare(
+    stmts: &[sqlparser::ast::Declare],
+    table_vars: &mut HashSet<String>,
+) -> Result<Stmt, SqlError> {
+    let [d] = stmts else {
+        return Err(SqlError::unsupported("DECLARE of several variables"));
+    };
+    let (Some(DataType::Table(Some(cols))), [name]) = (&d.data_type, d.names.as_slice()) else {
+        return Err(SqlError::unsupported("DECLARE of a scalar variable"));
+    };
+    let key = name.value.to_ascii_uppercase();
+    if !table_vars.insert(key.clone()) {
+        return Err(SqlError::new(
+            134,
+            15,
+            format!(
+                "The variable name '{}' has already been declared. Variable names must be unique within a query batch or stored procedure.",
+                name.value
+            ),
+        ));
+    }
+    let mut columns = Vec::new();
+    for c in cols {
+        let text = c.data_type.to_string();
+        let ty = crate::types::SqlType::parse(&text)
+            .ok_or_else(|| SqlError::unsupported(format!("table variable column type {text}")))?;
+        columns.push((c.name.value.clone(), ty));
+    }
+    Ok(Stmt::DeclareTable { name: key, columns })
 }
 
 fn parse_error(e: ParserError) -> SqlError {
@@ -235,8 +291,13 @@ fn statement_name(s: &Statement) -> String {
     }
 }
 
-fn translate_statement(mut st: Statement, params: &ParamTypes) -> Result<Stmt, SqlError> {
+fn translate_statement(
+    mut st: Statement,
+    params: &ParamTypes,
+    table_vars: &mut HashSet<String>,
+) -> Result<Stmt, SqlError> {
     match &st {
+        Statement::Declare { stmts } => return translate_declare(stmts, table_vars),
         Statement::StartTransaction { .. } => return Ok(Stmt::Begin),
         Statement::Commit { .. } => return Ok(Stmt::Commit),
         Statement::Rollback {
@@ -255,6 +316,7 @@ fn translate_statement(mut st: Statement, params: &ParamTypes) -> Result<Stmt, S
         Statement::Insert(ins) => inserted_values(ins),
         _ => Vec::new(),
     };
+    let mut output_into = None;
     let (kind, columns, target, returns_rows) = match &mut st {
         Statement::Query(q) => {
             if let SetExpr::Select(s) = q.body.as_ref()
@@ -277,6 +339,9 @@ fn translate_statement(mut st: Statement, params: &ParamTypes) -> Result<Stmt, S
                 let cname = c.to_string();
                 let cname = cname.trim_matches(|c| c == '[' || c == ']' || c == '"');
                 if let Some(col) = table.column(cname) {
+                    if col.computed.is_some() {
+                        return Err(SqlError::computed_column(col.name));
+                    }
                     if col.identity {
                         return Err(SqlError::new(
                             544,
@@ -291,8 +356,15 @@ fn translate_statement(mut st: Statement, params: &ParamTypes) -> Result<Stmt, S
                     return Err(SqlError::invalid_column(cname));
                 }
             }
-            let cols =
-                output_to_returning(&mut ins.output, &mut ins.returning, "INSERTED", params)?;
+            let (cols, into) = output_to_returning(
+                &mut ins.output,
+                &mut ins.returning,
+                "INSERTED",
+                params,
+                table,
+                table_vars,
+            )?;
+            output_into = into;
             (Kind::Insert, cols.clone(), Some(table), cols.is_some())
         }
         Statement::Update(up) => {
@@ -306,7 +378,42 @@ fn translate_statement(mut st: Statement, params: &ParamTypes) -> Result<Stmt, S
                 TableFactor::Table { name, .. } => resolve_table(name)?,
                 _ => return Err(SqlError::unsupported("UPDATE of a derived table")),
             };
-            let cols = output_to_returning(&mut up.output, &mut up.returning, "INSERTED", params)?;
+            for a in &up.assignments {
+                let names: Vec<&ObjectName> = match &a.target {
+                    sqlparser::ast::AssignmentTarget::ColumnName(n) => vec![n],
+                    sqlparser::ast::AssignmentTarget::Tuple(v) => v.iter().collect(),
+                };
+                for n in names {
+                    let cname = match n.0.last() {
+                        Some(ObjectNamePart::Identifier(i)) => i.value.clone(),
+                        Some(other) => other.to_string(),
+                        None => continue,
+                    };
+                    match table.column(&cname) {
+                        Some(c) if c.computed.is_some() => {
+                            return Err(SqlError::computed_column(c.name));
+                        }
+                        Some(c) if c.identity => {
+                            return Err(SqlError::new(
+                                8102,
+                                16,
+                                format!("Cannot update identity column '{}'.", c.name),
+                            ));
+                        }
+                        Some(_) => {}
+                        None => return Err(SqlError::invalid_column(&cname)),
+                    }
+                }
+            }
+            let (cols, into) = output_to_returning(
+                &mut up.output,
+                &mut up.returning,
+                "INSERTED",
+                params,
+                table,
+                table_vars,
+            )?;
+            output_into = into;
             (Kind::Update, cols.clone(), Some(table), cols.is_some())
         }
         Statement::Delete(del) => {
@@ -323,7 +430,15 @@ fn translate_statement(mut st: Statement, params: &ParamTypes) -> Result<Stmt, S
                 TableFactor::Table { name, .. } => resolve_table(name)?,
                 _ => return Err(SqlError::unsupported("DELETE from a derived table")),
             };
-            let cols = output_to_returning(&mut del.output, &mut del.returning, "DELETED", params)?;
+            let (cols, into) = output_to_returning(
+                &mut del.output,
+                &mut del.returning,
+                "DELETED",
+                params,
+                table,
+                table_vars,
+            )?;
+            output_into = into;
             (Kind::Delete, cols.clone(), Some(table), cols.is_some())
         }
         other => return Err(SqlError::unsupported(statement_name(other))),
@@ -334,6 +449,7 @@ fn translate_statement(mut st: Statement, params: &ParamTypes) -> Result<Stmt, S
     let mut rw = Rewriter {
         ctes: ctes.0,
         tables: Vec::new(),
+        table_vars: table_vars.clone(),
     };
     if let ControlFlow::Break(e) = st.visit(&mut rw) {
         return Err(e);
@@ -354,6 +470,7 @@ fn translate_statement(mut st: Statement, params: &ParamTypes) -> Result<Stmt, S
         inserted,
         aliases,
         reads,
+        output_into,
     })
 }
 
@@ -426,18 +543,22 @@ fn translate_set(set: &sqlparser::ast::Set, st: &Statement) -> Result<Stmt, SqlE
     }
 }
 
-/// Moves `OUTPUT INSERTED.x` into SQLite's `RETURNING x`.
+/// Moves `OUTPUT INSERTED.x` into SQLite's `RETURNING x`. Without `INTO`
+/// the target must have no triggers (SQL Server's error 334); `INTO` takes a
+/// table variable of the batch.
 fn output_to_returning(
     output: &mut Option<OutputClause>,
     returning: &mut Option<Vec<SelectItem>>,
     pseudo: &str,
     params: &ParamTypes,
-) -> Result<Option<Vec<OutCol>>, SqlError> {
+    target: &Table,
+    table_vars: &HashSet<String>,
+) -> Result<(Option<Vec<OutCol>>, Option<OutputInto>), SqlError> {
     let Some(out) = output.take() else {
         if returning.is_some() {
             return Err(SqlError::syntax("RETURNING"));
         }
-        return Ok(None);
+        return Ok((None, None));
     };
     let OutputClause::Output {
         select_items,
@@ -447,9 +568,20 @@ fn output_to_returning(
     else {
         return Err(SqlError::syntax("RETURNING"));
     };
-    if into_table.is_some() {
-        return Err(SqlError::unsupported("OUTPUT ... INTO"));
-    }
+    let into = match into_table {
+        None if !target.triggers.is_empty() => {
+            return Err(SqlError::new(
+                334,
+                16,
+                format!(
+                    "The target table '{}' of the DML statement cannot have any enabled triggers if the statement contains an OUTPUT clause without INTO clause.",
+                    target.full_name()
+                ),
+            ));
+        }
+        None => None,
+        Some(into) => Some(output_into_target(&into, table_vars)?),
+    };
     let mut items = Vec::new();
     for item in select_items {
         let strip = |e: Expr| -> Result<Expr, SqlError> {
@@ -481,7 +613,58 @@ fn output_to_returning(
     }
     let cols = infer::projection(&items, params);
     *returning = Some(items);
-    Ok(cols)
+    Ok((cols, into))
+}
+
+/// The table variable (and its column list) of `OUTPUT ... INTO`.
+fn output_into_target(
+    into: &sqlparser::ast::SelectInto,
+    table_vars: &HashSet<String>,
+) -> Result<OutputInto, SqlError> {
+    let [target] = into.targets.as_slice() else {
+        return Err(SqlError::unsupported("OUTPUT ... INTO several targets"));
+    };
+    let (name, columns) = match target {
+        Expr::Identifier(i) => (i.value.clone(), Vec::new()),
+        // `@ids (id)` parses as a call.
+        Expr::Function(f) => {
+            let name = f.name.to_string();
+            let cols = fn_args(f)?
+                .into_iter()
+                .map(|e| match e {
+                    Expr::Identifier(i) => Ok(i.value),
+                    other => Err(SqlError::syntax(&other.to_string())),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            (name, cols)
+        }
+        other => {
+            return Err(SqlError::unsupported(format!(
+                "OUTPUT ... INTO {other} (only table variables)"
+            )));
+        }
+    };
+    if !name.starts_with('@') {
+        return Err(SqlError::unsupported(format!(
+            "OUTPUT ... INTO {name} (only table variables)"
+        )));
+    }
+    if !table_vars.contains(&name.to_ascii_uppercase()) {
+        return Err(must_declare_table(&name));
+    }
+    Ok(OutputInto {
+        table: table_var_sqlite(&name),
+        columns,
+    })
+}
+
+/// Error 1087, a table variable used without DECLARE.
+fn must_declare_table(name: &str) -> SqlError {
+    SqlError::new(
+        1087,
+        15,
+        format!("Must declare the table variable \"{name}\"."),
+    )
 }
 
 /// Resolves a table name to the schema; unknown names are error 208.
@@ -523,6 +706,8 @@ impl VisitorMut for CteCollector {
 
 struct Rewriter {
     ctes: HashSet<String>,
+    /// Table variables declared earlier in the batch (upper case).
+    table_vars: HashSet<String>,
     /// Every table named, in order (with repeats).
     tables: Vec<&'static Table>,
 }
@@ -784,7 +969,7 @@ impl Rewriter {
             }
             "SCOPE_IDENTITY" => {
                 need(0)?;
-                func("last_insert_rowid", vec![])
+                func("ss_scope_identity", vec![])
             }
             "NEWID" => func("ss_newid", vec![]),
             "DB_NAME" => func("ss_db_name", vec![]),
@@ -818,6 +1003,17 @@ impl VisitorMut for Rewriter {
             let n = name.to_string();
             let bare = n.trim_matches(|c| c == '[' || c == ']');
             if self.ctes.contains(&bare.to_ascii_lowercase()) {
+                return ControlFlow::Continue(());
+            }
+            if bare.starts_with('@') {
+                let key = bare.to_ascii_uppercase();
+                if !self.table_vars.contains(&key) {
+                    return ControlFlow::Break(must_declare_table(bare));
+                }
+                *name = ObjectName(vec![
+                    ObjectNamePart::Identifier(ident("temp")),
+                    ObjectNamePart::Identifier(Ident::with_quote('"', key)),
+                ]);
                 return ControlFlow::Continue(());
             }
             return ControlFlow::Break(SqlError::invalid_object(bare));
@@ -1056,8 +1252,56 @@ mod tests {
             ),
             "SELECT Twr_Kod FROM CDN.\"Towary\" ORDER BY Twr_Kod LIMIT 5 OFFSET 10"
         );
-        assert!(one("INSERT INTO CDN.Magazyny (Mag_Symbol, Mag_Nazwa) OUTPUT INSERTED.Mag_MagId VALUES ('X', N'ą')")
-            .ends_with("RETURNING Mag_MagId"));
+        // A table without triggers takes OUTPUT without INTO.
+        assert!(
+            one("INSERT INTO CDN.TraVat (TrV_TrNID) OUTPUT INSERTED.TrV_TrVID VALUES (1)")
+                .ends_with("RETURNING TrV_TrVID")
+        );
+    }
+
+    #[test]
+    fn refusals_and_table_variables() {
+        // OUTPUT without INTO on a table with triggers: 334.
+        assert_eq!(
+            one("INSERT INTO CDN.Magazyny (Mag_Symbol) OUTPUT INSERTED.Mag_MagId VALUES ('X')"),
+            "ERR 334"
+        );
+        assert_eq!(
+            one(
+                "UPDATE CDN.TraNag SET TrN_Bufor = 0 OUTPUT INSERTED.TrN_TrNID WHERE TrN_TrNID = 1"
+            ),
+            "ERR 334"
+        );
+        // A computed column written: 271.
+        assert_eq!(
+            one("INSERT INTO CDN.TraNag (TrN_NumerPelny) VALUES ('RO/1/2026')"),
+            "ERR 271"
+        );
+        assert_eq!(one("UPDATE CDN.TraNag SET TrN_NumerPelny = 'x'"), "ERR 271");
+        assert_eq!(one("UPDATE CDN.TraNag SET TrN_Nope = 1"), "ERR 207");
+        // A table variable must be declared first (1087).
+        assert_eq!(one("SELECT id FROM @ids"), "ERR 1087");
+        let v = translate(
+            "DECLARE @ids TABLE (id int); INSERT INTO CDN.TraNag (TrN_Bufor) OUTPUT INSERTED.TrN_TrNID INTO @ids (id) VALUES (1); SELECT id FROM @ids;",
+            &ParamTypes::new(),
+        )
+        .unwrap();
+        assert!(matches!(&v[0], Stmt::DeclareTable { name, .. } if name == "@IDS"));
+        match &v[1] {
+            Stmt::Sql {
+                sql, output_into, ..
+            } => {
+                assert!(sql.ends_with("RETURNING TrN_TrNID"), "{sql}");
+                let into = output_into.as_ref().unwrap();
+                assert_eq!(into.table, "temp.\"@IDS\"");
+                assert_eq!(into.columns, vec!["id".to_string()]);
+            }
+            other => panic!("{other:?}"),
+        }
+        match &v[2] {
+            Stmt::Sql { sql, .. } => assert_eq!(sql, "SELECT id FROM temp.\"@IDS\""),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
