@@ -168,6 +168,9 @@ pub struct SyncSection {
     pub catalogue_minutes: u64,
     /// Records per batch message (before splitting to fit SQS).
     pub batch_records: usize,
+    /// Which `CDN.DefCeny` column `TwC_TwCNumer` refers to: `lp` (the
+    /// default, as Comarch's FAQ reads it) or `id`.
+    pub price_list_key: crate::optima::PriceListKey,
 }
 
 impl Default for SyncSection {
@@ -179,6 +182,7 @@ impl Default for SyncSection {
             prices_minutes: 5,
             catalogue_minutes: 1440,
             batch_records: 500,
+            price_list_key: crate::optima::PriceListKey::default(),
         }
     }
 }
@@ -205,6 +209,13 @@ pub struct OrdersSection {
     #[serde(default)]
     pub shipping_services: std::collections::BTreeMap<String, String>,
     pub default_shipping_service: Option<String>,
+    /// Shop fee name (e.g. `Pobranie`, a cash-on-delivery surcharge) → SKU
+    /// of a service item; fees arrive as lines with SKU `fee:<name>`.
+    #[serde(default)]
+    pub fee_services: std::collections::BTreeMap<String, String>,
+    pub default_fee_service: Option<String>,
+    /// The series for document numbering schemes with `@seria`.
+    pub series: Option<String>,
     /// Seconds between checks of what became of written orders.
     #[serde(default = "default_progress_seconds")]
     pub progress_seconds: u64,
@@ -241,6 +252,9 @@ impl OrdersSection {
             default_payment_form: self.default_payment_form.clone(),
             shipping_services: self.shipping_services.clone(),
             default_shipping_service: self.default_shipping_service.clone(),
+            fee_services: self.fee_services.clone(),
+            default_fee_service: self.default_fee_service.clone(),
+            series: self.series.clone(),
         }
     }
 }

@@ -43,8 +43,9 @@ use crate::config::AgentConfig;
 use crate::sql::{self, SqlClient, SqlError};
 use crate::store::Store;
 
-/// Every Optima table the agent reads (the statements are in `optima.rs`;
-/// a unit test keeps this list in step with them).
+/// Every Optima table the agent reads or writes (the statements are in
+/// `optima.rs` and `optima/orders.rs`; a unit test keeps this list in step
+/// with them).
 pub const OPTIMA_TABLES: &[&str] = &[
     "Towary",
     "TwrGrupy",
@@ -55,6 +56,13 @@ pub const OPTIMA_TABLES: &[&str] = &[
     "Magazyny",
     "TraNag",
     "TraElem",
+    "TraVat",
+    "TraNagRelacje",
+    "Kontrahenci",
+    "DokDefinicje",
+    "FormyPlatnosci",
+    "SenditZleceniePrzesylki",
+    "SenditPaczki",
 ];
 
 /// Oldest compatibility level the agent's SQL is written for (SQL Server
@@ -487,6 +495,7 @@ async fn send_check(
             sql_server: sql_ok,
             sql_error: (!sql_ok).then(|| "agent doctor: SQL Server checks failed".to_owned()),
             outbox_depth: store.outbox_depth().unwrap_or(0) + store.pending_count().unwrap_or(0),
+            takes_orders: None,
         },
     };
     if let Err(err) = store.enqueue(
@@ -625,7 +634,7 @@ mod tests {
 
     #[test]
     fn the_table_list_covers_every_table_the_agent_reads() {
-        let source = include_str!("optima.rs");
+        let source = concat!(include_str!("optima.rs"), include_str!("optima/orders.rs"));
         let mut read: Vec<&str> = source
             .split("CDN.")
             .skip(1)

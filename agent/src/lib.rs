@@ -16,13 +16,18 @@
 //!   its commands; what the agent writes at.
 //! - [`sql`]: the SQL Server connection (tiberius) and its health probe.
 //! - [`optima`]: every SQL statement run against Optima, and the projection
-//!   of its rows into contract records.
+//!   of its rows into contract records; `optima::cells` reads a row without
+//!   a panic whatever the column's width, `optima::insert` builds the
+//!   INSERTs that name every NOT NULL column, `optima::orders` writes an
+//!   order as one document (and rehearses it) and reads its chain.
 //! - [`sync`]: passes that read Optima and stage what changed (cursor
 //!   polls, interval passes, forced passes).
 //! - [`orders`]: shop orders written into Optima, and their progress.
 //! - [`heartbeat`]: the periodic sign of life.
 //! - [`sender`]: drains the outbox to SQS, oldest first, with back-off.
 //! - [`doctor`]: `agent doctor`, every check with what to do on failure.
+//! - [`schema_report`]: `agent doctor --schema-report`, the database's
+//!   tables against the Optima schema the agent expects.
 //! - [`service`], [`systemd`], `winservice`: `agent install`/`uninstall`
 //!   as a systemd unit or a Windows service.
 
@@ -34,6 +39,7 @@ pub mod failpoint;
 pub mod heartbeat;
 pub mod optima;
 pub mod orders;
+pub mod schema_report;
 pub mod sender;
 pub mod service;
 pub mod sql;
@@ -163,6 +169,51 @@ pub struct ForcedSyncReport {
     pub messages_sent: usize,
 }
 
+/// `agent orders rehearse`: the order from `order_file` (JSON), or a sample
+/// of one unit of `sku` (default: the first goods item in Optima), written
+/// inside a transaction and rolled back.
+pub async fn rehearse_order(
+    config: &AgentConfig,
+    order_file: Option<&std::path::Path>,
+    sku: Option<String>,
+) -> anyhow::Result<optima::orders::Rehearsal> {
+    let orders = config.orders.as_ref().ok_or_else(|| {
+        anyhow::anyhow!(
+            "{} has no [orders] section: a rehearsal writes the way the configured writer would",
+            config.source.display()
+        )
+    })?;
+    let mut client = sql::connect(config)
+        .await
+        .context("connecting to SQL Server")?;
+    let order = match order_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "{} is not a shop order (contract Order JSON)",
+                    path.display()
+                )
+            })?
+        }
+        None => {
+            let sku = match sku {
+                Some(sku) => sku,
+                None => {
+                    let ids = optima::product_ids_page(&mut client, 0, 1).await?;
+                    let products = optima::products(&mut client, &ids, &Default::default()).await?;
+                    products.first().map(|p| p.sku.clone()).ok_or_else(|| {
+                        anyhow::anyhow!("Optima has no goods to put on a sample order; give --sku")
+                    })?
+                }
+            };
+            optima::orders::sample_order(&sku, rust_decimal::Decimal::new(12300, 2))
+        }
+    };
+    Ok(optima::orders::rehearse(&mut client, &order, &orders.write_settings()).await?)
+}
+
 /// A forced pass from the command line: read, stage, and send it all now.
 /// Shows a progress bar on a terminal.
 pub async fn sync_now(
@@ -201,6 +252,7 @@ pub async fn sync_now(
                 areas,
                 &scope,
                 ignore_hashes,
+                config.sync.price_list_key,
                 |done, total| {
                     if let Some(total) = total {
                         bar.set_length(total as u64);

@@ -49,7 +49,15 @@ enum Command {
     Doctor {
         #[arg(long, short, default_value = "agent.toml")]
         config: PathBuf,
+        /// Instead of the checks: write, for every table and column the agent
+        /// relies on, what the database has against what the agent expects
+        /// (read-only, from the system catalogs), to send back to us.
+        #[arg(long, value_name = "FILE")]
+        schema_report: Option<PathBuf>,
     },
+    /// Shop orders: `rehearse` writes one inside a transaction and rolls back.
+    #[command(subcommand)]
+    Orders(OrdersCommand),
     /// Register the agent as a service and start it (a systemd unit on
     /// Linux, a Windows service on Windows).
     Install(agent::service::InstallArgs),
@@ -69,6 +77,23 @@ enum Command {
         config: PathBuf,
         #[arg(long)]
         name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum OrdersCommand {
+    /// Write a sample (or the given) order into Optima inside a transaction,
+    /// print the document as Optima holds it, and roll back: proves on a copy
+    /// of the company database that documents are accepted. Needs [orders].
+    Rehearse {
+        #[arg(long, short, default_value = "agent.toml")]
+        config: PathBuf,
+        /// A shop order as JSON (the contract's `Order`); default: a sample.
+        #[arg(long)]
+        order: Option<PathBuf>,
+        /// The product of the sample order (default: the first goods item).
+        #[arg(long)]
+        sku: Option<String>,
     },
 }
 
@@ -104,7 +129,22 @@ fn main() -> ExitCode {
         agent::telemetry::init();
     }
     match cli.command {
-        Command::Doctor { config } => {
+        Command::Doctor {
+            config,
+            schema_report: Some(file),
+        } => with_runtime(&config, |config| async move {
+            let mut client = agent::sql::connect(&config).await?;
+            let (text, problems) = agent::schema_report::report(&mut client).await?;
+            std::fs::write(&file, &text)
+                .map_err(|e| anyhow::anyhow!("writing {}: {e}", file.display()))?;
+            println!(
+                "schema report written to {} ({} lines, {problems} problem(s))",
+                file.display(),
+                text.lines().count().saturating_sub(2)
+            );
+            Ok(())
+        }),
+        Command::Doctor { config, .. } => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
@@ -148,6 +188,25 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_BAD_CONFIG)
             }
         },
+        Command::Orders(OrdersCommand::Rehearse { config, order, sku }) => {
+            with_runtime(&config, |config| async move {
+                let rehearsal = agent::rehearse_order(&config, order.as_deref(), sku).await?;
+                println!("{}", rehearsal.outcome);
+                if !rehearsal.header.is_empty() {
+                    println!("\nCDN.TraNag:");
+                    for (column, value) in &rehearsal.header {
+                        println!("  {column} = {value}");
+                    }
+                }
+                for (i, line) in rehearsal.lines.iter().enumerate() {
+                    println!("\nCDN.TraElem, line {}:", i + 1);
+                    for (column, value) in line {
+                        println!("  {column} = {value}");
+                    }
+                }
+                Ok(())
+            })
+        }
         Command::Run { config } => {
             with_runtime(&config, |config| async move { agent::run(config).await })
         }

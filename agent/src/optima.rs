@@ -24,7 +24,34 @@ use tracing::warn;
 
 use crate::sql::{SqlClient, SqlError};
 
+pub mod cells;
+pub mod insert;
 pub mod orders;
+
+use cells::Cells;
+
+/// Which `CDN.DefCeny` column `TwC_TwCNumer` refers to. Comarch's own FAQ
+/// selects `DfC_Lp` as the price number and a connector notes that after a
+/// price level is deleted only `DfC_Lp` still matches (optima-real.md §0.6,
+/// E3/E4); Comarch BI joins on `DfC_DfCId`. They agree until a level is
+/// deleted, so `lp` is the default and `id` is there for a database where
+/// the report says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PriceListKey {
+    #[default]
+    Lp,
+    Id,
+}
+
+impl PriceListKey {
+    fn column(self) -> &'static str {
+        match self {
+            PriceListKey::Lp => "DfC_Lp",
+            PriceListKey::Id => "DfC_DfCId",
+        }
+    }
+}
 
 /// Largest id list in one statement (SQL Server allows 2,100 parameters).
 pub const IDS_PER_STATEMENT: usize = 500;
@@ -69,15 +96,15 @@ pub async fn group_paths(client: &mut SqlClient) -> Result<HashMap<i32, Vec<Stri
     .await?;
     let mut nodes: HashMap<i32, (i32, String)> = HashMap::new();
     for row in &rows {
-        let (Some(id), Some(parent)) = (
-            row.get::<i32, _>("TwG_GIDNumer"),
-            row.get::<i32, _>("TwG_GrONumer"),
-        ) else {
+        let cells = Cells::new(row, "CDN.TwrGrupy");
+        let (Some(id), Some(parent)) = (cells.id("TwG_GIDNumer")?, cells.id("TwG_GrONumer")?)
+        else {
             continue;
         };
-        let name = row
-            .get::<&str, _>("TwG_Nazwa")
-            .or_else(|| row.get::<&str, _>("TwG_Kod"))
+        let name = cells
+            .text("TwG_Nazwa")?
+            .filter(|n| !n.trim().is_empty())
+            .or(cells.text("TwG_Kod")?)
             .unwrap_or_default()
             .to_owned();
         nodes.insert(id, (parent, name));
@@ -113,11 +140,31 @@ pub async fn product_ids_page(
         "SELECT TOP ({limit}) Twr_TwrId FROM CDN.Towary WHERE Twr_TwrId > @P1 AND Twr_Typ <> 0 ORDER BY Twr_TwrId"
     ));
     query.bind(after);
-    Ok(fetch(client, query)
-        .await?
-        .iter()
-        .filter_map(|r| r.get::<i32, _>("Twr_TwrId"))
-        .collect())
+    ids_of(&fetch(client, query).await?, "CDN.Towary", "Twr_TwrId")
+}
+
+/// The non-NULL ids in `column` of `rows`.
+fn ids_of(rows: &[Row], table: &'static str, column: &str) -> Result<Vec<i32>, SqlError> {
+    let mut ids = Vec::with_capacity(rows.len());
+    for row in rows {
+        if let Some(id) = Cells::new(row, table).id(column)? {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+/// The newest non-NULL stamp in `column` of `rows`.
+fn newest_of(
+    rows: &[Row],
+    table: &'static str,
+    column: &str,
+) -> Result<Option<NaiveDateTime>, SqlError> {
+    let mut newest = None;
+    for row in rows {
+        newest = newest.max(Cells::new(row, table).datetime(column)?);
+    }
+    Ok(newest)
 }
 
 /// Product ids for SKUs (codes); unknown codes are simply absent.
@@ -137,12 +184,11 @@ pub async fn product_ids_for_skus(
         for sku in chunk {
             query.bind(sku.as_str());
         }
-        ids.extend(
-            fetch(client, query)
-                .await?
-                .iter()
-                .filter_map(|r| r.get::<i32, _>("Twr_TwrId")),
-        );
+        ids.extend(ids_of(
+            &fetch(client, query).await?,
+            "CDN.Towary",
+            "Twr_TwrId",
+        )?);
     }
     Ok(ids)
 }
@@ -157,15 +203,9 @@ pub async fn products_modified_since(
     );
     query.bind(since);
     let rows = fetch(client, query).await?;
-    let newest = rows
-        .iter()
-        .filter_map(|r| r.get::<NaiveDateTime, _>("Twr_TS_Mod"))
-        .max();
     Ok((
-        rows.iter()
-            .filter_map(|r| r.get::<i32, _>("Twr_TwrId"))
-            .collect(),
-        newest,
+        ids_of(&rows, "CDN.Towary", "Twr_TwrId")?,
+        newest_of(&rows, "CDN.Towary", "Twr_TS_Mod")?,
     ))
 }
 
@@ -180,14 +220,8 @@ pub async fn items_on_documents_since(
         Query::new("SELECT TrN_TrNID, TrN_TS_Mod FROM CDN.TraNag WHERE TrN_TS_Mod > @P1");
     docs.bind(since);
     let rows = fetch(client, docs).await?;
-    let newest = rows
-        .iter()
-        .filter_map(|r| r.get::<NaiveDateTime, _>("TrN_TS_Mod"))
-        .max();
-    let doc_ids: Vec<i32> = rows
-        .iter()
-        .filter_map(|r| r.get::<i32, _>("TrN_TrNID"))
-        .collect();
+    let newest = newest_of(&rows, "CDN.TraNag", "TrN_TS_Mod")?;
+    let doc_ids = ids_of(&rows, "CDN.TraNag", "TrN_TrNID")?;
     let mut items = Vec::new();
     for chunk in doc_ids.chunks(IDS_PER_STATEMENT) {
         let mut query = Query::new(format!(
@@ -197,12 +231,11 @@ pub async fn items_on_documents_since(
         for id in chunk {
             query.bind(*id);
         }
-        items.extend(
-            fetch(client, query)
-                .await?
-                .iter()
-                .filter_map(|r| r.get::<i32, _>("TrE_TwrId")),
-        );
+        items.extend(ids_of(
+            &fetch(client, query).await?,
+            "CDN.TraElem",
+            "TrE_TwrId",
+        )?);
     }
     items.sort_unstable();
     items.dedup();
@@ -213,11 +246,13 @@ pub async fn items_on_documents_since(
 pub async fn server_now(client: &mut SqlClient) -> Result<NaiveDateTime, SqlError> {
     let rows = fetch(client, Query::new("SELECT GETDATE() AS now")).await?;
     rows.first()
-        .and_then(|r| r.get::<NaiveDateTime, _>("now"))
+        .map(|r| Cells::new(r, "GETDATE()").datetime("now"))
+        .transpose()?
+        .flatten()
         .ok_or_else(|| SqlError::Unexpected("GETDATE() returned no row".into()))
 }
 
-fn vat_of(rate: Option<Decimal>, flag: Option<i16>) -> Result<VatRate, String> {
+fn vat_of(rate: Option<Decimal>, flag: Option<i64>) -> Result<VatRate, String> {
     // Twr_Flaga 1 marks exempt goods (zw); otherwise Twr_Stawka is the percentage.
     match (flag, rate) {
         (Some(1), _) => Ok(VatRate::Exempt),
@@ -254,111 +289,107 @@ pub async fn products(
         }
         let mut extra: BTreeMap<i32, Vec<String>> = BTreeMap::new();
         for row in fetch(client, eans_query).await? {
-            if let (Some(id), Some(ean)) = (
-                row.get::<i32, _>("TwE_TwrID"),
-                row.get::<&str, _>("TwE_EAN"),
-            ) {
-                extra.entry(id).or_default().push(ean.trim().to_owned());
+            let cells = Cells::new(&row, "CDN.TwrEan");
+            if let (Some(id), Some(ean)) = (cells.id("TwE_TwrID")?, cells.text("TwE_EAN")?) {
+                let ean = ean.trim();
+                if !ean.is_empty() {
+                    extra.entry(id).or_default().push(ean.to_owned());
+                }
             }
         }
         for row in &rows {
-            let id = row.get::<i32, _>("Twr_TwrId").unwrap_or_default();
-            let Some(sku) = row.get::<&str, _>("Twr_Kod").map(|s| s.trim().to_owned()) else {
+            let cells = Cells::new(row, "CDN.Towary");
+            let id = cells.id_required("Twr_TwrId")?;
+            let sku = cells.text_or_empty("Twr_Kod")?;
+            if sku.is_empty() {
                 warn!(erp_id = id, "product without a code skipped");
                 continue;
-            };
-            let vat = match vat_of(
-                row.get::<Decimal, _>("Twr_Stawka"),
-                row.get::<i16, _>("Twr_Flaga"),
-            ) {
+            }
+            let vat = match vat_of(cells.decimal("Twr_Stawka")?, cells.int("Twr_Flaga")?) {
                 Ok(vat) => vat,
                 Err(reason) => {
                     warn!(%sku, %reason, "product skipped: its VAT rate cannot be read");
                     continue;
                 }
             };
-            let ean = row
-                .get::<&str, _>("Twr_EAN")
-                .map(str::trim)
-                .filter(|e| !e.is_empty())
-                .map(str::to_owned);
+            // Twr_EAN is NOT NULL in Optima: '' when the product has none.
+            let ean = Some(cells.text_or_empty("Twr_EAN")?).filter(|e| !e.is_empty());
+            let mut extra_eans = extra.remove(&id).unwrap_or_default();
+            // Optima may repeat the main code among the extra ones.
+            extra_eans.retain(|e| Some(e) != ean.as_ref());
             out.push(ProductRecord {
                 sku,
                 erp_id: i64::from(id),
-                name: row
-                    .get::<&str, _>("Twr_Nazwa")
-                    .unwrap_or_default()
-                    .to_owned(),
+                name: cells.text("Twr_Nazwa")?.unwrap_or_default().to_owned(),
                 ean,
-                extra_eans: extra.remove(&id).unwrap_or_default(),
-                unit: row
-                    .get::<&str, _>("Twr_JM")
-                    .unwrap_or_default()
-                    .trim()
-                    .to_owned(),
+                extra_eans,
+                unit: cells.text_or_empty("Twr_JM")?,
                 vat,
-                group_path: row
-                    .get::<i32, _>("Twr_TwGGIDNumer")
+                group_path: cells
+                    .id("Twr_TwGGIDNumer")?
                     .and_then(|g| groups.get(&g).cloned())
                     .unwrap_or_default(),
-                active: row.get::<u8, _>("Twr_NieAktywny").unwrap_or(0) == 0,
-                description: row
-                    .get::<&str, _>("Twr_Opis")
+                active: cells.int("Twr_NieAktywny")?.unwrap_or(0) == 0,
+                description: cells
+                    .text("Twr_Opis")?
                     .map(str::to_owned)
                     .filter(|d| !d.is_empty()),
-                modified_at: row.get::<NaiveDateTime, _>("Twr_TS_Mod").map(naive_to_utc),
+                modified_at: cells.datetime("Twr_TS_Mod")?.map(naive_to_utc),
             });
         }
     }
     Ok(out)
 }
 
-/// Projects every price-list price of the given products.
-pub async fn prices(client: &mut SqlClient, ids: &[i32]) -> Result<Vec<PriceRecord>, SqlError> {
+/// Projects every price-list price of the given products. `TwC_TwCNumer`
+/// names the price list through `key` (see [`PriceListKey`]).
+pub async fn prices(
+    client: &mut SqlClient,
+    ids: &[i32],
+    key: PriceListKey,
+) -> Result<Vec<PriceRecord>, SqlError> {
     let mut out = Vec::new();
     for chunk in ids.chunks(IDS_PER_STATEMENT) {
         let mut query = Query::new(format!(
             "SELECT t.Twr_Kod, t.Twr_Stawka, t.Twr_Flaga, d.DfC_Nazwa, c.TwC_Typ, c.TwC_Wartosc, c.TwC_Waluta \
-             FROM CDN.TwrCeny c JOIN CDN.Towary t ON t.Twr_TwrId = c.TwC_TwrID JOIN CDN.DefCeny d ON d.DfC_DfCId = c.TwC_TwCNumer \
+             FROM CDN.TwrCeny c JOIN CDN.Towary t ON t.Twr_TwrId = c.TwC_TwrID JOIN CDN.DefCeny d ON d.{} = c.TwC_TwCNumer \
              WHERE c.TwC_TwrID IN ({}) ORDER BY t.Twr_Kod, d.DfC_Nazwa",
+            key.column(),
             placeholders(1, chunk.len())
         ));
         for id in chunk {
             query.bind(*id);
         }
         for row in fetch(client, query).await? {
-            let sku = row
-                .get::<&str, _>("Twr_Kod")
-                .unwrap_or_default()
-                .trim()
-                .to_owned();
-            let Ok(vat) = vat_of(
-                row.get::<Decimal, _>("Twr_Stawka"),
-                row.get::<i16, _>("Twr_Flaga"),
-            ) else {
+            let cells = Cells::new(&row, "CDN.TwrCeny");
+            let sku = cells.text_or_empty("Twr_Kod")?;
+            let Ok(vat) = vat_of(cells.decimal("Twr_Stawka")?, cells.int("Twr_Flaga")?) else {
                 continue;
             };
-            let (Some(value), Some(list)) = (
-                row.get::<Decimal, _>("TwC_Wartosc"),
-                row.get::<&str, _>("DfC_Nazwa"),
-            ) else {
+            let (Some(value), Some(list)) =
+                (cells.decimal("TwC_Wartosc")?, cells.text("DfC_Nazwa")?)
+            else {
                 warn!(%sku, "price row without a value or list skipped");
                 continue;
             };
+            // TwC_Typ (tinyint): 1 net, 2 gross (E4).
+            let kind = if cells.int("TwC_Typ")? == Some(2) {
+                PriceKind::Gross
+            } else {
+                PriceKind::Net
+            };
+            let currency = cells.text_or_empty("TwC_Waluta")?;
             out.push(PriceRecord {
                 sku,
                 price_list: list.trim().to_owned(),
-                kind: if row.get::<i16, _>("TwC_Typ") == Some(2) {
-                    PriceKind::Gross
-                } else {
-                    PriceKind::Net
-                },
+                kind,
                 value,
-                currency: row
-                    .get::<&str, _>("TwC_Waluta")
-                    .unwrap_or("PLN")
-                    .trim()
-                    .to_owned(),
+                // Unverified whether Optima stores złoty as '' or 'PLN'; both mean PLN.
+                currency: if currency.is_empty() {
+                    "PLN".to_owned()
+                } else {
+                    currency
+                },
                 vat,
             });
         }
@@ -367,7 +398,10 @@ pub async fn prices(client: &mut SqlClient, ids: &[i32]) -> Result<Vec<PriceReco
 }
 
 /// Projects current stock per warehouse: for each product and warehouse,
-/// the `TwrIlosci` row with the latest `TwI_Data` at or before the server's now.
+/// the `TwrIlosci` row with the latest `TwI_Data` at or before the server's
+/// now (how Comarch's own stock report reads it). What is reserved counts
+/// both customer reservations and service-order reservations: available =
+/// `TwI_Ilosc − TwI_Rezerwacje − TwI_RezerwacjeZlecenia` (E7).
 pub async fn stock(
     client: &mut SqlClient,
     ids: &[i32],
@@ -376,7 +410,7 @@ pub async fn stock(
     let mut out = Vec::new();
     for chunk in ids.chunks(IDS_PER_STATEMENT) {
         let mut query = Query::new(format!(
-            "SELECT t.Twr_Kod, m.Mag_Symbol, i.TwI_Ilosc, i.TwI_Rezerwacje \
+            "SELECT t.Twr_Kod, m.Mag_Symbol, i.TwI_Ilosc, i.TwI_Rezerwacje, i.TwI_RezerwacjeZlecenia \
              FROM CDN.TwrIlosci i JOIN CDN.Towary t ON t.Twr_TwrId = i.TwI_TwrId JOIN CDN.Magazyny m ON m.Mag_MagId = i.TwI_MagId \
              WHERE i.TwI_TwrId IN ({}) AND i.TwI_Data = (SELECT MAX(l.TwI_Data) FROM CDN.TwrIlosci l \
                WHERE l.TwI_TwrId = i.TwI_TwrId AND l.TwI_MagId = i.TwI_MagId AND l.TwI_Data <= GETDATE()) \
@@ -387,18 +421,22 @@ pub async fn stock(
             query.bind(*id);
         }
         for row in fetch(client, query).await? {
-            let (Some(sku), Some(warehouse), Some(quantity)) = (
-                row.get::<&str, _>("Twr_Kod"),
-                row.get::<&str, _>("Mag_Symbol"),
-                row.get::<Decimal, _>("TwI_Ilosc"),
-            ) else {
+            let cells = Cells::new(&row, "CDN.TwrIlosci");
+            let sku = cells.text_or_empty("Twr_Kod")?;
+            let warehouse = cells.text_or_empty("Mag_Symbol")?;
+            let Some(quantity) = cells.decimal("TwI_Ilosc")? else {
                 continue;
             };
+            if sku.is_empty() || warehouse.is_empty() {
+                continue;
+            }
+            let reserved = cells.decimal("TwI_Rezerwacje")?.unwrap_or_default()
+                + cells.decimal("TwI_RezerwacjeZlecenia")?.unwrap_or_default();
             out.push(StockRecord {
-                sku: sku.trim().to_owned(),
-                warehouse: warehouse.trim().to_owned(),
+                sku,
+                warehouse,
                 quantity,
-                reserved: row.get::<Decimal, _>("TwI_Rezerwacje").unwrap_or_default(),
+                reserved,
                 read_at,
             });
         }

@@ -356,6 +356,7 @@ mod tests {
             class,
             number: format!("D/{id}"),
             tracking: tracking.map(str::to_owned),
+            carrier: None,
             cancelled: false,
             in_buffer: false,
         }

@@ -78,6 +78,7 @@ async fn read_and_stage(
     areas: &BTreeSet<SyncArea>,
     ids: &[i32],
     ignore_hashes: bool,
+    price_list_key: optima::PriceListKey,
 ) -> Result<PassReport, SyncError> {
     let now = Utc::now();
     let mut report = PassReport {
@@ -94,7 +95,7 @@ async fn read_and_stage(
         report.products = store.stage(RecordKind::Products, &keyed, ignore_hashes, now)?;
     }
     if areas.contains(&SyncArea::Prices) {
-        let prices = optima::prices(sql, ids).await?;
+        let prices = optima::prices(sql, ids, price_list_key).await?;
         let keyed: Vec<_> = prices
             .into_iter()
             .map(|p| (format!("{}|{}", p.sku, p.price_list), p))
@@ -120,6 +121,7 @@ pub async fn pass(
     areas: &[SyncArea],
     scope: &Scope,
     ignore_hashes: bool,
+    price_list_key: optima::PriceListKey,
     mut progress: impl FnMut(usize, Option<usize>),
 ) -> Result<PassReport, SyncError> {
     let areas: BTreeSet<SyncArea> = if areas.is_empty() {
@@ -135,18 +137,25 @@ pub async fn pass(
                 let ids = optima::product_ids_page(sql, after, PAGE).await?;
                 let Some(&last) = ids.last() else { break };
                 after = last;
-                report.add(read_and_stage(sql, store, &areas, &ids, ignore_hashes).await?);
+                report.add(
+                    read_and_stage(sql, store, &areas, &ids, ignore_hashes, price_list_key).await?,
+                );
                 progress(report.items, None);
             }
         }
         Scope::Skus(skus) => {
             let ids = optima::product_ids_for_skus(sql, skus).await?;
-            report.add(read_and_stage(sql, store, &areas, &ids, ignore_hashes).await?);
+            report.add(
+                read_and_stage(sql, store, &areas, &ids, ignore_hashes, price_list_key).await?,
+            );
             progress(report.items, Some(ids.len()));
         }
         Scope::Ids(ids) => {
             for chunk in ids.chunks(PAGE) {
-                report.add(read_and_stage(sql, store, &areas, chunk, ignore_hashes).await?);
+                report.add(
+                    read_and_stage(sql, store, &areas, chunk, ignore_hashes, price_list_key)
+                        .await?,
+                );
                 progress(report.items, Some(ids.len()));
             }
         }
@@ -206,6 +215,7 @@ pub async fn poll_changes(
     store: &Store,
     overlap: ChronoDuration,
     moves: &mut CursorMoves,
+    price_list_key: optima::PriceListKey,
 ) -> Result<PassReport, SyncError> {
     use std::sync::atomic::Ordering::Relaxed;
     let (statements, rows) = (optima::STATEMENTS.load(Relaxed), optima::ROWS.load(Relaxed));
@@ -241,7 +251,7 @@ pub async fn poll_changes(
             optima::products_modified_since(sql, since).await?
         };
         let areas: BTreeSet<SyncArea> = areas.into_iter().collect();
-        report.add(read_and_stage(sql, store, &areas, &ids, false).await?);
+        report.add(read_and_stage(sql, store, &areas, &ids, false, price_list_key).await?);
         if let Some(newest) = newest.filter(|n| *n > cursor) {
             moves.set(store, name, newest, server_now)?;
         }
@@ -336,6 +346,7 @@ pub async fn run(
                     &request.areas,
                     &scope,
                     request.ignore_hashes,
+                    config.sync.price_list_key,
                     |_, _| {},
                 ),
             )
@@ -362,7 +373,15 @@ pub async fn run(
             match leased(
                 &store,
                 &holder,
-                pass(client, &store, &[area], &Scope::All, false, |_, _| {}),
+                pass(
+                    client,
+                    &store,
+                    &[area],
+                    &Scope::All,
+                    false,
+                    sync.price_list_key,
+                    |_, _| {},
+                ),
             )
             .await
             {
@@ -378,7 +397,13 @@ pub async fn run(
         if result.is_ok() {
             // Add the poll's changes to the passes': any change wakes the sender.
             let staged = result.as_ref().copied().unwrap_or(0);
-            let poll = poll_changes(client, &store, overlap, &mut cursor_moves);
+            let poll = poll_changes(
+                client,
+                &store,
+                overlap,
+                &mut cursor_moves,
+                sync.price_list_key,
+            );
             result = leased(&store, &holder, poll)
                 .await
                 .map(|r| staged + r.map(|r| r.changed()).unwrap_or(0));

@@ -72,7 +72,7 @@ async fn the_catalogue_prices_and_stock_project_from_optima() -> anyhow::Result<
             .await?;
     assert_eq!(by_sku, vec![products[0].erp_id as i32]);
 
-    let prices = optima::prices(&mut sql, &ids).await?;
+    let prices = optima::prices(&mut sql, &ids, agent::optima::PriceListKey::Lp).await?;
     let lists: std::collections::BTreeSet<&str> =
         prices.iter().map(|p| p.price_list.as_str()).collect();
     assert!(
@@ -145,7 +145,8 @@ async fn an_idle_office_costs_three_statements_a_poll_once_the_overlap_passed() 
     let mut moves = CursorMoves::default();
     let poll = async |sql: &mut agent::sql::SqlClient, moves: &mut CursorMoves| {
         let statements = optima::STATEMENTS.load(Relaxed);
-        let report = poll_changes(sql, &store, overlap, moves).await?;
+        let report =
+            poll_changes(sql, &store, overlap, moves, agent::optima::PriceListKey::Lp).await?;
         anyhow::Ok((report.items, optima::STATEMENTS.load(Relaxed) - statements))
     };
 

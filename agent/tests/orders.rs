@@ -29,6 +29,9 @@ fn settings() -> WriteSettings {
         default_payment_form: None,
         shipping_services: BTreeMap::from([("flat_rate".to_owned(), "TRANSPORT".to_owned())]),
         default_shipping_service: None,
+        fee_services: BTreeMap::new(),
+        default_fee_service: None,
+        series: None,
     }
 }
 
@@ -499,16 +502,81 @@ async fn realising_the_reservation_reads_back_as_shipped_with_tracking() -> anyh
     Ok(())
 }
 
-/// The number the agent's numbering should give next: MAX+1 per definition
-/// and year, over the documents other than `except`.
-async fn next_number(erp: &Erp, symbol: &str, year: &str, except: i64) -> anyhow::Result<i32> {
+/// Where the office ships through Optima's courier module, the waybill is
+/// not on the WZ but on the shipment order made for the invoice
+/// (`SenditZleceniePrzesylki.SZL_FaId`), and the WZ is found through its
+/// `TrN_FaId`; relations are stored both ways and none is counted twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_courier_shipment_gives_the_tracking_number_when_the_wz_has_none() -> anyhow::Result<()> {
+    let erp = erp_for_tests(SeedOptions {
+        products: 100,
+        seed: 18,
+    })
+    .await?;
+    let Some(db) = erp.db.clone() else {
+        eprintln!("real SQL Server: the office simulator is the stand-in's; skipped");
+        return Ok(());
+    };
+    let (sku23, sku8) = (
+        sku_with_rate(&erp, 23).await?,
+        sku_with_rate(&erp, 8).await?,
+    );
+    let mut sql = connect_ado(&erp.ado, 10).await?;
+    let order = shop_order("4002", &sku23, &sku8);
+    let WriteResult::Written {
+        document_id,
+        document_number,
+        ..
+    } = write_order(&mut sql, &order, &settings()).await?
+    else {
+        panic!("not written");
+    };
+    let tracked = TrackedOrder {
+        key: order.key(),
+        shop: order.shop.clone(),
+        order_id: order.order_id.clone(),
+        document_id,
+        document_number,
+        reported: None,
+    };
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let mut sim = optima_standin::simulator::Simulator::open(&db)?;
+        sim.perform(optima_standin::simulator::Action::RealiseViaSendit {
+            ro_id: document_id,
+            tracking: "620012345678901234567890".into(),
+            carrier: "InPost".into(),
+        })?;
+        Ok(())
+    })
+    .await??;
+    let chains = document_chains(&mut sql, &[document_id]).await?;
+    let chain = &chains[&document_id];
+    assert_eq!(
+        chain.iter().map(|d| d.class).collect::<Vec<_>>(),
+        [308, 302, 306],
+        "RO, its FS (related both ways, counted once) and the WZ pointing at the FS: {chain:?}"
+    );
+    let fs = &chain[1];
+    assert_eq!(fs.tracking.as_deref(), Some("620012345678901234567890"));
+    assert_eq!(fs.carrier.as_deref(), Some("InPost"));
+    let shipped = progress_of(&tracked, chain).unwrap();
+    assert_eq!(shipped.stage, OrderStage::Shipped);
+    assert_eq!(
+        shipped.tracking_number.as_deref(),
+        Some("620012345678901234567890")
+    );
+    Ok(())
+}
+
+/// The number the agent's numbering should give next: MAX+1 over the
+/// documents with the same number string (`FS/@numerS/2026`), other than
+/// `except`, computed here by plain SQL.
+async fn next_number(erp: &Erp, number_string: &str, except: i64) -> anyhow::Result<i32> {
     let mut sql = erp.connect().await?;
     let mut query = Query::new(
-        "SELECT ISNULL(MAX(n.TrN_NumerNr), 0) + 1 AS nr FROM CDN.TraNag n JOIN CDN.DokDefinicje d ON d.DDf_DDfID = n.TrN_DDfId \
-         WHERE d.DDf_Symbol = CAST(@P1 AS varchar(5)) AND n.TrN_NumerPelny LIKE @P2 AND n.TrN_TrNID <> @P3",
+        "SELECT ISNULL(MAX(TrN_NumerNr), 0) + 1 AS nr FROM CDN.TraNag WHERE TrN_NumerString = CAST(@P1 AS varchar(31)) AND TrN_TrNID <> @P2",
     );
-    query.bind(symbol);
-    query.bind(format!("{symbol}/%/{year}"));
+    query.bind(number_string);
     query.bind(i32::try_from(except)?);
     let rows = query.query(&mut sql).await?.into_first_result().await?;
     rows.first()
@@ -546,7 +614,8 @@ async fn invoice_and_receipt_drafts_are_one_document_of_their_kind_in_the_buffer
         };
 
         let mut query = Query::new(
-            "SELECT n.TrN_TypDokumentu, n.TrN_Rodzaj, n.TrN_NumerNr, n.TrN_NumerPelny, n.TrN_Bufor, n.TrN_Anulowany, \
+            "SELECT n.TrN_TypDokumentu, n.TrN_Rodzaj, n.TrN_NumerNr, n.TrN_NumerString, n.TrN_NumerPelny, n.TrN_Bufor, n.TrN_Anulowany, \
+             n.TrN_PodmiotTyp, n.TrN_PodID, n.TrN_PodNazwa1, n.TrN_DataDok, n.TrN_Waluta, n.TrN_eSklepZrodlo, \
              n.TrN_RazemNetto, n.TrN_RazemVAT, n.TrN_RazemBrutto, d.DDf_Symbol, d.DDf_Klasa \
              FROM CDN.TraNag n JOIN CDN.DokDefinicje d ON d.DDf_DDfID = n.TrN_DDfId WHERE n.TrN_TrNID = @P1",
         );
@@ -558,7 +627,23 @@ async fn invoice_and_receipt_drafts_are_one_document_of_their_kind_in_the_buffer
         assert_eq!(header.get::<i32, _>("TrN_TypDokumentu"), Some(class));
         assert_eq!(header.get::<i32, _>("TrN_Rodzaj"), Some(class * 1000));
         assert_eq!(header.get::<i16, _>("TrN_Bufor"), Some(1), "{symbol} draft");
-        assert_eq!(header.get::<i16, _>("TrN_Anulowany"), Some(0));
+        assert_eq!(header.get::<i32, _>("TrN_Anulowany"), Some(0));
+        // The customer as Optima pairs it, its block copied, a date-only
+        // document, the system currency, the source marked as an API import.
+        assert_eq!(header.get::<i16, _>("TrN_PodmiotTyp"), Some(1));
+        assert!(header.get::<i32, _>("TrN_PodID").is_some());
+        assert!(
+            !header
+                .get::<&str, _>("TrN_PodNazwa1")
+                .unwrap_or_default()
+                .is_empty()
+        );
+        let date = header
+            .get::<chrono::NaiveDateTime, _>("TrN_DataDok")
+            .unwrap();
+        assert_eq!(date.time(), chrono::NaiveTime::MIN, "a date, not a time");
+        assert_eq!(header.get::<&str, _>("TrN_Waluta"), Some(""));
+        assert_eq!(header.get::<i32, _>("TrN_eSklepZrodlo"), Some(6));
         // Numbered in its own definition's series: SYMBOL/<MAX+1>/<year>.
         let full = header.get::<&str, _>("TrN_NumerPelny").unwrap_or_default();
         assert_eq!(full, document_number);
@@ -567,7 +652,9 @@ async fn invoice_and_receipt_drafts_are_one_document_of_their_kind_in_the_buffer
         assert_eq!(parts[0], symbol, "{full}");
         let nr = header.get::<i32, _>("TrN_NumerNr").unwrap_or_default();
         assert_eq!(parts[1], nr.to_string(), "{full}");
-        assert_eq!(nr, next_number(&erp, symbol, parts[2], document_id).await?);
+        let number_string = header.get::<&str, _>("TrN_NumerString").unwrap_or_default();
+        assert_eq!(number_string, format!("{symbol}/@numerS/{}", parts[2]));
+        assert_eq!(nr, next_number(&erp, number_string, document_id).await?);
         // Totals to the grosz: header, lines and VAT rows all equal the shop's.
         assert_eq!(
             (
@@ -715,8 +802,12 @@ async fn a_company_with_an_unknown_nip_becomes_one_new_customer_found_again_by_n
     Ok(())
 }
 
-/// The office, over SQL: a `symbol` document realised from `parent`
-/// (`CDN.TraNagRelacje`), still a draft or confirmed, with a tracking number.
+/// The office realises `parent` into a `symbol` document (a draft in the
+/// buffer or confirmed) over SQL, the way Optima links them: the new header
+/// copies the parent's (every column but the identity and the computed
+/// ones), an FS/PA is related to its RO in `TraNagRelacje` both ways, and a
+/// WZ points at its invoice through `TrN_FaId`; a tracking number goes in
+/// `TrN_NrListuPrzewozowego`.
 async fn office_realises(
     erp: &Erp,
     parent: i64,
@@ -726,60 +817,113 @@ async fn office_realises(
 ) -> anyhow::Result<(i64, String)> {
     let mut sql = erp.connect().await?;
     let mut query = Query::new(
-        "SELECT DDf_DDfID, DDf_Klasa FROM CDN.DokDefinicje WHERE DDf_Symbol = CAST(@P1 AS varchar(5))",
+        "SELECT TOP 1 DDf_DDfID, DDf_Klasa FROM CDN.DokDefinicje WHERE DDf_Symbol = CAST(@P1 AS varchar(5)) AND DDf_Nieaktywna = 0 ORDER BY DDf_DDfID",
     );
     query.bind(symbol);
     let rows = query.query(&mut sql).await?.into_first_result().await?;
     let (definition, class) = rows
         .first()
-        .and_then(|r| Some((r.get::<i32, _>("DDf_DDfID")?, r.get::<i32, _>("DDf_Klasa")?)))
+        .and_then(|r| {
+            Some((
+                r.try_get::<i32, _>("DDf_DDfID").ok()??,
+                r.try_get::<i32, _>("DDf_Klasa").ok()??,
+            ))
+        })
         .ok_or_else(|| anyhow::anyhow!("no definition {symbol}"))?;
-    let mut query = Query::new(
-        "SELECT TrN_TypDokumentu, TrN_PodID, TrN_MagZrdId FROM CDN.TraNag WHERE TrN_TrNID = @P1",
-    );
-    query.bind(i32::try_from(parent)?);
-    let rows = query.query(&mut sql).await?.into_first_result().await?;
-    let row = rows
-        .first()
-        .ok_or_else(|| anyhow::anyhow!("no document {parent}"))?;
-    let (parent_class, customer, warehouse) = (
-        row.get::<i32, _>("TrN_TypDokumentu").unwrap_or_default(),
-        row.get::<i32, _>("TrN_PodID"),
-        row.get::<i32, _>("TrN_MagZrdId").unwrap_or_default(),
-    );
+    let rows = Query::new(
+        "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = 'CDN' AND TABLE_NAME = 'TraNag' ORDER BY ORDINAL_POSITION",
+    )
+    .query(&mut sql)
+    .await?
+    .into_first_result()
+    .await?;
+    let overridden = [
+        "TrN_DDfId",
+        "TrN_TypDokumentu",
+        "TrN_Rodzaj",
+        "TrN_NumerString",
+        "TrN_NumerNr",
+        "TrN_Bufor",
+        "TrN_NrListuPrzewozowego",
+        "TrN_ImportRowId",
+        "TrN_FaId",
+        "TrN_NumerObcy",
+    ];
+    let skipped = [
+        "TrN_TrNID",
+        "TrN_NumerPelny",
+        "TrN_StatusString",
+        "TrN_WartoscZakupu",
+    ];
+    let copied: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r.try_get::<&str, _>("COLUMN_NAME").ok().flatten())
+        .filter(|c| {
+            !skipped
+                .iter()
+                .chain(&overridden)
+                .any(|s| s.eq_ignore_ascii_case(c))
+        })
+        .map(str::to_owned)
+        .collect();
+    let year = chrono::Datelike::year(&chrono::Local::now());
+    let number_string = format!("{symbol}/@numerS/BIURO{year}");
     let nr = 900_000 + i32::try_from(parent)?;
-    let number = format!("{symbol}/{nr}/BIURO");
-    let mut query = Query::new(
-        "INSERT INTO CDN.TraNag (TrN_DDfId, TrN_TypDokumentu, TrN_Rodzaj, TrN_NumerNr, TrN_NumerPelny, TrN_DataDok, TrN_Bufor, TrN_PodID, TrN_MagZrdId, TrN_NrPrzesylki) \
-         OUTPUT INSERTED.TrN_TrNID VALUES (@P1, @P2, @P3, @P4, @P5, GETDATE(), @P6, @P7, @P8, @P9)",
-    );
+    let mut query = Query::new(format!(
+        "DECLARE @ids TABLE (id int); \
+         INSERT INTO CDN.TraNag ({cols}, {over}) OUTPUT INSERTED.TrN_TrNID INTO @ids (id) \
+         SELECT {cols}, @P1, @P2, @P3, @P4, @P5, @P6, @P7, CAST(@P9 AS varchar(36)), {fa}, '' FROM CDN.TraNag WHERE TrN_TrNID = @P8; \
+         SELECT id FROM @ids;",
+        cols = copied.join(", "),
+        over = overridden.join(", "),
+        fa = if symbol == "WZ" { "@P8" } else { "NULL" },
+    ));
     query.bind(definition);
     query.bind(class);
     query.bind(class * 1000);
+    query.bind(number_string.clone());
     query.bind(nr);
-    query.bind(number.clone());
-    query.bind(i16::from(draft));
-    query.bind(customer);
-    query.bind(warehouse);
-    query.bind(tracking.map(str::to_owned));
+    query.bind(i32::from(draft));
+    query.bind(tracking.unwrap_or_default().to_owned());
+    query.bind(i32::try_from(parent)?);
+    // TrNGUID is a unique index (one NULL at most): Optima gives every
+    // document its own GUID.
+    query.bind(format!("{nr:08}-0000-4000-8000-{class:012}"));
     let rows = query.query(&mut sql).await?.into_first_result().await?;
     let id = rows
         .first()
-        .and_then(|r| r.get::<i32, _>("TrN_TrNID"))
+        .and_then(|r| r.try_get::<i32, _>("id").ok().flatten())
         .ok_or_else(|| anyhow::anyhow!("no id for the {symbol}"))?;
-    let mut query = Query::new(
-        "INSERT INTO CDN.TraNagRelacje (TrR_TrNId, TrR_TrNTyp, TrR_FaId, TrR_FaTyp) VALUES (@P1, @P2, @P3, @P4)",
-    );
-    query.bind(i32::try_from(parent)?);
-    query.bind(parent_class);
-    query.bind(id);
-    query.bind(class);
-    query.execute(&mut sql).await?;
-    Ok((i64::from(id), number))
+    if symbol != "WZ" {
+        let mut query = Query::new("SELECT TrN_TypDokumentu FROM CDN.TraNag WHERE TrN_TrNID = @P1");
+        query.bind(i32::try_from(parent)?);
+        let rows = query.query(&mut sql).await?.into_first_result().await?;
+        let parent_class = rows
+            .first()
+            .and_then(|r| r.try_get::<i32, _>("TrN_TypDokumentu").ok().flatten())
+            .unwrap_or_default();
+        for (from, from_class, to, to_class) in [
+            (i32::try_from(parent)?, parent_class, id, class),
+            (id, class, i32::try_from(parent)?, parent_class),
+        ] {
+            let mut query = Query::new(
+                "INSERT INTO CDN.TraNagRelacje (TrR_TrNId, TrR_TrNTyp, TrR_FaId, TrR_FaTyp, TrR_Flaga) VALUES (@P1, @P2, @P3, @P4, 0)",
+            );
+            query.bind(from);
+            query.bind(i16::try_from(from_class)?);
+            query.bind(to);
+            query.bind(i16::try_from(to_class)?);
+            query.execute(&mut sql).await?;
+        }
+    }
+    Ok((
+        i64::from(id),
+        number_string.replace("@numerS", &nr.to_string()),
+    ))
 }
 
 /// The office, over SQL: `SET column = 1 or 0` on one document.
-async fn office_sets(erp: &Erp, document: i64, column: &str, value: i16) -> anyhow::Result<()> {
+async fn office_sets(erp: &Erp, document: i64, column: &str, value: i32) -> anyhow::Result<()> {
     let mut sql = erp.connect().await?;
     let mut query = Query::new(format!(
         "UPDATE CDN.TraNag SET {column} = @P1 WHERE TrN_TrNID = @P2"
@@ -858,7 +1002,8 @@ async fn receipts_drafts_and_cancellations_read_back_as_their_stages() -> anyhow
     let (pa, pa_number) = office_realises(&erp, realised.document_id, "PA", true, None).await?;
     stages([OrderStage::Accepted; 3]).await?;
     office_sets(&erp, pa, "TrN_Bufor", 0).await?;
-    office_sets(&erp, cancelled.document_id, "TrN_Anulowany", 1).await?;
+    // Optima's mark of a cancelled document (Comarch BI's cancelled RO).
+    office_sets(&erp, cancelled.document_id, "TrN_Anulowany", -2147483647).await?;
     office_sets(&erp, receipt.document_id, "TrN_Bufor", 0).await?;
     let documents = stages([
         OrderStage::Invoiced,

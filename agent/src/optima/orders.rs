@@ -21,6 +21,8 @@ use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 use tiberius::Query;
 
+use super::cells::Cells;
+use super::insert::Insert;
 use super::{IDS_PER_STATEMENT, fetch, placeholders};
 use crate::sql::{SqlClient, SqlError};
 
@@ -44,6 +46,15 @@ impl DocumentKind {
             DocumentKind::Pa => "PA",
         }
     }
+
+    /// `DDf_Klasa`/`TrN_TypDokumentu` (E3, E5): RO 308, FS 302, PA 305.
+    pub fn class(self) -> i32 {
+        match self {
+            DocumentKind::Ro => 308,
+            DocumentKind::Fs => 302,
+            DocumentKind::Pa => 305,
+        }
+    }
 }
 
 /// How orders are written, from the agent's `[orders]` configuration.
@@ -63,6 +74,11 @@ pub struct WriteSettings {
     /// Shop shipping method id → the SKU of a service item.
     pub shipping_services: BTreeMap<String, String>,
     pub default_shipping_service: Option<String>,
+    /// Shop fee name (e.g. `Pobranie`) → the SKU of a service item.
+    pub fee_services: BTreeMap<String, String>,
+    pub default_fee_service: Option<String>,
+    /// The series for numbering schemes with `@seria`.
+    pub series: Option<String>,
 }
 
 /// What the write did.
@@ -112,6 +128,12 @@ fn fit(text: &str, units: usize, what: &str, notes: &mut Vec<String>) -> String 
 fn nip_digits(nip: &str) -> Option<String> {
     let digits: String = nip.chars().filter(char::is_ascii_digit).collect();
     (digits.len() == 10).then_some(digits)
+}
+
+/// The ISO code of a shop's country ("" and unknown read as Poland's PL).
+fn iso_country(code: &str) -> String {
+    let code = code.trim().to_ascii_uppercase();
+    if code.len() == 2 { code } else { "PL".into() }
 }
 
 fn country_name(code: &str) -> String {
@@ -191,6 +213,15 @@ fn document_lines(order: &Order, settings: &WriteSettings) -> Result<Vec<DocLine
                 .into(),
         );
     }
+    let currency = order.currency.trim().to_ascii_uppercase();
+    if !currency.is_empty() && currency != "PLN" {
+        // Writing in a foreign currency needs the rate Optima applies (the
+        // NBP rate of the day before), which lives outside the company
+        // database the agent reads; a person converts such an order.
+        return Err(format!(
+            "the order is in {currency}: foreign-currency orders are not written automatically; enter it in Optima by hand (or have the shop sell in PLN)"
+        ));
+    }
     let mut lines = Vec::new();
     for line in &order.lines {
         if line.quantity <= Decimal::ZERO || line.quantity >= Decimal::from(100_000_000_000i64) {
@@ -199,28 +230,54 @@ fn document_lines(order: &Order, settings: &WriteSettings) -> Result<Vec<DocLine
                 line.sku, line.quantity
             ));
         }
+        if line.quantity.normalize().scale() > 4 {
+            return Err(format!(
+                "line {}: quantity {} has more than the 4 decimals Optima keeps",
+                line.sku, line.quantity
+            ));
+        }
         for value in [line.total_net, line.total_vat, line.total_gross] {
             if !fits_money(value) {
                 return Err(format!("line {}: amount {value} is out of range", line.sku));
             }
         }
-        if line.total_net + line.total_vat != line.total_gross {
+        let (net, vat, gross) = to_grosz(line.total_net, line.total_vat, line.total_gross);
+        if line.total_net + line.total_vat != line.total_gross
+            && (net + vat - gross).abs() > Decimal::new(1, 2)
+        {
             return Err(format!(
                 "line {}: net {} + VAT {} is not gross {}",
                 line.sku, line.total_net, line.total_vat, line.total_gross
             ));
         }
+        let sku = match line.sku.trim().strip_prefix("fee:") {
+            // A fee (a cash-on-delivery surcharge, a payment fee) is a
+            // service line, as shipping is.
+            Some(fee) => settings
+                .fee_services
+                .get(fee.trim())
+                .or(settings.default_fee_service.as_ref())
+                .cloned()
+                .ok_or_else(|| {
+                    format!(
+                        "fee `{}` has no service item in [orders.fee_services] and there is no default_fee_service",
+                        fee.trim()
+                    )
+                })?,
+            None => line.sku.trim().to_owned(),
+        };
         let rate = Decimal::ONE + line.vat.percent() / Decimal::ONE_HUNDRED;
-        let discount_net = (line.discount_gross / rate).round_dp(2);
+        let discount_gross = round_grosz(line.discount_gross);
+        let discount_net = round_grosz(discount_gross / rate);
         lines.push(DocLine {
-            sku: line.sku.trim().to_owned(),
+            sku,
             quantity: line.quantity,
             vat: line.vat,
-            net_before_discount: line.total_net + discount_net,
-            total_net: line.total_net,
-            total_vat: line.total_vat,
-            total_gross: line.total_gross,
-            discount_gross: line.discount_gross,
+            net_before_discount: net + discount_net,
+            total_net: net,
+            total_vat: vat,
+            total_gross: gross,
+            discount_gross,
         });
     }
     if let Some(shipping) = order.shipping.as_ref().filter(|s| !s.total_gross.is_zero()) {
@@ -234,37 +291,61 @@ fn document_lines(order: &Order, settings: &WriteSettings) -> Result<Vec<DocLine
                     shipping.method
                 )
             })?;
-        if shipping.total_net + shipping.total_vat != shipping.total_gross {
+        let (net, vat, gross) =
+            to_grosz(shipping.total_net, shipping.total_vat, shipping.total_gross);
+        if shipping.total_net + shipping.total_vat != shipping.total_gross
+            && (net + vat - gross).abs() > Decimal::new(1, 2)
+        {
             return Err("shipping: net + VAT is not gross".into());
         }
         lines.push(DocLine {
             sku: service.clone(),
             quantity: Decimal::ONE,
             vat: shipping.vat,
-            net_before_discount: shipping.total_net,
-            total_net: shipping.total_net,
-            total_vat: shipping.total_vat,
-            total_gross: shipping.total_gross,
+            net_before_discount: net,
+            total_net: net,
+            total_vat: vat,
+            total_gross: gross,
             discount_gross: Decimal::ZERO,
         });
     }
     let net: Decimal = lines.iter().map(|l| l.total_net).sum();
     let vat: Decimal = lines.iter().map(|l| l.total_vat).sum();
     let gross: Decimal = lines.iter().map(|l| l.total_gross).sum();
-    if (net, vat, gross) != (order.total_net, order.total_vat, order.total_gross) {
+    let shop = to_grosz(order.total_net, order.total_vat, order.total_gross);
+    if gross != shop.2 {
         return Err(format!(
-            "totals do not add up: lines and shipping give net {net}, VAT {vat}, gross {gross}; the shop says net {}, VAT {}, gross {} (fees are not supported)",
+            "totals do not add up to the grosz: lines, shipping and fees give net {net}, VAT {vat}, gross {gross}; the shop says net {}, VAT {}, gross {}",
             order.total_net, order.total_vat, order.total_gross
         ));
     }
     Ok(lines)
 }
 
-/// VAT summary per rate, as `TraVat` holds it.
-fn vat_summary(lines: &[DocLine]) -> BTreeMap<Decimal, (Decimal, Decimal)> {
-    let mut summary: BTreeMap<Decimal, (Decimal, Decimal)> = BTreeMap::new();
+/// Rounds to the grosz as Optima does (half away from zero: 0.005 → 0.01).
+fn round_grosz(value: Decimal) -> Decimal {
+    value.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+}
+
+/// Net, VAT and gross in Optima's `decimal(15,2)`: each rounded to the
+/// grosz, and VAT the difference when rounding broke net + VAT = gross
+/// (shop prices are gross, so gross and net stand and VAT gives way).
+fn to_grosz(net: Decimal, vat: Decimal, gross: Decimal) -> (Decimal, Decimal, Decimal) {
+    let (net, vat, gross) = (round_grosz(net), round_grosz(vat), round_grosz(gross));
+    if net + vat == gross {
+        (net, vat, gross)
+    } else {
+        (net, gross - net, gross)
+    }
+}
+
+/// VAT summary per rate and kind (taxed, zw, np), as `TraVat` holds it.
+fn vat_summary(lines: &[DocLine]) -> BTreeMap<(Decimal, i64), (Decimal, Decimal)> {
+    let mut summary: BTreeMap<(Decimal, i64), (Decimal, Decimal)> = BTreeMap::new();
     for line in lines {
-        let entry = summary.entry(line.vat.percent()).or_default();
+        let entry = summary
+            .entry((line.vat.percent(), vat_flag(line.vat)))
+            .or_default();
         entry.0 += line.total_net;
         entry.1 += line.total_vat;
     }
@@ -296,12 +377,184 @@ pub async fn find_written(
         "SELECT TrN_TrNID, TrN_NumerPelny FROM CDN.TraNag WHERE TrN_ImportRowId = CAST(@P1 AS varchar(36))",
     );
     query.bind(import_row_id);
-    Ok(fetch(client, query).await?.first().and_then(|row| {
-        Some((
-            i64::from(row.get::<i32, _>("TrN_TrNID")?),
-            row.get::<&str, _>("TrN_NumerPelny")?.to_owned(),
-        ))
-    }))
+    match fetch(client, query).await?.first() {
+        Some(row) => {
+            let cells = Cells::new(row, "CDN.TraNag");
+            Ok(Some((
+                i64::from(cells.id_required("TrN_TrNID")?),
+                cells.text_or_empty("TrN_NumerPelny")?,
+            )))
+        }
+        None => Ok(None),
+    }
+}
+
+/// What a rehearsal wrote before it rolled back: the document as Optima
+/// holds it (header columns and lines), or the reason it would be parked.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Rehearsal {
+    pub outcome: String,
+    pub header: Vec<(String, String)>,
+    pub lines: Vec<Vec<(String, String)>>,
+}
+
+/// Writes `order` inside a transaction on the real database, reads the
+/// document back and rolls back: proof on a copy of a client's Optima that
+/// documents are accepted, before anything goes live. Nothing stays, not
+/// even the document number (numbers are MAX+1); an identity value used
+/// inside the transaction is not given back (SQL Server never does), which
+/// leaves a gap in `TrN_TrNID`, harmless.
+pub async fn rehearse(
+    client: &mut SqlClient,
+    order: &Order,
+    settings: &WriteSettings,
+) -> Result<Rehearsal, SqlError> {
+    let key = import_row_id(&format!("rehearsal:{}", order.key()));
+    let lines = match document_lines(order, settings) {
+        Ok(lines) => lines,
+        Err(reason) => {
+            return Ok(Rehearsal {
+                outcome: format!("parked before the transaction: {reason}"),
+                header: Vec::new(),
+                lines: Vec::new(),
+            });
+        }
+    };
+    simple(client, "BEGIN TRANSACTION").await?;
+    let result: Result<Rehearsal, SqlError> = async {
+        let (document_id, document_number) =
+            match write_in_transaction(client, order, settings, &key, &lines).await? {
+                WriteResult::Written {
+                    document_id,
+                    document_number,
+                    ..
+                } => (document_id, document_number),
+                WriteResult::Parked(reason) => {
+                    return Ok(Rehearsal {
+                        outcome: format!("parked: {reason}"),
+                        header: Vec::new(),
+                        lines: Vec::new(),
+                    });
+                }
+            };
+        let id = i32::try_from(document_id).unwrap_or(i32::MAX);
+        let header =
+            read_back(client, "SELECT * FROM CDN.TraNag WHERE TrN_TrNID = @P1", id).await?;
+        let lines = read_back(
+            client,
+            "SELECT * FROM CDN.TraElem WHERE TrE_TrNId = @P1 ORDER BY TrE_Lp",
+            id,
+        )
+        .await?;
+        Ok(Rehearsal {
+            outcome: format!("written as {document_number} (id {document_id}), then rolled back"),
+            header: header.into_iter().next().unwrap_or_default(),
+            lines,
+        })
+    }
+    .await;
+    // Always rolled back, whatever happened.
+    let rolled_back = simple(client, "ROLLBACK TRANSACTION").await;
+    let rehearsal = result?;
+    rolled_back?;
+    Ok(rehearsal)
+}
+
+/// Every row of a one-parameter query as (column, value as text) pairs.
+async fn read_back(
+    client: &mut SqlClient,
+    sql: &str,
+    id: i32,
+) -> Result<Vec<Vec<(String, String)>>, SqlError> {
+    let mut query = Query::new(sql.to_owned());
+    query.bind(id);
+    let rows = fetch(client, query).await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            row.cells()
+                .map(|(column, data)| (column.name().to_owned(), cell_text(data)))
+                .collect()
+        })
+        .collect())
+}
+
+/// A cell as text, for printing.
+fn cell_text(data: &tiberius::ColumnData<'static>) -> String {
+    use tiberius::ColumnData as D;
+    match data {
+        D::U8(Some(v)) => v.to_string(),
+        D::I16(Some(v)) => v.to_string(),
+        D::I32(Some(v)) => v.to_string(),
+        D::I64(Some(v)) => v.to_string(),
+        D::Bit(Some(v)) => v.to_string(),
+        D::F32(Some(v)) => v.to_string(),
+        D::F64(Some(v)) => v.to_string(),
+        D::String(Some(v)) => format!("'{v}'"),
+        D::Guid(Some(v)) => v.to_string(),
+        D::Numeric(Some(_)) => <Decimal as tiberius::FromSql>::from_sql(data)
+            .ok()
+            .flatten()
+            .map(|d| d.to_string())
+            .unwrap_or_default(),
+        D::DateTime(Some(_)) | D::SmallDateTime(Some(_)) | D::DateTime2(Some(_)) => {
+            <NaiveDateTime as tiberius::FromSql>::from_sql(data)
+                .ok()
+                .flatten()
+                .map(|d| d.to_string())
+                .unwrap_or_default()
+        }
+        D::Binary(Some(b)) => format!("<{} bytes>", b.len()),
+        _ => "NULL".to_owned(),
+    }
+}
+
+/// A sample shop order for a rehearsal: one line of `sku` (quantity 1 at
+/// `gross`, 23 % VAT), a private buyer in Gdańsk, bank transfer, no shipping.
+pub fn sample_order(sku: &str, gross: Decimal) -> Order {
+    let gross = round_grosz(gross);
+    let net = round_grosz(gross / Decimal::new(123, 2));
+    let now = chrono::Utc::now();
+    Order {
+        shop: "proba".into(),
+        order_id: format!("proba-{}", now.timestamp()),
+        number: "PROBA-1".into(),
+        revision: now,
+        placed_at: now,
+        status: "processing".into(),
+        paid: true,
+        currency: "PLN".into(),
+        payment_method: "bacs".into(),
+        buyer: contract::Buyer {
+            billing: Address {
+                name: "Zofia Łęcka".into(),
+                street: "ul. Długa 1".into(),
+                city: "Gdańsk".into(),
+                postcode: "80-001".into(),
+                country: "PL".into(),
+                ..Address::default()
+            },
+            email: Some("zofia.lecka@example.com".into()),
+            ..contract::Buyer::default()
+        },
+        lines: vec![contract::OrderLine {
+            sku: sku.to_owned(),
+            name: sku.to_owned(),
+            quantity: Decimal::ONE,
+            vat: VatRate::Percent(Decimal::from(23)),
+            unit_price_gross: gross,
+            total_net: net,
+            total_vat: gross - net,
+            total_gross: gross,
+            discount_gross: Decimal::ZERO,
+        }],
+        shipping: None,
+        discount_gross: Decimal::ZERO,
+        total_net: net,
+        total_vat: gross - net,
+        total_gross: gross,
+        customer_note: Some("Próba zapisu (agent orders rehearse); wycofana".into()),
+    }
 }
 
 /// Writes `order` as one document in one transaction, or finds it written.
@@ -359,10 +612,15 @@ pub async fn write_order(
     }
 }
 
+/// A product as a document line needs it.
 struct Item {
     id: i32,
     name: String,
     unit: String,
+    ean: String,
+    catalogue_number: String,
+    /// `Twr_Typ`: 0 a service, 1 goods.
+    kind: i64,
 }
 
 async fn items_by_sku(
@@ -376,27 +634,23 @@ async fn items_by_sku(
             .collect::<Vec<_>>()
             .join(",");
         let mut query = Query::new(format!(
-            "SELECT Twr_TwrId, Twr_Kod, Twr_Nazwa, Twr_JM FROM CDN.Towary WHERE Twr_Kod IN ({list})"
+            "SELECT Twr_TwrId, Twr_Kod, Twr_Nazwa, Twr_JM, Twr_EAN, Twr_NumerKat, Twr_Typ FROM CDN.Towary WHERE Twr_Kod IN ({list})"
         ));
         for sku in chunk {
             query.bind(sku.as_str());
         }
         for row in fetch(client, query).await? {
-            let (Some(id), Some(code)) = (
-                row.get::<i32, _>("Twr_TwrId"),
-                row.get::<&str, _>("Twr_Kod"),
-            ) else {
-                continue;
-            };
+            let cells = Cells::new(&row, "CDN.Towary");
+            let code = cells.text_or_empty("Twr_Kod")?;
             items.insert(
-                code.trim().to_uppercase(),
+                code.to_uppercase(),
                 Item {
-                    id,
-                    name: row
-                        .get::<&str, _>("Twr_Nazwa")
-                        .unwrap_or_default()
-                        .to_owned(),
-                    unit: row.get::<&str, _>("Twr_JM").unwrap_or_default().to_owned(),
+                    id: cells.id_required("Twr_TwrId")?,
+                    name: cells.text("Twr_Nazwa")?.unwrap_or_default().to_owned(),
+                    unit: cells.text_or_empty("Twr_JM")?,
+                    ean: cells.text_or_empty("Twr_EAN")?,
+                    catalogue_number: cells.text_or_empty("Twr_NumerKat")?,
+                    kind: cells.int("Twr_Typ")?.unwrap_or(1),
                 },
             );
         }
@@ -404,18 +658,36 @@ async fn items_by_sku(
     Ok(items)
 }
 
+/// The first row's int `column` of a one-parameter query on `table`.
 async fn first_id(
     client: &mut SqlClient,
     sql: &str,
     value: &str,
+    table: &'static str,
     column: &str,
 ) -> Result<Option<i32>, SqlError> {
     let mut query = Query::new(sql.to_owned());
     query.bind(value);
-    Ok(fetch(client, query)
-        .await?
-        .first()
-        .and_then(|r| r.get::<i32, _>(column)))
+    match fetch(client, query).await?.first() {
+        Some(row) => Cells::new(row, table).id(column),
+        None => Ok(None),
+    }
+}
+
+/// Runs an INSERT that returns the new row's identity.
+async fn insert_returning(
+    client: &mut SqlClient,
+    insert: &Insert,
+    identity: &str,
+) -> Result<i32, SqlError> {
+    let rows = fetch(client, insert.query(Some(identity))).await?;
+    match rows.first() {
+        Some(row) => Cells::new(row, insert.table()).id_required("id"),
+        None => Err(SqlError::Unexpected(format!(
+            "INSERT INTO {} returned no id",
+            insert.table()
+        ))),
+    }
 }
 
 /// The customer: by NIP, then by e-mail, then the collective customer for a
@@ -424,14 +696,16 @@ async fn customer(
     client: &mut SqlClient,
     order: &Order,
     settings: &WriteSettings,
+    now: NaiveDateTime,
     notes: &mut Vec<String>,
 ) -> Result<Result<i32, String>, SqlError> {
     let nip = order.buyer.nip.as_deref().and_then(nip_digits);
     if let Some(nip) = &nip
         && let Some(id) = first_id(
             client,
-            "SELECT TOP 1 Knt_KntId FROM CDN.Kontrahenci WHERE REPLACE(REPLACE(Knt_Nip, '-', ''), ' ', '') = @P1 AND Knt_NieAktywny = 0 ORDER BY Knt_KntId",
+            "SELECT TOP 1 Knt_KntId FROM CDN.Kontrahenci WHERE REPLACE(REPLACE(Knt_Nip, '-', ''), ' ', '') = @P1 AND Knt_Nieaktywny = 0 ORDER BY Knt_KntId",
             nip,
+            "CDN.Kontrahenci",
             "Knt_KntId",
         )
         .await?
@@ -447,8 +721,9 @@ async fn customer(
     if let Some(email) = email
         && let Some(id) = first_id(
             client,
-            "SELECT TOP 1 Knt_KntId FROM CDN.Kontrahenci WHERE Knt_Email = @P1 AND Knt_NieAktywny = 0 ORDER BY Knt_KntId",
+            "SELECT TOP 1 Knt_KntId FROM CDN.Kontrahenci WHERE Knt_Email = @P1 AND Knt_Nieaktywny = 0 ORDER BY Knt_KntId",
             email,
+            "CDN.Kontrahenci",
             "Knt_KntId",
         )
         .await?
@@ -462,6 +737,7 @@ async fn customer(
             client,
             "SELECT Knt_KntId FROM CDN.Kontrahenci WHERE Knt_Kod = CAST(@P1 AS varchar(20))",
             code,
+            "CDN.Kontrahenci",
             "Knt_KntId",
         )
         .await?
@@ -484,12 +760,30 @@ async fn customer(
         client,
         "SELECT Knt_KntId FROM CDN.Kontrahenci WHERE Knt_Kod = CAST(@P1 AS varchar(20))",
         &code,
+        "CDN.Kontrahenci",
         "Knt_KntId",
     )
     .await?
     {
         return Ok(Ok(id));
     }
+    let card = customer_card(order, &code, nip.as_deref(), email, now, notes);
+    Ok(Ok(insert_returning(client, &card, "Knt_KntId").await?))
+}
+
+/// A new customer's card (`CDN.Kontrahenci`), every NOT NULL column named.
+/// Values follow a public integration that creates Optima customers by SQL
+/// (optima-real.md E8): the address also as the contact person's, '' for
+/// every unused text, 0 for unused flags and limits; `Knt_Rodzaj` 1 and
+/// `Knt_Rodzaj_Odbiorca` 1 for a customer; `Knt_OsPlec` 1.
+fn customer_card(
+    order: &Order,
+    code: &str,
+    nip: Option<&str>,
+    email: Option<&str>,
+    now: NaiveDateTime,
+    notes: &mut Vec<String>,
+) -> Insert {
     let billing = card_address(order);
     let display = billing
         .company
@@ -502,38 +796,199 @@ async fn customer(
         .company
         .as_ref()
         .filter(|c| !c.trim().is_empty())
-        .map(|_| billing.name.clone());
-    let mut query = Query::new(
-        "INSERT INTO CDN.Kontrahenci (Knt_Kod, Knt_Nazwa1, Knt_Nazwa2, Knt_Ulica, Knt_Miasto, Knt_KodPocztowy, Knt_Kraj, Knt_NipKraj, Knt_Nip, Knt_Email, Knt_Telefon1, Knt_ImportRowId) \
-         OUTPUT INSERTED.Knt_KntId \
-         VALUES (CAST(@P1 AS varchar(20)), @P2, @P3, @P4, @P5, CAST(@P6 AS varchar(10)), @P7, CAST(@P8 AS varchar(2)), @P9, @P10, @P11, CAST(@P12 AS varchar(36)))",
+        .map(|_| billing.name.clone())
+        .unwrap_or_default();
+    let country = iso_country(&billing.country);
+    let street = fit(&billing.street, 40, "Ulica", notes);
+    let city = fit(&billing.city, 40, "Miasto", notes);
+    let postcode = fit(&billing.postcode, 10, "Kod pocztowy", notes);
+    let phone = fit(
+        billing.phone.as_deref().unwrap_or_default(),
+        20,
+        "Telefon",
+        notes,
     );
-    query.bind(code.clone());
-    query.bind(fit(&display, 50, "Nazwa kontrahenta", notes));
-    query.bind(second.map(|s| fit(&s, 50, "Nazwa kontrahenta (2)", notes)));
-    query.bind(fit(&billing.street, 40, "Ulica", notes));
-    query.bind(fit(&billing.city, 40, "Miasto", notes));
-    query.bind(fit(&billing.postcode, 10, "Kod pocztowy", notes));
-    query.bind(country_name(&billing.country));
-    query.bind(nip.as_ref().map(|_| {
-        let c = billing.country.trim().to_ascii_uppercase();
-        if c.is_empty() { "PL".to_owned() } else { c }
-    }));
-    query.bind(nip.clone());
-    query.bind(email.map(|e| fit(e, 127, "E-mail", notes)));
-    query.bind(
-        billing
-            .phone
-            .as_deref()
-            .map(|p| fit(p, 20, "Telefon", notes)),
-    );
-    query.bind(import_row_id(&format!("customer:{code}")));
-    let id = fetch(client, query)
-        .await?
+    let mut card = Insert::into("CDN.Kontrahenci");
+    card.set("Knt_PodmiotTyp", 1)
+        .set("Knt_Kod", code)
+        .set("Knt_Nazwa1", fit(&display, 50, "Nazwa kontrahenta", notes))
+        .set(
+            "Knt_Nazwa2",
+            fit(&second, 50, "Nazwa kontrahenta (2)", notes),
+        )
+        .set("Knt_Ulica", street.clone())
+        .set("Knt_Miasto", city.clone())
+        .set("Knt_KodPocztowy", postcode.clone())
+        .set("Knt_Poczta", city.clone())
+        .set("Knt_Kraj", country_name(&billing.country))
+        .set("Knt_KrajISO", country.clone())
+        .set(
+            "Knt_NipKraj",
+            if nip.is_some() {
+                country.clone()
+            } else {
+                String::new()
+            },
+        )
+        .set("Knt_Nip", nip.unwrap_or_default())
+        .set("Knt_NipE", nip.unwrap_or_default())
+        .set(
+            "Knt_Email",
+            fit(email.unwrap_or_default(), 127, "E-mail", notes),
+        )
+        .set("Knt_Telefon1", phone)
+        .set(
+            "Knt_Opis",
+            format!("Utworzony przez synchronizację ze sklepu {}", order.shop),
+        )
+        .set("Knt_OsKraj", country_name(&billing.country))
+        .set("Knt_OsUlica", street)
+        .set("Knt_OsMiasto", city)
+        .set("Knt_OsKodPocztowy", postcode)
+        .set("Knt_OsPlec", 1)
+        .set("Knt_Rodzaj", 1)
+        .set("Knt_Rodzaj_Odbiorca", 1)
+        // A buyer without a NIP is a final consumer, not a VAT payer.
+        .set("Knt_Finalny", i64::from(nip.is_none()))
+        .set("Knt_PodatekVat", i64::from(nip.is_some()))
+        .set(
+            "Knt_ImportRowId",
+            import_row_id(&format!("customer:{code}")),
+        )
+        .set("Knt_TS_Zal", now)
+        .set("Knt_TS_Mod", now)
+        .empty(&[
+            "Knt_Nazwa3",
+            "Knt_Adres2",
+            "Knt_NrDomu",
+            "Knt_NrLokalu",
+            "Knt_Gmina",
+            "Knt_Powiat",
+            "Knt_Wojewodztwo",
+            "Knt_Telefon2",
+            "Knt_Fax",
+            "Knt_URL",
+            "Knt_EAN",
+            "Knt_GLN",
+            "Knt_Regon",
+            "Knt_Grupa",
+            "Knt_KodTransakcji",
+            "Knt_KontoDost",
+            "Knt_KontoOdb",
+            "Knt_LimitKredytuWal",
+            "Knt_Pesel",
+            "Knt_RachunekNr",
+            "Knt_Zezwolenie",
+            "Knt_OsAdres2",
+            "Knt_OsEmail",
+            "Knt_OsGmina",
+            "Knt_OsGSM",
+            "Knt_OsNazwisko",
+            "Knt_OsNrDomu",
+            "Knt_OsNrLokalu",
+            "Knt_OsPoczta",
+            "Knt_OsPowiat",
+            "Knt_OsTelefon",
+            "Knt_OsTytul",
+            "Knt_OsWojewodztwo",
+        ])
+        .zero(&[
+            "Knt_Algorytm",
+            "Knt_AutoWindBlokadaSprzed",
+            "Knt_AwfMonit",
+            "Knt_AwfZgoda",
+            "Knt_BlokadaDok",
+            "Knt_Ceny",
+            "Knt_Chroniony",
+            "Knt_ESklep",
+            "Knt_Export",
+            "Knt_FCzesci",
+            "Knt_FinalnyWegiel",
+            "Knt_IBAN",
+            "Knt_Informacje",
+            "Knt_Komornik",
+            "Knt_LimitFlag",
+            "Knt_LimitKredytu",
+            "Knt_LimitKredytuWykorzystany",
+            "Knt_LimitPrzeterKredytFlag",
+            "Knt_LimitPrzeterKredytWartosc",
+            "Knt_LpAnonimizacji",
+            "Knt_MalyPod",
+            "Knt_MaxZwloka",
+            "Knt_Medialny",
+            "Knt_MetodaKasowa",
+            "Knt_NaliczajPlatnosc",
+            "Knt_NieNaliczajOdsetek",
+            "Knt_NieNaliczajOplataCukrowa",
+            "Knt_NieRozliczac",
+            "Knt_NieUwzglVATZD",
+            "Knt_NieUwzgledniajPrzychWKasowymPIT",
+            "Knt_NieUwzglwedniajWEwidencjiWegiel",
+            "Knt_NieWysylajDokumentuDoKSeF",
+            "Knt_Nieaktywny",
+            "Knt_PowiazanyUoV",
+            "Knt_Rodzaj_Dostawca",
+            "Knt_Rodzaj_Konkurencja",
+            "Knt_Rodzaj_Partner",
+            "Knt_Rodzaj_Potencjalny",
+            "Knt_Rolnik",
+            "Knt_SplitPay",
+            "Knt_Termin",
+            "Knt_TerminPlat",
+            "Knt_TerminZwrotuKaucji",
+            "Knt_UmowaWegiel",
+            "Knt_Upust",
+            "Knt_ZakazDokumentowHaMag",
+            "Knt_ZgodaNaEFaktury",
+            "Knt_ZwolnionyZAkcyzy",
+        ]);
+    card
+}
+
+/// A customer card's name and address, as a document copies it into its
+/// `TrN_Pod*` block.
+struct Card {
+    values: Vec<(&'static str, String)>,
+}
+
+/// (card column, document column) pairs of the customer block.
+const CARD_TO_DOCUMENT: [(&str, &str); 17] = [
+    ("Knt_Nazwa1", "TrN_PodNazwa1"),
+    ("Knt_Nazwa2", "TrN_PodNazwa2"),
+    ("Knt_Nazwa3", "TrN_PodNazwa3"),
+    ("Knt_Ulica", "TrN_PodUlica"),
+    ("Knt_NrDomu", "TrN_PodNrDomu"),
+    ("Knt_NrLokalu", "TrN_PodNrLokalu"),
+    ("Knt_Miasto", "TrN_PodMiasto"),
+    ("Knt_KodPocztowy", "TrN_PodKodPocztowy"),
+    ("Knt_Poczta", "TrN_PodPoczta"),
+    ("Knt_Kraj", "TrN_PodKraj"),
+    ("Knt_Wojewodztwo", "TrN_PodWojewodztwo"),
+    ("Knt_Powiat", "TrN_PodPowiat"),
+    ("Knt_Gmina", "TrN_PodGmina"),
+    ("Knt_Adres2", "TrN_PodAdres2"),
+    ("Knt_NipKraj", "TrN_PodNipKraj"),
+    ("Knt_NipE", "TrN_PodNipE"),
+    ("Knt_GLN", "TrN_PodmiotGLN"),
+];
+
+async fn read_card(client: &mut SqlClient, id: i32) -> Result<Card, SqlError> {
+    let columns: Vec<&str> = CARD_TO_DOCUMENT.iter().map(|(k, _)| *k).collect();
+    let mut query = Query::new(format!(
+        "SELECT {} FROM CDN.Kontrahenci WHERE Knt_KntId = @P1",
+        columns.join(", ")
+    ));
+    query.bind(id);
+    let rows = fetch(client, query).await?;
+    let row = rows
         .first()
-        .and_then(|r| r.get::<i32, _>("Knt_KntId"))
-        .ok_or_else(|| SqlError::Unexpected("INSERT INTO CDN.Kontrahenci returned no id".into()))?;
-    Ok(Ok(id))
+        .ok_or_else(|| SqlError::Unexpected(format!("customer {id} vanished")))?;
+    let cells = Cells::new(row, "CDN.Kontrahenci");
+    let mut values = Vec::new();
+    for (card, document) in CARD_TO_DOCUMENT {
+        values.push((document, cells.text_or_empty(card)?));
+    }
+    Ok(Card { values })
 }
 
 fn remarks(order: &Order, notes: &[String]) -> String {
@@ -556,6 +1011,76 @@ fn remarks(order: &Order, notes: &[String]) -> String {
     }
     let mut ignored = Vec::new();
     fit(&text, 1024, "Opis", &mut ignored)
+}
+
+/// `TrN_NumerString` from a definition's numbering scheme (`DDf_Numeracja`):
+/// every token resolved but `@numerS`, which Optima's `FN_NUMERPELNY`
+/// replaces by `TrN_NumerNr`. `@brak` is an empty segment and goes with its
+/// separator (a public scheme `@brak/@symbol/@rok_kal/@numerS/@brak` gives
+/// `UMW/2025/@numerS`); `@miesiac` is two digits; `@seria` needs a series.
+pub fn numbering_string(
+    scheme: &str,
+    symbol: &str,
+    date: NaiveDateTime,
+    series: Option<&str>,
+) -> Result<String, String> {
+    let scheme = scheme.trim();
+    let mut parts = Vec::new();
+    let mut numbered = false;
+    for part in scheme.split('/') {
+        let value = match part.trim() {
+            "@brak" => continue,
+            "@numerS" => {
+                numbered = true;
+                "@numerS".to_owned()
+            }
+            "@symbol" => symbol.to_owned(),
+            "@rok_kal" => format!("{:04}", chrono::Datelike::year(&date)),
+            "@rok" => format!("{:02}", chrono::Datelike::year(&date) % 100),
+            "@miesiac" => format!("{:02}", chrono::Datelike::month(&date)),
+            "@seria" => match series {
+                Some(s) if !s.trim().is_empty() => s.trim().to_owned(),
+                _ => {
+                    return Err(format!(
+                        "the numbering scheme `{scheme}` has a series (@seria): set orders.series"
+                    ));
+                }
+            },
+            token if token.starts_with('@') => {
+                return Err(format!(
+                    "the numbering scheme `{scheme}` has the token {token}, which the agent does not know"
+                ));
+            }
+            literal => literal.to_owned(),
+        };
+        parts.push(value);
+    }
+    if !numbered {
+        return Err(format!("the numbering scheme `{scheme}` has no @numerS"));
+    }
+    let text = parts.join("/");
+    if text.len() > 31 {
+        return Err(format!(
+            "the document number `{text}` is longer than TrN_NumerString's 31 characters"
+        ));
+    }
+    Ok(text)
+}
+
+/// The document's payment terms: the form's id and its days to pay.
+struct PaymentForm {
+    id: i32,
+    days: i64,
+}
+
+/// `TrV_Flaga`/`TrE_Flaga` for a rate: 2 taxed, 1 exempt (zw), 4 not
+/// subject (np), as Optima's VAT registers decode them (optima-real.md E2).
+fn vat_flag(vat: VatRate) -> i64 {
+    match vat {
+        VatRate::Percent(_) => 2,
+        VatRate::Exempt => 1,
+        VatRate::NotSubject | VatRate::ReverseCharge => 4,
+    }
 }
 
 async fn write_in_transaction(
@@ -582,6 +1107,7 @@ async fn write_in_transaction(
         client,
         "SELECT Mag_MagId FROM CDN.Magazyny WHERE Mag_Symbol = CAST(@P1 AS varchar(20))",
         &settings.warehouse,
+        "CDN.Magazyny",
         "Mag_MagId",
     )
     .await?
@@ -595,174 +1121,447 @@ async fn write_in_transaction(
         .payment_forms
         .get(&order.payment_method)
         .or(settings.default_payment_form.as_ref());
-    let payment_form = match form_name {
-        Some(name) => match first_id(
-            client,
-            "SELECT FPl_FPlId FROM CDN.FormyPlatnosci WHERE FPl_Nazwa = @P1",
-            name,
-            "FPl_FPlId",
-        )
-        .await?
-        {
-            Some(id) => Some(id),
-            None => return parked(format!("payment form `{name}` is not in Optima")),
-        },
+    let Some(form_name) = form_name else {
+        return parked(format!(
+            "payment method `{}` has no Optima payment form in [orders.payment_forms] and there is no default_payment_form",
+            order.payment_method
+        ));
+    };
+    let mut query =
+        Query::new("SELECT FPl_FPlId, FPl_Termin FROM CDN.FormyPlatnosci WHERE FPl_Nazwa = @P1");
+    query.bind(form_name.as_str());
+    let payment = match fetch(client, query).await?.first() {
+        Some(row) => {
+            let cells = Cells::new(row, "CDN.FormyPlatnosci");
+            PaymentForm {
+                id: cells.id_required("FPl_FPlId")?,
+                days: cells.int("FPl_Termin")?.unwrap_or(0).clamp(0, 3650),
+            }
+        }
+        None => return parked(format!("payment form `{form_name}` is not in Optima")),
+    };
+    // DDf_Symbol is not unique in Optima (index DDfSymbol): the active
+    // definition of the document's class with the lowest id.
+    let symbol = settings.document.symbol();
+    let class = settings.document.class();
+    let mut query = Query::new(
+        "SELECT TOP 1 DDf_DDfID, DDf_Numeracja FROM CDN.DokDefinicje WHERE DDf_Symbol = CAST(@P1 AS varchar(5)) AND DDf_Klasa = @P2 AND DDf_Nieaktywna = 0 ORDER BY DDf_DDfID",
+    );
+    query.bind(symbol);
+    query.bind(class);
+    let (definition, scheme) = match fetch(client, query).await?.first() {
+        Some(row) => {
+            let cells = Cells::new(row, "CDN.DokDefinicje");
+            (
+                cells.id_required("DDf_DDfID")?,
+                cells.text_or_empty("DDf_Numeracja")?,
+            )
+        }
         None => {
             return parked(format!(
-                "payment method `{}` has no Optima payment form in [orders.payment_forms] and there is no default_payment_form",
-                order.payment_method
+                "no active document definition {symbol} (class {class}) in Optima"
             ));
         }
     };
-    let symbol = settings.document.symbol();
-    let mut query = Query::new(
-        "SELECT DDf_DDfID, DDf_Klasa FROM CDN.DokDefinicje WHERE DDf_Symbol = CAST(@P1 AS varchar(5))",
-    );
-    query.bind(symbol);
-    let Some((definition, class)) = fetch(client, query)
-        .await?
-        .first()
-        .and_then(|r| Some((r.get::<i32, _>("DDf_DDfID")?, r.get::<i32, _>("DDf_Klasa")?)))
-    else {
-        return parked(format!("document definition {symbol} is not in Optima"));
-    };
 
-    let mut notes = Vec::new();
-    let customer = match customer(client, order, settings, &mut notes).await? {
-        Ok(id) => id,
+    let now = {
+        let rows = fetch(client, Query::new("SELECT GETDATE() AS now")).await?;
+        rows.first()
+            .map(|r| Cells::new(r, "GETDATE()").datetime("now"))
+            .transpose()?
+            .flatten()
+            .ok_or_else(|| SqlError::Unexpected("GETDATE() returned no row".into()))?
+    };
+    // Document dates are dates: Optima's own filters compare TrN_DataDok
+    // with a date (optima-real.md §0.8).
+    let today = now.date().and_time(chrono::NaiveTime::MIN);
+    let number_string = match numbering_string(&scheme, symbol, today, settings.series.as_deref()) {
+        Ok(text) => text,
         Err(reason) => return parked(reason),
     };
 
-    let rows = fetch(client, Query::new("SELECT GETDATE() AS now")).await?;
-    let now: NaiveDateTime = rows
-        .first()
-        .and_then(|r| r.get::<NaiveDateTime, _>("now"))
-        .ok_or_else(|| SqlError::Unexpected("GETDATE() returned no row".into()))?;
-    let year = chrono::Datelike::year(&now);
-    // UPDLOCK+HOLDLOCK: two writers cannot take the same number; the
-    // unique (definition, number) index is the backstop.
+    let mut notes = Vec::new();
+    let customer = match customer(client, order, settings, now, &mut notes).await? {
+        Ok(id) => id,
+        Err(reason) => return parked(reason),
+    };
+    let card = read_card(client, customer).await?;
+
+    // UPDLOCK+HOLDLOCK on the unique (TypDokumentu, NumerString, NumerNr,
+    // Anulowany) index: two writers cannot take the same number, and the
+    // index itself is the backstop.
     let mut query = Query::new(
-        "SELECT ISNULL(MAX(TrN_NumerNr), 0) + 1 AS nr FROM CDN.TraNag WITH (UPDLOCK, HOLDLOCK) WHERE TrN_DDfId = @P1 AND TrN_NumerPelny LIKE @P2",
+        "SELECT ISNULL(MAX(TrN_NumerNr), 0) + 1 AS nr FROM CDN.TraNag WITH (UPDLOCK, HOLDLOCK) WHERE TrN_TypDokumentu = @P1 AND TrN_NumerString = CAST(@P2 AS varchar(31))",
     );
-    query.bind(definition);
-    query.bind(format!("{symbol}/%/{year}"));
-    let number: i32 = fetch(client, query)
-        .await?
-        .first()
-        .and_then(|r| r.get::<i32, _>("nr"))
-        .ok_or_else(|| SqlError::Unexpected("numbering query returned no row".into()))?;
-    let full_number = format!("{symbol}/{number}/{year}");
+    query.bind(class);
+    query.bind(number_string.as_str());
+    let number = match fetch(client, query).await?.first() {
+        Some(row) => Cells::new(row, "CDN.TraNag").id_required("nr")?,
+        None => {
+            return Err(SqlError::Unexpected(
+                "numbering query returned no row".into(),
+            ));
+        }
+    };
+    let full_number = number_string.replace("@numerS", &number.to_string());
 
     // Checked complete before the transaction (document_lines).
     let recipient: &Address = recipient(order).unwrap_or(&order.buyer.billing);
-    let recipient_name = recipient
-        .company
-        .as_ref()
-        .filter(|c| !c.trim().is_empty())
-        .map(|c| format!("{c} ({})", recipient.name))
-        .unwrap_or_else(|| recipient.name.clone());
-    let odb_name = fit(&recipient_name, 50, "Odbiorca", &mut notes);
-    let odb_street = fit(&recipient.street, 40, "Ulica odbiorcy", &mut notes);
-    let odb_city = fit(&recipient.city, 40, "Miasto odbiorcy", &mut notes);
-    let odb_postcode = fit(&recipient.postcode, 10, "Kod pocztowy odbiorcy", &mut notes);
-    let odb_phone = recipient
-        .phone
-        .as_deref()
-        .map(|p| fit(p, 20, "Telefon odbiorcy", &mut notes));
-    let foreign_number: String = order.number.chars().take(256).collect();
-
-    let net: Decimal = lines.iter().map(|l| l.total_net).sum();
-    let vat: Decimal = lines.iter().map(|l| l.total_vat).sum();
-    let gross: Decimal = lines.iter().map(|l| l.total_gross).sum();
     let line_names: Vec<String> = lines
         .iter()
         .filter_map(|l| items.get(&l.sku.to_uppercase()))
         .map(|item| fit(&item.name, 255, "Nazwa towaru", &mut notes))
         .collect();
-
-    let mut header = Query::new(
-        "INSERT INTO CDN.TraNag (TrN_DDfId, TrN_TypDokumentu, TrN_Rodzaj, TrN_NumerNr, TrN_NumerPelny, TrN_NumerObcy, TrN_DataDok, TrN_Bufor, TrN_PodID, TrN_MagZrdId, \
-         TrN_RazemNetto, TrN_RazemVAT, TrN_RazemBrutto, TrN_ImportRowId, TrN_eSklepZrodlo, TrN_TypNB, TrN_FPlId, TrN_Opis, \
-         TrN_OdbNazwa1, TrN_OdbUlica, TrN_OdbMiasto, TrN_OdbKodPocztowy, TrN_OdbKraj, TrN_OdbTelefon) \
-         OUTPUT INSERTED.TrN_TrNID \
-         VALUES (@P1, @P2, @P3, @P4, @P5, CAST(@P6 AS varchar(256)), @P7, 1, @P8, @P9, @P10, @P11, @P12, CAST(@P13 AS varchar(36)), 0, 2, @P14, @P15, \
-         @P16, @P17, @P18, CAST(@P19 AS varchar(10)), @P20, @P21)",
-    );
-    header.bind(definition);
-    header.bind(class);
-    header.bind(class * 1000);
-    header.bind(number);
-    header.bind(full_number.clone());
-    header.bind(foreign_number);
-    header.bind(now);
-    header.bind(customer);
-    header.bind(warehouse);
-    header.bind(net);
-    header.bind(vat);
-    header.bind(gross);
-    header.bind(key.to_owned());
-    header.bind(payment_form);
-    header.bind(remarks(order, &notes));
-    header.bind(odb_name);
-    header.bind(odb_street);
-    header.bind(odb_city);
-    header.bind(odb_postcode);
-    header.bind(country_name(&recipient.country));
-    header.bind(odb_phone);
-    let document_id = fetch(client, header)
-        .await?
-        .first()
-        .and_then(|r| r.get::<i32, _>("TrN_TrNID"))
-        .ok_or_else(|| SqlError::Unexpected("INSERT INTO CDN.TraNag returned no id".into()))?;
+    let header = document_header(&mut DocumentHeader {
+        order,
+        definition,
+        class,
+        number_string: &number_string,
+        number,
+        key,
+        customer,
+        card: &card,
+        recipient,
+        warehouse,
+        payment: &payment,
+        lines,
+        today,
+        now,
+        notes: &mut notes,
+    });
+    let document_id = insert_returning(client, &header, "TrN_TrNID").await?;
     crate::failpoint::hit("order_in_transaction");
 
     for (index, (line, name)) in lines.iter().zip(line_names).enumerate() {
         let Some(item) = items.get(&line.sku.to_uppercase()) else {
             continue;
         };
-        let unit_net = (line.total_net / line.quantity).round_dp(4);
-        let unit_before = (line.net_before_discount / line.quantity).round_dp(4);
-        let before_gross = line.total_gross + line.discount_gross;
-        let discount_percent = if before_gross.is_zero() {
-            Decimal::ZERO
-        } else {
-            (line.discount_gross / before_gross * Decimal::ONE_HUNDRED).round_dp(2)
-        };
-        let mut query = Query::new(
-            "INSERT INTO CDN.TraElem (TrE_TrNId, TrE_Lp, TrE_TwrId, TrE_MagId, TrE_TwrKod, TrE_TwrNazwa, TrE_Stawka, TrE_JM, TrE_Ilosc, TrE_Cena0, TrE_Rabat, TrE_CenaW, TrE_WartoscNetto, TrE_WartoscBrutto) \
-             VALUES (@P1, @P2, @P3, @P4, CAST(@P5 AS varchar(50)), @P6, @P7, @P8, @P9, @P10, @P11, @P12, @P13, @P14)",
+        let row = document_line(
+            document_id,
+            index + 1,
+            class,
+            warehouse,
+            line,
+            item,
+            name,
+            today,
         );
-        query.bind(document_id);
-        query.bind(i32::try_from(index + 1).unwrap_or(i32::MAX));
-        query.bind(item.id);
-        query.bind(warehouse);
-        query.bind(line.sku.clone());
-        query.bind(name);
-        query.bind(line.vat.percent());
-        query.bind(item.unit.clone());
-        query.bind(line.quantity);
-        query.bind(unit_before);
-        query.bind(discount_percent);
-        query.bind(unit_net);
-        query.bind(line.total_net);
-        query.bind(line.total_gross);
-        exec(client, query).await?;
+        exec(client, row.query(None)).await?;
     }
-    for (rate, (rate_net, rate_vat)) in vat_summary(lines) {
-        let mut query = Query::new(
-            "INSERT INTO CDN.TraVat (TrV_TrNId, TrV_Stawka, TrV_Netto, TrV_VAT) VALUES (@P1, @P2, @P3, @P4)",
-        );
-        query.bind(document_id);
-        query.bind(rate);
-        query.bind(rate_net);
-        query.bind(rate_vat);
-        exec(client, query).await?;
+    for ((rate, flag), (rate_net, rate_vat)) in vat_summary(lines) {
+        let row = vat_row(document_id, rate, flag, rate_net, rate_vat);
+        exec(client, row.query(None)).await?;
     }
     Ok(WriteResult::Written {
         document_id: i64::from(document_id),
         document_number: full_number,
         already: false,
     })
+}
+
+/// One `CDN.TraVat` row: a rate's net and VAT, in złoty and in the
+/// document's currency (the same for a złoty document).
+fn vat_row(document_id: i32, rate: Decimal, flag: i64, net: Decimal, vat: Decimal) -> Insert {
+    let mut row = Insert::into("CDN.TraVat");
+    row.set("TrV_TrNID", document_id)
+        .set("TrV_Stawka", rate)
+        .set("TrV_Flaga", flag)
+        .set("TrV_Netto", net)
+        .set("TrV_VAT", vat)
+        .set("TrV_NettoWal", net)
+        .set("TrV_VATWal", vat)
+        .zero(&["TrV_Typ", "TrV_Zrodlowa"]);
+    row
+}
+
+/// What the document header is made of.
+struct DocumentHeader<'a> {
+    order: &'a Order,
+    definition: i32,
+    class: i32,
+    number_string: &'a str,
+    number: i32,
+    key: &'a str,
+    customer: i32,
+    card: &'a Card,
+    recipient: &'a Address,
+    warehouse: i32,
+    payment: &'a PaymentForm,
+    lines: &'a [DocLine],
+    today: NaiveDateTime,
+    now: NaiveDateTime,
+    notes: &'a mut Vec<String>,
+}
+
+/// The `CDN.TraNag` row of a buffered sales document, every NOT NULL column
+/// named. Values follow a public direct INSERT of an Optima document
+/// (optima-real.md E9): the customer as subject, recipient and payer
+/// (`*Typ` 1 = customer), `KursNumer` 3 with rate 1/1, '' for unused texts
+/// (including `TrN_Waluta`: Comarch's BI reads '' as the system currency,
+/// złoty), 0 for unused flags. The source is marked as an API import
+/// (`TrN_eSklepZrodlo` 6, as Comarch BI decodes it; 0 would claim Comarch
+/// e-Sklep). `TrN_TypNB` 2: shop prices are gross.
+fn document_header(h: &mut DocumentHeader<'_>) -> Insert {
+    let net: Decimal = h.lines.iter().map(|l| l.total_net).sum();
+    let vat: Decimal = h.lines.iter().map(|l| l.total_vat).sum();
+    let gross: Decimal = h.lines.iter().map(|l| l.total_gross).sum();
+    let notes = &mut Vec::new();
+    let r = h.recipient;
+    let recipient_name = r
+        .company
+        .as_ref()
+        .filter(|c| !c.trim().is_empty())
+        .map(|c| format!("{c} ({})", r.name))
+        .unwrap_or_else(|| r.name.clone());
+    let mut doc = Insert::into("CDN.TraNag");
+    doc.set("TrN_DDfId", h.definition)
+        .set("TrN_TypDokumentu", h.class)
+        .set("TrN_Rodzaj", h.class * 1000)
+        .set("TrN_NumerString", h.number_string)
+        .set("TrN_NumerNr", h.number)
+        .set(
+            "TrN_NumerObcy",
+            h.order.number.chars().take(256).collect::<String>(),
+        )
+        .set("TrN_Bufor", 1)
+        .set("TrN_Anulowany", 0)
+        .set("TrN_DataDok", h.today)
+        .set("TrN_DataWys", h.today)
+        .set("TrN_DataOpe", h.today)
+        .set("TrN_DataKur", h.today)
+        .set(
+            "TrN_Termin",
+            h.today + chrono::Duration::days(h.payment.days),
+        )
+        .set("TrN_PodmiotTyp", 1)
+        .set("TrN_PodID", h.customer)
+        .set("TrN_OdbiorcaTyp", 1)
+        .set("TrN_OdbID", h.customer)
+        .set("TrN_PlatnikTyp", 1)
+        .set("TrN_PlatnikID", h.customer)
+        .set("TrN_MagZrdId", h.warehouse)
+        .set("TrN_FPlId", h.payment.id)
+        .set("TrN_RazemNetto", net)
+        .set("TrN_RazemVAT", vat)
+        .set("TrN_RazemBrutto", gross)
+        .set("TrN_RazemNettoWal", net)
+        .set("TrN_RazemVATWal", vat)
+        .set("TrN_RazemBruttoWal", gross)
+        .set("TrN_Waluta", "")
+        .set("TrN_KursNumer", 3)
+        .set("TrN_KursL", Decimal::ONE)
+        .set("TrN_KursM", Decimal::ONE)
+        .set("TrN_TypNB", 2)
+        .set("TrN_ImportRowId", h.key)
+        .set("TrN_eSklepZrodlo", 6)
+        .set("TrN_TS_Zal", h.now)
+        .set("TrN_TS_Mod", h.now);
+    for (column, value) in &h.card.values {
+        doc.set(column, value.clone());
+    }
+    doc.set("TrN_OdbNazwa1", fit(&recipient_name, 50, "Odbiorca", notes))
+        .set("TrN_OdbUlica", fit(&r.street, 40, "Ulica odbiorcy", notes))
+        .set("TrN_OdbMiasto", fit(&r.city, 40, "Miasto odbiorcy", notes))
+        .set(
+            "TrN_OdbKodPocztowy",
+            fit(&r.postcode, 10, "Kod pocztowy odbiorcy", notes),
+        )
+        .set("TrN_OdbPoczta", fit(&r.city, 40, "Poczta odbiorcy", notes))
+        .set("TrN_OdbKraj", country_name(&r.country))
+        .set(
+            "TrN_OdbTelefon",
+            fit(
+                r.phone.as_deref().unwrap_or_default(),
+                20,
+                "Telefon odbiorcy",
+                notes,
+            ),
+        )
+        .empty(&[
+            "TrN_OdbNazwa2",
+            "TrN_OdbNazwa3",
+            "TrN_OdbNrDomu",
+            "TrN_OdbNrLokalu",
+            "TrN_OdbAdres2",
+            "TrN_OdbGmina",
+            "TrN_OdbPowiat",
+            "TrN_OdbWojewodztwo",
+            "TrN_OdbNipE",
+            "TrN_OdbNipKraj",
+            "TrN_OdbiorcaGLN",
+            "TrN_Odebral",
+            "TrN_NumerPelnyPrw",
+            "TrN_Kategoria",
+            "TrN_KodKraju",
+            "TrN_KodTransakcji",
+            "TrN_NotaKorPo",
+            "TrN_NotaKorPrzed",
+        ])
+        .zero(&[
+            "TrN_AktualizacjaCenyZakKor",
+            "TrN_AwizoId",
+            "TrN_BlokadaPlatnosci",
+            "TrN_BzpId",
+            "TrN_Centrala",
+            "TrN_Detal",
+            "TrN_DokMOSMMId",
+            "TrN_EdycjaTabelkiVAT",
+            "TrN_Export",
+            "TrN_FADokumentDostawy",
+            "TrN_Finalny",
+            "TrN_FinalnyWegiel",
+            "TrN_Fiskalna",
+            "TrN_Korekta",
+            "TrN_KSeFStatusId",
+            "TrN_MetodaKasowa",
+            "TrN_NieNaliczajOplataCukrowa",
+            "TrN_NieUwzglwedniajWEwidencjiWegiel",
+            "TrN_NieWysylajDokumentuDoKSeF",
+            "TrN_NrListuPrzewozowegoTypKuriera",
+            "TrN_PAFACzesciowe",
+            "TrN_PARodzajKor",
+            "TrN_PlatElemWalSys",
+            "TrN_PlatKaucje",
+            "TrN_PlatnikRachunekLp",
+            "TrN_PlatnoscNaWZ",
+            "TrN_PodatekVat",
+            "TrN_PunktyZam",
+            "TrN_PunktyZap",
+            "TrN_Rabat",
+            "TrN_RabatWartosc",
+            "TrN_RezerwacjaWew",
+            "TrN_RozliczamPodatekWOSS",
+            "TrN_SplitPay",
+            "TrN_StatusInt",
+            "TrN_StawkaNPOO",
+            "TrN_TaxFreePotwierdzony",
+            "TrN_TrSTyp",
+            "TrN_TrybNettoVAT",
+            "TrN_UmowaWegiel",
+            "TrN_VatDlaDokWal",
+            "TrN_WartoscOO",
+            "TrN_WartoscSP",
+            "TrN_ZwolnionyZAkcyzy",
+            "Trn_DokumentDostawy",
+            "Trn_Sent",
+            "Trn_WszystkoPlSyncho",
+        ]);
+    h.notes.append(notes);
+    doc.set("TrN_Opis", remarks(h.order, h.notes));
+    doc
+}
+
+/// The `CDN.TraElem` row of one line, every NOT NULL column named (E9's
+/// line values: active, the product's kind, flag and codes copied, unit
+/// conversion 1/1 into the base unit, rate 1/1 in złoty).
+#[allow(clippy::too_many_arguments)]
+fn document_line(
+    document_id: i32,
+    position: usize,
+    class: i32,
+    warehouse: i32,
+    line: &DocLine,
+    item: &Item,
+    name: String,
+    today: NaiveDateTime,
+) -> Insert {
+    let unit_net = (line.total_net / line.quantity).round_dp(4);
+    let unit_before = (line.net_before_discount / line.quantity).round_dp(4);
+    let before_gross = line.total_gross + line.discount_gross;
+    let discount_percent = if before_gross.is_zero() {
+        Decimal::ZERO
+    } else {
+        (line.discount_gross / before_gross * Decimal::ONE_HUNDRED).round_dp(2)
+    };
+    let position = i64::try_from(position).unwrap_or(i64::MAX);
+    let mut row = Insert::into("CDN.TraElem");
+    row.set("TrE_TrNId", document_id)
+        .set("TrE_Lp", position)
+        .set("TrE_LpPow", position)
+        .set("TrE_TypDokumentu", class)
+        .set("TrE_Aktywny", 1)
+        .set("TrE_TwrId", item.id)
+        .set("TrE_MagId", warehouse)
+        .set("TrE_TwrKod", line.sku.clone())
+        .set("TrE_TwrNazwa", name)
+        .set("TrE_TwrEAN", item.ean.chars().take(40).collect::<String>())
+        .set(
+            "TrE_TwrNumerKat",
+            item.catalogue_number.chars().take(40).collect::<String>(),
+        )
+        .set("TrE_TwrTyp", item.kind)
+        .set("TrE_Stawka", line.vat.percent())
+        .set("TrE_Flaga", vat_flag(line.vat))
+        .set("TrE_TypNB", 2)
+        .set("TrE_Jm", item.unit.clone())
+        .set("TrE_JmZ", item.unit.clone())
+        .set("TrE_JMPrzelicznikL", Decimal::ONE)
+        .set("TrE_JMPrzelicznikM", Decimal::ONE)
+        .set("TrE_Ilosc", line.quantity)
+        .set("TrE_IloscJM", line.quantity)
+        .set("TrE_Cena0", unit_before)
+        .set("TrE_Cena0WD", unit_before)
+        .set("TrE_Rabat", discount_percent)
+        .set("TrE_CenaW", unit_net)
+        .set("TrE_CenaWWD", unit_net)
+        .set("TrE_CenaT", unit_net)
+        .set("TrE_WartoscNetto", line.total_net)
+        .set("TrE_WartoscBrutto", line.total_gross)
+        .set("TrE_WartoscNettoWal", line.total_net)
+        .set("TrE_WartoscBruttoWal", line.total_gross)
+        .set("TrE_Waluta", "")
+        .set("TrE_KursNumer", 3)
+        .set("TrE_KursL", Decimal::ONE)
+        .set("TrE_KursM", Decimal::ONE)
+        .set("TrE_DataDok", today)
+        .set("TrE_DataOpe", today)
+        .empty(&["TrE_TwrKodDostawcy", "TrE_TwrOpis", "TrE_TwrSWW"])
+        .zero(&[
+            "TrE_AkcyzaOpal",
+            "TrE_AkcyzaStawka",
+            "TrE_DoZwrotu",
+            "TrE_FakZalKwotaMax",
+            "TrE_IFA24",
+            "TrE_IFA24Mag",
+            "TrE_IloscJMKW",
+            "TrE_IloscKW",
+            "TrE_JmCalkowite",
+            "TrE_Kaucja",
+            "TrE_KosztKGO",
+            "TrE_KosztUslugi",
+            "TrE_KV7ID",
+            "TrE_KWRoznicaKursowa",
+            "TrE_OplataCukrowaDoliczDoCeny",
+            "TrE_OplataCukrowaOdCukrowStala",
+            "TrE_OplataCukrowaOdCukrowZawartoscGram",
+            "TrE_OplataCukrowaOdCukrowZawartoscRoztwor",
+            "TrE_OplataCukrowaOdCukrowZawartoscSokow20",
+            "TrE_OplataCukrowaOdCukrowZmienna",
+            "TrE_OplataCukrowaOdKofeinyTauryny",
+            "TrE_OplataCukrowaOdKofeinyTaurynyStala",
+            "TrE_OplataCukrowaOdSubstancjiSlodzacych",
+            "TrE_OplataCukrowaPrzelicznikML",
+            "TrE_PATrEId",
+            "TrE_Prog",
+            "TrE_SplitPay",
+            "TrE_StawkaOSS",
+            "TrE_TwCNumer",
+            "TrE_Upust",
+            "TrE_UpustKnt",
+            "TrE_UpustKntTyp",
+            "TrE_UpustTyp",
+            "TrE_UslugaZlozona",
+            "TrE_UslugaZlozonaId",
+            "TrE_WartoscZakupuWylicz",
+            "TrE_ZestawWiazanie",
+            "TrE_Zrodlowa",
+            "TrE_ZTwGlowny",
+            "TrE_ZTwID",
+            "TrE_ZTwIlosc",
+            "Tre_CenaZCzteremaMiejscami",
+            "Tre_OdwrotneObciazenie",
+        ]);
+    row
 }
 
 /// A document in the chain that starts at a written order's document.
@@ -772,13 +1571,23 @@ pub struct LinkedDocument {
     /// `TrN_TypDokumentu`: 302 FS, 305 PA, 306 WZ, 308 RO.
     pub class: i32,
     pub number: String,
+    /// The waybill: the document's `TrN_NrListuPrzewozowego`, or a courier
+    /// shipment (Sendit ZNP) made for it.
     pub tracking: Option<String>,
+    /// The courier, where a Sendit shipment names it.
+    pub carrier: Option<String>,
     pub cancelled: bool,
     pub in_buffer: bool,
 }
 
-/// For each root document: itself first, then what it was realised into
-/// (`TraNagRelacje`, two levels: RO → FS/PA → WZ).
+const CHAIN_COLUMNS: &str = "d.TrN_TrNID, d.TrN_TypDokumentu, d.TrN_NumerPelny, d.TrN_NrListuPrzewozowego, d.TrN_Anulowany, d.TrN_Bufor";
+
+/// For each root document: itself first, then what it was realised into, two
+/// levels down (RO → FS/PA → WZ). Links are `CDN.TraNagRelacje` (Optima
+/// stores each relation in both directions, so a document already in the
+/// chain is not added again) and `TrN_FaId` (a WZ points at its invoice).
+/// Tracking numbers missing on the documents are looked up in the courier
+/// shipments (`CDN.SenditZleceniePrzesylki`, `SZL_FaId`, and its parcels).
 pub async fn document_chains(
     client: &mut SqlClient,
     roots: &[i64],
@@ -790,71 +1599,126 @@ pub async fn document_chains(
         .collect();
     for chunk in ids.chunks(IDS_PER_STATEMENT) {
         let mut query = Query::new(format!(
-            "SELECT TrN_TrNID, TrN_TypDokumentu, TrN_NumerPelny, TrN_NrPrzesylki, TrN_Anulowany, TrN_Bufor FROM CDN.TraNag WHERE TrN_TrNID IN ({})",
+            "SELECT d.TrN_TrNID AS parent_id, {CHAIN_COLUMNS} FROM CDN.TraNag d WHERE d.TrN_TrNID IN ({})",
             placeholders(1, chunk.len())
         ));
         for id in chunk {
             query.bind(*id);
         }
+        // document id → its root
+        let mut seen: HashMap<i64, i64> = HashMap::new();
         for row in fetch(client, query).await? {
-            if let Some(doc) = linked(&row) {
-                chains.entry(doc.id).or_default().push(doc);
-            }
+            let (_, doc) = linked(&row)?;
+            seen.insert(doc.id, doc.id);
+            chains.entry(doc.id).or_default().push(doc);
         }
-        // Children of the roots, then their children.
-        let mut parents: HashMap<i64, i64> = chunk
-            .iter()
-            .map(|id| (i64::from(*id), i64::from(*id)))
-            .collect();
+        let mut parents: Vec<i64> = seen.keys().copied().collect();
         for _level in 0..2 {
             let parent_ids: Vec<i32> = parents
-                .keys()
+                .iter()
                 .filter_map(|id| i32::try_from(*id).ok())
                 .collect();
             if parent_ids.is_empty() {
                 break;
             }
-            let mut next = HashMap::new();
+            let mut next = Vec::new();
             for part in parent_ids.chunks(IDS_PER_STATEMENT) {
+                let list = placeholders(1, part.len());
                 let mut query = Query::new(format!(
-                    "SELECT r.TrR_TrNId AS parent_id, d.TrN_TrNID, d.TrN_TypDokumentu, d.TrN_NumerPelny, d.TrN_NrPrzesylki, d.TrN_Anulowany, d.TrN_Bufor \
-                     FROM CDN.TraNagRelacje r JOIN CDN.TraNag d ON d.TrN_TrNID = r.TrR_FaId WHERE r.TrR_TrNId IN ({}) ORDER BY d.TrN_TrNID",
-                    placeholders(1, part.len())
+                    "SELECT r.TrR_TrNId AS parent_id, {CHAIN_COLUMNS} FROM CDN.TraNagRelacje r JOIN CDN.TraNag d ON d.TrN_TrNID = r.TrR_FaId WHERE r.TrR_TrNId IN ({list}) \
+                     UNION SELECT d.TrN_FaId AS parent_id, {CHAIN_COLUMNS} FROM CDN.TraNag d WHERE d.TrN_FaId IN ({list}) ORDER BY 2"
                 ));
                 for id in part {
                     query.bind(*id);
                 }
                 for row in fetch(client, query).await? {
-                    let (Some(parent), Some(doc)) = (row.get::<i32, _>("parent_id"), linked(&row))
-                    else {
+                    let (parent, doc) = linked(&row)?;
+                    let Some(root) = parent.and_then(|p| seen.get(&p).copied()) else {
                         continue;
                     };
-                    let Some(root) = parents.get(&i64::from(parent)).copied() else {
+                    if seen.contains_key(&doc.id) {
                         continue;
-                    };
-                    next.insert(doc.id, root);
+                    }
+                    seen.insert(doc.id, root);
+                    next.push(doc.id);
                     chains.entry(root).or_default().push(doc);
                 }
             }
             parents = next;
         }
+        courier_shipments(client, &mut chains).await?;
     }
     Ok(chains)
 }
 
-fn linked(row: &tiberius::Row) -> Option<LinkedDocument> {
-    Some(LinkedDocument {
-        id: i64::from(row.get::<i32, _>("TrN_TrNID")?),
-        class: row.get::<i32, _>("TrN_TypDokumentu")?,
-        number: row.get::<&str, _>("TrN_NumerPelny")?.to_owned(),
-        tracking: row
-            .get::<&str, _>("TrN_NrPrzesylki")
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned),
-        cancelled: row.get::<i16, _>("TrN_Anulowany").unwrap_or(0) != 0,
-        in_buffer: row.get::<i16, _>("TrN_Bufor").unwrap_or(0) != 0,
-    })
+/// Fills in the tracking number (and carrier) of chain documents from the
+/// courier shipments made for them, where the document has none itself.
+async fn courier_shipments(
+    client: &mut SqlClient,
+    chains: &mut HashMap<i64, Vec<LinkedDocument>>,
+) -> Result<(), SqlError> {
+    let untracked: Vec<i32> = chains
+        .values()
+        .flatten()
+        .filter(|d| d.tracking.is_none())
+        .filter_map(|d| i32::try_from(d.id).ok())
+        .collect();
+    let mut found: HashMap<i64, (String, Option<String>)> = HashMap::new();
+    for part in untracked.chunks(IDS_PER_STATEMENT) {
+        let mut query = Query::new(format!(
+            "SELECT z.SZL_FaId, z.SZL_NrListuPrzewozowego, z.SZL_KurierNazwa, \
+             (SELECT TOP 1 p.SPA_NumerListu FROM CDN.SenditPaczki p WHERE p.SPA_SZLID = z.SZL_SZLID AND p.SPA_NumerListu <> '' ORDER BY p.SPA_LP) AS parcel \
+             FROM CDN.SenditZleceniePrzesylki z WHERE z.SZL_FaId IN ({}) ORDER BY z.SZL_SZLID",
+            placeholders(1, part.len())
+        ));
+        for id in part {
+            query.bind(*id);
+        }
+        for row in fetch(client, query).await? {
+            let cells = Cells::new(&row, "CDN.SenditZleceniePrzesylki");
+            let Some(document) = cells.int("SZL_FaId")? else {
+                continue;
+            };
+            let number = Some(cells.text_or_empty("SZL_NrListuPrzewozowego")?)
+                .filter(|n| !n.is_empty())
+                .or(Some(cells.text_or_empty("parcel")?).filter(|n| !n.is_empty()));
+            if let Some(number) = number {
+                let carrier =
+                    Some(cells.text_or_empty("SZL_KurierNazwa")?).filter(|c| !c.is_empty());
+                found.insert(document, (number, carrier));
+            }
+        }
+    }
+    for document in chains.values_mut().flatten() {
+        if document.tracking.is_none()
+            && let Some((number, carrier)) = found.get(&document.id)
+        {
+            document.tracking = Some(number.clone());
+            document.carrier = carrier.clone();
+        }
+    }
+    Ok(())
+}
+
+/// A chain row: the parent it was reached from, and the document.
+fn linked(row: &tiberius::Row) -> Result<(Option<i64>, LinkedDocument), SqlError> {
+    let cells = Cells::new(row, "CDN.TraNag");
+    let class = cells.int_required("TrN_TypDokumentu")?;
+    Ok((
+        cells.int("parent_id")?,
+        LinkedDocument {
+            id: cells.int_required("TrN_TrNID")?,
+            class: i32::try_from(class).unwrap_or_default(),
+            number: cells.text_or_empty("TrN_NumerPelny")?,
+            tracking: Some(cells.text_or_empty("TrN_NrListuPrzewozowego")?)
+                .filter(|t| !t.is_empty()),
+            carrier: None,
+            // Optima marks a cancelled document with a non-zero
+            // TrN_Anulowany (Comarch BI's cancelled RO: -2147483647).
+            cancelled: cells.int("TrN_Anulowany")?.unwrap_or(0) != 0,
+            in_buffer: cells.int("TrN_Bufor")?.unwrap_or(0) != 0,
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -873,6 +1737,9 @@ mod tests {
             default_payment_form: Some("przelew".into()),
             shipping_services: BTreeMap::new(),
             default_shipping_service: Some("TRANSPORT".into()),
+            fee_services: BTreeMap::new(),
+            default_fee_service: None,
+            series: None,
         }
     }
 
@@ -931,7 +1798,7 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1].sku, "TRANSPORT");
         let summary = vat_summary(&lines);
-        assert_eq!(summary[&dec!(23)], (dec!(93.48), dec!(21.50)));
+        assert_eq!(summary[&(dec!(23), 2)], (dec!(93.48), dec!(21.50)));
 
         let mut off_by_a_grosz = order();
         off_by_a_grosz.total_gross = dec!(114.99);
@@ -991,6 +1858,224 @@ mod tests {
         shipping_only.buyer.billing = Address::default();
         assert!(document_lines(&shipping_only, &settings()).is_ok());
         assert_eq!(card_address(&shipping_only), &shipping);
+    }
+
+    #[test]
+    fn three_decimal_amounts_are_rounded_half_away_from_zero_and_add_up() {
+        let mut o = order();
+        o.lines[0].total_net = dec!(81.295);
+        o.lines[0].total_vat = dec!(18.695);
+        o.lines[0].total_gross = dec!(99.990);
+        o.total_net = dec!(93.485);
+        let lines = document_lines(&o, &settings()).unwrap();
+        assert_eq!(
+            (lines[0].total_net, lines[0].total_vat, lines[0].total_gross),
+            (dec!(81.30), dec!(18.69), dec!(99.99)),
+            "net 81.295 rounds up; VAT gives way so that net + VAT = gross"
+        );
+        let gross: Decimal = lines.iter().map(|l| l.total_gross).sum();
+        assert_eq!(gross, dec!(114.98));
+        let summary = vat_summary(&lines);
+        assert_eq!(summary[&(dec!(23), 2)], (dec!(93.49), dec!(21.49)));
+
+        // Rounding each line drifts a grosz from the shop's total: parked.
+        let mut drift = order();
+        drift.lines[0].total_gross = dec!(99.985);
+        drift.lines[0].total_net = dec!(81.285);
+        drift.total_gross = dec!(114.975);
+        assert!(document_lines(&drift, &settings()).is_ok_and(|l| l[0].total_gross == dec!(99.99)));
+        drift.total_gross = dec!(114.97);
+        assert!(
+            document_lines(&drift, &settings())
+                .unwrap_err()
+                .contains("to the grosz")
+        );
+    }
+
+    #[test]
+    fn a_fee_becomes_its_service_line_or_the_order_is_parked_naming_it() {
+        let mut o = order();
+        o.lines.push(OrderLine {
+            sku: "fee:Pobranie".into(),
+            name: "Pobranie".into(),
+            quantity: dec!(1),
+            vat: "23".parse().unwrap(),
+            unit_price_gross: dec!(5.00),
+            total_net: dec!(4.07),
+            total_vat: dec!(0.93),
+            total_gross: dec!(5.00),
+            discount_gross: dec!(0),
+        });
+        o.total_net += dec!(4.07);
+        o.total_vat += dec!(0.93);
+        o.total_gross += dec!(5.00);
+        let reason = document_lines(&o, &settings()).unwrap_err();
+        assert!(reason.contains("fee `Pobranie`"), "{reason}");
+        let mut mapped = settings();
+        mapped
+            .fee_services
+            .insert("Pobranie".into(), "POBRANIE".into());
+        let lines = document_lines(&o, &mapped).unwrap();
+        assert_eq!(lines[1].sku, "POBRANIE");
+        assert_eq!(lines[1].total_gross, dec!(5.00));
+        assert_eq!(lines.len(), 3, "goods, fee, shipping");
+    }
+
+    #[test]
+    fn a_foreign_currency_order_is_parked_with_its_currency() {
+        let mut o = order();
+        o.currency = "EUR".into();
+        assert!(
+            document_lines(&o, &settings())
+                .unwrap_err()
+                .contains("in EUR")
+        );
+        o.currency = "pln".into();
+        assert!(document_lines(&o, &settings()).is_ok());
+    }
+
+    #[test]
+    fn numbering_schemes_resolve_every_token_but_the_number() {
+        let date = chrono::NaiveDate::from_ymd_opt(2026, 3, 9)
+            .unwrap()
+            .and_time(chrono::NaiveTime::MIN);
+        let n = |scheme: &str, series: Option<&str>| numbering_string(scheme, "RO", date, series);
+        assert_eq!(
+            n("@symbol/@numerS/@rok_kal", None).unwrap(),
+            "RO/@numerS/2026"
+        );
+        assert_eq!(
+            n("@brak/@symbol/@rok_kal/@numerS/@brak", None).unwrap(),
+            "RO/2026/@numerS"
+        );
+        assert_eq!(
+            n("@symbol/@numerS/@miesiac/@rok_kal", None).unwrap(),
+            "RO/@numerS/03/2026"
+        );
+        assert_eq!(
+            n("@symbol/@seria/@numerS", Some("WWW")).unwrap(),
+            "RO/WWW/@numerS"
+        );
+        assert!(
+            n("@symbol/@seria/@numerS", None)
+                .unwrap_err()
+                .contains("orders.series")
+        );
+        assert!(
+            n("@symbol/@kwartal/@numerS", None)
+                .unwrap_err()
+                .contains("@kwartal")
+        );
+        assert!(
+            n("@symbol/@rok_kal", None)
+                .unwrap_err()
+                .contains("no @numerS")
+        );
+        assert_eq!(
+            n("@symbol/@numerS/@rok_kal", None)
+                .unwrap()
+                .replace("@numerS", "7"),
+            "RO/7/2026"
+        );
+    }
+
+    /// Every NOT NULL column of Optima's real schema that has no default
+    /// (numeric ones too: their DEFAULT 0 is an assumption) is named by the
+    /// agent's INSERTs, no computed column is, and every column named exists.
+    #[test]
+    fn every_insert_names_every_required_column_of_the_real_schema() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/optima-standin/schema/optima-tables.json"
+        );
+        let text = std::fs::read_to_string(path).expect("the vendored real schema");
+        let schema: serde_json::Value = serde_json::from_str(&text).expect("schema JSON");
+        let o = order();
+        let lines = document_lines(&o, &settings()).unwrap();
+        let item = Item {
+            id: 1,
+            name: "Kawa".into(),
+            unit: "szt.".into(),
+            ean: String::new(),
+            catalogue_number: String::new(),
+            kind: 1,
+        };
+        let card = Card {
+            values: CARD_TO_DOCUMENT
+                .iter()
+                .map(|(_, d)| (*d, String::new()))
+                .collect(),
+        };
+        let payment = PaymentForm { id: 1, days: 7 };
+        let now = chrono::NaiveDate::from_ymd_opt(2026, 3, 9)
+            .unwrap()
+            .and_hms_opt(10, 0, 0)
+            .unwrap();
+        let mut notes = Vec::new();
+        let inserts = [
+            document_header(&mut DocumentHeader {
+                order: &o,
+                definition: 1,
+                class: 308,
+                number_string: "RO/@numerS/2026",
+                number: 1,
+                key: "k",
+                customer: 1,
+                card: &card,
+                recipient: &o.buyer.billing,
+                warehouse: 1,
+                payment: &payment,
+                lines: &lines,
+                today: now,
+                now,
+                notes: &mut notes,
+            }),
+            document_line(1, 1, 308, 1, &lines[0], &item, "Kawa".into(), now),
+            vat_row(1, dec!(23), 2, dec!(1), dec!(0.23)),
+            customer_card(&o, "WWW-1", Some("5260250274"), None, now, &mut notes),
+        ];
+        for insert in &inserts {
+            let table = &schema[insert.table()];
+            let columns = table["columns"].as_array().expect("columns");
+            let named: Vec<String> = insert.column_names().map(str::to_ascii_lowercase).collect();
+            let pk: Vec<String> = table["primary_key"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap().to_ascii_lowercase())
+                .collect();
+            for column in columns {
+                let name = column["column"].as_str().unwrap();
+                let lower = name.to_ascii_lowercase();
+                if !column["computed"].is_null() {
+                    assert!(
+                        !named.contains(&lower),
+                        "{}: computed {name} is written",
+                        insert.table()
+                    );
+                    continue;
+                }
+                let required = column["nullable"] == false
+                    && column["default"].is_null()
+                    && !pk.contains(&lower);
+                if required {
+                    assert!(
+                        named.contains(&lower),
+                        "{}: {name} is NOT NULL without a default and not written",
+                        insert.table()
+                    );
+                }
+            }
+            for name in &named {
+                assert!(
+                    columns
+                        .iter()
+                        .any(|c| c["column"].as_str().unwrap().eq_ignore_ascii_case(name)),
+                    "{}: {name} is not in Optima's schema",
+                    insert.table()
+                );
+            }
+        }
     }
 
     #[test]

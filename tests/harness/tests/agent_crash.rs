@@ -63,7 +63,7 @@ async fn killing_the_agent_during_a_full_pass_loses_nothing() -> anyhow::Result<
     let groups = optima::group_paths(&mut sql).await?;
     let ids = optima::product_ids_for_skus(&mut sql, &skus).await?;
     let products = optima::products(&mut sql, &ids, &groups).await?;
-    let prices = optima::prices(&mut sql, &ids).await?;
+    let prices = optima::prices(&mut sql, &ids, optima::PriceListKey::Lp).await?;
     let stock = optima::stock(&mut sql, &ids, Utc::now()).await?;
     let mut expected: HashMap<String, ShopProductState> = HashMap::new();
     for product in &products {
