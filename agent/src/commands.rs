@@ -117,6 +117,13 @@ pub async fn run<W: OrderWriter>(
                             }
                         }
                     }
+                    Payload::CreateOrder(order) => {
+                        warn!(
+                            order = %order.key(),
+                            "an order arrived, but this agent does not write orders: add an [orders] section (warehouse, default_payment_form, default_shipping_service) to its configuration and restart it; the order stays queued"
+                        );
+                        false
+                    }
                     other => {
                         warn!(
                             kind = other.kind().as_str(),

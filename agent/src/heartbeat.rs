@@ -48,6 +48,7 @@ pub async fn run(
                 sql_error,
                 outbox_depth: store.outbox_depth().unwrap_or(0)
                     + store.pending_count().unwrap_or(0),
+                takes_orders: Some(config.orders.is_some()),
             },
         };
         match store.enqueue(

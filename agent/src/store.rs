@@ -487,6 +487,7 @@ mod tests {
                 sql_server: true,
                 sql_error: None,
                 outbox_depth: depth,
+                takes_orders: None,
             },
         })
     }

@@ -94,6 +94,10 @@ pub struct AgentHealth {
     pub sql_error: Option<String>,
     /// Batches written locally and not yet confirmed by SQS.
     pub outbox_depth: u64,
+    /// Whether this agent writes shop orders (has an `[orders]` section);
+    /// absent from agents older than the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub takes_orders: Option<bool>,
 }
 
 /// The agent's sign of life, sent on an interval.

@@ -137,6 +137,7 @@ fn samples() -> Vec<Payload> {
                 sql_server: false,
                 sql_error: Some("login failed (18456)".into()),
                 outbox_depth: 3,
+                takes_orders: None,
             },
         }),
         Payload::CreateOrder(Box::new(sample_order())),

@@ -55,6 +55,7 @@ fn heartbeat() -> Payload {
             sql_server: true,
             sql_error: None,
             outbox_depth: 0,
+            takes_orders: None,
         },
     })
 }

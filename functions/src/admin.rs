@@ -184,7 +184,25 @@ struct Status {
     parked_orders: Vec<crate::orders::ParkedOrder>,
     /// Each shop's stale-stock policy and how many products it holds at 0.
     shops: Vec<serde_json::Value>,
+    /// What is configured wrong, in words and with what to change.
+    warnings: Vec<String>,
     errors: Vec<String>,
+}
+
+/// Orders wait in the commands queue but every live agent says it does
+/// not write orders (no `[orders]` section): nothing will take them.
+fn orders_without_a_writer(agents: &[AgentView], commands_waiting: u64) -> Option<String> {
+    let live: Vec<&AgentView> = agents.iter().filter(|a| !a.stale).collect();
+    let nobody = !live.is_empty() && live.iter().all(|a| a.status.takes_orders == Some(false));
+    (commands_waiting > 0 && nobody).then(|| {
+        format!(
+            "{commands_waiting} command(s) wait in the commands queue, but no agent writes orders ({}): add an [orders] section (warehouse, default_payment_form, default_shipping_service; docs/INSTALL.md) to the agent's configuration and restart it",
+            live.iter()
+                .map(|a| a.status.agent_id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
 }
 
 async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> QueueDepth {
@@ -228,7 +246,7 @@ async fn status(State(admin): State<Arc<Admin>>) -> Response {
             Vec::new()
         }
     };
-    let agents = agents
+    let agents: Vec<AgentView> = agents
         .into_iter()
         .map(|status| {
             let since = now - status.last_seen;
@@ -246,6 +264,16 @@ async fn status(State(admin): State<Arc<Admin>>) -> Response {
             .map(|(_, url)| queue_depth(&admin.clients.sqs, url)),
     )
     .await;
+    let commands_waiting = admin
+        .queues
+        .iter()
+        .zip(&depths)
+        .find(|((name, _), _)| *name == "erp_commands")
+        .map(|(_, d)| d.visible.unwrap_or(0) + d.in_flight.unwrap_or(0))
+        .unwrap_or(0);
+    let warnings: Vec<String> = orders_without_a_writer(&agents, commands_waiting)
+        .into_iter()
+        .collect();
     let mut queues = serde_json::Map::new();
     for ((name, _), depth) in admin.queues.iter().zip(depths) {
         queues.insert(
@@ -284,8 +312,62 @@ async fn status(State(admin): State<Arc<Admin>>) -> Response {
             parked_records,
             parked_orders,
             shops: crate::watchdog::Watchdog::zeroed(&admin.catalog, &admin.shops).await,
+            warnings,
             errors,
         }),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(id: &str, takes_orders: Option<bool>, stale: bool) -> AgentView {
+        AgentView {
+            status: AgentStatus {
+                agent_id: id.into(),
+                agent_version: "0".into(),
+                contract_max_version: None,
+                last_seen: Utc::now(),
+                agent_clock: Utc::now(),
+                clock_skew_seconds: 0.0,
+                last_seq: 0,
+                sql_server_reachable: true,
+                sql_error: None,
+                outbox_depth: 0,
+                takes_orders,
+                marked_stale: stale,
+            },
+            seconds_since_seen: 0,
+            stale,
+        }
+    }
+
+    #[test]
+    fn waiting_orders_with_no_agent_that_writes_them_are_a_warning_naming_the_fix() {
+        let without = [view("biuro", Some(false), false)];
+        let warning = orders_without_a_writer(&without, 2).unwrap();
+        assert!(
+            warning.contains("[orders]") && warning.contains("biuro"),
+            "{warning}"
+        );
+        assert_eq!(orders_without_a_writer(&without, 0), None, "nothing waits");
+        let one_writes = [
+            view("biuro", Some(false), false),
+            view("sklep", Some(true), false),
+        ];
+        assert_eq!(orders_without_a_writer(&one_writes, 2), None);
+        // An old agent that does not say is given the benefit of the doubt.
+        assert_eq!(
+            orders_without_a_writer(&[view("stary", None, false)], 2),
+            None
+        );
+        // A stale writer does not count; the live one without [orders] is named.
+        let stale_writer = [
+            view("biuro", Some(false), false),
+            view("sklep", Some(true), true),
+        ];
+        assert!(orders_without_a_writer(&stale_writer, 1).is_some());
+    }
 }

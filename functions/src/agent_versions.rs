@@ -94,6 +94,7 @@ mod tests {
             sql_server_reachable: true,
             sql_error: None,
             outbox_depth: 0,
+            takes_orders: Some(true),
             marked_stale: stale,
         }
     }

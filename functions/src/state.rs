@@ -50,6 +50,8 @@ pub struct AgentStatus {
     pub sql_server_reachable: bool,
     pub sql_error: Option<String>,
     pub outbox_depth: u64,
+    /// Whether the agent writes shop orders (None: an agent too old to say).
+    pub takes_orders: Option<bool>,
     /// Set by the watchdog when heartbeats stopped.
     pub marked_stale: bool,
 }
@@ -140,7 +142,7 @@ impl StateTable {
             .update_expression(
                 "SET agent_version = :version, agent_clock_ms = :clock, received_at_ms = :received, \
                  skew_ms = :skew, last_seq = :seq, sql_server = :sql, outbox_depth = :outbox, sql_error = :sql_error, \
-                 max_version = :max_version",
+                 max_version = :max_version, takes_orders = :takes_orders",
             )
             .condition_expression("attribute_not_exists(pk) OR agent_clock_ms < :clock")
             .expression_attribute_values(":version", s(&hb.agent_version))
@@ -151,7 +153,14 @@ impl StateTable {
             .expression_attribute_values(":sql", AttributeValue::Bool(hb.health.sql_server))
             .expression_attribute_values(":outbox", n(hb.health.outbox_depth))
             .expression_attribute_values(":sql_error", sql_error)
-            .expression_attribute_values(":max_version", n(write.max_version));
+            .expression_attribute_values(":max_version", n(write.max_version))
+            .expression_attribute_values(
+                ":takes_orders",
+                match hb.health.takes_orders {
+                    Some(takes) => AttributeValue::Bool(takes),
+                    None => AttributeValue::Null(true),
+                },
+            );
         match put.send().await {
             Ok(_) => Ok(true),
             Err(err) => {
@@ -197,6 +206,10 @@ impl StateTable {
                     sql_server_reachable: get_bool(item, "sql_server"),
                     sql_error: get_s(item, "sql_error").map(str::to_owned),
                     outbox_depth: get_n(item, "outbox_depth").unwrap_or(0),
+                    takes_orders: match item.get("takes_orders") {
+                        Some(AttributeValue::Bool(takes)) => Some(*takes),
+                        _ => None,
+                    },
                     marked_stale: get_bool(item, "stale"),
                 })
             })

@@ -366,6 +366,7 @@ fn heartbeat_body(seq: u64, clock: chrono::DateTime<chrono::Utc>) -> String {
                 sql_server: true,
                 sql_error: None,
                 outbox_depth: seq,
+                takes_orders: None,
             },
         }),
     ))

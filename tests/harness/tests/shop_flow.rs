@@ -358,6 +358,7 @@ fn heartbeat(seq: u64) -> Envelope {
                 sql_server: true,
                 sql_error: None,
                 outbox_depth: 0,
+                takes_orders: None,
             },
         }),
     )

@@ -25,6 +25,11 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // The agent, the stand-ins and the functions' host run as processes.
+    println!(
+        "building the agent, the stand-ins and the functions (once; minutes on a fresh clone)…"
+    );
+    harness::paths::build_bins(&["agent", "optima-standin", "woo-standin", "functions"])?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -93,7 +98,10 @@ fn main() -> anyhow::Result<()> {
         "local-office",
         &sql_connection,
         args.heartbeat_seconds,
-        "\n[sync]\npoll_seconds = 2\nstock_minutes = 5\nprices_minutes = 1\ncatalogue_minutes = 60\n",
+        &format!(
+            "\n[sync]\npoll_seconds = 2\nstock_minutes = 5\nprices_minutes = 1\ncatalogue_minutes = 60\n{}",
+            harness::LOCAL_ORDERS_TOML
+        ),
     )?;
     let agent = start_agent(
         &agent_config,
