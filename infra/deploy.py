@@ -9,6 +9,7 @@ profile or credentials). Nothing here knows which emulator it talks to.
                       [--local-host] [--describe-to FILE] [--new-agent-key]
     deploy.py describe --stack NAME --describe-to FILE [--local-host]
     deploy.py destroy --stack NAME
+    deploy.py agent-key --stack NAME --to FILE
     deploy.py build   [--architecture arm64|x86_64] [--out DIR] [--only NAME...]
     deploy.py functions
 
@@ -314,6 +315,7 @@ def describe(s, args, template, parameters):
     cfn = client(s, args, "cloudformation")
     lam = client(s, args, "lambda")
     sqs = client(s, args, "sqs")
+    iam = client(s, args, "iam")
     stack = cfn.describe_stacks(StackName=args.stack)["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     ids = physical_ids(cfn, args.stack)
@@ -321,10 +323,14 @@ def describe(s, args, template, parameters):
     functions = {}
     for logical, handler in handlers.items():
         conf = lam.get_function_configuration(FunctionName=ids[logical])
+        role_name = conf["Role"].rsplit("/", 1)[-1]
         functions[handler] = {
             "name": conf["FunctionName"],
             "timeout_seconds": conf.get("Timeout", 3),
             "environment": conf.get("Environment", {}).get("Variables", {}),
+            # The local host runs the function under this role, as Lambda does.
+            "role_arn": conf["Role"],
+            "grants": role_grants(iam, role_name),
         }
     event_sources, schedules, urls = [], [], []
     for logical, res in template["Resources"].items():
@@ -365,8 +371,10 @@ def describe(s, args, template, parameters):
             except lam.exceptions.ResourceNotFoundException:
                 url = None
             urls.append({"name": logical, "function": handlers[target_logical], "auth": props["AuthType"], "url": url})
+    user = agent_user(s, args, ids)
     return {
         "stack": args.stack,
+        "agent_user": {"name": user, "grants": user_grants(iam, user)} if user else None,
         "webhook_urls": webhook_urls(stack, urls),
         "region": s.region_name,
         "endpoint_url": args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL"),
@@ -376,6 +384,40 @@ def describe(s, args, template, parameters):
         "schedules": schedules,
         "function_urls": urls,
     }
+
+
+def statements(document):
+    """A policy document's Allow statements as {"actions": [...], "resources": [...]}."""
+    if isinstance(document, str):
+        document = json.loads(document)
+    listed = document.get("Statement", [])
+    out = []
+    for st in listed if isinstance(listed, list) else [listed]:
+        if st.get("Effect") != "Allow":
+            continue
+        actions, resources = st.get("Action", []), st.get("Resource", [])
+        out.append(
+            {
+                "actions": sorted(actions if isinstance(actions, list) else [actions]),
+                "resources": sorted(resources if isinstance(resources, list) else [resources]),
+            }
+        )
+    return out
+
+
+def role_grants(iam, role):
+    """What a role's inline policies allow (managed policies are the platform's, e.g. logs)."""
+    grants = []
+    for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+        grants += statements(iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"])
+    return grants
+
+
+def user_grants(iam, user):
+    grants = []
+    for name in iam.list_user_policies(UserName=user)["PolicyNames"]:
+        grants += statements(iam.get_user_policy(UserName=user, PolicyName=name)["PolicyDocument"])
+    return grants
 
 
 def webhook_urls(stack, urls):
@@ -638,6 +680,22 @@ def hand_over_to_agent(s, args):
     sys.stdout.flush()
 
 
+def cmd_agent_key(args):
+    """A new access key for the stack's AgentUser, written as an AWS credentials
+    file (the agent's `aws.credentials_file`) readable only by its owner."""
+    s = session(args)
+    user = agent_user(s, args)
+    if not user:
+        fail(f"stack {args.stack} has no agent user")
+    key = client(s, args, "iam").create_access_key(UserName=user)["AccessKey"]
+    path = Path(args.to)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(f"[default]\naws_access_key_id = {key['AccessKeyId']}\naws_secret_access_key = {key['SecretAccessKey']}\n")
+    log(f"wrote a new access key {key['AccessKeyId']} of {user} to {path}")
+
+
 def cmd_deploy_and_hand_over(args):
     if not args.artifacts and not args.placeholder_artifacts:
         arch = args.architecture or "arm64"
@@ -659,6 +717,9 @@ def main():
     build.add_argument("--out", default=str(REPO / "build" / "functions"), help="zips go to OUT/<arch>/<name>.zip")
     build.add_argument("--only", nargs="+", help="only these functions")
     sub.add_parser("functions", help="list the functions the template declares")
+    agent_key = sub.add_parser("agent-key", help="issue an access key for the office agent into a credentials file")
+    agent_key.add_argument("--stack", required=True)
+    agent_key.add_argument("--to", required=True, help="AWS credentials file to write (mode 600)")
     for name in ("deploy", "describe", "destroy"):
         p = sub.add_parser(name)
         p.add_argument("--stack", required=True, help="stack name, e.g. optima-sync")
@@ -675,7 +736,14 @@ def main():
             p.add_argument("--artifacts", help="directory with <handler>.zip for each function (default: build them)")
             p.add_argument("--new-agent-key", action="store_true", help="issue another access key for the office agent")
             p.add_argument("--placeholder-artifacts", action="store_true", help="upload placeholder zips (local host only)")
+    parser.add_argument(
+        "--template",
+        help="another template file (tests deploy a copy with one grant removed); default infra/template.yaml",
+    )
     args = parser.parse_args()
+    if args.template:
+        global TEMPLATE
+        TEMPLATE = Path(args.template)
     try:
         {
             "deploy": cmd_deploy_and_hand_over,
@@ -683,6 +751,7 @@ def main():
             "destroy": cmd_destroy,
             "build": cmd_build,
             "functions": cmd_functions,
+            "agent-key": cmd_agent_key,
         }[args.command](args)
     except botocore.exceptions.EndpointConnectionError as e:
         fail(f"cannot reach AWS: {e}")

@@ -27,6 +27,40 @@ see an `UpdateItem` half done (the item created with its key only, the
 update not yet applied) or let two conditional writes both pass. Item reads
 and writes are serialised here, as AWS's per-item atomicity requires.
 
+IAM, when enforced (moto's own switch: the `INITIAL_NO_AUTH_ACTION_COUNT`
+environment variable, or `POST /moto-api/reset-auth` with a count; the
+tests and the local run turn it on once the stack is deployed), is checked
+as AWS checks it for the calls this project makes, where moto differs:
+
+* DynamoDB requests are checked against the table's ARN (moto checks them
+  against "*", which no statement naming a table matches), and an index
+  query against `<table ARN>/index/<name>`.
+* A transaction needs each of its items' own actions (`PutItem`,
+  `UpdateItem`, `DeleteItem`, `ConditionCheckItem`, `GetItem`) on each
+  item's table, as in AWS (there is no IAM action named after the
+  transaction); SQS batch calls need their single-message action
+  (`SendMessageBatch` needs `sqs:SendMessage`); a batch read or write is
+  checked on each table it names.
+* An `AWS::IAM::User`'s `Policies` are attached when the stack creates
+  the user and go with it when the stack deletes it (moto drops them; a
+  stack update does not change them here).
+* A role's or user's inline policy made by CloudFormation is stored as
+  JSON text, as IAM stores it (moto keeps the dict, which its own checks
+  and `GetRolePolicy` cannot read).
+* The access key `local` / `local-secret` belongs to the IAM user
+  `local-admin`, allowed everything: it stands for the deployer's own
+  credentials, so setup and the tests' own checks keep working when IAM
+  is enforced. Any other unknown key is refused, as in AWS.
+* A refusal of a JSON-protocol request (DynamoDB, SQS) is answered in
+  JSON (`AccessDeniedException`), as AWS does; moto answers XML, which the
+  SDKs report as an unreadable response instead of AccessDenied.
+* With `IAM_RECORD_FILE` set, every check (principal, action, resource,
+  allowed or not, enforced or not) is appended to that file as a JSON line:
+  what each identity really called, for the action audit test.
+
+moto evaluates neither `Condition` elements of identity policies nor
+resource-based policies; the template uses neither for these calls.
+
 Otherwise behaviour (results, errors, ordering) is unchanged: the same
 answers in the same order, computed with less work. Run exactly like `moto_server`.
 """
@@ -34,6 +68,8 @@ answers in the same order, computed with less work. Run exactly like `moto_serve
 import copy
 import functools
 import inspect
+import json
+import os
 import sys
 import threading
 import time
@@ -188,6 +224,205 @@ for name in (
     "transact_write_items",
 ):
     setattr(DynamoDBBackend, name, _serialised(getattr(DynamoDBBackend, name)))
+
+
+# ----------------------------------------------------------------- IAM
+
+from moto import settings  # noqa: E402
+from moto.core.authorization import ActionAuthenticatorMixin  # noqa: E402
+from moto.core.responses import BaseResponse  # noqa: E402
+from moto.iam.access_control import IAMRequest  # noqa: E402
+import moto.iam.models as iam_models  # noqa: E402
+from moto.iam.models import iam_backends  # noqa: E402
+from moto.core.exceptions import JsonRESTError  # noqa: E402
+from werkzeug.exceptions import HTTPException  # noqa: E402
+
+LOCAL_ADMIN = ("local-admin", "local", "local-secret")
+DEFAULT_ACCOUNT = "123456789012"
+
+
+def _ensure_local_admin():
+    """The deployer's stand-in; created again if the IAM state was reset."""
+    backend = iam_backends[DEFAULT_ACCOUNT]["aws"]
+    name, key_id, secret = LOCAL_ADMIN
+    if name in backend.users:
+        return
+    backend.create_user(region_name="us-east-1", user_name=name, path="/", tags=[])
+    backend.put_user_policy(
+        name,
+        "everything",
+        json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
+    )
+    key = backend.create_access_key(name)
+    key.access_key_id = key_id
+    key.secret_access_key = secret
+
+
+def _policy_as_text(put_policy):
+    """CloudFormation hands moto a role's or user's inline policy as a dict;
+    IAM (and moto's own checks and GetRolePolicy) expect JSON text."""
+
+    @functools.wraps(put_policy)
+    def put(self, policy_name, policy_json):
+        if not isinstance(policy_json, str):
+            policy_json = json.dumps(policy_json)
+        return put_policy(self, policy_name, policy_json)
+
+    return put
+
+
+for _cls in (iam_models.Role, iam_models.User, iam_models.Group):
+    _cls.put_policy = _policy_as_text(_cls.put_policy)
+
+
+_original_user_from_cloudformation = iam_models.User.create_from_cloudformation_json.__func__
+
+
+def _user_from_cloudformation(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+    user = _original_user_from_cloudformation(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+    for policy in cloudformation_json.get("Properties", {}).get("Policies") or []:
+        user.put_policy(policy["PolicyName"], policy["PolicyDocument"])
+    return user
+
+
+iam_models.User.create_from_cloudformation_json = classmethod(_user_from_cloudformation)
+_original_user_delete = iam_models.User.delete_from_cloudformation_json.__func__
+
+
+def _user_delete_from_cloudformation(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+    # The stack's own inline policies go with the user, as in AWS.
+    user = iam_backends[account_id]["aws"].users.get(resource_name)
+    if user is not None:
+        user.policies.clear()
+    return _original_user_delete(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+
+
+iam_models.User.delete_from_cloudformation_json = classmethod(_user_delete_from_cloudformation)
+
+
+_TRANSACT_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+    "Get": "GetItem",
+}
+_SQS_BATCH_ACTIONS = {
+    "SendMessageBatch": "SendMessage",
+    "DeleteMessageBatch": "DeleteMessage",
+    "ChangeMessageVisibilityBatch": "ChangeMessageVisibility",
+}
+
+
+def _dynamodb_checks(handler, action):
+    body = handler.body if isinstance(handler.body, dict) else {}
+
+    def arn(table):
+        return f"arn:aws:dynamodb:{handler.region}:{handler.current_account}:table/{table}"
+
+    if action in ("TransactWriteItems", "TransactGetItems"):
+        checks = []
+        for entry in body.get("TransactItems") or []:
+            for kind, op in entry.items():
+                checks.append((_TRANSACT_ACTIONS.get(kind, kind), arn(op.get("TableName", "*"))))
+        return checks or [(action, "*")]
+    if action in ("BatchGetItem", "BatchWriteItem"):
+        return [(action, arn(table)) for table in (body.get("RequestItems") or {})] or [(action, "*")]
+    table = body.get("TableName")
+    if not table:
+        return [(action, "*")]
+    if body.get("IndexName"):
+        return [(action, f"{arn(table)}/index/{body['IndexName']}")]
+    return [(action, arn(table))]
+
+
+def _checks(handler, resource):
+    action = handler._get_action()
+    if handler.service_name == "dynamodb":
+        return _dynamodb_checks(handler, action)
+    if handler.service_name == "sqs":
+        return [(_SQS_BATCH_ACTIONS.get(action, action), resource)]
+    return [(action, resource)]
+
+
+_record_lock = threading.Lock()
+
+
+def _record(principal, action, resource, allowed, enforced):
+    path = os.environ.get("IAM_RECORD_FILE")
+    if not path:
+        return
+    line = json.dumps(
+        {"principal": principal, "action": action, "resource": resource, "allowed": allowed, "enforced": enforced}
+    )
+    with _record_lock, open(path, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+
+
+def _iam_request(handler, action):
+    return IAMRequest(
+        account_id=handler.current_account,
+        method=handler.method,
+        path=handler.raw_path + ("?" + handler.uri.split("?", 1)[1] if "?" in handler.uri else ""),
+        data=handler.data,
+        body=handler.raw_body,
+        headers=handler.headers,
+        action=action,
+    )
+
+
+class _JsonRefusal(JsonRESTError):
+    code = 403
+
+
+def _in_protocol(handler, refusal):
+    """A refusal in the request's own protocol: JSON for JSON APIs (moto
+    answers XML, which the SDKs cannot read), with AWS's error code."""
+    if not handler.headers.get("X-Amz-Target"):
+        return refusal
+    error_type = getattr(refusal, "error_type", "AccessDenied")
+    if error_type == "AccessDenied":
+        error_type = "AccessDeniedException"
+    return _JsonRefusal(error_type, getattr(refusal, "message", str(refusal)))
+
+
+def authenticate_and_authorize_normal_action(self, resource="*"):
+    _ensure_local_admin()
+    enforced = ActionAuthenticatorMixin.request_count >= settings.INITIAL_NO_AUTH_ACTION_COUNT
+    if not enforced:
+        ActionAuthenticatorMixin.request_count += 1
+    if not enforced and not os.environ.get("IAM_RECORD_FILE"):
+        return
+    if self.headers.get("X-Amz-Target") in ActionAuthenticatorMixin.PUBLIC_OPERATIONS:
+        return
+    for action, checked in _checks(self, resource):
+        try:
+            request = _iam_request(self, action)
+        except Exception:
+            if enforced:
+                raise
+            continue  # an unknown key before enforcement: nothing to record
+        principal = request._access_key.arn
+        try:
+            if enforced:
+                request.check_signature()
+            try:
+                request.check_action_permitted(checked)
+            except HTTPException:
+                raise
+            except Exception:
+                # moto's trust-policy check fails on a Service principal
+                # (a Lambda role's); AWS refuses such an AssumeRole.
+                request._raise_access_denied()
+        except HTTPException as refusal:
+            _record(principal, request._action, checked, False, enforced)
+            if enforced:
+                raise _in_protocol(self, refusal)
+            continue
+        _record(principal, request._action, checked, True, enforced)
+
+
+BaseResponse._authenticate_and_authorize_normal_action = authenticate_and_authorize_normal_action
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -18,19 +18,7 @@ pub struct Clients {
 
 impl Clients {
     pub async fn from_env() -> Self {
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            // Fail fast to the caller, which retries with its own back-off:
-            // a handler must not sit in SDK retries past its timeout.
-            .retry_config(RetryConfig::standard().with_max_attempts(2))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(3))
-                    .operation_attempt_timeout(Duration::from_secs(25))
-                    .build(),
-            )
-            .load()
-            .await;
-        Clients::from_config(&config)
+        Clients::from_config(&load_config().await)
     }
 
     pub fn from_config(config: &aws_config::SdkConfig) -> Self {
@@ -39,6 +27,23 @@ impl Clients {
             dynamodb: aws_sdk_dynamodb::Client::new(config),
         }
     }
+}
+
+/// The standard configuration (endpoint, region, credentials from the
+/// environment or profile) with the functions' retry and timeout settings.
+pub async fn load_config() -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        // Fail fast to the caller, which retries with its own back-off:
+        // a handler must not sit in SDK retries past its timeout.
+        .retry_config(RetryConfig::standard().with_max_attempts(2))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(Duration::from_secs(25))
+                .build(),
+        )
+        .load()
+        .await
 }
 
 /// An SDK error with its whole source chain, for logs and status pages.

@@ -10,7 +10,12 @@
 //! - runs each scheduled function on its `rate(...)` ([`schedule`]),
 //! - serves each Function URL on loopback.
 //!
-//! The handlers are the very ones the AWS binaries run.
+//! The handlers are the very ones the AWS binaries run, and each runs
+//! under its own execution role, as in Lambda: the host assumes the role the
+//! stack gives the function (STS `AssumeRole` with the credentials it was
+//! started with) and builds that function's clients, and its queue pollers,
+//! with the role's temporary credentials. So a call the template does not
+//! allow fails here as it would in AWS, wherever IAM is enforced.
 
 pub mod schedule;
 pub mod sqs_source;
@@ -63,7 +68,12 @@ impl LocalHost {
         stack: &StackDescription,
         options: HostOptions,
     ) -> anyhow::Result<LocalHost> {
-        let clients = Clients::from_env().await;
+        let roles = assume_roles(&crate::aws::load_config().await, stack).await?;
+        let clients_of = |function: &str| {
+            roles
+                .get(function)
+                .with_context(|| format!("stack {} has no function `{function}`", stack.stack))
+        };
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let mut urls = BTreeMap::new();
@@ -72,16 +82,19 @@ impl LocalHost {
             let env = function_env(stack, &source.function, &options)?;
             let handler: sqs_source::SqsHandler = match source.function.as_str() {
                 "ingest" => {
-                    let ingest =
-                        Arc::new(Ingest::new(&clients, &env).context("configuring ingest")?);
+                    let ingest = Arc::new(
+                        Ingest::new(clients_of("ingest")?, &env).context("configuring ingest")?,
+                    );
                     Arc::new(move |event| {
                         let ingest = ingest.clone();
                         Box::pin(async move { ingest.handle(event).await })
                     })
                 }
                 "shop-push" => {
-                    let push =
-                        Arc::new(ShopPush::new(&clients, &env).context("configuring shop-push")?);
+                    let push = Arc::new(
+                        ShopPush::new(clients_of("shop-push")?, &env)
+                            .context("configuring shop-push")?,
+                    );
                     Arc::new(move |event| {
                         let push = push.clone();
                         Box::pin(async move { push.handle(event).await })
@@ -92,10 +105,13 @@ impl LocalHost {
                 ),
             };
             let timeout = stack.function(&source.function)?.timeout();
+            // Lambda polls with the function's role, not its own.
+            let sqs = clients_of(&source.function)?.sqs.clone();
+            sqs_source::check_queue(source, &sqs, timeout).await?;
             info!(function = %source.function, queue = %source.queue_url, batch_size = source.batch_size, "polling queue");
             tasks.spawn(sqs_source::run(
                 source.clone(),
-                clients.sqs.clone(),
+                sqs,
                 handler,
                 timeout,
                 cancel.clone(),
@@ -110,16 +126,19 @@ impl LocalHost {
             };
             let handler: schedule::ScheduledHandler = match sched.function.as_str() {
                 "watchdog" => {
-                    let watchdog =
-                        Arc::new(Watchdog::new(&clients, &env).context("configuring watchdog")?);
+                    let watchdog = Arc::new(
+                        Watchdog::new(clients_of("watchdog")?, &env)
+                            .context("configuring watchdog")?,
+                    );
                     Arc::new(move |input| {
                         let watchdog = watchdog.clone();
                         Box::pin(async move { watchdog.handle(input).await })
                     })
                 }
                 "poller" => {
-                    let poller =
-                        Arc::new(Poller::new(&clients, &env).context("configuring poller")?);
+                    let poller = Arc::new(
+                        Poller::new(clients_of("poller")?, &env).context("configuring poller")?,
+                    );
                     Arc::new(move |input| {
                         let poller = poller.clone();
                         Box::pin(async move { poller.handle(input).await })
@@ -136,10 +155,10 @@ impl LocalHost {
         for url in &stack.function_urls {
             let env = function_env(stack, &url.function, &options)?;
             let router = match url.function.as_str() {
-                "admin" => Admin::new(&clients, &env)
+                "admin" => Admin::new(clients_of("admin")?, &env)
                     .context("configuring admin")?
                     .router(),
-                "webhook" => Webhook::new(&clients, &env)
+                "webhook" => Webhook::new(clients_of("webhook")?, &env)
                     .context("configuring webhook")?
                     .router(),
                 other => bail!(
@@ -191,6 +210,56 @@ impl LocalHost {
         }
         self.shutdown().await;
     }
+}
+
+/// Each function's clients, signed with the temporary credentials of the
+/// role the stack gives it. They are assumed once and kept for the life of
+/// the host: the roles trust only the Lambda service, so a local run assumes
+/// them while it sets up, before it turns IAM enforcement on (tests/harness).
+async fn assume_roles(
+    base: &aws_config::SdkConfig,
+    stack: &StackDescription,
+) -> anyhow::Result<BTreeMap<String, Clients>> {
+    let sts = aws_sdk_sts::Client::new(base);
+    let mut clients = BTreeMap::new();
+    for (function, description) in &stack.functions {
+        let role = description.role_arn.as_deref().with_context(|| {
+            format!(
+                "the stack description names no role for `{function}`: describe the stack again with infra/deploy.py"
+            )
+        })?;
+        let assumed = sts
+            .assume_role()
+            .role_arn(role)
+            .role_session_name(format!("local-host-{function}"))
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "assuming {function}'s role {role}: {}",
+                    crate::aws::describe_error(&e)
+                )
+            })?;
+        let credentials = assumed
+            .credentials()
+            .with_context(|| format!("STS returned no credentials for {role}"))?;
+        let credentials = aws_sdk_sqs::config::Credentials::new(
+            credentials.access_key_id(),
+            credentials.secret_access_key(),
+            Some(credentials.session_token().to_owned()),
+            None,
+            "local-host-assumed-role",
+        );
+        let config = base
+            .to_builder()
+            .credentials_provider(aws_sdk_sqs::config::SharedCredentialsProvider::new(
+                credentials,
+            ))
+            .build();
+        info!(function = %function, role = %role, "running under its role");
+        clients.insert(function.clone(), Clients::from_config(&config));
+    }
+    Ok(clients)
 }
 
 /// The function's environment from the stack, plus what only the local host sets.

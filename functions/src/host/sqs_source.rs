@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
+};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -31,6 +33,46 @@ pub type SqsHandler = Arc<
 
 const LONG_POLL_SECONDS: i32 = 20;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// What Lambda checks when an SQS event source is created, with the
+/// function's own role (which therefore needs `sqs:GetQueueAttributes`): the
+/// queue exists and hides a received message for at least the function's
+/// timeout, so a running invocation's batch is not delivered twice.
+pub async fn check_queue(
+    source: &EventSource,
+    sqs: &aws_sdk_sqs::Client,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&source.queue_url)
+        .attribute_names(QueueAttributeName::VisibilityTimeout)
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{} cannot read the attributes of its queue {}: {}",
+                source.function,
+                source.queue_url,
+                describe_error(&e)
+            )
+        })?;
+    let visibility = attributes
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::VisibilityTimeout))
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or_else(|| {
+            anyhow::anyhow!("queue {} reported no VisibilityTimeout", source.queue_url)
+        })?;
+    anyhow::ensure!(
+        visibility >= timeout.as_secs(),
+        "queue {} hides messages for {visibility} s, less than {}'s timeout of {} s (Lambda refuses this event source)",
+        source.queue_url,
+        source.function,
+        timeout.as_secs()
+    );
+    Ok(())
+}
 
 pub async fn run(
     source: EventSource,

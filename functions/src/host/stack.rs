@@ -15,6 +15,8 @@ pub struct StackDescription {
     pub outputs: BTreeMap<String, String>,
     pub functions: BTreeMap<String, FunctionDescription>,
     #[serde(default)]
+    pub agent_user: Option<AgentUser>,
+    #[serde(default)]
     pub event_sources: Vec<EventSource>,
     #[serde(default)]
     pub schedules: Vec<Schedule>,
@@ -28,6 +30,26 @@ pub struct FunctionDescription {
     pub timeout_seconds: u64,
     /// Values as the API returned them (some emulators keep numbers as numbers).
     pub environment: BTreeMap<String, serde_json::Value>,
+    /// The function's execution role; the host runs the function under it.
+    pub role_arn: Option<String>,
+    /// What the role's own policies allow (for the action audit).
+    #[serde(default)]
+    pub grants: Vec<Grant>,
+}
+
+/// One Allow statement of a deployed policy, resources as ARNs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Grant {
+    pub actions: Vec<String>,
+    pub resources: Vec<String>,
+}
+
+/// The office agent's IAM user and what its policy allows.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AgentUser {
+    pub name: String,
+    #[serde(default)]
+    pub grants: Vec<Grant>,
 }
 
 impl FunctionDescription {

@@ -14,7 +14,7 @@ use rand::distr::Alphanumeric;
 use crate::emulator::Emulator;
 use crate::paths::workspace_bin;
 use crate::process::Process;
-use crate::stack::deploy_local;
+use crate::stack::deploy_local_template;
 
 pub struct LocalCloud {
     pub emulator: Emulator,
@@ -25,6 +25,9 @@ pub struct LocalCloud {
     pub admin_token: String,
     /// The webhook Function URL on loopback (shops post to `<url>/<shop id>`).
     pub webhook_url: Option<String>,
+    /// An access key of the stack's `AgentUser`, as an AWS credentials file:
+    /// the agent runs as that user, as in an office.
+    pub agent_credentials: PathBuf,
 }
 
 /// A random token, for credentials the local run makes up.
@@ -71,6 +74,18 @@ impl LocalCloud {
         host_args: &[&str],
         stack_parameters: &[&str],
     ) -> anyhow::Result<LocalCloud> {
+        Self::start_from_template(dir, stack_name, shops, host_args, stack_parameters, None)
+    }
+
+    /// From another template than `infra/template.yaml` (e.g. one grant removed).
+    pub fn start_from_template(
+        dir: &Path,
+        stack_name: &str,
+        shops: Option<(String, String)>,
+        host_args: &[&str],
+        stack_parameters: &[&str],
+        template: Option<&Path>,
+    ) -> anyhow::Result<LocalCloud> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let emulator = Emulator::start(dir)?;
         let stack_file = dir.join("stack.json");
@@ -89,9 +104,21 @@ impl LocalCloud {
             parameters.push(format!("ShopsConfig=@{}", config_file.display()));
             parameters.push(format!("ShopSecrets=@{}", secrets_file.display()));
         }
-        let stack = deploy_local(&emulator.endpoint(), stack_name, &stack_file, &parameters)?;
+        let stack = deploy_local_template(
+            &emulator.endpoint(),
+            stack_name,
+            &stack_file,
+            &parameters,
+            template,
+        )?;
+        let agent_credentials = dir.join("agent-aws-credentials");
+        issue_agent_key(&emulator.endpoint(), stack_name, &agent_credentials)?;
         let admin_token = random_secret();
+        // The host assumes each function's role as it starts (the roles trust
+        // only Lambda, so before enforcement); from then on every call of the
+        // functions and the agent is checked against their own policies.
         let host = Self::start_host(&emulator, &stack_file, &admin_token, dir, host_args)?;
+        emulator.enforce_iam()?;
         let mut cloud = LocalCloud {
             emulator,
             stack,
@@ -100,6 +127,7 @@ impl LocalCloud {
             admin_url: String::new(),
             admin_token,
             webhook_url: None,
+            agent_credentials,
         };
         cloud.admin_url = cloud.read_url(dir, "admin")?;
         cloud.webhook_url = cloud.read_url(dir, "webhook").ok();
@@ -174,16 +202,40 @@ impl LocalCloud {
     ) -> anyhow::Result<()> {
         let state = path.with_file_name(format!("{agent_id}-state.sqlite"));
         let text = format!(
-            "agent_id = \"{agent_id}\"\n\n[aws]\nevents_queue_url = \"{}\"\ncommands_queue_url = \"{}\"\n\n[sql]\nconnection_string = \"{sql_connection}\"\nconnect_timeout_seconds = 2\n\n[store]\npath = \"{}\"\n\n[heartbeat]\ninterval_seconds = {heartbeat_seconds}\n{extra}",
+            "agent_id = \"{agent_id}\"\n\n[aws]\nevents_queue_url = \"{}\"\ncommands_queue_url = \"{}\"\ncredentials_file = \"{}\"\n\n[sql]\nconnection_string = \"{sql_connection}\"\nconnect_timeout_seconds = 2\n\n[store]\npath = \"{}\"\n\n[heartbeat]\ninterval_seconds = {heartbeat_seconds}\n{extra}",
             self.stack.output("EventsQueueUrl")?,
             self.stack.output("CommandsQueueUrl")?,
+            self.agent_credentials
+                .display()
+                .to_string()
+                .replace('\\', "/"),
             state.display().to_string().replace('\\', "/"),
         );
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
     }
 }
 
+/// `infra/deploy.py agent-key`: a new access key of the stack's agent user,
+/// written to `to` as an AWS credentials file (mode 600).
+fn issue_agent_key(endpoint: &str, stack: &str, to: &Path) -> anyhow::Result<()> {
+    let output = crate::stack::deploy_command(endpoint)?
+        .args(["agent-key", "--stack", stack, "--to"])
+        .arg(to)
+        .output()
+        .context("running infra/deploy.py agent-key")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "infra/deploy.py agent-key failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
+
 /// Starts the agent binary with `config`, reaching AWS at `aws_endpoint`.
+/// Its credentials come from the configuration's `aws.credentials_file`
+/// (the agent user's key, [`LocalCloud::write_agent_config`]) or from
+/// `extra_env`, never from the harness's administrator key.
 pub fn start_agent(
     config: &Path,
     aws_endpoint: &str,
@@ -195,7 +247,10 @@ pub fn start_agent(
         .arg("run")
         .arg("--config")
         .arg(config)
-        .envs(crate::emulator::aws_env_for(aws_endpoint))
+        .envs(crate::emulator::agent_env_for(aws_endpoint))
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
         .envs(
             extra_env
                 .iter()

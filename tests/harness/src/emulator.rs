@@ -1,12 +1,19 @@
 //! The AWS emulator (moto's server, pinned in `infra/requirements.txt`, run
 //! through `infra/moto_server_fast.py`) on a free loopback port. Everything
 //! reaches it only through the standard AWS configuration ([`Emulator::aws_env`]), as it would reach LocalStack or AWS.
+//!
+//! IAM: the emulator starts with IAM unchecked, so the deploy and the set-up
+//! run freely; [`Emulator::enforce_iam`] then makes it check every request
+//! against the caller's policies, as AWS does. The key `local`/`local-secret`
+//! ([`aws_env_for`]) is the emulator's administrator, standing for the
+//! deployer's own credentials; the functions and the agent use their own.
+//! Every check is logged to [`Emulator::iam_calls_file`] for the action audit.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 
 use crate::process::{Process, tail};
 use crate::{free_port, venv};
@@ -16,6 +23,7 @@ pub const REGION: &str = "eu-central-1";
 pub struct Emulator {
     pub port: u16,
     process: Process,
+    iam_calls: std::path::PathBuf,
 }
 
 impl Emulator {
@@ -24,10 +32,13 @@ impl Emulator {
         let bin = venv::ensure()?;
         let port = free_port()?;
         // moto's server with its two O(table) hot paths fixed; see the script.
+        let iam_calls = log_dir.join("iam-calls.jsonl");
         let mut command = Command::new(bin.join("python"));
         command
             .arg(crate::paths::repo_root().join("infra/moto_server_fast.py"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("IAM_RECORD_FILE", &iam_calls)
+            .env_remove("INITIAL_NO_AUTH_ACTION_COUNT");
         let mut process =
             Process::spawn("aws-emulator", command, &log_dir.join("aws-emulator.log"))?;
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -43,7 +54,11 @@ impl Emulator {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        Ok(Emulator { port, process })
+        Ok(Emulator {
+            port,
+            process,
+            iam_calls,
+        })
     }
 
     pub fn endpoint(&self) -> String {
@@ -55,9 +70,43 @@ impl Emulator {
         aws_env_for(&self.endpoint())
     }
 
+    /// From now on every request is checked against its caller's IAM
+    /// policies (moto's own switch, `POST /moto-api/reset-auth` with the
+    /// number of requests still let through unchecked).
+    pub fn enforce_iam(&self) -> anyhow::Result<()> {
+        let response = post(self.port, "/moto-api/reset-auth", "0")
+            .context("asking the emulator to enforce IAM")?;
+        anyhow::ensure!(
+            response.contains("PREVIOUS_INITIAL_NO_AUTH_ACTION_COUNT"),
+            "the emulator did not turn IAM checks on: {response}"
+        );
+        Ok(())
+    }
+
+    /// Each IAM check the emulator made, one JSON object a line:
+    /// `principal`, `action`, `resource`, `allowed`, `enforced`.
+    pub fn iam_calls_file(&self) -> &Path {
+        &self.iam_calls
+    }
+
     pub fn stop(&mut self) {
         self.process.kill();
     }
+}
+
+/// A plain HTTP/1.1 POST (callers here are synchronous; no second runtime).
+fn post(port: u16, path: &str, body: &str) -> anyhow::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response)
 }
 
 /// The standard AWS variables for an endpoint; nothing emulator-specific.
@@ -70,6 +119,15 @@ pub fn aws_env_for(endpoint: &str) -> Vec<(&'static str, String)> {
         ("AWS_SECRET_ACCESS_KEY", "local-secret".to_owned()),
         ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
     ]
+}
+
+/// The standard AWS variables for an endpoint without credentials: for a
+/// process that brings its own (the agent, from its credentials file).
+pub fn agent_env_for(endpoint: &str) -> Vec<(&'static str, String)> {
+    aws_env_for(endpoint)
+        .into_iter()
+        .filter(|(key, _)| !matches!(*key, "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY"))
+        .collect()
 }
 
 /// An SDK config for tests that talk to the emulator directly.

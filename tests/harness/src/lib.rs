@@ -12,11 +12,14 @@
 //! - [`emulator`]: the AWS emulator on a free port.
 //! - [`stack`]: deploying `infra/template.yaml` with `infra/deploy.py`.
 //! - [`gate`]: a TCP proxy a test can cut and restore (a network outage).
+//! - [`iam`]: the IAM action audit (what each identity called against what
+//!   its policy grants).
 //! - [`wine`]: the Windows build of the agent under Wine.
 
 pub mod cloud;
 pub mod emulator;
 pub mod gate;
+pub mod iam;
 pub mod lambda_api;
 pub mod paths;
 pub mod process;

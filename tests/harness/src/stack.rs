@@ -17,7 +17,21 @@ pub fn deploy_local(
     describe_to: &Path,
     parameters: &[String],
 ) -> anyhow::Result<StackDescription> {
+    deploy_local_template(endpoint, stack, describe_to, parameters, None)
+}
+
+/// As [`deploy_local`], from `template` instead of `infra/template.yaml`.
+pub fn deploy_local_template(
+    endpoint: &str,
+    stack: &str,
+    describe_to: &Path,
+    parameters: &[String],
+    template: Option<&Path>,
+) -> anyhow::Result<StackDescription> {
     let mut command = deploy_command(endpoint)?;
+    if let Some(template) = template {
+        command.arg("--template").arg(template);
+    }
     command
         .args([
             "deploy",

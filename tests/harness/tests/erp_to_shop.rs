@@ -173,7 +173,8 @@ async fn office_changes_reach_the_shop_within_seconds() -> anyhow::Result<()> {
         .args(["sync", "--config"])
         .arg(&config)
         .args(["--only", "prices", "--sku", &sku])
-        .envs(cloud.emulator.aws_env())
+        // As the agent user, from the configuration's credentials file.
+        .envs(harness::emulator::agent_env_for(&cloud.emulator.endpoint()))
         .env("OPTIMA_SYNC_SQL__PASSWORD", &erp.password)
         .output()?;
     assert!(

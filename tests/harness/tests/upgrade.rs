@@ -40,7 +40,11 @@ async fn a_command_in_a_newer_contract_is_refused_clearly_and_left_queued() -> a
         &config,
         &emulator.endpoint(),
         &dir.path().join("agent.log"),
-        &[],
+        // No IAM here (no LocalCloud): the emulator's administrator key.
+        &[
+            ("AWS_ACCESS_KEY_ID", "local"),
+            ("AWS_SECRET_ACCESS_KEY", "local-secret"),
+        ],
     )?;
 
     let mut envelope = Envelope::new(
