@@ -187,3 +187,83 @@ async fn an_idle_office_costs_three_statements_a_poll_once_the_overlap_passed() 
     );
     Ok(())
 }
+
+/// Available stock subtracts service-order reservations too: the office
+/// reserves for a service order, and what the agent reports as reserved
+/// grows by exactly that, computed here by plain SQL over the current row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_order_reservation_lowers_available_stock_by_exactly_its_quantity()
+-> anyhow::Result<()> {
+    let erp = erp_for_tests(SeedOptions {
+        products: 60,
+        seed: 21,
+    })
+    .await?;
+    let Some(db) = erp.db.clone() else {
+        eprintln!("real SQL Server: the office simulator is the stand-in's; skipped");
+        return Ok(());
+    };
+    let mut sql = connect_ado(&erp.ado, 10).await?;
+    let ids = optima::product_ids_page(&mut sql, 0, 10).await?;
+    let before = optima::stock(&mut sql, &ids, Utc::now()).await?;
+    let target = before
+        .iter()
+        .find(|s| s.warehouse == "MAG")
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("no MAG stock"))?;
+    let sku = target.sku.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let mut sim = optima_standin::simulator::Simulator::open(&db)?;
+        sim.perform(optima_standin::simulator::Action::ReserveForServiceOrder {
+            sku,
+            warehouse: "MAG".into(),
+            qty: Decimal::new(3, 0),
+        })?;
+        Ok(())
+    })
+    .await??;
+    // Independent: the current row's three columns, by plain SQL.
+    let mut query = tiberius::Query::new(
+        "SELECT TOP 1 CAST(i.TwI_Ilosc - i.TwI_Rezerwacje - i.TwI_RezerwacjeZlecenia AS decimal(15,4)) AS available \
+         FROM CDN.TwrIlosci i JOIN CDN.Towary t ON t.Twr_TwrId = i.TwI_TwrId JOIN CDN.Magazyny m ON m.Mag_MagId = i.TwI_MagId \
+         WHERE t.Twr_Kod = CAST(@P1 AS varchar(50)) AND m.Mag_Symbol = 'MAG' AND i.TwI_Data <= GETDATE() ORDER BY i.TwI_Data DESC",
+    );
+    query.bind(target.sku.as_str());
+    let rows = query.query(&mut sql).await?.into_first_result().await?;
+    let expected: Decimal = rows
+        .first()
+        .and_then(|r| r.get::<Decimal, _>("available"))
+        .ok_or_else(|| anyhow::anyhow!("no stock row"))?;
+    let after = optima::stock(&mut sql, &ids, Utc::now()).await?;
+    let now = after
+        .iter()
+        .find(|s| s.sku == target.sku && s.warehouse == "MAG")
+        .ok_or_else(|| anyhow::anyhow!("stock gone"))?;
+    assert_eq!(now.available(), expected);
+    assert_eq!(now.available(), target.available() - Decimal::new(3, 0));
+    Ok(())
+}
+
+/// `TwC_TwCNumer` names a price level by `DfC_Lp`: after a level was
+/// deleted (the stand-in's ids 1, 2, 4 have Lp 1, 2, 3) only the Lp key
+/// finds the wholesale list; the id key loses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prices_follow_the_price_level_number_after_a_level_was_deleted() -> anyhow::Result<()> {
+    let erp = erp_for_tests(SeedOptions {
+        products: 40,
+        seed: 22,
+    })
+    .await?;
+    let mut sql = connect_ado(&erp.ado, 10).await?;
+    let ids = optima::product_ids_page(&mut sql, 0, 40).await?;
+    let lists = |prices: &[contract::PriceRecord]| -> std::collections::BTreeSet<String> {
+        prices.iter().map(|p| p.price_list.clone()).collect()
+    };
+    let by_lp = optima::prices(&mut sql, &ids, optima::PriceListKey::Lp).await?;
+    assert!(lists(&by_lp).contains("Hurtowa"), "{:?}", lists(&by_lp));
+    let by_id = optima::prices(&mut sql, &ids, optima::PriceListKey::Id).await?;
+    if erp.db.is_some() {
+        assert!(!lists(&by_id).contains("Hurtowa"), "{:?}", lists(&by_id));
+    }
+    Ok(())
+}

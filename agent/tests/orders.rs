@@ -568,6 +568,77 @@ async fn a_courier_shipment_gives_the_tracking_number_when_the_wz_has_none() -> 
     Ok(())
 }
 
+/// `agent orders rehearse`: the document is written and read back inside a
+/// transaction and rolled back: no row stays (header, lines, VAT, customer)
+/// and the next number is the one it would have taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rehearsal_shows_the_document_and_leaves_nothing_behind() -> anyhow::Result<()> {
+    let erp = erp_for_tests(SeedOptions {
+        products: 100,
+        seed: 19,
+    })
+    .await?;
+    let sku = sku_with_rate(&erp, 23).await?;
+    let mut sql = connect_ado(&erp.ado, 10).await?;
+    let counts = async |sql: &mut agent::sql::SqlClient| -> anyhow::Result<Vec<i32>> {
+        let mut out = Vec::new();
+        for table in ["TraNag", "TraElem", "TraVat", "Kontrahenci"] {
+            let rows = Query::new(format!("SELECT COUNT(*) AS n FROM CDN.{table}"))
+                .query(sql)
+                .await?
+                .into_first_result()
+                .await?;
+            out.push(
+                rows.first()
+                    .and_then(|r| r.get::<i32, _>("n"))
+                    .unwrap_or(-1),
+            );
+        }
+        Ok(out)
+    };
+    let before = counts(&mut sql).await?;
+    let order = agent::optima::orders::sample_order(&sku, Decimal::new(12300, 2));
+    let rehearsal = agent::optima::orders::rehearse(&mut sql, &order, &settings()).await?;
+    assert!(
+        rehearsal.outcome.starts_with("written as RO/"),
+        "{}",
+        rehearsal.outcome
+    );
+    let column = |name: &str| {
+        rehearsal
+            .header
+            .iter()
+            .find(|(c, _)| c.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(column("TrN_Bufor").as_deref(), Some("1"));
+    assert_eq!(column("TrN_RazemBrutto").as_deref(), Some("123.00"));
+    assert_eq!(rehearsal.lines.len(), 1);
+    let number_string = column("TrN_NumerString")
+        .unwrap_or_default()
+        .trim_matches('\'')
+        .to_owned();
+    let number: i32 = column("TrN_NumerNr").unwrap_or_default().parse()?;
+    assert_eq!(counts(&mut sql).await?, before, "nothing stays");
+    assert_eq!(
+        next_number(&erp, &number_string, 0).await?,
+        number,
+        "the number is free again"
+    );
+    // The same order written for real takes exactly that number.
+    let WriteResult::Written {
+        document_number, ..
+    } = write_order(&mut sql, &order, &settings()).await?
+    else {
+        panic!("not written");
+    };
+    assert_eq!(
+        document_number,
+        number_string.replace("@numerS", &number.to_string())
+    );
+    Ok(())
+}
+
 /// The number the agent's numbering should give next: MAX+1 over the
 /// documents with the same number string (`FS/@numerS/2026`), other than
 /// `except`, computed here by plain SQL.
