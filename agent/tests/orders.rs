@@ -443,6 +443,32 @@ async fn an_order_that_cannot_be_written_whole_is_parked_and_writes_nothing() ->
     Ok(())
 }
 
+/// A two-line shop order `id` written as an RO, as the follower tracks it.
+async fn written_and_tracked(
+    erp: &Erp,
+    sql: &mut agent::sql::SqlClient,
+    id: &str,
+) -> anyhow::Result<TrackedOrder> {
+    let (sku23, sku8) = (sku_with_rate(erp, 23).await?, sku_with_rate(erp, 8).await?);
+    let order = shop_order(id, &sku23, &sku8);
+    let WriteResult::Written {
+        document_id,
+        document_number,
+        ..
+    } = write_order(sql, &order, &settings()).await?
+    else {
+        anyhow::bail!("{id} not written");
+    };
+    Ok(TrackedOrder {
+        key: order.key(),
+        shop: order.shop.clone(),
+        order_id: order.order_id.clone(),
+        document_id,
+        document_number,
+        reported: None,
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn realising_the_reservation_reads_back_as_shipped_with_tracking() -> anyhow::Result<()> {
     let erp = erp_for_tests(SeedOptions {
@@ -454,28 +480,9 @@ async fn realising_the_reservation_reads_back_as_shipped_with_tracking() -> anyh
         eprintln!("real SQL Server: the office simulator is the stand-in's; skipped");
         return Ok(());
     };
-    let (sku23, sku8) = (
-        sku_with_rate(&erp, 23).await?,
-        sku_with_rate(&erp, 8).await?,
-    );
     let mut sql = connect_ado(&erp.ado, 10).await?;
-    let order = shop_order("4001", &sku23, &sku8);
-    let WriteResult::Written {
-        document_id,
-        document_number,
-        ..
-    } = write_order(&mut sql, &order, &settings()).await?
-    else {
-        panic!("not written");
-    };
-    let tracked = TrackedOrder {
-        key: order.key(),
-        shop: order.shop.clone(),
-        order_id: order.order_id.clone(),
-        document_id,
-        document_number,
-        reported: None,
-    };
+    let tracked = written_and_tracked(&erp, &mut sql, "4001").await?;
+    let document_id = tracked.document_id;
     let chains = document_chains(&mut sql, &[document_id]).await?;
     let accepted = progress_of(&tracked, &chains[&document_id]).unwrap();
     assert_eq!(accepted.stage, OrderStage::Accepted);
@@ -517,28 +524,9 @@ async fn a_courier_shipment_gives_the_tracking_number_when_the_wz_has_none() -> 
         eprintln!("real SQL Server: the office simulator is the stand-in's; skipped");
         return Ok(());
     };
-    let (sku23, sku8) = (
-        sku_with_rate(&erp, 23).await?,
-        sku_with_rate(&erp, 8).await?,
-    );
     let mut sql = connect_ado(&erp.ado, 10).await?;
-    let order = shop_order("4002", &sku23, &sku8);
-    let WriteResult::Written {
-        document_id,
-        document_number,
-        ..
-    } = write_order(&mut sql, &order, &settings()).await?
-    else {
-        panic!("not written");
-    };
-    let tracked = TrackedOrder {
-        key: order.key(),
-        shop: order.shop.clone(),
-        order_id: order.order_id.clone(),
-        document_id,
-        document_number,
-        reported: None,
-    };
+    let tracked = written_and_tracked(&erp, &mut sql, "4002").await?;
+    let document_id = tracked.document_id;
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let mut sim = optima_standin::simulator::Simulator::open(&db)?;
         sim.perform(optima_standin::simulator::Action::RealiseViaSendit {
