@@ -242,9 +242,7 @@ fn document_lines(order: &Order, settings: &WriteSettings) -> Result<Vec<DocLine
             }
         }
         let (net, vat, gross) = to_grosz(line.total_net, line.total_vat, line.total_gross);
-        if line.total_net + line.total_vat != line.total_gross
-            && (net + vat - gross).abs() > Decimal::new(1, 2)
-        {
+        if !adds_up(line.total_net, line.total_vat, line.total_gross) {
             return Err(format!(
                 "line {}: net {} + VAT {} is not gross {}",
                 line.sku, line.total_net, line.total_vat, line.total_gross
@@ -293,9 +291,7 @@ fn document_lines(order: &Order, settings: &WriteSettings) -> Result<Vec<DocLine
             })?;
         let (net, vat, gross) =
             to_grosz(shipping.total_net, shipping.total_vat, shipping.total_gross);
-        if shipping.total_net + shipping.total_vat != shipping.total_gross
-            && (net + vat - gross).abs() > Decimal::new(1, 2)
-        {
+        if !adds_up(shipping.total_net, shipping.total_vat, shipping.total_gross) {
             return Err("shipping: net + VAT is not gross".into());
         }
         lines.push(DocLine {
@@ -320,6 +316,13 @@ fn document_lines(order: &Order, settings: &WriteSettings) -> Result<Vec<DocLine
         ));
     }
     Ok(lines)
+}
+
+/// The shop's net + VAT is its gross, to less than a grosz: amounts with
+/// three decimals may differ by a fraction of one, never by a whole one (for
+/// amounts in whole grosze this is exact equality).
+fn adds_up(net: Decimal, vat: Decimal, gross: Decimal) -> bool {
+    (net + vat - gross).abs() < Decimal::new(1, 2)
 }
 
 /// Rounds to the grosz as Optima does (half away from zero: 0.005 → 0.01).
@@ -1164,14 +1167,7 @@ async fn write_in_transaction(
         }
     };
 
-    let now = {
-        let rows = fetch(client, Query::new("SELECT GETDATE() AS now")).await?;
-        rows.first()
-            .map(|r| Cells::new(r, "GETDATE()").datetime("now"))
-            .transpose()?
-            .flatten()
-            .ok_or_else(|| SqlError::Unexpected("GETDATE() returned no row".into()))?
-    };
+    let now = super::server_now(client).await?;
     // Document dates are dates: Optima's own filters compare TrN_DataDok
     // with a date (optima-real.md §0.8).
     let today = now.date().and_time(chrono::NaiveTime::MIN);
@@ -1804,6 +1800,25 @@ mod tests {
         off_by_a_grosz.total_gross = dec!(114.99);
         let reason = document_lines(&off_by_a_grosz, &settings()).unwrap_err();
         assert!(reason.contains("totals do not add up"), "{reason}");
+    }
+
+    #[test]
+    fn a_line_whose_net_and_vat_miss_its_gross_is_parked_not_mended() {
+        let mut o = order();
+        o.lines[0].total_vat = dec!(18.60);
+        o.total_vat = dec!(21.40);
+        o.total_gross = dec!(114.98);
+        let reason = document_lines(&o, &settings()).unwrap_err();
+        assert!(reason.contains("is not gross"), "{reason}");
+        let mut shipping = order();
+        if let Some(s) = shipping.shipping.as_mut() {
+            s.total_vat = dec!(2.70);
+        }
+        assert!(
+            document_lines(&shipping, &settings())
+                .unwrap_err()
+                .contains("shipping")
+        );
     }
 
     #[test]
