@@ -1,7 +1,7 @@
 //! The commands queue: what the cloud asks of the agent, long-polled.
 //!
 //! Force-sync and resend commands go to the sync loop; ping asks for a
-//! heartbeat now; create-order goes to [`crate::orders`]. A message is
+//! heartbeat now; create-order and cancel-order go to [`crate::orders`]. A message is
 //! deleted only after it was handed over (for an order: written and its
 //! answer in the outbox), so a crash means redelivery, and every command is
 //! idempotent. When Optima is unreachable, an order command is put back with
@@ -99,28 +99,32 @@ pub async fn run<W: OrderWriter>(
                     }
                     Payload::CreateOrder(order) if orders.is_some() => {
                         let Some(orders) = &orders else { continue };
-                        match orders.create(&order).await {
-                            Handled::Done => true,
-                            Handled::RetryLater(reason) => {
-                                warn!(order = %order.key(), %reason, "cannot write the order now; it stays queued");
-                                if let Err(err) = transport
-                                    .change_command_visibility(
-                                        &message.receipt_handle,
-                                        RETRY_VISIBILITY_SECONDS,
-                                    )
-                                    .await
-                                {
-                                    warn!(error = %err, "cannot give the command back; it returns after its visibility timeout");
-                                }
-                                erp_down = Some(reason);
-                                false
-                            }
-                        }
+                        let handled = orders.create(&order).await;
+                        settle(
+                            &transport,
+                            &message.receipt_handle,
+                            handled,
+                            &order.key(),
+                            &mut erp_down,
+                        )
+                        .await
                     }
-                    Payload::CreateOrder(order) => {
+                    Payload::CancelOrder(cancel) if orders.is_some() => {
+                        let Some(orders) = &orders else { continue };
+                        let handled = orders.cancel(&cancel).await;
+                        settle(
+                            &transport,
+                            &message.receipt_handle,
+                            handled,
+                            &cancel.key(),
+                            &mut erp_down,
+                        )
+                        .await
+                    }
+                    order_command @ (Payload::CreateOrder(_) | Payload::CancelOrder(_)) => {
                         warn!(
-                            order = %order.key(),
-                            "an order arrived, but this agent does not write orders: add an [orders] section (warehouse, default_payment_form, default_shipping_service) to its configuration and restart it; the order stays queued"
+                            kind = order_command.kind().as_str(),
+                            "an order command arrived, but this agent does not write orders: add an [orders] section (warehouse, default_payment_form, default_shipping_service) to its configuration and restart it; the order stays queued"
                         );
                         false
                     }
@@ -147,6 +151,31 @@ pub async fn run<W: OrderWriter>(
         }
         if erp_down.is_some() {
             wait_for_erp(&orders, &cancel).await;
+        }
+    }
+}
+
+/// After an order command: true to delete it; otherwise it is given back
+/// for a short while and no further commands are taken until Optima answers.
+async fn settle(
+    transport: &Transport,
+    receipt_handle: &str,
+    handled: Handled,
+    order: &str,
+    erp_down: &mut Option<String>,
+) -> bool {
+    match handled {
+        Handled::Done => true,
+        Handled::RetryLater(reason) => {
+            warn!(%order, %reason, "Optima cannot take the order command now; it stays queued");
+            if let Err(err) = transport
+                .change_command_visibility(receipt_handle, RETRY_VISIBILITY_SECONDS)
+                .await
+            {
+                warn!(error = %err, "cannot give the command back; it returns after its visibility timeout");
+            }
+            *erp_down = Some(reason);
+            false
         }
     }
 }

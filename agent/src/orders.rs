@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use contract::{
-    MAX_BODY_BYTES, Order, OrderAck, OrderAckOutcome, OrderProgress, OrderStage, Payload,
+    CancelOrder, MAX_BODY_BYTES, Order, OrderAck, OrderAckOutcome, OrderProgress, OrderStage,
+    Payload,
 };
 use thiserror::Error;
 use tokio::sync::{Mutex, Notify};
@@ -27,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::AgentConfig;
-use crate::optima::orders::{LinkedDocument, WriteResult, WriteSettings};
+use crate::optima::orders::{LinkedDocument, Withdrawal, WriteResult, WriteSettings};
 use crate::sql::{SqlClient, SqlError};
 use crate::store::{Store, TrackedOrder};
 
@@ -51,6 +52,13 @@ pub trait OrderWriter: Send {
 
     /// Succeeds when the ERP can be written to again.
     fn reachable(&mut self) -> impl Future<Output = Result<(), WriteError>> + Send;
+
+    /// Takes the order's document out of the ERP after the shop cancelled
+    /// it, where the ERP allows that; a second call finds it gone.
+    fn withdraw(
+        &mut self,
+        cancel: &CancelOrder,
+    ) -> impl Future<Output = Result<Withdrawal, WriteError>> + Send;
 
     /// Each root document with the documents it was realised into.
     fn chains(
@@ -113,6 +121,13 @@ impl OrderWriter for SqlOrderWriter {
         let settings = self.settings.clone();
         let client = self.client().await?;
         let result = crate::optima::orders::write_order(client, order, &settings).await;
+        result.map_err(|e| self.classify(e))
+    }
+
+    async fn withdraw(&mut self, cancel: &CancelOrder) -> Result<Withdrawal, WriteError> {
+        let client = self.client().await?;
+        let result =
+            crate::optima::orders::withdraw_order(client, &cancel.key(), &cancel.shop_status).await;
         result.map_err(|e| self.classify(e))
     }
 
@@ -214,13 +229,72 @@ impl<W: OrderWriter> Orders<W> {
             }
             Err(WriteError::Unavailable(reason)) => return Handled::RetryLater(reason),
         };
-        let ack = OrderAck {
+        self.answer(OrderAck {
             shop: order.shop.clone(),
             order_id: order.order_id.clone(),
             revision: order.revision,
             outcome,
+        })
+    }
+
+    /// Takes a shop-cancelled order's document out of Optima (or holds it
+    /// for a person) and queues the answer; the order is no longer followed
+    /// once its document is gone.
+    pub async fn cancel(&self, cancel: &CancelOrder) -> Handled {
+        let key = cancel.key();
+        let result = self.writer.lock().await.withdraw(cancel).await;
+        let outcome = match result {
+            Ok(Withdrawal::Withdrawn(document_number)) => {
+                match &document_number {
+                    Some(number) => {
+                        info!(order = %key, document = %number, "order cancelled in the shop: its buffered document was deleted from Optima")
+                    }
+                    None => {
+                        info!(order = %key, "order cancelled in the shop: Optima holds no document for it")
+                    }
+                }
+                if let Err(err) = self
+                    .store
+                    .order_reported(&key, "withdrawn", true, Utc::now())
+                {
+                    return Handled::RetryLater(err.to_string());
+                }
+                OrderAckOutcome::Withdrawn { document_number }
+            }
+            Ok(Withdrawal::Held {
+                document_number,
+                reason,
+            }) => {
+                warn!(order = %key, document = %document_number, %reason, "order cancelled in the shop, but its document stays in Optima");
+                OrderAckOutcome::CancelHeld {
+                    document_number,
+                    reason,
+                }
+            }
+            Err(WriteError::Rejected(reason)) => {
+                warn!(order = %key, %reason, "Optima refused to delete the cancelled order's document; held for a person");
+                OrderAckOutcome::CancelHeld {
+                    document_number: String::new(),
+                    reason: format!(
+                        "the order was {} in the shop, but Optima refused to delete its document: {reason}",
+                        cancel.shop_status
+                    ),
+                }
+            }
+            Err(WriteError::Unavailable(reason)) => return Handled::RetryLater(reason),
         };
-        let coalesce = format!("order_ack:{}", order.key());
+        self.answer(OrderAck {
+            shop: cancel.shop.clone(),
+            order_id: cancel.order_id.clone(),
+            revision: Utc::now(),
+            outcome,
+        })
+    }
+
+    /// Queues an answer to an order command (the command is deleted only
+    /// once this is in the outbox).
+    fn answer(&self, ack: OrderAck) -> Handled {
+        let coalesce = format!("order_ack:{}:{}", ack.shop, ack.order_id);
         match self.store.enqueue(
             &self.agent_id,
             Payload::OrderAck(ack),

@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 
 use agent::optima::orders::{
-    DocumentKind, WriteResult, WriteSettings, document_chains, import_row_id, write_order,
+    DocumentKind, Withdrawal, WriteResult, WriteSettings, document_chains, import_row_id,
+    withdraw_order, write_order,
 };
 use agent::orders::progress_of;
 use agent::sql::connect_ado;
@@ -1142,5 +1143,86 @@ async fn a_new_customer_without_a_billing_address_gets_the_shipping_address() ->
         ),
         "the customer's card has the only address the order has"
     );
+    Ok(())
+}
+
+/// A shop cancellation takes a buffered, unrealised RO out of Optima whole
+/// (header, lines, VAT table), as the office deleting it from the buffer
+/// would; a second delivery of the command finds nothing and says so.
+/// Documents that left the buffer or were realised stay, with a reason a
+/// person can act on, and nothing of them changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_order_leaves_the_buffer_and_a_realised_one_is_held() -> anyhow::Result<()> {
+    let erp = erp_for_tests(SeedOptions {
+        products: 100,
+        seed: 21,
+    })
+    .await?;
+    let mut sql = connect_ado(&erp.ado, 10).await?;
+    let before = written_rows(&erp).await?;
+    let buffered = written_and_tracked(&erp, &mut sql, "7001").await?;
+    let written = written_rows(&erp).await?;
+    assert!(written.0 > before.0 && written.1 > before.1 && written.2 > before.2);
+
+    let withdrawal = withdraw_order(&mut sql, &buffered.key, "cancelled").await?;
+    assert_eq!(
+        withdrawal,
+        Withdrawal::Withdrawn(Some(buffered.document_number.clone()))
+    );
+    let after = written_rows(&erp).await?;
+    assert_eq!(
+        (after.0, after.1, after.2),
+        (before.0, before.1, before.2),
+        "(TraNag, TraElem, TraVat): the document, its lines and VAT rows are gone"
+    );
+    assert_eq!(
+        withdraw_order(&mut sql, &buffered.key, "cancelled").await?,
+        Withdrawal::Withdrawn(None),
+        "a redelivered cancel finds nothing"
+    );
+
+    // Saved for good (out of the buffer): held, untouched.
+    let confirmed = written_and_tracked(&erp, &mut sql, "7002").await?;
+    office_sets(&erp, confirmed.document_id, "TrN_Bufor", 0).await?;
+    let rows = written_rows(&erp).await?;
+    let Withdrawal::Held {
+        document_number,
+        reason,
+    } = withdraw_order(&mut sql, &confirmed.key, "cancelled").await?
+    else {
+        anyhow::bail!("a confirmed RO must be held");
+    };
+    assert_eq!(document_number, confirmed.document_number);
+    assert!(
+        reason.contains("left the buffer") && reason.contains(&confirmed.document_number),
+        "{reason}"
+    );
+    assert_eq!(written_rows(&erp).await?, rows, "nothing deleted");
+
+    // Realised into FS + WZ, the RO itself still in the buffer: held.
+    let Some(db) = erp.db.clone() else {
+        eprintln!("real SQL Server: the office simulator is the stand-in's; rest skipped");
+        return Ok(());
+    };
+    let realised = written_and_tracked(&erp, &mut sql, "7003").await?;
+    let ro_id = realised.document_id;
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let mut sim = optima_standin::simulator::Simulator::open(&db)?;
+        sim.perform(optima_standin::simulator::Action::Realise {
+            ro_id,
+            tracking: "PL0099".into(),
+        })?;
+        Ok(())
+    })
+    .await??;
+    let rows = written_rows(&erp).await?;
+    let Withdrawal::Held { reason, .. } =
+        withdraw_order(&mut sql, &realised.key, "cancelled").await?
+    else {
+        anyhow::bail!("a realised RO must be held");
+    };
+    assert!(reason.contains("realised into"), "{reason}");
+    assert!(reason.contains("FS/"), "names the invoice: {reason}");
+    assert_eq!(written_rows(&erp).await?, rows, "nothing deleted");
     Ok(())
 }

@@ -46,3 +46,23 @@ pub struct Resend {
 pub struct Ping {
     pub nonce: String,
 }
+
+/// The shop cancelled an order whose create command went to the ERP: take
+/// the buffered document out of Optima (the way Optima allows, deleting a
+/// buffered document), or leave it for a person when it has left the
+/// buffer or been realised. Written at contract version 2 and later only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelOrder {
+    pub shop: String,
+    pub order_id: String,
+    /// The shop's status that closed the order (e.g. `cancelled`), for the
+    /// reason a person reads.
+    pub shop_status: String,
+}
+
+impl CancelOrder {
+    /// The same key as [`crate::Order::key`].
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.shop, self.order_id)
+    }
+}

@@ -42,12 +42,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::ContractError;
-use crate::command::{ForceSync, Ping, Resend};
+use crate::command::{CancelOrder, ForceSync, Ping, Resend};
 use crate::order::{Order, OrderAck, OrderProgress};
 use crate::records::{CustomerRecord, Heartbeat, PriceRecord, ProductRecord, StockRecord};
 
 /// The newest version this build reads and writes.
-pub const SCHEMA_VERSION: u16 = 1;
+pub const SCHEMA_VERSION: u16 = 2;
 /// The oldest version this build still reads and writes (one step back, for
 /// upgrades).
 pub const MIN_SCHEMA_VERSION: u16 = 1;
@@ -105,14 +105,24 @@ impl Versions {
 
     /// The envelope as compact JSON at `version`, announcing `self.max` as
     /// the highest version this side reads. The one place that knows how
-    /// an envelope looks at an older version: today every version in
-    /// `min..=max` has the same payload form.
+    /// an envelope looks at an older version: the payload forms are the
+    /// same, but a payload added by a newer version (order cancellation,
+    /// version 2) is refused below it rather than sent to a peer that
+    /// cannot read it.
     pub fn encode_at(self, envelope: &Envelope, version: u16) -> Result<Vec<u8>, ContractError> {
         if !self.reads(u64::from(version)) {
             return Err(ContractError::CannotWrite {
                 version,
                 min: self.min,
                 max: self.max,
+            });
+        }
+        let needs = envelope.payload.since_version();
+        if needs > version {
+            return Err(ContractError::NeedsNewerPeer {
+                kind: envelope.kind().as_str(),
+                needs,
+                version,
             });
         }
         Ok(envelope.wire_json(version, Some(self.max)))
@@ -139,10 +149,11 @@ pub enum Kind {
     ForceSync,
     Resend,
     Ping,
+    CancelOrder,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Products,
         Kind::Prices,
         Kind::Stock,
@@ -154,6 +165,7 @@ impl Kind {
         Kind::ForceSync,
         Kind::Resend,
         Kind::Ping,
+        Kind::CancelOrder,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -169,6 +181,7 @@ impl Kind {
             Kind::ForceSync => "force_sync",
             Kind::Resend => "resend",
             Kind::Ping => "ping",
+            Kind::CancelOrder => "cancel_order",
         }
     }
 
@@ -180,7 +193,7 @@ impl Kind {
     pub fn is_command(self) -> bool {
         matches!(
             self,
-            Kind::CreateOrder | Kind::ForceSync | Kind::Resend | Kind::Ping
+            Kind::CreateOrder | Kind::ForceSync | Kind::Resend | Kind::Ping | Kind::CancelOrder
         )
     }
 }
@@ -201,6 +214,7 @@ pub enum Payload {
     ForceSync(ForceSync),
     Resend(Resend),
     Ping(Ping),
+    CancelOrder(CancelOrder),
 }
 
 impl Payload {
@@ -217,6 +231,17 @@ impl Payload {
             Payload::ForceSync(_) => Kind::ForceSync,
             Payload::Resend(_) => Kind::Resend,
             Payload::Ping(_) => Kind::Ping,
+            Payload::CancelOrder(_) => Kind::CancelOrder,
+        }
+    }
+
+    /// The oldest contract version that carries this payload: version 2
+    /// added order cancellation (the command and its two answers).
+    pub fn since_version(&self) -> u16 {
+        match self {
+            Payload::CancelOrder(_) => 2,
+            Payload::OrderAck(ack) => ack.outcome.since_version(),
+            _ => 1,
         }
     }
 
@@ -271,6 +296,7 @@ impl Payload {
             Kind::ForceSync => Payload::ForceSync(de(value)?),
             Kind::Resend => Payload::Resend(de(value)?),
             Kind::Ping => Payload::Ping(de(value)?),
+            Kind::CancelOrder => Payload::CancelOrder(de(value)?),
         })
     }
 }

@@ -19,6 +19,14 @@ pub enum ContractError {
     PeerTooOld { peer_max: u16, min: u16, max: u16 },
     #[error("cannot write contract version {version}: this build writes versions {min} to {max}")]
     CannotWrite { version: u16, min: u16, max: u16 },
+    #[error(
+        "a `{kind}` message needs contract version {needs}, but the other side reads only up to {version}; upgrade the side that is older (see docs/INSTALL.md, upgrades)"
+    )]
+    NeedsNewerPeer {
+        kind: &'static str,
+        needs: u16,
+        version: u16,
+    },
     #[error("unknown message kind `{0}`")]
     UnknownKind(String),
     #[error("payload of kind `{kind}` does not match the contract: {source}")]

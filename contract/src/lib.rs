@@ -5,7 +5,7 @@
 //! grows, the time it was sent, and one [`Payload`]. The agent sends ERP
 //! facts (products, prices, stock, customers, order acknowledgements and
 //! progress, heartbeats) to the events queue; the cloud sends commands
-//! (create an order, force a sync, resend a range, ping) to the commands
+//! (create or cancel an order, force a sync, resend a range, ping) to the commands
 //! queue.
 //!
 //! Map of the crate:
@@ -32,7 +32,7 @@ pub mod vat;
 pub use body::{
     MAX_BODY_BYTES, decode_body, encode_body, encode_body_at, encode_envelopes, encode_envelopes_at,
 };
-pub use command::{ForceSync, Ping, Resend, SyncArea};
+pub use command::{CancelOrder, ForceSync, Ping, Resend, SyncArea};
 pub use envelope::{
     Envelope, Kind, MIN_SCHEMA_VERSION, Payload, SCHEMA_VERSION, THIS_BUILD, Versions,
     decode_envelope, is_supported,

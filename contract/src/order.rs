@@ -103,9 +103,30 @@ pub enum OrderAckOutcome {
     },
     /// Not written and will not be until someone acts (unknown SKU, ...).
     Parked { reason: String },
+    /// The shop cancelled the order and Optima holds no live document for
+    /// it any more: the buffered document was deleted (`document_number`),
+    /// or none had been written (`None`). Contract version 2 and later.
+    Withdrawn { document_number: Option<String> },
+    /// The shop cancelled the order, but its document has left the buffer
+    /// or been realised, so it stays in Optima until a person decides.
+    /// Contract version 2 and later.
+    CancelHeld {
+        document_number: String,
+        reason: String,
+    },
 }
 
-/// The agent's answer to a create-order command.
+impl OrderAckOutcome {
+    /// The oldest contract version that carries this outcome.
+    pub fn since_version(&self) -> u16 {
+        match self {
+            OrderAckOutcome::Written { .. } | OrderAckOutcome::Parked { .. } => 1,
+            OrderAckOutcome::Withdrawn { .. } | OrderAckOutcome::CancelHeld { .. } => 2,
+        }
+    }
+}
+
+/// The agent's answer to a create-order or cancel-order command.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderAck {
     pub shop: String,

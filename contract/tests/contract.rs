@@ -153,6 +153,11 @@ fn samples() -> Vec<Payload> {
         Payload::Ping(Ping {
             nonce: "n-1".into(),
         }),
+        Payload::CancelOrder(CancelOrder {
+            shop: "sklep-glowny".into(),
+            order_id: "1042".into(),
+            shop_status: "cancelled".into(),
+        }),
     ]
 }
 

@@ -229,3 +229,54 @@ fn large_bodies_are_encoded_at_the_version_asked_for() {
         assert_eq!(decoded.max_version, Some(SCHEMA_VERSION));
     }
 }
+
+/// Version 2 added order cancellation. A cancel command, or a cancellation
+/// answer, is never written at version 1 (a build-1 agent could not read
+/// it and would leave it blocking its shop's queue): the writer gets an
+/// error that says to upgrade, and a build-2 pair exchanges it.
+#[test]
+fn order_cancellation_is_written_only_to_a_peer_that_reads_version_2() {
+    let cancel = || {
+        Payload::CancelOrder(CancelOrder {
+            shop: "sklep".into(),
+            order_id: "7".into(),
+            shop_status: "cancelled".into(),
+        })
+    };
+    let revision = Utc::now();
+    let withdrawn = || {
+        Payload::OrderAck(OrderAck {
+            shop: "sklep".into(),
+            order_id: "7".into(),
+            revision,
+            outcome: OrderAckOutcome::Withdrawn {
+                document_number: Some("RO/1/2026".into()),
+            },
+        })
+    };
+    let mut cloud = Side::new("cloud", BUILD_2);
+    cloud.peer_max = Some(1);
+    let refused = cloud.send(cancel()).expect_err("not at version 1");
+    assert!(
+        matches!(
+            refused,
+            ContractError::NeedsNewerPeer {
+                kind: "cancel_order",
+                needs: 2,
+                version: 1
+            }
+        ),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("upgrade"), "{refused}");
+    let mut agent = Side::new("agent", BUILD_2);
+    assert!(agent.send(withdrawn()).is_err(), "unknown peer: version 1");
+
+    cloud.peer_max = Some(2);
+    let (version, body) = cloud.send(cancel()).expect("a build-2 agent reads it");
+    assert_eq!(version, 2);
+    assert_eq!(agent.receive(&body).expect("decodes").payload, cancel());
+    let (version, body) = agent.send(withdrawn()).expect("learned the cloud reads 2");
+    assert_eq!(version, 2);
+    assert_eq!(cloud.receive(&body).expect("decodes").payload, withdrawn());
+}

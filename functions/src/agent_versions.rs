@@ -58,6 +58,11 @@ pub async fn agents_max_version(
     }
     let agents = StateTable::new(client.clone(), table, 1).agents().await?;
     let max = lowest_agent_max(&agents);
+    if max.is_none() {
+        // Not known yet (no heartbeat, or one from before the field): asked
+        // again next time rather than remembered.
+        return Ok(None);
+    }
     if let Ok(mut cache) = CACHE.lock() {
         cache
             .get_or_insert_with(HashMap::new)
@@ -73,6 +78,34 @@ pub async fn command_body(
     envelope: &Envelope,
 ) -> Result<String, StateError> {
     let version = THIS_BUILD.write_version(agents_max_version(client, table).await?)?;
+    Ok(contract::encode_body_at(envelope, version)?)
+}
+
+/// A command that exists only from contract version `needs` on: encoded
+/// when every live agent reads it; refused with
+/// [`contract::ContractError::NeedsNewerPeer`] when one is known to be
+/// older; an error to retry while the agents have not said.
+pub async fn command_body_at_least(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    envelope: &Envelope,
+    needs: u16,
+) -> Result<String, StateError> {
+    let Some(agents_max) = agents_max_version(client, table).await? else {
+        return Err(StateError::NotYet(format!(
+            "no agent has said which contract version it reads; a `{}` command waits for the next heartbeat",
+            envelope.kind().as_str()
+        )));
+    };
+    if agents_max < needs {
+        return Err(contract::ContractError::NeedsNewerPeer {
+            kind: envelope.kind().as_str(),
+            needs,
+            version: agents_max,
+        }
+        .into());
+    }
+    let version = THIS_BUILD.write_version(Some(agents_max))?;
     Ok(contract::encode_body_at(envelope, version)?)
 }
 

@@ -13,7 +13,10 @@
 //!   update never overwrites a newer one and an equal one is a no-op),
 //!   `status`, `stored_ms`, `expires_at`;
 //!   the command: `command_claim_ms` (a sender's lease), `command_rev_ms`
-//!   (the revision whose `CreateOrder` is on the queue);
+//!   (the revision whose `CreateOrder` is on the queue); the cancel, once
+//!   the shop closed an order whose command went out: `cancel_claim_ms`,
+//!   `cancel_rev_ms`, and `withdrawn_ms` when the agent took the document
+//!   out of Optima;
 //!   the agent's answers: `erp_document_id`, `erp_document_number`,
 //!   `acked_ms`, `parked_reason`; progress: `stage`, `tracking`,
 //!   `documents`, `progress_ms`, and what became shop operations:
@@ -35,13 +38,18 @@
 //! cursor from moving past such an order), so a failed send never leaves an
 //! order stored but never queued. Later revisions are stored, not sent
 //! again (the ERP document exists by then; the agent also finds the order's
-//! key if a command ever arrives twice).
+//! key if a command ever arrives twice), except one: when a revision shows
+//! the shop closed the order (`order_closed_statuses`), a `CancelOrder`
+//! goes out the same way, once, behind the create in the shop's FIFO
+//! group. The agent deletes a buffered document or answers that a person
+//! must decide (the order is then parked with that reason); an agent too
+//! old to read the command gets none, and the order is parked for a person.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use chrono::{DateTime, Duration, Utc};
-use contract::{Envelope, Order, OrderAck, OrderAckOutcome, OrderProgress, Payload};
+use contract::{CancelOrder, Envelope, Order, OrderAck, OrderAckOutcome, OrderProgress, Payload};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
@@ -75,6 +83,12 @@ pub struct StoredOrder {
     /// The revision whose `CreateOrder` went out, if any.
     pub command_rev_ms: Option<i64>,
     pub command_claim_ms: Option<i64>,
+    /// The revision whose `CancelOrder` went out (or was answered without
+    /// one, for an agent too old to read it), if any.
+    pub cancel_rev_ms: Option<i64>,
+    /// The agent took the order's document out of Optima after the shop
+    /// cancelled it (or there was none).
+    pub withdrawn: bool,
     pub erp_document_number: Option<String>,
     pub parked_reason: Option<String>,
     pub stage: Option<String>,
@@ -109,6 +123,8 @@ impl StoredOrder {
             expires_at: get_n(item, "expires_at").unwrap_or(0),
             command_rev_ms: get_n(item, "command_rev_ms"),
             command_claim_ms: get_n(item, "command_claim_ms"),
+            cancel_rev_ms: get_n(item, "cancel_rev_ms"),
+            withdrawn: get_n::<i64>(item, "withdrawn_ms").is_some(),
             erp_document_number: text("erp_document_number"),
             parked_reason: text("parked_reason"),
             stage: text("stage"),
@@ -190,8 +206,20 @@ impl OrderStore {
 
     /// Stores `order` unless an equal or newer revision is stored (an
     /// expired item counts as absent).
-    pub async fn store(&self, order: &Order) -> Result<Stored, StateError> {
+    ///
+    /// `closing`: the order's status closes it in its shop. Platforms give
+    /// revisions to the second, so a cancellation can carry the same
+    /// revision as the update before it; at an equal revision a closing
+    /// status that differs from the stored one is stored (closing wins, so
+    /// deliveries in any order end the same), any other equal revision is
+    /// a no-op.
+    pub async fn store(&self, order: &Order, closing: bool) -> Result<Stored, StateError> {
         let now = Utc::now();
+        let condition = if closing {
+            "attribute_not_exists(pk) OR revision_ms < :rev OR expires_at <= :now_s OR (revision_ms = :rev AND #status <> :status)"
+        } else {
+            "attribute_not_exists(pk) OR revision_ms < :rev OR expires_at <= :now_s"
+        };
         let json = serde_json::to_string(order).map_err(|e| StateError::Malformed {
             key: order.key(),
             problem: e.to_string(),
@@ -205,9 +233,7 @@ impl OrderStore {
             .update_expression(
                 "SET #order = :order, revision_ms = :rev, #status = :status, stored_ms = :now, expires_at = :exp",
             )
-            .condition_expression(
-                "attribute_not_exists(pk) OR revision_ms < :rev OR expires_at <= :now_s",
-            )
+            .condition_expression(condition)
             .expression_attribute_names("#order", "order")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":order", s(json))
@@ -277,15 +303,28 @@ impl OrderStore {
     }
 
     /// Claims the sending of an order's command; false when it is sent or
-    /// another sender holds a fresh claim.
-    pub async fn claim_command(&self, shop: &str, order_id: &str) -> Result<bool, StateError> {
+    /// another sender holds a fresh claim. A cancel is claimed only once
+    /// the create went out.
+    pub async fn claim_command(
+        &self,
+        shop: &str,
+        order_id: &str,
+        command: OrderCommand,
+    ) -> Result<bool, StateError> {
         let now = Utc::now().timestamp_millis();
+        let (claim, sent) = command.attributes();
+        let after = match command {
+            OrderCommand::Create => "",
+            OrderCommand::Cancel => " AND attribute_exists(command_rev_ms)",
+        };
         self.conditional_update(
             shop,
             order_id,
-            "SET command_claim_ms = :now",
-            "attribute_exists(pk) AND attribute_not_exists(command_rev_ms) AND \
-             (attribute_not_exists(command_claim_ms) OR command_claim_ms < :stale)",
+            &format!("SET {claim} = :now"),
+            &format!(
+                "attribute_exists(pk) AND attribute_not_exists({sent}){after} AND \
+                 (attribute_not_exists({claim}) OR {claim} < :stale)"
+            ),
             &[(":now", n(now)), (":stale", n(now - CLAIM_LEASE_MS))],
         )
         .await
@@ -296,12 +335,14 @@ impl OrderStore {
         &self,
         shop: &str,
         order_id: &str,
+        command: OrderCommand,
         revision_ms: i64,
     ) -> Result<(), StateError> {
+        let (_, sent) = command.attributes();
         self.conditional_update(
             shop,
             order_id,
-            "SET command_rev_ms = :rev",
+            &format!("SET {sent} = :rev"),
             "attribute_exists(pk)",
             &[(":rev", n(revision_ms))],
         )
@@ -310,12 +351,18 @@ impl OrderStore {
     }
 
     /// Gives a claim back after a failed send, so the next sender tries at once.
-    pub async fn release_claim(&self, shop: &str, order_id: &str) -> Result<(), StateError> {
+    pub async fn release_claim(
+        &self,
+        shop: &str,
+        order_id: &str,
+        command: OrderCommand,
+    ) -> Result<(), StateError> {
+        let (claim, sent) = command.attributes();
         self.conditional_update(
             shop,
             order_id,
-            "REMOVE command_claim_ms",
-            "attribute_not_exists(command_rev_ms)",
+            &format!("REMOVE {claim}"),
+            &format!("attribute_not_exists({sent})"),
             &[],
         )
         .await
@@ -358,13 +405,52 @@ impl OrderStore {
                 )
                 .await?
             }
+            OrderAckOutcome::Withdrawn { .. } => {
+                // The shop closed the order itself: no status to set.
+                self.conditional_update(
+                    &ack.shop,
+                    &ack.order_id,
+                    "SET withdrawn_ms = :now, acked_ms = :now, stage = :stage, stage_queued = :stage REMOVE parked_reason",
+                    "attribute_exists(pk) AND expires_at > :now_s",
+                    &[
+                        (":stage", s("cancelled")),
+                        (":now", n(now.timestamp_millis())),
+                        (":now_s", n(now.timestamp())),
+                    ],
+                )
+                .await?
+            }
+            OrderAckOutcome::CancelHeld {
+                document_number,
+                reason,
+            } => {
+                let mut values = vec![
+                    (":reason", s(reason)),
+                    (":now", n(now.timestamp_millis())),
+                    (":now_s", n(now.timestamp())),
+                ];
+                let set_number = if document_number.is_empty() {
+                    ""
+                } else {
+                    values.push((":number", s(document_number)));
+                    ", erp_document_number = :number"
+                };
+                self.conditional_update(
+                    &ack.shop,
+                    &ack.order_id,
+                    &format!("SET parked_reason = :reason, acked_ms = :now{set_number}"),
+                    "attribute_exists(pk) AND expires_at > :now_s",
+                    &values,
+                )
+                .await?
+            }
         };
         if !recorded {
             return Ok(false);
         }
         let sk = format!("{}#{}", ack.shop, ack.order_id);
         match &ack.outcome {
-            OrderAckOutcome::Written { .. } => {
+            OrderAckOutcome::Written { .. } | OrderAckOutcome::Withdrawn { .. } => {
                 self.client
                     .delete_item()
                     .table_name(&self.table)
@@ -374,7 +460,7 @@ impl OrderStore {
                     .await
                     .map_err(|e| self.error("DeleteItem", &e))?;
             }
-            OrderAckOutcome::Parked { reason } => {
+            OrderAckOutcome::Parked { reason } | OrderAckOutcome::CancelHeld { reason, .. } => {
                 let number = self
                     .get(&ack.shop, &ack.order_id)
                     .await?
@@ -716,10 +802,44 @@ pub fn command_body(order: &Order) -> Result<String, OrderParseError> {
     Ok(body)
 }
 
+/// The two commands an order can send the ERP, each once: create it, and
+/// (after the shop closed it) cancel it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderCommand {
+    Create,
+    Cancel,
+}
+
+impl OrderCommand {
+    /// The stored order's attributes for it: (the sender's claim, the
+    /// revision that went out).
+    fn attributes(self) -> (&'static str, &'static str) {
+        match self {
+            OrderCommand::Create => ("command_claim_ms", "command_rev_ms"),
+            OrderCommand::Cancel => ("cancel_claim_ms", "cancel_rev_ms"),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            OrderCommand::Create => "CreateOrder",
+            OrderCommand::Cancel => "CancelOrder",
+        }
+    }
+}
+
 /// The deduplication id of an order's command.
-pub fn command_dedup_id(shop: &str, order_id: &str, revision_ms: i64) -> String {
-    let digest = Sha256::digest(format!("{shop}\0{order_id}\0{revision_ms}").as_bytes());
-    hex::encode(digest)
+pub fn command_dedup_id(
+    shop: &str,
+    order_id: &str,
+    revision_ms: i64,
+    command: OrderCommand,
+) -> String {
+    let text = match command {
+        OrderCommand::Create => format!("{shop}\0{order_id}\0{revision_ms}"),
+        OrderCommand::Cancel => format!("{shop}\0{order_id}\0{revision_ms}\0cancel"),
+    };
+    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 /// What [`OrderIntake::accept`] did.
@@ -729,7 +849,11 @@ pub struct Accepted {
     pub stored: bool,
     /// A `CreateOrder` went to the queue now.
     pub command_sent: bool,
-    /// The order passes its shop's trigger but its command is not (yet)
+    /// A `CancelOrder` went to the queue now (the shop closed an order the
+    /// ERP has).
+    pub cancel_sent: bool,
+    /// The order passes its shop's trigger (or, for a cancel, the shop
+    /// closed it) but its command is not (yet)
     /// marked as on the queue: the send failed, or another sender holds
     /// the claim. The next delivery or poll of the same revision sends it
     /// (the poller keeps its cursor from moving past such an order).
@@ -762,29 +886,41 @@ impl OrderIntake {
     }
 
     /// Stores the order and, when the stored order passes the shop's
-    /// trigger and its command has not gone out, sends it.
+    /// trigger and its command has not gone out, sends it; when the shop
+    /// has closed an order whose command went out, sends the cancel.
     pub async fn accept(&self, shop: &ShopConfig, order: &Order) -> Result<Accepted, IntakeError> {
-        let stored = self.store.store(order).await?;
+        let stored = self.store.store(order, shop.closes(&order.status)).await?;
         let current = &stored.current;
         let mut accepted = Accepted {
             stored: stored.written,
             command_sent: false,
+            cancel_sent: false,
             command_pending: false,
         };
-        if current.command_rev_ms.is_some() || !shop.order_trigger.passes(&current.order) {
+        let command = if current.command_rev_ms.is_none() {
+            if !shop.order_trigger.passes(&current.order) {
+                return Ok(accepted);
+            }
+            OrderCommand::Create
+        } else if current.cancel_rev_ms.is_none() && shop.closes(&current.order.status) {
+            OrderCommand::Cancel
+        } else {
             return Ok(accepted);
-        }
+        };
         // The order is stored: from here on a failure only delays the
         // command (the next delivery or poll sends it), so it is not an error.
-        match self.send_command(current).await {
-            Ok(true) => accepted.command_sent = true,
+        match self.send_command(current, command).await {
+            Ok(true) => match command {
+                OrderCommand::Create => accepted.command_sent = true,
+                OrderCommand::Cancel => accepted.cancel_sent = true,
+            },
             Ok(false) => {
                 // Another sender holds the claim, or finished meanwhile:
                 // pending until the mark that SQS took the command is there.
-                accepted.command_pending = !self.command_recorded(current).await;
+                accepted.command_pending = !self.command_recorded(current, command).await;
             }
             Err(err) => {
-                warn!(order = %current.order.key(), error = %err, "order stored, command not sent yet");
+                warn!(order = %current.order.key(), command = command.name(), error = %err, "order stored, command not sent yet");
                 accepted.command_pending = true;
             }
         }
@@ -793,10 +929,13 @@ impl OrderIntake {
 
     /// Whether the stored order carries the mark that its command is on
     /// the queue (false when it cannot be read: the caller retries).
-    async fn command_recorded(&self, current: &StoredOrder) -> bool {
+    async fn command_recorded(&self, current: &StoredOrder, command: OrderCommand) -> bool {
         let order = &current.order;
         match self.store.get(&order.shop, &order.order_id).await {
-            Ok(Some(now)) => now.command_rev_ms.is_some(),
+            Ok(Some(now)) => match command {
+                OrderCommand::Create => now.command_rev_ms.is_some(),
+                OrderCommand::Cancel => now.cancel_rev_ms.is_some(),
+            },
             Ok(None) => false,
             Err(err) => {
                 warn!(order = %order.key(), error = %err, "cannot read whether the command went out");
@@ -805,23 +944,64 @@ impl OrderIntake {
         }
     }
 
-    async fn send_command(&self, current: &StoredOrder) -> Result<bool, StateError> {
+    async fn send_command(
+        &self,
+        current: &StoredOrder,
+        command: OrderCommand,
+    ) -> Result<bool, StateError> {
         let order = &current.order;
         if !self
             .store
-            .claim_command(&order.shop, &order.order_id)
+            .claim_command(&order.shop, &order.order_id, command)
             .await?
         {
             return Ok(false);
         }
-        let envelope = Envelope::new(
-            "cloud",
-            0,
-            Utc::now(),
-            Payload::CreateOrder(Box::new(order.clone())),
-        );
+        let payload = match command {
+            OrderCommand::Create => Payload::CreateOrder(Box::new(order.clone())),
+            OrderCommand::Cancel => Payload::CancelOrder(CancelOrder {
+                shop: order.shop.clone(),
+                order_id: order.order_id.clone(),
+                shop_status: order.status.clone(),
+            }),
+        };
+        let envelope = Envelope::new("cloud", 0, Utc::now(), payload);
         let (client, table) = (&self.store.client, &self.store.table);
-        let body = crate::agent_versions::command_body(client, table, &envelope).await?;
+        let body = match command {
+            OrderCommand::Create => {
+                crate::agent_versions::command_body(client, table, &envelope).await
+            }
+            OrderCommand::Cancel => {
+                crate::agent_versions::command_body_at_least(client, table, &envelope, 2).await
+            }
+        };
+        let body = match body {
+            Ok(body) => body,
+            Err(StateError::Contract(err @ contract::ContractError::NeedsNewerPeer { .. })) => {
+                // An agent that cannot read a cancel: a person does it, and
+                // the poller is not held up waiting for an upgrade.
+                let reason = format!(
+                    "the order was {} in the shop, but the agents cannot take it out of Optima ({err}); remove or cancel {} in Optima by hand",
+                    order.status,
+                    current
+                        .erp_document_number
+                        .as_deref()
+                        .unwrap_or("its document")
+                );
+                warn!(order = %order.key(), %reason, "cancel not sent");
+                self.store
+                    .park(&order.shop, &order.order_id, &order.number, &reason)
+                    .await?;
+                self.store
+                    .command_sent(&order.shop, &order.order_id, command, current.revision_ms)
+                    .await?;
+                return Ok(false);
+            }
+            Err(err) => {
+                self.release(order, command).await;
+                return Err(err);
+            }
+        };
         let sent = self
             .sqs
             .send_message()
@@ -832,14 +1012,13 @@ impl OrderIntake {
                 &order.shop,
                 &order.order_id,
                 current.revision_ms,
+                command,
             ))
             .send()
             .await;
         if let Err(err) = sent {
             let message = describe_error(&err);
-            if let Err(release) = self.store.release_claim(&order.shop, &order.order_id).await {
-                warn!(order = %order.key(), error = %release, "could not release the command claim; it lapses by itself");
-            }
+            self.release(order, command).await;
             return Err(StateError::Dynamo {
                 operation: "SendMessage",
                 table: self.commands_queue_url.clone(),
@@ -847,9 +1026,19 @@ impl OrderIntake {
             });
         }
         self.store
-            .command_sent(&order.shop, &order.order_id, current.revision_ms)
+            .command_sent(&order.shop, &order.order_id, command, current.revision_ms)
             .await?;
-        info!(order = %order.key(), number = %order.number, revision_ms = current.revision_ms, "CreateOrder sent to the ERP");
+        info!(order = %order.key(), number = %order.number, revision_ms = current.revision_ms, command = command.name(), "order command sent to the ERP");
         Ok(true)
+    }
+
+    async fn release(&self, order: &Order, command: OrderCommand) {
+        if let Err(release) = self
+            .store
+            .release_claim(&order.shop, &order.order_id, command)
+            .await
+        {
+            warn!(order = %order.key(), error = %release, "could not release the command claim; it lapses by itself");
+        }
     }
 }

@@ -222,7 +222,8 @@ impl Poller {
                     .await
                     .map_err(|e| e.to_string())?;
                 summary.stored += usize::from(accepted.stored);
-                summary.commands += usize::from(accepted.command_sent);
+                summary.commands +=
+                    usize::from(accepted.command_sent) + usize::from(accepted.cancel_sent);
                 if accepted.command_pending {
                     summary.pending += 1;
                     oldest_pending = Some(match oldest_pending {

@@ -56,6 +56,20 @@ pub struct ShopConfig {
     /// replaced by the number.
     #[serde(default = "default_tracking_note")]
     pub tracking_note: String,
+    /// Shop statuses that close an order. When the ERP already has the
+    /// order, it is taken out of Optima (a buffered document is deleted)
+    /// or held for a person; and the ERP's progress never moves a closed
+    /// order to another status (which would also take its stock again).
+    #[serde(default = "default_closed_statuses")]
+    pub order_closed_statuses: Vec<String>,
+}
+
+/// WooCommerce's statuses of an order that will not be fulfilled.
+fn default_closed_statuses() -> Vec<String> {
+    ["cancelled", "refunded", "failed", "trash"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
 }
 
 fn default_tracking_note() -> String {
@@ -108,6 +122,11 @@ impl ShopConfig {
             Some(status) => Some(status.trim().to_owned()),
             None => default_stage_status(stage).map(str::to_owned),
         }
+    }
+
+    /// Whether the shop has closed an order in this status.
+    pub fn closes(&self, status: &str) -> bool {
+        self.order_closed_statuses.iter().any(|s| s == status)
     }
 
     pub fn normalise_options(&self) -> crate::shop::woo_order::NormaliseOptions {

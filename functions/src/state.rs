@@ -30,6 +30,9 @@ pub enum StateError {
     Malformed { key: String, problem: String },
     #[error("{0}")]
     Contract(#[from] contract::ContractError),
+    /// Something the cloud needs to know first has not been heard yet.
+    #[error("{0}")]
+    NotYet(String),
 }
 
 /// What the table knows about one agent.

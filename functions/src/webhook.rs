@@ -216,7 +216,7 @@ async fn deliver(
             };
             match webhook.intake.accept(config, &order).await {
                 Ok(accepted) => {
-                    info!(order = %order.key(), revision = %order.revision, %delivery_id, stored = accepted.stored, command_sent = accepted.command_sent, command_pending = accepted.command_pending, "webhook order");
+                    info!(order = %order.key(), revision = %order.revision, %delivery_id, stored = accepted.stored, command_sent = accepted.command_sent, cancel_sent = accepted.cancel_sent, command_pending = accepted.command_pending, "webhook order");
                     (
                         StatusCode::OK,
                         Json(json!({
@@ -224,6 +224,7 @@ async fn deliver(
                             "order": order.key(),
                             "stored": accepted.stored,
                             "command_sent": accepted.command_sent,
+                            "cancel_sent": accepted.cancel_sent,
                             "command_pending": accepted.command_pending,
                         })),
                     )

@@ -615,6 +615,116 @@ pub async fn write_order(
     }
 }
 
+/// What cancelling a shop order did to its document in Optima.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Withdrawal {
+    /// The buffered document was deleted (`Some(number)`), or there was
+    /// none for this order (`None`).
+    Withdrawn(Option<String>),
+    /// The document stays: it has left the buffer, been realised or
+    /// cancelled by hand. A person decides; the reason says what to do.
+    Held {
+        document_number: String,
+        reason: String,
+    },
+}
+
+/// Takes a shop-cancelled order's document out of Optima the way Optima
+/// allows it: a document still in the buffer (green on Optima's lists) may
+/// be deleted; one saved for good (black) may only be cancelled, by a
+/// person, and one realised into an FS, PA or WZ carries the sale on
+/// (Comarch's knowledge base, message ID 29447: "W Comarch ERP Optima
+/// usunąć można jedynie dokumenty zapisane do bufora"). So a buffered,
+/// unrealised document is deleted with its lines and VAT table in one
+/// transaction (its number becomes free, as when the office deletes it),
+/// and anything else is held with the reason. The row is locked while it
+/// is judged, so the office cannot realise it in between.
+pub async fn withdraw_order(
+    client: &mut SqlClient,
+    order_key: &str,
+    shop_status: &str,
+) -> Result<Withdrawal, SqlError> {
+    let key = import_row_id(order_key);
+    simple(client, "BEGIN TRANSACTION").await?;
+    let judged = withdraw_in_transaction(client, &key, shop_status).await;
+    match judged {
+        Ok(Withdrawal::Withdrawn(Some(number))) => {
+            simple(client, "COMMIT TRANSACTION").await?;
+            Ok(Withdrawal::Withdrawn(Some(number)))
+        }
+        Ok(other) => {
+            simple(client, "ROLLBACK TRANSACTION").await?;
+            Ok(other)
+        }
+        Err(err) => {
+            let _ = simple(client, "ROLLBACK TRANSACTION").await;
+            Err(err)
+        }
+    }
+}
+
+async fn withdraw_in_transaction(
+    client: &mut SqlClient,
+    key: &str,
+    shop_status: &str,
+) -> Result<Withdrawal, SqlError> {
+    let mut query = Query::new(
+        "SELECT TrN_TrNID, TrN_NumerPelny, TrN_Bufor, TrN_Anulowany FROM CDN.TraNag WITH (UPDLOCK, HOLDLOCK) \
+         WHERE TrN_ImportRowId = CAST(@P1 AS varchar(36))",
+    );
+    query.bind(key);
+    let rows = fetch(client, query).await?;
+    let Some(row) = rows.first() else {
+        return Ok(Withdrawal::Withdrawn(None));
+    };
+    let cells = Cells::new(row, "CDN.TraNag");
+    let id = cells.id_required("TrN_TrNID")?;
+    let number = cells.text_or_empty("TrN_NumerPelny")?;
+    let in_buffer = cells.int("TrN_Bufor")?.unwrap_or(0) != 0;
+    let cancelled = cells.int("TrN_Anulowany")?.unwrap_or(0) != 0;
+    let held = |why: String| {
+        Ok(Withdrawal::Held {
+            document_number: number.clone(),
+            reason: format!(
+                "the order was {shop_status} in the shop, but {number} {why}: Optima allows deleting only a document still in the buffer, so a person decides (cancel it in Optima, or restore the order in the shop)"
+            ),
+        })
+    };
+    if cancelled {
+        return held("is already cancelled in Optima".into());
+    }
+    if !in_buffer {
+        return held("has left the buffer".into());
+    }
+    // Realised: a relation in either direction, or a document pointing at
+    // it through TrN_FaId.
+    let mut query = Query::new(
+        "SELECT d.TrN_NumerPelny FROM CDN.TraNagRelacje r JOIN CDN.TraNag d ON d.TrN_TrNID = r.TrR_FaId WHERE r.TrR_TrNId = @P1 \
+         UNION SELECT d.TrN_NumerPelny FROM CDN.TraNagRelacje r JOIN CDN.TraNag d ON d.TrN_TrNID = r.TrR_TrNId WHERE r.TrR_FaId = @P1 \
+         UNION SELECT d.TrN_NumerPelny FROM CDN.TraNag d WHERE d.TrN_FaId = @P1",
+    );
+    query.bind(id);
+    let derived: Vec<String> = fetch(client, query)
+        .await?
+        .iter()
+        .map(|row| Cells::new(row, "CDN.TraNag").text_or_empty("TrN_NumerPelny"))
+        .collect::<Result<_, _>>()?;
+    if !derived.is_empty() {
+        return held(format!("was realised into {}", derived.join(", ")));
+    }
+    for sql in [
+        "DELETE FROM CDN.TraVat WHERE TrV_TrNID = @P1",
+        "DELETE FROM CDN.TraElem WHERE TrE_TrNId = @P1",
+        "DELETE FROM CDN.TraNag WHERE TrN_TrNID = @P1",
+    ] {
+        let mut query = Query::new(sql);
+        query.bind(id);
+        query.execute(client).await?;
+        super::STATEMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    Ok(Withdrawal::Withdrawn(Some(number)))
+}
+
 /// A product as a document line needs it.
 struct Item {
     id: i32,

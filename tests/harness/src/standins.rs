@@ -287,6 +287,23 @@ impl WooStandinProcess {
         Ok(body)
     }
 
+    /// Changes an order's status as the shop's admin would (`PUT
+    /// /__standin/orders/{id}/status`; fires `order.updated`).
+    pub async fn set_order_status(&self, id: u64, status: &str) -> anyhow::Result<()> {
+        let response = reqwest::Client::new()
+            .put(format!("{}/__standin/orders/{id}/status", self.base_url))
+            .json(&serde_json::json!({ "status": status }))
+            .send()
+            .await?;
+        let code = response.status();
+        anyhow::ensure!(
+            code.is_success(),
+            "setting order {id} to {status}: {code} {}",
+            response.text().await.unwrap_or_default()
+        );
+        Ok(())
+    }
+
     /// An order with its notes (`GET /__standin/orders/{id}`).
     pub async fn order(&self, id: u64) -> anyhow::Result<serde_json::Value> {
         Ok(

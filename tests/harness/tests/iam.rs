@@ -50,6 +50,12 @@ const NOT_REACHED: &[(&str, &str, &str, &str)] = &[
         "ingest::ask_resend (a gap in an agent's sequence) and orders::send_command",
     ),
     (
+        "webhook",
+        "dynamodb:PutItem",
+        "-state",
+        "orders::park via send_command: a shop cancellation the agents are too old to carry out",
+    ),
+    (
         "poller",
         "dynamodb:PutItem",
         "-state",
@@ -317,7 +323,8 @@ async fn a_call_the_template_does_not_grant_is_refused() -> anyhow::Result<()> {
         tmp.path().to_path_buf()
     };
     let template = std::fs::read_to_string(harness::stack::template_path())?;
-    let webhook_grant = "Action: [dynamodb:GetItem, dynamodb:UpdateItem, dynamodb:Query]";
+    let webhook_grant =
+        "Action: [dynamodb:GetItem, dynamodb:UpdateItem, dynamodb:Query, dynamodb:PutItem]";
     let agent_grant =
         "Action: [sqs:ReceiveMessage, sqs:DeleteMessage, sqs:ChangeMessageVisibility]";
     for grant in [webhook_grant, agent_grant] {
@@ -329,7 +336,7 @@ async fn a_call_the_template_does_not_grant_is_refused() -> anyhow::Result<()> {
     let narrowed = template
         .replace(
             webhook_grant,
-            "Action: [dynamodb:GetItem, dynamodb:UpdateItem]",
+            "Action: [dynamodb:GetItem, dynamodb:UpdateItem, dynamodb:PutItem]",
         )
         .replace(
             agent_grant,

@@ -86,6 +86,52 @@ fn address(email: &str) -> Value {
            "city": "Poznań", "postcode": "60-001", "country": "PL", "email": email})
 }
 
+/// The whole sync on real pieces: the Optima stand-in, the WooCommerce
+/// stand-in with order webhooks, the cloud (poller every 5 s) and an agent
+/// that writes orders.
+struct Running {
+    erp: OptimaStandin,
+    all_skus: Vec<String>,
+    skus: Vec<String>,
+    shop: WooStandinProcess,
+    cloud: LocalCloud,
+    _agent: harness::process::Process,
+}
+
+impl Running {
+    async fn start(dir: &std::path::Path, stack: &str) -> anyhow::Result<Running> {
+        let erp = OptimaStandin::start(&dir.join("optima.sqlite"), 100, dir)?;
+        let all_skus = erp.skus().await?;
+        let skus = stocked_skus(&erp).await?;
+        let shop = WooStandinProcess::start_with(None, Some(&all_skus), None, dir)?;
+        let cloud = LocalCloud::start_with_host_args(
+            dir,
+            stack,
+            Some(shop.shop_parameters("sklep", "Detaliczna", &["MAG"], 20, 20)),
+            &["--schedule-every", "poller=5"],
+        )?;
+        let webhook = cloud.webhook_url.clone().context("no webhook URL")?;
+        shop.register_order_webhooks(&format!("{webhook}/sklep"))
+            .await?;
+        let config = dir.join("agent.toml");
+        cloud.write_agent_config_with(&config, "biuro", &erp.connection_string, 30, ORDERS_TOML)?;
+        let _agent = start_agent(
+            &config,
+            &cloud.emulator.endpoint(),
+            &dir.join("agent.log"),
+            &[("OPTIMA_SYNC_SQL__PASSWORD", erp.password.as_str())],
+        )?;
+        Ok(Running {
+            erp,
+            all_skus,
+            skus,
+            shop,
+            cloud,
+            _agent,
+        })
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shop_order_becomes_an_ro_and_its_shipping_comes_back() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
@@ -94,27 +140,14 @@ async fn a_shop_order_becomes_an_ro_and_its_shipping_comes_back() -> anyhow::Res
     } else {
         tmp.path().to_path_buf()
     };
-    let erp = OptimaStandin::start(&dir.join("optima.sqlite"), 100, &dir)?;
-    let all_skus = erp.skus().await?;
-    let skus = stocked_skus(&erp).await?;
-    let shop = WooStandinProcess::start_with(None, Some(&all_skus), None, &dir)?;
-    let cloud = LocalCloud::start_with_host_args(
-        &dir,
-        "orders-e2e",
-        Some(shop.shop_parameters("sklep", "Detaliczna", &["MAG"], 20, 20)),
-        &["--schedule-every", "poller=5"],
-    )?;
-    let webhook = cloud.webhook_url.clone().context("no webhook URL")?;
-    shop.register_order_webhooks(&format!("{webhook}/sklep"))
-        .await?;
-    let config = dir.join("agent.toml");
-    cloud.write_agent_config_with(&config, "biuro", &erp.connection_string, 30, ORDERS_TOML)?;
-    let _agent = start_agent(
-        &config,
-        &cloud.emulator.endpoint(),
-        &dir.join("agent.log"),
-        &[("OPTIMA_SYNC_SQL__PASSWORD", erp.password.as_str())],
-    )?;
+    let Running {
+        erp,
+        all_skus,
+        skus,
+        shop,
+        cloud,
+        _agent,
+    } = Running::start(&dir, "orders-e2e").await?;
 
     let placed = Instant::now();
     let order = shop
@@ -458,6 +491,157 @@ async fn a_shop_order_becomes_an_ro_and_its_shipping_comes_back() -> anyhow::Res
         Some(0),
         "nothing in the commands DLQ: {}",
         status["queues"]
+    );
+    Ok(())
+}
+
+/// Waits for shop order `number`'s RO in Optima: `(TrN_TrNID, TrN_NumerPelny)`.
+async fn ro_of(erp: &OptimaStandin, number: &str, order_id: u64) -> anyhow::Result<(i32, String)> {
+    wait_for("the RO in Optima", Duration::from_secs(60), || async {
+        let docs = documents_for(erp, number, order_id).await?;
+        Ok(docs.into_iter().find(|(_, n)| n.starts_with("RO/")))
+    })
+    .await
+}
+
+/// The shop cancels orders Optima already has. One whose RO is still in
+/// the buffer: the RO leaves Optima whole and the stored order says so.
+/// One whose RO the office has saved for good: it stays, the order is
+/// parked on `/status` with a reason a person can act on, and when the
+/// office then realises it, the shop order stays cancelled (before the fix
+/// the shop order went from cancelled to completed, taking its stock again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_shop_order_leaves_optima_or_waits_for_a_person() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = &if std::env::var_os("E2E_KEEP").is_some() {
+        tmp.keep()
+    } else {
+        tmp.path().to_path_buf()
+    };
+    let Running {
+        erp,
+        skus,
+        shop,
+        cloud,
+        _agent,
+        ..
+    } = Running::start(dir, "orders-cancel").await?;
+    let aws = sdk_config(&cloud.emulator.endpoint()).await;
+    let table = cloud.stack.output("StateTableName")?.to_owned();
+    let store = functions::orders::OrderStore::new(aws_sdk_dynamodb::Client::new(&aws), &table, 30);
+    let place = |email: &'static str| {
+        shop.place_order(json!({
+            "line_items": [[skus[0], 1], [skus[1], 2]],
+            "billing": address(email),
+            "shipping": address(email),
+            "payment_method": "cod",
+            "shipping_total": "15.00",
+            "status": "processing"
+        }))
+    };
+
+    // Still in the buffer: taken out of Optima.
+    let first = place("anulowane@example.pl").await?;
+    let first_id = first["id"].as_u64().context("order id")?;
+    let first_number = first["number"].as_str().context("number")?.to_owned();
+    let (_, first_ro) = ro_of(&erp, &first_number, first_id).await?;
+    let cancelled = Instant::now();
+    shop.set_order_status(first_id, "cancelled").await?;
+    wait_for(
+        "the cancelled order's RO out of Optima",
+        Duration::from_secs(60),
+        || async {
+            let docs = documents_for(&erp, &first_number, first_id).await?;
+            Ok(docs.is_empty().then_some(()))
+        },
+    )
+    .await?;
+    println!(
+        "cancelled in the shop → {first_ro} deleted from the buffer after {:?}",
+        cancelled.elapsed()
+    );
+    let stored = wait_for(
+        "the withdrawal on the stored order",
+        Duration::from_secs(30),
+        || async {
+            let stored = store
+                .get("sklep", &first_id.to_string())
+                .await?
+                .context("stored")?;
+            Ok(stored.withdrawn.then_some(stored))
+        },
+    )
+    .await?;
+    assert_eq!(stored.parked_reason, None, "nothing for a person to do");
+    assert_eq!(shop.order(first_id).await?["order"]["status"], "cancelled");
+
+    // Saved for good by the office before the shop cancels: held.
+    let second = place("zatwierdzone@example.pl").await?;
+    let second_id = second["id"].as_u64().context("order id")?;
+    let second_number = second["number"].as_str().context("number")?.to_owned();
+    let (ro_id, second_ro) = ro_of(&erp, &second_number, second_id).await?;
+    let mut sql = optima_standin::erp::connect(&erp.ado_with_password()).await?;
+    let mut query = Query::new("UPDATE CDN.TraNag SET TrN_Bufor = 0 WHERE TrN_TrNID = @P1");
+    query.bind(ro_id);
+    query.execute(&mut sql).await?;
+    shop.set_order_status(second_id, "cancelled").await?;
+    let parked = wait_for(
+        "the held cancellation on /status",
+        Duration::from_secs(60),
+        || async {
+            let status = cloud.status().await?;
+            Ok(status["parked_orders"].as_array().and_then(|a| {
+                a.iter()
+                    .find(|p| p["order_id"].as_str() == Some(second_id.to_string().as_str()))
+                    .cloned()
+            }))
+        },
+    )
+    .await?;
+    let reason = parked["reason"].as_str().context("a reason")?;
+    assert!(
+        reason.contains(&second_ro) && reason.contains("left the buffer"),
+        "the reason names the document and why: {reason}"
+    );
+    assert_eq!(
+        documents_for(&erp, &second_number, second_id).await?,
+        [(ro_id, second_ro.clone())],
+        "the RO stays in Optima"
+    );
+
+    // The office realises it anyway: the shop order stays cancelled, with
+    // no tracking note.
+    let db = erp.db.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let mut sim = optima_standin::simulator::Simulator::open(&db)?;
+        sim.perform(optima_standin::simulator::Action::Realise {
+            ro_id: i64::from(ro_id),
+            tracking: "PL5555000111".into(),
+        })?;
+        Ok(())
+    })
+    .await??;
+    wait_for(
+        "the shipped stage in the cloud",
+        Duration::from_secs(60),
+        || async {
+            let stored = store
+                .get("sklep", &second_id.to_string())
+                .await?
+                .context("stored")?;
+            Ok((stored.stage.as_deref() == Some("shipped")).then_some(()))
+        },
+    )
+    .await?;
+    // shop-push works from a queue: give it the time a status change takes
+    // (the first test sees one within seconds), then look.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let order = shop.order(second_id).await?;
+    assert_eq!(order["order"]["status"], "cancelled", "{order}");
+    assert!(
+        !order["notes"].to_string().contains("PL5555000111"),
+        "no tracking note on a cancelled order: {}",
+        order["notes"]
     );
     Ok(())
 }
