@@ -212,13 +212,32 @@ pub async fn products_modified_since(
 /// Items on documents changed (`TrN_TS_Mod`) after `since`: sales, receipts,
 /// goods issues, deliveries, reservations, cancellations. Returns the item
 /// ids and the newest stamp seen.
+///
+/// Optima has no index that starts with `TrN_TS_Mod`, so `WHERE TrN_TS_Mod
+/// > @since` alone reads the whole of `TraNag` (a million rows in a busy
+/// company) on every poll. Its e-shop index `TraNageSklepID`
+/// (`TrN_eSklepID, TrN_TS_Mod, TrN_GIDNumer`) does seek on the stamp once
+/// the e-shop id is fixed, and every document has one value there (NULL
+/// for most). So the poll first finds the values in use, one index seek
+/// each ([`document_shop_ids`]), then seeks each value's range of stamps:
+/// an idle poll reads no document row, whatever the size of `TraNag`.
 pub async fn items_on_documents_since(
     client: &mut SqlClient,
     since: NaiveDateTime,
 ) -> Result<(Vec<i32>, Option<NaiveDateTime>), SqlError> {
-    let mut docs =
-        Query::new("SELECT TrN_TrNID, TrN_TS_Mod FROM CDN.TraNag WHERE TrN_TS_Mod > @P1");
+    let shop_ids = document_shop_ids(client).await?;
+    let mut sql = "SELECT TrN_TrNID, TrN_TS_Mod FROM CDN.TraNag WHERE TrN_eSklepID IS NULL AND TrN_TS_Mod > @P1".to_owned();
+    if !shop_ids.is_empty() {
+        sql.push_str(&format!(
+            " UNION ALL SELECT TrN_TrNID, TrN_TS_Mod FROM CDN.TraNag WHERE TrN_eSklepID IN ({}) AND TrN_TS_Mod > @P1",
+            placeholders(2, shop_ids.len())
+        ));
+    }
+    let mut docs = Query::new(sql);
     docs.bind(since);
+    for id in &shop_ids {
+        docs.bind(*id);
+    }
     let rows = fetch(client, docs).await?;
     let newest = newest_of(&rows, "CDN.TraNag", "TrN_TS_Mod")?;
     let doc_ids = ids_of(&rows, "CDN.TraNag", "TrN_TrNID")?;
@@ -240,6 +259,42 @@ pub async fn items_on_documents_since(
     items.sort_unstable();
     items.dedup();
     Ok((items, newest))
+}
+
+/// The non-NULL values of `TrN_eSklepID` in `TraNag` (0, and the id of each
+/// Comarch e-Sklep that brought documents): the smallest, then the next
+/// above it, each a seek on the `TraNageSklepID` index. Few values exist
+/// (one per e-shop), so this is a handful of one-row reads.
+async fn document_shop_ids(client: &mut SqlClient) -> Result<Vec<i32>, SqlError> {
+    /// More distinct values than any company has e-shops: stop, rather
+    /// than walk a column someone filled with something else.
+    const MOST: usize = 64;
+    let mut ids: Vec<i32> = Vec::new();
+    loop {
+        let query = match ids.last() {
+            None => Query::new("SELECT MIN(TrN_eSklepID) AS id FROM CDN.TraNag"),
+            Some(last) => {
+                let mut query = Query::new(
+                    "SELECT MIN(TrN_eSklepID) AS id FROM CDN.TraNag WHERE TrN_eSklepID > @P1",
+                );
+                query.bind(*last);
+                query
+            }
+        };
+        let next = match fetch(client, query).await?.first() {
+            Some(row) => Cells::new(row, "CDN.TraNag").id("id")?,
+            None => None,
+        };
+        match next {
+            Some(id) if ids.len() < MOST => ids.push(id),
+            Some(_) => {
+                return Err(SqlError::Unexpected(format!(
+                    "CDN.TraNag.TrN_eSklepID holds more than {MOST} distinct values; the document poll expects one per e-shop"
+                )));
+            }
+            None => return Ok(ids),
+        }
+    }
 }
 
 /// The server's clock, so cursors never depend on the agent's.

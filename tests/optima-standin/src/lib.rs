@@ -39,5 +39,6 @@ pub mod sql;
 pub mod tds;
 pub mod tsql;
 pub mod types;
+pub mod work;
 
 pub use error::{Error, Result, SqlError};

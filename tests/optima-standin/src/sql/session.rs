@@ -72,6 +72,8 @@ pub struct Session {
     /// Table variables of the running batch (their SQLite temp tables),
     /// dropped when it ends.
     table_vars: Vec<String>,
+    /// The database file, which [`crate::work`] counts the work under.
+    database: String,
 }
 
 impl Session {
@@ -97,6 +99,7 @@ impl Session {
             next_handle: 1,
             denied,
             table_vars: Vec::new(),
+            database: path.to_string_lossy().into_owned(),
         })
     }
 
@@ -548,6 +551,7 @@ impl Session {
         let identity = *kind == Kind::Insert && target.is_some_and(|t| t.identity().is_some());
         if !returns_rows {
             let n = stmt.raw_execute().map_err(merr)?;
+            crate::work::record(&self.database, &stmt);
             if identity && n > 0 {
                 self.vars
                     .scope_identity
@@ -569,6 +573,7 @@ impl Session {
                 collected.push(r);
             }
             drop(rows);
+            crate::work::record(&self.database, &stmt);
             drop(stmt);
             if identity && !collected.is_empty() {
                 self.vars
@@ -704,6 +709,7 @@ impl Session {
             }
         }
         drop(rows);
+        crate::work::record(&self.database, &stmt);
         if identity && count > 0 {
             self.vars
                 .scope_identity
