@@ -161,6 +161,11 @@ impl Default for HeartbeatSection {
 pub struct SyncSection {
     /// Documents changed since the cursor: seconds between polls.
     pub poll_seconds: u64,
+    /// Product cards changed since the cursor (name, VAT, prices edited on
+    /// the card, …): seconds between polls, at least `poll_seconds`. Optima
+    /// has no index on `Twr_TS_Mod`, so each such poll reads all of
+    /// `CDN.Towary`; sales and deliveries do not wait for it.
+    pub product_poll_seconds: u64,
     /// Re-read this many seconds before the cursor (equal timestamps, clock skew).
     pub overlap_seconds: u64,
     pub stock_minutes: u64,
@@ -177,6 +182,7 @@ impl Default for SyncSection {
     fn default() -> Self {
         SyncSection {
             poll_seconds: 2,
+            product_poll_seconds: 10,
             overlap_seconds: 10,
             stock_minutes: 5,
             prices_minutes: 5,

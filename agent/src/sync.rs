@@ -188,7 +188,11 @@ fn parse_cursor(text: &str) -> Option<NaiveDateTime> {
 /// memory: after a restart every cursor counts as just moved, so the first
 /// polls re-read the overlap (what a crash may have left unread).
 #[derive(Debug, Default)]
-pub struct CursorMoves(std::collections::HashMap<&'static str, NaiveDateTime>);
+pub struct CursorMoves(
+    std::collections::HashMap<&'static str, NaiveDateTime>,
+    /// When products were last polled (they are polled less often).
+    Option<std::time::Instant>,
+);
 
 impl CursorMoves {
     /// Stores cursor `name` at `stamp`, moved at the server's `now`.
@@ -210,12 +214,17 @@ impl CursorMoves {
 /// card re-read. Cursors are the newest stamps seen, kept in the store; while
 /// a cursor moved within the last `overlap`, the poll starts `overlap`
 /// earlier (see [`CursorMoves`]), and hashes make the re-read free to send.
+///
+/// Products are polled at most every `product_every`: Optima has no index
+/// on `Twr_TS_Mod`, so that poll reads the whole of `CDN.Towary`, where the
+/// document poll only seeks.
 pub async fn poll_changes(
     sql: &mut SqlClient,
     store: &Store,
     overlap: ChronoDuration,
     moves: &mut CursorMoves,
     price_list_key: optima::PriceListKey,
+    product_every: std::time::Duration,
 ) -> Result<PassReport, SyncError> {
     use std::sync::atomic::Ordering::Relaxed;
     let (statements, rows) = (optima::STATEMENTS.load(Relaxed), optima::ROWS.load(Relaxed));
@@ -228,6 +237,12 @@ pub async fn poll_changes(
             vec![SyncArea::Catalogue, SyncArea::Prices, SyncArea::Stock],
         ),
     ] {
+        if name == PRODUCT_CURSOR {
+            if moves.1.is_some_and(|at| at.elapsed() < product_every) {
+                continue;
+            }
+            moves.1 = Some(std::time::Instant::now());
+        }
         let Some(cursor) = store.cursor(name)?.as_deref().and_then(parse_cursor) else {
             // First run: start from now; the initial full pass covers the past.
             moves.set(store, name, server_now, server_now)?;
@@ -403,6 +418,7 @@ pub async fn run(
                 overlap,
                 &mut cursor_moves,
                 sync.price_list_key,
+                Duration::from_secs(sync.product_poll_seconds),
             );
             result = leased(&store, &holder, poll)
                 .await

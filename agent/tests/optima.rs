@@ -163,8 +163,15 @@ async fn an_idle_office_costs_four_statements_a_poll_once_the_overlap_passed() -
     let mut moves = CursorMoves::default();
     let poll = async |sql: &mut agent::sql::SqlClient, moves: &mut CursorMoves| {
         let statements = optima::STATEMENTS.load(Relaxed);
-        let report =
-            poll_changes(sql, &store, overlap, moves, agent::optima::PriceListKey::Lp).await?;
+        let report = poll_changes(
+            sql,
+            &store,
+            overlap,
+            moves,
+            agent::optima::PriceListKey::Lp,
+            std::time::Duration::ZERO,
+        )
+        .await?;
         anyhow::Ok((report.items, optima::STATEMENTS.load(Relaxed) - statements))
     };
 

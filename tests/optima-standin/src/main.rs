@@ -31,6 +31,10 @@ enum Cmd {
         products: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Settled invoices from years ago added to `TraNag` (headers
+        /// only), to measure the document poll against a company's history.
+        #[arg(long, default_value_t = 0)]
+        history_documents: usize,
     },
     /// Serve the database over TDS until killed.
     Serve {
@@ -108,6 +112,8 @@ enum Cmd {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: logs written to files stay greppable.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -115,10 +121,20 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Seed { db, products, seed } => {
+        Cmd::Seed {
+            db,
+            products,
+            seed,
+            history_documents,
+        } => {
             let report = seed_database(&db, &SeedOptions { products, seed })
                 .with_context(|| format!("seeding {}", db.display()))?;
             println!("{}", serde_json::to_string(&report)?);
+            if history_documents > 0 {
+                let added = optima_standin::seed::add_history_documents(&db, history_documents)
+                    .with_context(|| format!("adding history to {}", db.display()))?;
+                println!("{{\"history_documents\":{added}}}");
+            }
         }
         Cmd::Serve {
             db,
@@ -151,6 +167,7 @@ fn main() -> anyhow::Result<()> {
                 (None, None, false) => None,
                 _ => bail!("--tls-cert and --tls-key go together"),
             };
+            let db_for_work = db.clone();
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
@@ -166,6 +183,25 @@ fn main() -> anyhow::Result<()> {
                 let mut out = std::io::stdout();
                 writeln!(out, "connection: {}", server.ado_connection_string())?;
                 out.flush()?;
+                // The engine's work so far, once a second when it changed,
+                // for benchmarks (`optima_standin::work`).
+                let served = db_for_work.clone();
+                tokio::spawn(async move {
+                    let mut last = optima_standin::work::Work::default();
+                    loop {
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        let now = optima_standin::work::now(&served);
+                        if now != last {
+                            tracing::info!(
+                                statements = now.statements,
+                                full_scan_steps = now.full_scan_steps,
+                                vm_steps = now.vm_steps,
+                                "work"
+                            );
+                            last = now;
+                        }
+                    }
+                });
                 wait_for_signal().await;
                 server.shutdown().await;
                 anyhow::Ok(())

@@ -422,6 +422,82 @@ pub fn seed_database(path: &Path, opts: &SeedOptions) -> Result<SeedReport> {
     Ok(report)
 }
 
+/// Adds `count` settled sales invoices from years ago to `TraNag`, copies
+/// of one seeded FS header under their own numbers (`FS/<n>/2019`, stamped
+/// in 2019), so a benchmark can measure the document poll against a
+/// company's history (a busy office holds a million documents). Headers
+/// only: a poll reads `TraNag`, and lines of documents nobody changes are
+/// never read. Returns how many were added.
+pub fn add_history_documents(path: &Path, count: usize) -> Result<usize> {
+    let conn = db::open(path, Arc::new(Default::default()))?;
+    let template: i64 = conn
+        .query_row(
+            "SELECT TrN_TrNID FROM CDN.TraNag WHERE TrN_TypDokumentu = 302 AND TrN_Bufor = 0 ORDER BY TrN_TrNID LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|_| Error::Other("no settled FS in the seed to copy".into()))?;
+    // Every stored column but the identity; computed ones are not stored.
+    let mut columns: Vec<String> = Vec::new();
+    {
+        let mut info = conn.prepare("PRAGMA CDN.table_xinfo(TraNag)")?;
+        let rows = info.query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, i64>(6)?)))?;
+        for row in rows {
+            let (name, hidden) = row?;
+            if hidden == 0 && name != "TrN_TrNID" {
+                columns.push(name);
+            }
+        }
+    }
+    let overrides: &[(&str, &str)] = &[
+        ("TrN_NumerString", "'FS/@numerS/2019'"),
+        ("TrN_NumerNr", "n.i"),
+        ("TrN_NumerObcy", "''"),
+        ("TrN_ImportRowId", "printf('hist-%012d', n.i)"),
+        (
+            "TrN_DataDok",
+            "datetime('2019-01-01', '+' || (n.i / 3000) || ' days')",
+        ),
+        (
+            "TrN_DataWys",
+            "datetime('2019-01-01', '+' || (n.i / 3000) || ' days')",
+        ),
+        (
+            "TrN_DataOpe",
+            "datetime('2019-01-01', '+' || (n.i / 3000) || ' days')",
+        ),
+        (
+            "TrN_TS_Zal",
+            "datetime('2019-01-01', '+' || (n.i * 10) || ' seconds')",
+        ),
+        (
+            "TrN_TS_Mod",
+            "datetime('2019-01-01', '+' || (n.i * 10) || ' seconds')",
+        ),
+    ];
+    let select: Vec<String> = columns
+        .iter()
+        .map(|c| {
+            overrides
+                .iter()
+                .find(|(name, _)| name == c)
+                .map(|(_, expr)| (*expr).to_owned())
+                .unwrap_or_else(|| format!("t.\"{c}\""))
+        })
+        .collect();
+    let list: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+    let added = conn.execute(
+        &format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1) \
+             INSERT INTO CDN.TraNag ({}) SELECT {} FROM n, CDN.TraNag t WHERE t.TrN_TrNID = ?2",
+            list.join(", "),
+            select.join(", ")
+        ),
+        params![count as i64, template],
+    )?;
+    Ok(added)
+}
+
 /// A price (`CDN.TwrCeny`) of a product in list `numer` (`DfC_Lp`).
 pub fn insert_price(
     conn: &Connection,

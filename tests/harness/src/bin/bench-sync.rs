@@ -58,6 +58,10 @@ struct Args {
     /// Keep the working folder (logs, databases) instead of removing it.
     #[arg(long)]
     keep: bool,
+    /// Settled invoices from years ago added to `TraNag` before the run
+    /// (a company's history: the document poll must not read it).
+    #[arg(long, default_value_t = 0)]
+    history_documents: usize,
 }
 
 /// Seed defaults of the shop stand-in (`--seed-products-from-skus`).
@@ -69,8 +73,11 @@ struct Figures {
     date_utc: String,
     machine: Machine,
     products: usize,
+    /// Documents in `TraNag` (the seed's and the added history).
+    documents: usize,
     settings: BTreeMap<String, Value>,
     seed_erp_seconds: f64,
+    add_history_seconds: f64,
     start_cloud_seconds: f64,
     first_pass: FirstPass,
     idle: Idle,
@@ -124,6 +131,12 @@ struct Idle {
     cursor_polls: usize,
     cursor_poll_statements_median: Option<u64>,
     cursor_poll_rows_median: Option<u64>,
+    /// What the ERP stand-in's engine did per idle poll (SQLite's counters,
+    /// `optima_standin::work`): rows stepped through by whole-table or
+    /// whole-index scans, and virtual-machine steps (all rows read).
+    erp_full_scan_steps_per_poll: Option<f64>,
+    erp_vm_steps_per_poll: Option<f64>,
+    erp_statements_per_poll: Option<f64>,
 }
 
 #[derive(Serialize, Default)]
@@ -289,6 +302,29 @@ fn read_agent_log(path: &Path) -> AgentLog {
 }
 
 /// Records `ingest` applied so far (its `records applied ... records=N` lines).
+/// The ERP stand-in's last logged counters: (statements, full-scan steps,
+/// VM steps).
+fn last_erp_work(erp_log: &Path) -> Option<(u64, u64, u64)> {
+    let text = std::fs::read_to_string(erp_log).ok()?;
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.contains(" work ") || l.ends_with(" work"))?;
+    let field = |name: &str| -> Option<u64> {
+        let at = line.find(&format!("{name}="))? + name.len() + 1;
+        line[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    };
+    Some((
+        field("statements")?,
+        field("full_scan_steps")?,
+        field("vm_steps")?,
+    ))
+}
+
 fn records_applied(functions_log: &Path) -> u64 {
     std::fs::read_to_string(functions_log)
         .unwrap_or_default()
@@ -493,6 +529,16 @@ async fn run(
         figures.seed_erp_seconds,
         seeded.bad_skus.len()
     );
+    let documents_seeded = seeded.documents;
+    if args.history_documents > 0 {
+        println!("adding {} history documents…", args.history_documents);
+        let t = Instant::now();
+        optima_standin::seed::add_history_documents(&db, args.history_documents)
+            .context("adding history documents")?;
+        figures.add_history_seconds = round(t.elapsed().as_secs_f64(), 1);
+        println!("  in {:.1} s", figures.add_history_seconds);
+    }
+    figures.documents = documents_seeded + args.history_documents;
     let erp = OptimaStandin::start(&db, args.products, dir)?;
     let skus = erp.skus().await.context("reading the ERP's SKUs")?;
     println!(
@@ -707,6 +753,10 @@ async fn run(
 
     // 2. Idle: nothing changes.
     println!("sampling the idle agent for {} s…", args.idle_seconds);
+    let erp_log = dir.join("optima-standin.log");
+    // The stand-in logs its counters once a second when they changed.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let work_before = last_erp_work(&erp_log);
     let polls_before = read_agent_log(&agent_log).cursor_polls.len();
     let idle_start = Instant::now();
     let idle_cpu0 = cpu_ticks(agent_pid, false).unwrap_or(0);
@@ -727,6 +777,18 @@ async fn run(
         .into_iter()
         .skip(polls_before)
         .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let erp_per_poll = match (work_before, last_erp_work(&erp_log)) {
+        (Some(before), Some(after)) if !polls.is_empty() => {
+            let n = polls.len() as f64;
+            Some((
+                round((after.1 - before.1) as f64 / n, 1),
+                round((after.2 - before.2) as f64 / n, 1),
+                round((after.0 - before.0) as f64 / n, 1),
+            ))
+        }
+        _ => None,
+    };
     figures.idle = Idle {
         seconds: round(idle_seconds, 1),
         agent_rss_mib: round(mib(median(rss_samples).unwrap_or(0)), 1),
@@ -734,7 +796,17 @@ async fn run(
         cursor_polls: polls.len(),
         cursor_poll_statements_median: median(polls.iter().map(|p| p.0).collect()),
         cursor_poll_rows_median: median(polls.iter().map(|p| p.1).collect()),
+        erp_full_scan_steps_per_poll: erp_per_poll.map(|w| w.0),
+        erp_vm_steps_per_poll: erp_per_poll.map(|w| w.1),
+        erp_statements_per_poll: erp_per_poll.map(|w| w.2),
     };
+    println!(
+        "  ERP engine per idle poll: {:?} statements, {:?} full-scan steps, {:?} VM steps ({} documents in TraNag)",
+        figures.idle.erp_statements_per_poll,
+        figures.idle.erp_full_scan_steps_per_poll,
+        figures.idle.erp_vm_steps_per_poll,
+        figures.documents
+    );
     println!(
         "  agent idle: RSS {:.1} MiB, CPU {:.4} s/s; {} cursor polls, median {:?} statements, {:?} rows",
         figures.idle.agent_rss_mib,
