@@ -16,7 +16,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::orders::{Handled, OrderWriter, Orders};
+use crate::order_intake::{Handled, OrderWriter, Orders};
 use crate::sqs::Transport;
 
 /// Seconds an order command stays invisible after Optima could not take it.

@@ -6,7 +6,6 @@
 //! service account can read; they are wrapped in [`Secret`], whose Debug and
 //! Display never show them.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -34,25 +33,7 @@ pub enum ConfigError {
     },
 }
 
-/// A value that must never be printed.
-#[derive(Clone, Deserialize, PartialEq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use crate::secrets::Secret;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -175,7 +156,7 @@ pub struct SyncSection {
     pub batch_records: usize,
     /// Which `CDN.DefCeny` column `TwC_TwCNumer` refers to: `lp` (the
     /// default, as Comarch's FAQ reads it) or `id`.
-    pub price_list_key: crate::optima::PriceListKey,
+    pub price_list_key: crate::erp_settings::PriceListKey,
 }
 
 impl Default for SyncSection {
@@ -188,7 +169,7 @@ impl Default for SyncSection {
             prices_minutes: 5,
             catalogue_minutes: 1440,
             batch_records: 500,
-            price_list_key: crate::optima::PriceListKey::default(),
+            price_list_key: crate::erp_settings::PriceListKey::default(),
         }
     }
 }
@@ -199,7 +180,7 @@ impl Default for SyncSection {
 pub struct OrdersSection {
     /// RO (a reservation, the default), FS or PA (drafts in the buffer).
     #[serde(default = "default_document")]
-    pub document: crate::optima::orders::DocumentKind,
+    pub document: crate::erp_settings::DocumentKind,
     /// `Mag_Symbol` of the warehouse orders are served from.
     pub warehouse: String,
     /// `Knt_Kod` of the collective customer for private buyers (seed 000's
@@ -235,8 +216,8 @@ fn default_command_visibility() -> u64 {
     60
 }
 
-fn default_document() -> crate::optima::orders::DocumentKind {
-    crate::optima::orders::DocumentKind::Ro
+fn default_document() -> crate::erp_settings::DocumentKind {
+    crate::erp_settings::DocumentKind::Ro
 }
 
 fn default_customer_prefix() -> String {
@@ -248,8 +229,8 @@ fn default_progress_seconds() -> u64 {
 }
 
 impl OrdersSection {
-    pub fn write_settings(&self) -> crate::optima::orders::WriteSettings {
-        crate::optima::orders::WriteSettings {
+    pub fn write_settings(&self) -> crate::erp_settings::WriteSettings {
+        crate::erp_settings::WriteSettings {
             document: self.document,
             warehouse: self.warehouse.clone(),
             collective_customer: self.collective_customer.clone(),
@@ -376,7 +357,8 @@ impl AgentConfig {
             }
             (None, None) => match &raw.sql.password_credential {
                 Some(target) => Some(
-                    read_credential(target).map_err(|p| invalid("sql.password_credential", p))?,
+                    crate::secrets::read_credential(target)
+                        .map_err(|p| invalid("sql.password_credential", p))?,
                 ),
                 None => None,
             },
@@ -473,6 +455,14 @@ impl AgentConfig {
         )
     }
 
+    /// Where the SQL layer connects, from `[sql]`.
+    pub fn sql_target(&self) -> crate::sql::SqlTarget {
+        crate::sql::SqlTarget {
+            ado: self.sql_connection_string(),
+            timeout_seconds: self.sql.connect_timeout_seconds,
+        }
+    }
+
     /// The ADO connection string with the password added, for tiberius only.
     pub fn sql_connection_string(&self) -> Secret {
         match &self.sql_password {
@@ -500,16 +490,6 @@ fn check_queue_url(url: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// A secret from the Windows Credential Manager.
-fn read_credential(target: &str) -> Result<Secret, String> {
-    #[cfg(windows)]
-    return crate::winservice::read_credential(target);
-    #[cfg(not(windows))]
-    Err(format!(
-        "= `{target}`: the Windows Credential Manager exists on Windows only; use OPTIMA_SYNC_SQL__PASSWORD or sql.password_file"
-    ))
 }
 
 fn read_password_file(path: &Path) -> Result<Secret, String> {

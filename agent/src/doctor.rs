@@ -44,7 +44,7 @@ use crate::sql::{self, SqlClient, SqlError};
 use crate::store::Store;
 
 /// Every Optima table the agent reads or writes (the statements are in
-/// `optima.rs` and `optima/orders.rs`; a unit test keeps this list in step
+/// `optima.rs` and `optima/order_document.rs`; a unit test keeps this list in step
 /// with them).
 pub const OPTIMA_TABLES: &[&str] = &[
     "Towary",
@@ -190,7 +190,7 @@ pub async fn sql_checks(config: &AgentConfig) -> Vec<Check> {
             "none configured: set OPTIMA_SYNC_SQL__PASSWORD in the service's environment, or sql.password_file",
         ));
     }
-    let mut client = match sql::connect(config).await {
+    let mut client = match sql::connect(&config.sql_target()).await {
         Ok(client) => {
             checks.push(Check::pass(
                 "SQL Server login",
@@ -634,7 +634,10 @@ mod tests {
 
     #[test]
     fn the_table_list_covers_every_table_the_agent_reads() {
-        let source = concat!(include_str!("optima.rs"), include_str!("optima/orders.rs"));
+        let source = concat!(
+            include_str!("optima.rs"),
+            include_str!("optima/order_document.rs")
+        );
         let mut read: Vec<&str> = source
             .split("CDN.")
             .skip(1)

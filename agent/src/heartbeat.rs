@@ -28,7 +28,7 @@ pub async fn run(
             _ = ticker.tick() => {}
             _ = now.notified() => {}
         }
-        let sql_error = match sql::probe(&config).await {
+        let sql_error = match sql::probe(&config.sql_target()).await {
             Ok(()) => None,
             Err(err) => Some(err.to_string()),
         };

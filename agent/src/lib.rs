@@ -18,7 +18,7 @@
 //! - [`optima`]: every SQL statement run against Optima, and the projection
 //!   of its rows into contract records; `optima::cells` reads a row without
 //!   a panic whatever the column's width, `optima::insert` builds the
-//!   INSERTs that name every NOT NULL column, `optima::orders` writes an
+//!   INSERTs that name every NOT NULL column, `optima::order_document` writes an
 //!   order as one document (and rehearses it) and reads its chain.
 //! - [`sync`]: passes that read Optima and stage what changed (cursor
 //!   polls, interval passes, forced passes).
@@ -35,11 +35,14 @@ pub mod cloud_version;
 pub mod commands;
 pub mod config;
 pub mod doctor;
+pub mod erp_settings;
 pub mod failpoint;
 pub mod heartbeat;
 pub mod optima;
-pub mod orders;
+pub mod order_intake;
+pub mod order_progress;
 pub mod schema_report;
+pub mod secrets;
 pub mod sender;
 pub mod service;
 pub mod sql;
@@ -75,7 +78,7 @@ pub async fn run_until(
         Store::open(&config.store.path)
             .with_context(|| format!("opening the agent state {}", config.store.path.display()))?,
     );
-    sql::warn_if_plaintext(&config);
+    sql::warn_if_plaintext(&config.sql_target());
     let sqs = sqs::Transport::new(&config).await;
     let cancel = CancellationToken::new();
     let outbox_changed = Arc::new(Notify::new());
@@ -110,8 +113,8 @@ pub async fn run_until(
         cancel.clone(),
     ));
     let orders = config.orders.as_ref().map(|section| {
-        orders::Orders::new(
-            orders::SqlOrderWriter::new(config.clone(), section.write_settings()),
+        order_intake::Orders::new(
+            order_intake::SqlOrderWriter::new(config.clone(), section.write_settings()),
             store.clone(),
             config.agent_id.clone(),
             outbox_changed.clone(),
@@ -119,7 +122,7 @@ pub async fn run_until(
     });
     if let (Some(orders), Some(section)) = (&orders, &config.orders) {
         info!(document = section.document.symbol(), warehouse = %section.warehouse, "writing shop orders into Optima");
-        tasks.spawn(orders::follow(
+        tasks.spawn(order_progress::follow(
             orders.clone(),
             std::time::Duration::from_secs(section.progress_seconds),
             cancel.clone(),
@@ -176,14 +179,14 @@ pub async fn rehearse_order(
     config: &AgentConfig,
     order_file: Option<&std::path::Path>,
     sku: Option<String>,
-) -> anyhow::Result<optima::orders::Rehearsal> {
+) -> anyhow::Result<optima::order_document::Rehearsal> {
     let orders = config.orders.as_ref().ok_or_else(|| {
         anyhow::anyhow!(
             "{} has no [orders] section: a rehearsal writes the way the configured writer would",
             config.source.display()
         )
     })?;
-    let mut client = sql::connect(config)
+    let mut client = sql::connect(&config.sql_target())
         .await
         .context("connecting to SQL Server")?;
     let order = match order_file {
@@ -208,10 +211,10 @@ pub async fn rehearse_order(
                     })?
                 }
             };
-            optima::orders::sample_order(&sku, rust_decimal::Decimal::new(12300, 2))
+            optima::order_document::sample_order(&sku, rust_decimal::Decimal::new(12300, 2))
         }
     };
-    Ok(optima::orders::rehearse(&mut client, &order, &orders.write_settings()).await?)
+    Ok(optima::order_document::rehearse(&mut client, &order, &orders.write_settings()).await?)
 }
 
 /// A forced pass from the command line: read, stage, and send it all now.
@@ -225,7 +228,7 @@ pub async fn sync_now(
     use std::io::IsTerminal;
     let store = Store::open(&config.store.path)
         .with_context(|| format!("opening the agent state {}", config.store.path.display()))?;
-    let mut client = sql::connect(config)
+    let mut client = sql::connect(&config.sql_target())
         .await
         .context("connecting to SQL Server")?;
     let bar = if std::io::stderr().is_terminal() {

@@ -133,7 +133,7 @@ fn main() -> ExitCode {
             config,
             schema_report: Some(file),
         } => with_runtime(&config, |config| async move {
-            let mut client = agent::sql::connect(&config).await?;
+            let mut client = agent::sql::connect(&config.sql_target()).await?;
             let (text, problems) = agent::schema_report::report(&mut client).await?;
             std::fs::write(&file, &text)
                 .map_err(|e| anyhow::anyhow!("writing {}: {e}", file.display()))?;

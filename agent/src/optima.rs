@@ -26,39 +26,14 @@ use crate::sql::{SqlClient, SqlError};
 
 pub mod cells;
 pub mod insert;
-pub mod orders;
+pub mod order_document;
 
 use cells::Cells;
 
-/// Which `CDN.DefCeny` column `TwC_TwCNumer` refers to. Comarch's own FAQ
-/// selects `DfC_Lp` as the price number and a connector notes that after a
-/// price level is deleted only `DfC_Lp` still matches (optima-real.md §0.6,
-/// E3/E4); Comarch BI joins on `DfC_DfCId`. They agree until a level is
-/// deleted, so `lp` is the default and `id` is there for a database where
-/// the report says otherwise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PriceListKey {
-    #[default]
-    Lp,
-    Id,
-}
-
-impl PriceListKey {
-    fn column(self) -> &'static str {
-        match self {
-            PriceListKey::Lp => "DfC_Lp",
-            PriceListKey::Id => "DfC_DfCId",
-        }
-    }
-}
+pub use crate::erp_settings::PriceListKey;
 
 /// Largest id list in one statement (SQL Server allows 2,100 parameters).
 pub const IDS_PER_STATEMENT: usize = 500;
-
-/// Per-session settings sent once after connecting.
-pub const SESSION_SETTINGS: &str =
-    "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; SET LOCK_TIMEOUT 5000; SET NOCOUNT ON;";
 
 /// Optima's `datetime` columns hold the office's local time; the office is
 /// in Poland, so they are read as Europe/Warsaw-less naive times and treated

@@ -7,9 +7,13 @@ use tiberius::{Client, Config};
 use tokio::net::TcpStream;
 use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 
-use crate::config::AgentConfig;
+use crate::secrets::Secret;
 
 pub type SqlClient = Client<Compat<TcpStream>>;
+
+/// Per-session settings sent once after connecting.
+pub const SESSION_SETTINGS: &str =
+    "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; SET LOCK_TIMEOUT 5000; SET NOCOUNT ON;";
 
 #[derive(Debug, Error)]
 pub enum SqlError {
@@ -29,13 +33,17 @@ pub enum SqlError {
     Unexpected(String),
 }
 
-/// Opens one connection, within the configured timeout.
-pub async fn connect(config: &AgentConfig) -> Result<SqlClient, SqlError> {
-    connect_ado(
-        config.sql_connection_string().expose(),
-        config.sql.connect_timeout_seconds,
-    )
-    .await
+/// Where and how to connect: the ADO.NET string (password included) and
+/// the time a connection may take.
+#[derive(Debug, Clone)]
+pub struct SqlTarget {
+    pub ado: Secret,
+    pub timeout_seconds: u64,
+}
+
+/// Opens one connection, within the target's timeout.
+pub async fn connect(target: &SqlTarget) -> Result<SqlClient, SqlError> {
+    connect_ado(target.ado.expose(), target.timeout_seconds).await
 }
 
 /// Opens one connection from an ADO.NET string (password included), with the
@@ -53,7 +61,7 @@ pub async fn connect_ado(ado: &str, seconds: u64) -> Result<SqlClient, SqlError>
         tcp.set_nodelay(true).ok();
         let mut client = Client::connect(tds, tcp.compat_write()).await?;
         client
-            .simple_query(crate::optima::SESSION_SETTINGS)
+            .simple_query(SESSION_SETTINGS)
             .await?
             .into_results()
             .await?;
@@ -68,8 +76,8 @@ pub async fn connect_ado(ado: &str, seconds: u64) -> Result<SqlClient, SqlError>
 }
 
 /// Connects and runs `SELECT 1`: the heartbeat's "can I reach the ERP".
-pub async fn probe(config: &AgentConfig) -> Result<(), SqlError> {
-    let mut client = connect(config).await?;
+pub async fn probe(target: &SqlTarget) -> Result<(), SqlError> {
+    let mut client = connect(target).await?;
     client
         .simple_query("SELECT 1")
         .await?
@@ -80,10 +88,10 @@ pub async fn probe(config: &AgentConfig) -> Result<(), SqlError> {
 }
 
 /// Plaintext SQL connections are for loopback tests only; say so once.
-pub fn warn_if_plaintext(config: &AgentConfig) {
-    if config
-        .sql
-        .connection_string
+pub fn warn_if_plaintext(target: &SqlTarget) {
+    if target
+        .ado
+        .expose()
         .to_ascii_lowercase()
         .contains("encrypt=danger_plaintext")
     {

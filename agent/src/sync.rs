@@ -322,7 +322,7 @@ pub async fn run(
     let mut queued_force: Option<contract::ForceSync> = None;
     loop {
         if sql.is_none() {
-            match crate::sql::connect(&config).await {
+            match crate::sql::connect(&config.sql_target()).await {
                 Ok(client) => {
                     if backoff > Duration::from_secs(1) {
                         info!("SQL Server reachable again; syncing");

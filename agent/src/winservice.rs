@@ -10,7 +10,7 @@
 //! the Application event log under the service's name.
 //!
 //! The SQL password may also come from the Windows Credential Manager of
-//! the service's account ([`read_credential`]).
+//! the service's account ([`crate::secrets::read_credential`]).
 
 use std::ffi::{OsStr, OsString};
 use std::os::windows::ffi::OsStrExt;
@@ -31,7 +31,7 @@ use windows_service::service_control_handler::{self, ServiceControlHandlerResult
 use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
 use windows_service::{define_windows_service, service_dispatcher};
 
-use crate::config::{AgentConfig, Secret};
+use crate::config::AgentConfig;
 
 static ARGS: OnceLock<(String, PathBuf)> = OnceLock::new();
 
@@ -402,44 +402,6 @@ pub fn stop(name: &str) -> anyhow::Result<String> {
     service.stop().context("stopping the service")?;
     wait_for_state(&service, ServiceState::Stopped)?;
     Ok(format!("the service `{name}` is stopped"))
-}
-
-/// A generic credential from the Windows Credential Manager of the account
-/// this process runs as (`cmdkey /generic:TARGET /user:sync /pass`).
-pub fn read_credential(target: &str) -> Result<Secret, String> {
-    use windows_sys::Win32::Security::Credentials::{
-        CRED_TYPE_GENERIC, CREDENTIALW, CredFree, CredReadW,
-    };
-    let name = wide(OsStr::new(target));
-    let mut credential: *mut CREDENTIALW = std::ptr::null_mut();
-    // SAFETY: a valid NUL-terminated name and an out pointer; freed with CredFree below.
-    let found = unsafe { CredReadW(name.as_ptr(), CRED_TYPE_GENERIC, 0, &mut credential) };
-    if found == 0 || credential.is_null() {
-        return Err(format!(
-            "= `{target}`: no generic credential of that name in the Credential Manager of the account the agent runs as ({})",
-            std::io::Error::last_os_error()
-        ));
-    }
-    // SAFETY: CredReadW succeeded, so `credential` points to a CREDENTIALW whose
-    // blob holds CredentialBlobSize bytes.
-    let secret = unsafe {
-        let c = &*credential;
-        let bytes = std::slice::from_raw_parts(c.CredentialBlob, c.CredentialBlobSize as usize);
-        let units: Vec<u16> = bytes
-            .chunks_exact(2)
-            .map(|p| u16::from_le_bytes([p[0], p[1]]))
-            .collect();
-        let text = String::from_utf16(&units);
-        CredFree(credential as *const _);
-        text
-    };
-    match secret {
-        Ok(text) if !text.is_empty() => Ok(Secret::new(text)),
-        Ok(_) => Err(format!("= `{target}`: the credential's password is empty")),
-        Err(_) => Err(format!(
-            "= `{target}`: the credential's password is not UTF-16 text"
-        )),
-    }
 }
 
 fn run(command: &mut Command) -> anyhow::Result<()> {

@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use agent::optima::orders::{
+use agent::optima::order_document::{
     DocumentKind, Withdrawal, WriteResult, WriteSettings, document_chains, import_row_id,
     withdraw_order, write_order,
 };
-use agent::orders::progress_of;
+use agent::order_progress::progress_of;
 use agent::sql::connect_ado;
 use agent::store::TrackedOrder;
 use chrono::Utc;
@@ -586,8 +586,8 @@ async fn a_rehearsal_shows_the_document_and_leaves_nothing_behind() -> anyhow::R
         Ok(out)
     };
     let before = counts(&mut sql).await?;
-    let order = agent::optima::orders::sample_order(&sku, Decimal::new(12300, 2));
-    let rehearsal = agent::optima::orders::rehearse(&mut sql, &order, &settings()).await?;
+    let order = agent::optima::order_document::sample_order(&sku, Decimal::new(12300, 2));
+    let rehearsal = agent::optima::order_document::rehearse(&mut sql, &order, &settings()).await?;
     assert!(
         rehearsal.outcome.starts_with("written as RO/"),
         "{}",

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use agent::optima::orders::import_row_id;
+use agent::optima::order_document::import_row_id;
 use anyhow::Context;
 use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::Utc;

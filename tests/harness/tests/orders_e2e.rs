@@ -50,7 +50,7 @@ async fn documents_for(
     number: &str,
     order_id: u64,
 ) -> anyhow::Result<Vec<(i32, String)>> {
-    let key = agent::optima::orders::import_row_id(&format!("sklep:{order_id}"));
+    let key = agent::optima::order_document::import_row_id(&format!("sklep:{order_id}"));
     let mut sql = optima_standin::erp::connect(&erp.ado_with_password()).await?;
     let mut found = Vec::new();
     for (query, value) in [

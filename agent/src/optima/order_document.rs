@@ -10,7 +10,7 @@
 //!
 //! This writes the tables directly, as the reference warns against by
 //! default: docs/OPERATIONS.md ("Orders in Optima") says what a real
-//! deployment must check, and [`crate::orders::OrderWriter`] is the seam
+//! deployment must check, and [`crate::order_intake::OrderWriter`] is the seam
 //! where Optima's XML import or COM API can replace it.
 
 use std::collections::{BTreeMap, HashMap};
@@ -21,65 +21,12 @@ use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 use tiberius::Query;
 
+pub use crate::erp_settings::{DocumentKind, WriteSettings};
+
 use super::cells::Cells;
 use super::insert::Insert;
 use super::{IDS_PER_STATEMENT, fetch, placeholders};
 use crate::sql::{SqlClient, SqlError};
-
-/// Which document a shop order becomes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum DocumentKind {
-    /// Rezerwacja odbiorcy: reserves the goods, realised later into FS/PA + WZ.
-    Ro,
-    /// Faktura sprzedaży draft.
-    Fs,
-    /// Paragon draft.
-    Pa,
-}
-
-impl DocumentKind {
-    pub fn symbol(self) -> &'static str {
-        match self {
-            DocumentKind::Ro => "RO",
-            DocumentKind::Fs => "FS",
-            DocumentKind::Pa => "PA",
-        }
-    }
-
-    /// `DDf_Klasa`/`TrN_TypDokumentu` (E3, E5): RO 308, FS 302, PA 305.
-    pub fn class(self) -> i32 {
-        match self {
-            DocumentKind::Ro => 308,
-            DocumentKind::Fs => 302,
-            DocumentKind::Pa => 305,
-        }
-    }
-}
-
-/// How orders are written, from the agent's `[orders]` configuration.
-#[derive(Debug, Clone)]
-pub struct WriteSettings {
-    pub document: DocumentKind,
-    /// `Mag_Symbol` of the warehouse the goods leave from.
-    pub warehouse: String,
-    /// `Knt_Kod` of the collective customer for private buyers; None creates
-    /// a customer per buyer.
-    pub collective_customer: Option<String>,
-    /// Prefix of the codes of customers the agent creates.
-    pub customer_code_prefix: String,
-    /// Shop payment method id → `FPl_Nazwa`.
-    pub payment_forms: BTreeMap<String, String>,
-    pub default_payment_form: Option<String>,
-    /// Shop shipping method id → the SKU of a service item.
-    pub shipping_services: BTreeMap<String, String>,
-    pub default_shipping_service: Option<String>,
-    /// Shop fee name (e.g. `Pobranie`) → the SKU of a service item.
-    pub fee_services: BTreeMap<String, String>,
-    pub default_fee_service: Option<String>,
-    /// The series for numbering schemes with `@seria`.
-    pub series: Option<String>,
-}
 
 /// What the write did.
 #[derive(Debug, Clone, PartialEq)]

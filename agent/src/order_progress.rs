@@ -1,0 +1,185 @@
+//! The follower: what became of written orders in Optima, reported once per
+//! change of stage (accepted, invoiced, shipped, cancelled) or new tracking
+//! number, through the outbox. It reads each order's document chain every
+//! few seconds ([`crate::optima::order_document::document_chains`]).
+
+use std::time::Duration;
+
+use chrono::Utc;
+use contract::{MAX_BODY_BYTES, OrderProgress, OrderStage, Payload};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::optima::order_document::LinkedDocument;
+use crate::order_intake::{OrderWriter, Orders};
+use crate::store::TrackedOrder;
+
+impl<W: OrderWriter> Orders<W> {
+    /// One round of the follower: reports what changed; returns how many.
+    pub async fn follow_once(&self) -> Result<usize, String> {
+        let open = self.store.open_orders(2_000).map_err(|e| e.to_string())?;
+        if open.is_empty() {
+            return Ok(0);
+        }
+        let roots: Vec<i64> = open.iter().map(|o| o.document_id).collect();
+        let chains = self
+            .writer
+            .lock()
+            .await
+            .chains(&roots)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut reported = 0;
+        for order in &open {
+            let Some(chain) = chains.get(&order.document_id) else {
+                continue;
+            };
+            let Some(progress) = progress_of(order, chain) else {
+                continue;
+            };
+            let summary = format!(
+                "{:?}|{}|{}",
+                progress.stage,
+                progress.tracking_number.as_deref().unwrap_or(""),
+                progress.documents.join(",")
+            );
+            if order.reported.as_deref() == Some(summary.as_str()) {
+                continue;
+            }
+            let is_final = matches!(progress.stage, OrderStage::Cancelled)
+                || (progress.stage == OrderStage::Shipped && progress.tracking_number.is_some());
+            info!(order = %order.key, stage = ?progress.stage, tracking = ?progress.tracking_number, "order progress");
+            let coalesce = format!("order_progress:{}", order.key);
+            self.store
+                .enqueue(
+                    &self.agent_id,
+                    Payload::OrderProgress(progress),
+                    Some(&coalesce),
+                    MAX_BODY_BYTES,
+                    Utc::now(),
+                )
+                .map_err(|e| e.to_string())?;
+            self.store
+                .order_reported(&order.key, &summary, is_final, Utc::now())
+                .map_err(|e| e.to_string())?;
+            reported += 1;
+        }
+        if reported > 0 {
+            self.outbox_changed.notify_one();
+        }
+        Ok(reported)
+    }
+}
+
+const CLASS_FS: i32 = 302;
+const CLASS_PA: i32 = 305;
+const CLASS_WZ: i32 = 306;
+
+/// Where an order stands, from its document and what it was realised into.
+pub fn progress_of(order: &TrackedOrder, chain: &[LinkedDocument]) -> Option<OrderProgress> {
+    let root = chain.iter().find(|d| d.id == order.document_id)?;
+    let live: Vec<&LinkedDocument> = chain.iter().filter(|d| !d.cancelled).collect();
+    let stage = if root.cancelled {
+        OrderStage::Cancelled
+    } else if live.iter().any(|d| d.class == CLASS_WZ) {
+        OrderStage::Shipped
+    } else if live
+        .iter()
+        .any(|d| matches!(d.class, CLASS_FS | CLASS_PA) && !d.in_buffer)
+    {
+        OrderStage::Invoiced
+    } else {
+        OrderStage::Accepted
+    };
+    let tracking_number = live.iter().rev().find_map(|d| d.tracking.clone());
+    Some(OrderProgress {
+        shop: order.shop.clone(),
+        order_id: order.order_id.clone(),
+        stage,
+        tracking_number,
+        documents: chain.iter().map(|d| d.number.clone()).collect(),
+        observed_at: Utc::now(),
+    })
+}
+
+/// Follows written orders until cancelled.
+pub async fn follow<W: OrderWriter>(orders: Orders<W>, every: Duration, cancel: CancellationToken) {
+    let mut delay = every;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        match orders.follow_once().await {
+            Ok(n) => {
+                if n > 0 {
+                    debug!(reported = n, "order progress queued");
+                }
+                delay = every;
+            }
+            Err(err) => {
+                warn!(error = %err, "cannot check order progress; retrying");
+                delay = (delay * 2).min(Duration::from_secs(60));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(id: i64, class: i32, tracking: Option<&str>) -> LinkedDocument {
+        LinkedDocument {
+            id,
+            class,
+            number: format!("D/{id}"),
+            tracking: tracking.map(str::to_owned),
+            carrier: None,
+            cancelled: false,
+            in_buffer: false,
+        }
+    }
+
+    fn tracked() -> TrackedOrder {
+        TrackedOrder {
+            key: "s:1".into(),
+            shop: "s".into(),
+            order_id: "1".into(),
+            document_id: 10,
+            document_number: "RO/1/2026".into(),
+            reported: None,
+        }
+    }
+
+    #[test]
+    fn stages_follow_the_document_chain() {
+        let order = tracked();
+        let ro = doc(10, 308, None);
+        assert_eq!(
+            progress_of(&order, std::slice::from_ref(&ro))
+                .unwrap()
+                .stage,
+            OrderStage::Accepted
+        );
+        let fs = doc(11, CLASS_FS, None);
+        assert_eq!(
+            progress_of(&order, &[ro.clone(), fs.clone()])
+                .unwrap()
+                .stage,
+            OrderStage::Invoiced
+        );
+        let wz = doc(12, CLASS_WZ, Some("PL123"));
+        let shipped = progress_of(&order, &[ro.clone(), fs, wz]).unwrap();
+        assert_eq!(shipped.stage, OrderStage::Shipped);
+        assert_eq!(shipped.tracking_number.as_deref(), Some("PL123"));
+        assert_eq!(shipped.documents, ["D/10", "D/11", "D/12"]);
+        let mut cancelled = ro;
+        cancelled.cancelled = true;
+        assert_eq!(
+            progress_of(&order, &[cancelled]).unwrap().stage,
+            OrderStage::Cancelled
+        );
+        assert!(progress_of(&order, &[doc(99, 308, None)]).is_none());
+    }
+}
