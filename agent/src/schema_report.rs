@@ -6,7 +6,7 @@
 //! NOT NULL columns carry a DEFAULT, trigger names per version).
 //!
 //! What the agent expects is Optima's real schema for those tables
-//! (`tests/optima-standin/schema/optima-tables.json`, taken from
+//! (`agent/schema/optima-tables.json`, taken from
 //! `shared/reference/optima-real-schema.json`), compiled in.
 
 use std::collections::BTreeMap;
@@ -19,7 +19,7 @@ use crate::optima::cells::Cells;
 use crate::sql::{SqlClient, SqlError};
 
 /// Optima's real schema for the tables the agent reads and writes.
-const EXPECTED: &str = include_str!("../../tests/optima-standin/schema/optima-tables.json");
+const EXPECTED: &str = include_str!("../schema/optima-tables.json");
 
 #[derive(Debug, Deserialize)]
 struct ExpectedTable {

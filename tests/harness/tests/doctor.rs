@@ -332,6 +332,41 @@ fn doctor_passes_against_the_stand_in_and_the_emulator_and_names_each_failure() 
         "the password is never printed"
     );
 
+    // The schema report, as an integrator runs it on a client's copy: the
+    // command writes the file, every table the agent relies on is in it
+    // with a verdict per column, and the stand-in (Optima's real schema)
+    // has no problem.
+    let report = s.dir.join("schema-report.txt");
+    let out = Command::new(workspace_bin("agent")?)
+        .args(["doctor", "--config"])
+        .arg(&good)
+        .arg("--schema-report")
+        .arg(&report)
+        .envs(aws_env_for(&endpoint))
+        .env("OPTIMA_SYNC_SQL__PASSWORD", &s.standin.password)
+        .output()
+        .context("running agent doctor --schema-report")?;
+    let all = text(&out);
+    ensure!(out.status.success(), "schema report:\n{all}");
+    ensure!(all.contains("0 problem(s)"), "{all}");
+    let written = std::fs::read_to_string(&report).context("the report file")?;
+    let expected: serde_json::Value =
+        serde_json::from_str(include_str!("../../../agent/schema/optima-tables.json"))?;
+    for table in expected.as_object().context("tables")?.keys() {
+        ensure!(
+            written
+                .lines()
+                .any(|l| l.contains(table.as_str()) && l.contains("OK")),
+            "{table} is not in the report:\n{written}"
+        );
+    }
+    ensure!(
+        written.lines().any(|l| l.contains("TrN_NumerPelny")),
+        "column lines, e.g. the computed TrN_NumerPelny:\n{written}"
+    );
+    ensure!(!written.contains("PROBLEM"), "{written}");
+    ensure!(!written.contains(&s.standin.password));
+
     // A bad password: SQL Server's 18456, and what to check.
     let out = s.doctor(&good, &endpoint, "not-the-password")?;
     let all = text(&out);

@@ -185,7 +185,7 @@ fn create_catalog(conn: &Connection, settings: &crate::settings::DatabaseSetting
             let base = c.ty.sql_name();
             let base = base.split('(').next().unwrap_or("").to_string();
             conn.execute(
-                "INSERT INTO INFORMATION_SCHEMA.COLUMNS VALUES (?1, 'CDN', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO INFORMATION_SCHEMA.COLUMNS VALUES (?1, 'CDN', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 rusqlite::params![
                     DATABASE_NAME,
                     t.name,
@@ -196,6 +196,7 @@ fn create_catalog(conn: &Connection, settings: &crate::settings::DatabaseSetting
                     c.ty.max_chars().map(|n| n as i64).or(if c.ty.is_string() { Some(-1) } else { None }),
                     if let SqlType::Decimal(p, _) = c.ty { Some(p as i64) } else { None },
                     if let SqlType::Decimal(_, s) = c.ty { Some(s as i64) } else { None },
+                    c.default.as_ref().map(|d| d.definition()),
                 ],
             )?;
         }

@@ -9,7 +9,7 @@
 //!   response tokens, TLS inside PRELOGIN.
 //! - [`sql`]: T-SQL → SQLite translation ([`sql::translate`]), result column
 //!   typing ([`sql::infer`]), and per-connection execution ([`sql::session`]).
-//! - [`schema`]: Optima's real tables (from `schema/optima-tables.json`) with
+//! - [`schema`]: Optima's real tables (from `agent/schema/optima-tables.json`) with
 //!   SQL Server types and constraints; the source of the SQLite DDL, the
 //!   T-SQL DDL and COLMETADATA.
 //! - [`types`]: SQL Server types and values, and their conversions.

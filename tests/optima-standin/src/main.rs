@@ -89,11 +89,11 @@ enum Cmd {
         deny_select: Vec<String>,
     },
     /// Vendor the tables the stand-in holds from the full real-schema JSON
-    /// (shared/reference/optima-real-schema.json) into schema/optima-tables.json.
+    /// (shared/reference/optima-real-schema.json) into agent/schema/optima-tables.json.
     ExtractSchema {
         #[arg(long)]
         from: PathBuf,
-        /// Where to write (default: this crate's schema/optima-tables.json).
+        /// Where to write (default: agent/schema/optima-tables.json).
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -264,7 +264,7 @@ fn main() -> anyhow::Result<()> {
             let out = out.unwrap_or_else(|| {
                 PathBuf::from(concat!(
                     env!("CARGO_MANIFEST_DIR"),
-                    "/schema/optima-tables.json"
+                    "/../../agent/schema/optima-tables.json"
                 ))
             });
             std::fs::write(&out, text).with_context(|| format!("writing {}", out.display()))?;

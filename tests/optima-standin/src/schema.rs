@@ -1,5 +1,5 @@
 //! Optima's tables as the stand-in holds them, generated from the real
-//! schema: `schema/optima-tables.json` is the part of
+//! schema: `agent/schema/optima-tables.json` (the agent ships what it expects of Optima) is the part of
 //! `shared/reference/optima-real-schema.json` (an EF Core model scaffolded
 //! from live Optima company databases) that the project needs, vendored by
 //! `optima-standin extract-schema`. Every column with its SQL Server type,
@@ -36,7 +36,7 @@ pub const DATABASE_NAME: &str = "CDN_Firma";
 pub const COMPATIBILITY_LEVEL: i64 = 150;
 
 /// The vendored part of the real schema (same JSON shape as the reference).
-pub const VENDORED_JSON: &str = include_str!("../schema/optima-tables.json");
+pub const VENDORED_JSON: &str = include_str!("../../../agent/schema/optima-tables.json");
 
 /// The tables the stand-in holds (the project reads, writes or imitates them).
 pub const TABLE_NAMES: [&str; 20] = [
@@ -111,7 +111,7 @@ fn raw() -> &'static BTreeMap<String, RawTable> {
         Err(e) => {
             // The embedded file is checked by the tests; this is unreachable
             // in a tested build, and an empty schema fails loudly on use.
-            tracing::error!(error = %e, "schema/optima-tables.json does not parse");
+            tracing::error!(error = %e, "agent/schema/optima-tables.json does not parse");
             BTreeMap::new()
         }
     })
@@ -124,6 +124,17 @@ pub enum ColumnDefault {
     Text(String),
     /// A number; on a datetime column, days after 1900-01-01 (SQL Server's 0).
     Number(String),
+}
+
+impl ColumnDefault {
+    /// The definition as SQL Server's catalogs show it
+    /// (`INFORMATION_SCHEMA.COLUMNS.COLUMN_DEFAULT`): `((0))`, `('')`.
+    pub fn definition(&self) -> String {
+        match self {
+            ColumnDefault::Text(text) => format!("('{}')", text.replace('\'', "''")),
+            ColumnDefault::Number(number) => format!("(({number}))"),
+        }
+    }
 }
 
 /// A computed column: its expression in Optima, and how the stand-in
@@ -567,6 +578,7 @@ fn catalog() -> Vec<Table> {
                 "CHARACTER_MAXIMUM_LENGTH int null",
                 "NUMERIC_PRECISION tinyint null",
                 "NUMERIC_SCALE int null",
+                "COLUMN_DEFAULT nvarchar(4000) null",
             ],
         ),
         table(
@@ -614,17 +626,35 @@ pub fn find_table_by_name(name: &str) -> Option<&'static Table> {
 pub fn column_index() -> &'static HashMap<String, (&'static Table, &'static Column)> {
     static M: OnceLock<HashMap<String, (&'static Table, &'static Column)>> = OnceLock::new();
     M.get_or_init(|| {
-        let mut m = HashMap::new();
+        let mut m: HashMap<String, (&'static Table, &'static Column)> = HashMap::new();
+        // A name that two tables give different types (sys.columns.is_nullable
+        // is a bit, INFORMATION_SCHEMA.COLUMNS.IS_NULLABLE a varchar(3)) says
+        // nothing about the type by itself: left out, so such a column is
+        // typed by its declaration instead.
+        let mut ambiguous = std::collections::HashSet::new();
         for t in tables() {
             for c in &t.columns {
-                m.entry(c.name.to_ascii_lowercase()).or_insert((t, c));
+                let key = c.name.to_ascii_lowercase();
+                match m.get(&key) {
+                    Some((_, seen)) if seen.ty != c.ty => {
+                        ambiguous.insert(key);
+                    }
+                    Some(_) => {}
+                    None => {
+                        m.insert(key, (t, c));
+                    }
+                }
             }
+        }
+        for key in ambiguous {
+            m.remove(&key);
         }
         m
     })
 }
 
-/// Looks up a column by name anywhere in the schema.
+/// Looks up a column by name anywhere in the schema (not a name two tables
+/// type differently).
 pub fn find_column(name: &str) -> Option<(&'static Table, &'static Column)> {
     column_index().get(&name.to_ascii_lowercase()).copied()
 }

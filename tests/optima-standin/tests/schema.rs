@@ -1,4 +1,4 @@
-//! The vendored schema is the real one: `schema/optima-tables.json` equals a
+//! The vendored schema is the real one: `agent/schema/optima-tables.json` equals a
 //! fresh extraction from `../shared/reference/optima-real-schema.json`
 //! (relative to the workspace root) when that file is there.
 
@@ -15,7 +15,7 @@ fn vendored_schema_equals_a_fresh_extraction() {
     let fresh = optima_standin::schema::extract(&full).unwrap();
     assert!(
         fresh == optima_standin::schema::VENDORED_JSON,
-        "schema/optima-tables.json is stale: run `optima-standin extract-schema --from {}`",
+        "agent/schema/optima-tables.json is stale: run `optima-standin extract-schema --from {}`",
         reference.display()
     );
 }
