@@ -43,7 +43,7 @@ use serde_json::Value;
 
 use crate::ContractError;
 use crate::command::{CancelOrder, ForceSync, Ping, Resend};
-use crate::order::{Order, OrderAck, OrderProgress};
+use crate::order::{Order, OrderAck, OrderProgress, RetryOrder};
 use crate::records::{CustomerRecord, Heartbeat, PriceRecord, ProductRecord, StockRecord};
 
 /// The newest version this build reads and writes.
@@ -150,10 +150,11 @@ pub enum Kind {
     Resend,
     Ping,
     CancelOrder,
+    RetryOrder,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Products,
         Kind::Prices,
         Kind::Stock,
@@ -166,6 +167,7 @@ impl Kind {
         Kind::Resend,
         Kind::Ping,
         Kind::CancelOrder,
+        Kind::RetryOrder,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -182,6 +184,7 @@ impl Kind {
             Kind::Resend => "resend",
             Kind::Ping => "ping",
             Kind::CancelOrder => "cancel_order",
+            Kind::RetryOrder => "retry_order",
         }
     }
 
@@ -215,6 +218,7 @@ pub enum Payload {
     Resend(Resend),
     Ping(Ping),
     CancelOrder(CancelOrder),
+    RetryOrder(RetryOrder),
 }
 
 impl Payload {
@@ -232,14 +236,16 @@ impl Payload {
             Payload::Resend(_) => Kind::Resend,
             Payload::Ping(_) => Kind::Ping,
             Payload::CancelOrder(_) => Kind::CancelOrder,
+            Payload::RetryOrder(_) => Kind::RetryOrder,
         }
     }
 
     /// The oldest contract version that carries this payload: version 2
-    /// added order cancellation (the command and its two answers).
+    /// added order cancellation (the command and its two answers) and the
+    /// retry of a parked order.
     pub fn since_version(&self) -> u16 {
         match self {
-            Payload::CancelOrder(_) => 2,
+            Payload::CancelOrder(_) | Payload::RetryOrder(_) => 2,
             Payload::OrderAck(ack) => ack.outcome.since_version(),
             _ => 1,
         }
@@ -297,6 +303,7 @@ impl Payload {
             Kind::Resend => Payload::Resend(de(value)?),
             Kind::Ping => Payload::Ping(de(value)?),
             Kind::CancelOrder => Payload::CancelOrder(de(value)?),
+            Kind::RetryOrder => Payload::RetryOrder(de(value)?),
         })
     }
 }

@@ -160,3 +160,12 @@ pub struct OrderProgress {
     pub documents: Vec<String>,
     pub observed_at: DateTime<Utc>,
 }
+
+/// A person asks to send a parked order to the ERP again (`agent orders
+/// retry`), once what parked it is fixed (the SKU added to Optima, the
+/// payment form mapped, …). Agent → cloud; contract version 2 and later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryOrder {
+    pub shop: String,
+    pub order_id: String,
+}

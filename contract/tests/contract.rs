@@ -158,6 +158,10 @@ fn samples() -> Vec<Payload> {
             order_id: "1042".into(),
             shop_status: "cancelled".into(),
         }),
+        Payload::RetryOrder(RetryOrder {
+            shop: "sklep-glowny".into(),
+            order_id: "1042".into(),
+        }),
     ]
 }
 
