@@ -40,6 +40,7 @@ pub async fn run(
             _ => {}
         }
         sql_was_ok = sql_error.is_none();
+        let rejected = store.rejected().unwrap_or_default();
         let heartbeat = Heartbeat {
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
             agent_clock: Utc::now(),
@@ -49,6 +50,8 @@ pub async fn run(
                 outbox_depth: store.outbox_depth().unwrap_or(0)
                     + store.pending_count().unwrap_or(0),
                 takes_orders: Some(config.orders.is_some()),
+                rejected_records: (rejected.count > 0).then_some(rejected.count),
+                rejected_latest: rejected.latest,
             },
         };
         match store.enqueue(

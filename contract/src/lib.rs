@@ -30,7 +30,8 @@ pub mod records;
 pub mod vat;
 
 pub use body::{
-    MAX_BODY_BYTES, decode_body, encode_body, encode_body_at, encode_envelopes, encode_envelopes_at,
+    MAX_BODY_BYTES, Origin, decode_body, encode_body, encode_body_at, encode_envelopes,
+    encode_envelopes_at, encode_envelopes_from,
 };
 pub use command::{ForceSync, Ping, Resend, SyncArea};
 pub use envelope::{

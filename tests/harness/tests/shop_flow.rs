@@ -359,6 +359,8 @@ fn heartbeat(seq: u64) -> Envelope {
                 sql_error: None,
                 outbox_depth: 0,
                 takes_orders: None,
+                rejected_records: None,
+                rejected_latest: None,
             },
         }),
     )
