@@ -14,7 +14,8 @@
 //!   while no sender has read them: an outage does not replay a history of
 //!   heartbeats. A row handed to the sender (`handed`) is never changed: it
 //!   may be on the wire already, under its number's deduplication id, so a
-//!   newer message takes a new row and number instead.
+//!   newer message takes a new row and number instead (heartbeats excepted:
+//!   losing a replaced one costs nothing).
 //! - `rejected`: staged records that cannot be sent at all (larger than a
 //!   message alone, or no longer readable), set aside with the reason so the
 //!   rest of the kind flows; the heartbeat reports how many and the latest.
@@ -177,10 +178,15 @@ impl Store {
             Some(key) => {
                 // A handed row keeps its body and number but gives up the
                 // key, so this message can take it in a row of its own.
-                tx.execute(
-                    "UPDATE outbox SET coalesce_key = NULL WHERE coalesce_key = ?1 AND handed = 1",
-                    [key],
-                )?;
+                // Heartbeats excepted: a replaced one that is lost costs
+                // nothing (the next follows), while a row per interval of
+                // an SQS outage would replay a history of them.
+                if payload.kind() != contract::Kind::Heartbeat {
+                    tx.execute(
+                        "UPDATE outbox SET coalesce_key = NULL WHERE coalesce_key = ?1 AND handed = 1",
+                        [key],
+                    )?;
+                }
                 tx.query_row(
                     "SELECT seq FROM outbox WHERE coalesce_key = ?1",
                     [key],
@@ -750,6 +756,12 @@ mod tests {
         assert!(
             pending[0].body.contains(r#""outbox_depth":2"#),
             "the newest heartbeat wins"
+        );
+        let during_outage =
+            store.enqueue("a", heartbeat(4), Some("heartbeat"), 250_000, Utc::now())?;
+        assert_eq!(
+            during_outage, first,
+            "one the sender read but could not send yet is replaced too: an outage keeps one"
         );
         store.remove(first[0])?;
         let third = store.enqueue("a", heartbeat(3), Some("heartbeat"), 250_000, Utc::now())?;
