@@ -16,6 +16,9 @@
 //!   may be on the wire already, under its number's deduplication id, so a
 //!   newer message takes a new row and number instead (heartbeats excepted:
 //!   losing a replaced one costs nothing).
+//! - `lane`: the latest heartbeat for its own lane (contract version 2 on),
+//!   one slot, replaced each interval: it takes no sequence number and is
+//!   sent ahead of the data.
 //! - `rejected`: staged records that cannot be sent at all (larger than a
 //!   message alone, or no longer readable), set aside with the reason so the
 //!   rest of the kind flows; the heartbeat reports how many and the latest.
@@ -116,6 +119,7 @@ impl Store {
                  created_at TEXT NOT NULL
              );
              CREATE TABLE IF NOT EXISTS identity (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS lane (name TEXT PRIMARY KEY, body TEXT NOT NULL, version INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS rejected (kind TEXT NOT NULL, key TEXT NOT NULL, reason TEXT NOT NULL, record TEXT NOT NULL, rejected_at TEXT NOT NULL, PRIMARY KEY (kind, key));",
         )?;
         // Files made before the column existed: their rows were never handed.
@@ -274,6 +278,51 @@ impl Store {
         self.conn()?
             .execute("DELETE FROM outbox WHERE seq = ?1", [seq as i64])?;
         Ok(())
+    }
+
+    /// Puts a heartbeat body for its own lane in the one slot, replacing an
+    /// unsent one (a newer heartbeat says everything an older one did).
+    pub fn put_lane_heartbeat(&self, body: &str) -> Result<(), StoreError> {
+        self.conn()?.execute(
+            "INSERT INTO lane (name, body, version) VALUES ('heartbeat', ?1, 1)
+             ON CONFLICT(name) DO UPDATE SET body = excluded.body, version = lane.version + 1",
+            [body],
+        )?;
+        Ok(())
+    }
+
+    /// The heartbeat waiting for its lane, with its version for
+    /// [`Store::remove_lane_heartbeat`].
+    pub fn lane_heartbeat(&self) -> Result<Option<(i64, String)>, StoreError> {
+        Ok(self
+            .conn()?
+            .query_row(
+                "SELECT version, body FROM lane WHERE name = 'heartbeat'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// SQS took the heartbeat of `version`: forget it, unless a newer one
+    /// replaced it meanwhile.
+    pub fn remove_lane_heartbeat(&self, version: i64) -> Result<(), StoreError> {
+        self.conn()?.execute(
+            "DELETE FROM lane WHERE name = 'heartbeat' AND version = ?1",
+            [version],
+        )?;
+        Ok(())
+    }
+
+    /// The last sequence number given to a message (0: none yet), which a
+    /// heartbeat in its own lane carries without taking one.
+    pub fn last_seq(&self) -> Result<u64, StoreError> {
+        let next =
+            self.conn()?
+                .query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |r| {
+                    r.get::<_, i64>(0)
+                })?;
+        Ok((next as u64).saturating_sub(1))
     }
 
     pub fn outbox_depth(&self) -> Result<u64, StoreError> {
@@ -768,6 +817,28 @@ mod tests {
         assert!(
             third[0] > first[0],
             "once sent, the next heartbeat gets a new number"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_lane_heartbeat_takes_no_number_and_a_newer_one_replaces_it() -> Result<(), StoreError> {
+        let (_dir, store) = temp_store()?;
+        let ping = || Payload::Ping(Ping { nonce: "x".into() });
+        store.enqueue("a", ping(), None, 250_000, Utc::now())?;
+        store.put_lane_heartbeat("one")?;
+        let (sending, _) = store.lane_heartbeat()?.unwrap_or_default();
+        store.put_lane_heartbeat("two")?;
+        store.remove_lane_heartbeat(sending)?;
+        assert_eq!(
+            store.lane_heartbeat()?.map(|(_, body)| body).as_deref(),
+            Some("two"),
+            "the newer one, put while the older was on the wire, stays"
+        );
+        assert_eq!(store.last_seq()?, 1, "no number taken");
+        assert_eq!(
+            store.enqueue("a", ping(), None, 250_000, Utc::now())?,
+            vec![2]
         );
         Ok(())
     }

@@ -53,7 +53,22 @@ use crate::order::{Order, OrderAck, OrderProgress};
 use crate::records::{CustomerRecord, Heartbeat, PriceRecord, ProductRecord, StockRecord};
 
 /// The newest version this build reads and writes.
-pub const SCHEMA_VERSION: u16 = 1;
+///
+/// - 1: the first.
+/// - 2: a heartbeat travels in its own lane (FIFO message group
+///   [`heartbeat_group`]), so it never waits behind the agent's data, and
+///   its `seq` is the last data sequence number sent, which it does not
+///   consume (see [`Envelope::in_heartbeat_lane`]). The payload forms are
+///   unchanged, so [`Versions::encode_at`] converts nothing.
+pub const SCHEMA_VERSION: u16 = 2;
+/// The first version in which heartbeats have their own lane.
+pub const HEARTBEAT_LANE_SINCE: u16 = 2;
+
+/// The FIFO message group of an agent's heartbeats from version
+/// [`HEARTBEAT_LANE_SINCE`] on (its data travels in the group `agent_id`).
+pub fn heartbeat_group(agent_id: &str) -> String {
+    format!("{agent_id}:heartbeat")
+}
 /// The oldest version this build still reads and writes (one step back, for
 /// upgrades).
 pub const MIN_SCHEMA_VERSION: u16 = 1;
@@ -327,6 +342,13 @@ impl Envelope {
 
     pub fn kind(&self) -> Kind {
         self.payload.kind()
+    }
+
+    /// A heartbeat in its own lane (version [`HEARTBEAT_LANE_SINCE`] on):
+    /// its `seq` is the last data sequence number, not one of its own, so
+    /// the reader orders it by that and does not count it in the sequence.
+    pub fn in_heartbeat_lane(&self) -> bool {
+        self.kind() == Kind::Heartbeat && self.version >= HEARTBEAT_LANE_SINCE
     }
 
     /// The highest version the sender of this (decoded) envelope reads.

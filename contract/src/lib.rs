@@ -35,8 +35,8 @@ pub use body::{
 };
 pub use command::{ForceSync, Ping, Resend, SyncArea};
 pub use envelope::{
-    Envelope, Kind, MIN_SCHEMA_VERSION, Payload, SCHEMA_VERSION, THIS_BUILD, Versions,
-    decode_envelope, is_supported,
+    Envelope, HEARTBEAT_LANE_SINCE, Kind, MIN_SCHEMA_VERSION, Payload, SCHEMA_VERSION, THIS_BUILD,
+    Versions, decode_envelope, heartbeat_group, is_supported,
 };
 pub use error::ContractError;
 pub use order::{

@@ -138,6 +138,16 @@ impl Ingest {
     async fn apply(&self, envelope: Envelope) -> Result<(), StateError> {
         let agent = envelope.agent_id.as_str();
         let incarnation = envelope.incarnation.as_deref();
+        if envelope.in_heartbeat_lane() {
+            // Its own lane: not counted in the sequence, ordered by the last
+            // data sequence number it carries.
+            let generation = self.sequences.generation(agent, incarnation).await?;
+            let version = SeqVersion {
+                generation,
+                seq: envelope.seq,
+            };
+            return self.apply_payload(&envelope, version).await;
+        }
         let position = self
             .sequences
             .check(agent, incarnation, envelope.seq)
@@ -175,30 +185,66 @@ impl Ingest {
                 to_seq: to,
             }),
         );
+        // At the version every agent of the stack reads.
         let body =
-            crate::agent_versions::command_body(self.state.client(), self.state.name(), &envelope);
-        let body = match body.await {
+            crate::agent_versions::command_body(self.state.client(), self.state.name(), &envelope)
+                .await;
+        let life = incarnation.map(|i| format!("{i}-")).unwrap_or_default();
+        let dedup = format!("resend-{agent}-{life}{from}-{to}");
+        // On failure the next gap check asks again; the periodic passes heal anyway.
+        self.send_command(agent, body, dedup, "a resend").await;
+    }
+
+    /// Tells an agent that writes heartbeats in the data lane although it
+    /// reads the version with their own lane what the cloud reads: any
+    /// command does (the agent learns versions only from commands). A ping,
+    /// at most every five minutes per agent, at the version its heartbeat
+    /// says it reads; it answers with a heartbeat.
+    async fn announce_versions(&self, agent: &str, agent_max: u16, received_at: DateTime<Utc>) {
+        let envelope = Envelope::new(
+            "cloud",
+            0,
+            Utc::now(),
+            Payload::Ping(contract::Ping {
+                nonce: "versions".into(),
+            }),
+        );
+        let body = contract::THIS_BUILD
+            .write_version(Some(agent_max))
+            .and_then(|version| contract::encode_body_at(&envelope, version))
+            .map_err(StateError::from);
+        let dedup = format!("versions-{agent}-{}", received_at.timestamp() / 300);
+        self.send_command(agent, body, dedup, "a ping").await;
+    }
+
+    /// Sends a command to one agent's group of the commands queue; a
+    /// failure is logged (the callers ask again later).
+    async fn send_command(
+        &self,
+        agent: &str,
+        body: Result<String, StateError>,
+        dedup: String,
+        what: &str,
+    ) {
+        let body = match body {
             Ok(body) => body,
             Err(err) => {
-                // Refused (an agent too old for this build) or the table
-                // unreadable: the next gap check asks again.
-                warn!(error = %err, "could not ask for a resend");
+                // Refused (an agent too old for this build) or the table unreadable.
+                warn!(error = %err, "could not send {what}");
                 return;
             }
         };
-        let life = incarnation.map(|i| format!("{i}-")).unwrap_or_default();
         let sent = self
             .sqs
             .send_message()
             .queue_url(&self.commands_queue_url)
             .message_body(body)
             .message_group_id(format!("agent-{agent}"))
-            .message_deduplication_id(format!("resend-{agent}-{life}{from}-{to}"))
+            .message_deduplication_id(dedup)
             .send()
             .await;
         if let Err(err) = sent {
-            // The next gap check asks again; the periodic passes heal anyway.
-            warn!(error = %describe_error(&err), "could not ask for a resend");
+            warn!(error = %describe_error(&err), "could not send {what}");
         }
     }
 
@@ -394,9 +440,20 @@ impl Ingest {
                         received_at,
                     })
                     .await?;
+                if !envelope.in_heartbeat_lane()
+                    && envelope.sender_max_version() >= contract::HEARTBEAT_LANE_SINCE
+                {
+                    self.announce_versions(
+                        &envelope.agent_id,
+                        envelope.sender_max_version(),
+                        received_at,
+                    )
+                    .await;
+                }
                 info!(
                     agent = %envelope.agent_id,
                     seq = envelope.seq,
+                    lane = envelope.in_heartbeat_lane(),
                     stored,
                     skew_ms = (heartbeat.agent_clock - received_at).num_milliseconds(),
                     "heartbeat"

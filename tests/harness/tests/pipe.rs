@@ -5,7 +5,10 @@
 //! - an agent whose clock stepped back an hour still gets its stock,
 //!   heartbeats and order progress recorded (order is by sequence);
 //! - a SKU whose stored item no longer reads is parked with the reason,
-//!   and the rest of the batch lands.
+//!   and the rest of the batch lands;
+//! - a heartbeat in its own lane (contract version 2) is recorded while the
+//!   agent's data is still queued, and takes no data sequence number; a
+//!   real agent moves its heartbeats there once the cloud tells it.
 
 use std::time::Duration;
 
@@ -424,5 +427,106 @@ async fn an_unreadable_stored_sku_is_parked_and_the_rest_of_the_batch_lands() ->
     );
     let agent = pipe.agent_status("biuro").await?;
     assert_eq!(agent["outbox_depth"], 4, "the group goes on: {agent}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_in_its_own_lane_is_recorded_ahead_of_a_data_backlog() -> anyhow::Result<()> {
+    let pipe = Pipe::start("lane", &["X-1"]).await?;
+    let t0 = Utc::now();
+    pipe.deliver(&[
+        from("eeee", 1, t0, product("X-1")),
+        from("eeee", 2, t0, price("X-1")),
+        from("eeee", 3, t0, stock(&["X-1"], 7, t0)),
+    ])
+    .await?;
+    // The agent has sent up to seq 40; 4..=40 still wait in its data group
+    // (a first full pass of a large catalogue). Its heartbeat does not.
+    let mut lane = from("eeee", 40, t0, heartbeat(t0, 37));
+    lane.version = contract::HEARTBEAT_LANE_SINCE;
+    assert!(lane.in_heartbeat_lane());
+    pipe.deliver(&[lane]).await?;
+    let agent = pipe.agent_status("biuro").await?;
+    assert_eq!(agent["outbox_depth"], 37, "recorded at once: {agent}");
+    // The backlog follows, in order: the heartbeat took no number.
+    pipe.deliver(&[from("eeee", 4, t0, stock(&["X-1"], 5, t0))])
+        .await?;
+    assert_eq!(
+        pipe.stock_of("X-1").await?,
+        [Decimal::from(5)],
+        "seq 4 is the next, not already seen"
+    );
+    assert!(
+        pipe.resends().await?.is_empty(),
+        "no gap was seen, nothing to resend"
+    );
+    Ok(())
+}
+
+const DEAD_SQL: &str = "server=tcp:127.0.0.1,1;database=CDN_Firma;user=sa;encrypt=DANGER_PLAINTEXT";
+
+/// A real agent starts at version 1 (heartbeats in the data lane, each
+/// taking a number), is told by the cloud that it reads version 2, and
+/// from then on its heartbeats travel in their own lane: still recorded,
+/// no longer taking numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_agent_moves_its_heartbeats_to_their_lane_once_told() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cloud = LocalCloud::start(dir.path(), "lane-e2e")?;
+    let config = dir.path().join("agent.toml");
+    cloud.write_agent_config(&config, "biuro-9", DEAD_SQL, 1)?;
+    let mut agent = harness::cloud::start_agent(
+        &config,
+        &cloud.emulator.endpoint(),
+        &dir.path().join("agent.log"),
+        &[],
+    )?;
+    agent
+        .wait_for_log(
+            &format!(
+                "the cloud reads contract versions up to {}",
+                contract::SCHEMA_VERSION
+            ),
+            Duration::from_secs(60),
+        )
+        .with_context(|| harness::process::tail(&agent.log_text()))?;
+    let agent_status = || async {
+        let status = cloud.status().await?;
+        let agent = status["agents"]
+            .as_array()
+            .and_then(|agents| agents.iter().find(|a| a["agent_id"] == "biuro-9"))
+            .cloned();
+        Ok::<_, anyhow::Error>(agent)
+    };
+    // Heartbeats keep arriving (each second) while the sequence stands still.
+    let first = wait_for(
+        "a heartbeat after the switch",
+        Duration::from_secs(30),
+        || async { agent_status().await },
+    )
+    .await?;
+    let mut last = (first["last_seen"].clone(), first["last_seq"].clone());
+    let mut newer_with_same_seq = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while newer_with_same_seq < 2 {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "heartbeats kept taking numbers (last {last:?}):\n{}",
+            harness::process::tail(&agent.log_text())
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let Some(now) = agent_status().await? else {
+            continue;
+        };
+        let seen = (now["last_seen"].clone(), now["last_seq"].clone());
+        if seen.0 != last.0 {
+            newer_with_same_seq = if seen.1 == last.1 {
+                newer_with_same_seq + 1
+            } else {
+                0
+            };
+            last = seen;
+        }
+    }
     Ok(())
 }
