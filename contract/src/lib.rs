@@ -1,8 +1,9 @@
 //! The wire contract between the on-prem agent and the cloud functions.
 //!
 //! Everything that crosses SQS is an [`Envelope`]: a schema version, the
-//! message kind, the sending agent, a per-agent sequence number that only
-//! grows, the time it was sent, and one [`Payload`]. The agent sends ERP
+//! message kind, the sending agent, the incarnation of its state file and a
+//! sequence number that only grows within it, the time it was sent, and
+//! one [`Payload`]. The agent sends ERP
 //! facts (products, prices, stock, customers, order acknowledgements and
 //! progress, heartbeats) to the events queue; the cloud sends commands
 //! (create an order, force a sync, resend a range, ping) to the commands
