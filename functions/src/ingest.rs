@@ -190,7 +190,7 @@ impl Ingest {
             crate::agent_versions::command_body(self.state.client(), self.state.name(), &envelope)
                 .await;
         let life = incarnation.map(|i| format!("{i}-")).unwrap_or_default();
-        let dedup = format!("resend-{agent}-{life}{from}-{to}");
+        let dedup = fitting_dedup_id(format!("resend-{agent}-{life}{from}-{to}"));
         // On failure the next gap check asks again; the periodic passes heal anyway.
         self.send_command(agent, body, dedup, "a resend").await;
     }
@@ -624,8 +624,40 @@ fn records_by_sku(
     by_sku
 }
 
+/// SQS takes deduplication ids of at most 128 characters: a longer one
+/// (a 64-character agent id with an incarnation and two large numbers) is
+/// replaced by its SHA-256, which keeps it as unique.
+fn fitting_dedup_id(id: String) -> String {
+    use sha2::{Digest, Sha256};
+    if id.len() <= 128 {
+        return id;
+    }
+    hex::encode(Sha256::digest(id.as_bytes()))
+}
+
 fn failure(message_id: &str) -> BatchItemFailure {
     let mut failure = BatchItemFailure::default();
     failure.item_identifier = message_id.to_owned();
     failure
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fitting_dedup_id;
+
+    #[test]
+    fn a_deduplication_id_always_fits_sqs() {
+        let short = "resend-biuro-1-5".to_owned();
+        assert_eq!(fitting_dedup_id(short.clone()), short);
+        let agent = "a".repeat(64);
+        let long = format!(
+            "resend-{agent}-{}-{}-{}",
+            "f".repeat(32),
+            u64::MAX,
+            u64::MAX
+        );
+        let fitted = fitting_dedup_id(long.clone());
+        assert!(fitted.len() <= 128);
+        assert_ne!(fitted, fitting_dedup_id(long.replace("-1", "-2")));
+    }
 }
