@@ -608,10 +608,14 @@ impl Store {
             })
         };
         let mut records = Vec::with_capacity(rows.len());
+        let mut set_aside = std::collections::HashSet::new();
         for (key, text) in &rows {
             match kind.decode_one(text) {
                 Ok(one) => records.push((key.as_str(), one)),
-                Err(reason) => reject(&tx, kind, key, text, &reason, now)?,
+                Err(reason) => {
+                    reject(&tx, kind, key, text, &reason, now)?;
+                    set_aside.insert(key.as_str());
+                }
             }
         }
         let mut next = tx.query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |r| {
@@ -636,6 +640,7 @@ impl Store {
                                 .map(|(_, t)| t.as_str())
                                 .unwrap_or_default();
                             reject(&tx, kind, key, text, &err.to_string(), now)?;
+                            set_aside.insert(key);
                         }
                     }
                 }
@@ -659,6 +664,13 @@ impl Store {
                 "DELETE FROM pending WHERE kind = ?1 AND key = ?2",
                 params![kind.as_str(), key],
             )?;
+            if !set_aside.contains(key.as_str()) {
+                // Sent now: no longer a rejected record.
+                tx.execute(
+                    "DELETE FROM rejected WHERE kind = ?1 AND key = ?2",
+                    params![kind.as_str(), key],
+                )?;
+            }
         }
         // Only numbers of rows written are used up: none is skipped.
         let next = seqs.last().map_or(first, |last| last + 1);
@@ -1009,6 +1021,21 @@ mod tests {
         assert!(
             latest.contains("BROKEN|MAG") && latest.contains("cannot be read"),
             "{latest}"
+        );
+
+        // NAME is shortened in the ERP: sent, and no longer listed.
+        store.remove(stock_batch[0])?;
+        store.stage(
+            RecordKind::Products,
+            &[product("NAME", 10, 10)],
+            false,
+            Utc::now(),
+        )?;
+        assert_eq!(store.form_batch("a", 1000, 250_000, Utc::now())?.len(), 1);
+        assert_eq!(
+            store.rejected()?.count,
+            1,
+            "only the unreadable one is left"
         );
         Ok(())
     }
