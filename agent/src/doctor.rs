@@ -496,6 +496,8 @@ async fn send_check(
             sql_error: (!sql_ok).then(|| "agent doctor: SQL Server checks failed".to_owned()),
             outbox_depth: store.outbox_depth().unwrap_or(0) + store.pending_count().unwrap_or(0),
             takes_orders: None,
+            rejected_records: None,
+            rejected_latest: None,
         },
     };
     if let Err(err) = store.enqueue(

@@ -1,9 +1,15 @@
 //! The periodic sign of life: version, clock, and what the agent can reach.
+//!
+//! Once the cloud reads contract version 2 a heartbeat travels in its own
+//! lane (see `contract::HEARTBEAT_LANE_SINCE`; the sender sends it ahead of
+//! the data), so a backlog of data never makes a working agent look silent;
+//! before that it goes through the outbox in the data lane, as version 1
+//! wants.
 
 use std::sync::Arc;
 
 use chrono::Utc;
-use contract::{AgentHealth, Heartbeat, MAX_BODY_BYTES, Payload};
+use contract::{AgentHealth, Envelope, HEARTBEAT_LANE_SINCE, Heartbeat, MAX_BODY_BYTES, Payload};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
@@ -40,6 +46,7 @@ pub async fn run(
             _ => {}
         }
         sql_was_ok = sql_error.is_none();
+        let rejected = store.rejected().unwrap_or_default();
         let heartbeat = Heartbeat {
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
             agent_clock: Utc::now(),
@@ -49,8 +56,21 @@ pub async fn run(
                 outbox_depth: store.outbox_depth().unwrap_or(0)
                     + store.pending_count().unwrap_or(0),
                 takes_orders: Some(config.orders.is_some()),
+                rejected_records: (rejected.count > 0).then_some(rejected.count),
+                rejected_latest: rejected.latest,
             },
         };
+        let version = crate::cloud_version::write_version();
+        if version >= HEARTBEAT_LANE_SINCE {
+            match put_in_lane(&store, &config.agent_id, heartbeat, version) {
+                Ok(()) => {
+                    debug!("heartbeat queued for its lane");
+                    outbox_changed.notify_one();
+                }
+                Err(err) => error!(error = %err, "cannot queue the heartbeat"),
+            }
+            continue;
+        }
         match store.enqueue(
             &config.agent_id,
             Payload::Heartbeat(heartbeat),
@@ -65,4 +85,21 @@ pub async fn run(
             Err(err) => error!(error = %err, "cannot queue the heartbeat"),
         }
     }
+}
+
+/// A heartbeat for its own lane: numbered by the last data sequence number
+/// (it takes none of its own), in the state's incarnation; the sender sends
+/// it ahead of the data.
+fn put_in_lane(
+    store: &Store,
+    agent_id: &str,
+    heartbeat: Heartbeat,
+    version: u16,
+) -> Result<(), String> {
+    let seq = store.last_seq().map_err(|e| e.to_string())?;
+    let mut envelope = Envelope::new(agent_id, seq, Utc::now(), Payload::Heartbeat(heartbeat))
+        .with_incarnation(Some(store.incarnation()));
+    envelope.version = version;
+    let body = contract::encode_body_at(&envelope, version).map_err(|e| e.to_string())?;
+    store.put_lane_heartbeat(&body).map_err(|e| e.to_string())
 }

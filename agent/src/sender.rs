@@ -1,4 +1,5 @@
-//! Drains the outbox to SQS, oldest first. When SQS cannot be reached the
+//! Drains the outbox to SQS, oldest first, with the heartbeat waiting for
+//! its own lane (if any) ahead of the data. When SQS cannot be reached the
 //! outbox grows, the agent warns (loudly past a threshold) and retries with
 //! exponential back-off; it drains in order once SQS answers again.
 
@@ -47,6 +48,21 @@ pub fn refill_outbox(
     )
 }
 
+/// Sends the heartbeat waiting for its own lane, if any; returns whether
+/// there was one.
+async fn send_lane_heartbeat(transport: &Transport, store: &Store) -> Result<bool, String> {
+    let Some((version, body)) = store.lane_heartbeat().map_err(|e| e.to_string())? else {
+        return Ok(false);
+    };
+    transport.send_heartbeat(&body).await?;
+    debug!(bytes = body.len(), "heartbeat sent in its lane");
+    if let Err(err) = store.remove_lane_heartbeat(version) {
+        // Sent again with the next round: a second copy of a heartbeat is harmless.
+        error!(error = %err, "cannot forget a sent heartbeat");
+    }
+    Ok(true)
+}
+
 /// Sends what is in the outbox until it is empty; returns how many messages
 /// were sent, or the first error.
 pub async fn drain_once(
@@ -54,7 +70,7 @@ pub async fn drain_once(
     store: &Store,
     batching: &Batching,
 ) -> Result<usize, String> {
-    let mut sent = 0;
+    let mut sent = usize::from(send_lane_heartbeat(transport, store).await?);
     loop {
         refill_outbox(store, batching).map_err(|e| e.to_string())?;
         let pending = store.pending(10).map_err(|e| e.to_string())?;
@@ -105,7 +121,15 @@ pub async fn run(
                 Vec::new()
             }
         };
-        if pending.is_empty() {
+        let mut failed = None;
+        let heartbeat_sent = match send_lane_heartbeat(&transport, &store).await {
+            Ok(sent) => sent,
+            Err(err) => {
+                failed = Some(err);
+                true
+            }
+        };
+        if pending.is_empty() && !heartbeat_sent {
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = outbox_changed.notified() => {}
@@ -113,11 +137,12 @@ pub async fn run(
             }
             continue;
         }
-        let mut failed = None;
-        for entry in &pending {
-            if let Err(err) = send_and_forget(&transport, &store, entry).await {
-                failed = Some(err);
-                break;
+        if failed.is_none() {
+            for entry in &pending {
+                if let Err(err) = send_and_forget(&transport, &store, entry).await {
+                    failed = Some(err);
+                    break;
+                }
             }
         }
         match failed {

@@ -73,6 +73,26 @@ impl Transport {
 }
 
 impl Transport {
+    /// Sends a heartbeat in its own lane (contract version 2 on): its own
+    /// FIFO group, so it never waits behind the agent's data, and a unique
+    /// deduplication id (it takes no sequence number of its own).
+    pub async fn send_heartbeat(&self, body: &str) -> Result<(), String> {
+        self.client
+            .send_message()
+            .queue_url(&self.events_queue_url)
+            .message_body(body)
+            .message_group_id(contract::heartbeat_group(&self.agent_id))
+            .message_deduplication_id(format!(
+                "{}-hb-{}",
+                self.agent_id,
+                uuid::Uuid::new_v4().simple()
+            ))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| describe(&err))
+    }
+
     /// The SQS client, for `agent doctor`'s probes.
     pub fn client(&self) -> &aws_sdk_sqs::Client {
         &self.client

@@ -1,13 +1,27 @@
 //! The agent's local state: one SQLite file (WAL, full fsync on commit).
 //!
 //! - `meta`: the next sequence number.
+//! - `identity`: the incarnation, a random id made when this file is
+//!   created. Sequence numbers count within it, and every envelope carries
+//!   it, so after the file is deleted or the agent reinstalled the cloud
+//!   hears the new life from seq 1 instead of dropping it as already seen.
 //! - `outbox`: encoded message bodies waiting for SQS to confirm them,
 //!   oldest first. A body is written here, with its sequence number, in the
 //!   same transaction that allocates the number, before any send; it leaves
 //!   only after SQS confirmed it. So a crash at any point loses nothing and
 //!   re-sends at most what was in flight.
 //! - Rows with a `coalesce_key` (e.g. the heartbeat) are replaced in place
-//!   while unsent: an outage does not replay a history of heartbeats.
+//!   while no sender has read them: an outage does not replay a history of
+//!   heartbeats. A row handed to the sender (`handed`) is never changed: it
+//!   may be on the wire already, under its number's deduplication id, so a
+//!   newer message takes a new row and number instead (heartbeats excepted:
+//!   losing a replaced one costs nothing).
+//! - `lane`: the latest heartbeat for its own lane (contract version 2 on),
+//!   one slot, replaced each interval: it takes no sequence number and is
+//!   sent ahead of the data.
+//! - `rejected`: staged records that cannot be sent at all (larger than a
+//!   message alone, or no longer readable), set aside with the reason so the
+//!   rest of the kind flows; the heartbeat reports how many and the latest.
 //! - `hashes`: per record key, the hash of what was last staged: only a
 //!   record whose hash changed is staged again.
 //! - `pending`: staged records, one row per key, newest wins; the sender
@@ -23,10 +37,11 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
-use contract::{ContractError, Payload, encode_envelopes_at};
+use contract::{ContractError, Origin, Payload, encode_envelopes_from};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
+use tracing::error;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -40,6 +55,11 @@ pub enum StoreError {
     Poisoned,
 }
 
+/// Descriptions longer than this are cut when staged: the cloud does not use
+/// them, and an HTML description with inline images alone can pass a
+/// message's size limit (which would hold up every batch of its kind).
+pub const MAX_DESCRIPTION_BYTES: usize = 4 * 1024;
+
 /// One message waiting to be sent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxEntry {
@@ -50,6 +70,15 @@ pub struct OutboxEntry {
 
 pub struct Store {
     conn: Mutex<Connection>,
+    incarnation: String,
+}
+
+/// Staged records set aside because they cannot be sent, for the heartbeat.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rejected {
+    pub count: u64,
+    /// `<kind> <key>: <reason>` of the latest one.
+    pub latest: Option<String>,
 }
 
 /// The oldest staged records of a kind: read through `pending_by_age`, so
@@ -88,11 +117,45 @@ impl Store {
                  coalesce_key TEXT UNIQUE,
                  body TEXT NOT NULL,
                  created_at TEXT NOT NULL
-             );",
+             );
+             CREATE TABLE IF NOT EXISTS identity (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS lane (name TEXT PRIMARY KEY, body TEXT NOT NULL, version INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS rejected (kind TEXT NOT NULL, key TEXT NOT NULL, reason TEXT NOT NULL, record TEXT NOT NULL, rejected_at TEXT NOT NULL, PRIMARY KEY (kind, key));",
+        )?;
+        // Files made before the column existed: their rows were never handed.
+        let has_handed = conn
+            .prepare("SELECT 1 FROM pragma_table_info('outbox') WHERE name = 'handed'")?
+            .exists([])?;
+        if !has_handed {
+            conn.execute_batch("ALTER TABLE outbox ADD COLUMN handed INTEGER NOT NULL DEFAULT 0")?;
+        }
+        // A file made before incarnations existed gets one now: the cloud
+        // hears it as a new life and asks for a full resend once.
+        conn.execute(
+            "INSERT OR IGNORE INTO identity (key, value) VALUES ('incarnation', ?1)",
+            [uuid::Uuid::new_v4().simple().to_string()],
+        )?;
+        let incarnation = conn.query_row(
+            "SELECT value FROM identity WHERE key = 'incarnation'",
+            [],
+            |r| r.get(0),
         )?;
         Ok(Store {
             conn: Mutex::new(conn),
+            incarnation,
         })
+    }
+
+    /// The life of this state file that sequence numbers count in.
+    pub fn incarnation(&self) -> &str {
+        &self.incarnation
+    }
+
+    fn origin<'a>(&'a self, agent_id: &'a str) -> Origin<'a> {
+        Origin {
+            agent_id,
+            incarnation: Some(&self.incarnation),
+        }
     }
 
     fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
@@ -100,8 +163,10 @@ impl Store {
     }
 
     /// Encodes `payload` (split to fit SQS), numbers and stores it; returns
-    /// the sequence numbers. With a `coalesce_key`, an unsent message with
-    /// the same key is replaced in place and keeps its number.
+    /// the sequence numbers. With a `coalesce_key`, a message with the same
+    /// key that no sender has read yet is replaced in place and keeps its
+    /// number; one already handed to a sender stays as it is and this one
+    /// gets a new number.
     pub fn enqueue(
         &self,
         agent_id: &str,
@@ -114,14 +179,26 @@ impl Store {
         let tx = conn.transaction()?;
         let kind = payload.kind().as_str();
         let reuse: Option<u64> = match coalesce_key {
-            Some(key) => tx
-                .query_row(
+            Some(key) => {
+                // A handed row keeps its body and number but gives up the
+                // key, so this message can take it in a row of its own.
+                // Heartbeats excepted: a replaced one that is lost costs
+                // nothing (the next follows), while a row per interval of
+                // an SQS outage would replay a history of them.
+                if payload.kind() != contract::Kind::Heartbeat {
+                    tx.execute(
+                        "UPDATE outbox SET coalesce_key = NULL WHERE coalesce_key = ?1 AND handed = 1",
+                        [key],
+                    )?;
+                }
+                tx.query_row(
                     "SELECT seq FROM outbox WHERE coalesce_key = ?1",
                     [key],
                     |r| r.get::<_, i64>(0),
                 )
                 .optional()?
-                .map(|seq| seq as u64),
+                .map(|seq| seq as u64)
+            }
             None => None,
         };
         // SQLite integers are i64; sequence numbers stay far below i64::MAX.
@@ -142,7 +219,14 @@ impl Store {
             }
         };
         let version = crate::cloud_version::write_version();
-        let parts = encode_envelopes_at(version, agent_id, now, payload, max_body_bytes, next_seq)?;
+        let parts = encode_envelopes_from(
+            version,
+            &self.origin(agent_id),
+            now,
+            payload,
+            max_body_bytes,
+            next_seq,
+        )?;
         let mut seqs = Vec::with_capacity(parts.len());
         for (i, (envelope, body)) in parts.iter().enumerate() {
             let key = if i == 0 { coalesce_key } else { None };
@@ -161,18 +245,32 @@ impl Store {
         Ok(seqs)
     }
 
-    /// Up to `limit` unsent messages, oldest first.
+    /// Up to `limit` unsent messages, oldest first, marked as handed to the
+    /// sender in the same transaction: from now on they are never coalesced
+    /// into (see [`Store::enqueue`]).
     pub fn pending(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare("SELECT seq, kind, body FROM outbox ORDER BY seq LIMIT ?1")?;
-        let rows = stmt.query_map([limit as i64], |r| {
-            Ok(OutboxEntry {
-                seq: r.get::<_, i64>(0)? as u64,
-                kind: r.get(1)?,
-                body: r.get(2)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let entries = {
+            let mut stmt =
+                tx.prepare("SELECT seq, kind, body FROM outbox ORDER BY seq LIMIT ?1")?;
+            let rows = stmt.query_map([limit as i64], |r| {
+                Ok(OutboxEntry {
+                    seq: r.get::<_, i64>(0)? as u64,
+                    kind: r.get(1)?,
+                    body: r.get(2)?,
+                })
+            })?;
+            rows.collect::<Result<Vec<_>, _>>()?
+        };
+        for entry in &entries {
+            tx.execute(
+                "UPDATE outbox SET handed = 1 WHERE seq = ?1 AND handed = 0",
+                [entry.seq as i64],
+            )?;
+        }
+        tx.commit()?;
+        Ok(entries)
     }
 
     /// SQS confirmed it: forget it.
@@ -180,6 +278,51 @@ impl Store {
         self.conn()?
             .execute("DELETE FROM outbox WHERE seq = ?1", [seq as i64])?;
         Ok(())
+    }
+
+    /// Puts a heartbeat body for its own lane in the one slot, replacing an
+    /// unsent one (a newer heartbeat says everything an older one did).
+    pub fn put_lane_heartbeat(&self, body: &str) -> Result<(), StoreError> {
+        self.conn()?.execute(
+            "INSERT INTO lane (name, body, version) VALUES ('heartbeat', ?1, 1)
+             ON CONFLICT(name) DO UPDATE SET body = excluded.body, version = lane.version + 1",
+            [body],
+        )?;
+        Ok(())
+    }
+
+    /// The heartbeat waiting for its lane, with its version for
+    /// [`Store::remove_lane_heartbeat`].
+    pub fn lane_heartbeat(&self) -> Result<Option<(i64, String)>, StoreError> {
+        Ok(self
+            .conn()?
+            .query_row(
+                "SELECT version, body FROM lane WHERE name = 'heartbeat'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// SQS took the heartbeat of `version`: forget it, unless a newer one
+    /// replaced it meanwhile.
+    pub fn remove_lane_heartbeat(&self, version: i64) -> Result<(), StoreError> {
+        self.conn()?.execute(
+            "DELETE FROM lane WHERE name = 'heartbeat' AND version = ?1",
+            [version],
+        )?;
+        Ok(())
+    }
+
+    /// The last sequence number given to a message (0: none yet), which a
+    /// heartbeat in its own lane carries without taking one.
+    pub fn last_seq(&self) -> Result<u64, StoreError> {
+        let next =
+            self.conn()?
+                .query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |r| {
+                    r.get::<_, i64>(0)
+                })?;
+        Ok((next as u64).saturating_sub(1))
     }
 
     pub fn outbox_depth(&self) -> Result<u64, StoreError> {
@@ -272,6 +415,69 @@ impl RecordKind {
     }
 
     const ALL: [RecordKind; 3] = [RecordKind::Products, RecordKind::Prices, RecordKind::Stock];
+
+    /// A staged record as a payload of one, or why it cannot be read.
+    fn decode_one(self, text: &str) -> Result<Payload, String> {
+        let read = |e: serde_json::Error| format!("staged record cannot be read: {e}");
+        Ok(match self {
+            RecordKind::Products => {
+                Payload::Products(vec![serde_json::from_str(text).map_err(read)?])
+            }
+            RecordKind::Prices => Payload::Prices(vec![serde_json::from_str(text).map_err(read)?]),
+            RecordKind::Stock => Payload::Stock(vec![serde_json::from_str(text).map_err(read)?]),
+        })
+    }
+
+    /// Payloads of this kind (from [`RecordKind::decode_one`]) as one.
+    fn join(self, parts: Vec<Payload>) -> Payload {
+        let (mut products, mut prices, mut stock) = (Vec::new(), Vec::new(), Vec::new());
+        for part in parts {
+            match part {
+                Payload::Products(v) => products.extend(v),
+                Payload::Prices(v) => prices.extend(v),
+                Payload::Stock(v) => stock.extend(v),
+                _ => {}
+            }
+        }
+        match self {
+            RecordKind::Products => Payload::Products(products),
+            RecordKind::Prices => Payload::Prices(prices),
+            RecordKind::Stock => Payload::Stock(stock),
+        }
+    }
+}
+
+/// Sets a staged record aside with its reason (it leaves `pending` with the
+/// batch; its hash stays, so it is staged again only once it changes).
+fn reject(
+    tx: &rusqlite::Transaction<'_>,
+    kind: RecordKind,
+    key: &str,
+    record: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    error!(kind = kind.as_str(), %key, %reason, "a staged record cannot be sent; set aside, the rest goes on");
+    tx.execute(
+        "INSERT OR REPLACE INTO rejected (kind, key, reason, record, rejected_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![kind.as_str(), key, reason, record, now.to_rfc3339()],
+    )?;
+    Ok(())
+}
+
+/// Cuts a record's `description` to [`MAX_DESCRIPTION_BYTES`] (on a
+/// character boundary).
+fn cap_description(record: &mut serde_json::Value) {
+    let Some(serde_json::Value::String(text)) = record.get_mut("description") else {
+        return;
+    };
+    if text.len() > MAX_DESCRIPTION_BYTES {
+        let mut end = MAX_DESCRIPTION_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
 }
 
 /// What the hash of a record covers: everything the cloud uses, not the
@@ -316,8 +522,9 @@ impl Store {
                 tx.prepare("INSERT OR REPLACE INTO pending (kind, key, record, staged_at) VALUES (?1, ?2, ?3, ?4)")?;
             let stamp = now.to_rfc3339();
             for (key, record) in records {
-                let value =
+                let mut value =
                     serde_json::to_value(record).map_err(|e| StoreError::Json(e.to_string()))?;
+                cap_description(&mut value);
                 let hash = content_hash(&value);
                 let old: Option<String> = get
                     .query_row(params![kind.as_str(), key], |r| r.get(0))
@@ -344,7 +551,10 @@ impl Store {
 
     /// Moves up to `max_records` staged records of one kind into the outbox
     /// as numbered messages, in one transaction. Returns the sequence
-    /// numbers (empty when nothing was staged).
+    /// numbers (empty when nothing was staged). A record that cannot be sent
+    /// (no longer readable, or too large for a message alone) is set aside
+    /// in `rejected` with its reason and the rest goes on: one bad record
+    /// never holds up its kind.
     pub fn form_batch(
         &self,
         agent_id: &str,
@@ -352,6 +562,24 @@ impl Store {
         max_body_bytes: usize,
         now: DateTime<Utc>,
     ) -> Result<Vec<u64>, StoreError> {
+        loop {
+            let (seqs, taken) = self.form_one_batch(agent_id, max_records, max_body_bytes, now)?;
+            // A batch whose every record was set aside: try the next ones.
+            if !seqs.is_empty() || taken == 0 {
+                return Ok(seqs);
+            }
+        }
+    }
+
+    /// One [`Store::form_batch`] attempt: the numbers written and how many
+    /// staged records it took (written or set aside).
+    fn form_one_batch(
+        &self,
+        agent_id: &str,
+        max_records: usize,
+        max_body_bytes: usize,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<u64>, usize), StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         let mut chosen: Option<(RecordKind, Vec<(String, String)>)> = None;
@@ -368,36 +596,63 @@ impl Store {
             }
         }
         let Some((kind, rows)) = chosen else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), 0));
         };
-        let json = |r: &String| {
-            serde_json::from_str::<serde_json::Value>(r)
-                .map_err(|e| StoreError::Json(e.to_string()))
+        let version = crate::cloud_version::write_version();
+        let origin = self.origin(agent_id);
+        let encode = |payload: Payload, next: &mut u64| {
+            encode_envelopes_from(version, &origin, now, payload, max_body_bytes, || {
+                let seq = *next;
+                *next += 1;
+                seq
+            })
         };
-        let values = rows
-            .iter()
-            .map(|(_, r)| json(r))
-            .collect::<Result<Vec<_>, _>>()?;
-        let array = serde_json::Value::Array(values);
-        let decode = |e: serde_json::Error| StoreError::Json(e.to_string());
-        let payload = match kind {
-            RecordKind::Products => {
-                Payload::Products(serde_json::from_value(array).map_err(decode)?)
+        let mut records = Vec::with_capacity(rows.len());
+        let mut set_aside = std::collections::HashSet::new();
+        for (key, text) in &rows {
+            match kind.decode_one(text) {
+                Ok(one) => records.push((key.as_str(), one)),
+                Err(reason) => {
+                    reject(&tx, kind, key, text, &reason, now)?;
+                    set_aside.insert(key.as_str());
+                }
             }
-            RecordKind::Prices => Payload::Prices(serde_json::from_value(array).map_err(decode)?),
-            RecordKind::Stock => Payload::Stock(serde_json::from_value(array).map_err(decode)?),
-        };
+        }
         let mut next = tx.query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |r| {
             r.get::<_, i64>(0)
         })? as u64;
-        let version = crate::cloud_version::write_version();
-        let parts = encode_envelopes_at(version, agent_id, now, payload, max_body_bytes, || {
-            let seq = next;
-            next += 1;
-            seq
-        })?;
+        let first = next;
+        let batch = kind.join(records.iter().map(|(_, one)| one.clone()).collect());
+        let parts = match encode(batch, &mut next) {
+            Ok(parts) => parts,
+            Err(ContractError::RecordTooLarge { .. }) => {
+                // Find the records too large alone, set them aside, send the rest.
+                next = first;
+                let mut fitting = Vec::with_capacity(records.len());
+                for (key, one) in records {
+                    let mut probe = 0;
+                    match encode(one.clone(), &mut probe) {
+                        Ok(_) => fitting.push(one),
+                        Err(err) => {
+                            let text = rows
+                                .iter()
+                                .find(|(k, _)| k == key)
+                                .map(|(_, t)| t.as_str())
+                                .unwrap_or_default();
+                            reject(&tx, kind, key, text, &err.to_string(), now)?;
+                            set_aside.insert(key);
+                        }
+                    }
+                }
+                encode(kind.join(fitting), &mut next)?
+            }
+            Err(err) => return Err(err.into()),
+        };
         let mut seqs = Vec::new();
         for (envelope, body) in &parts {
+            if envelope.payload.is_empty() {
+                continue;
+            }
             tx.execute(
                 "INSERT INTO outbox (seq, kind, coalesce_key, body, created_at) VALUES (?1, ?2, NULL, ?3, ?4)",
                 params![envelope.seq as i64, kind.as_str(), body, now.to_rfc3339()],
@@ -409,13 +664,46 @@ impl Store {
                 "DELETE FROM pending WHERE kind = ?1 AND key = ?2",
                 params![kind.as_str(), key],
             )?;
+            if !set_aside.contains(key.as_str()) {
+                // Sent now: no longer a rejected record.
+                tx.execute(
+                    "DELETE FROM rejected WHERE kind = ?1 AND key = ?2",
+                    params![kind.as_str(), key],
+                )?;
+            }
         }
+        // Only numbers of rows written are used up: none is skipped.
+        let next = seqs.last().map_or(first, |last| last + 1);
         tx.execute(
             "UPDATE meta SET value = ?1 WHERE key = 'next_seq'",
             [next as i64],
         )?;
         tx.commit()?;
-        Ok(seqs)
+        Ok((seqs, rows.len()))
+    }
+
+    /// How many staged records were set aside as unsendable, and the latest.
+    pub fn rejected(&self) -> Result<Rejected, StoreError> {
+        let conn = self.conn()?;
+        let count = conn.query_row("SELECT COUNT(*) FROM rejected", [], |r| r.get::<_, i64>(0))?;
+        let latest = conn
+            .query_row(
+                "SELECT kind, key, reason FROM rejected ORDER BY rejected_at DESC, key LIMIT 1",
+                [],
+                |r| {
+                    Ok(format!(
+                        "{} {}: {}",
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?
+                    ))
+                },
+            )
+            .optional()?;
+        Ok(Rejected {
+            count: count as u64,
+            latest,
+        })
     }
 
     /// Forgets every hash of one kind (the next pass resends everything).
@@ -488,6 +776,8 @@ mod tests {
                 sql_error: None,
                 outbox_depth: depth,
                 takes_orders: None,
+                rejected_records: None,
+                rejected_latest: None,
             },
         })
     }
@@ -528,11 +818,224 @@ mod tests {
             pending[0].body.contains(r#""outbox_depth":2"#),
             "the newest heartbeat wins"
         );
+        let during_outage =
+            store.enqueue("a", heartbeat(4), Some("heartbeat"), 250_000, Utc::now())?;
+        assert_eq!(
+            during_outage, first,
+            "one the sender read but could not send yet is replaced too: an outage keeps one"
+        );
         store.remove(first[0])?;
         let third = store.enqueue("a", heartbeat(3), Some("heartbeat"), 250_000, Utc::now())?;
         assert!(
             third[0] > first[0],
             "once sent, the next heartbeat gets a new number"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_lane_heartbeat_takes_no_number_and_a_newer_one_replaces_it() -> Result<(), StoreError> {
+        let (_dir, store) = temp_store()?;
+        let ping = || Payload::Ping(Ping { nonce: "x".into() });
+        store.enqueue("a", ping(), None, 250_000, Utc::now())?;
+        store.put_lane_heartbeat("one")?;
+        let (sending, _) = store.lane_heartbeat()?.unwrap_or_default();
+        store.put_lane_heartbeat("two")?;
+        store.remove_lane_heartbeat(sending)?;
+        assert_eq!(
+            store.lane_heartbeat()?.map(|(_, body)| body).as_deref(),
+            Some("two"),
+            "the newer one, put while the older was on the wire, stays"
+        );
+        assert_eq!(store.last_seq()?, 1, "no number taken");
+        assert_eq!(
+            store.enqueue("a", ping(), None, 250_000, Utc::now())?,
+            vec![2]
+        );
+        Ok(())
+    }
+
+    fn temp_store() -> Result<(tempfile::TempDir, Store), StoreError> {
+        let dir = tempfile::tempdir()
+            .map_err(|e| StoreError::Sqlite(rusqlite::Error::InvalidPath(e.to_string().into())))?;
+        let store = Store::open(&dir.path().join("s.sqlite"))?;
+        Ok((dir, store))
+    }
+
+    fn decode(body: &str) -> Result<contract::Envelope, StoreError> {
+        contract::decode_body(body).map_err(StoreError::Encode)
+    }
+
+    #[test]
+    fn a_new_state_file_is_a_new_incarnation_numbered_from_one() -> Result<(), StoreError> {
+        let (dir, store) = temp_store()?;
+        let path = dir.path().join("s.sqlite");
+        let ping = || Payload::Ping(Ping { nonce: "x".into() });
+        store.enqueue("a", ping(), None, 250_000, Utc::now())?;
+        let first = store.incarnation().to_owned();
+        assert_eq!(first.len(), 32, "a random 128-bit id: {first}");
+        let envelope = decode(&store.pending(1)?[0].body)?;
+        assert_eq!(envelope.incarnation.as_deref(), Some(first.as_str()));
+        drop(store);
+        assert_eq!(
+            Store::open(&path)?.incarnation(),
+            first,
+            "kept across restarts"
+        );
+        std::fs::remove_file(&path)
+            .map_err(|e| StoreError::Sqlite(rusqlite::Error::InvalidPath(e.to_string().into())))?;
+        let store = Store::open(&path)?;
+        assert_ne!(store.incarnation(), first, "a deleted state is a new life");
+        assert_eq!(
+            store.enqueue("a", ping(), None, 250_000, Utc::now())?,
+            vec![1]
+        );
+        let envelope = decode(&store.pending(1)?[0].body)?;
+        assert_eq!(envelope.incarnation.as_deref(), Some(store.incarnation()));
+        Ok(())
+    }
+
+    fn progress(tracking: Option<&str>) -> Payload {
+        Payload::OrderProgress(contract::OrderProgress {
+            shop: "sklep".into(),
+            order_id: "7".into(),
+            stage: contract::OrderStage::Shipped,
+            tracking_number: tracking.map(str::to_owned),
+            documents: vec!["FS/1/2026".into()],
+            observed_at: Utc::now(),
+        })
+    }
+
+    /// The sender read a progress row and is sending it when the follower
+    /// queues a newer one for the same order: the newer one must not go into
+    /// the row the sender removes once SQS confirms the older body.
+    #[test]
+    fn a_message_handed_to_the_sender_is_never_replaced() -> Result<(), StoreError> {
+        let (_dir, store) = temp_store()?;
+        let key = Some("order_progress:sklep:7");
+        let first = store.enqueue("a", progress(None), key, 250_000, Utc::now())?;
+        let in_flight = store.pending(10)?;
+        assert_eq!(in_flight.len(), 1);
+        let second = store.enqueue("a", progress(Some("TRACK-1")), key, 250_000, Utc::now())?;
+        assert_ne!(first, second, "a new number, not the handed row's");
+        // SQS confirmed what the sender read: it forgets that row only.
+        store.remove(in_flight[0].seq)?;
+        let left = store.pending(10)?;
+        assert_eq!(left.len(), 1, "the newer progress is still to send");
+        assert!(left[0].body.contains("TRACK-1"), "{}", left[0].body);
+        // Not yet read by a sender: the next one still coalesces into it.
+        let (_dir2, store2) = temp_store()?;
+        let a = store2.enqueue("a", progress(None), key, 250_000, Utc::now())?;
+        let b = store2.enqueue("a", progress(Some("T")), key, 250_000, Utc::now())?;
+        assert_eq!(a, b);
+        Ok(())
+    }
+
+    /// Text gzip cannot shrink much.
+    fn noise(bytes: usize) -> String {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        (0..bytes)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(b'a' + (x % 26) as u8)
+            })
+            .collect()
+    }
+
+    fn product(
+        sku: &str,
+        name_bytes: usize,
+        description_bytes: usize,
+    ) -> (String, contract::ProductRecord) {
+        (
+            sku.to_owned(),
+            contract::ProductRecord {
+                sku: sku.into(),
+                erp_id: 1,
+                name: noise(name_bytes),
+                ean: None,
+                extra_eans: Vec::new(),
+                unit: "szt.".into(),
+                vat: contract::VatRate::Percent(rust_decimal::Decimal::from(23)),
+                group_path: Vec::new(),
+                active: true,
+                description: Some(noise(description_bytes)),
+                modified_at: None,
+            },
+        )
+    }
+
+    /// A huge description (the cloud never uses it) is cut when staged; a
+    /// record still too large for a message alone, or one that no longer
+    /// reads, is set aside with its reason, and the rest of its kind and
+    /// every later kind go on.
+    #[test]
+    fn an_unsendable_record_is_set_aside_and_the_rest_flows() -> Result<(), StoreError> {
+        let (_dir, store) = temp_store()?;
+        let huge_description = product("DESC", 10, 2_000_000);
+        let huge_name = product("NAME", 400_000, 10);
+        store.stage(
+            RecordKind::Products,
+            &[huge_description, huge_name, product("OK", 10, 10)],
+            false,
+            Utc::now(),
+        )?;
+        store.stage(
+            RecordKind::Stock,
+            &[stock("A", 5), ("BROKEN|MAG".to_owned(), stock("B", 1).1)],
+            false,
+            Utc::now(),
+        )?;
+        // A stored row that no longer reads as a stock record.
+        store.conn()?.execute(
+            "UPDATE pending SET record = '{\"sku\": 1}' WHERE key = 'BROKEN|MAG'",
+            [],
+        )?;
+
+        let products = store.form_batch("a", 1000, 250_000, Utc::now())?;
+        assert_eq!(products.len(), 1);
+        let envelope = decode(&store.pending(10)?[0].body)?;
+        let Payload::Products(sent) = envelope.payload else {
+            panic!("a product batch");
+        };
+        let skus: Vec<&str> = sent.iter().map(|p| p.sku.as_str()).collect();
+        assert_eq!(skus, ["DESC", "OK"], "the too-large one is set aside");
+        let description = sent[0].description.as_deref().unwrap_or_default();
+        assert_eq!(description.len(), MAX_DESCRIPTION_BYTES, "cut, not dropped");
+        store.remove(products[0])?;
+
+        let stock_batch = store.form_batch("a", 1000, 250_000, Utc::now())?;
+        assert_eq!(stock_batch.len(), 1, "stock still flows");
+        let envelope = decode(&store.pending(10)?[0].body)?;
+        assert_eq!(
+            envelope.payload.len(),
+            1,
+            "only A: the unreadable row is set aside"
+        );
+
+        let rejected = store.rejected()?;
+        assert_eq!(rejected.count, 2, "{rejected:?}");
+        let latest = rejected.latest.unwrap_or_default();
+        assert!(
+            latest.contains("BROKEN|MAG") && latest.contains("cannot be read"),
+            "{latest}"
+        );
+
+        // NAME is shortened in the ERP: sent, and no longer listed.
+        store.remove(stock_batch[0])?;
+        store.stage(
+            RecordKind::Products,
+            &[product("NAME", 10, 10)],
+            false,
+            Utc::now(),
+        )?;
+        assert_eq!(store.form_batch("a", 1000, 250_000, Utc::now())?.len(), 1);
+        assert_eq!(
+            store.rejected()?.count,
+            1,
+            "only the unreadable one is left"
         );
         Ok(())
     }

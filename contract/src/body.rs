@@ -126,14 +126,40 @@ pub fn encode_envelopes_at(
     sent_at: DateTime<Utc>,
     payload: Payload,
     max_body_bytes: usize,
+    next_seq: impl FnMut() -> u64,
+) -> Result<Vec<(Envelope, String)>, ContractError> {
+    let origin = Origin {
+        agent_id,
+        incarnation: None,
+    };
+    encode_envelopes_from(version, &origin, sent_at, payload, max_body_bytes, next_seq)
+}
+
+/// Who numbers a message: the agent and the incarnation of its state.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub agent_id: &'a str,
+    pub incarnation: Option<&'a str>,
+}
+
+/// [`encode_envelopes_at`] for an agent whose sequence counts within an
+/// incarnation: every envelope carries it.
+pub fn encode_envelopes_from(
+    version: u16,
+    origin: &Origin<'_>,
+    sent_at: DateTime<Utc>,
+    payload: Payload,
+    max_body_bytes: usize,
     mut next_seq: impl FnMut() -> u64,
 ) -> Result<Vec<(Envelope, String)>, ContractError> {
+    let agent_id = origin.agent_id;
     // Measure with a placeholder sequence of the widest form, so the real
     // number can never push a body over the limit.
     let mut fitting = Vec::new();
     let mut pending = vec![payload];
     while let Some(part) = pending.pop() {
-        let probe = Envelope::new(agent_id, u64::MAX, sent_at, part);
+        let probe =
+            Envelope::new(agent_id, u64::MAX, sent_at, part).with_incarnation(origin.incarnation);
         let size = encode_body_at(&probe, version)?.len();
         if size <= max_body_bytes {
             fitting.push(probe.payload);
@@ -157,7 +183,8 @@ pub fn encode_envelopes_at(
     fitting
         .into_iter()
         .map(|payload| {
-            let mut envelope = Envelope::new(agent_id, next_seq(), sent_at, payload);
+            let mut envelope = Envelope::new(agent_id, next_seq(), sent_at, payload)
+                .with_incarnation(origin.incarnation);
             envelope.version = version;
             let body = encode_body_at(&envelope, version)?;
             Ok((envelope, body))

@@ -1,7 +1,13 @@
 //! The versioned envelope and its payload kinds.
 //!
 //! On the wire an envelope is one JSON object:
-//! `{"version":1,"max_version":1,"kind":"stock","agent_id":"biuro-1","seq":42,"sent_at":"…","payload":[…]}`.
+//! `{"version":1,"max_version":1,"kind":"stock","agent_id":"biuro-1","incarnation":"9f…","seq":42,"sent_at":"…","payload":[…]}`.
+//!
+//! `incarnation` names one life of the agent's local state (a random id made
+//! when its state file is created): `seq` counts within it, so a reinstalled
+//! or deleted state starts again at 1 and is heard (the cloud keys sequences
+//! by agent and incarnation). It is optional: builds before it leave it out
+//! and readers before it ignore it, so it needs no version step.
 //! Decoding checks the version first and the kind second, and only then the
 //! payload, so an old or new peer gets a precise error instead of a serde
 //! message about some field deep inside. Fields a reader does not know are
@@ -47,7 +53,24 @@ use crate::order::{Order, OrderAck, OrderProgress, RetryOrder};
 use crate::records::{CustomerRecord, Heartbeat, PriceRecord, ProductRecord, StockRecord};
 
 /// The newest version this build reads and writes.
+///
+/// - 1: the first.
+/// - 2: a heartbeat travels in its own lane (FIFO message group
+///   [`heartbeat_group`]), so it never waits behind the agent's data, and
+///   its `seq` is the last data sequence number sent, which it does not
+///   consume (see [`Envelope::in_heartbeat_lane`]); and order cancellation
+///   (the `cancel_order` command, the `withdrawn`/`cancel_held` answers)
+///   and `retry_order`, which [`Versions::encode_at`] refuses to write at
+///   version 1. The payload forms of version 1's kinds are unchanged.
 pub const SCHEMA_VERSION: u16 = 2;
+/// The first version in which heartbeats have their own lane.
+pub const HEARTBEAT_LANE_SINCE: u16 = 2;
+
+/// The FIFO message group of an agent's heartbeats from version
+/// [`HEARTBEAT_LANE_SINCE`] on (its data travels in the group `agent_id`).
+pub fn heartbeat_group(agent_id: &str) -> String {
+    format!("{agent_id}:heartbeat")
+}
 /// The oldest version this build still reads and writes (one step back, for
 /// upgrades).
 pub const MIN_SCHEMA_VERSION: u16 = 1;
@@ -316,7 +339,10 @@ pub struct Envelope {
     /// field existed (they read only the version they wrote).
     pub max_version: Option<u16>,
     pub agent_id: String,
-    /// Per-agent, only grows (events); per-sender for commands.
+    /// The life of the agent's local state `seq` counts in; `None` from
+    /// builds before the field existed, and on commands.
+    pub incarnation: Option<String>,
+    /// Per agent incarnation, only grows (events); per-sender for commands.
     pub seq: u64,
     pub sent_at: DateTime<Utc>,
     pub payload: Payload,
@@ -336,14 +362,28 @@ impl Envelope {
             version: SCHEMA_VERSION,
             max_version: Some(SCHEMA_VERSION),
             agent_id: agent_id.into(),
+            incarnation: None,
             seq,
             sent_at,
             payload,
         }
     }
 
+    /// The same envelope, numbered within the agent state's `incarnation`.
+    pub fn with_incarnation(mut self, incarnation: Option<&str>) -> Self {
+        self.incarnation = incarnation.map(str::to_owned);
+        self
+    }
+
     pub fn kind(&self) -> Kind {
         self.payload.kind()
+    }
+
+    /// A heartbeat in its own lane (version [`HEARTBEAT_LANE_SINCE`] on):
+    /// its `seq` is the last data sequence number, not one of its own, so
+    /// the reader orders it by that and does not count it in the sequence.
+    pub fn in_heartbeat_lane(&self) -> bool {
+        self.kind() == Kind::Heartbeat && self.version >= HEARTBEAT_LANE_SINCE
     }
 
     /// The highest version the sender of this (decoded) envelope reads.
@@ -365,6 +405,8 @@ impl Envelope {
             max_version: Option<u16>,
             kind: &'static str,
             agent_id: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            incarnation: Option<&'a str>,
             seq: u64,
             sent_at: &'a DateTime<Utc>,
             payload: &'a Payload,
@@ -374,6 +416,7 @@ impl Envelope {
             max_version,
             kind: self.kind().as_str(),
             agent_id: &self.agent_id,
+            incarnation: self.incarnation.as_deref(),
             seq: self.seq,
             sent_at: &self.sent_at,
             payload: &self.payload,
@@ -423,6 +466,11 @@ fn decode_with(versions: Versions, json: &[u8]) -> Result<Envelope, ContractErro
         .and_then(Value::as_str)
         .ok_or(ContractError::MissingField { field: "agent_id" })?
         .to_owned();
+    // Optional, like `max_version`: absent from builds before it.
+    let incarnation = object
+        .get("incarnation")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let seq = object
         .get("seq")
         .and_then(Value::as_u64)
@@ -446,6 +494,7 @@ fn decode_with(versions: Versions, json: &[u8]) -> Result<Envelope, ContractErro
         version: u16::try_from(version).unwrap_or(versions.max),
         max_version,
         agent_id,
+        incarnation,
         seq,
         sent_at,
         payload,

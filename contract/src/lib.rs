@@ -1,8 +1,9 @@
 //! The wire contract between the on-prem agent and the cloud functions.
 //!
 //! Everything that crosses SQS is an [`Envelope`]: a schema version, the
-//! message kind, the sending agent, a per-agent sequence number that only
-//! grows, the time it was sent, and one [`Payload`]. The agent sends ERP
+//! message kind, the sending agent, the incarnation of its state file and a
+//! sequence number that only grows within it, the time it was sent, and
+//! one [`Payload`]. The agent sends ERP
 //! facts (products, prices, stock, customers, order acknowledgements and
 //! progress, heartbeats) to the events queue; the cloud sends commands
 //! (create or cancel an order, force a sync, resend a range, ping) to the commands
@@ -30,12 +31,13 @@ pub mod records;
 pub mod vat;
 
 pub use body::{
-    MAX_BODY_BYTES, decode_body, encode_body, encode_body_at, encode_envelopes, encode_envelopes_at,
+    MAX_BODY_BYTES, Origin, decode_body, encode_body, encode_body_at, encode_envelopes,
+    encode_envelopes_at, encode_envelopes_from,
 };
 pub use command::{CancelOrder, ForceSync, Ping, Resend, SyncArea};
 pub use envelope::{
-    Envelope, Kind, MIN_SCHEMA_VERSION, Payload, SCHEMA_VERSION, THIS_BUILD, Versions,
-    decode_envelope, is_supported,
+    Envelope, HEARTBEAT_LANE_SINCE, Kind, MIN_SCHEMA_VERSION, Payload, SCHEMA_VERSION, THIS_BUILD,
+    Versions, decode_envelope, heartbeat_group, is_supported,
 };
 pub use error::ContractError;
 pub use order::{

@@ -98,6 +98,13 @@ pub struct AgentHealth {
     /// absent from agents older than the field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub takes_orders: Option<bool>,
+    /// Staged records the agent set aside because they cannot be sent (too
+    /// large alone, unreadable); absent when none, and from older agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_records: Option<u64>,
+    /// The latest of them: `<kind> <key>: <reason>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_latest: Option<String>,
 }
 
 /// The agent's sign of life, sent on an interval.

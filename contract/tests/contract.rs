@@ -138,6 +138,8 @@ fn samples() -> Vec<Payload> {
                 sql_error: Some("login failed (18456)".into()),
                 outbox_depth: 3,
                 takes_orders: None,
+                rejected_records: None,
+                rejected_latest: None,
             },
         }),
         Payload::CreateOrder(Box::new(sample_order())),

@@ -56,6 +56,8 @@ fn heartbeat() -> Payload {
             sql_error: None,
             outbox_depth: 0,
             takes_orders: None,
+            rejected_records: None,
+            rejected_latest: None,
         },
     })
 }
@@ -279,4 +281,30 @@ fn order_cancellation_is_written_only_to_a_peer_that_reads_version_2() {
     let (version, body) = agent.send(withdrawn()).expect("learned the cloud reads 2");
     assert_eq!(version, 2);
     assert_eq!(cloud.receive(&body).expect("decodes").payload, withdrawn());
+}
+
+#[test]
+fn the_incarnation_travels_and_is_optional_both_ways() {
+    let origin = Origin {
+        agent_id: "biuro",
+        incarnation: Some("0f3c"),
+    };
+    let parts = encode_envelopes_from(
+        MIN_SCHEMA_VERSION,
+        &origin,
+        Utc::now(),
+        ping(),
+        MAX_BODY_BYTES,
+        || 1,
+    )
+    .expect("encodes");
+    let decoded = decode_body(&parts[0].1).expect("decodes");
+    assert_eq!(decoded.incarnation.as_deref(), Some("0f3c"));
+    // Builds before the field neither write it nor need it.
+    let old = r#"{"version":1,"kind":"ping","agent_id":"a","seq":1,"sent_at":"2026-01-01T00:00:00Z","payload":{"nonce":"x"}}"#;
+    assert_eq!(decode_body(old).expect("decodes").incarnation, None);
+    assert!(
+        !encode_body(&Envelope::new("a", 1, Utc::now(), ping())).contains("incarnation"),
+        "absent, not null, so golden files and old readers see no change"
+    );
 }

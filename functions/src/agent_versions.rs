@@ -129,6 +129,9 @@ mod tests {
             outbox_depth: 0,
             takes_orders: Some(true),
             marked_stale: stale,
+            incarnation: None,
+            rejected_records: 0,
+            rejected_latest: None,
         }
     }
 

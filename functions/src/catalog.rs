@@ -14,8 +14,8 @@
 //! - `id#<shop>`: the shop's id for the SKU, looked up once and cached;
 //! - `parked#<shop>`: why the SKU is parked in that shop, if it is.
 //!
-//! Plus per-agent sequence numbers (`pk = sequences`) and records that
-//! could not be mapped (`pk = parked-records`, `sk = <shop>#<SKU>`).
+//! Plus records that could not be mapped (`pk = parked-records`,
+//! `sk = <shop>#<SKU>`). Agent sequence numbers are in [`crate::sequences`].
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -62,13 +62,30 @@ pub struct SkuState {
     pub parked: HashMap<String, Vec<String>>,
     /// The item's revision when read (0: no item yet).
     pub rev: u64,
+    /// Why the stored item does not read (then the rest is empty).
+    pub unreadable: Option<String>,
 }
 
 /// An ERP record as stored, with its version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredRecord {
     pub record: serde_json::Value,
+    /// The agent's clock for it (read or modification time): shown, and the
+    /// source time of what it makes a shop show; decides order only between
+    /// records of different agents.
     pub version_ms: i64,
+    /// Which agent said it, and where in everything that agent said: what
+    /// decides newer over older (absent from items stored before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<RecordOrigin>,
+}
+
+/// The agent a record came from and the [`crate::sequences::SeqVersion::rank`]
+/// of its envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordOrigin {
+    pub agent: String,
+    pub rank: u64,
 }
 
 /// A SKU's ERP records, decoded.
@@ -85,17 +102,41 @@ impl SkuState {
     /// Takes `record` unless the stored one of its kind is newer: the one
     /// place "older never overwrites newer" is decided for ERP records, so
     /// batches that arrive twice or out of order never leave older values in
-    /// place. Returns whether anything changed.
-    pub fn merge(&mut self, kind: &str, record: serde_json::Value, version: DateTime<Utc>) -> bool {
+    /// place. Newer is by the agent's sequence ([`RecordOrigin`]), never by
+    /// its clock, which may step back; only records of different agents
+    /// fall back to their clocks. Returns whether anything changed.
+    pub fn merge(
+        &mut self,
+        kind: &str,
+        record: serde_json::Value,
+        version: DateTime<Utc>,
+        from: Option<RecordOrigin>,
+    ) -> bool {
         let version_ms = version.timestamp_millis();
-        if let Some(stored) = self.records.get(kind)
-            && (stored.version_ms > version_ms
-                || (stored.version_ms == version_ms && stored.record == record))
-        {
-            return false;
+        if let Some(stored) = self.records.get(kind) {
+            let not_newer = match (&stored.from, &from) {
+                (Some(old), Some(new)) if old.agent == new.agent => {
+                    new.rank < old.rank || (new.rank == old.rank && stored.record == record)
+                }
+                // Stored before versions by sequence: the agent's word now is newer.
+                (None, Some(_)) => stored.record == record && stored.version_ms >= version_ms,
+                _ => {
+                    stored.version_ms > version_ms
+                        || (stored.version_ms == version_ms && stored.record == record)
+                }
+            };
+            if not_newer {
+                return false;
+            }
         }
-        self.records
-            .insert(kind.to_owned(), StoredRecord { record, version_ms });
+        self.records.insert(
+            kind.to_owned(),
+            StoredRecord {
+                record,
+                version_ms,
+                from,
+            },
+        );
         true
     }
 
@@ -197,17 +238,6 @@ impl Write {
     }
 }
 
-/// Sequence check result for an envelope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SeqCheck {
-    /// Seen before: do nothing.
-    Duplicate,
-    /// The next one, or the first one.
-    InOrder,
-    /// Later than the next expected one: `missing` were never seen.
-    Gap { from: u64, to: u64 },
-}
-
 impl Catalog {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         Catalog {
@@ -228,69 +258,23 @@ impl Catalog {
         }
     }
 
-    /// Where `seq` stands against the last sequence applied for `agent`.
-    pub async fn check_seq(&self, agent: &str, seq: u64) -> Result<SeqCheck, StateError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s("sequences"))
-            .key("sk", s(agent))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.error("GetItem", &e))?;
-        let last: Option<u64> = out
-            .item
-            .as_ref()
-            .and_then(|i| i.get("last_seq"))
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok());
-        Ok(match last {
-            None => SeqCheck::InOrder,
-            Some(last) if seq <= last => SeqCheck::Duplicate,
-            Some(last) if seq == last + 1 => SeqCheck::InOrder,
-            Some(last) => SeqCheck::Gap {
-                from: last + 1,
-                to: seq - 1,
-            },
-        })
-    }
-
-    /// Records `seq` as applied (never moves backwards).
-    pub async fn mark_seq(&self, agent: &str, seq: u64) -> Result<(), StateError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s("sequences"))
-            .key("sk", s(agent))
-            .update_expression("SET last_seq = :seq")
-            .condition_expression("attribute_not_exists(last_seq) OR last_seq < :seq")
-            .expression_attribute_values(":seq", n(seq))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(err) => Err(self.error("UpdateItem", &err)),
-        }
-    }
-
     /// Everything stored for a SKU (its ERP item; not its parked markers).
     pub async fn load(&self, sku: &str) -> Result<SkuState, StateError> {
         let mut states = self.load_many(&[sku.to_owned()], &[]).await?;
-        Ok(states.remove(sku).unwrap_or_default())
+        let mut state = states.remove(sku).unwrap_or_default();
+        match state.unreadable.take() {
+            Some(problem) => Err(StateError::Malformed {
+                key: format!("{sku}/{ERP_SK}"),
+                problem,
+            }),
+            None => Ok(state),
+        }
     }
 
     /// Everything stored for many SKUs, with whether each is parked in each
-    /// of `shops`, in BatchGetItem calls of 100 keys.
+    /// of `shops`, in BatchGetItem calls of 100 keys. A SKU whose item does
+    /// not read comes back with [`SkuState::unreadable`] set, so one bad
+    /// item does not fail the others.
     pub async fn load_many(
         &self,
         skus: &[String],
@@ -318,8 +302,15 @@ impl Catalog {
             let sk = get_s(&item, "sk").unwrap_or_default();
             if sk == ERP_SK {
                 let key = format!("{sku}/{sk}");
-                state.records = json_attr(&item, "records", &key)?.unwrap_or_default();
-                state.queued = json_attr(&item, "queued", &key)?.unwrap_or_default();
+                let records = json_attr(&item, "records", &key);
+                let queued = json_attr(&item, "queued", &key);
+                match (records, queued) {
+                    (Ok(records), Ok(queued)) => {
+                        state.records = records.unwrap_or_default();
+                        state.queued = queued.unwrap_or_default();
+                    }
+                    (Err(err), _) | (_, Err(err)) => state.unreadable = Some(err.to_string()),
+                }
                 state.rev = get_n(&item, "rev").unwrap_or(0);
             } else if let Some(shop) = sk.strip_prefix("parked#") {
                 let reasons = get_strings(&item, "reasons");

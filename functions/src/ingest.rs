@@ -6,7 +6,12 @@
 //! a shop operation on the shop-ops queue. A record a shop cannot show in
 //! full is parked with its reasons (the admin status lists them); the rest
 //! of the batch goes on. An envelope whose sequence number was already
-//! applied is a no-op; a gap is logged and the agent is asked to resend.
+//! applied is a no-op; a gap is logged and the agent is asked to resend
+//! (see [`crate::sequences`]: sequences count per agent incarnation, and a
+//! new life of an agent is heard from seq 1 and asked for everything).
+//! Newer over older is decided by the envelope's place in its agent's
+//! sequence, never by the agent's clock. A SKU whose stored item no longer
+//! reads is parked with the reason and skipped; the rest goes on.
 //!
 //! Order answers: an `OrderAck` records the ERP document number (or the
 //! reason the agent parked the order, which the admin status lists) on the
@@ -33,10 +38,11 @@ use tracing::{info, warn};
 
 use crate::HandlerError;
 use crate::aws::{Clients, describe_error};
-use crate::catalog::{Catalog, SeqCheck, SkuState};
+use crate::catalog::{Catalog, RecordOrigin, SkuState};
 use crate::env::{EnvError, FunctionEnv};
 use crate::mapping::{ShopOperation, ShopProductState, diff};
 use crate::orders::OrderStore;
+use crate::sequences::{SeqCheck, SeqVersion, Sequences};
 use crate::shop_ops::{OrderAction, OrderOperation};
 use crate::shops::Shops;
 use crate::state::{HeartbeatWrite, StateError, StateTable};
@@ -55,6 +61,7 @@ fn to_json<T: serde::Serialize>(record: &T) -> serde_json::Value {
 pub struct Ingest {
     state: StateTable,
     catalog: Catalog,
+    sequences: Sequences,
     orders: OrderStore,
     shops: Shops,
     sqs: aws_sdk_sqs::Client,
@@ -74,6 +81,7 @@ impl Ingest {
         Ok(Ingest {
             state: StateTable::new(clients.dynamodb.clone(), table.clone(), retention_days),
             catalog: Catalog::new(clients.dynamodb.clone(), table.clone()),
+            sequences: Sequences::new(clients.dynamodb.clone(), table.clone()),
             orders: OrderStore::new(clients.dynamodb.clone(), table, retention_days),
             shops,
             sqs: clients.sqs.clone(),
@@ -100,7 +108,17 @@ impl Ingest {
             }
             let body = record.body.as_deref().unwrap_or_default();
             let result = match decode_body(body) {
-                Ok(envelope) => self.apply(envelope).await,
+                Ok(envelope) => match self.apply(envelope).await {
+                    // Will not read however often it is retried: keep the
+                    // message for a person instead of blocking the group.
+                    Err(err @ StateError::Malformed { .. }) => {
+                        warn!(%message_id, error = %err, "parking a message that meets an unreadable stored item");
+                        self.state
+                            .park("erp-events", &message_id, body, &err.to_string())
+                            .await
+                    }
+                    other => other,
+                },
                 Err(err) => {
                     warn!(%message_id, error = %err, "parking an undecodable message");
                     self.state
@@ -118,28 +136,46 @@ impl Ingest {
     }
 
     async fn apply(&self, envelope: Envelope) -> Result<(), StateError> {
-        match self
-            .catalog
-            .check_seq(&envelope.agent_id, envelope.seq)
-            .await?
-        {
+        let agent = envelope.agent_id.as_str();
+        let incarnation = envelope.incarnation.as_deref();
+        if envelope.in_heartbeat_lane() {
+            // Its own lane: not counted in the sequence, ordered by the last
+            // data sequence number it carries.
+            let generation = self.sequences.generation(agent, incarnation).await?;
+            let version = SeqVersion {
+                generation,
+                seq: envelope.seq,
+            };
+            return self.apply_payload(&envelope, version).await;
+        }
+        let position = self
+            .sequences
+            .check(agent, incarnation, envelope.seq)
+            .await?;
+        match position.check {
             SeqCheck::Duplicate => {
-                info!(agent = %envelope.agent_id, seq = envelope.seq, "already applied; nothing to do");
+                info!(%agent, seq = envelope.seq, "already applied; nothing to do");
                 return Ok(());
             }
             SeqCheck::Gap { from, to } => {
-                warn!(agent = %envelope.agent_id, from, to, "sequence gap: asking the agent to resend");
-                self.ask_resend(&envelope.agent_id, from, to).await;
+                warn!(%agent, ?incarnation, from, to, new_life = position.new_life, "sequence gap: asking the agent to resend");
+                self.ask_resend(agent, incarnation, from, to).await;
+            }
+            SeqCheck::InOrder if position.new_life => {
+                // A deleted, recreated or restored state: what it believes
+                // it sent says nothing about what the cloud holds.
+                warn!(%agent, ?incarnation, "a new life of this agent's state: asking it to resend everything");
+                self.ask_resend(agent, incarnation, 1, envelope.seq).await;
             }
             SeqCheck::InOrder => {}
         }
-        self.apply_payload(&envelope).await?;
-        self.catalog
-            .mark_seq(&envelope.agent_id, envelope.seq)
+        self.apply_payload(&envelope, position.version).await?;
+        self.sequences
+            .mark(agent, incarnation, position.version)
             .await
     }
 
-    async fn ask_resend(&self, agent: &str, from: u64, to: u64) {
+    async fn ask_resend(&self, agent: &str, incarnation: Option<&str>, from: u64, to: u64) {
         let envelope = Envelope::new(
             "cloud",
             0,
@@ -149,14 +185,52 @@ impl Ingest {
                 to_seq: to,
             }),
         );
+        // At the version every agent of the stack reads.
         let body =
-            crate::agent_versions::command_body(self.state.client(), self.state.name(), &envelope);
-        let body = match body.await {
+            crate::agent_versions::command_body(self.state.client(), self.state.name(), &envelope)
+                .await;
+        let life = incarnation.map(|i| format!("{i}-")).unwrap_or_default();
+        let dedup = fitting_dedup_id(format!("resend-{agent}-{life}{from}-{to}"));
+        // On failure the next gap check asks again; the periodic passes heal anyway.
+        self.send_command(agent, body, dedup, "a resend").await;
+    }
+
+    /// Tells an agent that writes heartbeats in the data lane although it
+    /// reads the version with their own lane what the cloud reads: any
+    /// command does (the agent learns versions only from commands). A ping,
+    /// at most every five minutes per agent, at the version its heartbeat
+    /// says it reads; it answers with a heartbeat.
+    async fn announce_versions(&self, agent: &str, agent_max: u16, received_at: DateTime<Utc>) {
+        let envelope = Envelope::new(
+            "cloud",
+            0,
+            Utc::now(),
+            Payload::Ping(contract::Ping {
+                nonce: "versions".into(),
+            }),
+        );
+        let body = contract::THIS_BUILD
+            .write_version(Some(agent_max))
+            .and_then(|version| contract::encode_body_at(&envelope, version))
+            .map_err(StateError::from);
+        let dedup = format!("versions-{agent}-{}", received_at.timestamp() / 300);
+        self.send_command(agent, body, dedup, "a ping").await;
+    }
+
+    /// Sends a command to one agent's group of the commands queue; a
+    /// failure is logged (the callers ask again later).
+    async fn send_command(
+        &self,
+        agent: &str,
+        body: Result<String, StateError>,
+        dedup: String,
+        what: &str,
+    ) {
+        let body = match body {
             Ok(body) => body,
             Err(err) => {
-                // Refused (an agent too old for this build) or the table
-                // unreadable: the next gap check asks again.
-                warn!(error = %err, "could not ask for a resend");
+                // Refused (an agent too old for this build) or the table unreadable.
+                warn!(error = %err, "could not send {what}");
                 return;
             }
         };
@@ -166,12 +240,11 @@ impl Ingest {
             .queue_url(&self.commands_queue_url)
             .message_body(body)
             .message_group_id(format!("agent-{agent}"))
-            .message_deduplication_id(format!("resend-{agent}-{from}-{to}"))
+            .message_deduplication_id(dedup)
             .send()
             .await;
         if let Err(err) = sent {
-            // The next gap check asks again; the periodic passes heal anyway.
-            warn!(error = %describe_error(&err), "could not ask for a resend");
+            warn!(error = %describe_error(&err), "could not send {what}");
         }
     }
 
@@ -187,8 +260,12 @@ impl Ingest {
     /// retry would find nothing to send; this way a failure anywhere leaves
     /// the message to be redelivered, and the worst a retry does is queue
     /// an operation twice, which shop-push drops as a no-op.
-    async fn apply_records(&self, envelope: &Envelope) -> Result<(usize, usize), StateError> {
-        let incoming = records_by_sku(envelope);
+    async fn apply_records(
+        &self,
+        envelope: &Envelope,
+        version: SeqVersion,
+    ) -> Result<(usize, usize), StateError> {
+        let incoming = records_by_sku(envelope, version);
         let shop_ids: Vec<String> = self.shops.shops.iter().map(|s| s.id.clone()).collect();
         let mut pending: Vec<String> = incoming.keys().cloned().collect();
         let (mut touched, mut queued) = (0, 0);
@@ -200,14 +277,25 @@ impl Ingest {
             let mut written = Vec::new();
             for sku in &pending {
                 let mut state = states.remove(sku).unwrap_or_default();
+                if let Some(problem) = state.unreadable.take() {
+                    parked.extend(self.park_unreadable(sku, &problem));
+                    continue;
+                }
                 let mut changed = false;
-                for (kind, record, version) in incoming.get(sku).into_iter().flatten() {
-                    changed |= state.merge(kind, record.clone(), *version);
+                for (kind, record, at, from) in incoming.get(sku).into_iter().flatten() {
+                    changed |= state.merge(kind, record.clone(), *at, Some(from.clone()));
                 }
                 if !changed {
                     continue;
                 }
-                let plan = self.map_sku(sku, &state)?;
+                let plan = match self.map_sku(sku, &state) {
+                    Ok(plan) => plan,
+                    Err(StateError::Malformed { key, problem }) => {
+                        parked.extend(self.park_unreadable(sku, &format!("{key}: {problem}")));
+                        continue;
+                    }
+                    Err(err) => return Err(err),
+                };
                 for (shop, reasons) in plan.parked {
                     parked.extend(self.catalog.parked_writes(&shop, sku, &reasons));
                 }
@@ -250,6 +338,23 @@ impl Ingest {
         })
     }
 
+    /// The writes that park a SKU in every shop because its stored item no
+    /// longer reads (after a code change or a manual edit): retrying would
+    /// never help, so its records are skipped, reported, and the rest of
+    /// the batch goes on. Deleting the item (or fixing it) and forcing a
+    /// pass for the SKU brings it back.
+    fn park_unreadable(&self, sku: &str, problem: &str) -> Vec<crate::catalog::Write> {
+        warn!(%sku, %problem, "stored state unreadable: SKU parked, its records skipped");
+        let reasons = [format!(
+            "stored state unreadable, ERP records not applied: {problem}"
+        )];
+        self.shops
+            .shops
+            .iter()
+            .flat_map(|shop| self.catalog.parked_writes(&shop.id, sku, &reasons))
+            .collect()
+    }
+
     /// What every shop should show of a SKU after a change to its records:
     /// the operations (each with the state to record as queued once it is
     /// on the queue) and the shops whose parked reasons changed.
@@ -260,8 +365,16 @@ impl Ingest {
             // Prices or stock before the product card: mapped when it arrives.
             return Ok(plan);
         };
-        let source = erp.newest.unwrap_or_else(Utc::now);
+        let newest = erp.newest.unwrap_or_else(Utc::now);
         for shop in &self.shops.shops {
+            // Shop-push keeps the operation with the later source time: a
+            // later change never gets an earlier one than what was queued
+            // before it, even when the agent's clock stepped back.
+            let source = match state.queued.get(&shop.id) {
+                Some((_, queued_ms)) => DateTime::from_timestamp_millis(queued_ms + 1)
+                    .map_or(newest, |after| newest.max(after)),
+                None => newest,
+            };
             let price = erp
                 .prices
                 .iter()
@@ -294,11 +407,15 @@ impl Ingest {
         Ok(plan)
     }
 
-    async fn apply_payload(&self, envelope: &Envelope) -> Result<(), StateError> {
+    async fn apply_payload(
+        &self,
+        envelope: &Envelope,
+        version: SeqVersion,
+    ) -> Result<(), StateError> {
         let received_at = Utc::now();
         match &envelope.payload {
             Payload::Products(_) | Payload::Prices(_) | Payload::Stock(_) => {
-                let (touched, queued) = self.apply_records(envelope).await?;
+                let (touched, queued) = self.apply_records(envelope, version).await?;
                 info!(
                     agent = %envelope.agent_id,
                     seq = envelope.seq,
@@ -315,15 +432,28 @@ impl Ingest {
                     .state
                     .record_heartbeat(HeartbeatWrite {
                         agent_id: &envelope.agent_id,
+                        incarnation: envelope.incarnation.as_deref(),
                         seq: envelope.seq,
+                        rank: version.rank(),
                         heartbeat,
                         max_version: envelope.sender_max_version(),
                         received_at,
                     })
                     .await?;
+                if !envelope.in_heartbeat_lane()
+                    && envelope.sender_max_version() >= contract::HEARTBEAT_LANE_SINCE
+                {
+                    self.announce_versions(
+                        &envelope.agent_id,
+                        envelope.sender_max_version(),
+                        received_at,
+                    )
+                    .await;
+                }
                 info!(
                     agent = %envelope.agent_id,
                     seq = envelope.seq,
+                    lane = envelope.in_heartbeat_lane(),
                     stored,
                     skew_ms = (heartbeat.agent_clock - received_at).num_milliseconds(),
                     "heartbeat"
@@ -339,7 +469,9 @@ impl Ingest {
                 }
                 Ok(())
             }
-            Payload::OrderProgress(progress) => self.apply_progress(envelope, progress).await,
+            Payload::OrderProgress(progress) => {
+                self.apply_progress(envelope, progress, version).await
+            }
             other => {
                 // Record kinds this deployment does not handle yet are kept,
                 // not dropped, so a newer agent loses nothing.
@@ -369,12 +501,17 @@ impl Ingest {
         &self,
         envelope: &Envelope,
         progress: &contract::OrderProgress,
+        version: SeqVersion,
     ) -> Result<(), StateError> {
         let Some(shop) = self.shops.get(&progress.shop) else {
             warn!(agent = %envelope.agent_id, shop = %progress.shop, "order progress for a shop not configured; ignored");
             return Ok(());
         };
-        let Some(stored) = self.orders.record_progress(progress).await? else {
+        let Some(stored) = self
+            .orders
+            .record_progress(progress, version.rank())
+            .await?
+        else {
             warn!(shop = %progress.shop, order = %progress.order_id, "order progress for an order not stored (expired or unknown); ignored");
             return Ok(());
         };
@@ -438,25 +575,33 @@ struct SkuPlan {
     parked: Vec<(String, Vec<String>)>,
 }
 
-/// An envelope's ERP records by SKU: (kind, record, version) each, where a
-/// kind is the record's place in the SKU's item (`product`, `price#<list>`,
-/// `stock#<warehouse>`) and the version decides newer over older.
+/// An ERP record of an envelope: its kind (its place in the SKU's item:
+/// `product`, `price#<list>`, `stock#<warehouse>`), the record, the agent's
+/// clock for it (shown, and the source time of shop operations) and where
+/// it stands in the agent's sequence (what decides newer over older).
+type IncomingRecord = (String, serde_json::Value, DateTime<Utc>, RecordOrigin);
+
+/// An envelope's ERP records by SKU.
 fn records_by_sku(
     envelope: &Envelope,
-) -> BTreeMap<String, Vec<(String, serde_json::Value, DateTime<Utc>)>> {
+    version: SeqVersion,
+) -> BTreeMap<String, Vec<IncomingRecord>> {
     let mut by_sku: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    let from = RecordOrigin {
+        agent: envelope.agent_id.clone(),
+        rank: version.rank(),
+    };
     let mut add = |sku: &str, kind: String, record: serde_json::Value, at: DateTime<Utc>| {
         by_sku
             .entry(sku.to_owned())
             .or_default()
-            .push((kind, record, at));
+            .push((kind, record, at, from.clone()));
     };
     match &envelope.payload {
         Payload::Products(products) => {
             for p in products {
                 // A card's own modification time when the ERP has one, but
-                // never older than the batch (a re-read of an unchanged card
-                // must land over what an older batch wrote).
+                // never older than the batch.
                 let at = p
                     .modified_at
                     .unwrap_or(envelope.sent_at)
@@ -485,8 +630,40 @@ fn records_by_sku(
     by_sku
 }
 
+/// SQS takes deduplication ids of at most 128 characters: a longer one
+/// (a 64-character agent id with an incarnation and two large numbers) is
+/// replaced by its SHA-256, which keeps it as unique.
+fn fitting_dedup_id(id: String) -> String {
+    use sha2::{Digest, Sha256};
+    if id.len() <= 128 {
+        return id;
+    }
+    hex::encode(Sha256::digest(id.as_bytes()))
+}
+
 fn failure(message_id: &str) -> BatchItemFailure {
     let mut failure = BatchItemFailure::default();
     failure.item_identifier = message_id.to_owned();
     failure
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fitting_dedup_id;
+
+    #[test]
+    fn a_deduplication_id_always_fits_sqs() {
+        let short = "resend-biuro-1-5".to_owned();
+        assert_eq!(fitting_dedup_id(short.clone()), short);
+        let agent = "a".repeat(64);
+        let long = format!(
+            "resend-{agent}-{}-{}-{}",
+            "f".repeat(32),
+            u64::MAX,
+            u64::MAX
+        );
+        let fitted = fitting_dedup_id(long.clone());
+        assert!(fitted.len() <= 128);
+        assert_ne!(fitted, fitting_dedup_id(long.replace("-1", "-2")));
+    }
 }

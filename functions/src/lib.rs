@@ -15,6 +15,7 @@
 //! - [`agent_versions`]: the contract version commands are written at.
 //! - [`dynamo`]: DynamoDB attribute helpers.
 //! - [`catalog`]: per-SKU ERP records and shop states in the state table.
+//! - [`sequences`]: where each agent's envelopes stand; their versions.
 //! - [`shops`]: the configured shops (rules, limits, credentials).
 //! - [`ingest`]: ERP events from the agent (events queue).
 //! - [`mapping`]: per-shop mapping rules (price list, VAT, rounding, stock), pure.
@@ -43,6 +44,7 @@ pub mod mapping;
 pub mod orders;
 pub mod poller;
 pub mod ratelimit;
+pub mod sequences;
 pub mod shop;
 pub mod shop_ops;
 pub mod shop_push;

@@ -19,7 +19,8 @@
 //!   out of Optima;
 //!   the agent's answers: `erp_document_id`, `erp_document_number`,
 //!   `acked_ms`, `parked_reason`; progress: `stage`, `tracking`,
-//!   `documents`, `progress_ms`, and what became shop operations:
+//!   `documents`, `progress_ms` (the agent's clock, shown) and `progress_rank` (its
+//!   place in the agent's sequence, which orders progress), and what became shop operations:
 //!   `stage_queued`, `tracking_queued`; what shop-push did: `status_set`,
 //!   `tracking_noted`.
 //! - `pk = parked-orders`, `sk = <shop>#<order id>`: orders the agent
@@ -528,11 +529,14 @@ impl OrderStore {
             .collect())
     }
 
-    /// Records the ERP's progress unless a newer observation is stored;
-    /// returns the order as now stored (`None`: not stored or expired).
+    /// Records the ERP's progress unless progress from later in the agent's
+    /// sequence is stored (`rank`, [`crate::sequences::SeqVersion::rank`];
+    /// never the agent's clock, which may step back); returns the order as
+    /// now stored (`None`: not stored or expired).
     pub async fn record_progress(
         &self,
         progress: &OrderProgress,
+        rank: u64,
     ) -> Result<Option<StoredOrder>, StateError> {
         let now = Utc::now();
         let tracking = match progress
@@ -551,12 +555,14 @@ impl OrderStore {
             .key("pk", s(order_pk(&progress.shop)))
             .key("sk", s(&progress.order_id))
             .update_expression(
-                "SET stage = :stage, tracking = :tracking, documents = :documents, progress_ms = :obs",
+                "SET stage = :stage, tracking = :tracking, documents = :documents, progress_ms = :obs, \
+                 progress_rank = :rank",
             )
             .condition_expression(
                 "attribute_exists(pk) AND expires_at > :now_s AND \
-                 (attribute_not_exists(progress_ms) OR progress_ms <= :obs)",
+                 (attribute_not_exists(progress_rank) OR progress_rank <= :rank)",
             )
+            .expression_attribute_values(":rank", n(rank))
             .expression_attribute_values(":stage", s(stage_name(progress.stage)))
             .expression_attribute_values(":tracking", tracking)
             .expression_attribute_values(

@@ -55,6 +55,11 @@ pub struct AgentStatus {
     pub outbox_depth: u64,
     /// Whether the agent writes shop orders (None: an agent too old to say).
     pub takes_orders: Option<bool>,
+    /// The life of the agent's state file its last heartbeat came from.
+    pub incarnation: Option<String>,
+    /// Staged records the agent set aside as unsendable, and the latest.
+    pub rejected_records: u64,
+    pub rejected_latest: Option<String>,
     /// Set by the watchdog when heartbeats stopped.
     pub marked_stale: bool,
 }
@@ -83,7 +88,11 @@ fn expired(item: &HashMap<String, AttributeValue>, now: DateTime<Utc>) -> bool {
 /// A heartbeat as the ingest function records it.
 pub struct HeartbeatWrite<'a> {
     pub agent_id: &'a str,
+    pub incarnation: Option<&'a str>,
     pub seq: u64,
+    /// Where it stands in everything the agent said
+    /// ([`crate::sequences::SeqVersion::rank`]): what orders heartbeats.
+    pub rank: u64,
     pub heartbeat: &'a contract::Heartbeat,
     /// The envelope's `max_version` (see [`crate::agent_versions`]).
     pub max_version: u16,
@@ -123,9 +132,9 @@ impl StateTable {
         }
     }
 
-    /// Stores a heartbeat unless a newer one (by the agent's clock) is
-    /// already stored: redelivered or reordered heartbeats change nothing.
-    /// Returns whether it was stored.
+    /// Stores a heartbeat unless one from later in the agent's sequence is
+    /// already stored (never by the agent's clock, which may step back):
+    /// reordered heartbeats change nothing. Returns whether it was stored.
     pub async fn record_heartbeat(&self, write: HeartbeatWrite<'_>) -> Result<bool, StateError> {
         let hb = write.heartbeat;
         let clock_ms = hb.agent_clock.timestamp_millis();
@@ -134,6 +143,10 @@ impl StateTable {
         // watchdog itself sees the agent back (and restores what it zeroed).
         let sql_error = match &hb.health.sql_error {
             Some(error) => s(error),
+            None => AttributeValue::Null(true),
+        };
+        let nullable = |text: Option<&str>| match text {
+            Some(text) => s(text),
             None => AttributeValue::Null(true),
         };
         let put = self
@@ -145,9 +158,19 @@ impl StateTable {
             .update_expression(
                 "SET agent_version = :version, agent_clock_ms = :clock, received_at_ms = :received, \
                  skew_ms = :skew, last_seq = :seq, sql_server = :sql, outbox_depth = :outbox, sql_error = :sql_error, \
-                 max_version = :max_version, takes_orders = :takes_orders",
+                 max_version = :max_version, takes_orders = :takes_orders, hb_rank = :rank, \
+                 incarnation = :incarnation, rejected_records = :rejected, rejected_latest = :rejected_latest",
             )
-            .condition_expression("attribute_not_exists(pk) OR agent_clock_ms < :clock")
+            .condition_expression(
+                "attribute_not_exists(pk) OR attribute_not_exists(hb_rank) OR hb_rank <= :rank",
+            )
+            .expression_attribute_values(":rank", n(write.rank))
+            .expression_attribute_values(":incarnation", nullable(write.incarnation))
+            .expression_attribute_values(":rejected", n(hb.health.rejected_records.unwrap_or(0)))
+            .expression_attribute_values(
+                ":rejected_latest",
+                nullable(hb.health.rejected_latest.as_deref()),
+            )
             .expression_attribute_values(":version", s(&hb.agent_version))
             .expression_attribute_values(":clock", n(clock_ms))
             .expression_attribute_values(":received", n(write.received_at.timestamp_millis()))
@@ -214,6 +237,9 @@ impl StateTable {
                         _ => None,
                     },
                     marked_stale: get_bool(item, "stale"),
+                    incarnation: get_s(item, "incarnation").map(str::to_owned),
+                    rejected_records: get_n(item, "rejected_records").unwrap_or(0),
+                    rejected_latest: get_s(item, "rejected_latest").map(str::to_owned),
                 })
             })
             .collect()

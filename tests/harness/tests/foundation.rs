@@ -367,6 +367,8 @@ fn heartbeat_body(seq: u64, clock: chrono::DateTime<chrono::Utc>) -> String {
                 sql_error: None,
                 outbox_depth: seq,
                 takes_orders: None,
+                rejected_records: None,
+                rejected_latest: None,
             },
         }),
     ))

@@ -44,12 +44,6 @@ const NOT_REACHED: &[(&str, &str, &str, &str)] = &[
         "agent_versions and the zeroed-SKU queries: a command re-sent, a silent agent back",
     ),
     (
-        "ingest",
-        "sqs:SendMessage",
-        "erp-commands.fifo",
-        "ingest::ask_resend (a gap in an agent's sequence) and orders::send_command",
-    ),
-    (
         "webhook",
         "dynamodb:PutItem",
         "-state",
