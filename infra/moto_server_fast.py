@@ -21,7 +21,9 @@ benchmarks measure moto rather than our code (docs/BENCHMARKS.md):
   spent most of moto's CPU there. Here "now" comes from `time.time()`,
   the same instant in the same unit.
 
-One fix is about behaviour, toward AWS's: DynamoDB applies each write to an
+Two fixes are about behaviour, toward AWS's. SQS FIFO deduplication holds
+for five minutes after a message was sent, even once it was received and
+deleted (moto compares only with messages still in the queue). And DynamoDB applies each write to an
 item atomically, while moto's threaded server lets a concurrent request
 see an `UpdateItem` half done (the item created with its key only, the
 update not yet applied) or let two conditional writes both pass. Item reads
@@ -117,6 +119,32 @@ def delete_message(self, receipt_handle):
 
 Queue.wait_for_messages = wait_for_messages
 Queue.delete_message = delete_message
+
+_original_add_message = Queue.add_message
+
+
+def add_message(self, message):
+    # AWS accepts but never delivers a FIFO message whose deduplication id
+    # was sent in the last five minutes, whether or not the first one is
+    # still in the queue; moto only compares with messages still queued,
+    # so a command re-sent after the first was consumed got through.
+    if self.fifo_queue and message.deduplication_id:
+        key = message.deduplication_id
+        if self.attributes.get("DeduplicationScope") == "messageGroup":
+            key = (message.group_id, key)
+        window_ms = sqs_models.DEDUPLICATION_TIME_IN_SECONDS * 1000
+        now = message.sent_timestamp
+        with self._messages_lock:
+            sent = self.__dict__.setdefault("_deduplication_sent", {})
+            for old in [k for k, at in sent.items() if now - at >= window_ms]:
+                del sent[old]
+            if key in sent:
+                return
+            sent[key] = now
+    _original_add_message(self, message)
+
+
+Queue.add_message = add_message
 
 Table = dynamodb_table.Table
 _original_query = Table.query

@@ -45,6 +45,14 @@ pub fn learn(command: &Envelope) {
     }
 }
 
+/// For a message that exists only from contract version `version` on, sent
+/// by a process that has received no command (a command-line tool): takes
+/// the cloud to read it. An older cloud parks the message as of an
+/// unsupported version, which `/status` shows.
+pub fn assume_at_least(version: u16) {
+    CLOUD_MAX.fetch_max(version.min(THIS_BUILD.max), Ordering::Relaxed);
+}
+
 /// The version to encode messages to the cloud at: the lower of both sides'
 /// newest, or this build's minimum while the cloud's is unknown (or too old
 /// to be served, which [`learn`] has logged).

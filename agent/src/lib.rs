@@ -217,6 +217,29 @@ pub async fn rehearse_order(
     Ok(optima::order_document::rehearse(&mut client, &order, &orders.write_settings()).await?)
 }
 
+/// Queues the request to send a parked order to the ERP again in the
+/// agent's outbox (the running service sends it; the cloud re-sends the
+/// order's create command).
+pub fn retry_parked_order(config: &AgentConfig, shop: &str, order_id: &str) -> anyhow::Result<()> {
+    let store = Store::open(&config.store.path)
+        .with_context(|| format!("opening the agent state {}", config.store.path.display()))?;
+    let retry = contract::Payload::RetryOrder(contract::RetryOrder {
+        shop: shop.to_owned(),
+        order_id: order_id.to_owned(),
+    });
+    cloud_version::assume_at_least(retry.since_version());
+    store
+        .enqueue(
+            &config.agent_id,
+            retry,
+            None,
+            contract::MAX_BODY_BYTES,
+            chrono::Utc::now(),
+        )
+        .context("queueing the retry")?;
+    Ok(())
+}
+
 /// A forced pass from the command line: read, stage, and send it all now.
 /// Shows a progress bar on a terminal.
 pub async fn sync_now(

@@ -95,6 +95,16 @@ enum OrdersCommand {
         #[arg(long)]
         sku: Option<String>,
     },
+    /// Send a parked order to Optima again, once what parked it is fixed
+    /// (the SKU added, the payment form mapped): the cloud sends its create
+    /// command again. Goes out through this agent's outbox.
+    Retry {
+        #[arg(long, short, default_value = "agent.toml")]
+        config: PathBuf,
+        /// The parked order as `/status` lists it: `<shop>:<order id>`.
+        #[arg(long)]
+        order: String,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -188,6 +198,21 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_BAD_CONFIG)
             }
         },
+        Command::Orders(OrdersCommand::Retry { config, order }) => {
+            with_runtime(&config, |config| async move {
+                let (shop, order_id) = order
+                    .split_once(':')
+                    .filter(|(shop, id)| !shop.is_empty() && !id.is_empty())
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("--order `{order}`: expected <shop>:<order id>, as /status lists parked orders")
+                    })?;
+                agent::retry_parked_order(&config, shop, order_id)?;
+                println!(
+                    "asked the cloud to send {shop}:{order_id} again; it goes out with the running agent's next message (see /status)"
+                );
+                Ok(())
+            })
+        }
         Command::Orders(OrdersCommand::Rehearse { config, order, sku }) => {
             with_runtime(&config, |config| async move {
                 let rehearsal = agent::rehearse_order(&config, order.as_deref(), sku).await?;

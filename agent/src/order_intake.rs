@@ -89,9 +89,8 @@ impl SqlOrderWriter {
     }
 
     fn classify(&mut self, err: SqlError) -> WriteError {
-        // Deadlock victim, lock timeout: the office held a lock; retry.
         if let SqlError::Server(tiberius::error::Error::Server(token)) = &err
-            && !matches!(token.code(), 1205 | 1222)
+            && !retryable(token.code())
         {
             return WriteError::Rejected(err.to_string());
         }
@@ -136,6 +135,25 @@ impl OrderWriter for SqlOrderWriter {
         let result = crate::optima::order_document::document_chains(client, roots).await;
         result.map_err(|e| self.classify(e))
     }
+}
+
+/// SQL Server errors that say "not now" rather than "not this document":
+/// the order stays queued and is written again (after enough tries the
+/// queue moves it to its DLQ, where an alarm fires). A duplicate key
+/// (2601/2627) that is not the order's own key is the office numbering a
+/// document at the same moment.
+pub fn retryable(code: u32) -> bool {
+    matches!(
+        code,
+        1205 // chosen as deadlock victim
+            | 1222 // lock request timed out
+            | 2601 | 2627 // duplicate key: a numbering race (the import key is found before)
+            | 1204 // no more locks
+            | 701 | 8645 // out of memory, waiting for memory
+            | 9002 // transaction log full
+            | 3960 // snapshot update conflict
+            | 40613 | 40501 | 40197 // Azure SQL: database busy or failing over
+    )
 }
 
 /// What became of a create-order command.
@@ -304,6 +322,23 @@ impl<W: OrderWriter> Orders<W> {
                 Handled::Done
             }
             Err(err) => Handled::RetryLater(format!("cannot queue the answer: {err}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retryable;
+
+    /// A numbering race with the office or a full log waits and is tried
+    /// again; a value the document cannot hold is parked at once.
+    #[test]
+    fn passing_troubles_are_retried_and_refusals_of_the_document_are_not() {
+        for code in [1205, 1222, 2601, 2627, 9002] {
+            assert!(retryable(code), "{code} is retried");
+        }
+        for code in [515, 2628, 245, 8114, 547, 207, 208] {
+            assert!(!retryable(code), "{code} parks the order");
         }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! `GET /status` answers JSON: every agent's last-seen time, clock skew and
 //! health, whether it counts as stale, the depth of every queue and DLQ,
-//! and the parked messages. Every route needs a credential: in AWS the
+//! and the parked messages. `POST /orders/{shop}/{order id}/retry` sends a
+//! parked order to the ERP again, once what parked it is fixed. Every route needs a credential: in AWS the
 //! Function URL's `AWS_IAM` auth is checked by AWS before the function
 //! runs (`ADMIN_AUTH=iam`); elsewhere a bearer token from configuration
 //! (`ADMIN_AUTH=token`, `ADMIN_TOKEN`), compared in constant time.
@@ -10,11 +11,12 @@
 use std::sync::Arc;
 
 use aws_sdk_sqs::types::QueueAttributeName;
+use axum::extract::Path;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -121,11 +123,56 @@ impl Admin {
         let admin = Arc::new(self);
         Router::new()
             .route("/status", get(status))
+            .route("/orders/{shop}/{order_id}/retry", post(retry_order))
             .layer(middleware::from_fn_with_state(
                 admin.clone(),
                 require_credential,
             ))
             .with_state(admin)
+    }
+}
+
+/// Sends a parked order to the ERP again.
+async fn retry_order(
+    State(admin): State<Arc<Admin>>,
+    Path((shop, order_id)): Path<(String, String)>,
+) -> Response {
+    let Some(config) = admin.shops.get(&shop) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("no shop `{}` is configured", shop.chars().take(64).collect::<String>())})),
+        )
+            .into_response();
+    };
+    let commands_queue_url = admin
+        .queues
+        .iter()
+        .find(|(name, _)| *name == "erp_commands")
+        .map(|(_, url)| url.clone())
+        .unwrap_or_default();
+    let intake = crate::orders::OrderIntake::new(
+        admin.orders.clone(),
+        admin.clients.sqs.clone(),
+        commands_queue_url,
+    );
+    match intake.retry(config, &order_id).await {
+        Ok(retried) => {
+            let status = match retried {
+                crate::orders::Retried::Sent | crate::orders::Retried::Pending => StatusCode::OK,
+                crate::orders::Retried::NotStored => StatusCode::NOT_FOUND,
+                _ => StatusCode::CONFLICT,
+            };
+            tracing::info!(%shop, order = %order_id, ?retried, "retry of a parked order asked for");
+            (status, Json(json!({"retried": retried}))).into_response()
+        }
+        Err(err) => {
+            tracing::warn!(%shop, order = %order_id, error = %err, "retry of a parked order failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"error": err.to_string()})),
+            )
+                .into_response()
+        }
     }
 }
 

@@ -472,6 +472,23 @@ impl Ingest {
             Payload::OrderProgress(progress) => {
                 self.apply_progress(envelope, progress, version).await
             }
+            Payload::RetryOrder(retry) => {
+                let Some(shop) = self.shops.get(&retry.shop) else {
+                    warn!(agent = %envelope.agent_id, shop = %retry.shop, "retry of an order of a shop not configured; ignored");
+                    return Ok(());
+                };
+                let intake = crate::orders::OrderIntake::new(
+                    self.orders.clone(),
+                    self.sqs.clone(),
+                    self.commands_queue_url.clone(),
+                );
+                let retried = intake
+                    .retry(shop, &retry.order_id)
+                    .await
+                    .map_err(|crate::orders::IntakeError::Store(e)| e)?;
+                info!(agent = %envelope.agent_id, shop = %retry.shop, order = %retry.order_id, ?retried, "a person asked to send a parked order again");
+                Ok(())
+            }
             other => {
                 // Record kinds this deployment does not handle yet are kept,
                 // not dropped, so a newer agent loses nothing.

@@ -90,6 +90,8 @@ pub struct StoredOrder {
     /// The agent took the order's document out of Optima after the shop
     /// cancelled it (or there was none).
     pub withdrawn: bool,
+    /// How many times a parked order was sent to the ERP again.
+    pub retries: i64,
     pub erp_document_number: Option<String>,
     pub parked_reason: Option<String>,
     pub stage: Option<String>,
@@ -126,6 +128,7 @@ impl StoredOrder {
             command_claim_ms: get_n(item, "command_claim_ms"),
             cancel_rev_ms: get_n(item, "cancel_rev_ms"),
             withdrawn: get_n::<i64>(item, "withdrawn_ms").is_some(),
+            retries: get_n(item, "retries").unwrap_or(0),
             erp_document_number: text("erp_document_number"),
             parked_reason: text("parked_reason"),
             stage: text("stage"),
@@ -368,6 +371,38 @@ impl OrderStore {
         )
         .await
         .map(|_| ())
+    }
+
+    /// Makes a parked order sendable again (its create command is no longer
+    /// marked as sent, and a retry is counted so the new command is not a
+    /// duplicate to SQS); false when it is not parked, or has a document.
+    pub async fn rearm(&self, shop: &str, order_id: &str) -> Result<bool, StateError> {
+        let now = Utc::now();
+        let rearmed = self
+            .conditional_update(
+                shop,
+                order_id,
+                "SET retries = if_not_exists(retries, :zero) + :one REMOVE command_rev_ms, command_claim_ms, parked_reason",
+                "attribute_exists(pk) AND expires_at > :now_s AND attribute_exists(parked_reason) \
+                 AND attribute_not_exists(erp_document_number) AND attribute_not_exists(withdrawn_ms)",
+                &[
+                    (":zero", n(0)),
+                    (":one", n(1)),
+                    (":now_s", n(now.timestamp())),
+                ],
+            )
+            .await?;
+        if rearmed {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s("parked-orders"))
+                .key("sk", s(format!("{shop}#{order_id}")))
+                .send()
+                .await
+                .map_err(|e| self.error("DeleteItem", &e))?;
+        }
+        Ok(rearmed)
     }
 
     /// Records the agent's answer. False when the order is not (or no longer) stored.
@@ -834,17 +869,22 @@ impl OrderCommand {
     }
 }
 
-/// The deduplication id of an order's command.
+/// The deduplication id of an order's command (`retries`: how many times
+/// a parked order was sent again, so each new send is a new message).
 pub fn command_dedup_id(
     shop: &str,
     order_id: &str,
     revision_ms: i64,
     command: OrderCommand,
+    retries: i64,
 ) -> String {
-    let text = match command {
+    let mut text = match command {
         OrderCommand::Create => format!("{shop}\0{order_id}\0{revision_ms}"),
         OrderCommand::Cancel => format!("{shop}\0{order_id}\0{revision_ms}\0cancel"),
     };
+    if retries > 0 {
+        text.push_str(&format!("\0retry {retries}"));
+    }
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
@@ -864,6 +904,22 @@ pub struct Accepted {
     /// the claim. The next delivery or poll of the same revision sends it
     /// (the poller keeps its cursor from moving past such an order).
     pub command_pending: bool,
+}
+
+/// What asking to send a parked order again did.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "result", content = "document", rename_all = "snake_case")]
+pub enum Retried {
+    /// Its create command is on the queue again.
+    Sent,
+    /// Re-armed; the command goes with the next delivery or poll.
+    Pending,
+    /// The order is not parked (written, pending, or taken out).
+    NotParked,
+    /// Optima already has its document.
+    HasDocument(String),
+    /// No such order is stored (unknown, or past retention).
+    NotStored,
 }
 
 /// Why an order could not be taken in.
@@ -903,6 +959,20 @@ impl OrderIntake {
             cancel_sent: false,
             command_pending: false,
         };
+        // The shop changed a parked order (the SKU fixed, the address
+        // completed): the newer revision goes to the ERP again.
+        let mut rearmed = None;
+        if stored.written
+            && current.parked_reason.is_some()
+            && current.erp_document_number.is_none()
+            && shop.order_trigger.passes(&current.order)
+            && !shop.closes(&current.order.status)
+            && self.store.rearm(&order.shop, &order.order_id).await?
+        {
+            info!(order = %order.key(), "a parked order changed in the shop: sending it to the ERP again");
+            rearmed = self.store.get(&order.shop, &order.order_id).await?;
+        }
+        let current = rearmed.as_ref().unwrap_or(current);
         let command = if current.command_rev_ms.is_none() {
             if !shop.order_trigger.passes(&current.order) {
                 return Ok(accepted);
@@ -931,6 +1001,33 @@ impl OrderIntake {
             }
         }
         Ok(accepted)
+    }
+
+    /// A person asks to send a parked order again (`agent orders retry`,
+    /// or the admin endpoint): re-armed and sent at its stored revision.
+    pub async fn retry(&self, shop: &ShopConfig, order_id: &str) -> Result<Retried, IntakeError> {
+        let Some(current) = self.store.get(&shop.id, order_id).await? else {
+            return Ok(Retried::NotStored);
+        };
+        if let Some(number) = current.erp_document_number {
+            return Ok(Retried::HasDocument(number));
+        }
+        if current.parked_reason.is_none() || current.withdrawn {
+            return Ok(Retried::NotParked);
+        }
+        if !self.store.rearm(&shop.id, order_id).await? {
+            return Ok(Retried::NotParked);
+        }
+        let Some(current) = self.store.get(&shop.id, order_id).await? else {
+            return Ok(Retried::NotStored);
+        };
+        match self.send_command(&current, OrderCommand::Create).await {
+            Ok(true) => {
+                info!(order = %current.order.key(), retries = current.retries, "parked order sent to the ERP again");
+                Ok(Retried::Sent)
+            }
+            Ok(false) | Err(_) => Ok(Retried::Pending),
+        }
     }
 
     /// Whether the stored order carries the mark that its command is on
@@ -1019,6 +1116,7 @@ impl OrderIntake {
                 &order.order_id,
                 current.revision_ms,
                 command,
+                current.retries,
             ))
             .send()
             .await;

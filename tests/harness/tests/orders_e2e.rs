@@ -492,6 +492,55 @@ async fn a_shop_order_becomes_an_ro_and_its_shipping_comes_back() -> anyhow::Res
         "nothing in the commands DLQ: {}",
         status["queues"]
     );
+
+    // The office adds the product, and a person sends the parked order
+    // again from the office (`agent orders retry`): it becomes its RO, and
+    // leaves /status's parked orders.
+    let db = erp.db.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        optima_standin::simulator::Simulator::open(&db)?.perform(
+            optima_standin::simulator::Action::NewProduct {
+                sku: SHOP_ONLY.into(),
+                name: "Tylko w sklepie, już w Optimie".into(),
+            },
+        )?;
+        Ok(())
+    })
+    .await??;
+    let retried = std::process::Command::new(harness::paths::workspace_bin("agent")?)
+        .args(["orders", "retry", "--config"])
+        .arg(dir.join("agent.toml"))
+        .args(["--order", &format!("sklep:{unknown_id}")])
+        .env("OPTIMA_SYNC_SQL__PASSWORD", &erp.password)
+        .output()?;
+    assert!(
+        retried.status.success(),
+        "agent orders retry: {}",
+        String::from_utf8_lossy(&retried.stderr)
+    );
+    let written = wait_for(
+        "the parked order's RO after the retry",
+        Duration::from_secs(60),
+        || async {
+            let docs = documents_for(&erp, &unknown_number, unknown_id).await?;
+            Ok((!docs.is_empty()).then_some(docs))
+        },
+    )
+    .await?;
+    assert_eq!(written.len(), 1, "one document: {written:?}");
+    wait_for(
+        "the order off /status's parked list",
+        Duration::from_secs(30),
+        || async {
+            let status = cloud.status().await?;
+            let listed = status["parked_orders"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|p| p["order_id"].as_str() == Some(unknown_id.to_string().as_str()))
+            });
+            Ok((!listed).then_some(()))
+        },
+    )
+    .await?;
     Ok(())
 }
 
@@ -643,5 +692,75 @@ async fn a_cancelled_shop_order_leaves_optima_or_waits_for_a_person() -> anyhow:
         "no tracking note on a cancelled order: {}",
         order["notes"]
     );
+    Ok(())
+}
+
+/// An order parked for something the shop side can fix (here: no address)
+/// goes to Optima once the shop fixes it: the newer revision is sent again
+/// (before, it was stored and never sent, and the order stayed parked with
+/// the old reason).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_order_fixed_in_the_shop_goes_in_again() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path();
+    let Running {
+        erp,
+        skus,
+        shop,
+        cloud,
+        _agent,
+        ..
+    } = Running::start(dir, "orders-fixed").await?;
+    let placed = shop
+        .place_order(json!({
+            "line_items": [[skus[0], 1]],
+            "billing": {"email": "bez-adresu@example.pl"},
+            "payment_method": "bacs",
+            "status": "processing"
+        }))
+        .await?;
+    let id = placed["id"].as_u64().context("order id")?;
+    let number = placed["number"].as_str().context("number")?.to_owned();
+    let parked = wait_for(
+        "the order parked for its address",
+        Duration::from_secs(60),
+        || async {
+            let status = cloud.status().await?;
+            Ok(status["parked_orders"].as_array().and_then(|a| {
+                a.iter()
+                    .find(|p| p["order_id"].as_str() == Some(id.to_string().as_str()))
+                    .cloned()
+            }))
+        },
+    )
+    .await?;
+    assert!(
+        parked["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("address")),
+        "{parked}"
+    );
+    assert!(documents_for(&erp, &number, id).await?.is_empty());
+
+    // The shop's staff complete the address (PUT /orders/{id}, as the
+    // WooCommerce admin does): order.updated, a newer revision.
+    let fixed = reqwest::Client::new()
+        .put(format!("{}/wp-json/wc/v3/orders/{id}", shop.base_url))
+        .basic_auth(&shop.consumer_key, Some(&shop.consumer_secret))
+        .json(&json!({"billing": address("bez-adresu@example.pl"), "shipping": address("bez-adresu@example.pl")}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        fixed.status().is_success(),
+        "updating the order: {}",
+        fixed.status()
+    );
+    let docs = wait_for("the fixed order's RO", Duration::from_secs(60), || async {
+        let docs = documents_for(&erp, &number, id).await?;
+        Ok((!docs.is_empty()).then_some(docs))
+    })
+    .await?;
+    assert_eq!(docs.len(), 1, "{docs:?}");
+    assert!(docs[0].1.starts_with("RO/"), "{docs:?}");
     Ok(())
 }
