@@ -180,6 +180,24 @@ impl LocalCloud {
         Ok(body)
     }
 
+    /// Asks the admin URL to send a parked order again
+    /// (`POST /orders/{shop}/{order id}/retry`); returns its answer.
+    pub async fn retry_order(
+        &self,
+        shop: &str,
+        order_id: &str,
+    ) -> anyhow::Result<serde_json::Value> {
+        let response = reqwest::Client::new()
+            .post(format!("{}/orders/{shop}/{order_id}/retry", self.admin_url))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await?;
+        let code = response.status();
+        let body: serde_json::Value = response.json().await?;
+        anyhow::ensure!(code.is_success(), "retry answered {code}: {body}");
+        Ok(body)
+    }
+
     /// An agent configuration file pointing at this stack.
     pub fn write_agent_config(
         &self,

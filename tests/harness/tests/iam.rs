@@ -232,7 +232,35 @@ async fn every_identity_calls_exactly_what_its_policy_grants() -> anyhow::Result
         async move { ro_number(erp, &number).await }
     })
     .await?;
-    // The acknowledgement travels back through the events queue.
+    // An order the agent parks (it has no address), sent again
+    // from the admin URL: the admin's retry grants are called.
+    let parked = shop
+        .place_order(json!({
+            "line_items": [[skus[0], 1]],
+            "billing": {"email": "bez-adresu@example.pl"},
+            "payment_method": "bacs",
+            "status": "processing"
+        }))
+        .await?;
+    let parked_id = parked["id"].as_u64().context("order id")?.to_string();
+    wait_for(
+        "the order without an address parked",
+        Duration::from_secs(90),
+        || async {
+            let status = cloud.status().await?;
+            Ok(status["parked_orders"]
+                .as_array()
+                .is_some_and(|a| {
+                    a.iter()
+                        .any(|p| p["order_id"].as_str() == Some(parked_id.as_str()))
+                })
+                .then_some(()))
+        },
+    )
+    .await?;
+    let retried = cloud.retry_order("sklep", &parked_id).await?;
+    ensure!(retried["retried"]["result"] == "sent", "{retried}");
+    // The acknowledgements travel back through the events queue.
     tokio::time::sleep(Duration::from_secs(5)).await;
     cloud.status().await?;
 
