@@ -29,7 +29,7 @@ use tracing::debug;
 
 use crate::aws::describe_error;
 use crate::dynamo::{get_n, get_s, get_strings, get_time, n, s};
-use crate::mapping::ShopProductState;
+use crate::mapping::{ProductChanges, ShopProductState};
 use crate::shop::ShopItemId;
 use crate::state::StateError;
 
@@ -60,6 +60,9 @@ pub struct SkuState {
     pub queued: BTreeMap<String, (ShopProductState, i64)>,
     /// shop id → why the SKU is parked there now.
     pub parked: HashMap<String, Vec<String>>,
+    /// shop id → what the shop confirmed it holds (`held#<shop>`), read
+    /// with the SKU so a value the shop never took is queued again.
+    pub held: HashMap<String, ProductChanges>,
     /// The item's revision when read (0: no item yet).
     pub rev: u64,
 }
@@ -290,7 +293,7 @@ impl Catalog {
     }
 
     /// Everything stored for many SKUs, with whether each is parked in each
-    /// of `shops`, in BatchGetItem calls of 100 keys.
+    /// of `shops` and what each of them holds, in BatchGetItem calls of 100 keys.
     pub async fn load_many(
         &self,
         skus: &[String],
@@ -302,6 +305,7 @@ impl Catalog {
             .collect();
         let sort_keys: Vec<String> = std::iter::once(ERP_SK.to_owned())
             .chain(shops.iter().map(|shop| format!("parked#{shop}")))
+            .chain(shops.iter().map(|shop| format!("held#{shop}")))
             .collect();
         let keys = skus.iter().flat_map(|sku| {
             sort_keys
@@ -324,6 +328,10 @@ impl Catalog {
             } else if let Some(shop) = sk.strip_prefix("parked#") {
                 let reasons = get_strings(&item, "reasons");
                 state.parked.insert(shop.to_owned(), reasons);
+            } else if let Some(shop) = sk.strip_prefix("held#")
+                && let Some((held, _)) = decode_held(&item)
+            {
+                state.held.insert(shop.to_owned(), held);
             }
         }
         Ok(states)

@@ -35,7 +35,7 @@ use crate::HandlerError;
 use crate::aws::{Clients, describe_error};
 use crate::catalog::{Catalog, SeqCheck, SkuState};
 use crate::env::{EnvError, FunctionEnv};
-use crate::mapping::{ShopOperation, ShopProductState, diff};
+use crate::mapping::{ShopOperation, ShopProductState, diff, not_yet_held};
 use crate::orders::OrderStore;
 use crate::shop_ops::{OrderAction, OrderOperation};
 use crate::shops::Shops;
@@ -201,13 +201,20 @@ impl Ingest {
             for sku in &pending {
                 let mut state = states.remove(sku).unwrap_or_default();
                 let mut changed = false;
+                // Every record again as stored, only read later: the agent
+                // resent unchanged records (a forced pass).
+                let mut resent = true;
                 for (kind, record, version) in incoming.get(sku).into_iter().flatten() {
+                    resent &= state
+                        .records
+                        .get(kind)
+                        .is_some_and(|stored| same_reading(&stored.record, record));
                     changed |= state.merge(kind, record.clone(), *version);
                 }
                 if !changed {
                     continue;
                 }
-                let plan = self.map_sku(sku, &state)?;
+                let plan = self.map_sku(sku, &state, resent)?;
                 for (shop, reasons) in plan.parked {
                     parked.extend(self.catalog.parked_writes(&shop, sku, &reasons));
                 }
@@ -253,7 +260,14 @@ impl Ingest {
     /// What every shop should show of a SKU after a change to its records:
     /// the operations (each with the state to record as queued once it is
     /// on the queue) and the shops whose parked reasons changed.
-    fn map_sku(&self, sku: &str, state: &SkuState) -> Result<SkuPlan, StateError> {
+    ///
+    /// A shop gets the operation when the mapped state differs from what was
+    /// queued or from what the shop confirmed it holds (a write it refused,
+    /// or one that ended in the dead-letter queue, is queued again by the
+    /// next reading), and always when the records were `resent` unchanged:
+    /// then the operation is a reconcile, written even over what the shop is
+    /// recorded as holding, which corrects a hand edit in the shop.
+    fn map_sku(&self, sku: &str, state: &SkuState, resent: bool) -> Result<SkuPlan, StateError> {
         let erp = state.erp(sku)?;
         let mut plan = SkuPlan::default();
         let Some(product) = &erp.product else {
@@ -285,9 +299,16 @@ impl Ingest {
             // and shop-push drops an operation older than what the shop
             // holds; only a complete state can be dropped without losing a
             // field that the newer one did not carry.
-            if diff(&shop.id, queued, &mapped.state, source).is_some()
-                && let Some(op) = diff(&shop.id, None, &mapped.state, source)
-            {
+            let Some(mut op) = diff(&shop.id, None, &mapped.state, source) else {
+                continue;
+            };
+            let changed = diff(&shop.id, queued, &mapped.state, source).is_some();
+            let not_held = state
+                .held
+                .get(&shop.id)
+                .is_some_and(|held| !not_yet_held(&op.changes, Some(held)).is_empty());
+            if changed || not_held || resent {
+                op.reconcile = resent;
                 plan.operations.push((op, mapped.state));
             }
         }
@@ -477,6 +498,18 @@ fn records_by_sku(
         _ => {}
     }
     by_sku
+}
+
+/// Whether two readings of one record say the same, whenever each was read.
+fn same_reading(stored: &serde_json::Value, incoming: &serde_json::Value) -> bool {
+    let without_time = |value: &serde_json::Value| {
+        let mut value = value.clone();
+        if let Some(fields) = value.as_object_mut() {
+            fields.remove("read_at");
+        }
+        value
+    };
+    without_time(stored) == without_time(incoming)
 }
 
 fn failure(message_id: &str) -> BatchItemFailure {

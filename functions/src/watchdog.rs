@@ -95,6 +95,7 @@ impl Watchdog {
                             ..ProductChanges::default()
                         },
                         source_time: held_at + ChronoDuration::milliseconds(1),
+                        reconcile: false,
                     });
                 }
             }
@@ -127,6 +128,7 @@ impl Watchdog {
                         ..ProductChanges::default()
                     },
                     source_time: source,
+                    reconcile: false,
                 });
             }
         }

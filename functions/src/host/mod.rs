@@ -31,6 +31,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use crate::Deadline;
 use crate::admin::Admin;
 use crate::aws::Clients;
 use crate::env::FunctionEnv;
@@ -80,6 +81,7 @@ impl LocalHost {
 
         for source in &stack.event_sources {
             let env = function_env(stack, &source.function, &options)?;
+            let timeout = stack.function(&source.function)?.timeout();
             let handler: sqs_source::SqsHandler = match source.function.as_str() {
                 "ingest" => {
                     let ingest = Arc::new(
@@ -97,14 +99,15 @@ impl LocalHost {
                     );
                     Arc::new(move |event| {
                         let push = push.clone();
-                        Box::pin(async move { push.handle(event).await })
+                        // As Lambda's context.deadline: the invocation's timeout from now.
+                        let deadline = Deadline::after(timeout);
+                        Box::pin(async move { push.handle_until(event, deadline).await })
                     })
                 }
                 other => bail!(
                     "the stack routes a queue to `{other}`, which this build has no SQS handler for"
                 ),
             };
-            let timeout = stack.function(&source.function)?.timeout();
             // Lambda polls with the function's role, not its own.
             let sqs = clients_of(&source.function)?.sqs.clone();
             sqs_source::check_queue(source, &sqs, timeout).await?;
