@@ -123,6 +123,7 @@ impl LocalHost {
 
         for sched in &stack.schedules {
             let env = function_env(stack, &sched.function, &options)?;
+            let timeout = stack.function(&sched.function)?.timeout();
             let every = match options.schedule_every.get(&sched.function) {
                 Some(every) => *every,
                 None => schedule::parse_rate(&sched.expression)?,
@@ -135,7 +136,8 @@ impl LocalHost {
                     );
                     Arc::new(move |input| {
                         let watchdog = watchdog.clone();
-                        Box::pin(async move { watchdog.handle(input).await })
+                        let deadline = Deadline::after(timeout);
+                        Box::pin(async move { watchdog.handle_until(input, deadline).await })
                     })
                 }
                 "poller" => {
@@ -152,7 +154,13 @@ impl LocalHost {
                 ),
             };
             info!(function = %sched.function, every = ?every, "scheduled");
-            tasks.spawn(schedule::run(sched.clone(), every, handler, cancel.clone()));
+            tasks.spawn(schedule::run(
+                sched.clone(),
+                every,
+                handler,
+                timeout,
+                cancel.clone(),
+            ));
         }
 
         for url in &stack.function_urls {

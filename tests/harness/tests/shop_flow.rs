@@ -600,3 +600,145 @@ async fn concurrent_batches_for_the_same_skus_both_land() -> anyhow::Result<()> 
     .await?;
     Ok(())
 }
+
+/// Every product of `skus` in the shop at `quantity` (the stand-in's list).
+async fn all_at(
+    shop: &WooStandinProcess,
+    skus: &[String],
+    quantity: i64,
+) -> anyhow::Result<Option<()>> {
+    let all: Vec<Value> = reqwest::get(format!("{}/__standin/products", shop.base_url))
+        .await?
+        .json()
+        .await?;
+    let at: std::collections::HashMap<&str, i64> = all
+        .iter()
+        .filter_map(|p| Some((p["sku"].as_str()?, p["stock_quantity"].as_i64()?)))
+        .collect();
+    Ok(skus
+        .iter()
+        .all(|sku| at.get(sku.as_str()) == Some(&quantity))
+        .then_some(()))
+}
+
+/// A watchdog restore that fails halfway (the shop-ops queue refuses) or
+/// has no time left forgets nothing: the agent stays marked stale and the
+/// zeroed markers stay until their restoring operations are on the queue,
+/// so the next run puts every product back. 150 SKUs: more than one page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_cut_short_is_finished_by_the_next_run() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let logs = dir.path();
+    let skus: Vec<String> = (0..150).map(|i| format!("ZERO-{i:03}")).collect();
+    let shop = WooStandinProcess::start_with(None, Some(&skus), None, logs)?;
+    let (config, secrets) = shop.shop_parameters("sklep", "Detaliczna", &["MAG"], 50, 50);
+    let mut config: Value = serde_json::from_str(&config)?;
+    config[0]["stale_policy"] = serde_json::json!({"policy": "zero_low_stock", "threshold": 3});
+    let cloud = LocalCloud::start_with(logs, "restore", Some((config.to_string(), secrets)))?;
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config(&cloud.emulator.endpoint()).await);
+    let events = cloud.stack.output("EventsQueueUrl")?.to_owned();
+    let t0 = Utc::now();
+    let e = |seq, payload| Envelope::new("biuro", seq, t0, payload);
+    send(&sqs, &events, &heartbeat(1)).await?;
+    send(
+        &sqs,
+        &events,
+        &e(
+            2,
+            Payload::Products(skus.iter().map(|s| product(s)).collect()),
+        ),
+    )
+    .await?;
+    send(
+        &sqs,
+        &events,
+        &e(
+            3,
+            Payload::Prices(
+                skus.iter()
+                    .map(|s| price(s, Decimal::new(999, 2)))
+                    .collect(),
+            ),
+        ),
+    )
+    .await?;
+    send(
+        &sqs,
+        &events,
+        &e(
+            4,
+            Payload::Stock(skus.iter().map(|s| stock(s, 2, t0)).collect()),
+        ),
+    )
+    .await?;
+    wait_for("every product at 2", Duration::from_secs(60), || {
+        all_at(&shop, &skus, 2)
+    })
+    .await?;
+    quiet(&cloud).await?;
+
+    let clients =
+        functions::aws::Clients::from_config(&sdk_config(&cloud.emulator.endpoint()).await);
+    let watchdog_env = |stale_after: &str, queue: Option<&str>| -> anyhow::Result<_> {
+        let mut env =
+            functions::env::FunctionEnv::from_map(cloud.stack.function("watchdog")?.environment());
+        env.set("AGENT_STALE_AFTER_SECONDS", stale_after);
+        if let Some(queue) = queue {
+            env.set("SHOP_OPS_QUEUE_URL", queue);
+        }
+        Ok(functions::watchdog::Watchdog::new(&clients, &env)?)
+    };
+    // Stale at once: the agent's last heartbeat is already too old.
+    let silent = watchdog_env("0", None)?;
+    silent
+        .handle(Value::Null)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    wait_for("every product at 0", Duration::from_secs(60), || {
+        all_at(&shop, &skus, 0)
+    })
+    .await?;
+    quiet(&cloud).await?;
+    assert_eq!(cloud.status().await?["shops"][0]["zeroed_products"], 150);
+
+    // The agent is back, but the restore cannot queue its operations.
+    let ops_queue = cloud.stack.output("ShopOpsQueueUrl")?.to_owned();
+    let broken = watchdog_env("3600", Some(&format!("{ops_queue}-gone")))?;
+    assert!(
+        broken.handle(Value::Null).await.is_err(),
+        "the restore fails"
+    );
+    let status = cloud.status().await?;
+    assert_eq!(
+        status["shops"][0]["zeroed_products"], 150,
+        "no marker forgotten before its restore is queued: {status}"
+    );
+    assert_eq!(status["agents"][0]["stale"], true, "{status}");
+
+    // No time left: nothing done, nothing forgotten.
+    let back = watchdog_env("3600", None)?;
+    let summary = back
+        .handle_until(Value::Null, functions::Deadline::after(Duration::ZERO))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(summary["changed"][0]["finished"], false, "{summary}");
+    assert_eq!(cloud.status().await?["shops"][0]["zeroed_products"], 150);
+
+    // The next run restores every product.
+    let summary = back
+        .handle(Value::Null)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(
+        summary["changed"][0]["shop_products_changed"], 150,
+        "{summary}"
+    );
+    wait_for("every product back at 2", Duration::from_secs(60), || {
+        all_at(&shop, &skus, 2)
+    })
+    .await?;
+    let status = cloud.status().await?;
+    assert_eq!(status["shops"][0]["zeroed_products"], 0, "{status}");
+    assert_eq!(status["agents"][0]["stale"], false, "{status}");
+    Ok(())
+}
