@@ -4,8 +4,9 @@
 //! (the newer reading wins), then checked against what the shop was last
 //! seen to hold: an older reading never overwrites a newer one and a write
 //! that changes nothing is never sent. Shop ids by SKU are looked up once
-//! and cached. Writes go in the platform's batch calls, each after taking a
-//! token from the shop's bucket in DynamoDB (shared by every instance). A
+//! and cached. Writes go in the platform's batch calls; every HTTP request
+//! the connector makes takes a token from the shop's bucket in DynamoDB
+//! first (shared by every instance, [`crate::ratelimit::ShopGate`]). A
 //! 429 empties the bucket for `Retry-After`; 5xx and timeouts are retried a
 //! few times with back-off inside the invocation and then handed back to
 //! the queue. Permanent refusals (SKU not in the shop, a value the shop
@@ -73,26 +74,26 @@ impl std::fmt::Debug for ShopPush {
 
 impl ShopPush {
     pub fn new(clients: &Clients, env: &FunctionEnv) -> Result<Self, EnvError> {
-        let table = env.required("STATE_TABLE")?;
         let shops = Shops::from_env(env, true).map_err(|e| EnvError::Invalid {
             name: "SHOPS",
             value: e.to_string(),
             expected: "a JSON list of shops with credentials in SHOP_SECRETS",
         })?;
-        let mut connectors = HashMap::new();
-        for shop in &shops.shops {
-            let connector = shops.connector(&shop.id).map_err(|e| EnvError::Invalid {
-                name: "SHOPS",
-                value: e.to_string(),
-                expected: "a usable shop address and credentials",
-            })?;
-            connectors.insert(shop.id.clone(), connector);
-        }
+        let table = env.required("STATE_TABLE")?;
+        let limiter = RateLimiter::new(clients.dynamodb.clone(), table.clone());
+        let connectors =
+            shops
+                .connectors(&limiter, MAX_TOKEN_WAIT)
+                .map_err(|e| EnvError::Invalid {
+                    name: "SHOPS",
+                    value: e.to_string(),
+                    expected: "a usable shop address and credentials",
+                })?;
         Ok(ShopPush {
             catalog: Catalog::new(clients.dynamodb.clone(), table.clone()),
             orders: OrderStore::new(clients.dynamodb.clone(), table.clone(), 30),
             state: StateTable::new(clients.dynamodb.clone(), table.clone(), 30),
-            limiter: RateLimiter::new(clients.dynamodb.clone(), table),
+            limiter,
             shops,
             connectors,
         })
@@ -230,11 +231,9 @@ impl ShopPush {
             }
             return Ok(());
         };
-        let config = self
-            .shops
-            .get(shop)
-            .ok_or_else(|| PushError::Config(shop.to_owned()))?;
-        let (rate, burst) = (config.requests_per_second, config.burst);
+        if self.shops.get(shop).is_none() {
+            return Err(PushError::Config(shop.to_owned()));
+        }
         // Drop what is older than, or equal to, what the shop holds, and
         // find the cached shop ids (batched reads: the shop calls, not
         // these, should set the pace).
@@ -281,9 +280,7 @@ impl ShopPush {
         missing.sort();
         for chunk in missing.chunks(connector.max_batch()) {
             let (found, refused) = self
-                .isolating_refusals(shop, rate, burst, deadline, chunk, |skus| {
-                    connector.lookup_ids(skus)
-                })
+                .isolating_refusals(shop, deadline, chunk, |skus| connector.lookup_ids(skus))
                 .await?;
             let mut writes = Vec::new();
             for (sku, result) in chunk.iter().zip(refused) {
@@ -316,9 +313,7 @@ impl ShopPush {
         paths.dedup();
         for path in paths {
             match self
-                .call(shop, rate, burst, deadline, || {
-                    connector.ensure_category(path)
-                })
+                .call(shop, deadline, || connector.ensure_category(path))
                 .await
             {
                 Ok(()) => {}
@@ -335,7 +330,7 @@ impl ShopPush {
                 .map(|(id, op, _)| (id.clone(), op.changes.clone()))
                 .collect();
             let (outcomes, refused) = self
-                .isolating_refusals(shop, rate, burst, deadline, &items, |items| {
+                .isolating_refusals(shop, deadline, &items, |items| {
                     connector.write_products(items)
                 })
                 .await?;
@@ -363,9 +358,7 @@ impl ShopPush {
 
     /// One order operation, unless superseded or already done.
     async fn push_order(&self, op: &OrderOperation, deadline: Deadline) -> Result<(), PushError> {
-        let (Some(connector), Some(config)) =
-            (self.connectors.get(&op.shop), self.shops.get(&op.shop))
-        else {
+        let Some(connector) = self.connectors.get(&op.shop) else {
             warn!(shop = %op.shop, order = %op.order_id, "order operation for a shop not configured; dropped");
             return Ok(());
         };
@@ -373,7 +366,6 @@ impl ShopPush {
             info!(shop = %op.shop, order = %op.order_id, "order no longer stored (retention passed); operation dropped");
             return Ok(());
         };
-        let (rate, burst) = (config.requests_per_second, config.burst);
         match &op.action {
             OrderAction::SetStatus { status, stage } => {
                 if stored.stage.as_deref() != Some(stage.as_str())
@@ -381,7 +373,7 @@ impl ShopPush {
                 {
                     return Ok(());
                 }
-                self.call(&op.shop, rate, burst, deadline, || {
+                self.call(&op.shop, deadline, || {
                     connector.set_order_status(&op.order_id, status)
                 })
                 .await?;
@@ -394,7 +386,7 @@ impl ShopPush {
                 if stored.tracking_noted.as_deref() == Some(tracking.as_str()) {
                     return Ok(());
                 }
-                self.call(&op.shop, rate, burst, deadline, || {
+                self.call(&op.shop, deadline, || {
                     connector.add_customer_note(&op.order_id, note)
                 })
                 .await?;
@@ -440,8 +432,6 @@ impl ShopPush {
     async fn isolating_refusals<'a, I, R, F>(
         &self,
         shop: &str,
-        rate: u32,
-        burst: u32,
         deadline: Deadline,
         items: &'a [I],
         mut request: F,
@@ -450,10 +440,7 @@ impl ShopPush {
         R: Default + Extend<<R as IntoIterator>::Item> + IntoIterator,
         F: FnMut(&'a [I]) -> futures::future::BoxFuture<'a, Result<R, ShopError>>,
     {
-        match self
-            .call(shop, rate, burst, deadline, || request(items))
-            .await
-        {
+        match self.call(shop, deadline, || request(items)).await {
             Ok(answer) => return Ok((answer, vec![None; items.len()])),
             Err(PushError::Refused(err)) if items.len() == 1 => {
                 return Ok((R::default(), vec![Some(err)]));
@@ -466,10 +453,7 @@ impl ShopPush {
         let mut answers = R::default();
         let mut refused = Vec::with_capacity(items.len());
         for one in items.chunks(1) {
-            match self
-                .call(shop, rate, burst, deadline, || request(one))
-                .await
-            {
+            match self.call(shop, deadline, || request(one)).await {
                 Ok(answer) => {
                     answers.extend(answer);
                     refused.push(None);
@@ -488,8 +472,6 @@ impl ShopPush {
     async fn call<'a, T, F>(
         &self,
         shop: &str,
-        rate: u32,
-        burst: u32,
         deadline: Deadline,
         request: F,
     ) -> Result<T, PushError>
@@ -503,8 +485,6 @@ impl ShopPush {
             .remaining()
             .map(|left| left.saturating_sub(RECORDING_RESERVE));
         let limits = ShopLimits {
-            rate,
-            burst,
             attempts: ATTEMPTS,
             max_token_wait: room.map_or(MAX_TOKEN_WAIT, |room| room.min(MAX_TOKEN_WAIT)),
         };

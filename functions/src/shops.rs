@@ -5,16 +5,18 @@
 //! parameter); credentials from `SHOP_SECRETS` (JSON, the `NoEcho`
 //! `ShopSecrets` parameter), keyed by shop id. Secrets never reach a log.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 use thiserror::Error;
 
 use crate::env::FunctionEnv;
 use crate::mapping::ShopRules;
+use crate::ratelimit::{RateLimiter, ShopGate};
 use crate::shop::woocommerce::{WooCommerce, WooConfig};
-use crate::shop::{Secret, ShopConnector};
+use crate::shop::{RequestGate, Secret, ShopConnector};
 
 #[derive(Debug, Error)]
 pub enum ShopsError {
@@ -289,8 +291,35 @@ impl Shops {
         self.shops.iter().find(|s| s.id == id)
     }
 
-    /// The connector for a shop (needs its credentials).
-    pub fn connector(&self, id: &str) -> Result<Arc<dyn ShopConnector>, ShopsError> {
+    /// Every shop's connector, each request paced by the shop's shared
+    /// bucket in `limiter` (waiting at most `max_wait` for a token).
+    pub fn connectors(
+        &self,
+        limiter: &RateLimiter,
+        max_wait: Duration,
+    ) -> Result<HashMap<String, Arc<dyn ShopConnector>>, ShopsError> {
+        self.shops
+            .iter()
+            .map(|shop| {
+                let gate = ShopGate::new(
+                    limiter.clone(),
+                    shop.id.clone(),
+                    shop.requests_per_second,
+                    shop.burst,
+                    max_wait,
+                );
+                Ok((shop.id.clone(), self.connector(&shop.id, Arc::new(gate))?))
+            })
+            .collect()
+    }
+
+    /// The connector for a shop (needs its credentials); every request it
+    /// sends takes a token from `gate` first.
+    pub fn connector(
+        &self,
+        id: &str,
+        gate: Arc<dyn RequestGate>,
+    ) -> Result<Arc<dyn ShopConnector>, ShopsError> {
         let shop = self.get(id).ok_or_else(|| ShopsError::Shop {
             shop: id.to_owned(),
             problem: "not configured".into(),
@@ -307,7 +336,8 @@ impl Shops {
         .map_err(|e| ShopsError::Shop {
             shop: id.to_owned(),
             problem: e.to_string(),
-        })?;
+        })?
+        .with_gate(gate);
         Ok(Arc::new(connector))
     }
 }

@@ -1,6 +1,6 @@
 //! `poller` in AWS: the scheduled handler under lambda_runtime.
 
-use functions::{aws::Clients, env::FunctionEnv, poller::Poller, telemetry};
+use functions::{Deadline, aws::Clients, env::FunctionEnv, poller::Poller, telemetry};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
@@ -9,7 +9,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
     let poller = Poller::new(&Clients::from_env().await, &FunctionEnv::from_process())?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-        poller.handle(event.payload)
+        poller.handle_until(
+            event.payload,
+            Deadline::from_epoch_ms(event.context.deadline),
+        )
     }))
     .await
 }

@@ -146,7 +146,8 @@ impl LocalHost {
                     );
                     Arc::new(move |input| {
                         let poller = poller.clone();
-                        Box::pin(async move { poller.handle(input).await })
+                        let deadline = Deadline::after(timeout);
+                        Box::pin(async move { poller.handle_until(input, deadline).await })
                     })
                 }
                 other => bail!(

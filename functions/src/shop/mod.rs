@@ -140,6 +140,19 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Paces a connector's HTTP requests to one shop: the connector asks for
+/// one token before every request it sends (lookups, pages, categories,
+/// batches alike), so the shop's limit holds however many requests one
+/// trait call takes.
+pub trait RequestGate: Send + Sync + fmt::Debug {
+    /// Waits for a token; `Err` when none comes in time (try later).
+    fn admit(&self) -> BoxFuture<'_, Result<(), ShopError>>;
+
+    /// The shop answered 429: every user of the limit holds back for
+    /// `retry_after` (a default back-off when the shop gave none).
+    fn penalise(&self, retry_after: Option<Duration>) -> BoxFuture<'_, ()>;
+}
+
 /// The lookup result: SKU → where it lives. SKUs the shop does not have are absent.
 pub type ItemIds = HashMap<String, ShopItemId>;
 

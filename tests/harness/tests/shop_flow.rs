@@ -742,3 +742,175 @@ async fn a_restore_cut_short_is_finished_by_the_next_run() -> anyhow::Result<()>
     assert_eq!(status["agents"][0]["stale"], false, "{status}");
     Ok(())
 }
+
+/// A shop-ops backlog bigger than one invocation can write moves forward
+/// with each delivery: each invocation is cut off at its deadline (as
+/// Lambda does) but records the shop ids it looked up and what the shop
+/// took as it goes, so the redelivered batch carries on instead of redoing
+/// the same lookups and first writes every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_bigger_than_one_invocation_moves_forward_each_time() -> anyhow::Result<()> {
+    const LIMIT: u32 = 5;
+    const BUDGET: Duration = Duration::from_millis(3500);
+    let dir = tempfile::tempdir()?;
+    let logs = dir.path();
+    let skus: Vec<String> = (0..1000).map(|i| format!("LONG-{i:04}")).collect();
+    let shop = WooStandinProcess::start_with(None, Some(&skus), Some(LIMIT), logs)?;
+    let cloud = LocalCloud::start_with(
+        logs,
+        "backlog",
+        Some(shop.shop_parameters("sklep", "Detaliczna", &["MAG"], LIMIT, 1)),
+    )?;
+    let clients =
+        functions::aws::Clients::from_config(&sdk_config(&cloud.emulator.endpoint()).await);
+    let env =
+        functions::env::FunctionEnv::from_map(cloud.stack.function("shop-push")?.environment());
+    let push = functions::shop_push::ShopPush::new(&clients, &env)?;
+
+    // Ten messages of 100 operations: 10 lookups and 10 writes, at least
+    // 3.8 s at 5 requests a second, more than one invocation's 3.5 s.
+    let now = Utc::now();
+    let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+    for (n, chunk) in skus.chunks(100).enumerate() {
+        let operations: Vec<Value> = chunk
+            .iter()
+            .map(|sku| {
+                serde_json::json!({"shop": "sklep", "sku": sku, "source_time": now,
+                                   "changes": {"stock_quantity": 42}})
+            })
+            .collect();
+        let mut message = aws_lambda_events::event::sqs::SqsMessage::default();
+        message.message_id = Some(format!("backlog-{n}"));
+        message.body = Some(Value::Array(operations).to_string());
+        event.records.push(message);
+    }
+    let mut invocations = 0;
+    loop {
+        invocations += 1;
+        anyhow::ensure!(
+            invocations <= 8,
+            "the backlog is not written after {} invocations",
+            invocations - 1
+        );
+        // Lambda ends the invocation at its deadline whatever the handler does.
+        let answer = tokio::time::timeout(
+            BUDGET,
+            push.handle_until(event.clone(), functions::Deadline::after(BUDGET)),
+        )
+        .await;
+        if let Ok(answer) = answer {
+            let answer = answer.map_err(|e| anyhow::anyhow!("{e}"))?;
+            if answer.batch_item_failures.is_empty() {
+                break;
+            }
+        }
+    }
+    assert!(
+        all_at(&shop, &skus, 42).await?.is_some(),
+        "every product written"
+    );
+    let stats = shop.stats().await?;
+    // Each chunk looked up once, give or take one call cut off per invocation.
+    let lookups = stats["requests_by_endpoint"]["GET /products"]
+        .as_u64()
+        .unwrap_or(u64::MAX);
+    assert!(
+        lookups <= 10 + invocations,
+        "{lookups} lookups for 10 chunks in {invocations} invocations: {stats}"
+    );
+    println!("written in {invocations} invocations");
+    Ok(())
+}
+
+/// Stock for the variations of a variable-product catalogue reaches a shop
+/// limited to 3 requests a second without ever passing it: every request
+/// the connector makes (the SKU lookup, the list of variable products, each
+/// product's variations, each product's variation batch) takes its own
+/// token, not one token per lookup or write however many requests it makes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_variable_catalogue_never_passes_the_shop_limit() -> anyhow::Result<()> {
+    const LIMIT: u32 = 3;
+    let dir = tempfile::tempdir()?;
+    let logs = dir.path();
+    let shop = WooStandinProcess::start_with(None, None, None, logs)?;
+    let http = reqwest::Client::new();
+    let mut variations = Vec::new();
+    for i in 0..8 {
+        let parent: Value = http
+            .post(format!("{}/__standin/products", shop.base_url))
+            .json(&serde_json::json!({"sku": format!("VAR-{i}"), "name": format!("Koszulka {i}"), "type": "variable"}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let id = parent["id"].as_u64().context("parent id")?;
+        for size in ["S", "M", "L"] {
+            let sku = format!("VAR-{i}-{size}");
+            http.post(format!(
+                "{}/wp-json/wc/v3/products/{id}/variations",
+                shop.base_url
+            ))
+            .basic_auth(&shop.consumer_key, Some(&shop.consumer_secret))
+            .json(&serde_json::json!({"sku": sku, "regular_price": "10.00", "manage_stock": true, "stock_quantity": 1}))
+            .send()
+            .await?
+            .error_for_status()?;
+            variations.push(sku);
+        }
+    }
+    http.put(format!("{}/__standin/rate-limit", shop.base_url))
+        .json(&serde_json::json!({"per_sec": LIMIT}))
+        .send()
+        .await?
+        .error_for_status()?;
+    http.post(format!("{}/__standin/stats/reset", shop.base_url))
+        .send()
+        .await?
+        .error_for_status()?;
+    let cloud = LocalCloud::start_with(
+        logs,
+        "variable",
+        Some(shop.shop_parameters("sklep", "Detaliczna", &["MAG"], LIMIT, 1)),
+    )?;
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config(&cloud.emulator.endpoint()).await);
+    let now = Utc::now();
+    let operations: Vec<Value> = variations
+        .iter()
+        .map(|sku| {
+            serde_json::json!({"shop": "sklep", "sku": sku, "source_time": now,
+                               "changes": {"stock_quantity": 9}})
+        })
+        .collect();
+    sqs.send_message()
+        .queue_url(cloud.stack.output("ShopOpsQueueUrl")?)
+        .message_body(Value::Array(operations).to_string())
+        .send()
+        .await?;
+    wait_for("every variation at 9", Duration::from_secs(90), || async {
+        for sku in &variations {
+            let shown = shop
+                .product(sku)
+                .await?
+                .is_some_and(|p| p["stock_quantity"] == 9);
+            if !shown {
+                return Ok(None);
+            }
+        }
+        Ok(Some(()))
+    })
+    .await?;
+    let stats = shop.stats().await?;
+    println!("{stats}");
+    assert!(
+        stats["requests_by_endpoint"]["GET /products/{id}/variations"].as_u64() >= Some(8),
+        "the variations were looked for: {stats}"
+    );
+    assert_eq!(stats["rate_limited"], 0, "never a 429: {stats}");
+    let max = stats["max_requests_in_any_1s"].as_u64().unwrap_or(u64::MAX);
+    assert!(
+        max <= u64::from(LIMIT),
+        "at most {LIMIT} requests in any second, saw {max}: {stats}"
+    );
+    Ok(())
+}
