@@ -77,7 +77,7 @@ impl ShopPush {
         let shops = Shops::from_env(env, true).map_err(|e| EnvError::Invalid {
             name: "SHOPS",
             value: e.to_string(),
-            expected: "a JSON list of shops with credentials in SHOP_SECRETS",
+            expected: "a JSON list of shops with credentials in the SHOP_SECRETS_ARN secret",
         })?;
         let table = env.required("STATE_TABLE")?;
         let limiter = RateLimiter::new(clients.dynamodb.clone(), table.clone());

@@ -2,8 +2,10 @@
 //! rate limit and credentials.
 //!
 //! Non-secret settings come from `SHOPS` (JSON, the template's `ShopsConfig`
-//! parameter); credentials from `SHOP_SECRETS` (JSON, the `NoEcho`
-//! `ShopSecrets` parameter), keyed by shop id. Secrets never reach a log.
+//! parameter); credentials (JSON, keyed by shop id) from the Secrets
+//! Manager secret `SHOP_SECRETS_ARN` names, read once at cold start
+//! ([`FunctionEnv::with_shop_secrets`]). Secrets never reach a log, an
+//! environment variable or the stack.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -212,7 +214,7 @@ pub struct Shops {
 }
 
 impl Shops {
-    /// Reads `SHOPS` and, when `with_secrets`, `SHOP_SECRETS`.
+    /// Reads `SHOPS` and, when `with_secrets`, the credentials [`FunctionEnv::with_shop_secrets`] read.
     pub fn from_env(env: &FunctionEnv, with_secrets: bool) -> Result<Shops, ShopsError> {
         let text = env.get("SHOPS").unwrap_or("[]");
         let shops: Vec<ShopConfig> =
@@ -255,14 +257,17 @@ impl Shops {
         let mut secrets = BTreeMap::new();
         let mut webhook_secrets = BTreeMap::new();
         if with_secrets {
-            let text = env.get("SHOP_SECRETS").unwrap_or("{}");
+            let text = env
+                .shop_secrets()
+                .map(secrecy::ExposeSecret::expose_secret)
+                .unwrap_or("{}");
             let parsed: BTreeMap<String, ShopSecret> = serde_json::from_str(text)
                 // The text may hold secrets: never echo it.
-                .map_err(|_| ShopsError::Config("SHOP_SECRETS is not a JSON object of {consumer_key, consumer_secret, webhook_secret} per shop".into()))?;
+                .map_err(|_| ShopsError::Config("the shop credentials secret is not a JSON object of {consumer_key, consumer_secret, webhook_secret} per shop".into()))?;
             for shop in &shops {
                 let secret = parsed.get(&shop.id).ok_or_else(|| ShopsError::Shop {
                     shop: shop.id.clone(),
-                    problem: "no credentials in SHOP_SECRETS".into(),
+                    problem: "no credentials in the shop credentials secret".into(),
                 })?;
                 secrets.insert(
                     shop.id.clone(),

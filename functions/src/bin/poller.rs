@@ -7,7 +7,12 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
-    let poller = Poller::new(&Clients::from_env().await, &FunctionEnv::from_process())?;
+    let clients = Clients::from_env().await;
+    // The shop credentials come from Secrets Manager, never the environment.
+    let env = FunctionEnv::from_process()
+        .with_shop_secrets(&clients)
+        .await?;
+    let poller = Poller::new(&clients, &env)?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         poller.handle_until(
             event.payload,

@@ -80,7 +80,10 @@ impl LocalHost {
         let mut urls = BTreeMap::new();
 
         for source in &stack.event_sources {
-            let env = function_env(stack, &source.function, &options)?;
+            let env = function_env(stack, &source.function, &options)?
+                .with_shop_secrets(clients_of(&source.function)?)
+                .await
+                .with_context(|| format!("reading {}'s shop credentials", source.function))?;
             let timeout = stack.function(&source.function)?.timeout();
             let handler: sqs_source::SqsHandler = match source.function.as_str() {
                 "ingest" => {
@@ -122,7 +125,10 @@ impl LocalHost {
         }
 
         for sched in &stack.schedules {
-            let env = function_env(stack, &sched.function, &options)?;
+            let env = function_env(stack, &sched.function, &options)?
+                .with_shop_secrets(clients_of(&sched.function)?)
+                .await
+                .with_context(|| format!("reading {}'s shop credentials", sched.function))?;
             let timeout = stack.function(&sched.function)?.timeout();
             let every = match options.schedule_every.get(&sched.function) {
                 Some(every) => *every,
@@ -165,7 +171,10 @@ impl LocalHost {
         }
 
         for url in &stack.function_urls {
-            let env = function_env(stack, &url.function, &options)?;
+            let env = function_env(stack, &url.function, &options)?
+                .with_shop_secrets(clients_of(&url.function)?)
+                .await
+                .with_context(|| format!("reading {}'s shop credentials", url.function))?;
             let router = match url.function.as_str() {
                 "admin" => Admin::new(clients_of("admin")?, &env)
                     .context("configuring admin")?

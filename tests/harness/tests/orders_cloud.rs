@@ -1090,7 +1090,9 @@ async fn a_poll_cut_off_at_its_deadline_goes_on_at_the_next_page() -> anyhow::Re
     shop.set_faults(json!({"latency_ms": 5000})).await?;
     let config = sdk_config(&cloud.emulator.endpoint()).await;
     let clients = functions::aws::Clients::from_config(&config);
-    let env = functions::env::FunctionEnv::from_map(cloud.stack.function("poller")?.environment());
+    let env = functions::env::FunctionEnv::from_map(cloud.stack.function("poller")?.environment())
+        .with_shop_secrets(&clients)
+        .await?;
     let poller = functions::poller::Poller::new(&clients, &env)?;
     let table = cloud.stack.output("StateTableName")?.to_owned();
     let store = OrderStore::new(aws_sdk_dynamodb::Client::new(&config), &table, 30);

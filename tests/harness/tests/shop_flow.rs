@@ -764,7 +764,9 @@ async fn a_backlog_bigger_than_one_invocation_moves_forward_each_time() -> anyho
     let clients =
         functions::aws::Clients::from_config(&sdk_config(&cloud.emulator.endpoint()).await);
     let env =
-        functions::env::FunctionEnv::from_map(cloud.stack.function("shop-push")?.environment());
+        functions::env::FunctionEnv::from_map(cloud.stack.function("shop-push")?.environment())
+            .with_shop_secrets(&clients)
+            .await?;
     let push = functions::shop_push::ShopPush::new(&clients, &env)?;
 
     // Ten messages of 100 operations: 10 lookups and 10 writes, at least
