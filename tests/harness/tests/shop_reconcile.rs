@@ -252,3 +252,58 @@ async fn a_hand_edit_in_the_shop_is_put_right_by_a_forced_pass() -> anyhow::Resu
     stock_shown(&shop, 7).await?;
     Ok(())
 }
+
+/// A batch request the shop refuses as a whole (a 400, as a plugin
+/// validating one product might answer) parks only what the shop refuses
+/// when asked item by item: here nothing, so every product gets its stock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_batch_parks_only_the_items_refused_alone() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let logs = dir.path();
+    let skus: Vec<String> = (0..3).map(|i| format!("ONE-{i}")).collect();
+    let shop = WooStandinProcess::start_with(None, Some(&skus), None, logs)?;
+    let cloud = LocalCloud::start_with(
+        logs,
+        "refused",
+        Some(shop.shop_parameters("sklep", "Detaliczna", &["MAG"], 20, 20)),
+    )?;
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config(&cloud.emulator.endpoint()).await);
+    shop.set_faults(
+        serde_json::json!({"fail_status": 400, "fail_next": 1, "fail_path_contains": "/batch"}),
+    )
+    .await?;
+    let now = Utc::now();
+    let operations: Vec<serde_json::Value> = skus
+        .iter()
+        .map(|sku| {
+            serde_json::json!({"shop": "sklep", "sku": sku, "source_time": now,
+                               "changes": {"stock_quantity": 11}})
+        })
+        .collect();
+    sqs.send_message()
+        .queue_url(cloud.stack.output("ShopOpsQueueUrl")?)
+        .message_body(serde_json::Value::Array(operations).to_string())
+        .send()
+        .await?;
+    wait_for("every product at 11", Duration::from_secs(30), || async {
+        for sku in &skus {
+            let shown = shop
+                .product(sku)
+                .await?
+                .is_some_and(|p| p["stock_quantity"] == 11);
+            if !shown {
+                return Ok(None);
+            }
+        }
+        Ok(Some(()))
+    })
+    .await?;
+    let status = settled(&cloud).await?;
+    assert_eq!(
+        status["parked_records"].as_array().map(Vec::len),
+        Some(0),
+        "nothing parked: {status}"
+    );
+    assert_eq!(shop.stats().await?["injected_errors"], 1);
+    Ok(())
+}
