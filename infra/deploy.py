@@ -479,6 +479,10 @@ def store_shop_secrets(s, args, parameters):
             SecretString=value if value is not None else "{}",
         )["ARN"]
         log(f"shop credentials stored in new secret {name}")
+        if value is None and stack_status(client(s, args, "cloudformation"), args.stack) is not None:
+            # A stack from before the secret kept them in a NoEcho parameter,
+            # which cannot be read back: they must be given once more.
+            log(f"WARNING: secret {name} is new and empty: pass --parameter ShopSecrets=@FILE once")
     parameters["ShopSecretsArn"] = arn
 
 
