@@ -207,7 +207,7 @@ def deploy_stack(cfn, args, parameters):
         # value shows as "****" and is kept with UsePreviousValue.
         existing = cfn.describe_stacks(StackName=args.stack)["Stacks"][0].get("Parameters", [])
         previous = {p["ParameterKey"]: p.get("ParameterValue") for p in existing}
-        for key in ("ShopsConfig", "ShopSecrets", "AlarmEmail"):
+        for key in ("ShopsConfig", "AlarmEmail"):
             if key in parameters or key not in previous:
                 continue
             if previous[key] is None or set(previous[key]) == {"*"}:
@@ -452,11 +452,58 @@ def parameters_for(args, bucket):
     return params
 
 
+def shop_secrets_name(stack):
+    return f"{stack}-shop-secrets"
+
+
+def store_shop_secrets(s, args, parameters):
+    """The shop credentials (--parameter ShopSecrets=@file, JSON) go into a
+    Secrets Manager secret, never into the stack: the stack gets the
+    secret's ARN (ShopSecretsArn), the functions read the value at cold
+    start. Without ShopSecrets an existing secret keeps its value; the first
+    deploy creates it empty ("{}")."""
+    value = parameters.pop("ShopSecrets", None)
+    sm = client(s, args, "secretsmanager")
+    name = shop_secrets_name(args.stack)
+    try:
+        arn = sm.describe_secret(SecretId=name)["ARN"]
+        if value is not None:
+            sm.put_secret_value(SecretId=arn, SecretString=value)
+            log(f"shop credentials stored in secret {name}")
+    except botocore.exceptions.ClientError as e:
+        if e.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise
+        arn = sm.create_secret(
+            Name=name,
+            Description=f"Shop credentials of stack {args.stack} (infra/deploy.py)",
+            SecretString=value if value is not None else "{}",
+        )["ARN"]
+        log(f"shop credentials stored in new secret {name}")
+        if value is None and stack_status(client(s, args, "cloudformation"), args.stack) is not None:
+            # A stack from before the secret kept them in a NoEcho parameter,
+            # which cannot be read back: they must be given once more.
+            log(f"WARNING: secret {name} is new and empty: pass --parameter ShopSecrets=@FILE once")
+    parameters["ShopSecretsArn"] = arn
+
+
+def delete_shop_secrets(s, args):
+    sm = client(s, args, "secretsmanager")
+    try:
+        sm.delete_secret(SecretId=shop_secrets_name(args.stack), ForceDeleteWithoutRecovery=True)
+        log(f"secret {shop_secrets_name(args.stack)} deleted")
+    except botocore.exceptions.ClientError as e:
+        if e.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise
+
+
 def write_description(desc, path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(desc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    # Readable by its owner only: it names roles, queues and URLs.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(json.dumps(desc, indent=2, sort_keys=True) + "\n")
     tmp.replace(path)
     log(f"wrote {path}")
 
@@ -472,6 +519,7 @@ def cmd_deploy(args):
     s3 = client(s, args, "s3")
     ensure_bucket(s3, bucket, s.region_name)
     parameters = parameters_for(args, bucket)
+    store_shop_secrets(s, args, parameters)
     upload_artifacts(s3, bucket, parameters["ArtifactPrefix"], functions_in(template), args)
     cfn = client(s, args, "cloudformation")
     deploy_stack(cfn, args, parameters)
@@ -497,6 +545,7 @@ def cmd_describe(args):
     s = session(args)
     template = load_template()
     parameters = parameters_for(args, artifact_bucket(s, args))
+    parameters.pop("ShopSecrets", None)
     desc = describe(s, args, template, parameters)
     write_description(desc, args.describe_to)
     for shop, url in sorted(desc["webhook_urls"].items()):
@@ -526,6 +575,7 @@ def cmd_destroy(args):
         if status != "DELETE_COMPLETE":
             fail(f"stack {args.stack} ended in {status}: {'; '.join(failure_reasons(cfn, args.stack))}")
         log(f"stack {args.stack} deleted")
+    delete_shop_secrets(s, args)
     s3 = client(s, args, "s3")
     bucket = artifact_bucket(s, args)
     try:

@@ -35,8 +35,9 @@ tests and the local run turn it on once the stack is deployed), is checked
 as AWS checks it for the calls this project makes, where moto differs:
 
 * DynamoDB requests are checked against the table's ARN (moto checks them
-  against "*", which no statement naming a table matches), and an index
-  query against `<table ARN>/index/<name>`.
+  against "*", which no statement naming a table matches), an index
+  query against `<table ARN>/index/<name>`, and a secret's actions
+  against the secret's ARN.
 * A transaction needs each of its items' own actions (`PutItem`,
   `UpdateItem`, `DeleteItem`, `ConditionCheckItem`, `GetItem`) on each
   item's table, as in AWS (there is no IAM action named after the
@@ -364,10 +365,29 @@ def _dynamodb_checks(handler, action):
     return [(action, arn(table))]
 
 
+def _secretsmanager_checks(handler, action):
+    """A secret's actions against the secret's ARN (moto checks them against
+    "*", which no statement naming a secret matches)."""
+    body = handler.body
+    if isinstance(body, (str, bytes)):
+        try:
+            body = json.loads(body or "{}")
+        except ValueError:
+            body = {}
+    secret = (body or {}).get("SecretId") if isinstance(body, dict) else None
+    if not secret:
+        return [(action, "*")]
+    if not secret.startswith("arn:"):
+        secret = f"arn:aws:secretsmanager:{handler.region}:{handler.current_account}:secret:{secret}"
+    return [(action, secret)]
+
+
 def _checks(handler, resource):
     action = handler._get_action()
     if handler.service_name == "dynamodb":
         return _dynamodb_checks(handler, action)
+    if handler.service_name == "secretsmanager":
+        return _secretsmanager_checks(handler, action)
     if handler.service_name == "sqs":
         return [(_SQS_BATCH_ACTIONS.get(action, action), resource)]
     return [(action, resource)]

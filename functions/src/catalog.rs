@@ -29,7 +29,7 @@ use tracing::debug;
 
 use crate::aws::describe_error;
 use crate::dynamo::{get_n, get_s, get_strings, get_time, n, s};
-use crate::mapping::ShopProductState;
+use crate::mapping::{ProductChanges, ShopProductState};
 use crate::shop::ShopItemId;
 use crate::state::StateError;
 
@@ -45,6 +45,11 @@ fn pk(sku: &str) -> AttributeValue {
 
 /// The sort key of a SKU's ERP item.
 const ERP_SK: &str = "erp";
+/// The index of `held#<shop>` items by shop and stock figure
+/// (`infra/template.yaml`): low stock without a scan.
+const HELD_STOCK_INDEX: &str = "held-stock";
+/// Items per page of the watchdog's queries (one batch of work each).
+const PAGE_ITEMS: i32 = 100;
 /// TransactWriteItems takes at most 100 writes.
 const TRANSACTION_ITEMS: usize = 100;
 /// Writes in flight when a refused transaction's writes go one by one.
@@ -60,6 +65,9 @@ pub struct SkuState {
     pub queued: BTreeMap<String, (ShopProductState, i64)>,
     /// shop id → why the SKU is parked there now.
     pub parked: HashMap<String, Vec<String>>,
+    /// shop id → what the shop confirmed it holds (`held#<shop>`), read
+    /// with the SKU so a value the shop never took is queued again.
+    pub held: HashMap<String, ProductChanges>,
     /// The item's revision when read (0: no item yet).
     pub rev: u64,
     /// Why the stored item does not read (then the rest is empty).
@@ -272,9 +280,9 @@ impl Catalog {
     }
 
     /// Everything stored for many SKUs, with whether each is parked in each
-    /// of `shops`, in BatchGetItem calls of 100 keys. A SKU whose item does
-    /// not read comes back with [`SkuState::unreadable`] set, so one bad
-    /// item does not fail the others.
+    /// of `shops` and what each of them holds, in BatchGetItem calls of 100
+    /// keys. A SKU whose item does not read comes back with
+    /// [`SkuState::unreadable`] set, so one bad item does not fail the others.
     pub async fn load_many(
         &self,
         skus: &[String],
@@ -286,6 +294,7 @@ impl Catalog {
             .collect();
         let sort_keys: Vec<String> = std::iter::once(ERP_SK.to_owned())
             .chain(shops.iter().map(|shop| format!("parked#{shop}")))
+            .chain(shops.iter().map(|shop| format!("held#{shop}")))
             .collect();
         let keys = skus.iter().flat_map(|sku| {
             sort_keys
@@ -315,6 +324,10 @@ impl Catalog {
             } else if let Some(shop) = sk.strip_prefix("parked#") {
                 let reasons = get_strings(&item, "reasons");
                 state.parked.insert(shop.to_owned(), reasons);
+            } else if let Some(shop) = sk.strip_prefix("held#")
+                && let Some((held, _)) = decode_held(&item)
+            {
+                state.held.insert(shop.to_owned(), held);
             }
         }
         Ok(states)
@@ -356,22 +369,29 @@ impl Catalog {
     }
 
     /// The write that records what the shop confirmed it holds, unless newer is recorded.
-    pub fn held_write<T: Serialize>(
+    pub fn held_write(
         &self,
         shop: &str,
         sku: &str,
-        held: &T,
+        held: &ProductChanges,
         source: DateTime<Utc>,
     ) -> Write {
         let json = serde_json::to_string(held).unwrap_or_default();
         let stamp = source.timestamp_millis();
+        let mut item = HashMap::from([
+            ("pk".to_owned(), pk(sku)),
+            ("sk".to_owned(), s(format!("held#{shop}"))),
+            ("state".to_owned(), s(json)),
+            ("source_ms".to_owned(), n(stamp)),
+            // The `held-stock` index's keys: the watchdog finds low stock
+            // per shop there instead of scanning the table.
+            ("held_shop".to_owned(), s(shop)),
+        ]);
+        if let Some(quantity) = held.stock_quantity {
+            item.insert("held_stock".to_owned(), n(quantity));
+        }
         Write::Put {
-            item: HashMap::from([
-                ("pk".to_owned(), pk(sku)),
-                ("sk".to_owned(), s(format!("held#{shop}"))),
-                ("state".to_owned(), s(json)),
-                ("source_ms".to_owned(), n(stamp)),
-            ]),
+            item,
             // The one place "older never overwrites newer" is decided for
             // what a shop holds.
             condition: Some(
@@ -558,91 +578,91 @@ impl Catalog {
         Ok(out)
     }
 
-    /// Every SKU with what the shop holds, for one shop (a scan: used by the
-    /// watchdog only when an agent goes silent or comes back).
-    pub async fn all_held<T: DeserializeOwned>(
+    /// One page of the SKUs a shop holds with `1..=threshold` units, with
+    /// the source time of what it holds, from the `held-stock` index (only
+    /// `held#<shop>` items with a stock figure are in it), so the watchdog
+    /// reads only the products it zeroes. `start`: where the last page ended.
+    pub async fn low_stock_page(
         &self,
         shop: &str,
-    ) -> Result<Vec<(String, T, DateTime<Utc>)>, StateError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("sk = :held")
-                .expression_attribute_values(":held", s(format!("held#{shop}")))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| self.error("Scan", &e))?;
-            for item in page.items.unwrap_or_default() {
-                let sku = item
-                    .get("pk")
-                    .and_then(|v| v.as_s().ok())
-                    .and_then(|p| p.strip_prefix("sku#"));
-                let state = item
-                    .get("state")
-                    .and_then(|v| v.as_s().ok())
-                    .and_then(|t| serde_json::from_str(t).ok());
-                let source = item
-                    .get("source_ms")
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|v| v.parse::<i64>().ok())
-                    .and_then(DateTime::from_timestamp_millis);
-                if let (Some(sku), Some(state), Some(source)) = (sku, state, source) {
-                    out.push((sku.to_owned(), state, source));
-                }
-            }
-            match page.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(out),
-            }
-        }
-    }
-
-    /// SKUs zeroed in a shop by the stale-stock policy, to restore later.
-    pub async fn mark_zeroed(&self, shop: &str, sku: &str) -> Result<(), StateError> {
-        self.client
-            .put_item()
+        threshold: i64,
+        start: Option<HashMap<String, AttributeValue>>,
+    ) -> Result<LowStockPage, StateError> {
+        let page = self
+            .client
+            .query()
             .table_name(&self.table)
-            .item("pk", s(format!("stale-zeroed#{shop}")))
-            .item("sk", s(sku))
+            .index_name(HELD_STOCK_INDEX)
+            .key_condition_expression("held_shop = :shop AND held_stock BETWEEN :one AND :max")
+            .expression_attribute_values(":shop", s(shop))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(threshold))
+            .limit(PAGE_ITEMS)
+            .set_exclusive_start_key(start)
             .send()
             .await
-            .map_err(|e| self.error("PutItem", &e))?;
-        Ok(())
+            .map_err(|e| self.error("Query", &e))?;
+        let skus = page
+            .items
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|item| {
+                let sku = get_s(item, "pk")?.strip_prefix("sku#")?;
+                Some((sku.to_owned(), get_time(item, "source_ms")?))
+            })
+            .collect();
+        Ok(LowStockPage {
+            skus,
+            next: page.last_evaluated_key.filter(|k| !k.is_empty()),
+        })
     }
 
-    /// The SKUs zeroed in a shop, and forgets them.
-    pub async fn take_zeroed(&self, shop: &str) -> Result<Vec<String>, StateError> {
+    /// The writes that remember SKUs zeroed in a shop by the stale-stock
+    /// policy, to restore later.
+    pub fn zeroed_writes(&self, shop: &str, skus: &[String]) -> Vec<Write> {
+        skus.iter()
+            .map(|sku| Write::Put {
+                item: HashMap::from([
+                    ("pk".to_owned(), s(format!("stale-zeroed#{shop}"))),
+                    ("sk".to_owned(), s(sku)),
+                ]),
+                condition: None,
+            })
+            .collect()
+    }
+
+    /// The writes that forget zeroed SKUs (once their restore is queued).
+    pub fn unzeroed_writes(&self, shop: &str, skus: &[String]) -> Vec<Write> {
+        skus.iter()
+            .map(|sku| Write::Delete {
+                key: HashMap::from([
+                    ("pk".to_owned(), s(format!("stale-zeroed#{shop}"))),
+                    ("sk".to_owned(), s(sku)),
+                ]),
+            })
+            .collect()
+    }
+
+    /// One page of the SKUs zeroed in a shop (left in place: the caller
+    /// forgets them with [`Catalog::unzeroed_writes`] once restored).
+    pub async fn zeroed_page(&self, shop: &str) -> Result<Vec<String>, StateError> {
         let page = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk")
             .expression_attribute_values(":pk", s(format!("stale-zeroed#{shop}")))
+            .consistent_read(true)
+            .limit(PAGE_ITEMS)
             .send()
             .await
             .map_err(|e| self.error("Query", &e))?;
-        let skus: Vec<String> = page
+        Ok(page
             .items
             .unwrap_or_default()
             .iter()
-            .filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()).cloned())
-            .collect();
-        for sku in &skus {
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .key("pk", s(format!("stale-zeroed#{shop}")))
-                .key("sk", s(sku.clone()))
-                .send()
-                .await
-                .map_err(|e| self.error("DeleteItem", &e))?;
-        }
-        Ok(skus)
+            .filter_map(|i| get_s(i, "sk").map(str::to_owned))
+            .collect())
     }
 
     /// How many SKUs the stale-stock policy holds at 0 in a shop now.
@@ -762,6 +782,14 @@ impl Catalog {
             })
             .collect())
     }
+}
+
+/// One page of [`Catalog::low_stock_page`]: SKUs with the source time of
+/// what the shop holds, and where the next page starts.
+#[derive(Debug, Default)]
+pub struct LowStockPage {
+    pub skus: Vec<(String, DateTime<Utc>)>,
+    pub next: Option<HashMap<String, AttributeValue>>,
 }
 
 /// What a shop holds for a SKU (with the reading time) and the shop's id for it.

@@ -7,7 +7,10 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
+use secrecy::SecretString;
 use thiserror::Error;
+
+use crate::aws::{Clients, describe_error};
 
 #[derive(Debug, Error)]
 pub enum EnvError {
@@ -19,27 +22,71 @@ pub enum EnvError {
         value: String,
         expected: &'static str,
     },
+    #[error("cannot read the secret {name} names: {message}")]
+    Secret { name: &'static str, message: String },
 }
 
-/// The environment of one function.
+/// The environment of one function, and the shop credentials once read.
 #[derive(Debug, Clone, Default)]
-pub struct FunctionEnv(BTreeMap<String, String>);
+pub struct FunctionEnv {
+    vars: BTreeMap<String, String>,
+    shop_secrets: Option<SecretString>,
+}
 
 impl FunctionEnv {
     pub fn from_process() -> Self {
-        FunctionEnv(std::env::vars().collect())
+        Self::from_map(std::env::vars())
     }
 
     pub fn from_map(vars: impl IntoIterator<Item = (String, String)>) -> Self {
-        FunctionEnv(vars.into_iter().collect())
+        FunctionEnv {
+            vars: vars.into_iter().collect(),
+            shop_secrets: None,
+        }
     }
 
     pub fn set(&mut self, name: &str, value: impl Into<String>) {
-        self.0.insert(name.to_owned(), value.into());
+        self.vars.insert(name.to_owned(), value.into());
+    }
+
+    /// Reads the shop credentials (JSON) from the Secrets Manager secret
+    /// `SHOP_SECRETS_ARN` names, once, at cold start: they are never in an
+    /// environment variable, and are kept as a [`SecretString`] (zeroed on
+    /// drop, redacted in `Debug`). Without `SHOP_SECRETS_ARN` there are none.
+    pub async fn with_shop_secrets(mut self, clients: &Clients) -> Result<Self, EnvError> {
+        let Some(arn) = self.get("SHOP_SECRETS_ARN").map(str::to_owned) else {
+            return Ok(self);
+        };
+        let answer = clients
+            .secrets
+            .get_secret_value()
+            .secret_id(&arn)
+            .send()
+            .await
+            .map_err(|e| EnvError::Secret {
+                name: "SHOP_SECRETS_ARN",
+                message: describe_error(&e),
+            })?;
+        let value = answer.secret_string.ok_or(EnvError::Secret {
+            name: "SHOP_SECRETS_ARN",
+            message: "the secret holds no text".into(),
+        })?;
+        self.shop_secrets = Some(SecretString::from(value));
+        Ok(self)
+    }
+
+    /// Shop credentials (JSON) at hand, for tests and tools.
+    pub fn set_shop_secrets(&mut self, json: impl Into<String>) {
+        self.shop_secrets = Some(SecretString::from(json.into()));
+    }
+
+    /// The shop credentials, once [`with_shop_secrets`](Self::with_shop_secrets) read them.
+    pub fn shop_secrets(&self) -> Option<&SecretString> {
+        self.shop_secrets.as_ref()
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
+        self.vars
             .get(name)
             .map(String::as_str)
             .filter(|v| !v.is_empty())

@@ -40,7 +40,7 @@ use crate::HandlerError;
 use crate::aws::{Clients, describe_error};
 use crate::catalog::{Catalog, RecordOrigin, SkuState};
 use crate::env::{EnvError, FunctionEnv};
-use crate::mapping::{ShopOperation, ShopProductState, diff};
+use crate::mapping::{ShopOperation, ShopProductState, diff, not_yet_held};
 use crate::orders::OrderStore;
 use crate::sequences::{SeqCheck, SeqVersion, Sequences};
 use crate::shop_ops::{OrderAction, OrderOperation};
@@ -282,13 +282,20 @@ impl Ingest {
                     continue;
                 }
                 let mut changed = false;
+                // Every record again as stored, only read later: the agent
+                // resent unchanged records (a forced pass).
+                let mut resent = true;
                 for (kind, record, at, from) in incoming.get(sku).into_iter().flatten() {
+                    resent &= state
+                        .records
+                        .get(kind)
+                        .is_some_and(|stored| same_reading(&stored.record, record));
                     changed |= state.merge(kind, record.clone(), *at, Some(from.clone()));
                 }
                 if !changed {
                     continue;
                 }
-                let plan = match self.map_sku(sku, &state) {
+                let plan = match self.map_sku(sku, &state, resent) {
                     Ok(plan) => plan,
                     Err(StateError::Malformed { key, problem }) => {
                         parked.extend(self.park_unreadable(sku, &format!("{key}: {problem}")));
@@ -358,7 +365,14 @@ impl Ingest {
     /// What every shop should show of a SKU after a change to its records:
     /// the operations (each with the state to record as queued once it is
     /// on the queue) and the shops whose parked reasons changed.
-    fn map_sku(&self, sku: &str, state: &SkuState) -> Result<SkuPlan, StateError> {
+    ///
+    /// A shop gets the operation when the mapped state differs from what was
+    /// queued or from what the shop confirmed it holds (a write it refused,
+    /// or one that ended in the dead-letter queue, is queued again by the
+    /// next reading), and always when the records were `resent` unchanged:
+    /// then the operation is a reconcile, written even over what the shop is
+    /// recorded as holding, which corrects a hand edit in the shop.
+    fn map_sku(&self, sku: &str, state: &SkuState, resent: bool) -> Result<SkuPlan, StateError> {
         let erp = state.erp(sku)?;
         let mut plan = SkuPlan::default();
         let Some(product) = &erp.product else {
@@ -398,9 +412,16 @@ impl Ingest {
             // and shop-push drops an operation older than what the shop
             // holds; only a complete state can be dropped without losing a
             // field that the newer one did not carry.
-            if diff(&shop.id, queued, &mapped.state, source).is_some()
-                && let Some(op) = diff(&shop.id, None, &mapped.state, source)
-            {
+            let Some(mut op) = diff(&shop.id, None, &mapped.state, source) else {
+                continue;
+            };
+            let changed = diff(&shop.id, queued, &mapped.state, source).is_some();
+            let not_held = state
+                .held
+                .get(&shop.id)
+                .is_some_and(|held| !not_yet_held(&op.changes, Some(held)).is_empty());
+            if changed || not_held || resent {
+                op.reconcile = resent;
                 plan.operations.push((op, mapped.state));
             }
         }
@@ -656,6 +677,18 @@ fn fitting_dedup_id(id: String) -> String {
         return id;
     }
     hex::encode(Sha256::digest(id.as_bytes()))
+}
+
+/// Whether two readings of one record say the same, whenever each was read.
+fn same_reading(stored: &serde_json::Value, incoming: &serde_json::Value) -> bool {
+    let without_time = |value: &serde_json::Value| {
+        let mut value = value.clone();
+        if let Some(fields) = value.as_object_mut() {
+            fields.remove("read_at");
+        }
+        value
+    };
+    without_time(stored) == without_time(incoming)
 }
 
 fn failure(message_id: &str) -> BatchItemFailure {

@@ -56,3 +56,39 @@ pub mod webhook;
 
 /// The error type handlers return to their host (boxed, as lambda_runtime expects).
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
+
+/// When an invocation must have answered: Lambda's `context.deadline`, or
+/// the local host's timeout. Handlers stop starting work that cannot finish
+/// before it and hand the rest back with what they did recorded, instead of
+/// being cut off by the platform with nothing recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline(Option<tokio::time::Instant>);
+
+impl Deadline {
+    /// No limit (tests and tools that call a handler directly).
+    pub const NONE: Deadline = Deadline(None);
+
+    /// `budget` from now.
+    pub fn after(budget: std::time::Duration) -> Deadline {
+        Deadline(Some(tokio::time::Instant::now() + budget))
+    }
+
+    /// From Lambda's context: Unix milliseconds.
+    pub fn from_epoch_ms(deadline_ms: u64) -> Deadline {
+        let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+        Deadline::after(std::time::Duration::from_millis(
+            deadline_ms.saturating_sub(now_ms),
+        ))
+    }
+
+    /// Time left; `None` without a limit.
+    pub fn remaining(&self) -> Option<std::time::Duration> {
+        self.0
+            .map(|at| at.saturating_duration_since(tokio::time::Instant::now()))
+    }
+
+    /// Whether at least `needed` is left.
+    pub fn allows(&self, needed: std::time::Duration) -> bool {
+        self.remaining().is_none_or(|left| left >= needed)
+    }
+}

@@ -632,6 +632,28 @@ impl ProductChanges {
     }
 }
 
+/// Keeps only the fields of `changes` that differ from what the shop holds.
+pub fn not_yet_held(changes: &ProductChanges, held: Option<&ProductChanges>) -> ProductChanges {
+    let Some(held) = held else {
+        return changes.clone();
+    };
+    fn keep<T: PartialEq + Clone>(new: &Option<T>, held: &Option<T>) -> Option<T> {
+        match (new, held) {
+            (Some(n), Some(h)) if n == h => None,
+            (n, _) => n.clone(),
+        }
+    }
+    ProductChanges {
+        regular_price: keep(&changes.regular_price, &held.regular_price),
+        stock_quantity: keep(&changes.stock_quantity, &held.stock_quantity),
+        visible: keep(&changes.visible, &held.visible),
+        tax_class: keep(&changes.tax_class, &held.tax_class),
+        name: keep(&changes.name, &held.name),
+        category: keep(&changes.category, &held.category),
+        unit: keep(&changes.unit, &held.unit),
+    }
+}
+
 /// One write to one shop, as it travels on the shop-ops queue (JSON).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShopOperation {
@@ -641,6 +663,11 @@ pub struct ShopOperation {
     /// When the ERP was read for these values: an operation never
     /// overwrites what a newer reading already put in the shop.
     pub source_time: DateTime<Utc>,
+    /// Write every field even where the shop is recorded as holding it
+    /// already: the ERP resent an unchanged reading (a forced pass), and the
+    /// shop may have been edited by hand since it confirmed our last write.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reconcile: bool,
 }
 
 impl ShopOperation {
@@ -661,6 +688,7 @@ impl ShopOperation {
             sku: newer.sku,
             changes: older.changes.then(newer.changes),
             source_time: newer.source_time,
+            reconcile: older.reconcile || newer.reconcile,
         })
     }
 }
@@ -715,5 +743,6 @@ pub fn diff(
         sku: new.sku.clone(),
         changes,
         source_time,
+        reconcile: false,
     })
 }

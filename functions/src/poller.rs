@@ -9,9 +9,11 @@
 //! not sent to the ERP). Pages are fetched one call at a time under the
 //! shop's shared rate limit, in id order. The cursor becomes the newest
 //! `date_modified_gmt` seen (the shop's clock, not ours), and only after
-//! every page was taken in: a run that reaches `POLL_MAX_PAGES` (50) with
-//! pages left records where it stopped ([`PollResume`]) and the next run
-//! goes on there with the same `since`; but never more than the revision of an order
+//! every page was taken in: after each page with pages left, where to go on
+//! is recorded ([`PollResume`]), so a run that reaches `POLL_MAX_PAGES`
+//! (50), its deadline (no page is started without room to take it in) or
+//! an error leaves the next run to go on there with the same `since`; the
+//! cursor never passes the revision of an order
 //! stored whose command is not yet on the queue (a failed send), so the
 //! next run sees that order again and sends it. An order the platform
 //! sends that cannot be normalised is parked for a person and the rest
@@ -25,7 +27,6 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
-use crate::HandlerError;
 use crate::aws::Clients;
 use crate::env::{EnvError, FunctionEnv};
 use crate::orders::{OrderIntake, OrderStore, PollResume};
@@ -33,11 +34,17 @@ use crate::ratelimit::{RateLimiter, ShopLimits};
 use crate::shop::ShopConnector;
 use crate::shops::{ShopConfig, Shops};
 use crate::state::StateTable;
+use crate::{Deadline, HandlerError};
 
 /// Pages read per shop and run at most (100 orders each), unless
 /// `POLL_MAX_PAGES` says otherwise; a run that stops there with pages left
 /// goes on from there the next time.
 const MAX_PAGES: usize = 50;
+/// No page is asked for with less than this left (or than the slowest page
+/// of the run took): the time to fetch a page and take its orders in.
+const PAGE_RESERVE: Duration = Duration::from_secs(5);
+/// The longest a page waits for a rate-limit token.
+const MAX_TOKEN_WAIT: Duration = Duration::from_secs(20);
 
 pub struct Poller {
     shops: Shops,
@@ -79,18 +86,18 @@ impl Poller {
         let shops = Shops::from_env(env, true).map_err(|e| EnvError::Invalid {
             name: "SHOPS",
             value: e.to_string(),
-            expected: "a JSON list of shops with credentials in SHOP_SECRETS",
+            expected: "a JSON list of shops with credentials in the SHOP_SECRETS_ARN secret",
         })?;
-        let mut connectors = HashMap::new();
-        for shop in &shops.shops {
-            let connector = shops.connector(&shop.id).map_err(|e| EnvError::Invalid {
-                name: "SHOPS",
-                value: e.to_string(),
-                expected: "a usable shop address and credentials",
-            })?;
-            connectors.insert(shop.id.clone(), connector);
-        }
         let table = env.required("STATE_TABLE")?;
+        let limiter = RateLimiter::new(clients.dynamodb.clone(), table.clone());
+        let connectors =
+            shops
+                .connectors(&limiter, MAX_TOKEN_WAIT)
+                .map_err(|e| EnvError::Invalid {
+                    name: "SHOPS",
+                    value: e.to_string(),
+                    expected: "a usable shop address and credentials",
+                })?;
         let retention_days = env.parsed("RETENTION_DAYS", "a whole number of days")?;
         let overlap: i64 = match env.get("POLL_OVERLAP_SECONDS") {
             Some(_) => env.parsed("POLL_OVERLAP_SECONDS", "a whole number of seconds")?,
@@ -115,20 +122,30 @@ impl Poller {
             ),
             store,
             state: StateTable::new(clients.dynamodb.clone(), table.clone(), retention_days),
-            limiter: RateLimiter::new(clients.dynamodb.clone(), table),
+            limiter,
             overlap: chrono::Duration::seconds(overlap.max(1)),
             initial_lookback: chrono::Duration::minutes(lookback.max(1)),
             max_pages: max_pages.max(1),
         })
     }
 
+    /// The handler without a time limit (tests, tools).
+    pub async fn handle(&self, input: Value) -> Result<Value, HandlerError> {
+        self.handle_until(input, Deadline::NONE).await
+    }
+
     /// The handler: the schedule's input in, a summary per shop out. An
     /// error (after every shop was tried) makes the run count as failed.
-    pub async fn handle(&self, _input: Value) -> Result<Value, HandlerError> {
+    /// No page is asked for that `deadline` leaves no room to take in.
+    pub async fn handle_until(
+        &self,
+        _input: Value,
+        deadline: Deadline,
+    ) -> Result<Value, HandlerError> {
         let mut summaries = Vec::new();
         let mut failed = Vec::new();
         for shop in &self.shops.shops {
-            let summary = self.poll_shop(shop).await;
+            let summary = self.poll_shop(shop, deadline).await;
             if let Some(error) = &summary.error {
                 failed.push(format!("{}: {error}", shop.id));
             }
@@ -140,12 +157,12 @@ impl Poller {
         Ok(json!({ "shops": summaries }))
     }
 
-    async fn poll_shop(&self, shop: &ShopConfig) -> ShopPoll {
+    async fn poll_shop(&self, shop: &ShopConfig, deadline: Deadline) -> ShopPoll {
         let mut summary = ShopPoll {
             shop: shop.id.clone(),
             ..ShopPoll::default()
         };
-        if let Err(error) = self.poll_pages(shop, &mut summary).await {
+        if let Err(error) = self.poll_pages(shop, &mut summary, deadline).await {
             warn!(shop = %shop.id, %error, "order poll failed; the cursor stays");
             summary.error = Some(error);
         } else if summary.orders > 0 {
@@ -154,7 +171,12 @@ impl Poller {
         summary
     }
 
-    async fn poll_pages(&self, shop: &ShopConfig, summary: &mut ShopPoll) -> Result<(), String> {
+    async fn poll_pages(
+        &self,
+        shop: &ShopConfig,
+        summary: &mut ShopPoll,
+        deadline: Deadline,
+    ) -> Result<(), String> {
         let connector = self
             .connectors
             .get(&shop.id)
@@ -176,21 +198,38 @@ impl Poller {
                 None,
             ),
         };
-        let limits = ShopLimits {
-            rate: shop.requests_per_second,
-            burst: shop.burst,
-            attempts: 3,
-            max_token_wait: Duration::from_secs(20),
-        };
         let options = shop.normalise_options();
         let last_page = first_page + self.max_pages - 1;
         let mut read_to_the_end = false;
+        let mut next_page = last_page + 1;
+        let mut resume_saved = false;
+        // What a page needs, as the slowest page of this run took.
+        let mut page_time = PAGE_RESERVE;
         for page in first_page..=last_page {
-            let listed = self
+            if !deadline.allows(page_time) {
+                next_page = page;
+                break;
+            }
+            let started = tokio::time::Instant::now();
+            // The page may take what is left but a moment to say so; its
+            // intake, cut short, is done again by the next run.
+            let room = deadline
+                .remaining()
+                .map(|left| left.saturating_sub(Duration::from_secs(1)));
+            let limits = ShopLimits {
+                attempts: 3,
+                max_token_wait: room.map_or(MAX_TOKEN_WAIT, |room| room.min(MAX_TOKEN_WAIT)),
+            };
+            let call = self
                 .limiter
-                .call_shop(&shop.id, limits, || connector.list_orders_page(since, page))
-                .await
-                .map_err(|e| e.to_string())?;
+                .call_shop(&shop.id, limits, || connector.list_orders_page(since, page));
+            let listed = match room {
+                Some(room) => tokio::time::timeout(room, call)
+                    .await
+                    .map_err(|_| format!("page {page} did not come before the deadline"))?,
+                None => call.await,
+            }
+            .map_err(|e| e.to_string())?;
             summary.pages += 1;
             let count = listed.orders.len();
             for raw in listed.orders {
@@ -241,24 +280,27 @@ impl Poller {
                 read_to_the_end = true;
                 break;
             }
-        }
-        if !read_to_the_end {
-            // Pages left: the next run goes on at the next page with the
+            page_time = page_time.max(started.elapsed());
+            // Pages left: recorded after each page, so a run cut short
+            // (deadline, error, timeout) goes on at the next page with the
             // same `since`; the cursor waits until every page was read.
             let resume = PollResume {
                 since,
-                page: last_page + 1,
+                page: page + 1,
                 newest,
                 oldest_pending,
             };
-            warn!(shop = %shop.id, pages = self.max_pages, next_page = resume.page, "more orders changed than one run reads; the next run goes on from here");
-            return self
-                .store
+            self.store
                 .set_resume(&shop.id, Some(&resume))
                 .await
-                .map_err(|e| e.to_string());
+                .map_err(|e| e.to_string())?;
+            resume_saved = true;
         }
-        if resume.is_some() {
+        if !read_to_the_end {
+            warn!(shop = %shop.id, pages = summary.pages, next_page, "more orders changed than one run reads; the next run goes on from here");
+            return Ok(());
+        }
+        if resume.is_some() || resume_saved {
             self.store
                 .set_resume(&shop.id, None)
                 .await

@@ -18,8 +18,11 @@
 //! refills before then, so every instance holds back, not just the one that
 //! was told.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
@@ -27,6 +30,8 @@ use thiserror::Error;
 
 use crate::aws::describe_error;
 use crate::dynamo::s;
+use crate::shop::{RequestGate, ShopError};
+use futures::future::BoxFuture;
 
 /// A waiting caller sleeps 2.5 % of a token's interval past the moment the
 /// token is due. Tokens are granted on time, but the requests they pay for
@@ -59,15 +64,75 @@ pub enum RateLimitError {
     Invalid { shop: String, problem: String },
 }
 
-/// A shop's limits as one call sees them.
+/// How long one call may keep trying.
 #[derive(Debug, Clone, Copy)]
 pub struct ShopLimits {
-    pub rate: u32,
-    pub burst: u32,
     /// Tries of one call (429s and 5xx included) before giving up for now.
     pub attempts: u32,
-    /// The longest a call waits for a token before giving up for now.
+    /// The longest a call waits for the shop's limit (tokens, 429s) before
+    /// giving up for now.
     pub max_token_wait: Duration,
+}
+
+/// A shop's limit as its connector's [`RequestGate`]: one token from the
+/// shop's shared bucket before every HTTP request, and a 429 empties the
+/// bucket for every instance.
+#[derive(Debug, Clone)]
+pub struct ShopGate {
+    limiter: RateLimiter,
+    shop: String,
+    rate: u32,
+    burst: u32,
+    max_wait: Duration,
+}
+
+impl ShopGate {
+    /// `rate` tokens a second with room for `burst`; a request waits at most
+    /// `max_wait` for its token.
+    pub fn new(
+        limiter: RateLimiter,
+        shop: impl Into<String>,
+        rate: u32,
+        burst: u32,
+        max_wait: Duration,
+    ) -> Self {
+        ShopGate {
+            limiter,
+            shop: shop.into(),
+            rate,
+            burst,
+            max_wait,
+        }
+    }
+}
+
+/// The hold after a 429 that names no `Retry-After`.
+const DEFAULT_PENALTY: Duration = Duration::from_secs(1);
+
+impl RequestGate for ShopGate {
+    fn admit(&self) -> BoxFuture<'_, Result<(), ShopError>> {
+        Box::pin(async move {
+            let granted = self
+                .limiter
+                .acquire_within(&self.shop, 1, self.rate, self.burst, self.max_wait)
+                .await
+                .map_err(|err| ShopError::Transient(format!("the shop's rate bucket: {err}")))?;
+            if granted {
+                Ok(())
+            } else {
+                Err(ShopError::RateLimited { retry_after: None })
+            }
+        })
+    }
+
+    fn penalise(&self, retry_after: Option<Duration>) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let wait = retry_after.unwrap_or(DEFAULT_PENALTY);
+            if let Err(err) = self.limiter.penalise(&self.shop, wait).await {
+                tracing::warn!(shop = %self.shop, error = %err, "cannot hold the shop's bucket back after a 429");
+            }
+        })
+    }
 }
 
 /// How a rate-limited shop call failed.
@@ -77,10 +142,10 @@ pub enum ShopCallError {
     RateLimit(#[from] RateLimitError),
     /// Still failing after every attempt (or no token in time): try later.
     #[error("{0}")]
-    Retryable(crate::shop::ShopError),
+    Retryable(ShopError),
     /// Refused for good (credentials, a request the shop rejects).
     #[error("the shop refused: {0}")]
-    Permanent(crate::shop::ShopError),
+    Permanent(ShopError),
 }
 
 /// A bucket as stored.
@@ -144,7 +209,13 @@ fn clamp_i64(v: i128) -> i64 {
 pub struct RateLimiter {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    /// When this instance's granted requests left, per shop, over the last
+    /// second: see [`RateLimiter::pace`].
+    sent: Arc<Mutex<HashMap<String, VecDeque<Instant>>>>,
 }
+
+/// The window hosts count requests in.
+const HOST_WINDOW: Duration = Duration::from_secs(1);
 
 fn num(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
@@ -161,6 +232,7 @@ impl RateLimiter {
         RateLimiter {
             client,
             table: table.into(),
+            sent: Arc::default(),
         }
     }
 
@@ -293,6 +365,7 @@ impl RateLimiter {
         loop {
             let wait = self.acquire(shop, n, rate_per_sec, burst).await?;
             if wait.is_zero() {
+                self.pace(shop, n, rate_per_sec).await;
                 return Ok(true);
             }
             if tokio::time::Instant::now() + wait > deadline {
@@ -302,10 +375,45 @@ impl RateLimiter {
         }
     }
 
-    /// One shop call under the shop's limit: a token before each attempt,
-    /// a 429 empties the bucket for `Retry-After` (every instance holds
-    /// back), 5xx and timeouts back off (0.5 s, doubling) for up to
-    /// `attempts` tries. Used by `shop-push` and the `poller` alike.
+    /// Holds a granted request back until this instance has sent fewer
+    /// than `rate` in the last second (plus the pacing margin). A grant is
+    /// dated when it was asked for, but the request leaves after the
+    /// bucket's DynamoDB calls, whose latency varies: a slow grant followed
+    /// by fast ones would put `rate + 1` requests into a host's sliding
+    /// second. Locally the moment a request leaves is known exactly.
+    async fn pace(&self, shop: &str, n: u32, rate_per_sec: u32) {
+        let window = HOST_WINDOW + pacing_margin(rate_per_sec) * rate_per_sec.max(1);
+        let rate = usize::try_from(rate_per_sec.max(1)).unwrap_or(usize::MAX);
+        loop {
+            let wait = {
+                let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+                let times = sent.entry(shop.to_owned()).or_default();
+                let now = Instant::now();
+                while times
+                    .front()
+                    .is_some_and(|t| now.duration_since(*t) >= window)
+                {
+                    times.pop_front();
+                }
+                if times.len() < rate {
+                    times.extend(std::iter::repeat_n(now, n.max(1) as usize));
+                    return;
+                }
+                times
+                    .front()
+                    .map(|t| window.saturating_sub(now.duration_since(*t)))
+                    .unwrap_or(window)
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One shop call, retried: the connector takes a token before each of
+    /// its requests ([`ShopGate`]) and holds every instance back after a
+    /// 429, so a 429 is tried again (its requests wait for their tokens)
+    /// until `max_token_wait` has passed; 5xx and timeouts back off (0.5 s,
+    /// doubling); `attempts` tries in all. Used by `shop-push` and the
+    /// `poller` alike.
     pub async fn call_shop<'a, T, F>(
         &self,
         shop: &str,
@@ -313,26 +421,19 @@ impl RateLimiter {
         mut request: F,
     ) -> Result<T, ShopCallError>
     where
-        F: FnMut() -> futures::future::BoxFuture<'a, Result<T, crate::shop::ShopError>>,
+        F: FnMut() -> futures::future::BoxFuture<'a, Result<T, ShopError>>,
     {
-        use crate::shop::ShopError;
+        let started = Instant::now();
         let mut backoff = Duration::from_millis(500);
         let mut last = None;
         for _ in 0..limits.attempts.max(1) {
-            if !self
-                .acquire_within(shop, 1, limits.rate, limits.burst, limits.max_token_wait)
-                .await?
-            {
-                return Err(ShopCallError::Retryable(ShopError::RateLimited {
-                    retry_after: None,
-                }));
-            }
             match request().await {
                 Ok(value) => return Ok(value),
-                Err(ShopError::RateLimited { retry_after }) => {
-                    let wait = retry_after.unwrap_or(backoff);
-                    self.penalise(shop, wait).await?;
-                    last = Some(ShopError::RateLimited { retry_after });
+                Err(err @ ShopError::RateLimited { .. }) => {
+                    if started.elapsed() >= limits.max_token_wait {
+                        return Err(ShopCallError::Retryable(err));
+                    }
+                    last = Some(err);
                 }
                 Err(err @ ShopError::Transient(_)) => {
                     tracing::warn!(%shop, error = %err, retry_in = ?backoff, "shop unavailable; backing off");

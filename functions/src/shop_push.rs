@@ -4,12 +4,23 @@
 //! (the newer reading wins), then checked against what the shop was last
 //! seen to hold: an older reading never overwrites a newer one and a write
 //! that changes nothing is never sent. Shop ids by SKU are looked up once
-//! and cached. Writes go in the platform's batch calls, each after taking a
-//! token from the shop's bucket in DynamoDB (shared by every instance). A
+//! and cached. Writes go in the platform's batch calls; every HTTP request
+//! the connector makes takes a token from the shop's bucket in DynamoDB
+//! first (shared by every instance, [`crate::ratelimit::ShopGate`]). A
 //! 429 empties the bucket for `Retry-After`; 5xx and timeouts are retried a
 //! few times with back-off inside the invocation and then handed back to
 //! the queue. Permanent refusals (SKU not in the shop, a value the shop
-//! rejects, bad credentials) are parked with their reason.
+//! rejects) are parked with their reason, item by item: a request the shop
+//! refuses as a whole is asked again for each item alone. Refused
+//! credentials (401/403) park nothing: the messages go back to the queue
+//! until the shop takes them or they reach the dead-letter queue (alarm).
+//! An operation marked `reconcile` (records resent unchanged) is written
+//! even where the shop is recorded as holding its values.
+//!
+//! Each call's lesson (ids found, what the shop now holds) is recorded as
+//! soon as the call returns, and no call starts that the invocation's
+//! deadline leaves no room for: a backlog bigger than one invocation
+//! moves forward with each delivery.
 //!
 //! Order operations (a status for an ERP stage, a tracking note) go one
 //! call each, under the same limit. Each is checked against the stored
@@ -23,24 +34,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use crate::HandlerError;
 use crate::aws::Clients;
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Write};
 use crate::env::{EnvError, FunctionEnv};
-use crate::mapping::{ProductChanges, ShopOperation};
+use crate::mapping::{ProductChanges, ShopOperation, not_yet_held};
 use crate::orders::OrderStore;
 use crate::ratelimit::{RateLimiter, ShopCallError, ShopLimits};
 use crate::shop::{ItemOutcome, ShopConnector, ShopError, ShopItemId};
 use crate::shop_ops::{OrderAction, OrderOperation, QueuedOperation};
 use crate::shops::Shops;
 use crate::state::{StateError, StateTable};
+use crate::{Deadline, HandlerError};
 
 /// Attempts of one shop call inside an invocation before handing back to the queue.
 const ATTEMPTS: u32 = 4;
 /// The longest a call waits for a rate-limit token before handing back.
 const MAX_TOKEN_WAIT: Duration = Duration::from_secs(60);
+/// Time kept before the deadline for recording what the last call did.
+const RECORDING_RESERVE: Duration = Duration::from_secs(2);
 
 pub struct ShopPush {
     catalog: Catalog,
@@ -59,56 +72,45 @@ impl std::fmt::Debug for ShopPush {
     }
 }
 
-/// Keeps only the fields of `changes` that differ from what the shop holds.
-pub fn not_yet_held(changes: &ProductChanges, held: Option<&ProductChanges>) -> ProductChanges {
-    let Some(held) = held else {
-        return changes.clone();
-    };
-    fn keep<T: PartialEq + Clone>(new: &Option<T>, held: &Option<T>) -> Option<T> {
-        match (new, held) {
-            (Some(n), Some(h)) if n == h => None,
-            (n, _) => n.clone(),
-        }
-    }
-    ProductChanges {
-        regular_price: keep(&changes.regular_price, &held.regular_price),
-        stock_quantity: keep(&changes.stock_quantity, &held.stock_quantity),
-        visible: keep(&changes.visible, &held.visible),
-        tax_class: keep(&changes.tax_class, &held.tax_class),
-        name: keep(&changes.name, &held.name),
-        category: keep(&changes.category, &held.category),
-        unit: keep(&changes.unit, &held.unit),
-    }
-}
-
 impl ShopPush {
     pub fn new(clients: &Clients, env: &FunctionEnv) -> Result<Self, EnvError> {
-        let table = env.required("STATE_TABLE")?;
         let shops = Shops::from_env(env, true).map_err(|e| EnvError::Invalid {
             name: "SHOPS",
             value: e.to_string(),
-            expected: "a JSON list of shops with credentials in SHOP_SECRETS",
+            expected: "a JSON list of shops with credentials in the SHOP_SECRETS_ARN secret",
         })?;
-        let mut connectors = HashMap::new();
-        for shop in &shops.shops {
-            let connector = shops.connector(&shop.id).map_err(|e| EnvError::Invalid {
-                name: "SHOPS",
-                value: e.to_string(),
-                expected: "a usable shop address and credentials",
-            })?;
-            connectors.insert(shop.id.clone(), connector);
-        }
+        let table = env.required("STATE_TABLE")?;
+        let limiter = RateLimiter::new(clients.dynamodb.clone(), table.clone());
+        let connectors =
+            shops
+                .connectors(&limiter, MAX_TOKEN_WAIT)
+                .map_err(|e| EnvError::Invalid {
+                    name: "SHOPS",
+                    value: e.to_string(),
+                    expected: "a usable shop address and credentials",
+                })?;
         Ok(ShopPush {
             catalog: Catalog::new(clients.dynamodb.clone(), table.clone()),
             orders: OrderStore::new(clients.dynamodb.clone(), table.clone(), 30),
             state: StateTable::new(clients.dynamodb.clone(), table.clone(), 30),
-            limiter: RateLimiter::new(clients.dynamodb.clone(), table),
+            limiter,
             shops,
             connectors,
         })
     }
 
+    /// The handler without a time limit (tests, tools).
     pub async fn handle(&self, event: SqsEvent) -> Result<SqsBatchResponse, HandlerError> {
+        self.handle_until(event, Deadline::NONE).await
+    }
+
+    /// The handler: what cannot be done before `deadline` is handed back
+    /// (its messages reported as failures), with what was done recorded.
+    pub async fn handle_until(
+        &self,
+        event: SqsEvent,
+        deadline: Deadline,
+    ) -> Result<SqsBatchResponse, HandlerError> {
         // shop → SKU → (coalesced operation, the messages it came from)
         let mut work: BTreeMap<String, BTreeMap<String, (ShopOperation, HashSet<String>)>> =
             BTreeMap::new();
@@ -155,23 +157,18 @@ impl ShopPush {
         for (shop, operations) in work {
             let sources: Vec<HashSet<String>> =
                 operations.values().map(|(_, s)| s.clone()).collect();
-            let skus: Vec<String> = operations.keys().cloned().collect();
-            match self
-                .push_shop(&shop, operations.into_values().map(|(op, _)| op).collect())
-                .await
-            {
+            let operations = operations.into_values().map(|(op, _)| op).collect();
+            match self.push_shop(&shop, operations, deadline).await {
                 Ok(()) => {}
-                Err(PushError::Permanent(err)) => {
-                    // Retrying sends the same refusal: park for a person.
-                    warn!(%shop, error = %err, "the shop refused; parking its operations");
-                    for sku in &skus {
-                        self.catalog
-                            .set_parked(&shop, sku, &[err.to_string()])
-                            .await?;
-                    }
+                Err(PushError::Auth(err)) => {
+                    // Not parked: nothing is wrong with the products. The
+                    // messages come back until the credentials work again,
+                    // or go to the dead-letter queue, whose alarm calls a person.
+                    error!(%shop, error = %err, "the shop refused our credentials; its messages will be redelivered");
+                    failed.extend(sources.into_iter().flatten());
                 }
                 Err(err) => {
-                    warn!(%shop, error = %err, "shop push failed; its messages will be redelivered");
+                    warn!(%shop, error = %err, "shop push stopped; its messages will be redelivered (what landed is recorded)");
                     failed.extend(sources.into_iter().flatten());
                 }
             }
@@ -180,9 +177,9 @@ impl ShopPush {
             if failed.contains(&message_id) {
                 continue;
             }
-            match self.push_order(&op).await {
+            match self.push_order(&op, deadline).await {
                 Ok(()) => {}
-                Err(PushError::Permanent(err)) => {
+                Err(PushError::Refused(err)) => {
                     warn!(shop = %op.shop, order = %op.order_id, error = %err, "the shop refused an order update; parking it");
                     let number = self
                         .orders
@@ -215,8 +212,17 @@ impl ShopPush {
     }
 
     /// Writes one shop's operations; `Err` means retry later (nothing lost:
-    /// writes are absolute and what landed is recorded as held).
-    async fn push_shop(&self, shop: &str, operations: Vec<ShopOperation>) -> Result<(), PushError> {
+    /// writes are absolute, and what each call taught us, ids found and what
+    /// the shop now holds, is recorded as soon as the call returns, so a
+    /// redelivery carries on where this one stopped). A request the shop
+    /// refuses as a whole is asked again item by item and only the item it
+    /// refuses is parked.
+    async fn push_shop(
+        &self,
+        shop: &str,
+        operations: Vec<ShopOperation>,
+        deadline: Deadline,
+    ) -> Result<(), PushError> {
         let Some(connector) = self.connectors.get(shop) else {
             for op in &operations {
                 self.catalog
@@ -225,10 +231,9 @@ impl ShopPush {
             }
             return Ok(());
         };
-        let config = self
-            .shops
-            .get(shop)
-            .ok_or_else(|| PushError::Config(shop.to_owned()))?;
+        if self.shops.get(shop).is_none() {
+            return Err(PushError::Config(shop.to_owned()));
+        }
         // Drop what is older than, or equal to, what the shop holds, and
         // find the cached shop ids (batched reads: the shop calls, not
         // these, should set the pace).
@@ -247,7 +252,11 @@ impl ShopPush {
             {
                 continue;
             }
-            let changes = not_yet_held(&op.changes, held.as_ref().map(|(h, _)| h));
+            let changes = if op.reconcile {
+                op.changes.clone()
+            } else {
+                not_yet_held(&op.changes, held.as_ref().map(|(h, _)| h))
+            };
             if changes.is_empty() {
                 continue;
             }
@@ -266,27 +275,29 @@ impl ShopPush {
         if todo.is_empty() {
             return Ok(());
         }
-        // Shop ids not cached yet: looked up once, in the platform's pages.
-        // Only shop calls happen in these loops, paced by the rate limit;
-        // what they taught us is recorded afterwards, all at once.
+        // Shop ids not cached yet: looked up once, in the platform's pages,
+        // each page's answer recorded before the next is asked for.
         missing.sort();
-        let mut not_in_shop = Vec::new();
-        let mut new_ids = Vec::new();
         for chunk in missing.chunks(connector.max_batch()) {
-            let found = self
-                .call(shop, config.requests_per_second, config.burst, || {
-                    connector.lookup_ids(chunk)
-                })
+            let (found, refused) = self
+                .isolating_refusals(shop, deadline, chunk, |skus| connector.lookup_ids(skus))
                 .await?;
-            for sku in chunk {
-                match found.get(sku) {
-                    Some(id) => {
+            let mut writes = Vec::new();
+            for (sku, result) in chunk.iter().zip(refused) {
+                let reason = match (found.get(sku), result) {
+                    (_, Some(refusal)) => format!("the shop refused to look the SKU up: {refusal}"),
+                    (Some(id), None) => {
                         ids.insert(sku.clone(), id.clone());
-                        new_ids.push((sku.clone(), id.clone()));
+                        writes.push(self.catalog.id_write(shop, sku, id));
+                        continue;
                     }
-                    None => not_in_shop.push(sku.clone()),
-                }
+                    (None, None) => {
+                        "the SKU is not in the shop (no product or variation has it)".to_owned()
+                    }
+                };
+                writes.extend(self.catalog.parked_writes(shop, sku, &[reason]));
             }
+            self.catalog.write_all(writes).await?;
         }
         let writable: Vec<(ShopItemId, ShopOperation, ProductChanges)> = todo
             .into_iter()
@@ -301,56 +312,53 @@ impl ShopPush {
         paths.sort();
         paths.dedup();
         for path in paths {
-            if let Err(err) = self
-                .call(shop, config.requests_per_second, config.burst, || {
-                    connector.ensure_category(path)
-                })
+            match self
+                .call(shop, deadline, || connector.ensure_category(path))
                 .await
             {
-                warn!(%shop, category = ?path, error = %err, "cannot find or create the category; products keep theirs");
+                Ok(()) => {}
+                Err(PushError::Refused(err)) => {
+                    warn!(%shop, category = ?path, error = %err, "cannot find or create the category; products keep theirs");
+                }
+                Err(err) => return Err(err),
             }
         }
-        let mut results: Vec<(ShopOperation, ProductChanges, ItemOutcome)> = Vec::new();
-        let mut failure = None;
+        let mut written = 0;
         for chunk in writable.chunks(connector.max_batch()) {
             let items: Vec<(ShopItemId, ProductChanges)> = chunk
                 .iter()
                 .map(|(id, op, _)| (id.clone(), op.changes.clone()))
                 .collect();
-            match self
-                .call(shop, config.requests_per_second, config.burst, || {
-                    connector.write_products(&items)
+            let (outcomes, refused) = self
+                .isolating_refusals(shop, deadline, &items, |items| {
+                    connector.write_products(items)
                 })
-                .await
-            {
-                Ok(outcomes) => results.extend(
-                    chunk
-                        .iter()
-                        .cloned()
-                        .zip(outcomes)
-                        .map(|((_, op, held_after), outcome)| (op, held_after, outcome)),
-                ),
-                Err(err) => {
-                    // Record what did land before handing the rest back.
-                    failure = Some(err);
-                    break;
-                }
+                .await?;
+            let mut outcomes = outcomes.into_iter();
+            let mut writes = Vec::new();
+            for ((_, op, held_after), refusal) in chunk.iter().zip(refused) {
+                let outcome = match refusal {
+                    Some(refusal) => ItemOutcome::Rejected {
+                        code: "request_refused".into(),
+                        message: refusal.to_string(),
+                    },
+                    None => outcomes.next().unwrap_or(ItemOutcome::Rejected {
+                        code: "not_sent".into(),
+                        message: "no answer for this item".into(),
+                    }),
+                };
+                writes.extend(self.outcome_writes(shop, op, held_after, &outcome));
+                written += usize::from(outcome.is_ok());
             }
-        }
-        let written = results.iter().filter(|(_, _, o)| o.is_ok()).count();
-        self.record(shop, new_ids, not_in_shop, results).await?;
-        if let Some(err) = failure {
-            return Err(err);
+            self.catalog.write_all(writes).await?;
         }
         info!(%shop, written, "shop updated");
         Ok(())
     }
 
     /// One order operation, unless superseded or already done.
-    async fn push_order(&self, op: &OrderOperation) -> Result<(), PushError> {
-        let (Some(connector), Some(config)) =
-            (self.connectors.get(&op.shop), self.shops.get(&op.shop))
-        else {
+    async fn push_order(&self, op: &OrderOperation, deadline: Deadline) -> Result<(), PushError> {
+        let Some(connector) = self.connectors.get(&op.shop) else {
             warn!(shop = %op.shop, order = %op.order_id, "order operation for a shop not configured; dropped");
             return Ok(());
         };
@@ -358,7 +366,6 @@ impl ShopPush {
             info!(shop = %op.shop, order = %op.order_id, "order no longer stored (retention passed); operation dropped");
             return Ok(());
         };
-        let (rate, burst) = (config.requests_per_second, config.burst);
         match &op.action {
             OrderAction::SetStatus { status, stage } => {
                 if stored.stage.as_deref() != Some(stage.as_str())
@@ -366,7 +373,7 @@ impl ShopPush {
                 {
                     return Ok(());
                 }
-                self.call(&op.shop, rate, burst, || {
+                self.call(&op.shop, deadline, || {
                     connector.set_order_status(&op.order_id, status)
                 })
                 .await?;
@@ -379,7 +386,7 @@ impl ShopPush {
                 if stored.tracking_noted.as_deref() == Some(tracking.as_str()) {
                     return Ok(());
                 }
-                self.call(&op.shop, rate, burst, || {
+                self.call(&op.shop, deadline, || {
                     connector.add_customer_note(&op.order_id, note)
                 })
                 .await?;
@@ -392,68 +399,108 @@ impl ShopPush {
         Ok(())
     }
 
-    /// Records ids found, SKUs the shop lacks, what it now holds and what it refused.
-    async fn record(
+    /// What to record of one write's outcome: what the shop now holds, or
+    /// why it refused the item.
+    fn outcome_writes(
         &self,
         shop: &str,
-        new_ids: Vec<(String, ShopItemId)>,
-        not_in_shop: Vec<String>,
-        results: Vec<(ShopOperation, ProductChanges, ItemOutcome)>,
-    ) -> Result<(), StateError> {
-        let catalog = &self.catalog;
-        let not_in_shop = not_in_shop.iter().flat_map(|sku| {
-            catalog.parked_writes(
+        op: &ShopOperation,
+        held_after: &ProductChanges,
+        outcome: &ItemOutcome,
+    ) -> Vec<Write> {
+        match outcome {
+            ItemOutcome::Ok => {
+                vec![
+                    self.catalog
+                        .held_write(shop, &op.sku, held_after, op.source_time),
+                ]
+            }
+            ItemOutcome::Rejected { code, message } => self.catalog.parked_writes(
                 shop,
-                sku,
-                &["the SKU is not in the shop (no product or variation has it)".to_owned()],
-            )
-        });
-        let results = results
-            .iter()
-            .flat_map(|(op, held_after, outcome)| match outcome {
-                ItemOutcome::Ok => {
-                    vec![catalog.held_write(shop, &op.sku, held_after, op.source_time)]
-                }
-                ItemOutcome::Rejected { code, message } => catalog.parked_writes(
-                    shop,
-                    &op.sku,
-                    &[format!("the shop refused the update ({code}): {message}")],
-                ),
-            });
-        let writes = new_ids
-            .iter()
-            .map(|(sku, id)| catalog.id_write(shop, sku, id))
-            .chain(not_in_shop)
-            .chain(results)
-            .collect();
-        catalog.write_all(writes).await.map(|_| ())
+                &op.sku,
+                &[format!("the shop refused the update ({code}): {message}")],
+            ),
+        }
     }
 
-    /// One shop call under the rate limit, retried on 429 and transient errors.
+    /// A call for many items (`items`) that the shop may refuse as a whole
+    /// (a 400 for one bad value, say): then each item is asked for alone, so
+    /// one item's refusal does not park the others. Returns what the calls
+    /// answered, in item order for the items answered (a per-item answer
+    /// such as [`ItemOutcome`] lines up with the items not refused), and per
+    /// item the refusal, if any.
+    async fn isolating_refusals<'a, I, R, F>(
+        &self,
+        shop: &str,
+        deadline: Deadline,
+        items: &'a [I],
+        mut request: F,
+    ) -> Result<(R, Vec<Option<ShopError>>), PushError>
+    where
+        R: Default + Extend<<R as IntoIterator>::Item> + IntoIterator,
+        F: FnMut(&'a [I]) -> futures::future::BoxFuture<'a, Result<R, ShopError>>,
+    {
+        match self.call(shop, deadline, || request(items)).await {
+            Ok(answer) => return Ok((answer, vec![None; items.len()])),
+            Err(PushError::Refused(err)) if items.len() == 1 => {
+                return Ok((R::default(), vec![Some(err)]));
+            }
+            Err(PushError::Refused(err)) => {
+                warn!(%shop, items = items.len(), error = %err, "the shop refused a request for many items; asking for each alone");
+            }
+            Err(err) => return Err(err),
+        }
+        let mut answers = R::default();
+        let mut refused = Vec::with_capacity(items.len());
+        for one in items.chunks(1) {
+            match self.call(shop, deadline, || request(one)).await {
+                Ok(answer) => {
+                    answers.extend(answer);
+                    refused.push(None);
+                }
+                Err(PushError::Refused(err)) => refused.push(Some(err)),
+                Err(err) => return Err(err),
+            }
+        }
+        Ok((answers, refused))
+    }
+
+    /// One shop call under the rate limit, retried on 429 and transient
+    /// errors, started only while the deadline leaves room for it and
+    /// cut off (as a transient failure: writes are absolute) when it would
+    /// run past it.
     async fn call<'a, T, F>(
         &self,
         shop: &str,
-        rate: u32,
-        burst: u32,
+        deadline: Deadline,
         request: F,
     ) -> Result<T, PushError>
     where
         F: FnMut() -> futures::future::BoxFuture<'a, Result<T, ShopError>>,
     {
+        if !deadline.allows(RECORDING_RESERVE) {
+            return Err(PushError::OutOfTime);
+        }
+        let room = deadline
+            .remaining()
+            .map(|left| left.saturating_sub(RECORDING_RESERVE));
         let limits = ShopLimits {
-            rate,
-            burst,
             attempts: ATTEMPTS,
-            max_token_wait: MAX_TOKEN_WAIT,
+            max_token_wait: room.map_or(MAX_TOKEN_WAIT, |room| room.min(MAX_TOKEN_WAIT)),
         };
-        self.limiter
-            .call_shop(shop, limits, request)
-            .await
-            .map_err(|err| match err {
-                ShopCallError::RateLimit(e) => PushError::RateLimit(e),
-                ShopCallError::Retryable(e) => PushError::Shop(e),
-                ShopCallError::Permanent(e) => PushError::Permanent(e),
-            })
+        let call = self.limiter.call_shop(shop, limits, request);
+        let result = match room {
+            Some(room) => tokio::time::timeout(room, call)
+                .await
+                .map_err(|_| PushError::OutOfTime)?,
+            None => call.await,
+        };
+        result.map_err(|err| match err {
+            ShopCallError::RateLimit(e) => PushError::RateLimit(e),
+            ShopCallError::Retryable(e) => PushError::Shop(e),
+            ShopCallError::Permanent(e @ ShopError::Auth(_)) => PushError::Auth(e),
+            ShopCallError::Permanent(e) => PushError::Refused(e),
+        })
     }
 }
 
@@ -465,8 +512,14 @@ enum PushError {
     RateLimit(#[from] crate::ratelimit::RateLimitError),
     #[error("{0}")]
     Shop(ShopError),
+    /// Credentials refused: retried (and dead-lettered, with an alarm), never parked.
+    #[error("{0}")]
+    Auth(ShopError),
+    /// This request is refused for good: retrying sends the same refusal.
     #[error("the shop refused: {0}")]
-    Permanent(ShopError),
+    Refused(ShopError),
+    #[error("the invocation's time is nearly up")]
+    OutOfTime,
     #[error("shop `{0}` has no configuration")]
     Config(String),
 }

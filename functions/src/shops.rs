@@ -2,19 +2,23 @@
 //! rate limit and credentials.
 //!
 //! Non-secret settings come from `SHOPS` (JSON, the template's `ShopsConfig`
-//! parameter); credentials from `SHOP_SECRETS` (JSON, the `NoEcho`
-//! `ShopSecrets` parameter), keyed by shop id. Secrets never reach a log.
+//! parameter); credentials (JSON, keyed by shop id) from the Secrets
+//! Manager secret `SHOP_SECRETS_ARN` names, read once at cold start
+//! ([`FunctionEnv::with_shop_secrets`]). Secrets never reach a log, an
+//! environment variable or the stack.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 use thiserror::Error;
 
 use crate::env::FunctionEnv;
 use crate::mapping::ShopRules;
+use crate::ratelimit::{RateLimiter, ShopGate};
 use crate::shop::woocommerce::{WooCommerce, WooConfig};
-use crate::shop::{Secret, ShopConnector};
+use crate::shop::{RequestGate, Secret, ShopConnector};
 
 #[derive(Debug, Error)]
 pub enum ShopsError {
@@ -229,7 +233,7 @@ pub struct Shops {
 }
 
 impl Shops {
-    /// Reads `SHOPS` and, when `with_secrets`, `SHOP_SECRETS`.
+    /// Reads `SHOPS` and, when `with_secrets`, the credentials [`FunctionEnv::with_shop_secrets`] read.
     pub fn from_env(env: &FunctionEnv, with_secrets: bool) -> Result<Shops, ShopsError> {
         let text = env.get("SHOPS").unwrap_or("[]");
         let shops: Vec<ShopConfig> =
@@ -272,14 +276,17 @@ impl Shops {
         let mut secrets = BTreeMap::new();
         let mut webhook_secrets = BTreeMap::new();
         if with_secrets {
-            let text = env.get("SHOP_SECRETS").unwrap_or("{}");
+            let text = env
+                .shop_secrets()
+                .map(secrecy::ExposeSecret::expose_secret)
+                .unwrap_or("{}");
             let parsed: BTreeMap<String, ShopSecret> = serde_json::from_str(text)
                 // The text may hold secrets: never echo it.
-                .map_err(|_| ShopsError::Config("SHOP_SECRETS is not a JSON object of {consumer_key, consumer_secret, webhook_secret} per shop".into()))?;
+                .map_err(|_| ShopsError::Config("the shop credentials secret is not a JSON object of {consumer_key, consumer_secret, webhook_secret} per shop".into()))?;
             for shop in &shops {
                 let secret = parsed.get(&shop.id).ok_or_else(|| ShopsError::Shop {
                     shop: shop.id.clone(),
-                    problem: "no credentials in SHOP_SECRETS".into(),
+                    problem: "no credentials in the shop credentials secret".into(),
                 })?;
                 secrets.insert(
                     shop.id.clone(),
@@ -308,8 +315,35 @@ impl Shops {
         self.shops.iter().find(|s| s.id == id)
     }
 
-    /// The connector for a shop (needs its credentials).
-    pub fn connector(&self, id: &str) -> Result<Arc<dyn ShopConnector>, ShopsError> {
+    /// Every shop's connector, each request paced by the shop's shared
+    /// bucket in `limiter` (waiting at most `max_wait` for a token).
+    pub fn connectors(
+        &self,
+        limiter: &RateLimiter,
+        max_wait: Duration,
+    ) -> Result<HashMap<String, Arc<dyn ShopConnector>>, ShopsError> {
+        self.shops
+            .iter()
+            .map(|shop| {
+                let gate = ShopGate::new(
+                    limiter.clone(),
+                    shop.id.clone(),
+                    shop.requests_per_second,
+                    shop.burst,
+                    max_wait,
+                );
+                Ok((shop.id.clone(), self.connector(&shop.id, Arc::new(gate))?))
+            })
+            .collect()
+    }
+
+    /// The connector for a shop (needs its credentials); every request it
+    /// sends takes a token from `gate` first.
+    pub fn connector(
+        &self,
+        id: &str,
+        gate: Arc<dyn RequestGate>,
+    ) -> Result<Arc<dyn ShopConnector>, ShopsError> {
         let shop = self.get(id).ok_or_else(|| ShopsError::Shop {
             shop: id.to_owned(),
             problem: "not configured".into(),
@@ -326,7 +360,8 @@ impl Shops {
         .map_err(|e| ShopsError::Shop {
             shop: id.to_owned(),
             problem: e.to_string(),
-        })?;
+        })?
+        .with_gate(gate);
         Ok(Arc::new(connector))
     }
 }

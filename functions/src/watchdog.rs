@@ -7,18 +7,40 @@
 //! silent, and back to what the ERP last said when it returns. Those writes
 //! carry a reading time just after the one they replace, so any newer ERP
 //! reading still wins. The status shows the mark and the zeroed count.
+//!
+//! The low-stock products come from the `held-stock` index (shop, stock
+//! held), never a table scan, and both directions go page by page within
+//! the invocation's deadline: zeroing writes a page's markers before
+//! queueing its zeroes, restoring forgets a page's markers only after
+//! queueing its restores, and the agent's mark changes only once the last
+//! page is queued. A run cut short by time or an error is carried on by the
+//! next one.
 
-use chrono::{Duration as ChronoDuration, Utc};
+use std::time::Duration;
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
-use crate::HandlerError;
 use crate::aws::Clients;
 use crate::catalog::Catalog;
 use crate::env::{EnvError, FunctionEnv};
 use crate::mapping::{ProductChanges, ShopOperation};
 use crate::shops::{Shops, StalePolicy};
 use crate::state::StateTable;
+use crate::{Deadline, HandlerError};
+
+/// Time a page of work needs: its reads, its queueing and its marker writes.
+const PAGE_RESERVE: Duration = Duration::from_secs(2);
+
+/// How far one run got.
+#[derive(Debug, Default)]
+struct Progress {
+    /// Shop operations queued.
+    queued: usize,
+    /// Everything the change calls for is queued.
+    finished: bool,
+}
 
 pub struct Watchdog {
     state: StateTable,
@@ -56,8 +78,22 @@ impl Watchdog {
         })
     }
 
-    /// The handler: the schedule's input in, a summary out.
-    pub async fn handle(&self, _input: Value) -> Result<Value, HandlerError> {
+    /// The handler without a time limit (tests, tools).
+    pub async fn handle(&self, input: Value) -> Result<Value, HandlerError> {
+        self.handle_until(input, Deadline::NONE).await
+    }
+
+    /// The handler: the schedule's input in, a summary out. An agent is
+    /// marked stale (or back) only once everything its change calls for is
+    /// on the shop-ops queue: a run cut short by `deadline` or an error
+    /// leaves the mark as it was, and the next run carries on. Each step is
+    /// safe to repeat (zeroing writes 0 again, restoring writes the ERP's
+    /// figure again), so carrying on needs no cursor.
+    pub async fn handle_until(
+        &self,
+        _input: Value,
+        deadline: Deadline,
+    ) -> Result<Value, HandlerError> {
         let now = Utc::now();
         let mut changed = Vec::new();
         for agent in self.state.agents().await? {
@@ -65,72 +101,129 @@ impl Watchdog {
             if stale == agent.marked_stale {
                 continue;
             }
-            self.state.mark_stale(&agent.agent_id, stale).await?;
-            let affected = if stale {
+            let progress = if stale {
                 warn!(agent = %agent.agent_id, last_seen = %agent.last_seen, "agent silent: data is stale");
-                self.zero_low_stock().await?
+                self.zero_low_stock(deadline).await?
             } else {
                 info!(agent = %agent.agent_id, "agent is back");
-                self.restore().await?
+                self.restore(deadline).await?
             };
-            changed.push(json!({"agent_id": agent.agent_id, "stale": stale, "shop_products_changed": affected}));
+            if progress.finished {
+                self.state.mark_stale(&agent.agent_id, stale).await?;
+            } else {
+                info!(agent = %agent.agent_id, queued = progress.queued, "out of time; the next run carries on");
+            }
+            changed.push(json!({
+                "agent_id": agent.agent_id,
+                "stale": stale,
+                "shop_products_changed": progress.queued,
+                "finished": progress.finished,
+            }));
         }
         Ok(json!({ "changed": changed }))
     }
 
-    async fn zero_low_stock(&self) -> Result<usize, HandlerError> {
-        let mut operations = Vec::new();
+    /// Zeroes, page by page, what each shop with the policy holds at
+    /// `1..=threshold` units: the markers first (so a return restores even
+    /// a zeroing cut short), then the operations.
+    async fn zero_low_stock(&self, deadline: Deadline) -> Result<Progress, HandlerError> {
+        let mut progress = Progress::default();
         for shop in &self.shops.shops {
             let StalePolicy::ZeroLowStock { threshold } = shop.stale_policy else {
                 continue;
             };
-            for (sku, held, held_at) in self.catalog.all_held::<ProductChanges>(&shop.id).await? {
-                if held.stock_quantity.is_some_and(|q| q > 0 && q <= threshold) {
-                    self.catalog.mark_zeroed(&shop.id, &sku).await?;
-                    operations.push(ShopOperation {
+            let mut start = None;
+            loop {
+                if !deadline.allows(PAGE_RESERVE) {
+                    return Ok(progress);
+                }
+                let page = self
+                    .catalog
+                    .low_stock_page(&shop.id, threshold, start)
+                    .await?;
+                let skus: Vec<String> = page.skus.iter().map(|(sku, _)| sku.clone()).collect();
+                self.catalog
+                    .write_all(self.catalog.zeroed_writes(&shop.id, &skus))
+                    .await?;
+                let operations = page
+                    .skus
+                    .into_iter()
+                    .map(|(sku, held_at)| ShopOperation {
                         shop: shop.id.clone(),
                         sku,
                         changes: ProductChanges {
                             stock_quantity: Some(0),
                             ..ProductChanges::default()
                         },
+                        // Just after what it replaces: any newer ERP reading wins.
                         source_time: held_at + ChronoDuration::milliseconds(1),
-                    });
+                        reconcile: false,
+                    })
+                    .collect();
+                progress.queued +=
+                    crate::shop_ops::queue(&self.sqs, &self.shop_ops_queue_url, operations).await?;
+                match page.next {
+                    Some(next) => start = Some(next),
+                    None => break,
                 }
             }
         }
-        Ok(crate::shop_ops::queue(&self.sqs, &self.shop_ops_queue_url, operations).await?)
+        progress.finished = true;
+        Ok(progress)
     }
 
-    async fn restore(&self) -> Result<usize, HandlerError> {
-        let mut operations = Vec::new();
+    /// Puts back, page by page, what the ERP last said for each zeroed
+    /// SKU; a page's markers are forgotten only once its operations are on
+    /// the queue.
+    async fn restore(&self, deadline: Deadline) -> Result<Progress, HandlerError> {
+        let mut progress = Progress::default();
         for shop in &self.shops.shops {
-            for sku in self.catalog.take_zeroed(&shop.id).await? {
-                let state = self.catalog.load(&sku).await?;
-                let Some((queued, source_ms)) = state.queued.get(&shop.id) else {
-                    continue;
-                };
-                let held_at = self
+            loop {
+                if !deadline.allows(PAGE_RESERVE) {
+                    return Ok(progress);
+                }
+                let skus = self.catalog.zeroed_page(&shop.id).await?;
+                if skus.is_empty() {
+                    break;
+                }
+                let shop_ids = [shop.id.clone()];
+                let states = self.catalog.load_many(&skus, &shop_ids).await?;
+                let held = self
                     .catalog
-                    .held::<ProductChanges>(&shop.id, &sku)
-                    .await?
-                    .map(|(_, at)| at);
-                let source = held_at
-                    .unwrap_or_default()
-                    .max(chrono::DateTime::from_timestamp_millis(*source_ms).unwrap_or_default())
-                    + ChronoDuration::milliseconds(1);
-                operations.push(ShopOperation {
-                    shop: shop.id.clone(),
-                    sku,
-                    changes: ProductChanges {
-                        stock_quantity: queued.stock_quantity,
-                        ..ProductChanges::default()
-                    },
-                    source_time: source,
-                });
+                    .held_and_ids::<ProductChanges>(&shop.id, &skus)
+                    .await?;
+                let operations =
+                    skus.iter()
+                        .filter_map(|sku| {
+                            let (queued, source_ms) = states.get(sku)?.queued.get(&shop.id)?;
+                            let held_at = held
+                                .get(sku)
+                                .and_then(|(held, _)| held.as_ref())
+                                .map(|(_, at)| *at);
+                            let source = held_at.unwrap_or_default().max(
+                                DateTime::from_timestamp_millis(*source_ms).unwrap_or_default(),
+                            ) + ChronoDuration::milliseconds(1);
+                            Some(ShopOperation {
+                                shop: shop.id.clone(),
+                                sku: sku.clone(),
+                                changes: ProductChanges {
+                                    stock_quantity: queued.stock_quantity,
+                                    ..ProductChanges::default()
+                                },
+                                source_time: source,
+                                reconcile: false,
+                            })
+                        })
+                        .collect();
+                progress.queued +=
+                    crate::shop_ops::queue(&self.sqs, &self.shop_ops_queue_url, operations).await?;
+                self.catalog
+                    .write_all(self.catalog.unzeroed_writes(&shop.id, &skus))
+                    .await?;
             }
         }
-        Ok(crate::shop_ops::queue(&self.sqs, &self.shop_ops_queue_url, operations).await?)
+        progress.finished = true;
+        Ok(progress)
     }
 
     /// How many products the policy holds at 0, per shop (for the status).

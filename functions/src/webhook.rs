@@ -1,7 +1,7 @@
 //! `webhook`: the shops' order webhooks, on a Function URL (auth NONE: the
 //! platform's signature is the credential). Each shop has its own path,
 //! `POST <function url>/<shop id>`, and its own webhook secret
-//! (`webhook_secret` in `SHOP_SECRETS`).
+//! (`webhook_secret` in the shop credentials secret).
 //!
 //! Answers (JSON):
 //! - 200 for an order stored (or already stored), for WooCommerce's
@@ -135,7 +135,7 @@ impl Webhook {
         let shops = Shops::from_env(env, true).map_err(|e| EnvError::Invalid {
             name: "SHOPS",
             value: e.to_string(),
-            expected: "a JSON list of shops with credentials in SHOP_SECRETS",
+            expected: "a JSON list of shops with credentials in the SHOP_SECRETS_ARN secret",
         })?;
         let retention_days = env.parsed("RETENTION_DAYS", "a whole number of days")?;
         let store = OrderStore::new(

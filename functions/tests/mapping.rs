@@ -418,6 +418,7 @@ fn diff_sends_only_what_changed_and_never_a_no_op() {
                 ..ProductChanges::default()
             },
             source_time: at(5),
+            reconcile: false,
         })
     );
     let hidden = diff(
@@ -459,6 +460,7 @@ fn operations_travel_as_json_with_decimal_strings_and_coalesce_newest_first() {
             ..ProductChanges::default()
         },
         source_time: at(10),
+        reconcile: false,
     };
     let json = serde_json::to_value(&op).unwrap_or_default();
     assert_eq!(json["changes"]["regular_price"], "81.29");

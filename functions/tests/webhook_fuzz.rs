@@ -61,16 +61,13 @@ const TOKENS: &[&str] = &[
 ];
 
 fn shops() -> Shops {
-    let env = FunctionEnv::from_map([
-        (
-            "SHOPS".to_owned(),
-            r#"[{"id":"sklep","platform":"woocommerce","base_url":"http://127.0.0.1:9","rules":{"price_list":"Detaliczna","warehouses":["MAG"]}}]"#.to_owned(),
-        ),
-        (
-            "SHOP_SECRETS".to_owned(),
-            format!(r#"{{"sklep":{{"consumer_key":"ck","consumer_secret":"cs","webhook_secret":"{SECRET}"}}}}"#),
-        ),
-    ]);
+    let mut env = FunctionEnv::from_map([(
+        "SHOPS".to_owned(),
+        r#"[{"id":"sklep","platform":"woocommerce","base_url":"http://127.0.0.1:9","rules":{"price_list":"Detaliczna","warehouses":["MAG"]}}]"#.to_owned(),
+    )]);
+    env.set_shop_secrets(format!(
+        r#"{{"sklep":{{"consumer_key":"ck","consumer_secret":"cs","webhook_secret":"{SECRET}"}}}}"#
+    ));
     match Shops::from_env(&env, true) {
         Ok(shops) => shops,
         Err(err) => panic!("the fuzz shop configuration is valid: {err}"),

@@ -1,6 +1,6 @@
 //! `watchdog` in AWS: the scheduled handler under lambda_runtime.
 
-use functions::{aws::Clients, env::FunctionEnv, telemetry, watchdog::Watchdog};
+use functions::{Deadline, aws::Clients, env::FunctionEnv, telemetry, watchdog::Watchdog};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
@@ -9,7 +9,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
     let watchdog = Watchdog::new(&Clients::from_env().await, &FunctionEnv::from_process())?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-        watchdog.handle(event.payload)
+        watchdog.handle_until(
+            event.payload,
+            Deadline::from_epoch_ms(event.context.deadline),
+        )
     }))
     .await
 }

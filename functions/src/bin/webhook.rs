@@ -6,6 +6,11 @@ use functions::{aws::Clients, env::FunctionEnv, telemetry, webhook::Webhook};
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init();
-    let webhook = Webhook::new(&Clients::from_env().await, &FunctionEnv::from_process())?;
+    let clients = Clients::from_env().await;
+    // The shop credentials come from Secrets Manager, never the environment.
+    let env = FunctionEnv::from_process()
+        .with_shop_secrets(&clients)
+        .await?;
+    let webhook = Webhook::new(&clients, &env)?;
     lambda_http::run(webhook.router()).await
 }

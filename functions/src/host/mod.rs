@@ -31,6 +31,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use crate::Deadline;
 use crate::admin::Admin;
 use crate::aws::Clients;
 use crate::env::FunctionEnv;
@@ -79,7 +80,11 @@ impl LocalHost {
         let mut urls = BTreeMap::new();
 
         for source in &stack.event_sources {
-            let env = function_env(stack, &source.function, &options)?;
+            let env = function_env(stack, &source.function, &options)?
+                .with_shop_secrets(clients_of(&source.function)?)
+                .await
+                .with_context(|| format!("reading {}'s shop credentials", source.function))?;
+            let timeout = stack.function(&source.function)?.timeout();
             let handler: sqs_source::SqsHandler = match source.function.as_str() {
                 "ingest" => {
                     let ingest = Arc::new(
@@ -97,14 +102,15 @@ impl LocalHost {
                     );
                     Arc::new(move |event| {
                         let push = push.clone();
-                        Box::pin(async move { push.handle(event).await })
+                        // As Lambda's context.deadline: the invocation's timeout from now.
+                        let deadline = Deadline::after(timeout);
+                        Box::pin(async move { push.handle_until(event, deadline).await })
                     })
                 }
                 other => bail!(
                     "the stack routes a queue to `{other}`, which this build has no SQS handler for"
                 ),
             };
-            let timeout = stack.function(&source.function)?.timeout();
             // Lambda polls with the function's role, not its own.
             let sqs = clients_of(&source.function)?.sqs.clone();
             sqs_source::check_queue(source, &sqs, timeout).await?;
@@ -119,7 +125,11 @@ impl LocalHost {
         }
 
         for sched in &stack.schedules {
-            let env = function_env(stack, &sched.function, &options)?;
+            let env = function_env(stack, &sched.function, &options)?
+                .with_shop_secrets(clients_of(&sched.function)?)
+                .await
+                .with_context(|| format!("reading {}'s shop credentials", sched.function))?;
+            let timeout = stack.function(&sched.function)?.timeout();
             let every = match options.schedule_every.get(&sched.function) {
                 Some(every) => *every,
                 None => schedule::parse_rate(&sched.expression)?,
@@ -132,7 +142,8 @@ impl LocalHost {
                     );
                     Arc::new(move |input| {
                         let watchdog = watchdog.clone();
-                        Box::pin(async move { watchdog.handle(input).await })
+                        let deadline = Deadline::after(timeout);
+                        Box::pin(async move { watchdog.handle_until(input, deadline).await })
                     })
                 }
                 "poller" => {
@@ -141,7 +152,8 @@ impl LocalHost {
                     );
                     Arc::new(move |input| {
                         let poller = poller.clone();
-                        Box::pin(async move { poller.handle(input).await })
+                        let deadline = Deadline::after(timeout);
+                        Box::pin(async move { poller.handle_until(input, deadline).await })
                     })
                 }
                 other => bail!(
@@ -149,11 +161,20 @@ impl LocalHost {
                 ),
             };
             info!(function = %sched.function, every = ?every, "scheduled");
-            tasks.spawn(schedule::run(sched.clone(), every, handler, cancel.clone()));
+            tasks.spawn(schedule::run(
+                sched.clone(),
+                every,
+                handler,
+                timeout,
+                cancel.clone(),
+            ));
         }
 
         for url in &stack.function_urls {
-            let env = function_env(stack, &url.function, &options)?;
+            let env = function_env(stack, &url.function, &options)?
+                .with_shop_secrets(clients_of(&url.function)?)
+                .await
+                .with_context(|| format!("reading {}'s shop credentials", url.function))?;
             let router = match url.function.as_str() {
                 "admin" => Admin::new(clients_of("admin")?, &env)
                     .context("configuring admin")?

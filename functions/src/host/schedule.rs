@@ -48,11 +48,13 @@ pub fn parse_rate(expression: &str) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs(count * seconds))
 }
 
-/// Calls the handler every `every`, the first time one period after start.
+/// Calls the handler every `every`, the first time one period after start,
+/// and stops a run at the function's `timeout`, as Lambda does.
 pub async fn run(
     schedule: Schedule,
     every: Duration,
     handler: ScheduledHandler,
+    timeout: Duration,
     cancel: CancellationToken,
 ) {
     let input: Value = serde_json::from_str(&schedule.input).unwrap_or(Value::Null);
@@ -63,9 +65,10 @@ pub async fn run(
             _ = cancel.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        match handler(input.clone()).await {
-            Ok(output) => info!(schedule = %schedule.name, %output, "scheduled run"),
-            Err(err) => warn!(schedule = %schedule.name, error = %err, "scheduled run failed"),
+        match tokio::time::timeout(timeout, handler(input.clone())).await {
+            Ok(Ok(output)) => info!(schedule = %schedule.name, %output, "scheduled run"),
+            Ok(Err(err)) => warn!(schedule = %schedule.name, error = %err, "scheduled run failed"),
+            Err(_) => warn!(schedule = %schedule.name, ?timeout, "scheduled run timed out"),
         }
     }
 }

@@ -118,19 +118,25 @@ impl ShopError {
 #[error("shop configuration: {0}")]
 pub struct ConfigError(pub String);
 
-/// A credential: never printed, never logged.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
+/// A credential: never printed, never logged, zeroed when dropped.
+#[derive(Clone)]
+pub struct Secret(secrecy::SecretString);
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
+        Secret(secrecy::SecretString::from(value.into()))
     }
 
     /// The value, for the one place that sends it.
     pub fn expose(&self) -> &str {
-        &self.0
+        use secrecy::ExposeSecret;
+        self.0.expose_secret()
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Secret::new)
     }
 }
 
@@ -138,6 +144,19 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
     }
+}
+
+/// Paces a connector's HTTP requests to one shop: the connector asks for
+/// one token before every request it sends (lookups, pages, categories,
+/// batches alike), so the shop's limit holds however many requests one
+/// trait call takes.
+pub trait RequestGate: Send + Sync + fmt::Debug {
+    /// Waits for a token; `Err` when none comes in time (try later).
+    fn admit(&self) -> BoxFuture<'_, Result<(), ShopError>>;
+
+    /// The shop answered 429: every user of the limit holds back for
+    /// `retry_after` (a default back-off when the shop gave none).
+    fn penalise(&self, retry_after: Option<Duration>) -> BoxFuture<'_, ()>;
 }
 
 /// The lookup result: SKU → where it lives. SKUs the shop does not have are absent.

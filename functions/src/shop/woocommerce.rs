@@ -16,6 +16,9 @@
 //!   is refused with 413); variations go to `POST
 //!   /products/{parent}/variations/batch`. Each item answers in place: the
 //!   product, or `{"id", "error": {"code", "message"}}` while the rest succeed.
+//! - pacing: with a [`RequestGate`] ([`WooCommerce::with_gate`]) every
+//!   request, whatever call it belongs to, waits for its own token, and a
+//!   429 holds the gate back for its `Retry-After`.
 //! - auth: HTTP Basic; with `query_auth`, `consumer_key`/`consumer_secret`
 //!   query parameters instead (hosts that strip `Authorization`).
 //! - errors: 429 (a host's limiter; core has none) with `Retry-After`, 5xx,
@@ -44,7 +47,8 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value, json};
 
 use super::{
-    ConfigError, ItemIds, ItemOutcome, ProductChanges, Secret, ShopConnector, ShopError, ShopItemId,
+    ConfigError, ItemIds, ItemOutcome, ProductChanges, RequestGate, Secret, ShopConnector,
+    ShopError, ShopItemId,
 };
 
 /// WooCommerce's largest page.
@@ -164,6 +168,8 @@ pub struct WooCommerce {
     categories: Arc<tokio::sync::Mutex<Option<CategoryIds>>>,
     /// The product meta key units are written to; empty: units not written.
     unit_meta_key: String,
+    /// Takes a token before every request; `None`: unpaced.
+    gate: Option<Arc<dyn RequestGate>>,
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -228,7 +234,14 @@ impl WooCommerce {
             variation_index: Arc::default(),
             categories: Arc::default(),
             unit_meta_key: config.unit_meta_key.trim().to_owned(),
+            gate: None,
         })
+    }
+
+    /// Every request this connector sends takes a token from `gate` first.
+    pub fn with_gate(mut self, gate: Arc<dyn RequestGate>) -> Self {
+        self.gate = Some(gate);
+        self
     }
 
     /// Every category the shop has, by (parent id, name key).
@@ -333,6 +346,9 @@ impl WooCommerce {
         } else {
             request.basic_auth(&self.consumer_key, Some(self.consumer_secret.expose()))
         };
+        if let Some(gate) = &self.gate {
+            gate.admit().await?;
+        }
         let response = request.send().await.map_err(transport_error)?;
         let status = response.status();
         let headers = response.headers().clone();
@@ -347,7 +363,11 @@ impl WooCommerce {
             })?;
             return Ok((headers, value));
         }
-        Err(status_error(status, &headers, &body))
+        let error = status_error(status, &headers, &body);
+        if let (ShopError::RateLimited { retry_after }, Some(gate)) = (&error, &self.gate) {
+            gate.penalise(*retry_after).await;
+        }
+        Err(error)
     }
 
     /// Every page of a collection.

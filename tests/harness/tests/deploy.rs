@@ -3,8 +3,11 @@
 //! host), artefacts uploaded to a bucket it creates, the Function URLs and
 //! the agent's configuration and one-time access key printed, and the
 //! webhook address of the configured shop; a second deploy issues no
-//! second key and keeps the shops; `destroy` leaves nothing behind (stack,
-//! functions, roles, queues, table, artefact bucket, the agent's user).
+//! second key and keeps the shops; the shop credentials are in Secrets
+//! Manager only (not in any function's environment, the stack, the
+//! description file or the output); `destroy` leaves nothing behind (stack,
+//! functions, roles, queues, table, artefact bucket, the agent's user, the
+//! secret).
 
 use std::process::Command;
 
@@ -53,6 +56,18 @@ async fn deploy_prints_urls_and_the_agent_key_once_and_destroy_removes_everythin
         r#"[{"id":"sklep-1","platform":"woocommerce","base_url":"https://sklep.example.pl"}]"#,
     )?;
     let shops_parameter = format!("ShopsConfig=@{}", shops.display());
+    // Its credentials go to Secrets Manager: never into an environment
+    // variable, the stack, the description file or the deploy's output.
+    let secret_value = format!("cs_{}", harness::cloud::random_secret());
+    let secrets = dir.path().join("shop-secrets.json");
+    std::fs::write(
+        &secrets,
+        serde_json::json!({"sklep-1": {"consumer_key": "ck_1", "consumer_secret": secret_value,
+                                       "webhook_secret": format!("wh-{secret_value}")}})
+        .to_string(),
+    )?;
+    let secrets_parameter = format!("ShopSecrets=@{}", secrets.display());
+    let description = dir.path().join("office.json");
     let deploy = |parameters: &[&str]| -> anyhow::Result<(String, String)> {
         let mut command = deploy_command(&endpoint)?;
         command
@@ -64,7 +79,9 @@ async fn deploy_prints_urls_and_the_agent_key_once_and_destroy_removes_everythin
                 "x86_64",
                 "--artifacts",
             ])
-            .arg(&artifacts);
+            .arg(&artifacts)
+            .arg("--describe-to")
+            .arg(&description);
         for parameter in parameters {
             command.args(["--parameter", parameter]);
         }
@@ -74,8 +91,16 @@ async fn deploy_prints_urls_and_the_agent_key_once_and_destroy_removes_everythin
         ensure!(out.status.success(), "deploy failed:\n{stdout}{stderr}");
         Ok((stdout, stderr))
     };
-    let (first, log) = deploy(&[&shops_parameter])?;
+    let (first, log) = deploy(&[&shops_parameter, &secrets_parameter])?;
     println!("{first}");
+    ensure!(
+        !first.contains(&secret_value) && !log.contains(&secret_value),
+        "the deploy printed the shop secret"
+    );
+    ensure!(
+        !std::fs::read_to_string(&description)?.contains(&secret_value),
+        "the description file holds the shop secret"
+    );
     ensure!(log.contains("created artifact bucket"), "{log}");
     // The JSON part: outputs and every Function URL, each with a URL.
     let printed_json = |stdout: &str| -> anyhow::Result<serde_json::Value> {
@@ -135,6 +160,44 @@ async fn deploy_prints_urls_and_the_agent_key_once_and_destroy_removes_everythin
         "a deploy without ShopsConfig keeps the shops:\n{second}"
     );
 
+    // What an operator with read access to Lambda and CloudFormation sees,
+    // and what the functions get: the secret's ARN, not its value.
+    let exposed = r#"
+import boto3, json, sys
+s = boto3.session.Session(region_name="eu-central-1")
+e = sys.argv[1]
+lam = s.client("lambda", endpoint_url=e)
+cfn = s.client("cloudformation", endpoint_url=e)
+sm = s.client("secretsmanager", endpoint_url=e)
+envs = {f["FunctionName"]: lam.get_function_configuration(FunctionName=f["FunctionName"]).get("Environment", {}).get("Variables", {}) for f in lam.list_functions()["Functions"]}
+stack = cfn.describe_stacks(StackName="office")["Stacks"][0]
+arn = next(v for vs in envs.values() for k, v in vs.items() if k == "SHOP_SECRETS_ARN")
+print(json.dumps({"envs": envs, "outputs": stack.get("Outputs", []), "parameters": stack.get("Parameters", []),
+                  "secret": sm.get_secret_value(SecretId=arn)["SecretString"]}))
+"#;
+    let out = Command::new(venv::ensure()?.join("python"))
+        .args(["-c", exposed, &endpoint])
+        .envs(harness::emulator::aws_env_for(&endpoint))
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    for part in ["envs", "outputs", "parameters"] {
+        ensure!(
+            !seen[part].to_string().contains(&secret_value),
+            "the shop secret is in the stack's {part}"
+        );
+    }
+    ensure!(
+        seen["secret"]
+            .as_str()
+            .is_some_and(|s| s.contains(&secret_value)),
+        "the secret the functions are given holds the credentials"
+    );
+
     let out = deploy_command(&endpoint)?
         .args(["destroy", "--stack", "office"])
         .output()?;
@@ -171,6 +234,7 @@ left = {
     "roles": [r["RoleName"] for r in s.client("iam", endpoint_url=e).list_roles()["Roles"]],
     "buckets": [b["Name"] for b in s.client("s3", endpoint_url=e).list_buckets().get("Buckets", [])],
     "stacks": [x["StackName"] for x in s.client("cloudformation", endpoint_url=e).list_stacks()["StackSummaries"] if x["StackStatus"] != "DELETE_COMPLETE"],
+    "secrets": [x["Name"] for x in s.client("secretsmanager", endpoint_url=e).list_secrets()["SecretList"]],
 }
 print(json.dumps(left))
 "#;
@@ -184,7 +248,14 @@ print(json.dumps(left))
         String::from_utf8_lossy(&out.stderr)
     );
     let left: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    for kind in ["functions", "users", "roles", "buckets", "stacks"] {
+    for kind in [
+        "functions",
+        "users",
+        "roles",
+        "buckets",
+        "stacks",
+        "secrets",
+    ] {
         ensure!(
             left[kind].as_array().is_some_and(Vec::is_empty),
             "{kind} left after destroy: {left}"

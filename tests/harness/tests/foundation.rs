@@ -82,7 +82,9 @@ async fn the_template_deploys_and_its_outputs_name_every_resource_the_code_uses(
     // Every function can be built from the environment the template gives it:
     // no name the code uses is missing from the stack.
     for (handler, function) in &stack.functions {
-        let mut env = FunctionEnv::from_map(function.environment());
+        let mut env = FunctionEnv::from_map(function.environment())
+            .with_shop_secrets(&clients)
+            .await?;
         if handler == "admin" {
             env.set("ADMIN_AUTH", "token");
             env.set("ADMIN_TOKEN", "a-token-of-sixteen-chars");

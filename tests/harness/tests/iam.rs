@@ -89,7 +89,7 @@ const NOT_REACHED: &[(&str, &str, &str, &str)] = &[
         "watchdog",
         "dynamodb:DeleteItem",
         "-state",
-        "catalog::take_zeroed: a silent agent's return",
+        "catalog::unzeroed_writes: a silent agent's return, once restored",
     ),
     (
         "watchdog",
@@ -101,13 +101,13 @@ const NOT_REACHED: &[(&str, &str, &str, &str)] = &[
         "watchdog",
         "dynamodb:PutItem",
         "-state",
-        "catalog::mark_zeroed: a silent agent",
+        "catalog::zeroed_writes: a silent agent",
     ),
     (
         "watchdog",
-        "dynamodb:Scan",
-        "-state",
-        "catalog::all_held: a silent agent",
+        "dynamodb:Query",
+        "/index/held-stock",
+        "catalog::low_stock_page: a silent agent's low stock (shop_flow)",
     ),
     (
         "watchdog",

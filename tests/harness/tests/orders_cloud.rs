@@ -1056,3 +1056,68 @@ async fn a_poll_that_reaches_its_page_limit_goes_on_from_there() -> anyhow::Resu
     }
     Ok(())
 }
+
+/// A backlog of changed orders bigger than one poller invocation can take
+/// in (a slow shop host) moves forward with each run: each run is cut off
+/// at its deadline, as Lambda does, but records after each page where to go
+/// on, so the next run does not start again at the first page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_cut_off_at_its_deadline_goes_on_at_the_next_page() -> anyhow::Result<()> {
+    const ORDERS: u64 = 250;
+    const BUDGET: Duration = Duration::from_secs(12);
+    let dir = tempfile::tempdir()?;
+    let logs = &logs_dir(&dir);
+    let skus = ["KAWA-1".to_owned(), "HERB-1".to_owned()];
+    let shop = WooStandinProcess::start_with(None, Some(&skus), None, logs)?;
+    let mut ids = Vec::new();
+    for n in 0..ORDERS {
+        let placed = shop
+            .place_order(new_order(&format!("d{n}@example.pl")))
+            .await?;
+        ids.push(placed["id"].as_u64().context("id")?);
+    }
+    let cloud = LocalCloud::start_with_parameters(
+        logs,
+        "orders-deadline",
+        Some(shop.shop_parameters(SHOP, "Detaliczna", &["MAG"], 50, 50)),
+        // The host's own poller stays out of the way: the test runs it.
+        &["--schedule-every", "poller=3600"],
+        &[],
+    )?;
+    // A slow host: each page of orders takes 5 s to answer, so even once
+    // its orders are stored (taking them in again is quick) 3 pages do not
+    // fit in one run.
+    shop.set_faults(json!({"latency_ms": 5000})).await?;
+    let config = sdk_config(&cloud.emulator.endpoint()).await;
+    let clients = functions::aws::Clients::from_config(&config);
+    let env = functions::env::FunctionEnv::from_map(cloud.stack.function("poller")?.environment())
+        .with_shop_secrets(&clients)
+        .await?;
+    let poller = functions::poller::Poller::new(&clients, &env)?;
+    let table = cloud.stack.output("StateTableName")?.to_owned();
+    let store = OrderStore::new(aws_sdk_dynamodb::Client::new(&config), &table, 30);
+
+    let mut runs = 0;
+    loop {
+        runs += 1;
+        anyhow::ensure!(runs <= 6, "the poll did not get through 3 pages in 5 runs");
+        // Lambda ends the invocation at its deadline whatever the handler does.
+        let _ = tokio::time::timeout(
+            BUDGET,
+            poller.handle_until(Value::Null, functions::Deadline::after(BUDGET)),
+        )
+        .await;
+        let (cursor, resume) = store.poll_position(SHOP).await?;
+        if cursor.is_some() && resume.is_none() {
+            break;
+        }
+    }
+    for id in &ids {
+        anyhow::ensure!(
+            store.get(SHOP, &id.to_string()).await?.is_some(),
+            "order {id} stored after {runs} runs"
+        );
+    }
+    println!("{ORDERS} orders polled in {runs} runs");
+    Ok(())
+}

@@ -601,3 +601,319 @@ async fn concurrent_batches_for_the_same_skus_both_land() -> anyhow::Result<()> 
     .await?;
     Ok(())
 }
+
+/// Every product of `skus` in the shop at `quantity` (the stand-in's list).
+async fn all_at(
+    shop: &WooStandinProcess,
+    skus: &[String],
+    quantity: i64,
+) -> anyhow::Result<Option<()>> {
+    let all: Vec<Value> = reqwest::get(format!("{}/__standin/products", shop.base_url))
+        .await?
+        .json()
+        .await?;
+    let at: std::collections::HashMap<&str, i64> = all
+        .iter()
+        .filter_map(|p| Some((p["sku"].as_str()?, p["stock_quantity"].as_i64()?)))
+        .collect();
+    Ok(skus
+        .iter()
+        .all(|sku| at.get(sku.as_str()) == Some(&quantity))
+        .then_some(()))
+}
+
+/// A watchdog restore that fails halfway (the shop-ops queue refuses) or
+/// has no time left forgets nothing: the agent stays marked stale and the
+/// zeroed markers stay until their restoring operations are on the queue,
+/// so the next run puts every product back. 150 SKUs: more than one page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_cut_short_is_finished_by_the_next_run() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let logs = dir.path();
+    let skus: Vec<String> = (0..150).map(|i| format!("ZERO-{i:03}")).collect();
+    let shop = WooStandinProcess::start_with(None, Some(&skus), None, logs)?;
+    let (config, secrets) = shop.shop_parameters("sklep", "Detaliczna", &["MAG"], 50, 50);
+    let mut config: Value = serde_json::from_str(&config)?;
+    config[0]["stale_policy"] = serde_json::json!({"policy": "zero_low_stock", "threshold": 3});
+    let cloud = LocalCloud::start_with(logs, "restore", Some((config.to_string(), secrets)))?;
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config(&cloud.emulator.endpoint()).await);
+    let events = cloud.stack.output("EventsQueueUrl")?.to_owned();
+    let t0 = Utc::now();
+    let e = |seq, payload| Envelope::new("biuro", seq, t0, payload);
+    send(&sqs, &events, &heartbeat(1)).await?;
+    send(
+        &sqs,
+        &events,
+        &e(
+            2,
+            Payload::Products(skus.iter().map(|s| product(s)).collect()),
+        ),
+    )
+    .await?;
+    send(
+        &sqs,
+        &events,
+        &e(
+            3,
+            Payload::Prices(
+                skus.iter()
+                    .map(|s| price(s, Decimal::new(999, 2)))
+                    .collect(),
+            ),
+        ),
+    )
+    .await?;
+    send(
+        &sqs,
+        &events,
+        &e(
+            4,
+            Payload::Stock(skus.iter().map(|s| stock(s, 2, t0)).collect()),
+        ),
+    )
+    .await?;
+    wait_for("every product at 2", Duration::from_secs(60), || {
+        all_at(&shop, &skus, 2)
+    })
+    .await?;
+    quiet(&cloud).await?;
+
+    let clients =
+        functions::aws::Clients::from_config(&sdk_config(&cloud.emulator.endpoint()).await);
+    let watchdog_env = |stale_after: &str, queue: Option<&str>| -> anyhow::Result<_> {
+        let mut env =
+            functions::env::FunctionEnv::from_map(cloud.stack.function("watchdog")?.environment());
+        env.set("AGENT_STALE_AFTER_SECONDS", stale_after);
+        if let Some(queue) = queue {
+            env.set("SHOP_OPS_QUEUE_URL", queue);
+        }
+        Ok(functions::watchdog::Watchdog::new(&clients, &env)?)
+    };
+    // Stale at once: the agent's last heartbeat is already too old.
+    let silent = watchdog_env("0", None)?;
+    silent
+        .handle(Value::Null)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    wait_for("every product at 0", Duration::from_secs(60), || {
+        all_at(&shop, &skus, 0)
+    })
+    .await?;
+    quiet(&cloud).await?;
+    assert_eq!(cloud.status().await?["shops"][0]["zeroed_products"], 150);
+
+    // The agent is back, but the restore cannot queue its operations.
+    let ops_queue = cloud.stack.output("ShopOpsQueueUrl")?.to_owned();
+    let broken = watchdog_env("3600", Some(&format!("{ops_queue}-gone")))?;
+    assert!(
+        broken.handle(Value::Null).await.is_err(),
+        "the restore fails"
+    );
+    let status = cloud.status().await?;
+    assert_eq!(
+        status["shops"][0]["zeroed_products"], 150,
+        "no marker forgotten before its restore is queued: {status}"
+    );
+    assert_eq!(status["agents"][0]["stale"], true, "{status}");
+
+    // No time left: nothing done, nothing forgotten.
+    let back = watchdog_env("3600", None)?;
+    let summary = back
+        .handle_until(Value::Null, functions::Deadline::after(Duration::ZERO))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(summary["changed"][0]["finished"], false, "{summary}");
+    assert_eq!(cloud.status().await?["shops"][0]["zeroed_products"], 150);
+
+    // The next run restores every product.
+    let summary = back
+        .handle(Value::Null)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(
+        summary["changed"][0]["shop_products_changed"], 150,
+        "{summary}"
+    );
+    wait_for("every product back at 2", Duration::from_secs(60), || {
+        all_at(&shop, &skus, 2)
+    })
+    .await?;
+    let status = cloud.status().await?;
+    assert_eq!(status["shops"][0]["zeroed_products"], 0, "{status}");
+    assert_eq!(status["agents"][0]["stale"], false, "{status}");
+    Ok(())
+}
+
+/// A shop-ops backlog bigger than one invocation can write moves forward
+/// with each delivery: each invocation is cut off at its deadline (as
+/// Lambda does) but records the shop ids it looked up and what the shop
+/// took as it goes, so the redelivered batch carries on instead of redoing
+/// the same lookups and first writes every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_bigger_than_one_invocation_moves_forward_each_time() -> anyhow::Result<()> {
+    const LIMIT: u32 = 5;
+    const BUDGET: Duration = Duration::from_millis(3500);
+    let dir = tempfile::tempdir()?;
+    let logs = dir.path();
+    let skus: Vec<String> = (0..1000).map(|i| format!("LONG-{i:04}")).collect();
+    let shop = WooStandinProcess::start_with(None, Some(&skus), Some(LIMIT), logs)?;
+    let cloud = LocalCloud::start_with(
+        logs,
+        "backlog",
+        Some(shop.shop_parameters("sklep", "Detaliczna", &["MAG"], LIMIT, 1)),
+    )?;
+    let clients =
+        functions::aws::Clients::from_config(&sdk_config(&cloud.emulator.endpoint()).await);
+    let env =
+        functions::env::FunctionEnv::from_map(cloud.stack.function("shop-push")?.environment())
+            .with_shop_secrets(&clients)
+            .await?;
+    let push = functions::shop_push::ShopPush::new(&clients, &env)?;
+
+    // Ten messages of 100 operations: 10 lookups and 10 writes, at least
+    // 3.8 s at 5 requests a second, more than one invocation's 3.5 s.
+    let now = Utc::now();
+    let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
+    for (n, chunk) in skus.chunks(100).enumerate() {
+        let operations: Vec<Value> = chunk
+            .iter()
+            .map(|sku| {
+                serde_json::json!({"shop": "sklep", "sku": sku, "source_time": now,
+                                   "changes": {"stock_quantity": 42}})
+            })
+            .collect();
+        let mut message = aws_lambda_events::event::sqs::SqsMessage::default();
+        message.message_id = Some(format!("backlog-{n}"));
+        message.body = Some(Value::Array(operations).to_string());
+        event.records.push(message);
+    }
+    let mut invocations = 0;
+    loop {
+        invocations += 1;
+        anyhow::ensure!(
+            invocations <= 8,
+            "the backlog is not written after {} invocations",
+            invocations - 1
+        );
+        // Lambda ends the invocation at its deadline whatever the handler does.
+        let answer = tokio::time::timeout(
+            BUDGET,
+            push.handle_until(event.clone(), functions::Deadline::after(BUDGET)),
+        )
+        .await;
+        if let Ok(answer) = answer {
+            let answer = answer.map_err(|e| anyhow::anyhow!("{e}"))?;
+            if answer.batch_item_failures.is_empty() {
+                break;
+            }
+        }
+    }
+    assert!(
+        all_at(&shop, &skus, 42).await?.is_some(),
+        "every product written"
+    );
+    let stats = shop.stats().await?;
+    // Each chunk looked up once, give or take one call cut off per invocation.
+    let lookups = stats["requests_by_endpoint"]["GET /products"]
+        .as_u64()
+        .unwrap_or(u64::MAX);
+    assert!(
+        lookups <= 10 + invocations,
+        "{lookups} lookups for 10 chunks in {invocations} invocations: {stats}"
+    );
+    println!("written in {invocations} invocations");
+    Ok(())
+}
+
+/// Stock for the variations of a variable-product catalogue reaches a shop
+/// limited to 3 requests a second without ever passing it: every request
+/// the connector makes (the SKU lookup, the list of variable products, each
+/// product's variations, each product's variation batch) takes its own
+/// token, not one token per lookup or write however many requests it makes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_variable_catalogue_never_passes_the_shop_limit() -> anyhow::Result<()> {
+    const LIMIT: u32 = 3;
+    let dir = tempfile::tempdir()?;
+    let logs = dir.path();
+    let shop = WooStandinProcess::start_with(None, None, None, logs)?;
+    let http = reqwest::Client::new();
+    let mut variations = Vec::new();
+    for i in 0..8 {
+        let parent: Value = http
+            .post(format!("{}/__standin/products", shop.base_url))
+            .json(&serde_json::json!({"sku": format!("VAR-{i}"), "name": format!("Koszulka {i}"), "type": "variable"}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let id = parent["id"].as_u64().context("parent id")?;
+        for size in ["S", "M", "L"] {
+            let sku = format!("VAR-{i}-{size}");
+            http.post(format!(
+                "{}/wp-json/wc/v3/products/{id}/variations",
+                shop.base_url
+            ))
+            .basic_auth(&shop.consumer_key, Some(&shop.consumer_secret))
+            .json(&serde_json::json!({"sku": sku, "regular_price": "10.00", "manage_stock": true, "stock_quantity": 1}))
+            .send()
+            .await?
+            .error_for_status()?;
+            variations.push(sku);
+        }
+    }
+    http.put(format!("{}/__standin/rate-limit", shop.base_url))
+        .json(&serde_json::json!({"per_sec": LIMIT}))
+        .send()
+        .await?
+        .error_for_status()?;
+    http.post(format!("{}/__standin/stats/reset", shop.base_url))
+        .send()
+        .await?
+        .error_for_status()?;
+    let cloud = LocalCloud::start_with(
+        logs,
+        "variable",
+        Some(shop.shop_parameters("sklep", "Detaliczna", &["MAG"], LIMIT, 1)),
+    )?;
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config(&cloud.emulator.endpoint()).await);
+    let now = Utc::now();
+    let operations: Vec<Value> = variations
+        .iter()
+        .map(|sku| {
+            serde_json::json!({"shop": "sklep", "sku": sku, "source_time": now,
+                               "changes": {"stock_quantity": 9}})
+        })
+        .collect();
+    sqs.send_message()
+        .queue_url(cloud.stack.output("ShopOpsQueueUrl")?)
+        .message_body(Value::Array(operations).to_string())
+        .send()
+        .await?;
+    wait_for("every variation at 9", Duration::from_secs(90), || async {
+        for sku in &variations {
+            let shown = shop
+                .product(sku)
+                .await?
+                .is_some_and(|p| p["stock_quantity"] == 9);
+            if !shown {
+                return Ok(None);
+            }
+        }
+        Ok(Some(()))
+    })
+    .await?;
+    let stats = shop.stats().await?;
+    println!("{stats}");
+    assert!(
+        stats["requests_by_endpoint"]["GET /products/{id}/variations"].as_u64() >= Some(8),
+        "the variations were looked for: {stats}"
+    );
+    assert_eq!(stats["rate_limited"], 0, "never a 429: {stats}");
+    let max = stats["max_requests_in_any_1s"].as_u64().unwrap_or(u64::MAX);
+    assert!(
+        max <= u64::from(LIMIT),
+        "at most {LIMIT} requests in any second, saw {max}: {stats}"
+    );
+    Ok(())
+}
