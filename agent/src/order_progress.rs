@@ -14,10 +14,30 @@ use crate::optima::order_document::LinkedDocument;
 use crate::order_intake::{OrderWriter, Orders};
 use crate::store::TrackedOrder;
 
+/// Orders checked per round of the follower (the least recently checked).
+const ORDERS_PER_ROUND: usize = 2_000;
+/// Days after it was written that an order is followed at most.
+const FOLLOW_DAYS: i64 = 60;
+
 impl<W: OrderWriter> Orders<W> {
     /// One round of the follower: reports what changed; returns how many.
     pub async fn follow_once(&self) -> Result<usize, String> {
-        let open = self.store.open_orders(2_000).map_err(|e| e.to_string())?;
+        let now = Utc::now();
+        let stopped = self
+            .store
+            .stop_following_before(now - chrono::Duration::days(FOLLOW_DAYS))
+            .map_err(|e| e.to_string())?;
+        if stopped > 0 {
+            info!(
+                orders = stopped,
+                days = FOLLOW_DAYS,
+                "orders no longer followed: written more than the following period ago"
+            );
+        }
+        let open = self
+            .store
+            .orders_to_check(ORDERS_PER_ROUND, now)
+            .map_err(|e| e.to_string())?;
         if open.is_empty() {
             return Ok(0);
         }
@@ -32,6 +52,12 @@ impl<W: OrderWriter> Orders<W> {
         let mut reported = 0;
         for order in &open {
             let Some(chain) = chains.get(&order.document_id) else {
+                // The document is gone (deleted from the buffer in Optima):
+                // nothing more will happen to it.
+                warn!(order = %order.key, document = %order.document_number, "the order's document is no longer in Optima; no longer followed");
+                self.store
+                    .stop_following(&order.key)
+                    .map_err(|e| e.to_string())?;
                 continue;
             };
             let Some(progress) = progress_of(order, chain) else {

@@ -129,6 +129,18 @@ impl Store {
         if !has_handed {
             conn.execute_batch("ALTER TABLE outbox ADD COLUMN handed INTEGER NOT NULL DEFAULT 0")?;
         }
+        // Files made before the follower went round-robin: orders count as
+        // tracked since their last change, and as never checked.
+        let has_checked = conn
+            .prepare("SELECT 1 FROM pragma_table_info('orders') WHERE name = 'checked_at'")?
+            .exists([])?;
+        if !has_checked {
+            conn.execute_batch(
+                "ALTER TABLE orders ADD COLUMN checked_at TEXT; \
+                 ALTER TABLE orders ADD COLUMN tracked_at TEXT; \
+                 UPDATE orders SET tracked_at = updated_at;",
+            )?;
+        }
         // A file made before incarnations existed gets one now: the cloud
         // hears it as a new life and asks for a full resend once.
         conn.execute(
@@ -356,29 +368,65 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.conn()?.execute(
-            "INSERT OR IGNORE INTO orders (key, shop, order_id, document_id, document_number, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT OR IGNORE INTO orders (key, shop, order_id, document_id, document_number, updated_at, tracked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
             params![format!("{shop}:{order_id}"), shop, order_id, document_id, document_number, now.to_rfc3339()],
         )?;
         Ok(())
     }
 
-    /// Orders not yet in a final stage, oldest first.
-    pub fn open_orders(&self, limit: usize) -> Result<Vec<TrackedOrder>, StoreError> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare(
-            "SELECT key, shop, order_id, document_id, document_number, reported FROM orders WHERE final = 0 ORDER BY updated_at, key LIMIT ?1",
-        )?;
-        let rows = stmt.query_map([limit as i64], |r| {
-            Ok(TrackedOrder {
-                key: r.get(0)?,
-                shop: r.get(1)?,
-                order_id: r.get(2)?,
-                document_id: r.get(3)?,
-                document_number: r.get(4)?,
-                reported: r.get(5)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+    /// Orders not yet in a final stage, the least recently checked first,
+    /// marked as checked `now`: a round takes the next `limit`, so orders
+    /// that never reach a final stage cannot keep new ones from being
+    /// followed.
+    pub fn orders_to_check(
+        &self,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<TrackedOrder>, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let orders: Vec<TrackedOrder> = {
+            let mut stmt = tx.prepare(
+                "SELECT key, shop, order_id, document_id, document_number, reported FROM orders WHERE final = 0 \
+                 ORDER BY checked_at IS NOT NULL, checked_at, key LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([limit as i64], |r| {
+                Ok(TrackedOrder {
+                    key: r.get(0)?,
+                    shop: r.get(1)?,
+                    order_id: r.get(2)?,
+                    document_id: r.get(3)?,
+                    document_number: r.get(4)?,
+                    reported: r.get(5)?,
+                })
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
+        {
+            let mut mark = tx.prepare("UPDATE orders SET checked_at = ?2 WHERE key = ?1")?;
+            let at = now.to_rfc3339();
+            for order in &orders {
+                mark.execute(params![order.key, at])?;
+            }
+        }
+        tx.commit()?;
+        Ok(orders)
+    }
+
+    /// Stops following orders tracked before `before` (picked up in person,
+    /// shipped without a tracking number, forgotten): returns how many.
+    pub fn stop_following_before(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+        Ok(self.conn()?.execute(
+            "UPDATE orders SET final = 1 WHERE final = 0 AND tracked_at < ?1",
+            [before.to_rfc3339()],
+        )?)
+    }
+
+    /// Stops following one order (its document is gone from Optima).
+    pub fn stop_following(&self, key: &str) -> Result<(), StoreError> {
+        self.conn()?
+            .execute("UPDATE orders SET final = 1 WHERE key = ?1", [key])?;
+        Ok(())
     }
 
     /// Records what was reported; a final stage stops the following.
@@ -904,6 +952,49 @@ mod tests {
             documents: vec!["FS/1/2026".into()],
             observed_at: Utc::now(),
         })
+    }
+
+    /// Orders that never reach a final stage (picked up in person, shipped
+    /// without a number) cannot keep a new one from being followed: each
+    /// round takes the least recently checked, and an order written longer
+    /// ago than the following period is no longer followed. (Before, a
+    /// round took the oldest by last change, the same ones every time.)
+    #[test]
+    fn orders_that_never_finish_do_not_starve_a_new_one() -> Result<(), StoreError> {
+        let (_dir, store) = temp_store()?;
+        let start = Utc::now() - chrono::Duration::days(90);
+        for i in 0..5 {
+            store.track_order("sklep", &format!("{i}"), i, &format!("RO/{i}/2026"), start)?;
+        }
+        let now = Utc::now();
+        store.track_order("sklep", "new", 99, "RO/99/2026", now)?;
+        let mut seen = std::collections::BTreeSet::new();
+        for round in 0..2 {
+            let at = now + chrono::Duration::seconds(round);
+            seen.extend(
+                store
+                    .orders_to_check(3, at)?
+                    .into_iter()
+                    .map(|o| o.order_id),
+            );
+        }
+        assert!(
+            seen.contains("new"),
+            "the new order is checked within two rounds: {seen:?}"
+        );
+        assert_eq!(seen.len(), 6, "every order is checked in turn: {seen:?}");
+
+        assert_eq!(
+            store.stop_following_before(now - chrono::Duration::days(60))?,
+            5
+        );
+        let left = store.orders_to_check(10, now + chrono::Duration::seconds(5))?;
+        assert_eq!(
+            left.iter().map(|o| o.order_id.as_str()).collect::<Vec<_>>(),
+            ["new"],
+            "orders written 90 days ago are no longer followed"
+        );
+        Ok(())
     }
 
     /// The sender read a progress row and is sending it when the follower
