@@ -30,35 +30,54 @@ impl Emulator {
     /// Installs the venv if needed, starts the server, waits until it answers.
     pub fn start(log_dir: &Path) -> anyhow::Result<Emulator> {
         let bin = venv::ensure()?;
-        let port = free_port()?;
-        // moto's server with its two O(table) hot paths fixed; see the script.
         let iam_calls = log_dir.join("iam-calls.jsonl");
-        let mut command = Command::new(bin.join("python"));
-        command
-            .arg(crate::paths::repo_root().join("infra/moto_server_fast.py"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .env("IAM_RECORD_FILE", &iam_calls)
-            .env_remove("INITIAL_NO_AUTH_ACTION_COUNT");
-        let mut process =
-            Process::spawn("aws-emulator", command, &log_dir.join("aws-emulator.log"))?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if !process.is_running() {
+        // A free port can be taken by another test's process between the
+        // check and moto's bind: then moto exits (and the port answers for
+        // someone else). Seen as an emulator that listened, then was gone.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let port = free_port()?;
+            // moto's server with its two O(table) hot paths fixed; see the script.
+            let mut command = Command::new(bin.join("python"));
+            command
+                .arg(crate::paths::repo_root().join("infra/moto_server_fast.py"))
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .env("IAM_RECORD_FILE", &iam_calls)
+                .env_remove("INITIAL_NO_AUTH_ACTION_COUNT");
+            let mut process =
+                Process::spawn("aws-emulator", command, &log_dir.join("aws-emulator.log"))?;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut exited = false;
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                if !process.is_running() {
+                    exited = true;
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("the AWS emulator did not listen on port {port} within 30 s");
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if !exited {
+                // Ours listens, not another process on a port it lost.
+                std::thread::sleep(Duration::from_millis(300));
+                exited = !process.is_running();
+            }
+            if !exited {
+                return Ok(Emulator {
+                    port,
+                    process,
+                    iam_calls,
+                });
+            }
+            if attempt >= 3 {
                 bail!(
                     "the AWS emulator exited at start:\n{}",
                     tail(&process.log_text())
                 );
             }
-            if Instant::now() > deadline {
-                bail!("the AWS emulator did not listen on port {port} within 30 s");
-            }
-            std::thread::sleep(Duration::from_millis(100));
         }
-        Ok(Emulator {
-            port,
-            process,
-            iam_calls,
-        })
     }
 
     pub fn endpoint(&self) -> String {
