@@ -180,6 +180,17 @@ impl LocalCloud {
         Ok(body)
     }
 
+    /// The order `order_id` as `/status` lists it under `parked_orders`, if
+    /// it is listed.
+    pub async fn parked_order(&self, order_id: &str) -> anyhow::Result<Option<serde_json::Value>> {
+        let status = self.status().await?;
+        Ok(status["parked_orders"].as_array().and_then(|a| {
+            a.iter()
+                .find(|p| p["order_id"].as_str() == Some(order_id))
+                .cloned()
+        }))
+    }
+
     /// Asks the admin URL to send a parked order again
     /// (`POST /orders/{shop}/{order id}/retry`); returns its answer.
     pub async fn retry_order(

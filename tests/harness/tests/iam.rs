@@ -246,16 +246,7 @@ async fn every_identity_calls_exactly_what_its_policy_grants() -> anyhow::Result
     wait_for(
         "the order without an address parked",
         Duration::from_secs(90),
-        || async {
-            let status = cloud.status().await?;
-            Ok(status["parked_orders"]
-                .as_array()
-                .is_some_and(|a| {
-                    a.iter()
-                        .any(|p| p["order_id"].as_str() == Some(parked_id.as_str()))
-                })
-                .then_some(()))
-        },
+        || async { Ok(cloud.parked_order(&parked_id).await?.map(|_| ())) },
     )
     .await?;
     let retried = cloud.retry_order("sklep", &parked_id).await?;

@@ -423,14 +423,7 @@ async fn the_webhook_refuses_bad_input_and_stores_each_order_once() -> anyhow::R
     let parked = wait_for(
         "the parked order on /status",
         Duration::from_secs(20),
-        || async {
-            let status = cloud.status().await?;
-            Ok(status["parked_orders"].as_array().and_then(|a| {
-                a.iter()
-                    .find(|p| p["order_id"].as_str() == Some(second_key.as_str()))
-                    .cloned()
-            }))
-        },
+        || cloud.parked_order(&second_key),
     )
     .await?;
     assert_eq!(parked["reason"], NO_ADDRESS);

@@ -408,14 +408,7 @@ async fn a_shop_order_becomes_an_ro_and_its_shipping_comes_back() -> anyhow::Res
     let parked = wait_for(
         "the order with the shop-only SKU on /status",
         Duration::from_secs(45),
-        || async {
-            let status = cloud.status().await?;
-            Ok(status["parked_orders"].as_array().and_then(|a| {
-                a.iter()
-                    .find(|p| p["order_id"].as_str() == Some(unknown_id.to_string().as_str()))
-                    .cloned()
-            }))
-        },
+        || async { cloud.parked_order(&unknown_id.to_string()).await },
     )
     .await?;
     println!("parked after {:?}: {parked}", second.elapsed());
@@ -532,12 +525,8 @@ async fn a_shop_order_becomes_an_ro_and_its_shipping_comes_back() -> anyhow::Res
         "the order off /status's parked list",
         Duration::from_secs(30),
         || async {
-            let status = cloud.status().await?;
-            let listed = status["parked_orders"].as_array().is_some_and(|a| {
-                a.iter()
-                    .any(|p| p["order_id"].as_str() == Some(unknown_id.to_string().as_str()))
-            });
-            Ok((!listed).then_some(()))
+            let listed = cloud.parked_order(&unknown_id.to_string()).await?;
+            Ok(listed.is_none().then_some(()))
         },
     )
     .await?;
@@ -637,14 +626,7 @@ async fn a_cancelled_shop_order_leaves_optima_or_waits_for_a_person() -> anyhow:
     let parked = wait_for(
         "the held cancellation on /status",
         Duration::from_secs(60),
-        || async {
-            let status = cloud.status().await?;
-            Ok(status["parked_orders"].as_array().and_then(|a| {
-                a.iter()
-                    .find(|p| p["order_id"].as_str() == Some(second_id.to_string().as_str()))
-                    .cloned()
-            }))
-        },
+        || async { cloud.parked_order(&second_id.to_string()).await },
     )
     .await?;
     let reason = parked["reason"].as_str().context("a reason")?;
@@ -724,14 +706,7 @@ async fn a_parked_order_fixed_in_the_shop_goes_in_again() -> anyhow::Result<()> 
     let parked = wait_for(
         "the order parked for its address",
         Duration::from_secs(60),
-        || async {
-            let status = cloud.status().await?;
-            Ok(status["parked_orders"].as_array().and_then(|a| {
-                a.iter()
-                    .find(|p| p["order_id"].as_str() == Some(id.to_string().as_str()))
-                    .cloned()
-            }))
-        },
+        || async { cloud.parked_order(&id.to_string()).await },
     )
     .await?;
     assert!(
