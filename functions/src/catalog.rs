@@ -259,11 +259,7 @@ impl Catalog {
         operation: &'static str,
         err: &(dyn std::error::Error + 'static),
     ) -> StateError {
-        StateError::Dynamo {
-            operation,
-            table: self.table.clone(),
-            message: describe_error(err),
-        }
+        StateError::dynamo(operation, &self.table, err)
     }
 
     /// Everything stored for a SKU (its ERP item; not its parked markers).

@@ -201,11 +201,7 @@ impl OrderStore {
         operation: &'static str,
         err: &(dyn std::error::Error + 'static),
     ) -> StateError {
-        StateError::Dynamo {
-            operation,
-            table: self.table.clone(),
-            message: describe_error(err),
-        }
+        StateError::dynamo(operation, &self.table, err)
     }
 
     /// Stores `order` unless an equal or newer revision is stored (an

@@ -21,7 +21,6 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
-use crate::aws::describe_error;
 use crate::dynamo::{get_n, s};
 use crate::state::StateError;
 
@@ -88,11 +87,7 @@ impl Sequences {
         operation: &'static str,
         err: &(dyn std::error::Error + 'static),
     ) -> StateError {
-        StateError::Dynamo {
-            operation,
-            table: self.table.clone(),
-            message: describe_error(err),
-        }
+        StateError::dynamo(operation, &self.table, err)
     }
 
     async fn item(

@@ -35,6 +35,21 @@ pub enum StateError {
     NotYet(String),
 }
 
+impl StateError {
+    /// A DynamoDB call on `table` that failed, described for the log.
+    pub fn dynamo(
+        operation: &'static str,
+        table: &str,
+        err: &(dyn std::error::Error + 'static),
+    ) -> StateError {
+        StateError::Dynamo {
+            operation,
+            table: table.to_owned(),
+            message: describe_error(err),
+        }
+    }
+}
+
 /// What the table knows about one agent.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AgentStatus {
@@ -125,11 +140,7 @@ impl StateTable {
         operation: &'static str,
         err: &(dyn std::error::Error + 'static),
     ) -> StateError {
-        StateError::Dynamo {
-            operation,
-            table: self.table.clone(),
-            message: describe_error(err),
-        }
+        StateError::dynamo(operation, &self.table, err)
     }
 
     /// Stores a heartbeat unless one from later in the agent's sequence is
