@@ -71,41 +71,25 @@ pub async fn agents_max_version(
     Ok(max)
 }
 
-/// A command's message body, encoded at the version the stack's agents read.
+/// A command's message body, encoded at the version the stack's agents
+/// read. A command that exists only from a newer version on (its payload's
+/// [`contract::Payload::since_version`]) waits while the agents have not
+/// said which version they read ([`StateError::NotYet`]), and is refused
+/// with [`contract::ContractError::NeedsNewerPeer`] when one is known to
+/// read only older versions.
 pub async fn command_body(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
     envelope: &Envelope,
 ) -> Result<String, StateError> {
-    let version = THIS_BUILD.write_version(agents_max_version(client, table).await?)?;
-    Ok(contract::encode_body_at(envelope, version)?)
-}
-
-/// A command that exists only from contract version `needs` on: encoded
-/// when every live agent reads it; refused with
-/// [`contract::ContractError::NeedsNewerPeer`] when one is known to be
-/// older; an error to retry while the agents have not said.
-pub async fn command_body_at_least(
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
-    envelope: &Envelope,
-    needs: u16,
-) -> Result<String, StateError> {
-    let Some(agents_max) = agents_max_version(client, table).await? else {
+    let agents_max = agents_max_version(client, table).await?;
+    if agents_max.is_none() && envelope.payload.since_version() > THIS_BUILD.min {
         return Err(StateError::NotYet(format!(
             "no agent has said which contract version it reads; a `{}` command waits for the next heartbeat",
             envelope.kind().as_str()
         )));
-    };
-    if agents_max < needs {
-        return Err(contract::ContractError::NeedsNewerPeer {
-            kind: envelope.kind().as_str(),
-            needs,
-            version: agents_max,
-        }
-        .into());
     }
-    let version = THIS_BUILD.write_version(Some(agents_max))?;
+    let version = THIS_BUILD.write_version(agents_max)?;
     Ok(contract::encode_body_at(envelope, version)?)
 }
 

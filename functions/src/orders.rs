@@ -1066,14 +1066,7 @@ impl OrderIntake {
         };
         let envelope = Envelope::new("cloud", 0, Utc::now(), payload);
         let (client, table) = (&self.store.client, &self.store.table);
-        let body = match command {
-            OrderCommand::Create => {
-                crate::agent_versions::command_body(client, table, &envelope).await
-            }
-            OrderCommand::Cancel => {
-                crate::agent_versions::command_body_at_least(client, table, &envelope, 2).await
-            }
-        };
+        let body = crate::agent_versions::command_body(client, table, &envelope).await;
         let body = match body {
             Ok(body) => body,
             Err(StateError::Contract(err @ contract::ContractError::NeedsNewerPeer { .. })) => {
