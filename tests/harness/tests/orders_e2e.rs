@@ -18,7 +18,7 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tiberius::Query;
 
-pub const ORDERS_TOML: &str = "\n[sync]\npoll_seconds = 1\noverlap_seconds = 5\nstock_minutes = 600\nprices_minutes = 600\ncatalogue_minutes = 1440\nbatch_records = 500\n\n[orders]\nwarehouse = \"MAG\"\ndefault_payment_form = \"przelew\"\ndefault_shipping_service = \"TRANSPORT\"\nprogress_seconds = 1\ncommand_visibility_seconds = 10\n\n[orders.payment_forms]\nbacs = \"przelew\"\ncod = \"pobranie\"\n";
+pub const ORDERS_TOML: &str = "\n[sync]\npoll_seconds = 1\noverlap_seconds = 5\nstock_minutes = 600\nprices_minutes = 600\ncatalogue_minutes = 1440\nbatch_records = 500\n\n[orders]\nwarehouse = \"MAG\"\ndefault_payment_form = \"przelew\"\ndefault_shipping_service = \"TRANSPORT\"\nprogress_seconds = 1\ncommand_visibility_seconds = 10\n\n[orders.payment_forms]\nbacs = \"przelew\"\ncod = \"pobranie\"\n\n[orders.fee_services]\nPobranie = \"TRANSPORT\"\n";
 
 /// Two products with plenty of stock in MAG (so the shop can sell them
 /// whatever the first sync publishes).
@@ -737,5 +737,203 @@ async fn a_parked_order_fixed_in_the_shop_goes_in_again() -> anyhow::Result<()> 
     .await?;
     assert_eq!(docs.len(), 1, "{docs:?}");
     assert!(docs[0].1.starts_with("RO/"), "{docs:?}");
+    Ok(())
+}
+
+/// `(TwrKod, net, gross)` of each line of document `id`, in order.
+async fn lines_of(erp: &OptimaStandin, id: i32) -> anyhow::Result<Vec<(String, Decimal, Decimal)>> {
+    let mut sql = optima_standin::erp::connect(&erp.ado_with_password()).await?;
+    let mut query = Query::new(
+        "SELECT TrE_TwrKod, TrE_WartoscNetto, TrE_WartoscBrutto FROM CDN.TraElem WHERE TrE_TrNId = @P1 ORDER BY TrE_Lp",
+    );
+    query.bind(id);
+    let rows = query.query(&mut sql).await?.into_first_result().await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.get::<&str, _>("TrE_TwrKod")
+                    .context("TrE_TwrKod")?
+                    .to_owned(),
+                r.get::<Decimal, _>("TrE_WartoscNetto")
+                    .context("TrE_WartoscNetto")?,
+                r.get::<Decimal, _>("TrE_WartoscBrutto")
+                    .context("TrE_WartoscBrutto")?,
+            ))
+        })
+        .collect()
+}
+
+/// `(TrN_RazemNetto, TrN_RazemBrutto)` of document `id`.
+async fn totals_of(erp: &OptimaStandin, id: i32) -> anyhow::Result<(Decimal, Decimal)> {
+    let mut sql = optima_standin::erp::connect(&erp.ado_with_password()).await?;
+    let mut query =
+        Query::new("SELECT TrN_RazemNetto, TrN_RazemBrutto FROM CDN.TraNag WHERE TrN_TrNID = @P1");
+    query.bind(id);
+    let row = query
+        .query(&mut sql)
+        .await?
+        .into_row()
+        .await?
+        .context("the document")?;
+    Ok((
+        row.get::<Decimal, _>("TrN_RazemNetto")
+            .context("TrN_RazemNetto")?,
+        row.get::<Decimal, _>("TrN_RazemBrutto")
+            .context("TrN_RazemBrutto")?,
+    ))
+}
+
+fn amount(v: &Value) -> anyhow::Result<Decimal> {
+    v.as_str()
+        .with_context(|| format!("an amount: {v}"))?
+        .parse::<Decimal>()
+        .map_err(anyhow::Error::from)
+}
+
+/// Optima keeps amounts in grosze and rounds half away from zero.
+fn grosz(d: Decimal) -> Decimal {
+    d.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+}
+
+/// Cash on delivery with the shop's "Pobranie" fee becomes an RO with the fee
+/// as a service line; in a shop with three price decimals
+/// (`woocommerce_price_num_decimals = 3`) an order is rounded to the grosz
+/// and written when its parts add up to the shop's total, and parked,
+/// naming the grosz, when rounding each part drifts from the total. Every
+/// expected figure is worked out from the shop's own amounts by hand
+/// arithmetic, not by the writer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cod_fee_and_three_decimal_amounts_reach_optima_to_the_grosz() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = &if std::env::var_os("E2E_KEEP").is_some() {
+        tmp.keep()
+    } else {
+        tmp.path().to_path_buf()
+    };
+    let Running {
+        erp,
+        skus,
+        shop,
+        cloud,
+        _agent,
+        ..
+    } = Running::start(dir, "orders-fees").await?;
+    let place = |email: &'static str, shipping: &'static str, fee: Option<&'static str>| {
+        let mut order = json!({
+            "line_items": [[skus[0], 3]],
+            "billing": address(email),
+            "shipping": address(email),
+            "payment_method": "cod",
+            "payment_method_title": "Płatność przy odbiorze",
+            "shipping_total": shipping,
+            "status": "processing"
+        });
+        if let Some(fee) = fee {
+            order["fee_lines"] = json!([{"name": "Pobranie", "total": fee}]);
+        }
+        shop.place_order(order)
+    };
+    // The goods line's gross, net and the shop's total, as the shop shows them.
+    let shop_amounts = |order: &Value| -> anyhow::Result<(Decimal, Decimal, Decimal)> {
+        let line = &order["line_items"][0];
+        let net = amount(&line["total"])?;
+        Ok((
+            net + amount(&line["total_tax"])?,
+            net,
+            amount(&order["total"])?,
+        ))
+    };
+
+    // Two decimals: goods, the fee (5.00 + 23 % = 6.15) and shipping (15.00 + 3.45 = 18.45).
+    let cod = place("pobranie@example.pl", "15.00", Some("5.00")).await?;
+    let cod_id = cod["id"].as_u64().context("order id")?;
+    let cod_number = cod["number"].as_str().context("number")?.to_owned();
+    assert_eq!(cod["fee_lines"][0]["total_tax"], "1.15", "{cod}");
+    let (goods_gross, _, total) = shop_amounts(&cod)?;
+    let (ro, ro_number) = ro_of(&erp, &cod_number, cod_id).await?;
+    let lines = lines_of(&erp, ro).await?;
+    let gross: Vec<(&str, Decimal)> = lines.iter().map(|(k, _, g)| (k.as_str(), *g)).collect();
+    assert_eq!(
+        gross,
+        vec![
+            (skus[0].as_str(), goods_gross),
+            ("TRANSPORT", Decimal::new(615, 2)),
+            ("TRANSPORT", Decimal::new(1845, 2)),
+        ],
+        "goods, the fee and shipping in {ro_number}"
+    );
+    assert_eq!(
+        totals_of(&erp, ro).await?.1,
+        total,
+        "{ro_number} totals the shop's order"
+    );
+
+    let response = reqwest::Client::new()
+        .put(format!("{}/__standin/settings", shop.base_url))
+        .json(&json!({"price_decimals": 3}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "setting 3 price decimals: {}",
+        response.status()
+    );
+
+    // Three decimals that add up: shipping 10.000 + 2.300 VAT; the goods' net
+    // (gross − VAT rounded to 0.001) is rounded to the grosz, the gross is whole grosze.
+    let even = place("trzy@example.pl", "10.000", None).await?;
+    let even_id = even["id"].as_u64().context("order id")?;
+    let even_number = even["number"].as_str().context("number")?.to_owned();
+    let (goods_gross, goods_net, total) = shop_amounts(&even)?;
+    assert_eq!(
+        total,
+        goods_gross + Decimal::new(12300, 3),
+        "the shop's own arithmetic: {even}"
+    );
+    let (ro, ro_number) = ro_of(&erp, &even_number, even_id).await?;
+    let lines = lines_of(&erp, ro).await?;
+    assert_eq!(
+        lines,
+        vec![
+            (skus[0].clone(), grosz(goods_net), goods_gross),
+            (
+                "TRANSPORT".to_owned(),
+                Decimal::new(1000, 2),
+                Decimal::new(1230, 2)
+            ),
+        ],
+        "{ro_number}: each part to the grosz"
+    );
+    assert_eq!(
+        totals_of(&erp, ro).await?,
+        (grosz(goods_net) + Decimal::new(1000, 2), grosz(total)),
+        "{ro_number}: the header is the sum of its lines and the shop's total"
+    );
+
+    // Three decimals that drift: the fee 4.995 + 1.149 = 6.144 → 6.14 and shipping
+    // 12.345 + 2.839 = 15.184 → 15.18 give goods + 21.32, but the shop's total is
+    // goods + 21.328 → goods + 21.33. Parked, naming the grosz; nothing written.
+    let drift = place("dryf@example.pl", "12.345", Some("4.995")).await?;
+    let drift_id = drift["id"].as_u64().context("order id")?;
+    let drift_number = drift["number"].as_str().context("number")?.to_owned();
+    let (goods_gross, _, total) = shop_amounts(&drift)?;
+    assert_eq!(total, goods_gross + Decimal::new(21328, 3), "{drift}");
+    let parked = wait_for(
+        "the drifting order parked",
+        Duration::from_secs(60),
+        || async { cloud.parked_order(&drift_id.to_string()).await },
+    )
+    .await?;
+    let reason = parked["reason"].as_str().context("a reason")?;
+    assert!(
+        reason.contains("grosz"),
+        "the reason names the rounding: {reason}"
+    );
+    assert!(
+        documents_for(&erp, &drift_number, drift_id)
+            .await?
+            .is_empty(),
+        "nothing written for a parked order"
+    );
     Ok(())
 }

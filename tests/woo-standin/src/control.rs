@@ -7,6 +7,7 @@
 //! | GET | `/__standin/stats` | counters ([`crate::Stats`]); `POST /__standin/stats/reset` |
 //! | GET/PUT | `/__standin/faults` | [`crate::FaultConfig`] (PUT merges the given fields); `POST /__standin/faults/reset` |
 //! | GET/PUT | `/__standin/rate-limit` | `{"per_sec": N \| null}` |
+//! | GET/PUT | `/__standin/settings` | `{"price_decimals": N}` (WooCommerce's `woocommerce_price_num_decimals`, 0–6) |
 //! | GET/POST | `/__standin/products` | all products / add a [`crate::NewProduct`] |
 //! | GET | `/__standin/products/{sku}` | product or variation by SKU (404 if none) |
 //! | PUT | `/__standin/products/{sku}/stock` | `{"stock_quantity": N}` |
@@ -45,6 +46,7 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/faults", get(faults_get).put(faults_put))
         .route("/faults/reset", post(faults_reset))
         .route("/rate-limit", get(rate_get).put(rate_put))
+        .route("/settings", get(settings_get).put(settings_put))
         .route("/products", get(products_all).post(product_add))
         .route("/products/{sku}", get(product_by_sku))
         .route("/products/{sku}/stock", put(product_stock))
@@ -135,6 +137,28 @@ async fn faults_reset(State(shared): State<Arc<Shared>>) -> Response {
         ..FaultConfig::default()
     };
     Json(f.cfg.clone()).into_response()
+}
+
+async fn settings_get(State(shared): State<Arc<Shared>>) -> Response {
+    Json(json!({"price_decimals": shared.precision().0})).into_response()
+}
+
+async fn settings_put(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let patch = match parse::<Value>(&body) {
+        Ok(Value::Object(p)) => p,
+        Ok(_) => return bad_request("expected a JSON object"),
+        Err(e) => return bad_request(e),
+    };
+    for (key, value) in patch {
+        match (key.as_str(), value.as_u64()) {
+            ("price_decimals", Some(n)) if n <= 6 => shared
+                .price_decimals
+                .store(n as u32, std::sync::atomic::Ordering::SeqCst),
+            ("price_decimals", _) => return bad_request("price_decimals: a whole number 0–6"),
+            (other, _) => return bad_request(format!("unknown setting {other}")),
+        }
+    }
+    settings_get(State(shared)).await
 }
 
 async fn rate_get(State(shared): State<Arc<Shared>>) -> Response {

@@ -64,7 +64,7 @@ pub use error::{ApiError, Result, StandinError};
 pub use faults::FaultConfig;
 pub use notes::OrderNote;
 pub use orders::{
-    Address, CouponLine, FeeLine, LineItem, LineTax, NewOrder, Order, ShippingLine, TaxLine,
+    Address, CouponLine, FeeLine, LineItem, LineTax, NewFee, NewOrder, Order, ShippingLine, TaxLine,
 };
 pub use products::{Dimensions, MetaData, NewProduct, Product, TermRef};
 pub use refunds::Refund;
@@ -103,6 +103,8 @@ pub struct WooOptions {
     pub currency_symbol: String,
     /// Prices entered gross (default true, as Polish shops do).
     pub prices_include_tax: bool,
+    /// `woocommerce_price_num_decimals` (default 2; `PUT /__standin/settings` changes it).
+    pub price_decimals: u32,
     /// Whether `GET /products?sku=` also finds variations (default false).
     pub sku_lookup_includes_variations: bool,
     /// Serve the Shipment Tracking extension's API (`/wp-json/wc-shipment-tracking/v3`).
@@ -131,6 +133,7 @@ impl Default for WooOptions {
             currency: "PLN".into(),
             currency_symbol: "&#122;&#322;".into(),
             prices_include_tax: true,
+            price_decimals: 2,
             sku_lookup_includes_variations: false,
             shipment_tracking: false,
             batch_limit: 100,
@@ -206,6 +209,7 @@ impl WooStandin {
             state_file: opts.state_file.clone(),
             save_lock: Mutex::new(()),
             shipment_tracking: opts.shipment_tracking,
+            price_decimals: std::sync::atomic::AtomicU32::new(opts.price_decimals.min(6)),
         });
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         persist::spawn_autosave(Arc::clone(&shared), stop_rx.clone());

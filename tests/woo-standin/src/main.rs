@@ -40,6 +40,9 @@ enum Command {
         /// Delay before webhook deliveries, in milliseconds.
         #[arg(long, default_value_t = 50)]
         webhook_delay_ms: u64,
+        /// Decimals of prices and order amounts (`woocommerce_price_num_decimals`).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=6))]
+        price_decimals: u32,
     },
 }
 
@@ -62,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
             seed_products_from_skus,
             shipment_tracking,
             webhook_delay_ms,
+            price_decimals,
         } => {
             let standin = WooStandin::start(WooOptions {
                 listen,
@@ -71,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
                 state_file: state,
                 shipment_tracking,
                 webhook_delay: std::time::Duration::from_millis(webhook_delay_ms),
+                price_decimals,
                 ..WooOptions::default()
             })
             .await

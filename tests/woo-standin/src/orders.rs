@@ -24,7 +24,7 @@ use crate::products::{MetaData, apply_meta};
 use crate::shared::Shared;
 use crate::state::{Event, ShopState};
 use crate::tax::{self, TaxRate};
-use crate::totals::{self, ChargeIn, CouponIn, LineIn, money};
+use crate::totals::{self, ChargeIn, CouponIn, LineIn};
 
 pub const ORDER_STATUSES: &[&str] = &[
     "pending",
@@ -214,9 +214,35 @@ pub struct NewOrder {
     pub shipping_method_title: String,
     /// A coupon to apply (created if its code does not exist yet).
     pub coupon: Option<NewCoupon>,
+    /// Fees the checkout adds (a cash-on-delivery surcharge, a payment fee), net like shipping.
+    pub fee_lines: Vec<NewFee>,
     pub customer_id: u64,
     pub customer_note: String,
     pub meta_data: Vec<(String, Value)>,
+}
+
+/// A fee of a [`NewOrder`] (`fee_lines[]` of `POST /orders`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NewFee {
+    pub name: String,
+    /// Net, as WooCommerce takes fees.
+    pub total: Decimal,
+    /// `""` = standard rate.
+    pub tax_class: String,
+    /// `taxable` or `none`.
+    pub tax_status: String,
+}
+
+impl Default for NewFee {
+    fn default() -> Self {
+        NewFee {
+            name: "Fee".into(),
+            total: Decimal::ZERO,
+            tax_class: String::new(),
+            tax_status: "taxable".into(),
+        }
+    }
 }
 
 impl Default for NewOrder {
@@ -232,6 +258,7 @@ impl Default for NewOrder {
             shipping_method_id: "flat_rate".into(),
             shipping_method_title: "Kurier".into(),
             coupon: None,
+            fee_lines: Vec::new(),
             customer_id: 0,
             customer_note: String::new(),
             meta_data: Vec::new(),
@@ -273,6 +300,14 @@ impl NewOrder {
         }
         if let Some(c) = &self.coupon {
             m.insert("coupon_lines".into(), json!([{"code": c.code}]));
+        }
+        if !self.fee_lines.is_empty() {
+            let fees: Vec<Value> = self
+                .fee_lines
+                .iter()
+                .map(|f| json!({"name": f.name, "total": f.total.to_string(), "tax_class": f.tax_class, "tax_status": f.tax_status}))
+                .collect();
+            m.insert("fee_lines".into(), Value::Array(fees));
         }
         let meta: Vec<Value> = self
             .meta_data
@@ -603,7 +638,9 @@ pub fn create(
         })
         .collect();
     let pit = shared.settings.prices_include_tax;
-    let t = totals::compute(&lines_in, &coupons_in, &ship_in, &fee_in, pit);
+    let dp = shared.precision();
+    let t = totals::compute(&lines_in, &coupons_in, &ship_in, &fee_in, pit, dp);
+    let money = |d: Decimal| dp.money(d);
 
     let id = shop.alloc_post_id();
     let (local, gmt) = shared.clock.now_pair();

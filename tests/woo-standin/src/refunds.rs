@@ -24,7 +24,6 @@ use crate::params::{Fields, Query, body_params, wc_format_decimal};
 use crate::products::{MetaData, apply_meta};
 use crate::shared::Shared;
 use crate::state::{Event, ShopState};
-use crate::totals::money;
 
 /// A refund in WooCommerce's REST shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,7 +65,7 @@ pub fn record(
         id,
         date_created: local.clone(),
         date_created_gmt: gmt.clone(),
-        amount: money(amount),
+        amount: shared.precision().money(amount),
         reason: reason.to_string(),
         refunded_by: 1,
         refunded_payment: payment,
@@ -75,7 +74,7 @@ pub fn record(
     };
     if let Some(o) = shop.orders.get_mut(&order_id) {
         o.refunds
-            .push(json!({"id": id, "reason": reason, "total": money(-amount)}));
+            .push(json!({"id": id, "reason": reason, "total": shared.precision().money(-amount)}));
         o.date_modified = local;
         o.date_modified_gmt = gmt;
     }

@@ -70,11 +70,18 @@ pub struct Shared {
     pub save_lock: Mutex<()>,
     /// Serve the Shipment Tracking extension's routes.
     pub shipment_tracking: bool,
+    /// `woocommerce_price_num_decimals` (WooCommerce → Settings → General; 2 by default):
+    /// amounts of new orders are computed and shown with this many decimals.
+    pub price_decimals: std::sync::atomic::AtomicU32,
 }
 
 impl Shared {
     pub fn shop(&self) -> MutexGuard<'_, ShopState> {
         lock(&self.shop)
+    }
+
+    pub fn precision(&self) -> crate::totals::Precision {
+        crate::totals::Precision(self.price_decimals.load(Ordering::SeqCst))
     }
 
     /// `http://127.0.0.1:PORT/wp-json/wc/v3`

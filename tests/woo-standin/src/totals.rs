@@ -1,6 +1,9 @@
 //! Order totals with `rust_decimal`, the way WooCommerce computes them for a shop whose prices
 //! are entered gross (`prices_include_tax = true`, the default) or net:
 //!
+//! * amounts are kept in the shop's minor unit, 10^-dp where dp is the shop's price decimals
+//!   (`woocommerce_price_num_decimals`, 2 by default; WooCommerce's `wc_add_number_precision`):
+//!   what the rules below call "cents" and "rounded to 2 decimals" follows that setting;
 //! * line base = unit price × quantity, rounded to 2 decimals;
 //! * coupons apply to the base in cents: `percent` floors each line's share and hands the missing
 //!   cents out one by one; `fixed_cart` splits the amount in proportion to the lines, the same
@@ -84,36 +87,53 @@ pub struct Totals {
     pub total: Decimal,
 }
 
-/// Rounds half away from zero to 2 decimals (PHP `round`).
-pub fn round2(d: Decimal) -> Decimal {
-    d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
-}
+/// The shop's price decimals (`woocommerce_price_num_decimals`): every amount is rounded to
+/// them, half away from zero (PHP `round`), and coupon shares are split in their minor unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Precision(pub u32);
 
-/// `12.5` → `"12.50"`.
-pub fn money(d: Decimal) -> String {
-    format!("{:.2}", round2(d))
-}
-
-fn cents(d: Decimal) -> i64 {
-    let c = round2(d) * Decimal::ONE_HUNDRED;
-    rust_decimal::prelude::ToPrimitive::to_i64(&c.trunc()).unwrap_or(0)
-}
-
-fn from_cents(c: i64) -> Decimal {
-    Decimal::new(c, 2)
-}
-
-/// Tax contained in a gross amount.
-fn inclusive_tax(gross: Decimal, pct: Decimal) -> Decimal {
-    if pct.is_zero() {
-        return Decimal::ZERO;
+impl Default for Precision {
+    fn default() -> Self {
+        Precision(2)
     }
-    round2(gross * pct / (Decimal::ONE_HUNDRED + pct))
 }
 
-/// Tax on a net amount.
-fn exclusive_tax(net: Decimal, pct: Decimal) -> Decimal {
-    round2(net * pct / Decimal::ONE_HUNDRED)
+impl Precision {
+    pub fn round(self, d: Decimal) -> Decimal {
+        d.round_dp_with_strategy(self.0, RoundingStrategy::MidpointAwayFromZero)
+    }
+
+    /// `12.5` → `"12.50"` (or `"12.500"` with 3 decimals).
+    pub fn money(self, d: Decimal) -> String {
+        format!("{:.*}", self.0 as usize, self.round(d))
+    }
+
+    fn scale(self) -> Decimal {
+        Decimal::from(10i64.pow(self.0))
+    }
+
+    /// The amount in minor units ("cents").
+    fn units(self, d: Decimal) -> i64 {
+        let c = self.round(d) * self.scale();
+        rust_decimal::prelude::ToPrimitive::to_i64(&c.trunc()).unwrap_or(0)
+    }
+
+    fn amount_of_units(self, c: i64) -> Decimal {
+        Decimal::new(c, self.0)
+    }
+
+    /// Tax contained in a gross amount.
+    fn inclusive_tax(self, gross: Decimal, pct: Decimal) -> Decimal {
+        if pct.is_zero() {
+            return Decimal::ZERO;
+        }
+        self.round(gross * pct / (Decimal::ONE_HUNDRED + pct))
+    }
+
+    /// Tax on a net amount.
+    fn exclusive_tax(self, net: Decimal, pct: Decimal) -> Decimal {
+        self.round(net * pct / Decimal::ONE_HUNDRED)
+    }
 }
 
 /// Splits `amount_cents` over `weights` (cents) proportionally, flooring and handing the
@@ -153,10 +173,11 @@ pub fn compute(
     shipping: &[ChargeIn],
     fees: &[ChargeIn],
     prices_include_tax: bool,
+    dp: Precision,
 ) -> Totals {
     let base: Vec<i64> = lines
         .iter()
-        .map(|l| cents(l.unit_price * Decimal::from(l.qty)))
+        .map(|l| dp.units(l.unit_price * Decimal::from(l.qty)))
         .collect();
     let mut disc: Vec<i64> = vec![0; lines.len()];
     let mut coupon_line_discounts: Vec<Vec<i64>> = Vec::new();
@@ -179,9 +200,9 @@ pub fn compute(
                             .min(*cap)
                     })
                     .collect();
-                let target_dec =
-                    round2(Decimal::from(base.iter().sum::<i64>()) * pct / Decimal::ONE_HUNDRED)
-                        .round();
+                let target_dec = dp
+                    .round(Decimal::from(base.iter().sum::<i64>()) * pct / Decimal::ONE_HUNDRED)
+                    .round();
                 let target = rust_decimal::prelude::ToPrimitive::to_i64(&target_dec).unwrap_or(0);
                 let mut left = target - per.iter().sum::<i64>();
                 for i in 0..per.len() {
@@ -198,9 +219,9 @@ pub fn compute(
             "fixed_product" => lines
                 .iter()
                 .zip(&caps)
-                .map(|(l, cap)| cents(c.amount * Decimal::from(l.qty)).min(*cap))
+                .map(|(l, cap)| dp.units(c.amount * Decimal::from(l.qty)).min(*cap))
                 .collect(),
-            _ => split_cents(cents(c.amount), &base, &caps),
+            _ => split_cents(dp.units(c.amount), &base, &caps),
         };
         for (d, t) in disc.iter_mut().zip(&this) {
             *d += t;
@@ -212,15 +233,15 @@ pub fn compute(
         if !l.taxable {
             Decimal::ZERO
         } else if prices_include_tax {
-            inclusive_tax(amount, l.rate.percent)
+            dp.inclusive_tax(amount, l.rate.percent)
         } else {
-            exclusive_tax(amount, l.rate.percent)
+            dp.exclusive_tax(amount, l.rate.percent)
         }
     };
     let mut outs = Vec::new();
     for (i, l) in lines.iter().enumerate() {
-        let b = from_cents(base[i]);
-        let after = from_cents(base[i] - disc[i]);
+        let b = dp.amount_of_units(base[i]);
+        let after = dp.amount_of_units(base[i] - disc[i]);
         let subtotal_tax = tax_of(b, l);
         let total_tax = tax_of(after, l);
         let (subtotal, total) = if prices_include_tax {
@@ -242,7 +263,7 @@ pub fn compute(
             let mut d = Decimal::ZERO;
             let mut t = Decimal::ZERO;
             for (i, c) in per.iter().enumerate() {
-                let gross_or_net = from_cents(*c);
+                let gross_or_net = dp.amount_of_units(*c);
                 let tax = tax_of(gross_or_net, &lines[i]);
                 if prices_include_tax {
                     d += gross_or_net - tax;
@@ -256,9 +277,9 @@ pub fn compute(
         .collect();
 
     let charge = |c: &ChargeIn| ChargeOut {
-        total: round2(c.total),
+        total: dp.round(c.total),
         tax: if c.taxable {
-            exclusive_tax(round2(c.total), c.rate.percent)
+            dp.exclusive_tax(dp.round(c.total), c.rate.percent)
         } else {
             Decimal::ZERO
         },

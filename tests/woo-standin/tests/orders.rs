@@ -438,3 +438,87 @@ async fn refunds_like_woocommerce() {
     assert_eq!(list[0]["amount"], "15.00");
     w.shutdown().await;
 }
+
+/// A cash-on-delivery order with a fee, in a shop with 2 and then 3 price decimals
+/// (`woocommerce_price_num_decimals`): every amount is rounded to the shop's decimals, half away
+/// from zero. Expected figures worked out by hand in the comments.
+#[tokio::test]
+async fn fees_and_three_price_decimals() {
+    let w = start().await;
+    w.add_product(product("COD-1", "Kubek", "12.35", 10))
+        .unwrap();
+    let order = || NewOrder {
+        line_items: vec![("COD-1".into(), 3)],
+        billing: polish_billing(),
+        payment_method: "cod".into(),
+        payment_method_title: "Płatność przy odbiorze".into(),
+        shipping_total: Some(dec("12.345")),
+        fee_lines: vec![woo_standin::NewFee {
+            name: "Pobranie".into(),
+            total: dec("4.995"),
+            ..Default::default()
+        }],
+        ..NewOrder::default()
+    };
+    // 2 decimals: line 37.05 gross, tax 37.05·23/123 = 6.928… → 6.93, net 30.12;
+    // fee 4.995 → 5.00, tax 1.15; shipping 12.345 → 12.35, tax 2.8405 → 2.84;
+    // tax 10.92, total 30.12 + 5.00 + 12.35 + 10.92 = 58.39.
+    let two = w.place_order(order()).unwrap();
+    assert_eq!(
+        (&*two.line_items[0].total, &*two.line_items[0].total_tax),
+        ("30.12", "6.93")
+    );
+    assert_eq!(two.fee_lines.len(), 1);
+    let fee = &two.fee_lines[0];
+    assert_eq!(
+        (&*fee.name, &*fee.total, &*fee.total_tax),
+        ("Pobranie", "5.00", "1.15")
+    );
+    assert_eq!(
+        (&*two.shipping_total, &*two.shipping_tax),
+        ("12.35", "2.84")
+    );
+    assert_eq!((&*two.total_tax, &*two.total), ("10.92", "58.39"));
+
+    let settings = format!("{}/__standin/settings", w.base_url());
+    let refused = client()
+        .put(&settings)
+        .json(&json!({"price_decimals": 7}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let set = client()
+        .put(&settings)
+        .json(&json!({"price_decimals": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200);
+
+    // 3 decimals: tax 6.928, net 30.122; fee 4.995, tax 1.14885 → 1.149; shipping 12.345,
+    // tax 2.83935 → 2.839; tax 10.916, total 30.122 + 4.995 + 12.345 + 10.916 = 58.378.
+    let three = w.place_order(order()).unwrap();
+    assert_eq!(
+        (&*three.line_items[0].total, &*three.line_items[0].total_tax),
+        ("30.122", "6.928")
+    );
+    let fee = &three.fee_lines[0];
+    assert_eq!((&*fee.total, &*fee.total_tax), ("4.995", "1.149"));
+    assert_eq!(
+        (&*three.shipping_total, &*three.shipping_tax),
+        ("12.345", "2.839")
+    );
+    assert_eq!((&*three.total_tax, &*three.total), ("10.916", "58.378"));
+    let v: Value = get(&w, &format!("/orders/{}", three.id))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        v["total"], "58.378",
+        "the REST API shows the shop's decimals"
+    );
+    assert_eq!(v["fee_lines"][0]["name"], "Pobranie");
+    w.shutdown().await;
+}
