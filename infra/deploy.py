@@ -340,6 +340,14 @@ def describe(s, args, template, parameters):
             queue_logical = props["EventSourceArn"]["Fn::GetAtt"][0]
             queue_url = ids[queue_logical]
             attrs = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+            # Lambda's own refusals (CreateEventSourceMapping), so a template the
+            # local host would run is one AWS accepts.
+            batch_size = int(props.get("BatchSize", 10))
+            window = int(props.get("MaximumBatchingWindowInSeconds", 0))
+            if queue_url.endswith(".fifo") and batch_size > 10:
+                sys.exit(f"{logical}: InvalidParameterValueException: BatchSize {batch_size} is above 10, the most a FIFO queue allows")
+            if batch_size > 10 and window < 1:
+                sys.exit(f"{logical}: InvalidParameterValueException: Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10")
             event_sources.append(
                 {
                     "name": logical,
@@ -348,8 +356,8 @@ def describe(s, args, template, parameters):
                     "queue_arn": attrs.get("QueueArn"),
                     "fifo": queue_url.endswith(".fifo"),
                     "visibility_timeout_seconds": int(attrs.get("VisibilityTimeout", "30")),
-                    "batch_size": int(props.get("BatchSize", 10)),
-                    "batching_window_seconds": int(props.get("MaximumBatchingWindowInSeconds", 0)),
+                    "batch_size": batch_size,
+                    "batching_window_seconds": window,
                     "report_batch_item_failures": "ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
                     "managed_by_lambda": parameters.get("ManagedEventSources") == "true",
                 }

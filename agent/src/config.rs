@@ -140,8 +140,11 @@ impl Default for HeartbeatSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SyncSection {
-    /// Documents changed since the cursor: seconds between polls.
-    pub poll_seconds: u64,
+    /// Documents changed since the cursor: seconds between polls, fractions
+    /// allowed (0.1 to 3600). Each idle poll is three index seeks, so a
+    /// sub-second poll costs the server little and keeps a sale's way to
+    /// the shop near a second.
+    pub poll_seconds: f64,
     /// Product cards changed since the cursor (name, VAT, prices edited on
     /// the card, …): seconds between polls, at least `poll_seconds`. Optima
     /// has no index on `Twr_TS_Mod`, so each such poll reads all of
@@ -162,7 +165,7 @@ pub struct SyncSection {
 impl Default for SyncSection {
     fn default() -> Self {
         SyncSection {
-            poll_seconds: 2,
+            poll_seconds: 0.5,
             product_poll_seconds: 10,
             overlap_seconds: 10,
             stock_minutes: 5,
@@ -314,6 +317,13 @@ impl AgentConfig {
             .map_err(|p| invalid("aws.events_queue_url", p))?;
         if let Some(url) = &raw.aws.commands_queue_url {
             check_queue_url(url).map_err(|p| invalid("aws.commands_queue_url", p))?;
+        }
+        let poll = raw.sync.poll_seconds;
+        if !(0.1..=3600.0).contains(&poll) {
+            return Err(invalid(
+                "sync.poll_seconds",
+                format!("= {poll} is out of range: expected 0.1 to 3600 seconds"),
+            ));
         }
         let interval = raw.heartbeat.interval_seconds;
         if !(1..=3600).contains(&interval) {

@@ -439,7 +439,7 @@ pub async fn run(
         tokio::select! {
             _ = cancel.cancelled() => return,
             request = forced.recv() => queued_force = request,
-            _ = tokio::time::sleep(Duration::from_secs(sync.poll_seconds)) => {}
+            _ = tokio::time::sleep(Duration::from_secs_f64(sync.poll_seconds)) => {}
         }
     }
 }

@@ -53,6 +53,17 @@ fn a_valid_configuration_passes_and_hides_the_password() {
 }
 
 #[test]
+fn poll_seconds_takes_whole_seconds_and_fractions() {
+    for poll in ["1", "0.25", "2.5"] {
+        let (code, stdout, stderr) =
+            check(&format!("{GOOD}\n[sync]\npoll_seconds = {poll}\n"), &[]);
+        assert_eq!(code, Some(0), "poll_seconds = {poll}: {stdout}{stderr}");
+    }
+    let (code, stdout, stderr) = check(GOOD, &[("OPTIMA_SYNC_SYNC__POLL_SECONDS", "3")]);
+    assert_eq!(code, Some(0), "from the environment: {stdout}{stderr}");
+}
+
+#[test]
 fn bad_configurations_name_the_key_and_exit_2() {
     // (configuration, environment overrides, expected message)
     type Case<'a> = (String, Vec<(&'a str, &'a str)>, &'a str);
@@ -105,6 +116,16 @@ fn bad_configurations_name_the_key_and_exit_2() {
             GOOD.to_owned(),
             vec![("OPTIMA_SYNC_HEARTBEAT__INTERVAL_SECONDS", "99999")],
             "`heartbeat.interval_seconds` = 99999",
+        ),
+        (
+            format!("{GOOD}\n[sync]\npoll_seconds = 0\n"),
+            vec![],
+            "`sync.poll_seconds` = 0 is out of range: expected 0.1 to 3600 seconds",
+        ),
+        (
+            GOOD.to_owned(),
+            vec![("OPTIMA_SYNC_SYNC__POLL_SECONDS", "0.01")],
+            "`sync.poll_seconds` = 0.01 is out of range",
         ),
     ];
     for (config, env, expected) in cases {

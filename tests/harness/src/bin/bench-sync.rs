@@ -42,9 +42,9 @@ struct Args {
     /// Write the figures as JSON here too.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// The agent's `[sync] poll_seconds` (the shipped default is 2).
-    #[arg(long, default_value_t = 2)]
-    poll_seconds: u64,
+    /// The agent's `[sync] poll_seconds` (the shipped default is 0.5).
+    #[arg(long, default_value_t = 0.5)]
+    poll_seconds: f64,
     /// The shop's request limit in the cloud's shop configuration (req/s; burst the same).
     #[arg(long, default_value_t = 50)]
     shop_rate: u32,
@@ -858,7 +858,7 @@ async fn run(
         // measure exactly one poll interval; a random part of the interval
         // first puts each sale at a random point of the poll cycle, as
         // sales in an office are.
-        let phase = rand::random::<f64>() * args.poll_seconds as f64;
+        let phase = rand::random::<f64>() * args.poll_seconds;
         tokio::time::sleep(Duration::from_secs_f64(phase)).await;
         let sold_at = Instant::now();
         office

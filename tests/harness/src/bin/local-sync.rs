@@ -99,7 +99,7 @@ fn main() -> anyhow::Result<()> {
         &sql_connection,
         args.heartbeat_seconds,
         &format!(
-            "\n[sync]\npoll_seconds = 2\nstock_minutes = 5\nprices_minutes = 1\ncatalogue_minutes = 60\n{}",
+            "\n[sync]\npoll_seconds = 0.5\nstock_minutes = 5\nprices_minutes = 1\ncatalogue_minutes = 60\n{}",
             harness::LOCAL_ORDERS_TOML
         ),
     )?;
