@@ -33,7 +33,7 @@ pub async fn run<W: OrderWriter>(
         info!("no commands queue configured: forced passes come from the command line only");
         return;
     }
-    let mut delay = Duration::from_secs(1);
+    let mut backoff = crate::retry::Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     loop {
         let received = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -41,16 +41,16 @@ pub async fn run<W: OrderWriter>(
         };
         let messages = match received {
             Ok(messages) => {
-                delay = Duration::from_secs(1);
+                backoff.reset();
                 messages
             }
             Err(err) => {
-                warn!(error = %err, retry_in = ?delay, "cannot receive commands; retrying");
+                let wait = backoff.next_delay();
+                warn!(error = %err, retry_in = ?wait, "cannot receive commands; retrying");
                 tokio::select! {
                     _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(delay) => {}
+                    _ = tokio::time::sleep(wait) => {}
                 }
-                delay = (delay * 2).min(Duration::from_secs(60));
                 continue;
             }
         };
@@ -183,11 +183,12 @@ async fn settle(
 /// Waits until Optima answers again before taking more commands.
 async fn wait_for_erp<W: OrderWriter>(orders: &Option<Orders<W>>, cancel: &CancellationToken) {
     let Some(orders) = orders else { return };
-    let mut delay = Duration::from_secs(1);
+    let mut delays = crate::retry::delays(Duration::from_secs(1), Duration::from_secs(30));
     loop {
+        let wait = delays.next().unwrap_or(Duration::from_secs(30));
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(delay) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
         match orders.reachable().await {
             Ok(()) => {
@@ -195,8 +196,7 @@ async fn wait_for_erp<W: OrderWriter>(orders: &Option<Orders<W>>, cancel: &Cance
                 return;
             }
             Err(err) => {
-                warn!(error = %err, retry_in = ?delay, "Optima still unavailable; orders wait in the queue");
-                delay = (delay * 2).min(Duration::from_secs(30));
+                warn!(error = %err, "Optima still unavailable; orders wait in the queue");
             }
         }
     }

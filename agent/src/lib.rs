@@ -41,6 +41,7 @@ pub mod heartbeat;
 pub mod optima;
 pub mod order_intake;
 pub mod order_progress;
+pub mod retry;
 pub mod schema_report;
 pub mod secrets;
 pub mod sender;

@@ -130,6 +130,7 @@ pub fn progress_of(order: &TrackedOrder, chain: &[LinkedDocument]) -> Option<Ord
 
 /// Follows written orders until cancelled.
 pub async fn follow<W: OrderWriter>(orders: Orders<W>, every: Duration, cancel: CancellationToken) {
+    let mut backoff = crate::retry::Backoff::new(every, Duration::from_secs(60));
     let mut delay = every;
     loop {
         tokio::select! {
@@ -141,11 +142,12 @@ pub async fn follow<W: OrderWriter>(orders: Orders<W>, every: Duration, cancel: 
                 if n > 0 {
                     debug!(reported = n, "order progress queued");
                 }
+                backoff.reset();
                 delay = every;
             }
             Err(err) => {
-                warn!(error = %err, "cannot check order progress; retrying");
-                delay = (delay * 2).min(Duration::from_secs(60));
+                delay = backoff.next_delay();
+                warn!(error = %err, retry_in = ?delay, "cannot check order progress; retrying");
             }
         }
     }

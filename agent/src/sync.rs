@@ -316,7 +316,7 @@ pub async fn run(
     let mut last_pass: std::collections::HashMap<SyncArea, Instant> =
         std::collections::HashMap::new();
     let mut sql: Option<SqlClient> = None;
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = crate::retry::Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     let overlap = ChronoDuration::seconds(sync.overlap_seconds as i64);
     let mut cursor_moves = CursorMoves::default();
     let mut queued_force: Option<contract::ForceSync> = None;
@@ -324,19 +324,18 @@ pub async fn run(
         if sql.is_none() {
             match crate::sql::connect(&config.sql_target()).await {
                 Ok(client) => {
-                    if backoff > Duration::from_secs(1) {
+                    if backoff.reset() {
                         info!("SQL Server reachable again; syncing");
                     }
                     sql = Some(client);
-                    backoff = Duration::from_secs(1);
                 }
                 Err(err) => {
-                    tracing::warn!(error = %err, retry_in = ?backoff, "cannot reach SQL Server; the sync waits");
+                    let wait = backoff.next_delay();
+                    tracing::warn!(error = %err, retry_in = ?wait, "cannot reach SQL Server; the sync waits");
                     tokio::select! {
                         _ = cancel.cancelled() => return,
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = tokio::time::sleep(wait) => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(60));
                     continue;
                 }
             }

@@ -50,3 +50,39 @@ pub fn get_bool(item: &HashMap<String, AttributeValue>, name: &str) -> bool {
 pub fn get_time(item: &HashMap<String, AttributeValue>, name: &str) -> Option<DateTime<Utc>> {
     get_n::<i64>(item, name).and_then(DateTime::from_timestamp_millis)
 }
+
+/// A DynamoDB operation error that can say "the condition failed".
+pub trait ConditionalError {
+    fn condition_failed(&self) -> bool;
+}
+
+impl ConditionalError for aws_sdk_dynamodb::operation::update_item::UpdateItemError {
+    fn condition_failed(&self) -> bool {
+        self.is_conditional_check_failed_exception()
+    }
+}
+
+impl ConditionalError for aws_sdk_dynamodb::operation::put_item::PutItemError {
+    fn condition_failed(&self) -> bool {
+        self.is_conditional_check_failed_exception()
+    }
+}
+
+impl ConditionalError for aws_sdk_dynamodb::operation::delete_item::DeleteItemError {
+    fn condition_failed(&self) -> bool {
+        self.is_conditional_check_failed_exception()
+    }
+}
+
+/// The outcome of a conditional write: `Some(output)` when it was written,
+/// `None` when its condition failed (someone else got there first, or the
+/// news was older), the error for anything else.
+pub fn written<T, E: ConditionalError, R>(
+    result: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>,
+) -> Result<Option<T>, aws_sdk_dynamodb::error::SdkError<E, R>> {
+    match result {
+        Ok(output) => Ok(Some(output)),
+        Err(err) if err.as_service_error().is_some_and(E::condition_failed) => Ok(None),
+        Err(err) => Err(err),
+    }
+}

@@ -605,18 +605,12 @@ impl OrderStore {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match result {
-            Ok(out) => Ok(Some(StoredOrder::from_item(
+        match crate::dynamo::written(result) {
+            Ok(Some(out)) => Ok(Some(StoredOrder::from_item(
                 &out.attributes.unwrap_or_default(),
             )?)),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                // Older news, or no such order: what is stored stands.
-                self.get(&progress.shop, &progress.order_id).await
-            }
+            // Older news, or no such order: what is stored stands.
+            Ok(None) => self.get(&progress.shop, &progress.order_id).await,
             Err(err) => Err(self.error("UpdateItem", &err)),
         }
     }
@@ -769,17 +763,9 @@ impl OrderStore {
             .expression_attribute_values(":at", n(at.timestamp_millis()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(err) => Err(self.error("UpdateItem", &err)),
-        }
+        crate::dynamo::written(result)
+            .map(|_| ())
+            .map_err(|err| self.error("UpdateItem", &err))
     }
 
     /// An UpdateItem on an order item; false when the condition failed.
@@ -802,17 +788,9 @@ impl OrderStore {
         for (name, value) in values {
             request = request.expression_attribute_values(*name, value.clone());
         }
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(self.error("UpdateItem", &err)),
-        }
+        crate::dynamo::written(request.send().await)
+            .map(|written| written.is_some())
+            .map_err(|err| self.error("UpdateItem", &err))
     }
 }
 

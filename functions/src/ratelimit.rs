@@ -329,16 +329,10 @@ impl RateLimiter {
                     .expression_attribute_values(":old_t", num(old.tokens))
                     .expression_attribute_values(":old_u", num(old.updated_ms)),
             };
-            match update.send().await {
-                Ok(_) => return Ok(Duration::ZERO),
-                Err(err)
-                    if err
-                        .as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-                {
-                    // Another instance changed the bucket since we read it.
-                    continue;
-                }
+            match crate::dynamo::written(update.send().await) {
+                Ok(Some(_)) => return Ok(Duration::ZERO),
+                // Another instance changed the bucket since we read it.
+                Ok(None) => continue,
                 Err(err) => return Err(self.error("UpdateItem", &err)),
             }
         }
@@ -412,7 +406,7 @@ impl RateLimiter {
     /// its requests ([`ShopGate`]) and holds every instance back after a
     /// 429, so a 429 is tried again (its requests wait for their tokens)
     /// until `max_token_wait` has passed; 5xx and timeouts back off (0.5 s,
-    /// doubling); `attempts` tries in all. Used by `shop-push` and the
+    /// doubling to 8 s, with jitter); `attempts` tries in all. Used by `shop-push` and the
     /// `poller` alike.
     pub async fn call_shop<'a, T, F>(
         &self,
@@ -424,7 +418,15 @@ impl RateLimiter {
         F: FnMut() -> futures::future::BoxFuture<'a, Result<T, ShopError>>,
     {
         let started = Instant::now();
-        let mut backoff = Duration::from_millis(500);
+        // Doubling from half a second, with jitter so that invocations
+        // turned away together do not come back together.
+        let mut backoff = backon::BackoffBuilder::build(
+            backon::ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(500))
+                .with_max_delay(Duration::from_secs(8))
+                .with_jitter()
+                .without_max_times(),
+        );
         let mut last = None;
         for _ in 0..limits.attempts.max(1) {
             match request().await {
@@ -436,9 +438,9 @@ impl RateLimiter {
                     last = Some(err);
                 }
                 Err(err @ ShopError::Transient(_)) => {
-                    tracing::warn!(%shop, error = %err, retry_in = ?backoff, "shop unavailable; backing off");
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
+                    let wait = backoff.next().unwrap_or(Duration::from_secs(8));
+                    tracing::warn!(%shop, error = %err, retry_in = ?wait, "shop unavailable; backing off");
+                    tokio::time::sleep(wait).await;
                     last = Some(err);
                 }
                 Err(err) => return Err(ShopCallError::Permanent(err)),
@@ -468,8 +470,8 @@ impl RateLimiter {
             .expression_attribute_values(":until", num(until))
             .send()
             .await;
-        match result {
-            Ok(_) => {
+        match crate::dynamo::written(result) {
+            Ok(Some(_)) => {
                 tracing::info!(
                     shop,
                     retry_after_ms = wait_ms,
@@ -477,13 +479,8 @@ impl RateLimiter {
                 );
                 Ok(())
             }
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
+            // A longer penalty is already in place.
+            Ok(None) => Ok(()),
             Err(err) => Err(self.error("UpdateItem", &err)),
         }
     }

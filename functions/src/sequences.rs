@@ -238,17 +238,9 @@ impl Sequences {
             >,
         >,
     ) -> Result<(), StateError> {
-        match result {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(err) => Err(self.error("UpdateItem", &err)),
-        }
+        crate::dynamo::written(result)
+            .map(|_| ())
+            .map_err(|err| self.error("UpdateItem", &err))
     }
 }
 

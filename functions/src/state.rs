@@ -198,19 +198,9 @@ impl StateTable {
                     None => AttributeValue::Null(true),
                 },
             );
-        match put.send().await {
-            Ok(_) => Ok(true),
-            Err(err) => {
-                let conditional = err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception());
-                if conditional {
-                    Ok(false)
-                } else {
-                    Err(self.error("UpdateItem", &err))
-                }
-            }
-        }
+        crate::dynamo::written(put.send().await)
+            .map(|written| written.is_some())
+            .map_err(|err| self.error("UpdateItem", &err))
     }
 
     /// Every agent that has sent a heartbeat.
