@@ -71,7 +71,7 @@ TERMINAL_FAIL = {
 PLACEHOLDER_BOOTSTRAP = (
     "#!/bin/sh\n"
     "echo 'This stack was deployed for a local host: its functions run in the "
-    "project local host (cargo run -p functions --bin local-host), not here.' >&2\n"
+    "project local host (cargo run -p local-host), not here.' >&2\n"
     "exit 1\n"
 )
 

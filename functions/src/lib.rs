@@ -2,9 +2,10 @@
 //!
 //! Each function is a plain async handler that knows nothing of its host:
 //! in AWS a five-line `main` in `src/bin/` runs it under `lambda_runtime` or
-//! `lambda_http`; locally the [`host`] runs every function of the deployed
-//! stack in one process, emulating Lambda's SQS event sources, schedules
-//! and Function URLs on loopback.
+//! `lambda_http`; locally the dev crate `tests/local-host` runs every
+//! function of the deployed stack in one process, emulating Lambda's SQS
+//! event sources, schedules and Function URLs on loopback (it is not part
+//! of what is deployed).
 //!
 //! Map of the crate:
 //! - [`env`]: a function's configuration, read from the environment
@@ -29,7 +30,6 @@
 //! - [`shop_push`]: shop operations into the shops under their rate limits.
 //! - [`admin`]: the admin Function URL (`GET /status`).
 //! - [`watchdog`]: scheduled; marks a silent agent stale.
-//! - [`host`]: the local host.
 //! - [`telemetry`]: tracing set-up (JSON logs in the cloud).
 
 pub mod admin;
@@ -38,7 +38,6 @@ pub mod aws;
 pub mod catalog;
 pub mod dynamo;
 pub mod env;
-pub mod host;
 pub mod ingest;
 pub mod mapping;
 pub mod orders;

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Context;
-use functions::host::StackDescription;
+use local_host::StackDescription;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 

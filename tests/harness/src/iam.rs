@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::Context;
-use functions::host::StackDescription;
+use local_host::StackDescription;
 use serde::Deserialize;
 
 /// One IAM check the emulator made.
@@ -120,7 +120,7 @@ pub fn audit(
     Ok(identities)
 }
 
-fn grants(grants: &[functions::host::stack::Grant]) -> BTreeSet<Permission> {
+fn grants(grants: &[local_host::stack::Grant]) -> BTreeSet<Permission> {
     grants
         .iter()
         .flat_map(|g| {

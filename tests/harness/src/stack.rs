@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
-use functions::host::StackDescription;
+use local_host::StackDescription;
 
 use crate::paths::repo_root;
 use crate::venv;

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
 use aws_sdk_sqs::types::QueueAttributeName;
-use functions::host::sqs_source::{self, SqsHandler};
-use functions::host::stack::EventSource;
 use harness::emulator::{Emulator, sdk_config};
+use local_host::sqs_source::{self, SqsHandler};
+use local_host::stack::EventSource;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

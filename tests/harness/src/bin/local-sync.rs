@@ -29,7 +29,7 @@ fn main() -> anyhow::Result<()> {
     println!(
         "building the agent, the stand-ins and the functions (once; minutes on a fresh clone)…"
     );
-    harness::paths::build_bins(&["agent", "optima-standin", "woo-standin", "functions"])?;
+    harness::paths::build_bins(&["agent", "optima-standin", "woo-standin", "local-host"])?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

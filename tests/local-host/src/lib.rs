@@ -31,15 +31,15 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::Deadline;
-use crate::admin::Admin;
-use crate::aws::Clients;
-use crate::env::FunctionEnv;
-use crate::ingest::Ingest;
-use crate::poller::Poller;
-use crate::shop_push::ShopPush;
-use crate::watchdog::Watchdog;
-use crate::webhook::Webhook;
+use functions::Deadline;
+use functions::admin::Admin;
+use functions::aws::Clients;
+use functions::env::FunctionEnv;
+use functions::ingest::Ingest;
+use functions::poller::Poller;
+use functions::shop_push::ShopPush;
+use functions::watchdog::Watchdog;
+use functions::webhook::Webhook;
 pub use stack::StackDescription;
 
 /// Settings of the host itself (not of the functions).
@@ -69,7 +69,7 @@ impl LocalHost {
         stack: &StackDescription,
         options: HostOptions,
     ) -> anyhow::Result<LocalHost> {
-        let roles = assume_roles(&crate::aws::load_config().await, stack).await?;
+        let roles = assume_roles(&functions::aws::load_config().await, stack).await?;
         let clients_of = |function: &str| {
             roles
                 .get(function)
@@ -258,7 +258,7 @@ async fn assume_roles(
             .map_err(|e| {
                 anyhow::anyhow!(
                     "assuming {function}'s role {role}: {}",
-                    crate::aws::describe_error(&e)
+                    functions::aws::describe_error(&e)
                 )
             })?;
         let credentials = assumed

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use functions::host::{HostOptions, LocalHost, StackDescription};
 use functions::telemetry;
+use local_host::{HostOptions, LocalHost, StackDescription};
 
 /// The functions of one stack, hosted locally as Lambda would run them.
 #[derive(Parser)]

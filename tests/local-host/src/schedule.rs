@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::stack::Schedule;
-use crate::HandlerError;
+use functions::HandlerError;
 
 pub type ScheduledHandler = Arc<
     dyn Fn(Value) -> Pin<Box<dyn Future<Output = Result<Value, HandlerError>> + Send>>

@@ -22,8 +22,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::stack::EventSource;
-use crate::HandlerError;
-use crate::aws::describe_error;
+use functions::HandlerError;
+use functions::aws::describe_error;
 
 pub type SqsHandler = Arc<
     dyn Fn(SqsEvent) -> Pin<Box<dyn Future<Output = Result<SqsBatchResponse, HandlerError>> + Send>>
