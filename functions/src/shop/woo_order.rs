@@ -779,6 +779,37 @@ mod tests {
         assert!(!verify_signature(b"s3cret", SAMPLE.as_bytes(), ""));
     }
 
+    /// A known answer computed outside this code, as WooCommerce computes
+    /// it (`base64_encode(hash_hmac('sha256', $payload, $secret, true))`):
+    ///
+    /// ```text
+    /// $ printf '%s' '{"id":727,"status":"processing","total":"269.01"}' \
+    ///     | openssl dgst -sha256 -hmac 'whsec_3f9Kx' -binary | base64
+    /// tI+pGEQnxcEAal3OpTLBL5ImXGqoyCiA08WMN6myihM=
+    /// $ python3 -c "import hmac,hashlib,base64; print(base64.b64encode(hmac.new(b'whsec_3f9Kx', b'{\"id\":727,\"status\":\"processing\",\"total\":\"269.01\"}', hashlib.sha256).digest()).decode())"
+    /// tI+pGEQnxcEAal3OpTLBL5ImXGqoyCiA08WMN6myihM=
+    /// ```
+    #[test]
+    fn the_signature_matches_a_known_answer_computed_elsewhere() {
+        let body = br#"{"id":727,"status":"processing","total":"269.01"}"#;
+        let known = "tI+pGEQnxcEAal3OpTLBL5ImXGqoyCiA08WMN6myihM=";
+        assert_eq!(sign(b"whsec_3f9Kx", body), known);
+        assert!(verify_signature(b"whsec_3f9Kx", body, known));
+        // A change of one byte of the body, the secret or the signature fails.
+        assert!(!verify_signature(b"whsec_3f9Kx", &body[1..], known));
+        assert!(!verify_signature(b"whsec_3f9KX", body, known));
+        assert!(!verify_signature(
+            b"whsec_3f9Kx",
+            body,
+            "uI+pGEQnxcEAal3OpTLBL5ImXGqoyCiA08WMN6myihM="
+        ));
+        // The empty body (python3, same secret, b'').
+        assert_eq!(
+            sign(b"whsec_3f9Kx", b""),
+            "96P9WQp19Mn2kTjykC75uYQvnDUTJZ+JhWWuJJp9iOQ="
+        );
+    }
+
     #[test]
     fn pings_are_recognised() {
         assert_eq!(ping_webhook_id(b"webhook_id=12"), Some(12));
