@@ -34,7 +34,7 @@ use serde::{Deserialize, Deserializer};
 use sha2::Sha256;
 use thiserror::Error;
 
-/// The most lines an order may have.
+/// The most lines an order may have, products and fees together.
 pub const MAX_LINES: usize = 1000;
 /// The largest quantity on one line: anything above is a broken or hostile payload.
 pub const MAX_QUANTITY: u32 = 100_000;
@@ -386,7 +386,12 @@ fn line_vat(
             VatRate::Percent(Decimal::ZERO)
         };
     }
-    let ratio = tax / net * Decimal::ONE_HUNDRED;
+    // Checked: rust_decimal's `/` and `*` panic on overflow (a tax against a
+    // net of 1e-28). A ratio past the decimal range is above every rate.
+    let ratio = tax
+        .checked_div(net)
+        .and_then(|r| r.checked_mul(Decimal::ONE_HUNDRED))
+        .unwrap_or(Decimal::MAX);
     let nearest = POLISH_RATES
         .iter()
         .copied()
@@ -480,10 +485,11 @@ fn normalise(
             "an order needs at least one line",
         ));
     }
-    if raw.line_items.len() > MAX_LINES {
+    // Fees become lines of the document too.
+    if raw.line_items.len() + raw.fee_lines.len() > MAX_LINES {
         return Err(field_error(
             "line_items",
-            format!("more than {MAX_LINES} lines"),
+            format!("more than {MAX_LINES} lines (products and fees)"),
         ));
     }
     let rates: HashMap<Decimal, Decimal> = raw
@@ -513,6 +519,13 @@ fn normalise(
             ));
         }
         let gross = net + tax;
+        // Checked: a quantity of 1e-28 would overflow the division.
+        let unit_price_gross = gross.checked_div(quantity).map(round2).ok_or_else(|| {
+            field_error(
+                field("quantity"),
+                format!("{quantity} gives a unit price out of range"),
+            )
+        })?;
         let before_discount = line.subtotal.0 + line.subtotal_tax.0;
         let discount = if before_discount > gross {
             before_discount - gross
@@ -524,7 +537,7 @@ fn normalise(
             name: line.name.trim().to_owned(),
             quantity: quantity.normalize(),
             vat: line_vat(&line.taxes, &rates, net, tax),
-            unit_price_gross: round2(gross / quantity),
+            unit_price_gross,
             total_net: net,
             total_vat: tax,
             total_gross: gross,
@@ -693,6 +706,57 @@ mod tests {
         );
     }
 
+    /// An order of `items` product lines and `fees` fee lines.
+    fn order_with_lines(items: usize, fees: usize) -> String {
+        let item = r#"{"name":"X","sku":"X-1","quantity":1,"total":"1.00","total_tax":"0.23"}"#;
+        let fee = r#"{"name":"Pobranie","total":"1.00","total_tax":"0.23"}"#;
+        format!(
+            r#"{{"id":8,"status":"processing","date_modified_gmt":"2026-01-02T03:04:05","total":"1.23","line_items":[{}],"fee_lines":[{}]}}"#,
+            vec![item; items].join(","),
+            vec![fee; fees].join(",")
+        )
+    }
+
+    /// Found by the fuzz (`tests/fuzz`): fee lines became order lines past
+    /// `MAX_LINES`, so a signed body with one item and thousands of fees
+    /// (small once compressed) reached the ERP as one huge document.
+    #[test]
+    fn fee_lines_count_towards_the_line_bound() {
+        let at_bound = order_with_lines(MAX_LINES - 1, 1);
+        let order = parse_order("sklep", at_bound.as_bytes(), &options()).unwrap();
+        assert_eq!(order.lines.len(), MAX_LINES);
+        for (items, fees) in [(1, MAX_LINES), (MAX_LINES, 1), (MAX_LINES + 1, 0)] {
+            let body = order_with_lines(items, fees);
+            let err = parse_order("sklep", body.as_bytes(), &options()).unwrap_err();
+            assert!(
+                err.to_string().contains("more than 1000 lines"),
+                "{items} items + {fees} fees: {err}"
+            );
+        }
+    }
+
+    /// Found by the fuzz (`tests/fuzz`): a net amount or a quantity at the
+    /// smallest decimal (1e-28) made a division overflow, and rust_decimal's
+    /// `/` panics on overflow.
+    #[test]
+    fn amounts_at_the_decimal_limits_are_read_or_refused_without_a_panic() {
+        let tiny_net = SAMPLE.replace(
+            r#""total":"180.00","total_tax":"41.40","taxes":[{"id":1,"#,
+            r#""total":"0.0000000000000000000000000001","total_tax":"41.40","taxes":[{"id":9,"#,
+        );
+        assert_ne!(tiny_net, SAMPLE);
+        let order = parse_order("sklep", tiny_net.as_bytes(), &options()).unwrap();
+        // A tax that large against its net is higher than any rate: 23 %.
+        assert_eq!(order.lines[0].vat, VatRate::Percent(Decimal::from(23)));
+        for quantity in ["1e-28", "\"0.0000000000000000000000000001\""] {
+            let tiny_quantity =
+                SAMPLE.replace("\"quantity\":2", &format!("\"quantity\":{quantity}"));
+            assert_ne!(tiny_quantity, SAMPLE);
+            let err = parse_order("sklep", tiny_quantity.as_bytes(), &options()).unwrap_err();
+            assert!(err.to_string().contains("unit price"), "{quantity}: {err}");
+        }
+    }
+
     #[test]
     fn a_missing_address_is_kept_empty_for_the_erp_side_to_decide() {
         let body = SAMPLE.replace("\"billing\":{", "\"x_billing\":{");
@@ -713,6 +777,37 @@ mod tests {
             "not base64!"
         ));
         assert!(!verify_signature(b"s3cret", SAMPLE.as_bytes(), ""));
+    }
+
+    /// A known answer computed outside this code, as WooCommerce computes
+    /// it (`base64_encode(hash_hmac('sha256', $payload, $secret, true))`):
+    ///
+    /// ```text
+    /// $ printf '%s' '{"id":727,"status":"processing","total":"269.01"}' \
+    ///     | openssl dgst -sha256 -hmac 'whsec_3f9Kx' -binary | base64
+    /// tI+pGEQnxcEAal3OpTLBL5ImXGqoyCiA08WMN6myihM=
+    /// $ python3 -c "import hmac,hashlib,base64; print(base64.b64encode(hmac.new(b'whsec_3f9Kx', b'{\"id\":727,\"status\":\"processing\",\"total\":\"269.01\"}', hashlib.sha256).digest()).decode())"
+    /// tI+pGEQnxcEAal3OpTLBL5ImXGqoyCiA08WMN6myihM=
+    /// ```
+    #[test]
+    fn the_signature_matches_a_known_answer_computed_elsewhere() {
+        let body = br#"{"id":727,"status":"processing","total":"269.01"}"#;
+        let known = "tI+pGEQnxcEAal3OpTLBL5ImXGqoyCiA08WMN6myihM=";
+        assert_eq!(sign(b"whsec_3f9Kx", body), known);
+        assert!(verify_signature(b"whsec_3f9Kx", body, known));
+        // A change of one byte of the body, the secret or the signature fails.
+        assert!(!verify_signature(b"whsec_3f9Kx", &body[1..], known));
+        assert!(!verify_signature(b"whsec_3f9KX", body, known));
+        assert!(!verify_signature(
+            b"whsec_3f9Kx",
+            body,
+            "uI+pGEQnxcEAal3OpTLBL5ImXGqoyCiA08WMN6myihM="
+        ));
+        // The empty body (python3, same secret, b'').
+        assert_eq!(
+            sign(b"whsec_3f9Kx", b""),
+            "96P9WQp19Mn2kTjykC75uYQvnDUTJZ+JhWWuJJp9iOQ="
+        );
     }
 
     #[test]
