@@ -268,7 +268,7 @@ fn date_arg(ctx: &Context<'_>, i: usize) -> rusqlite::Result<Option<NaiveDateTim
 }
 
 fn now_local() -> NaiveDateTime {
-    chrono::Local::now().naive_local()
+    chrono::Local::now().naive_local() + crate::faults::FAULTS.clock_offset()
 }
 
 fn add(unit: &str, n: i64, d: NaiveDateTime) -> Option<NaiveDateTime> {
@@ -395,7 +395,9 @@ fn register_functions(
     let nondet = FunctionFlags::SQLITE_UTF8;
     conn.create_scalar_function("ss_now", 0, nondet, |_| Ok(format_datetime(&now_local())))?;
     conn.create_scalar_function("ss_utcnow", 0, nondet, |_| {
-        Ok(format_datetime(&chrono::Utc::now().naive_utc()))
+        Ok(format_datetime(
+            &(chrono::Utc::now().naive_utc() + crate::faults::FAULTS.clock_offset()),
+        ))
     })?;
     conn.create_scalar_function("ss_newid", 0, nondet, |_| {
         Ok(uuid::Uuid::new_v4().to_string().to_uppercase())

@@ -25,10 +25,12 @@
 //! - [`tsql`]: the same schema and seed as a T-SQL script for a real server.
 //! - [`erp`]: choosing the ERP for tests: `MSSQL_URL` or a fresh stand-in.
 //! - [`error`]: SQL Server errors and the library's error type.
+//! - [`faults`]: deadlocks, slow statements and clock steps a test switches on.
 
 pub mod db;
 pub mod erp;
 pub mod error;
+pub mod faults;
 pub mod office;
 pub mod schema;
 pub mod seed;

@@ -120,6 +120,9 @@ impl Session {
             sink,
             closed: false,
         };
+        if let Some(done) = self.injected_fault(&req, &mut out) {
+            return done;
+        }
         let attn = match req {
             Request::Batch(sql) => {
                 self.run_sql(&sql, &HashMap::new(), &ParamTypes::new(), false, &mut out)
@@ -160,6 +163,56 @@ impl Session {
         let rest = out.t.take();
         (out.sink)(rest);
         attn
+    }
+
+    /// A control batch ([`crate::faults`]) or a fault switched on for this
+    /// statement: answered here, the statement not run.
+    fn injected_fault(&mut self, req: &Request, out: &mut Out<'_>) -> Option<bool> {
+        use crate::faults::{CONTROL_PREFIX, FAULTS};
+        if let Request::Batch(sql) = req
+            && let Some(json) = sql.trim_start().strip_prefix(CONTROL_PREFIX)
+        {
+            match FAULTS.apply(json) {
+                Ok(()) => out.t.done(TOKEN_DONE, DONE_FINAL, 0, 0),
+                Err(e) => {
+                    out.t
+                        .error(&SqlError::internal(format!("fault switches: {e}")));
+                    out.t.done(TOKEN_DONE, DONE_ERROR, 0, 0);
+                }
+            }
+        } else if matches!(req, Request::Tm(_)) {
+            return None;
+        } else {
+            let latency = FAULTS.latency();
+            if !latency.is_zero() {
+                std::thread::sleep(latency);
+            }
+            let in_transaction = self.vars.trancount.load(Ordering::SeqCst) > 0;
+            if !FAULTS.take_deadlock(in_transaction) {
+                return None;
+            }
+            // As SQL Server: the victim's transaction is rolled back whole.
+            if in_transaction {
+                let _ = self.rollback(&mut out.t);
+            }
+            tracing::info!(
+                spid = self.vars.spid,
+                in_transaction,
+                "standin fault injected: deadlock 1205"
+            );
+            out.t.error(&SqlError::new(
+                1205,
+                13,
+                format!(
+                    "Transaction (Process ID {}) was deadlocked on lock resources with another process and has been chosen as the deadlock victim. Rerun the transaction.",
+                    self.vars.spid
+                ),
+            ));
+            out.t.done(TOKEN_DONE, DONE_ERROR, 0, 0);
+        }
+        let rest = out.t.take();
+        (out.sink)(rest);
+        Some(false)
     }
 
     fn run_rpc(&mut self, call: RpcCall, last: bool, out: &mut Out<'_>) -> bool {
