@@ -431,7 +431,9 @@ pub async fn prices(
 /// the `TwrIlosci` row with the latest `TwI_Data` at or before the server's
 /// now (how Comarch's own stock report reads it). What is reserved counts
 /// both customer reservations and service-order reservations: available =
-/// `TwI_Ilosc − TwI_Rezerwacje − TwI_RezerwacjeZlecenia` (E7).
+/// `TwI_Ilosc − TwI_Rezerwacje − TwI_RezerwacjeZlecenia` (E7), and the
+/// shop orders this agent wrote that still wait in the buffer
+/// ([`in_buffered_shop_orders`]).
 pub async fn stock(
     client: &mut SqlClient,
     ids: &[i32],
@@ -469,6 +471,53 @@ pub async fn stock(
                 reserved,
                 read_at,
             });
+        }
+        let buffered = in_buffered_shop_orders(client, chunk).await?;
+        for record in out.iter_mut() {
+            if let Some(quantity) = buffered.get(&(record.sku.clone(), record.warehouse.clone())) {
+                record.reserved += *quantity;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The quantities, per (SKU, warehouse), on the shop orders this agent
+/// wrote (`TrN_eSklepZrodlo` 6) as RO, FS or PA drafts that are still in
+/// the buffer and not cancelled.
+///
+/// The shop took these goods off its own stock when the buyer ordered;
+/// no public evidence says a buffered document adds to `TwI_Rezerwacje`
+/// (docs/OPERATIONS.md), and `TwI_Ilosc` moves only once the office
+/// confirms it. Left out, the shop would be told, at the product's next
+/// change, that the goods it sold are for sale again. Should an Optima
+/// count them as reserved too, the shop shows too little until the office
+/// confirms the order: the safe side. One seek per type on Optima's
+/// `TraNagTypDokumentuBuforRodzaj` (the buffer holds few documents), then
+/// the lines by `TrETraNag`.
+async fn in_buffered_shop_orders(
+    client: &mut SqlClient,
+    ids: &[i32],
+) -> Result<HashMap<(String, String), Decimal>, SqlError> {
+    let mut query = Query::new(format!(
+        "SELECT t.Twr_Kod, m.Mag_Symbol, SUM(e.TrE_Ilosc) AS TrE_Ilosc \
+         FROM CDN.TraNag n JOIN CDN.TraElem e ON e.TrE_TrNId = n.TrN_TrNID \
+         JOIN CDN.Towary t ON t.Twr_TwrId = e.TrE_TwrId JOIN CDN.Magazyny m ON m.Mag_MagId = e.TrE_MagId \
+         WHERE n.TrN_TypDokumentu IN (302, 305, 308) AND n.TrN_Bufor = 1 AND n.TrN_Anulowany = 0 \
+           AND n.TrN_eSklepZrodlo = 6 AND e.TrE_TwrId IN ({}) \
+         GROUP BY t.Twr_Kod, m.Mag_Symbol",
+        placeholders(1, ids.len())
+    ));
+    for id in ids {
+        query.bind(*id);
+    }
+    let mut out = HashMap::new();
+    for row in fetch(client, query).await? {
+        let cells = Cells::new(&row, "CDN.TraElem");
+        let sku = cells.text_or_empty("Twr_Kod")?;
+        let warehouse = cells.text_or_empty("Mag_Symbol")?;
+        if let Some(quantity) = cells.decimal("TrE_Ilosc")? {
+            out.insert((sku, warehouse), quantity);
         }
     }
     Ok(out)

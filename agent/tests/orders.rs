@@ -1226,3 +1226,60 @@ async fn a_cancelled_order_leaves_the_buffer_and_a_realised_one_is_held() -> any
     assert_eq!(written_rows(&erp).await?, rows, "nothing deleted");
     Ok(())
 }
+
+/// The reserved part of each (SKU, MAG) reading, by the agent's stock read.
+async fn reserved_in_mag(
+    sql: &mut agent::sql::SqlClient,
+    skus: &[String],
+) -> anyhow::Result<Vec<Decimal>> {
+    let ids = agent::optima::product_ids_for_skus(sql, skus).await?;
+    let stock = agent::optima::stock(sql, &ids, Utc::now()).await?;
+    skus.iter()
+        .map(|sku| {
+            stock
+                .iter()
+                .find(|s| &s.sku == sku && s.warehouse == "MAG")
+                .map(|s| s.reserved)
+                .ok_or_else(|| anyhow::anyhow!("no MAG stock for {sku}"))
+        })
+        .collect()
+}
+
+/// A shop order waiting in the buffer holds its goods back from the shop:
+/// what the agent reports as reserved grows by exactly the order's
+/// quantities (3 and 2, the order's own lines), and is given back once the
+/// office confirms the document (Optima's own reservation or issue counts
+/// from then on) or cancels it. Without it the shop is told, at the
+/// product's next change, that the goods it sold are for sale again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buffered_shop_order_holds_its_quantities_back_until_confirmed_or_cancelled()
+-> anyhow::Result<()> {
+    let erp = erp_for_tests(SeedOptions {
+        products: 200,
+        seed: 31,
+    })
+    .await?;
+    let skus = vec![
+        sku_with_rate(&erp, 23).await?,
+        sku_with_rate(&erp, 8).await?,
+    ];
+    let mut sql = connect_ado(&erp.ado, 10).await?;
+    let before = reserved_in_mag(&mut sql, &skus).await?;
+
+    let order = shop_order("3101", &skus[0], &skus[1]);
+    let WriteResult::Written { document_id, .. } =
+        write_order(&mut sql, &order, &settings()).await?
+    else {
+        panic!("not written");
+    };
+    let waiting = reserved_in_mag(&mut sql, &skus).await?;
+    assert_eq!(waiting, vec![before[0] + dec!(3), before[1] + dec!(2)]);
+
+    office_sets(&erp, document_id, "TrN_Bufor", 0).await?;
+    assert_eq!(reserved_in_mag(&mut sql, &skus).await?, before, "confirmed");
+
+    office_sets(&erp, document_id, "TrN_Bufor", 1).await?;
+    office_sets(&erp, document_id, "TrN_Anulowany", -2147483647).await?;
+    assert_eq!(reserved_in_mag(&mut sql, &skus).await?, before, "cancelled");
+    Ok(())
+}
