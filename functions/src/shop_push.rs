@@ -28,6 +28,12 @@
 //! done (`status_set`, `tracking_noted`, recorded after the shop said yes),
 //! is skipped, so a redelivered message never changes the shop twice. A
 //! refusal is parked on the order, where the admin status lists it.
+//!
+//! A message handed back comes again after a back-off set on it
+//! ([`redelivery_delay`]: 20 s after its first failure, doubling to
+//! 15 min) rather than after the queue's 6-minute visibility: a shop down
+//! for a minute is caught up a minute later, and one down for an hour and a
+//! half still loses nothing before the dead-letter queue.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -54,6 +60,19 @@ const ATTEMPTS: u32 = 4;
 const MAX_TOKEN_WAIT: Duration = Duration::from_secs(60);
 /// Time kept before the deadline for recording what the last call did.
 const RECORDING_RESERVE: Duration = Duration::from_secs(2);
+/// A failed message's first redelivery delay, doubled on each receive.
+const FIRST_REDELIVERY: Duration = Duration::from_secs(20);
+/// The longest redelivery delay. With the queue's `maxReceiveCount` of 12
+/// (infra/template.yaml) a message outlives 96 minutes of a shop outage.
+const LAST_REDELIVERY: Duration = Duration::from_secs(900);
+
+/// When a message that failed on its `receive_count`-th delivery comes back.
+pub fn redelivery_delay(receive_count: u32) -> Duration {
+    let doublings = receive_count.saturating_sub(1).min(16);
+    FIRST_REDELIVERY
+        .saturating_mul(1 << doublings)
+        .min(LAST_REDELIVERY)
+}
 
 pub struct ShopPush {
     catalog: Catalog,
@@ -62,6 +81,8 @@ pub struct ShopPush {
     limiter: RateLimiter,
     shops: Shops,
     connectors: HashMap<String, Arc<dyn ShopConnector>>,
+    sqs: aws_sdk_sqs::Client,
+    shop_ops_queue_url: String,
 }
 
 impl std::fmt::Debug for ShopPush {
@@ -96,6 +117,8 @@ impl ShopPush {
             limiter,
             shops,
             connectors,
+            sqs: clients.sqs.clone(),
+            shop_ops_queue_url: env.required("SHOP_OPS_QUEUE_URL")?,
         })
     }
 
@@ -202,6 +225,7 @@ impl ShopPush {
                 }
             }
         }
+        self.delay_redelivery(&event, &failed).await;
         let mut response = SqsBatchResponse::default();
         for id in failed {
             let mut failure = BatchItemFailure::default();
@@ -209,6 +233,53 @@ impl ShopPush {
             response.batch_item_failures.push(failure);
         }
         Ok(response)
+    }
+
+    /// Sets each failed message's visibility to its back-off. Best effort:
+    /// a message this fails for comes back after the queue's visibility.
+    async fn delay_redelivery(&self, event: &SqsEvent, failed: &HashSet<String>) {
+        let entries: Vec<_> = event
+            .records
+            .iter()
+            .filter(|r| r.message_id.as_ref().is_some_and(|id| failed.contains(id)))
+            .filter_map(|r| {
+                let receives = r
+                    .attributes
+                    .get("ApproximateReceiveCount")
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1);
+                let delay = redelivery_delay(receives);
+                aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(r.message_id.clone()?)
+                    .receipt_handle(r.receipt_handle.clone()?)
+                    .visibility_timeout(i32::try_from(delay.as_secs()).unwrap_or(i32::MAX))
+                    .build()
+                    .ok()
+            })
+            .collect();
+        for chunk in entries.chunks(10) {
+            let result = self
+                .sqs
+                .change_message_visibility_batch()
+                .queue_url(&self.shop_ops_queue_url)
+                .set_entries(Some(chunk.to_vec()))
+                .send()
+                .await;
+            match result {
+                Ok(out) if out.failed().is_empty() => {
+                    info!(
+                        messages = chunk.len(),
+                        "failed messages come back after their back-off"
+                    );
+                }
+                Ok(out) => {
+                    warn!(failed = ?out.failed(), "some failed messages keep the queue's visibility");
+                }
+                Err(err) => {
+                    warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&err), "could not set the redelivery back-off; the messages come back after the queue's visibility");
+                }
+            }
+        }
     }
 
     /// Writes one shop's operations; `Err` means retry later (nothing lost:
@@ -522,4 +593,22 @@ enum PushError {
     OutOfTime,
     #[error("shop `{0}` has no configuration")]
     Config(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_message_comes_back_after_20_s_doubling_to_15_minutes() {
+        let secs = |n| redelivery_delay(n).as_secs();
+        assert_eq!(
+            (1..=8).map(secs).collect::<Vec<_>>(),
+            vec![20, 40, 80, 160, 320, 640, 900, 900]
+        );
+        assert_eq!(secs(0), 20);
+        assert_eq!(secs(u32::MAX), 900);
+        // maxReceiveCount 12: eleven back-offs before the dead-letter queue.
+        assert_eq!((1..=11).map(secs).sum::<u64>(), 5760);
+    }
 }

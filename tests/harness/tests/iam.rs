@@ -32,6 +32,12 @@ const AGENT_TOML: &str = "\n[sync]\npoll_seconds = 1\noverlap_seconds = 5\nstock
 /// (identity, action, resource name suffix, the path that calls it).
 const NOT_REACHED: &[(&str, &str, &str, &str)] = &[
     (
+        "shop-push",
+        "sqs:ChangeMessageVisibility",
+        "shop-ops",
+        "shop_push::delay_redelivery: a shop down past the last attempt (shop_flow, under the same enforcement)",
+    ),
+    (
         "agent",
         "sqs:ChangeMessageVisibility",
         "erp-commands.fifo",

@@ -378,13 +378,80 @@ fn heartbeat(seq: u64) -> Envelope {
     )
 }
 
+/// The same watchdog code the schedule runs, with a 1-second staleness limit.
+async fn watchdog_stale_after_one_second(
+    cloud: &LocalCloud,
+) -> anyhow::Result<functions::watchdog::Watchdog> {
+    let clients =
+        functions::aws::Clients::from_config(&sdk_config(&cloud.emulator.endpoint()).await);
+    let mut env =
+        functions::env::FunctionEnv::from_map(cloud.stack.function("watchdog")?.environment());
+    env.set("AGENT_STALE_AFTER_SECONDS", "1");
+    Ok(functions::watchdog::Watchdog::new(&clients, &env)?)
+}
+
+/// Under the default stale policy, `hold`, a silent agent is marked stale
+/// and the shop is left alone: not one request, low stock as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_agent_under_hold_leaves_the_shop_as_it_is() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let shop = WooStandinProcess::start_with(None, Some(&["LOW-1".to_owned()]), None, dir.path())?;
+    let cloud = LocalCloud::start_with(
+        dir.path(),
+        "hold",
+        Some(shop.shop_parameters("sklep", "Detaliczna", &["MAG"], 20, 20)),
+    )?;
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config(&cloud.emulator.endpoint()).await);
+    let events = cloud.stack.output("EventsQueueUrl")?.to_owned();
+    let t0 = Utc::now();
+    send(&sqs, &events, &heartbeat(1)).await?;
+    for (seq, payload) in [
+        (2, Payload::Products(vec![product("LOW-1")])),
+        (3, Payload::Prices(vec![price("LOW-1", "9.99".parse()?)])),
+        (4, Payload::Stock(vec![stock("LOW-1", 1, t0)])),
+    ] {
+        send(&sqs, &events, &Envelope::new("biuro", seq, t0, payload)).await?;
+    }
+    let low = ["LOW-1".to_owned()];
+    wait_for("LOW-1 at 1", Duration::from_secs(30), || {
+        all_at(&shop, &low, 1)
+    })
+    .await?;
+    quiet(&cloud).await?;
+    let before = shop.stats().await?["total_requests"].as_u64();
+
+    let watchdog = watchdog_stale_after_one_second(&cloud).await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let summary = watchdog
+        .handle(Value::Null)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(summary["changed"][0]["stale"], true, "{summary}");
+    quiet(&cloud).await?;
+    let status = cloud.status().await?;
+    assert_eq!(status["agents"][0]["stale"], true, "{status}");
+    assert_eq!(status["shops"][0]["zeroed_products"], 0, "{status}");
+    assert_eq!(
+        shop.stats().await?["total_requests"].as_u64(),
+        before,
+        "hold sends nothing to the shop"
+    );
+    assert!(all_at(&shop, &low, 1).await?.is_some());
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_agent_zeroes_low_stock_and_its_return_restores_it() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let logs = dir.path();
     let shop = WooStandinProcess::start_with(
         None,
-        Some(&["LOW-1".to_owned(), "HIGH-1".to_owned()]),
+        Some(&[
+            "LOW-1".to_owned(),
+            "HIGH-1".to_owned(),
+            "EDGE-3".to_owned(),
+            "EDGE-4".to_owned(),
+        ]),
         None,
         logs,
     )?;
@@ -402,7 +469,12 @@ async fn a_silent_agent_zeroes_low_stock_and_its_return_restores_it() -> anyhow:
         &events,
         &e(
             2,
-            Payload::Products(vec![product("LOW-1"), product("HIGH-1")]),
+            Payload::Products(vec![
+                product("LOW-1"),
+                product("HIGH-1"),
+                product("EDGE-3"),
+                product("EDGE-4"),
+            ]),
         ),
     )
     .await?;
@@ -414,6 +486,8 @@ async fn a_silent_agent_zeroes_low_stock_and_its_return_restores_it() -> anyhow:
             Payload::Prices(vec![
                 price("LOW-1", "9.99".parse()?),
                 price("HIGH-1", "19.99".parse()?),
+                price("EDGE-3", "1.00".parse()?),
+                price("EDGE-4", "1.00".parse()?),
             ]),
         ),
     )
@@ -423,7 +497,13 @@ async fn a_silent_agent_zeroes_low_stock_and_its_return_restores_it() -> anyhow:
         &events,
         &e(
             4,
-            Payload::Stock(vec![stock("LOW-1", 2, t0), stock("HIGH-1", 40, t0)]),
+            // The threshold is 3: at 3 a product is low, at 4 it is not.
+            Payload::Stock(vec![
+                stock("LOW-1", 2, t0),
+                stock("HIGH-1", 40, t0),
+                stock("EDGE-3", 3, t0),
+                stock("EDGE-4", 4, t0),
+            ]),
         ),
     )
     .await?;
@@ -439,40 +519,38 @@ async fn a_silent_agent_zeroes_low_stock_and_its_return_restores_it() -> anyhow:
                 .product("HIGH-1")
                 .await?
                 .and_then(|p| p["stock_quantity"].as_i64());
-            Ok((low == Some(2) && high == Some(40)).then_some(()))
+            let edges = all_at(&shop, &["EDGE-3".to_owned()], 3).await?.is_some()
+                && all_at(&shop, &["EDGE-4".to_owned()], 4).await?.is_some();
+            Ok((low == Some(2) && high == Some(40) && edges).then_some(()))
         },
     )
     .await?;
     quiet(&cloud).await?;
 
-    // The same watchdog code the schedule runs, with a 1-second staleness limit.
-    let clients =
-        functions::aws::Clients::from_config(&sdk_config(&cloud.emulator.endpoint()).await);
-    let mut env =
-        functions::env::FunctionEnv::from_map(cloud.stack.function("watchdog")?.environment());
-    env.set("AGENT_STALE_AFTER_SECONDS", "1");
-    let watchdog = functions::watchdog::Watchdog::new(&clients, &env)?;
+    let watchdog = watchdog_stale_after_one_second(&cloud).await?;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let summary = watchdog
         .handle(Value::Null)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     assert_eq!(summary["changed"][0]["stale"], true, "{summary}");
+    let low_ones = ["LOW-1".to_owned(), "EDGE-3".to_owned()];
     wait_for(
-        "the low-stock product at 0",
+        "the low-stock products at 0",
         Duration::from_secs(30),
-        || async {
-            Ok(shop
-                .product("LOW-1")
-                .await?
-                .filter(|p| p["stock_quantity"] == 0))
-        },
+        || all_at(&shop, &low_ones, 0),
     )
     .await?;
+    quiet(&cloud).await?;
     assert_eq!(
         shop.product("HIGH-1").await?.context("HIGH-1")?["stock_quantity"],
         40,
         "plenty of stock stays"
+    );
+    assert_eq!(
+        shop.product("EDGE-4").await?.context("EDGE-4")?["stock_quantity"],
+        4,
+        "one above the threshold stays"
     );
     let status = cloud.status().await?;
     let agent = &status["agents"][0];
@@ -480,7 +558,7 @@ async fn a_silent_agent_zeroes_low_stock_and_its_return_restores_it() -> anyhow:
         agent["stale"], true,
         "the status says the data is stale: {status}"
     );
-    assert_eq!(status["shops"][0]["zeroed_products"], 1, "{status}");
+    assert_eq!(status["shops"][0]["zeroed_products"], 2, "{status}");
 
     // The agent is back: the shop shows the ERP's figure again.
     send(&sqs, &events, &heartbeat(5)).await?;
@@ -495,13 +573,12 @@ async fn a_silent_agent_zeroes_low_stock_and_its_return_restores_it() -> anyhow:
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     assert_eq!(summary["changed"][0]["stale"], false, "{summary}");
     wait_for(
-        "the low-stock product restored",
+        "the low-stock products restored",
         Duration::from_secs(30),
         || async {
-            Ok(shop
-                .product("LOW-1")
+            Ok(all_at(&shop, &["LOW-1".to_owned()], 2)
                 .await?
-                .filter(|p| p["stock_quantity"] == 2))
+                .and(all_at(&shop, &["EDGE-3".to_owned()], 3).await?))
         },
     )
     .await?;
@@ -927,6 +1004,190 @@ async fn a_variable_catalogue_never_passes_the_shop_limit() -> anyhow::Result<()
     assert!(
         max <= u64::from(LIMIT),
         "at most {LIMIT} requests in any second, saw {max}: {stats}"
+    );
+    Ok(())
+}
+
+/// Three products in sync at 5, then the shop's `faults` switched on and
+/// the stock changed to 3: the shop's API requests from the change on,
+/// once every product shows 3 (nothing lost), and the queues are quiet.
+async fn stock_change_under(
+    stack: &str,
+    faults: Value,
+    within: Duration,
+) -> anyhow::Result<Vec<Value>> {
+    let dir = tempfile::tempdir()?;
+    let skus: Vec<String> = (1..=3).map(|i| format!("F-{i}")).collect();
+    let shop = WooStandinProcess::start_with(None, Some(&skus), None, dir.path())?;
+    let cloud = LocalCloud::start_with(
+        dir.path(),
+        stack,
+        Some(shop.shop_parameters("sklep", "Detaliczna", &["MAG"], 20, 20)),
+    )?;
+    let sqs = aws_sdk_sqs::Client::new(&sdk_config(&cloud.emulator.endpoint()).await);
+    let events = cloud.stack.output("EventsQueueUrl")?.to_owned();
+    let t0 = Utc::now();
+    let products = skus.iter().map(|s| product(s)).collect();
+    let prices = skus.iter().map(|s| price(s, Decimal::from(10))).collect();
+    let at = |q| skus.iter().map(|s| stock(s, q, t0)).collect::<Vec<_>>();
+    for (seq, payload) in [
+        (1, Payload::Products(products)),
+        (2, Payload::Prices(prices)),
+        (3, Payload::Stock(at(5))),
+    ] {
+        send(&sqs, &events, &Envelope::new("biuro", seq, t0, payload)).await?;
+    }
+    wait_for("the shop at 5", Duration::from_secs(30), || {
+        all_at(&shop, &skus, 5)
+    })
+    .await?;
+    quiet(&cloud).await?;
+    let before = shop
+        .requests()
+        .await?
+        .iter()
+        .filter_map(|r| r["seq"].as_u64())
+        .max()
+        .unwrap_or(0);
+    shop.set_faults(faults).await?;
+    let later = t0 + chrono::Duration::seconds(1);
+    let change = skus.iter().map(|s| stock(s, 3, later)).collect();
+    send(
+        &sqs,
+        &events,
+        &Envelope::new("biuro", 4, later, Payload::Stock(change)),
+    )
+    .await?;
+    wait_for("the shop at 3", within, || all_at(&shop, &skus, 3)).await?;
+    quiet(&cloud).await?;
+    let status = cloud.status().await?;
+    assert_eq!(
+        status["queues"]["shop_ops_dlq"]["visible"].as_u64(),
+        Some(0),
+        "nothing in the shop-ops DLQ: {}",
+        status["queues"]
+    );
+    Ok(shop
+        .requests()
+        .await?
+        .into_iter()
+        .filter(|r| r["seq"].as_u64().is_some_and(|s| s > before))
+        .collect())
+}
+
+fn arrival(request: &Value) -> anyhow::Result<DateTime<Utc>> {
+    let at = request["at"].as_str().context("arrival time")?;
+    Ok(DateTime::parse_from_rfc3339(at)?.with_timezone(&Utc))
+}
+
+/// The injected failures in `requests`, and the gap from each to the
+/// request that followed it (arrival to arrival, the stand-in's clock).
+fn failures_and_gaps(requests: &[Value]) -> anyhow::Result<Vec<(u16, Duration)>> {
+    let mut out = Vec::new();
+    for (i, r) in requests.iter().enumerate() {
+        if r["fault"] != "injected_error" {
+            continue;
+        }
+        let next = requests.get(i + 1).context("a request after the failure")?;
+        let gap = (arrival(next)? - arrival(r)?).to_std()?;
+        out.push((r["status"].as_u64().unwrap_or(0) as u16, gap));
+    }
+    Ok(out)
+}
+
+/// A 429 with `Retry-After: 3` holds every request to the shop back for
+/// 3 s, and the change still lands: one 429, no second one, nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_holds_the_shop_back_until_retry_after_and_loses_nothing() -> anyhow::Result<()> {
+    let requests = stock_change_under(
+        "fault-429",
+        serde_json::json!({"fail_next": 1, "fail_status": 429, "fail_retry_after": 3, "fail_path_contains": "batch"}),
+        Duration::from_secs(60),
+    )
+    .await?;
+    let failures = failures_and_gaps(&requests)?;
+    assert_eq!(
+        failures.len(),
+        1,
+        "one 429, never asked again into it: {requests:?}"
+    );
+    let (status, gap) = failures[0];
+    assert_eq!(status, 429);
+    assert!(
+        gap >= Duration::from_secs(3),
+        "the next request came {gap:?} after the 429, before its Retry-After of 3 s"
+    );
+    Ok(())
+}
+
+/// A 429 without `Retry-After` holds the shop back for the default penalty
+/// (1 s) instead of asking again at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_without_retry_after_waits_the_default_penalty() -> anyhow::Result<()> {
+    let requests = stock_change_under(
+        "fault-429-bare",
+        serde_json::json!({"fail_next": 1, "fail_status": 429, "fail_path_contains": "batch"}),
+        Duration::from_secs(60),
+    )
+    .await?;
+    let failures = failures_and_gaps(&requests)?;
+    assert_eq!(failures.len(), 1, "{requests:?}");
+    assert!(
+        failures[0].1 >= Duration::from_secs(1),
+        "asked again {:?} after a bare 429",
+        failures[0].1
+    );
+    Ok(())
+}
+
+/// Two 503s are retried inside the same call with a back-off (at least
+/// 0.5 s before the first retry), and the change lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shop_down_for_two_requests_is_retried_with_back_off() -> anyhow::Result<()> {
+    let requests = stock_change_under(
+        "fault-503",
+        serde_json::json!({"fail_next": 2, "fail_status": 503, "fail_path_contains": "batch"}),
+        Duration::from_secs(60),
+    )
+    .await?;
+    let failures = failures_and_gaps(&requests)?;
+    assert_eq!(
+        failures.iter().map(|f| f.0).collect::<Vec<_>>(),
+        vec![503, 503],
+        "{requests:?}"
+    );
+    assert!(
+        failures[0].1 >= Duration::from_millis(500),
+        "retried {:?} after a 503",
+        failures[0].1
+    );
+    Ok(())
+}
+
+/// A shop down past the last attempt of a call: the message goes back to
+/// the queue and comes again after its first back-off (20 s), not after
+/// the queue's 6-minute visibility, and the change lands; nothing in the
+/// dead-letter queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shop_down_past_the_last_attempt_gets_the_message_again_after_its_back_off()
+-> anyhow::Result<()> {
+    let requests = stock_change_under(
+        "fault-503-redelivered",
+        serde_json::json!({"fail_next": 5, "fail_status": 503, "fail_path_contains": "batch"}),
+        Duration::from_secs(120),
+    )
+    .await?;
+    let failures = failures_and_gaps(&requests)?;
+    assert_eq!(
+        failures.iter().map(|f| f.0).collect::<Vec<_>>(),
+        vec![503; 5],
+        "four attempts in the first delivery, one in the second: {requests:?}"
+    );
+    let redelivered_after = failures[3].1;
+    assert!(
+        redelivered_after >= Duration::from_secs(19)
+            && redelivered_after < Duration::from_secs(100),
+        "the message came back {redelivered_after:?} after the last attempt (back-off 20 s)"
     );
     Ok(())
 }
