@@ -15,7 +15,12 @@
 //! - [`iam`]: the IAM action audit (what each identity called against what
 //!   its policy grants).
 //! - [`wine`]: the Windows build of the agent under Wine.
+//! - [`aws_proxy`]: a proxy in front of the emulator that refuses or throttles.
+//! - [`campaign`]: the fault campaign and its invariant checker
+//!   (`cargo run -p harness --bin fault-campaign`).
 
+pub mod aws_proxy;
+pub mod campaign;
 pub mod cloud;
 pub mod emulator;
 pub mod gate;
