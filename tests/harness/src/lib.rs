@@ -35,8 +35,10 @@ pub mod wine;
 
 /// The `[orders]` section of the local run's agent: orders from the local
 /// shop become ROs in the stand-in's main warehouse, private buyers on the
-/// collective customer, WooCommerce's payment methods on Optima's forms.
-pub const LOCAL_ORDERS_TOML: &str = "\n[orders]\nwarehouse = \"MAG\"\ndefault_payment_form = \"przelew\"\ndefault_shipping_service = \"TRANSPORT\"\ncollective_customer = \"DETAL\"\n\n[orders.payment_forms]\nbacs = \"przelew\"\ncod = \"pobranie\"\n";
+/// collective customer, WooCommerce's payment methods on Optima's forms,
+/// and the cash-on-delivery fee ("Pobranie") a line of the stand-in's one
+/// service item (a real office maps each fee to its own service).
+pub const LOCAL_ORDERS_TOML: &str = "\n[orders]\nwarehouse = \"MAG\"\ndefault_payment_form = \"przelew\"\ndefault_shipping_service = \"TRANSPORT\"\ncollective_customer = \"DETAL\"\n\n[orders.payment_forms]\nbacs = \"przelew\"\ncod = \"pobranie\"\n\n[orders.fee_services]\nPobranie = \"TRANSPORT\"\n";
 
 /// A free TCP port on 127.0.0.1 (bound and released; fine for tests on one machine).
 pub fn free_port() -> anyhow::Result<u16> {
