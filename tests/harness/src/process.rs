@@ -11,6 +11,8 @@ pub struct Process {
     name: String,
     child: Option<Child>,
     log: PathBuf,
+    /// The log's length when this process started.
+    log_start: u64,
 }
 
 impl Process {
@@ -20,6 +22,9 @@ impl Process {
             std::fs::create_dir_all(dir)?;
         }
         let out = File::options().create(true).append(true).open(log)?;
+        // A log kept from an earlier run (the local run's `.local/logs`) is
+        // not this process's: what it says is read from here on.
+        let log_start = out.metadata()?.len();
         let err = out.try_clone()?;
         let child = command
             .stdin(Stdio::null())
@@ -31,6 +36,7 @@ impl Process {
             name: name.to_owned(),
             child: Some(child),
             log: log.to_owned(),
+            log_start,
         })
     }
 
@@ -42,9 +48,14 @@ impl Process {
         self.child.as_ref().map(Child::id)
     }
 
-    /// The log so far (for assertions and failure messages).
+    /// What this process has logged so far (for assertions and failure
+    /// messages), without what an earlier run left in the same file.
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        let bytes = std::fs::read(&self.log).unwrap_or_default();
+        let start = usize::try_from(self.log_start)
+            .unwrap_or(0)
+            .min(bytes.len());
+        String::from_utf8_lossy(&bytes[start..]).into_owned()
     }
 
     /// Waits until the log contains `needle`, failing early if the process exits.
