@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::Utc;
-use functions::mapping::{ShopProductState, ShopRules};
+use functions::mapping::ShopRules;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -1054,20 +1054,7 @@ impl World {
         let products = optima::products(&mut sql, &ids, &groups).await?;
         let prices = optima::prices(&mut sql, &ids, optima::PriceListKey::Lp).await?;
         let stock = self.stock_by_plain_sql().await?;
-        let mut expected: HashMap<String, ShopProductState> = HashMap::new();
-        for product in &products {
-            let price = prices
-                .iter()
-                .find(|p| p.sku == product.sku && p.price_list == rules.price_list);
-            let readings: Vec<_> = stock
-                .iter()
-                .filter(|s| s.sku == product.sku)
-                .cloned()
-                .collect();
-            let readings = (!readings.is_empty()).then_some(readings.as_slice());
-            let mapped = ShopProductState::from_records(product, price, readings, &rules);
-            expected.insert(product.sku.clone(), mapped.state);
-        }
+        let expected = crate::expected::shop_states(&products, &prices, &stock, &rules);
         let all: Vec<Value> = reqwest::get(format!("{}/__standin/products", self.shop.base_url))
             .await?
             .error_for_status()?
@@ -1080,17 +1067,7 @@ impl World {
                 let sku = p["sku"].as_str()?;
                 let want = expected.get(sku)?;
                 checked += 1;
-                let price_ok = want.regular_price.is_none_or(|w| {
-                    p["regular_price"]
-                        .as_str()
-                        .and_then(|s| s.parse::<Decimal>().ok())
-                        == Some(w)
-                });
-                let stock_ok = want
-                    .stock_quantity
-                    .is_none_or(|w| p["stock_quantity"].as_i64() == Some(w));
-                let visible_ok = (p["status"] == "publish") == want.visible;
-                (!(price_ok && stock_ok && visible_ok)).then(|| {
+                (!crate::expected::shows(p, want)).then(|| {
                     format!(
                         "{sku}: shop price {} stock {} status {}, ERP {:?} {:?} visible {}",
                         p["regular_price"],

@@ -15,6 +15,7 @@
 //! - [`iam`]: the IAM action audit (what each identity called against what
 //!   its policy grants).
 //! - [`wine`]: the Windows build of the agent under Wine.
+//! - [`expected`]: what the shop must show for the ERP's records.
 //! - [`aws_proxy`]: a proxy in front of the emulator that refuses or throttles.
 //! - [`campaign`]: the fault campaign and its invariant checker
 //!   (`cargo run -p harness --bin fault-campaign`).
@@ -23,6 +24,7 @@ pub mod aws_proxy;
 pub mod campaign;
 pub mod cloud;
 pub mod emulator;
+pub mod expected;
 pub mod gate;
 pub mod iam;
 pub mod lambda_api;

@@ -3,18 +3,16 @@
 //! nothing lost (the local store is written before anything is sent, and
 //! every consumer is idempotent).
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use agent::optima;
 use anyhow::{Context, bail};
 use chrono::Utc;
-use functions::mapping::{ShopProductState, ShopRules};
+use functions::mapping::ShopRules;
 use harness::cloud::{LocalCloud, start_agent};
 use harness::process::Process;
 use harness::standins::{OptimaStandin, WooStandinProcess};
 use rand::{Rng, SeedableRng};
-use rust_decimal::Decimal;
 use serde_json::Value;
 
 const SYNC: &str = "\n[sync]\npoll_seconds = 1\noverlap_seconds = 5\nstock_minutes = 60\nprices_minutes = 60\ncatalogue_minutes = 1440\nbatch_records = 100\n";
@@ -65,20 +63,7 @@ async fn killing_the_agent_during_a_full_pass_loses_nothing() -> anyhow::Result<
     let products = optima::products(&mut sql, &ids, &groups).await?;
     let prices = optima::prices(&mut sql, &ids, optima::PriceListKey::Lp).await?;
     let stock = optima::stock(&mut sql, &ids, Utc::now()).await?;
-    let mut expected: HashMap<String, ShopProductState> = HashMap::new();
-    for product in &products {
-        let price = prices
-            .iter()
-            .find(|p| p.sku == product.sku && p.price_list == rules.price_list);
-        let readings: Vec<_> = stock
-            .iter()
-            .filter(|s| s.sku == product.sku)
-            .cloned()
-            .collect();
-        let readings = (!readings.is_empty()).then_some(readings.as_slice());
-        let mapped = ShopProductState::from_records(product, price, readings, &rules);
-        expected.insert(product.sku.clone(), mapped.state);
-    }
+    let expected = harness::expected::shop_states(&products, &prices, &stock, &rules);
 
     let deadline = Instant::now() + Duration::from_secs(240);
     let mut wrong: Vec<String>;
@@ -92,18 +77,7 @@ async fn killing_the_agent_during_a_full_pass_loses_nothing() -> anyhow::Result<
             .filter_map(|p| {
                 let sku = p["sku"].as_str()?;
                 let want = expected.get(sku)?;
-                let price_ok = want.regular_price.is_none_or(|w| {
-                    p["regular_price"]
-                        .as_str()
-                        .and_then(|s| s.parse::<Decimal>().ok())
-                        == Some(w)
-                });
-                let stock_ok = want
-                    .stock_quantity
-                    .is_none_or(|w| p["stock_quantity"].as_i64() == Some(w));
-                let visible_ok = (p["status"] == "publish") == want.visible;
-                (!(price_ok && stock_ok && visible_ok))
-                    .then(|| format!("{sku}: shop {p} vs {want:?}"))
+                (!harness::expected::shows(p, want)).then(|| format!("{sku}: shop {p} vs {want:?}"))
             })
             .collect();
         if wrong.is_empty() {
