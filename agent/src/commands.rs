@@ -1,7 +1,12 @@
 //! The commands queue: what the cloud asks of the agent, long-polled.
 //!
-//! Force-sync and resend commands go to the sync loop; ping asks for a
-//! heartbeat now; create-order and cancel-order go to [`crate::orders`]. A message is
+//! Force-sync and resend commands go to the sync loop (merged while a pass
+//! runs, so they never hold up the orders behind them); ping asks for a
+//! heartbeat now; create-order and cancel-order go to [`crate::orders`]. A
+//! command addressed to another agent of the stack is given straight back
+//! for it, untouched. A resend past the last number this state gave in its
+//! life means the state file is older than what the cloud applied (restored
+//! from a backup): the store begins a new life first. A message is
 //! deleted only after it was handed over (for an order: written and its
 //! answer in the outbox), so a crash means redelivery, and every command is
 //! idempotent. When Optima is unreachable, an order command is put back with
@@ -9,23 +14,34 @@
 //! answers again: each try counts towards the queue's dead-letter limit, so
 //! the agent does not spin through them while the ERP is down.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use contract::{ForceSync, Payload, SyncArea, decode_body};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::order_intake::{Handled, OrderWriter, Orders};
 use crate::sqs::Transport;
+use crate::store::Store;
+use crate::sync::ForceRequests;
 
 /// Seconds an order command stays invisible after Optima could not take it.
 const RETRY_VISIBILITY_SECONDS: i32 = 5;
 
+/// How long an agent that received only other agents' commands waits
+/// before it asks again, so their addressee's waiting poll takes them.
+const LEAVE_FOR_ADDRESSEE: Duration = Duration::from_secs(2);
+
+#[allow(clippy::too_many_arguments)]
 pub async fn run<W: OrderWriter>(
     transport: Transport,
-    force: mpsc::Sender<ForceSync>,
-    heartbeat_now: std::sync::Arc<Notify>,
+    agent_id: String,
+    store: Arc<Store>,
+    force: Arc<ForceRequests>,
+    heartbeat_now: Arc<Notify>,
     orders: Option<Orders<W>>,
     cancel: CancellationToken,
 ) {
@@ -55,6 +71,8 @@ pub async fn run<W: OrderWriter>(
             }
         };
         let mut erp_down: Option<String> = None;
+        let received = messages.len();
+        let mut for_others = 0;
         for message in messages {
             if erp_down.is_some() {
                 // Give the rest back at once, in order, for after the outage.
@@ -69,14 +87,31 @@ pub async fn run<W: OrderWriter>(
             let decoded = decode_body(&message.body);
             if let Ok(envelope) = &decoded {
                 crate::cloud_version::learn(envelope);
+                if !envelope.is_for(&agent_id) {
+                    for_others += 1;
+                    info!(
+                        to = envelope.to.as_deref().unwrap_or_default(),
+                        kind = envelope.kind().as_str(),
+                        "a command for another agent of the stack; given back for it"
+                    );
+                    if let Err(err) = transport
+                        .change_command_visibility(&message.receipt_handle, 0)
+                        .await
+                    {
+                        warn!(error = %err, "cannot give another agent's command back; it returns after its visibility timeout");
+                    }
+                    continue;
+                }
             }
             let handled = match decoded {
                 Ok(envelope) => match envelope.payload {
                     Payload::ForceSync(request) => {
                         info!(areas = ?request.areas, skus = request.skus.len(), "force sync requested by the cloud");
-                        force.send(request).await.is_ok()
+                        force.ask(request);
+                        true
                     }
                     Payload::Resend(range) => {
+                        begin_new_life_if_restored(&store, &agent_id, &range);
                         // Sent batches are not kept once SQS confirmed them;
                         // resending the current truth heals any gap.
                         info!(
@@ -84,14 +119,13 @@ pub async fn run<W: OrderWriter>(
                             to = range.to_seq,
                             "the cloud saw a gap; resending current state"
                         );
-                        force
-                            .send(ForceSync {
-                                areas: vec![SyncArea::Catalogue, SyncArea::Prices, SyncArea::Stock],
-                                skus: Vec::new(),
-                                ignore_hashes: true,
-                            })
-                            .await
-                            .is_ok()
+                        force.ask(ForceSync {
+                            areas: vec![SyncArea::Catalogue, SyncArea::Prices, SyncArea::Stock],
+                            skus: Vec::new(),
+                            ignore_hashes: true,
+                        });
+                        heartbeat_now.notify_one();
+                        true
                     }
                     Payload::Ping(_) => {
                         heartbeat_now.notify_one();
@@ -151,7 +185,39 @@ pub async fn run<W: OrderWriter>(
         }
         if erp_down.is_some() {
             wait_for_erp(&orders, &cancel).await;
+        } else if received > 0 && for_others == received {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(LEAVE_FOR_ADDRESSEE) => {}
+            }
         }
+    }
+}
+
+/// A resend of this state's own life up to a number it never gave: the
+/// state file is older than what the cloud applied (see
+/// [`Store::begin_new_life`]). The cloud asks again while it stays so, so
+/// a failure here is only logged.
+fn begin_new_life_if_restored(store: &Store, agent_id: &str, range: &contract::Resend) {
+    let (life, last) = match store.position() {
+        Ok(position) => position,
+        Err(err) => {
+            warn!(error = %err, "cannot read the agent state's position");
+            return;
+        }
+    };
+    if range.incarnation.as_deref() != Some(life.as_str()) || range.to_seq <= last {
+        return;
+    }
+    match store.begin_new_life(agent_id, Utc::now()) {
+        Ok(new_life) => warn!(
+            old = %life,
+            new = %new_life,
+            agent_last_seq = last,
+            cloud_applied = range.to_seq,
+            "the cloud applied more of this state's life than the state file holds (restored from an older backup?): the state begins a new life and resends everything"
+        ),
+        Err(err) => warn!(error = %err, "cannot begin a new life of the agent state"),
     }
 }
 

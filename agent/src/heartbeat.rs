@@ -96,10 +96,12 @@ fn put_in_lane(
     heartbeat: Heartbeat,
     version: u16,
 ) -> Result<(), String> {
-    let seq = store.last_seq().map_err(|e| e.to_string())?;
+    let (incarnation, seq) = store.position().map_err(|e| e.to_string())?;
     let mut envelope = Envelope::new(agent_id, seq, Utc::now(), Payload::Heartbeat(heartbeat))
-        .with_incarnation(Some(store.incarnation()));
+        .with_incarnation(Some(&incarnation));
     envelope.version = version;
     let body = contract::encode_body_at(&envelope, version).map_err(|e| e.to_string())?;
-    store.put_lane_heartbeat(&body).map_err(|e| e.to_string())
+    store
+        .put_lane_heartbeat(&incarnation, &body)
+        .map_err(|e| e.to_string())
 }

@@ -86,7 +86,7 @@ pub async fn run_until(
     info!(agent = %config.agent_id, version = env!("CARGO_PKG_VERSION"), state = %config.store.path.display(), "agent starting");
 
     let heartbeat_now = Arc::new(Notify::new());
-    let (force_tx, force_rx) = tokio::sync::mpsc::channel(16);
+    let forced = Arc::new(sync::ForceRequests::default());
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(heartbeat::run(
         config.clone(),
@@ -110,7 +110,7 @@ pub async fn run_until(
         config.clone(),
         store.clone(),
         outbox_changed.clone(),
-        force_rx,
+        forced.clone(),
         cancel.clone(),
     ));
     let orders = config.orders.as_ref().map(|section| {
@@ -131,7 +131,9 @@ pub async fn run_until(
     }
     tasks.spawn(commands::run(
         sqs.clone(),
-        force_tx,
+        config.agent_id.clone(),
+        store.clone(),
+        forced,
         heartbeat_now,
         orders,
         cancel.clone(),

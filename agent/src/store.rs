@@ -70,7 +70,9 @@ pub struct OutboxEntry {
 
 pub struct Store {
     conn: Mutex<Connection>,
-    incarnation: String,
+    /// Changed only with `conn` held ([`Store::begin_new_life`]), and read
+    /// with it held wherever a message is numbered.
+    incarnation: Mutex<String>,
 }
 
 /// Staged records set aside because they cannot be sent, for the heartbeat.
@@ -154,20 +156,83 @@ impl Store {
         )?;
         Ok(Store {
             conn: Mutex::new(conn),
-            incarnation,
+            incarnation: Mutex::new(incarnation),
         })
     }
 
     /// The life of this state file that sequence numbers count in.
-    pub fn incarnation(&self) -> &str {
-        &self.incarnation
+    pub fn incarnation(&self) -> String {
+        self.incarnation
+            .lock()
+            .map(|i| i.clone())
+            .unwrap_or_default()
     }
 
-    fn origin<'a>(&'a self, agent_id: &'a str) -> Origin<'a> {
-        Origin {
+    /// The cloud has applied more of this incarnation than this file says
+    /// it numbered (`cloud_last_seq` > [`Store::last_seq`]): the file was
+    /// restored from an older backup, or copied from another install. The
+    /// cloud would drop everything numbered from here as already seen, so
+    /// this file starts a new life, counted from 1, which the cloud hears
+    /// as new. The messages SQS has not confirmed yet are renumbered into
+    /// it in their order (re-encoded: the bodies carry the incarnation);
+    /// the heartbeat waiting for its lane is dropped (the next carries the
+    /// new life); every followed order is reported again (what was reported
+    /// since the backup may have been dropped). Returns the new incarnation.
+    pub fn begin_new_life(&self, agent_id: &str, now: DateTime<Utc>) -> Result<String, StoreError> {
+        let mut conn = self.conn()?;
+        let mut incarnation = self.incarnation.lock().map_err(|_| StoreError::Poisoned)?;
+        let tx = conn.transaction()?;
+        let unsent: Vec<(String, Option<String>, String)> = {
+            let mut stmt =
+                tx.prepare("SELECT kind, coalesce_key, body FROM outbox ORDER BY seq")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let new_life = uuid::Uuid::new_v4().simple().to_string();
+        tx.execute(
+            "UPDATE identity SET value = ?1 WHERE key = 'incarnation'",
+            [&new_life],
+        )?;
+        tx.execute("DELETE FROM outbox", [])?;
+        tx.execute("DELETE FROM lane WHERE name = 'heartbeat'", [])?;
+        tx.execute("UPDATE orders SET reported = NULL WHERE final = 0", [])?;
+        let origin = Origin {
             agent_id,
-            incarnation: Some(&self.incarnation),
+            incarnation: Some(&new_life),
+        };
+        let mut next = 1u64;
+        for (kind, coalesce_key, body) in unsent {
+            let envelope = contract::decode_body(&body)?;
+            let parts = encode_envelopes_from(
+                envelope.version,
+                &origin,
+                envelope.sent_at,
+                envelope.payload,
+                contract::MAX_BODY_BYTES,
+                || {
+                    next += 1;
+                    next - 1
+                },
+            )?;
+            for (i, (envelope, body)) in parts.iter().enumerate() {
+                let key = if i == 0 {
+                    coalesce_key.as_deref()
+                } else {
+                    None
+                };
+                tx.execute(
+                    "INSERT INTO outbox (seq, kind, coalesce_key, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![envelope.seq as i64, kind, key, body, now.to_rfc3339()],
+                )?;
+            }
         }
+        tx.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'next_seq'",
+            [next as i64],
+        )?;
+        tx.commit()?;
+        *incarnation = new_life.clone();
+        Ok(new_life)
     }
 
     fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
@@ -231,9 +296,13 @@ impl Store {
             }
         };
         let version = crate::cloud_version::write_version();
+        let incarnation = self.incarnation();
         let parts = encode_envelopes_from(
             version,
-            &self.origin(agent_id),
+            &Origin {
+                agent_id,
+                incarnation: Some(&incarnation),
+            },
             now,
             payload,
             max_body_bytes,
@@ -293,9 +362,14 @@ impl Store {
     }
 
     /// Puts a heartbeat body for its own lane in the one slot, replacing an
-    /// unsent one (a newer heartbeat says everything an older one did).
-    pub fn put_lane_heartbeat(&self, body: &str) -> Result<(), StoreError> {
-        self.conn()?.execute(
+    /// unsent one (a newer heartbeat says everything an older one did);
+    /// not when it was made in a life this file has left meanwhile.
+    pub fn put_lane_heartbeat(&self, incarnation: &str, body: &str) -> Result<(), StoreError> {
+        let conn = self.conn()?;
+        if self.incarnation() != incarnation {
+            return Ok(());
+        }
+        conn.execute(
             "INSERT INTO lane (name, body, version) VALUES ('heartbeat', ?1, 1)
              ON CONFLICT(name) DO UPDATE SET body = excluded.body, version = lane.version + 1",
             [body],
@@ -329,12 +403,17 @@ impl Store {
     /// The last sequence number given to a message (0: none yet), which a
     /// heartbeat in its own lane carries without taking one.
     pub fn last_seq(&self) -> Result<u64, StoreError> {
-        let next =
-            self.conn()?
-                .query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |r| {
-                    r.get::<_, i64>(0)
-                })?;
-        Ok((next as u64).saturating_sub(1))
+        Ok(self.position()?.1)
+    }
+
+    /// The incarnation and the last sequence number given in it, read
+    /// together (a new life can begin between two separate reads).
+    pub fn position(&self) -> Result<(String, u64), StoreError> {
+        let conn = self.conn()?;
+        let next = conn.query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |r| {
+            r.get::<_, i64>(0)
+        })?;
+        Ok((self.incarnation(), (next as u64).saturating_sub(1)))
     }
 
     pub fn outbox_depth(&self) -> Result<u64, StoreError> {
@@ -647,7 +726,11 @@ impl Store {
             return Ok((Vec::new(), 0));
         };
         let version = crate::cloud_version::write_version();
-        let origin = self.origin(agent_id);
+        let incarnation = self.incarnation();
+        let origin = Origin {
+            agent_id,
+            incarnation: Some(&incarnation),
+        };
         let encode = |payload: Payload, next: &mut u64| {
             encode_envelopes_from(version, &origin, now, payload, max_body_bytes, || {
                 let seq = *next;
@@ -886,9 +969,9 @@ mod tests {
         let (_dir, store) = temp_store()?;
         let ping = || Payload::Ping(Ping { nonce: "x".into() });
         store.enqueue("a", ping(), None, 250_000, Utc::now())?;
-        store.put_lane_heartbeat("one")?;
+        store.put_lane_heartbeat(&store.incarnation(), "one")?;
         let (sending, _) = store.lane_heartbeat()?.unwrap_or_default();
-        store.put_lane_heartbeat("two")?;
+        store.put_lane_heartbeat(&store.incarnation(), "two")?;
         store.remove_lane_heartbeat(sending)?;
         assert_eq!(
             store.lane_heartbeat()?.map(|(_, body)| body).as_deref(),
@@ -939,7 +1022,86 @@ mod tests {
             vec![1]
         );
         let envelope = decode(&store.pending(1)?[0].body)?;
-        assert_eq!(envelope.incarnation.as_deref(), Some(store.incarnation()));
+        assert_eq!(
+            envelope.incarnation.as_deref(),
+            Some(store.incarnation().as_str())
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_new_life_renumbers_what_sqs_has_not_confirmed_from_one_in_order() -> Result<(), StoreError>
+    {
+        let (_dir, store) = temp_store()?;
+        let ping = |nonce: &str| {
+            Payload::Ping(Ping {
+                nonce: nonce.into(),
+            })
+        };
+        for nonce in ["sent", "in-flight", "waiting"] {
+            store.enqueue("a", ping(nonce), None, 250_000, Utc::now())?;
+        }
+        let shipped = progress(Some("T1"));
+        store.enqueue(
+            "a",
+            shipped.clone(),
+            Some("order:sklep:7"),
+            250_000,
+            Utc::now(),
+        )?;
+        store.remove(1)?;
+        store.pending(1)?; // seq 2 handed to the sender, not confirmed
+        store.track_order("sklep", "7", 70, "RO/7/2026", Utc::now())?;
+        store.order_reported("sklep:7", "shipped T1", false, Utc::now())?;
+        let old = store.incarnation();
+        store.put_lane_heartbeat(&old, "old life")?;
+
+        let new = store.begin_new_life("a", Utc::now())?;
+
+        assert_ne!(new, old);
+        assert_eq!(store.incarnation(), new);
+        assert_eq!(
+            store.position()?,
+            (new.clone(), 3),
+            "three unsent, numbered 1..=3"
+        );
+        let unsent = store.pending(10)?;
+        let decoded = unsent
+            .iter()
+            .map(|entry| decode(&entry.body))
+            .collect::<Result<Vec<_>, _>>()?;
+        assert_eq!(
+            decoded.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            unsent.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            "each body carries its row's number"
+        );
+        assert_eq!(
+            unsent.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        assert!(
+            decoded
+                .iter()
+                .all(|e| e.incarnation.as_deref() == Some(new.as_str()))
+        );
+        assert_eq!(decoded[0].payload, ping("in-flight"), "oldest first");
+        assert_eq!(decoded[1].payload, ping("waiting"));
+        assert_eq!(decoded[2].payload, shipped);
+        assert_eq!(
+            store.lane_heartbeat()?,
+            None,
+            "the old life's heartbeat is dropped"
+        );
+        store.put_lane_heartbeat(&old, "late, from the old life")?;
+        assert_eq!(store.lane_heartbeat()?, None, "and a late one is not taken");
+        let followed = store.orders_to_check(10, Utc::now())?;
+        assert_eq!(followed.len(), 1);
+        assert_eq!(followed[0].reported, None, "reported again in the new life");
+        assert_eq!(
+            store.enqueue("a", ping("next"), None, 250_000, Utc::now())?,
+            vec![4],
+            "numbering goes on in the new life"
+        );
         Ok(())
     }
 

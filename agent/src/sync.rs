@@ -281,6 +281,45 @@ pub async fn poll_changes(
     Ok(report)
 }
 
+/// Forced passes asked for and not started yet, merged into one: a
+/// request never waits for a slot (the commands loop, orders included,
+/// goes on while a long pass runs), and ten requests during a pass make
+/// one pass after it, not ten.
+#[derive(Debug, Default)]
+pub struct ForceRequests {
+    waiting: std::sync::Mutex<Option<contract::ForceSync>>,
+    asked: tokio::sync::Notify,
+}
+
+impl ForceRequests {
+    pub fn ask(&self, request: contract::ForceSync) {
+        {
+            let mut waiting = self
+                .waiting
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match waiting.as_mut() {
+                Some(earlier) => earlier.merge(request),
+                None => *waiting = Some(request),
+            }
+        }
+        self.asked.notify_one();
+    }
+
+    /// The merged request, if any, leaving none waiting.
+    pub fn take(&self) -> Option<contract::ForceSync> {
+        self.waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    /// Until a request is asked (at once if one was asked since the last wait).
+    pub async fn asked(&self) {
+        self.asked.notified().await
+    }
+}
+
 /// The sync loop of the running agent: an initial full pass, then cursor
 /// polls every `poll_seconds`, interval passes per area, and forced passes
 /// from the commands queue. SQL Server errors drop the connection and back
@@ -289,7 +328,7 @@ pub async fn run(
     config: crate::config::AgentConfig,
     store: std::sync::Arc<Store>,
     outbox_changed: std::sync::Arc<tokio::sync::Notify>,
-    mut forced: tokio::sync::mpsc::Receiver<contract::ForceSync>,
+    forced: std::sync::Arc<ForceRequests>,
     cancel: tokio_util::sync::CancellationToken,
 ) {
     use std::time::{Duration, Instant};
@@ -345,7 +384,14 @@ pub async fn run(
         // an automatic sync never run at the same time.
         let mut result: Result<usize, SyncError> = Ok(0);
         // Forced passes first: someone is waiting for them.
-        if let Some(request) = queued_force.take().or_else(|| forced.try_recv().ok()) {
+        let request = match (queued_force.take(), forced.take()) {
+            (Some(mut held), Some(newer)) => {
+                held.merge(newer);
+                Some(held)
+            }
+            (held, newer) => held.or(newer),
+        };
+        if let Some(request) = request {
             let scope = if request.skus.is_empty() {
                 Scope::All
             } else {
@@ -437,7 +483,7 @@ pub async fn run(
         }
         tokio::select! {
             _ = cancel.cancelled() => return,
-            request = forced.recv() => queued_force = request,
+            _ = forced.asked() => {}
             _ = tokio::time::sleep(Duration::from_secs_f64(sync.poll_seconds)) => {}
         }
     }

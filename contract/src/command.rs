@@ -34,11 +34,37 @@ pub struct ForceSync {
     pub ignore_hashes: bool,
 }
 
+impl ForceSync {
+    /// One request that covers both: requests that wait for the same pass
+    /// are merged instead of queued (an empty list means everything).
+    pub fn merge(&mut self, other: ForceSync) {
+        fn union<T: Ord>(mine: &mut Vec<T>, theirs: Vec<T>) {
+            if mine.is_empty() || theirs.is_empty() {
+                mine.clear();
+            } else {
+                mine.extend(theirs);
+                mine.sort();
+                mine.dedup();
+            }
+        }
+        union(&mut self.areas, other.areas);
+        union(&mut self.skus, other.skus);
+        self.ignore_hashes |= other.ignore_hashes;
+    }
+}
+
 /// Resend what was sent with these sequence numbers (the cloud saw a gap).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resend {
     pub from_seq: u64,
     pub to_seq: u64,
+    /// The life of the agent's state the numbers count in; absent from
+    /// clouds before the field. When it is the agent's current life and
+    /// `to_seq` is past the last number the agent gave, its state file is
+    /// older than what the cloud applied (restored from a backup), and the
+    /// agent begins a new life.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incarnation: Option<String>,
 }
 
 /// Answer with a heartbeat now (used by the admin side and `doctor`).
@@ -64,5 +90,39 @@ impl CancelOrder {
     /// The same key as [`crate::Order::key`].
     pub fn key(&self) -> String {
         format!("{}:{}", self.shop, self.order_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(areas: &[SyncArea], skus: &[&str], ignore_hashes: bool) -> ForceSync {
+        ForceSync {
+            areas: areas.to_vec(),
+            skus: skus.iter().map(|s| s.to_string()).collect(),
+            ignore_hashes,
+        }
+    }
+
+    #[test]
+    fn merged_requests_cover_everything_either_asked_for() {
+        let mut merged = request(&[SyncArea::Stock], &["B", "A"], false);
+        merged.merge(request(
+            &[SyncArea::Prices, SyncArea::Stock],
+            &["A", "C"],
+            true,
+        ));
+        assert_eq!(
+            merged,
+            request(&[SyncArea::Prices, SyncArea::Stock], &["A", "B", "C"], true)
+        );
+        // An empty list is "all": it stays all, whichever side has it.
+        let mut all_areas = request(&[], &["A"], false);
+        all_areas.merge(request(&[SyncArea::Stock], &["B"], false));
+        assert_eq!(all_areas, request(&[], &["A", "B"], false));
+        let mut some = request(&[SyncArea::Stock], &["A"], true);
+        some.merge(request(&[SyncArea::Stock], &[], false));
+        assert_eq!(some, request(&[SyncArea::Stock], &[], true));
     }
 }

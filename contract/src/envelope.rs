@@ -7,7 +7,9 @@
 //! when its state file is created): `seq` counts within it, so a reinstalled
 //! or deleted state starts again at 1 and is heard (the cloud keys sequences
 //! by agent and incarnation). It is optional: builds before it leave it out
-//! and readers before it ignore it, so it needs no version step.
+//! and readers before it ignore it, so it needs no version step. `to`, on
+//! a command, names the one agent that is to act on it (a stack can serve
+//! several); optional the same way: an agent before it acts on any command.
 //! Decoding checks the version first and the kind second, and only then the
 //! payload, so an old or new peer gets a precise error instead of a serde
 //! message about some field deep inside. Fields a reader does not know are
@@ -342,6 +344,10 @@ pub struct Envelope {
     /// The life of the agent's local state `seq` counts in; `None` from
     /// builds before the field existed, and on commands.
     pub incarnation: Option<String>,
+    /// A command's addressee: the one agent that acts on it (others give
+    /// it back untouched). `None` on events, and on commands for whichever
+    /// agent takes them (stacks with one agent; builds before the field).
+    pub to: Option<String>,
     /// Per agent incarnation, only grows (events); per-sender for commands.
     pub seq: u64,
     pub sent_at: DateTime<Utc>,
@@ -363,10 +369,23 @@ impl Envelope {
             max_version: Some(SCHEMA_VERSION),
             agent_id: agent_id.into(),
             incarnation: None,
+            to: None,
             seq,
             sent_at,
             payload,
         }
+    }
+
+    /// The same command, for agent `agent` only.
+    pub fn addressed_to(mut self, agent: &str) -> Self {
+        self.to = Some(agent.to_owned());
+        self
+    }
+
+    /// Whether agent `agent` is to act on this command: it names `agent`,
+    /// or no one.
+    pub fn is_for(&self, agent: &str) -> bool {
+        self.to.as_deref().is_none_or(|to| to == agent)
     }
 
     /// The same envelope, numbered within the agent state's `incarnation`.
@@ -407,6 +426,8 @@ impl Envelope {
             agent_id: &'a str,
             #[serde(skip_serializing_if = "Option::is_none")]
             incarnation: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            to: Option<&'a str>,
             seq: u64,
             sent_at: &'a DateTime<Utc>,
             payload: &'a Payload,
@@ -417,6 +438,7 @@ impl Envelope {
             kind: self.kind().as_str(),
             agent_id: &self.agent_id,
             incarnation: self.incarnation.as_deref(),
+            to: self.to.as_deref(),
             seq: self.seq,
             sent_at: &self.sent_at,
             payload: &self.payload,
@@ -471,6 +493,8 @@ fn decode_with(versions: Versions, json: &[u8]) -> Result<Envelope, ContractErro
         .get("incarnation")
         .and_then(Value::as_str)
         .map(str::to_owned);
+    // Optional: builds before it read any command as theirs.
+    let to = object.get("to").and_then(Value::as_str).map(str::to_owned);
     let seq = object
         .get("seq")
         .and_then(Value::as_u64)
@@ -495,6 +519,7 @@ fn decode_with(versions: Versions, json: &[u8]) -> Result<Envelope, ContractErro
         max_version,
         agent_id,
         incarnation,
+        to,
         seq,
         sent_at,
         payload,

@@ -151,6 +151,7 @@ fn samples() -> Vec<Payload> {
         Payload::Resend(Resend {
             from_seq: 40,
             to_seq: 41,
+            incarnation: None,
         }),
         Payload::Ping(Ping {
             nonce: "n-1".into(),

@@ -308,3 +308,44 @@ fn the_incarnation_travels_and_is_optional_both_ways() {
         "absent, not null, so golden files and old readers see no change"
     );
 }
+
+#[test]
+fn a_command_names_its_agent_and_one_without_a_name_is_for_any() {
+    let addressed = Envelope::new("cloud", 0, Utc::now(), ping()).addressed_to("biuro-2");
+    let decoded = decode_body(&encode_body(&addressed)).expect("decodes");
+    assert_eq!(decoded.to.as_deref(), Some("biuro-2"));
+    assert!(decoded.is_for("biuro-2"));
+    assert!(!decoded.is_for("biuro-1"), "another agent leaves it alone");
+    // Builds before the field send commands for whichever agent takes them.
+    let old = r#"{"version":1,"kind":"ping","agent_id":"cloud","seq":0,"sent_at":"2026-01-01T00:00:00Z","payload":{"nonce":"x"}}"#;
+    let old = decode_body(old).expect("decodes");
+    assert_eq!(old.to, None);
+    assert!(old.is_for("biuro-1") && old.is_for("biuro-2"));
+    assert!(
+        !encode_body(&Envelope::new("a", 1, Utc::now(), ping())).contains("\"to\""),
+        "absent, not null, so golden files and old readers see no change"
+    );
+}
+
+#[test]
+fn a_resend_names_the_life_it_asks_of_and_an_old_one_names_none() {
+    let resend = |incarnation: Option<&str>| {
+        Envelope::new(
+            "cloud",
+            0,
+            Utc::now(),
+            Payload::Resend(contract::Resend {
+                from_seq: 7,
+                to_seq: 9,
+                incarnation: incarnation.map(str::to_string),
+            }),
+        )
+    };
+    let decoded = decode_body(&encode_body(&resend(Some("0f3c")))).expect("decodes");
+    match decoded.payload {
+        Payload::Resend(range) => assert_eq!(range.incarnation.as_deref(), Some("0f3c")),
+        other => panic!("decoded as {other:?}"),
+    }
+    // The golden resend.json is a resend from a build before the field.
+    assert!(!encode_body(&resend(None)).contains("incarnation"));
+}

@@ -141,9 +141,23 @@ impl Ingest {
         if envelope.in_heartbeat_lane() {
             // Its own lane: not counted in the sequence, ordered by the last
             // data sequence number it carries.
-            let generation = self.sequences.generation(agent, incarnation).await?;
+            let position = self
+                .sequences
+                .check(agent, incarnation, envelope.seq.saturating_add(1))
+                .await?;
+            if let (SeqCheck::Duplicate, Some(applied), Some(_)) =
+                (position.check, position.last_applied, incarnation)
+            {
+                // The agent has numbered less of this life than the cloud
+                // applied: its state file went back (restored from an older
+                // backup). What it numbers now would be dropped as seen; the
+                // resend past its last number tells it to begin a new life.
+                warn!(%agent, ?incarnation, agent_last_seq = envelope.seq, applied, "the agent's state is older than what the cloud applied of it (a restored state file): asking it to begin a new life");
+                self.ask_resend(agent, incarnation, envelope.seq.saturating_add(1), applied)
+                    .await;
+            }
             let version = SeqVersion {
-                generation,
+                generation: position.version.generation,
                 seq: envelope.seq,
             };
             return self.apply_payload(&envelope, version).await;
@@ -183,8 +197,10 @@ impl Ingest {
             Payload::Resend(contract::Resend {
                 from_seq: from,
                 to_seq: to,
+                incarnation: incarnation.map(str::to_owned),
             }),
-        );
+        )
+        .addressed_to(agent);
         // At the version every agent of the stack reads.
         let body =
             crate::agent_versions::command_body(self.state.client(), self.state.name(), &envelope)
@@ -208,7 +224,8 @@ impl Ingest {
             Payload::Ping(contract::Ping {
                 nonce: "versions".into(),
             }),
-        );
+        )
+        .addressed_to(agent);
         let body = contract::THIS_BUILD
             .write_version(Some(agent_max))
             .and_then(|version| contract::encode_body_at(&envelope, version))
@@ -239,7 +256,7 @@ impl Ingest {
             .send_message()
             .queue_url(&self.commands_queue_url)
             .message_body(body)
-            .message_group_id(format!("agent-{agent}"))
+            .message_group_id(agent_command_group(agent))
             .message_deduplication_id(dedup)
             .send()
             .await;
@@ -671,6 +688,12 @@ fn records_by_sku(
 /// SQS takes deduplication ids of at most 128 characters: a longer one
 /// (a 64-character agent id with an incarnation and two large numbers) is
 /// replaced by its SHA-256, which keeps it as unique.
+/// The commands queue group of everything addressed to one agent: its
+/// commands wait only behind each other, never behind another agent's.
+pub fn agent_command_group(agent: &str) -> String {
+    format!("agent-{agent}")
+}
+
 fn fitting_dedup_id(id: String) -> String {
     use sha2::{Digest, Sha256};
     if id.len() <= 128 {

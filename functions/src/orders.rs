@@ -28,7 +28,8 @@
 //! - `pk = cursors`, `sk = orders#<shop>`: the poller's cursor (`at_ms`).
 //!
 //! The `CreateOrder` command goes to the commands FIFO queue with
-//! `MessageGroupId` = the shop id and `MessageDeduplicationId` = hex
+//! `MessageGroupId` = the shop id (or, with the shop's `orders_agent` set,
+//! addressed to that agent and in its group) and `MessageDeduplicationId` = hex
 //! SHA-256 of `shop \0 order id \0 revision ms`. Each order is sent once:
 //! the first revision that passes the trigger claims the send with a
 //! conditional write (a lease, so a sender that died is replaced after
@@ -959,7 +960,7 @@ impl OrderIntake {
         };
         // The order is stored: from here on a failure only delays the
         // command (the next delivery or poll sends it), so it is not an error.
-        match self.send_command(current, command).await {
+        match self.send_command(shop, current, command).await {
             Ok(true) => match command {
                 OrderCommand::Create => accepted.command_sent = true,
                 OrderCommand::Cancel => accepted.cancel_sent = true,
@@ -995,7 +996,10 @@ impl OrderIntake {
         let Some(current) = self.store.get(&shop.id, order_id).await? else {
             return Ok(Retried::NotStored);
         };
-        match self.send_command(&current, OrderCommand::Create).await {
+        match self
+            .send_command(shop, &current, OrderCommand::Create)
+            .await
+        {
             Ok(true) => {
                 info!(order = %current.order.key(), retries = current.retries, "parked order sent to the ERP again");
                 Ok(Retried::Sent)
@@ -1023,6 +1027,7 @@ impl OrderIntake {
 
     async fn send_command(
         &self,
+        shop: &ShopConfig,
         current: &StoredOrder,
         command: OrderCommand,
     ) -> Result<bool, StateError> {
@@ -1042,7 +1047,10 @@ impl OrderIntake {
                 shop_status: order.status.clone(),
             }),
         };
-        let envelope = Envelope::new("cloud", 0, Utc::now(), payload);
+        let mut envelope = Envelope::new("cloud", 0, Utc::now(), payload);
+        if let Some(agent) = &shop.orders_agent {
+            envelope = envelope.addressed_to(agent);
+        }
         let (client, table) = (&self.store.client, &self.store.table);
         let body = crate::agent_versions::command_body(client, table, &envelope).await;
         let body = match body {
@@ -1077,7 +1085,7 @@ impl OrderIntake {
             .send_message()
             .queue_url(&self.commands_queue_url)
             .message_body(body)
-            .message_group_id(&order.shop)
+            .message_group_id(shop.order_command_group())
             .message_deduplication_id(command_dedup_id(
                 &order.shop,
                 &order.order_id,

@@ -64,6 +64,8 @@ pub struct Position {
     /// The first envelope heard of an incarnation that replaces an earlier
     /// life of the same agent (a deleted, recreated or restored state).
     pub new_life: bool,
+    /// The last sequence number applied in this life (None: none yet).
+    pub last_applied: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -132,16 +134,19 @@ impl Sequences {
                 check: against(last),
                 version: SeqVersion { generation: 0, seq },
                 new_life: false,
+                last_applied: last,
             });
         };
         if let Some(item) = self.item(&life_sk(agent, incarnation)).await? {
+            let last = get_n(&item, "last_seq");
             return Ok(Position {
-                check: against(get_n(&item, "last_seq")),
+                check: against(last),
                 version: SeqVersion {
                     generation: get_n(&item, "generation").unwrap_or(1),
                     seq,
                 },
                 new_life: false,
+                last_applied: last,
             });
         }
         // A life not heard before: it counts from 1, after every earlier one.
@@ -157,18 +162,8 @@ impl Sequences {
                 seq,
             },
             new_life: agent_item.is_some(),
+            last_applied: None,
         })
-    }
-
-    /// The generation `incarnation` has (or will be given when its first
-    /// envelope is applied), without recording anything: for heartbeats,
-    /// which do not wait for the data lane.
-    pub async fn generation(
-        &self,
-        agent: &str,
-        incarnation: Option<&str>,
-    ) -> Result<u64, StateError> {
-        Ok(self.check(agent, incarnation, 1).await?.version.generation)
     }
 
     /// Records `version.seq` of `incarnation` as applied (never moves back).

@@ -66,6 +66,24 @@ pub struct ShopConfig {
     /// order to another status (which would also take its stock again).
     #[serde(default = "default_closed_statuses")]
     pub order_closed_statuses: Vec<String>,
+    /// The agent (its `agent_id`) that writes this shop's orders into
+    /// Optima: its order commands name it and travel in its queue group,
+    /// so no other agent of the stack (another company's database, one
+    /// without `[orders]`) takes or holds them. Unset: whichever agent
+    /// takes them, for a stack with one agent.
+    #[serde(default)]
+    pub orders_agent: Option<String>,
+}
+
+impl ShopConfig {
+    /// The commands queue group of this shop's order commands: the
+    /// writing agent's (with its other commands), else the shop's own.
+    pub fn order_command_group(&self) -> String {
+        match &self.orders_agent {
+            Some(agent) => crate::ingest::agent_command_group(agent),
+            None => self.id.clone(),
+        }
+    }
 }
 
 /// WooCommerce's statuses of an order that will not be fulfilled.

@@ -53,16 +53,15 @@ async fn every_fault_kind_lands_and_the_invariants_hold() -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Open hole (review R2; docs/OPERATIONS.md, "The agent's state file"): a
-/// state file restored from an older backup keeps its incarnation, its
-/// sequence numbers start below what the cloud applied, and the cloud
-/// drops what it sends as duplicates (records and heartbeats,
-/// `stored=false`) until the sequence passes the old one: the shop keeps
-/// stale prices and stock. The operations guide says to delete the file
-/// instead of restoring it. Fails until that is fixed; run it with
-/// `cargo test -p harness --test fault_campaign -- --ignored`.
+/// Review R2 (docs/OPERATIONS.md, "The agent's state file"): a state
+/// file restored from an older backup keeps its incarnation and numbers
+/// below what the cloud applied. The cloud sees the heartbeat's number
+/// already applied and sends a resend naming the life and its last applied
+/// number; the agent, finding that number past anything its file gave,
+/// begins a new life and sends everything again. Without that the cloud
+/// dropped what it sent as duplicates (`stored=false`) and the shop kept
+/// stale prices and stock.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "R2: a state file restored from an older backup loses data (open)"]
 async fn a_state_file_restored_from_an_older_backup_loses_nothing() -> anyhow::Result<()> {
     let kinds = vec![FaultKind::AgentKill, FaultKind::StateRestore];
     let report = campaign(kinds.clone(), 8).await?;
