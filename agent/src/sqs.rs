@@ -55,21 +55,33 @@ impl Transport {
     }
 
     /// Sends one outbox entry to the events queue. One FIFO group per agent
-    /// keeps its messages in order; the deduplication id is agent + sequence,
-    /// so a resend after a crash is dropped by SQS within its 5-minute window
-    /// (and by the cloud's own sequence check after that).
+    /// keeps its messages in order. The deduplication id is agent, sequence
+    /// and a digest of the body: the same entry sent again after a crash is
+    /// dropped by SQS within its 5-minute window (and by the cloud's own
+    /// sequence check after that), while a *different* message under a
+    /// number already used (a state file restored from a backup, a new life
+    /// numbered from 1) reaches the cloud, which can then tell the agent.
+    /// With agent + sequence alone SQS accepted and silently dropped those.
     pub async fn send_event(&self, entry: &OutboxEntry) -> Result<(), String> {
         self.client
             .send_message()
             .queue_url(&self.events_queue_url)
             .message_body(&entry.body)
             .message_group_id(&self.agent_id)
-            .message_deduplication_id(format!("{}-{}", self.agent_id, entry.seq))
+            .message_deduplication_id(event_deduplication_id(&self.agent_id, entry))
             .send()
             .await
             .map(|_| ())
             .map_err(|err| describe(&err))
     }
+}
+
+/// `<agent>-<seq>-<16 hex of the body's SHA-256>`: at most 102 of the 128
+/// characters SQS allows (agent ids are at most 64).
+fn event_deduplication_id(agent_id: &str, entry: &OutboxEntry) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(entry.body.as_bytes());
+    format!("{agent_id}-{}-{}", entry.seq, hex::encode(&digest[..8]))
 }
 
 impl Transport {
@@ -210,4 +222,34 @@ pub fn describe(err: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: u64, body: &str) -> OutboxEntry {
+        OutboxEntry {
+            seq,
+            kind: "stock".into(),
+            body: body.into(),
+        }
+    }
+
+    #[test]
+    fn the_same_entry_dedups_and_another_body_under_its_number_does_not() {
+        let sent = event_deduplication_id("biuro", &entry(6, "progress: accepted"));
+        assert_eq!(
+            sent,
+            event_deduplication_id("biuro", &entry(6, "progress: accepted")),
+            "a resend after a crash is the same message"
+        );
+        assert_ne!(
+            sent,
+            event_deduplication_id("biuro", &entry(6, "progress: shipped")),
+            "a restored state's own message under a used number"
+        );
+        let longest = event_deduplication_id(&"a".repeat(64), &entry(u64::MAX, "x"));
+        assert!(longest.len() <= 128, "{} characters", longest.len());
+    }
 }

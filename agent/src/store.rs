@@ -73,6 +73,9 @@ pub struct Store {
     /// Changed only with `conn` held ([`Store::begin_new_life`]), and read
     /// with it held wherever a message is numbered.
     incarnation: Mutex<String>,
+    /// When this process opened the file: a restored file's reports since
+    /// then may all have been dropped ([`Store::begin_new_life`]).
+    opened_at: DateTime<Utc>,
 }
 
 /// Staged records set aside because they cannot be sent, for the heartbeat.
@@ -157,6 +160,7 @@ impl Store {
         Ok(Store {
             conn: Mutex::new(conn),
             incarnation: Mutex::new(incarnation),
+            opened_at: Utc::now(),
         })
     }
 
@@ -176,8 +180,10 @@ impl Store {
     /// as new. The messages SQS has not confirmed yet are renumbered into
     /// it in their order (re-encoded: the bodies carry the incarnation);
     /// the heartbeat waiting for its lane is dropped (the next carries the
-    /// new life); every followed order is reported again (what was reported
-    /// since the backup may have been dropped). Returns the new incarnation.
+    /// new life); every followed order is reported again, and so is every
+    /// order reported since the file was opened, final or not (those
+    /// reports went out under the old numbers and may have been dropped).
+    /// Returns the new incarnation.
     pub fn begin_new_life(&self, agent_id: &str, now: DateTime<Utc>) -> Result<String, StoreError> {
         let mut conn = self.conn()?;
         let mut incarnation = self.incarnation.lock().map_err(|_| StoreError::Poisoned)?;
@@ -195,7 +201,10 @@ impl Store {
         )?;
         tx.execute("DELETE FROM outbox", [])?;
         tx.execute("DELETE FROM lane WHERE name = 'heartbeat'", [])?;
-        tx.execute("UPDATE orders SET reported = NULL WHERE final = 0", [])?;
+        tx.execute(
+            "UPDATE orders SET reported = NULL, final = 0 WHERE final = 0 OR updated_at >= ?1",
+            [self.opened_at.to_rfc3339()],
+        )?;
         let origin = Origin {
             agent_id,
             incarnation: Some(&new_life),
@@ -1053,6 +1062,8 @@ mod tests {
         store.pending(1)?; // seq 2 handed to the sender, not confirmed
         store.track_order("sklep", "7", 70, "RO/7/2026", Utc::now())?;
         store.order_reported("sklep:7", "shipped T1", false, Utc::now())?;
+        store.track_order("sklep", "8", 80, "RO/8/2026", Utc::now())?;
+        store.order_reported("sklep:8", "shipped T8", true, Utc::now())?;
         let old = store.incarnation();
         store.put_lane_heartbeat(&old, "old life")?;
 
@@ -1095,8 +1106,15 @@ mod tests {
         store.put_lane_heartbeat(&old, "late, from the old life")?;
         assert_eq!(store.lane_heartbeat()?, None, "and a late one is not taken");
         let followed = store.orders_to_check(10, Utc::now())?;
-        assert_eq!(followed.len(), 1);
-        assert_eq!(followed[0].reported, None, "reported again in the new life");
+        assert_eq!(
+            followed.len(),
+            2,
+            "the open order and the one whose final stage went out under the old numbers"
+        );
+        assert!(
+            followed.iter().all(|order| order.reported.is_none()),
+            "reported again in the new life"
+        );
         assert_eq!(
             store.enqueue("a", ping("next"), None, 250_000, Utc::now())?,
             vec![4],

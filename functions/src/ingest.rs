@@ -168,6 +168,17 @@ impl Ingest {
             .await?;
         match position.check {
             SeqCheck::Duplicate => {
+                // A heartbeat is numbered when it is sent: one at or below
+                // what the cloud applied of its life comes from a state file
+                // that went back (see the heartbeat lane above).
+                if let (Payload::Heartbeat(_), Some(applied), Some(_)) =
+                    (&envelope.payload, position.last_applied, incarnation)
+                    && applied > envelope.seq
+                {
+                    warn!(%agent, ?incarnation, agent_seq = envelope.seq, applied, "the agent's state is older than what the cloud applied of it (a restored state file): asking it to begin a new life");
+                    self.ask_resend(agent, incarnation, envelope.seq.saturating_add(1), applied)
+                        .await;
+                }
                 info!(%agent, seq = envelope.seq, "already applied; nothing to do");
                 return Ok(());
             }

@@ -58,9 +58,11 @@ async fn every_fault_kind_lands_and_the_invariants_hold() -> anyhow::Result<()> 
 /// below what the cloud applied. The cloud sees the heartbeat's number
 /// already applied and sends a resend naming the life and its last applied
 /// number; the agent, finding that number past anything its file gave,
-/// begins a new life and sends everything again. Without that the cloud
-/// dropped what it sent as duplicates (`stored=false`) and the shop kept
-/// stale prices and stock.
+/// begins a new life and sends everything again. Prices and stock heal
+/// here even without that (the agent's full passes outnumber the gap), so
+/// this guards the whole campaign with the fault in it; what was lost for
+/// good, an order's shipping, is guarded by `orders_e2e.rs::
+/// an_order_shipped_after_the_state_file_was_restored_from_a_backup_reaches_the_shop`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_state_file_restored_from_an_older_backup_loses_nothing() -> anyhow::Result<()> {
     let kinds = vec![FaultKind::AgentKill, FaultKind::StateRestore];

@@ -937,3 +937,189 @@ async fn a_cod_fee_and_three_decimal_amounts_reach_optima_to_the_grosz() -> anyh
     );
     Ok(())
 }
+
+/// Where the cloud stands in agent `agent`'s current life: `(incarnation,
+/// last sequence applied)`, read from the state table (`pk = sequences`).
+async fn applied_life(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    agent: &str,
+) -> anyhow::Result<Option<(String, u64)>> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let get = |sk: String| {
+        dynamodb
+            .get_item()
+            .table_name(table)
+            .key("pk", AttributeValue::S("sequences".into()))
+            .key("sk", AttributeValue::S(sk))
+            .consistent_read(true)
+            .send()
+    };
+    let Some(agent_item) = get(agent.to_owned()).await?.item else {
+        return Ok(None);
+    };
+    let Some(life) = agent_item
+        .get("incarnation")
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+    else {
+        return Ok(None);
+    };
+    let last = get(format!("{agent}#{life}"))
+        .await?
+        .item
+        .and_then(|item| item.get("last_seq")?.as_n().ok()?.parse::<u64>().ok());
+    Ok(last.map(|last| (life, last)))
+}
+
+/// The agent's state file and its WAL companions.
+fn state_files(dir: &std::path::Path, name: &str) -> [std::path::PathBuf; 3] {
+    ["", "-wal", "-shm"].map(|suffix| dir.join(format!("{name}{suffix}")))
+}
+
+fn copy_state(dir: &std::path::Path, from: &str, to: &str) -> anyhow::Result<()> {
+    for (from, to) in state_files(dir, from)
+        .iter()
+        .zip(state_files(dir, to).iter())
+    {
+        let _ = std::fs::remove_file(to);
+        if from.exists() {
+            std::fs::copy(from, to).with_context(|| format!("copying {}", from.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Review R2: the office restores the agent's state file from a backup
+/// older than what the cloud applied, and ships an order before the agent
+/// is back. The restored file numbers its reports below what the cloud
+/// applied in that life, so the cloud drops them as duplicates: before the
+/// fix the shipping (a final stage, never reported again) never reached
+/// the shop. The cloud's resend names the life and its last applied
+/// number; the agent begins a new life and reports again what it reported
+/// since it opened the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_shipped_after_the_state_file_was_restored_from_a_backup_reaches_the_shop()
+-> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = &if std::env::var_os("E2E_KEEP").is_some() {
+        tmp.keep()
+    } else {
+        tmp.path().to_path_buf()
+    };
+    let Running {
+        erp,
+        skus,
+        shop,
+        cloud,
+        _agent: mut agent,
+        ..
+    } = Running::start(dir, "state-restore").await?;
+    let aws = sdk_config(&cloud.emulator.endpoint()).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    let table = cloud.stack.output("StateTableName")?.to_owned();
+    let store = functions::orders::OrderStore::new(dynamodb.clone(), &table, 30);
+    let restart = |log: &str| {
+        start_agent(
+            &dir.join("agent.toml"),
+            &cloud.emulator.endpoint(),
+            &dir.join(log),
+            &[("OPTIMA_SYNC_SQL__PASSWORD", erp.password.as_str())],
+        )
+    };
+    let place_acked = |email: String| {
+        let (shop, store, erp, sku) = (&shop, &store, &erp, skus[0].clone());
+        async move {
+            let order = shop
+                .place_order(json!({
+                    "line_items": [[sku, 1]],
+                    "billing": address(&email),
+                    "shipping": address(&email),
+                    "payment_method": "bacs",
+                    "status": "processing"
+                }))
+                .await?;
+            let order_id = order["id"].as_u64().context("order id")?;
+            let number = order["number"].as_str().context("number")?.to_owned();
+            let (ro_id, _) = ro_of(erp, &number, order_id).await?;
+            wait_for("the acknowledgement", Duration::from_secs(30), || async {
+                let stored = store.get("sklep", &order_id.to_string()).await?;
+                Ok(stored.and_then(|s| s.erp_document_number))
+            })
+            .await?;
+            anyhow::Ok((order_id, ro_id))
+        }
+    };
+
+    let (shipped_id, shipped_ro) = place_acked("pierwszy@example.pl".into()).await?;
+    agent.kill();
+    copy_state(dir, "biuro-state.sqlite", "backup.sqlite")?;
+    let (life, at_backup) = applied_life(&dynamodb, &table, "biuro")
+        .await?
+        .context("the cloud has applied the agent's messages")?;
+    agent = restart("agent-2.log")?;
+    // More said in the same life after the backup: orders and their answers.
+    for n in 0..4 {
+        place_acked(format!("kolejny{n}@example.pl")).await?;
+    }
+    let ahead = wait_for(
+        "the cloud applying well past the backup",
+        Duration::from_secs(60),
+        || async {
+            let now = applied_life(&dynamodb, &table, "biuro").await?;
+            Ok(now.filter(|(l, last)| *l == life && *last >= at_backup + 8))
+        },
+    )
+    .await?;
+    println!(
+        "backup at seq {at_backup}; the cloud applied {} in life {life}",
+        ahead.1
+    );
+
+    agent.kill();
+    copy_state(dir, "backup.sqlite", "biuro-state.sqlite")?;
+    let db = erp.db.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let mut sim = optima_standin::simulator::Simulator::open(&db)?;
+        sim.perform(optima_standin::simulator::Action::Realise {
+            ro_id: i64::from(shipped_ro),
+            tracking: "PL4242000111".into(),
+        })?;
+        Ok(())
+    })
+    .await??;
+    let mut agent = restart("agent-3.log")?;
+    let restarted = Instant::now();
+
+    let shown: Value = wait_for(
+        "the shop's order completed with tracking",
+        Duration::from_secs(90),
+        || async {
+            let order = shop.order(shipped_id).await?;
+            let done = order["order"]["status"] == "completed"
+                && order["notes"].to_string().contains("PL4242000111");
+            Ok(done.then_some(order))
+        },
+    )
+    .await?;
+    println!(
+        "restored state → shipping in the shop after {:?}",
+        restarted.elapsed()
+    );
+    let notes = shown["notes"].as_array().context("notes")?;
+    assert_eq!(
+        notes
+            .iter()
+            .filter(|n| n.to_string().contains("PL4242000111"))
+            .count(),
+        1,
+        "one tracking note: {notes:?}"
+    );
+    // The fault landed: the agent found its file behind the cloud.
+    agent.wait_for_log("the state begins a new life", Duration::from_secs(5))?;
+    let (new_life, _) = applied_life(&dynamodb, &table, "biuro")
+        .await?
+        .context("the new life applied")?;
+    assert_ne!(new_life, life, "the cloud follows the agent's new life");
+    Ok(())
+}
