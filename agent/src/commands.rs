@@ -31,9 +31,16 @@ use crate::sync::ForceRequests;
 /// Seconds an order command stays invisible after Optima could not take it.
 const RETRY_VISIBILITY_SECONDS: i32 = 5;
 
-/// How long an agent that received only other agents' commands waits
-/// before it asks again, so their addressee's waiting poll takes them.
-const LEAVE_FOR_ADDRESSEE: Duration = Duration::from_secs(2);
+/// How long another agent's command stays hidden after this agent gave it
+/// back: 2 s after its first receive, doubling with each receive to a
+/// minute. Every receive counts towards the commands queue's dead-letter
+/// limit (10), so a command whose agent is away lasts about five minutes of
+/// other agents' polls, instead of ten polls, before the DLQ; its agent,
+/// polling too, takes it within seconds while it runs. Hidden rather than
+/// waited on, so this agent's own commands behind it are not held up.
+fn left_for_addressee(receive_count: u32) -> i32 {
+    2i32.saturating_pow(receive_count.clamp(1, 6)).min(60)
+}
 
 #[allow(clippy::too_many_arguments)]
 pub async fn run<W: OrderWriter>(
@@ -89,13 +96,16 @@ pub async fn run<W: OrderWriter>(
                 crate::cloud_version::learn(envelope);
                 if !envelope.is_for(&agent_id) {
                     for_others += 1;
+                    let hidden = left_for_addressee(message.receive_count);
                     info!(
                         to = envelope.to.as_deref().unwrap_or_default(),
                         kind = envelope.kind().as_str(),
+                        receives = message.receive_count,
+                        hidden_seconds = hidden,
                         "a command for another agent of the stack; given back for it"
                     );
                     if let Err(err) = transport
-                        .change_command_visibility(&message.receipt_handle, 0)
+                        .change_command_visibility(&message.receipt_handle, hidden)
                         .await
                     {
                         warn!(error = %err, "cannot give another agent's command back; it returns after its visibility timeout");
@@ -186,9 +196,12 @@ pub async fn run<W: OrderWriter>(
         if erp_down.is_some() {
             wait_for_erp(&orders, &cancel).await;
         } else if received > 0 && for_others == received {
+            // Out of step with the moment they become visible again, so the
+            // addressee's waiting poll is as likely to take them as ours.
+            let jitter = 500 + u64::from(Utc::now().timestamp_subsec_millis() % 1000);
             tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(LEAVE_FOR_ADDRESSEE) => {}
+                _ = tokio::time::sleep(Duration::from_millis(jitter)) => {}
             }
         }
     }
@@ -265,5 +278,19 @@ async fn wait_for_erp<W: OrderWriter>(orders: &Option<Orders<W>>, cancel: &Cance
                 warn!(error = %err, "Optima still unavailable; orders wait in the queue");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::left_for_addressee;
+
+    #[test]
+    fn another_agents_command_is_hidden_longer_with_each_receive() {
+        let hidden: Vec<i32> = (1..=9).map(left_for_addressee).collect();
+        assert_eq!(hidden, [2, 4, 8, 16, 32, 60, 60, 60, 60]);
+        // Nine receives given back before the tenth sends it to the DLQ.
+        assert!(hidden.iter().sum::<i32>() >= 300, "{hidden:?}");
+        assert_eq!(left_for_addressee(0), 2, "a count SQS did not report");
     }
 }

@@ -24,6 +24,8 @@ pub struct Transport {
 pub struct ReceivedCommand {
     pub body: String,
     pub receipt_handle: String,
+    /// SQS's `ApproximateReceiveCount`, this receive included (1 if absent).
+    pub receive_count: u32,
 }
 
 impl Transport {
@@ -134,6 +136,9 @@ impl Transport {
             .max_number_of_messages(10)
             .wait_time_seconds(20)
             .set_visibility_timeout(self.commands_visibility_seconds)
+            .message_system_attribute_names(
+                aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+            )
             .send()
             .await
             .map_err(|err| describe(&err))?;
@@ -142,9 +147,18 @@ impl Transport {
             .unwrap_or_default()
             .into_iter()
             .filter_map(|m| {
+                let receive_count = m
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| {
+                        a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+                    })
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1);
                 Some(ReceivedCommand {
                     body: m.body?,
                     receipt_handle: m.receipt_handle?,
+                    receive_count,
                 })
             })
             .collect())

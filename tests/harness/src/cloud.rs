@@ -261,6 +261,40 @@ fn issue_agent_key(endpoint: &str, stack: &str, to: &Path) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Where the cloud stands in agent `agent`'s current life: `(incarnation,
+/// last sequence applied)`, read from the state table (`pk = sequences`).
+pub async fn applied_life(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    agent: &str,
+) -> anyhow::Result<Option<(String, u64)>> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let get = |sk: String| {
+        dynamodb
+            .get_item()
+            .table_name(table)
+            .key("pk", AttributeValue::S("sequences".into()))
+            .key("sk", AttributeValue::S(sk))
+            .consistent_read(true)
+            .send()
+    };
+    let Some(agent_item) = get(agent.to_owned()).await?.item else {
+        return Ok(None);
+    };
+    let Some(life) = agent_item
+        .get("incarnation")
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+    else {
+        return Ok(None);
+    };
+    let last = get(format!("{agent}#{life}"))
+        .await?
+        .item
+        .and_then(|item| item.get("last_seq")?.as_n().ok()?.parse::<u64>().ok());
+    Ok(last.map(|last| (life, last)))
+}
+
 /// Starts the agent binary with `config`, reaching AWS at `aws_endpoint`.
 /// Its credentials come from the configuration's `aws.credentials_file`
 /// (the agent user's key, [`LocalCloud::write_agent_config`]) or from

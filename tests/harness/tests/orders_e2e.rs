@@ -938,40 +938,6 @@ async fn a_cod_fee_and_three_decimal_amounts_reach_optima_to_the_grosz() -> anyh
     Ok(())
 }
 
-/// Where the cloud stands in agent `agent`'s current life: `(incarnation,
-/// last sequence applied)`, read from the state table (`pk = sequences`).
-async fn applied_life(
-    dynamodb: &aws_sdk_dynamodb::Client,
-    table: &str,
-    agent: &str,
-) -> anyhow::Result<Option<(String, u64)>> {
-    use aws_sdk_dynamodb::types::AttributeValue;
-    let get = |sk: String| {
-        dynamodb
-            .get_item()
-            .table_name(table)
-            .key("pk", AttributeValue::S("sequences".into()))
-            .key("sk", AttributeValue::S(sk))
-            .consistent_read(true)
-            .send()
-    };
-    let Some(agent_item) = get(agent.to_owned()).await?.item else {
-        return Ok(None);
-    };
-    let Some(life) = agent_item
-        .get("incarnation")
-        .and_then(|v| v.as_s().ok())
-        .cloned()
-    else {
-        return Ok(None);
-    };
-    let last = get(format!("{agent}#{life}"))
-        .await?
-        .item
-        .and_then(|item| item.get("last_seq")?.as_n().ok()?.parse::<u64>().ok());
-    Ok(last.map(|last| (life, last)))
-}
-
 /// The agent's state file and its WAL companions.
 fn state_files(dir: &std::path::Path, name: &str) -> [std::path::PathBuf; 3] {
     ["", "-wal", "-shm"].map(|suffix| dir.join(format!("{name}{suffix}")))
@@ -1054,7 +1020,7 @@ async fn an_order_shipped_after_the_state_file_was_restored_from_a_backup_reache
     let (shipped_id, shipped_ro) = place_acked("pierwszy@example.pl".into()).await?;
     agent.kill();
     copy_state(dir, "biuro-state.sqlite", "backup.sqlite")?;
-    let (life, at_backup) = applied_life(&dynamodb, &table, "biuro")
+    let (life, at_backup) = harness::cloud::applied_life(&dynamodb, &table, "biuro")
         .await?
         .context("the cloud has applied the agent's messages")?;
     agent = restart("agent-2.log")?;
@@ -1066,7 +1032,7 @@ async fn an_order_shipped_after_the_state_file_was_restored_from_a_backup_reache
         "the cloud applying well past the backup",
         Duration::from_secs(60),
         || async {
-            let now = applied_life(&dynamodb, &table, "biuro").await?;
+            let now = harness::cloud::applied_life(&dynamodb, &table, "biuro").await?;
             Ok(now.filter(|(l, last)| *l == life && *last >= at_backup + 8))
         },
     )
@@ -1117,7 +1083,7 @@ async fn an_order_shipped_after_the_state_file_was_restored_from_a_backup_reache
     );
     // The fault landed: the agent found its file behind the cloud.
     agent.wait_for_log("the state begins a new life", Duration::from_secs(5))?;
-    let (new_life, _) = applied_life(&dynamodb, &table, "biuro")
+    let (new_life, _) = harness::cloud::applied_life(&dynamodb, &table, "biuro")
         .await?
         .context("the new life applied")?;
     assert_ne!(new_life, life, "the cloud follows the agent's new life");
