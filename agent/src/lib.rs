@@ -65,6 +65,49 @@ use tracing::info;
 use crate::config::AgentConfig;
 use crate::store::Store;
 
+/// One running agent per state file: an exclusive lock on `<state>.lock`,
+/// held while the returned file is open. The sync loop's lease holder is
+/// the same across restarts (so a killed service takes its own lease back
+/// at once), which is safe only while no second service runs on the file:
+/// two would run passes and send the outbox at the same time. The OS
+/// frees the lock when the process dies, however it dies.
+fn lock_state_for_service(state: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let mut path = state.as_os_str().to_owned();
+    path.push(".lock");
+    let path = std::path::PathBuf::from(path);
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {
+            use std::io::Write;
+            // Who holds it, for the message a second start prints.
+            file.set_len(0)?;
+            write!(file, "{}", std::process::id())?;
+            Ok(file)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            // Unreadable on Windows while locked: then no process id.
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            let holder = match holder.trim() {
+                "" => String::new(),
+                pid => format!(" (process {pid})"),
+            };
+            anyhow::bail!(
+                "another agent is already running on the state file {}{holder}: stop it first, or give this one its own `[store] path` and `agent_id`",
+                state.display(),
+            )
+        }
+        Err(std::fs::TryLockError::Error(err)) => {
+            Err(err).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}
+
 /// Runs the agent until ctrl-c or SIGTERM.
 pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     run_until(config, shutdown_signal()).await
@@ -75,6 +118,7 @@ pub async fn run_until(
     config: AgentConfig,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let _one_service = lock_state_for_service(&config.store.path)?;
     let store = Arc::new(
         Store::open(&config.store.path)
             .with_context(|| format!("opening the agent state {}", config.store.path.display()))?,

@@ -195,3 +195,91 @@ fn a_password_file_others_can_read_is_refused() {
     );
     assert!(!String::from_utf8_lossy(&out.stdout).contains("Tajne"));
 }
+
+/// The audit's lease hole: the service's lease holder is the same across
+/// restarts, so two `agent run` on one state file both held it and ran
+/// passes and senders side by side. Now the second is refused at start,
+/// and the lock of one killed with SIGKILL is free at once (the OS drops
+/// it), so a restart never waits. AWS and SQL point at a closed port on
+/// loopback: the service runs (retrying) without reaching anything.
+#[test]
+fn a_second_agent_on_one_state_file_is_refused_and_a_killed_ones_lock_is_free_at_once() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state.sqlite");
+    let config = GOOD.replace("127.0.0.1,1433", "127.0.0.1,9")
+        + &format!(
+            "\n[store]\npath = \"{}\"\n",
+            state.display().to_string().replace('\\', "/")
+        );
+    std::fs::write(dir.path().join("agent.toml"), config).expect("config written");
+    let env = [
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "example"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("OPTIMA_SYNC_SQL__PASSWORD", "x"),
+    ];
+    let start = |log: &str| {
+        let log = std::fs::File::create(dir.path().join(log)).expect("log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_agent"));
+        command
+            .args(["run", "--config", "agent.toml"])
+            .current_dir(dir.path())
+            .envs(env.iter().copied())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log);
+        command.spawn().expect("the agent starts")
+    };
+    let log_of = |log: &str| std::fs::read_to_string(dir.path().join(log)).unwrap_or_default();
+    let wait_started = |log: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !log_of(log).contains("agent starting") {
+            assert!(Instant::now() < deadline, "{log}: {}", log_of(log));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let exit_within = |child: &mut std::process::Child, limit: Duration| {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().expect("waits") {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+
+    let mut first = start("first.log");
+    wait_started("first.log");
+    let mut second = start("second.log");
+    let refused = exit_within(&mut second, Duration::from_secs(20));
+    let said = log_of("second.log");
+    assert!(
+        refused.is_some_and(|status| !status.success()),
+        "a second agent ran on the same state file: {said}"
+    );
+    assert!(
+        said.contains("another agent is already running on the state file")
+            && said.contains(&format!("process {}", first.id())),
+        "{said}"
+    );
+    assert!(
+        !said.contains("agent starting"),
+        "refused before it started anything: {said}"
+    );
+
+    first.kill().expect("SIGKILL");
+    first.wait().expect("reaped");
+    let mut third = start("third.log");
+    wait_started("third.log");
+    assert!(
+        exit_within(&mut third, Duration::from_secs(1)).is_none(),
+        "the restart keeps running: {}",
+        log_of("third.log")
+    );
+}
