@@ -49,16 +49,53 @@ fn placeholders(start: usize, count: usize) -> String {
         .join(",")
 }
 
-/// Statements run and rows read since the process started, for the cost
-/// figures `tracing` reports (a cursor poll's cost is the difference).
-pub static STATEMENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-pub static ROWS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Statements run and rows read by one piece of work ([`costed`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SqlCost {
+    pub statements: u64,
+    pub rows: u64,
+}
+
+tokio::task_local! {
+    static COST: std::cell::Cell<SqlCost>;
+}
+
+/// Runs `work` and counts the statements it runs, on its own task only:
+/// the order writer or the commands loop running beside a cursor poll (or
+/// another test in the same process) never adds to its figure, as a
+/// process-wide counter did. Nested, the inner cost counts in the outer.
+pub async fn costed<T>(work: impl std::future::Future<Output = T>) -> (T, SqlCost) {
+    let (out, cost) = COST
+        .scope(std::cell::Cell::new(SqlCost::default()), async move {
+            let out = work.await;
+            (out, COST.with(std::cell::Cell::get))
+        })
+        .await;
+    add_cost(cost);
+    (out, cost)
+}
+
+/// Adds to the cost of the work being [`costed`], if any.
+pub(crate) fn count_statement(rows: usize) {
+    add_cost(SqlCost {
+        statements: 1,
+        rows: rows as u64,
+    });
+}
+
+fn add_cost(more: SqlCost) {
+    let _ = COST.try_with(|cost| {
+        let now = cost.get();
+        cost.set(SqlCost {
+            statements: now.statements + more.statements,
+            rows: now.rows + more.rows,
+        });
+    });
+}
 
 async fn fetch(client: &mut SqlClient, query: Query<'_>) -> Result<Vec<Row>, SqlError> {
-    use std::sync::atomic::Ordering::Relaxed;
     let rows = query.query(client).await?.into_first_result().await?;
-    STATEMENTS.fetch_add(1, Relaxed);
-    ROWS.fetch_add(rows.len() as u64, Relaxed);
+    count_statement(rows.len());
     Ok(rows)
 }
 

@@ -226,56 +226,59 @@ pub async fn poll_changes(
     price_list_key: optima::PriceListKey,
     product_every: std::time::Duration,
 ) -> Result<PassReport, SyncError> {
-    use std::sync::atomic::Ordering::Relaxed;
-    let (statements, rows) = (optima::STATEMENTS.load(Relaxed), optima::ROWS.load(Relaxed));
-    let server_now = optima::server_now(sql).await?;
-    let mut report = PassReport::default();
-    for (name, areas) in [
-        (DOCUMENT_CURSOR, vec![SyncArea::Stock, SyncArea::Prices]),
-        (
-            PRODUCT_CURSOR,
-            vec![SyncArea::Catalogue, SyncArea::Prices, SyncArea::Stock],
-        ),
-    ] {
-        if name == PRODUCT_CURSOR {
-            if moves.1.is_some_and(|at| at.elapsed() < product_every) {
-                continue;
+    let (report, cost) = optima::costed(async {
+        let server_now = optima::server_now(sql).await?;
+        let mut report = PassReport::default();
+        for (name, areas) in [
+            (DOCUMENT_CURSOR, vec![SyncArea::Stock, SyncArea::Prices]),
+            (
+                PRODUCT_CURSOR,
+                vec![SyncArea::Catalogue, SyncArea::Prices, SyncArea::Stock],
+            ),
+        ] {
+            if name == PRODUCT_CURSOR {
+                if moves.1.is_some_and(|at| at.elapsed() < product_every) {
+                    continue;
+                }
+                moves.1 = Some(std::time::Instant::now());
             }
-            moves.1 = Some(std::time::Instant::now());
+            let Some(cursor) = store.cursor(name)?.as_deref().and_then(parse_cursor) else {
+                // First run: start from now; the initial full pass covers the past.
+                moves.set(store, name, server_now, server_now)?;
+                continue;
+            };
+            let moved_at = *moves.0.entry(name).or_insert(server_now);
+            let since = if server_now <= moved_at + overlap {
+                cursor - overlap
+            } else {
+                // `TS_Mod` is a `datetime` (1/300 s ticks): a newer stamp is at
+                // least 3.3 ms later. Asking for 2 ms past the cursor skips the
+                // cursor's own row however the server compares a `datetime`
+                // column with our `datetime2` parameter (SQL Server 2016 widens
+                // the column to 100 ns, where the cursor, read back and sent
+                // again, can sit a fraction of a tick below it).
+                cursor + CURSOR_TICK_MARGIN
+            };
+            let (ids, newest) = if name == DOCUMENT_CURSOR {
+                optima::items_on_documents_since(sql, since).await?
+            } else {
+                optima::products_modified_since(sql, since).await?
+            };
+            let areas: BTreeSet<SyncArea> = areas.into_iter().collect();
+            report.add(read_and_stage(sql, store, &areas, &ids, false, price_list_key).await?);
+            if let Some(newest) = newest.filter(|n| *n > cursor) {
+                moves.set(store, name, newest, server_now)?;
+            }
         }
-        let Some(cursor) = store.cursor(name)?.as_deref().and_then(parse_cursor) else {
-            // First run: start from now; the initial full pass covers the past.
-            moves.set(store, name, server_now, server_now)?;
-            continue;
-        };
-        let moved_at = *moves.0.entry(name).or_insert(server_now);
-        let since = if server_now <= moved_at + overlap {
-            cursor - overlap
-        } else {
-            // `TS_Mod` is a `datetime` (1/300 s ticks): a newer stamp is at
-            // least 3.3 ms later. Asking for 2 ms past the cursor skips the
-            // cursor's own row however the server compares a `datetime`
-            // column with our `datetime2` parameter (SQL Server 2016 widens
-            // the column to 100 ns, where the cursor, read back and sent
-            // again, can sit a fraction of a tick below it).
-            cursor + CURSOR_TICK_MARGIN
-        };
-        let (ids, newest) = if name == DOCUMENT_CURSOR {
-            optima::items_on_documents_since(sql, since).await?
-        } else {
-            optima::products_modified_since(sql, since).await?
-        };
-        let areas: BTreeSet<SyncArea> = areas.into_iter().collect();
-        report.add(read_and_stage(sql, store, &areas, &ids, false, price_list_key).await?);
-        if let Some(newest) = newest.filter(|n| *n > cursor) {
-            moves.set(store, name, newest, server_now)?;
-        }
-    }
+        Ok::<_, SyncError>(report)
+    })
+    .await;
+    let report = report?;
     debug!(
         items = report.items,
         changed = report.changed(),
-        statements = optima::STATEMENTS.load(Relaxed) - statements,
-        rows = optima::ROWS.load(Relaxed) - rows,
+        statements = cost.statements,
+        rows = cost.rows,
         "cursor poll"
     );
     Ok(report)

@@ -304,7 +304,7 @@ fn vat_summary(lines: &[DocLine]) -> BTreeMap<(Decimal, i64), (Decimal, Decimal)
 
 async fn exec(client: &mut SqlClient, query: Query<'_>) -> Result<u64, SqlError> {
     let done = query.execute(client).await?;
-    super::STATEMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    super::count_statement(0);
     Ok(done.total())
 }
 
@@ -667,7 +667,7 @@ async fn withdraw_in_transaction(
         let mut query = Query::new(sql);
         query.bind(id);
         query.execute(client).await?;
-        super::STATEMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        super::count_statement(0);
     }
     Ok(Withdrawal::Withdrawn(Some(number)))
 }

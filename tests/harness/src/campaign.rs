@@ -16,12 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use chrono::Utc;
 use functions::mapping::ShopRules;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
@@ -976,69 +974,8 @@ impl World {
         Ok(())
     }
 
-    /// Stock in MAG per SKU, by plain SQL rather than the agent's reader:
-    /// the current `TwrIlosci` row's quantity, its two reservations, and
-    /// the lines of the shop's orders still waiting in the buffer (the shop
-    /// took those off its own stock when they were placed).
-    async fn stock_by_plain_sql(&self) -> anyhow::Result<Vec<contract::StockRecord>> {
-        let mut sql = self.sql().await?;
-        let rows = sql
-            .simple_query(
-                "SELECT t.Twr_Kod, CAST(i.TwI_Ilosc AS decimal(15,4)) AS quantity, \
-                   CAST(i.TwI_Rezerwacje + i.TwI_RezerwacjeZlecenia AS decimal(15,4)) AS reserved \
-                 FROM CDN.TwrIlosci i JOIN CDN.Towary t ON t.Twr_TwrId = i.TwI_TwrId \
-                 JOIN CDN.Magazyny m ON m.Mag_MagId = i.TwI_MagId \
-                 WHERE m.Mag_Symbol = 'MAG' AND i.TwI_Data = (SELECT MAX(l.TwI_Data) FROM CDN.TwrIlosci l \
-                   WHERE l.TwI_TwrId = i.TwI_TwrId AND l.TwI_MagId = i.TwI_MagId AND l.TwI_Data <= GETDATE())",
-            )
-            .await?
-            .into_first_result()
-            .await?;
-        let mut stock: HashMap<String, (Decimal, Decimal)> = HashMap::new();
-        for row in &rows {
-            let (Some(sku), Some(quantity), Some(reserved)) = (
-                row.get::<&str, _>("Twr_Kod"),
-                row.get::<Decimal, _>("quantity"),
-                row.get::<Decimal, _>("reserved"),
-            ) else {
-                continue;
-            };
-            stock.insert(sku.trim().to_owned(), (quantity, reserved));
-        }
-        let waiting = sql
-            .simple_query(
-                "SELECT t.Twr_Kod, CAST(e.TrE_Ilosc AS decimal(15,4)) AS quantity \
-                 FROM CDN.TraElem e JOIN CDN.TraNag n ON n.TrN_TrNID = e.TrE_TrNId \
-                 JOIN CDN.Towary t ON t.Twr_TwrId = e.TrE_TwrId JOIN CDN.Magazyny m ON m.Mag_MagId = e.TrE_MagId \
-                 WHERE m.Mag_Symbol = 'MAG' AND n.TrN_Bufor = 1 AND n.TrN_Anulowany = 0 AND n.TrN_eSklepZrodlo = 6",
-            )
-            .await?
-            .into_first_result()
-            .await?;
-        for row in &waiting {
-            if let (Some(sku), Some(quantity)) = (
-                row.get::<&str, _>("Twr_Kod"),
-                row.get::<Decimal, _>("quantity"),
-            ) && let Some(entry) = stock.get_mut(sku.trim())
-            {
-                entry.1 += quantity;
-            }
-        }
-        let read_at = Utc::now();
-        Ok(stock
-            .into_iter()
-            .map(|(sku, (quantity, reserved))| contract::StockRecord {
-                sku,
-                warehouse: "MAG".into(),
-                quantity,
-                reserved,
-                read_at,
-            })
-            .collect())
-    }
-
     /// What the shop must show per product: the ERP's stock by plain SQL
-    /// ([`Self::stock_by_plain_sql`]) and its prices as the agent reads
+    /// ([`crate::expected::stock_by_plain_sql`]) and its prices as the agent reads
     /// them, mapped as the cloud maps them, against what the shop shows.
     async fn shop_against_erp(&self) -> anyhow::Result<(usize, Vec<String>)> {
         use agent::optima;
@@ -1053,7 +990,7 @@ impl World {
         let ids = optima::product_ids_for_skus(&mut sql, &skus).await?;
         let products = optima::products(&mut sql, &ids, &groups).await?;
         let prices = optima::prices(&mut sql, &ids, optima::PriceListKey::Lp).await?;
-        let stock = self.stock_by_plain_sql().await?;
+        let stock = crate::expected::stock_by_plain_sql(&mut self.sql().await?).await?;
         let expected = crate::expected::shop_states(&products, &prices, &stock, &rules);
         let all: Vec<Value> = reqwest::get(format!("{}/__standin/products", self.shop.base_url))
             .await?

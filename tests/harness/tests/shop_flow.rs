@@ -378,7 +378,9 @@ fn heartbeat(seq: u64) -> Envelope {
     )
 }
 
-/// The same watchdog code the schedule runs, with a 1-second staleness limit.
+/// The same watchdog code the schedule runs, with a 1-second staleness
+/// limit, returned once the cloud's own status shows the agent silent for
+/// at least 2 s (whole seconds, rounded down), so it is past the limit.
 async fn watchdog_stale_after_one_second(
     cloud: &LocalCloud,
 ) -> anyhow::Result<functions::watchdog::Watchdog> {
@@ -387,6 +389,16 @@ async fn watchdog_stale_after_one_second(
     let mut env =
         functions::env::FunctionEnv::from_map(cloud.stack.function("watchdog")?.environment());
     env.set("AGENT_STALE_AFTER_SECONDS", "1");
+    wait_for(
+        "the agent silent for 2 s by the cloud's clock",
+        Duration::from_secs(30),
+        || async {
+            let status = cloud.status().await?;
+            let silent = status["agents"][0]["seconds_since_seen"].as_i64();
+            Ok(silent.filter(|s| *s >= 2).map(|_| ()))
+        },
+    )
+    .await?;
     Ok(functions::watchdog::Watchdog::new(&clients, &env)?)
 }
 
@@ -421,7 +433,6 @@ async fn a_silent_agent_under_hold_leaves_the_shop_as_it_is() -> anyhow::Result<
     let before = shop.stats().await?["total_requests"].as_u64();
 
     let watchdog = watchdog_stale_after_one_second(&cloud).await?;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
     let summary = watchdog
         .handle(Value::Null)
         .await
@@ -528,7 +539,6 @@ async fn a_silent_agent_zeroes_low_stock_and_its_return_restores_it() -> anyhow:
     quiet(&cloud).await?;
 
     let watchdog = watchdog_stale_after_one_second(&cloud).await?;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
     let summary = watchdog
         .handle(Value::Null)
         .await
