@@ -3,8 +3,8 @@
 //! Force-sync and resend commands go to the sync loop (merged while a pass
 //! runs, so they never hold up the orders behind them); ping asks for a
 //! heartbeat now; create-order and cancel-order go to [`crate::orders`]. A
-//! command addressed to another agent of the stack is given straight back
-//! for it, untouched. A resend past the last number this state gave in its
+//! command addressed to another agent of the stack is given back to the
+//! queue for it ([`left_for_addressee`]). A resend past the last number this state gave in its
 //! life means the state file is older than what the cloud applied (restored
 //! from a backup): the store begins a new life first. A message is
 //! deleted only after it was handed over (for an order: written and its

@@ -70,9 +70,6 @@ pub struct OutboxEntry {
 
 pub struct Store {
     conn: Mutex<Connection>,
-    /// Changed only with `conn` held ([`Store::begin_new_life`]), and read
-    /// with it held wherever a message is numbered.
-    incarnation: Mutex<String>,
     /// When this process opened the file: a restored file's reports since
     /// then may all have been dropped ([`Store::begin_new_life`]).
     opened_at: DateTime<Utc>,
@@ -152,24 +149,15 @@ impl Store {
             "INSERT OR IGNORE INTO identity (key, value) VALUES ('incarnation', ?1)",
             [uuid::Uuid::new_v4().simple().to_string()],
         )?;
-        let incarnation = conn.query_row(
-            "SELECT value FROM identity WHERE key = 'incarnation'",
-            [],
-            |r| r.get(0),
-        )?;
         Ok(Store {
             conn: Mutex::new(conn),
-            incarnation: Mutex::new(incarnation),
             opened_at: Utc::now(),
         })
     }
 
     /// The life of this state file that sequence numbers count in.
-    pub fn incarnation(&self) -> String {
-        self.incarnation
-            .lock()
-            .map(|i| i.clone())
-            .unwrap_or_default()
+    pub fn incarnation(&self) -> Result<String, StoreError> {
+        incarnation_in(&*self.conn()?)
     }
 
     /// The cloud has applied more of this incarnation than this file says
@@ -186,7 +174,6 @@ impl Store {
     /// Returns the new incarnation.
     pub fn begin_new_life(&self, agent_id: &str, now: DateTime<Utc>) -> Result<String, StoreError> {
         let mut conn = self.conn()?;
-        let mut incarnation = self.incarnation.lock().map_err(|_| StoreError::Poisoned)?;
         let tx = conn.transaction()?;
         let unsent: Vec<(String, Option<String>, String)> = {
             let mut stmt =
@@ -240,7 +227,6 @@ impl Store {
             [next as i64],
         )?;
         tx.commit()?;
-        *incarnation = new_life.clone();
         Ok(new_life)
     }
 
@@ -305,7 +291,7 @@ impl Store {
             }
         };
         let version = crate::cloud_version::write_version();
-        let incarnation = self.incarnation();
+        let incarnation = incarnation_in(&tx)?;
         let parts = encode_envelopes_from(
             version,
             &Origin {
@@ -375,7 +361,7 @@ impl Store {
     /// not when it was made in a life this file has left meanwhile.
     pub fn put_lane_heartbeat(&self, incarnation: &str, body: &str) -> Result<(), StoreError> {
         let conn = self.conn()?;
-        if self.incarnation() != incarnation {
+        if incarnation_in(&conn)? != incarnation {
             return Ok(());
         }
         conn.execute(
@@ -422,7 +408,7 @@ impl Store {
         let next = conn.query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |r| {
             r.get::<_, i64>(0)
         })?;
-        Ok((self.incarnation(), (next as u64).saturating_sub(1)))
+        Ok((incarnation_in(&conn)?, (next as u64).saturating_sub(1)))
     }
 
     pub fn outbox_depth(&self) -> Result<u64, StoreError> {
@@ -735,7 +721,7 @@ impl Store {
             return Ok((Vec::new(), 0));
         };
         let version = crate::cloud_version::write_version();
-        let incarnation = self.incarnation();
+        let incarnation = incarnation_in(&tx)?;
         let origin = Origin {
             agent_id,
             incarnation: Some(&incarnation),
@@ -902,6 +888,16 @@ impl Store {
     }
 }
 
+/// The incarnation as the file holds it: read where a message is numbered,
+/// in the same transaction, so a new life cannot slip in between.
+fn incarnation_in(conn: &Connection) -> Result<String, StoreError> {
+    Ok(conn.query_row(
+        "SELECT value FROM identity WHERE key = 'incarnation'",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -978,9 +974,9 @@ mod tests {
         let (_dir, store) = temp_store()?;
         let ping = || Payload::Ping(Ping { nonce: "x".into() });
         store.enqueue("a", ping(), None, 250_000, Utc::now())?;
-        store.put_lane_heartbeat(&store.incarnation(), "one")?;
+        store.put_lane_heartbeat(&store.incarnation()?, "one")?;
         let (sending, _) = store.lane_heartbeat()?.unwrap_or_default();
-        store.put_lane_heartbeat(&store.incarnation(), "two")?;
+        store.put_lane_heartbeat(&store.incarnation()?, "two")?;
         store.remove_lane_heartbeat(sending)?;
         assert_eq!(
             store.lane_heartbeat()?.map(|(_, body)| body).as_deref(),
@@ -1012,20 +1008,20 @@ mod tests {
         let path = dir.path().join("s.sqlite");
         let ping = || Payload::Ping(Ping { nonce: "x".into() });
         store.enqueue("a", ping(), None, 250_000, Utc::now())?;
-        let first = store.incarnation().to_owned();
+        let first = store.incarnation()?;
         assert_eq!(first.len(), 32, "a random 128-bit id: {first}");
         let envelope = decode(&store.pending(1)?[0].body)?;
         assert_eq!(envelope.incarnation.as_deref(), Some(first.as_str()));
         drop(store);
         assert_eq!(
-            Store::open(&path)?.incarnation(),
+            Store::open(&path)?.incarnation()?,
             first,
             "kept across restarts"
         );
         std::fs::remove_file(&path)
             .map_err(|e| StoreError::Sqlite(rusqlite::Error::InvalidPath(e.to_string().into())))?;
         let store = Store::open(&path)?;
-        assert_ne!(store.incarnation(), first, "a deleted state is a new life");
+        assert_ne!(store.incarnation()?, first, "a deleted state is a new life");
         assert_eq!(
             store.enqueue("a", ping(), None, 250_000, Utc::now())?,
             vec![1]
@@ -1033,7 +1029,7 @@ mod tests {
         let envelope = decode(&store.pending(1)?[0].body)?;
         assert_eq!(
             envelope.incarnation.as_deref(),
-            Some(store.incarnation().as_str())
+            Some(store.incarnation()?.as_str())
         );
         Ok(())
     }
@@ -1064,13 +1060,13 @@ mod tests {
         store.order_reported("sklep:7", "shipped T1", false, Utc::now())?;
         store.track_order("sklep", "8", 80, "RO/8/2026", Utc::now())?;
         store.order_reported("sklep:8", "shipped T8", true, Utc::now())?;
-        let old = store.incarnation();
+        let old = store.incarnation()?;
         store.put_lane_heartbeat(&old, "old life")?;
 
         let new = store.begin_new_life("a", Utc::now())?;
 
         assert_ne!(new, old);
-        assert_eq!(store.incarnation(), new);
+        assert_eq!(store.incarnation()?, new);
         assert_eq!(
             store.position()?,
             (new.clone(), 3),

@@ -296,17 +296,22 @@ pub struct ForceRequests {
 
 impl ForceRequests {
     pub fn ask(&self, request: contract::ForceSync) {
-        {
-            let mut waiting = self
-                .waiting
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match waiting.as_mut() {
-                Some(earlier) => earlier.merge(request),
-                None => *waiting = Some(request),
-            }
-        }
+        self.put_back(request);
         self.asked.notify_one();
+    }
+
+    /// A request that could not run yet (another sync held the lease, or
+    /// SQL Server failed), for the next round: merged with any asked
+    /// meanwhile, and not waking the loop, which waits its usual while.
+    pub fn put_back(&self, request: contract::ForceSync) {
+        let mut waiting = self
+            .waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match waiting.as_mut() {
+            Some(earlier) => earlier.merge(request),
+            None => *waiting = Some(request),
+        }
     }
 
     /// The merged request, if any, leaving none waiting.
@@ -361,7 +366,6 @@ pub async fn run(
     let mut backoff = crate::retry::Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     let overlap = ChronoDuration::seconds(sync.overlap_seconds as i64);
     let mut cursor_moves = CursorMoves::default();
-    let mut queued_force: Option<contract::ForceSync> = None;
     loop {
         if sql.is_none() {
             match crate::sql::connect(&config.sql_target()).await {
@@ -387,14 +391,7 @@ pub async fn run(
         // an automatic sync never run at the same time.
         let mut result: Result<usize, SyncError> = Ok(0);
         // Forced passes first: someone is waiting for them.
-        let request = match (queued_force.take(), forced.take()) {
-            (Some(mut held), Some(newer)) => {
-                held.merge(newer);
-                Some(held)
-            }
-            (held, newer) => held.or(newer),
-        };
-        if let Some(request) = request {
+        if let Some(request) = forced.take() {
             let scope = if request.skus.is_empty() {
                 Scope::All
             } else {
@@ -417,11 +414,11 @@ pub async fn run(
             result = match ran {
                 Ok(Some(report)) => Ok(report.changed()),
                 Ok(None) => {
-                    queued_force = Some(request);
+                    forced.put_back(request);
                     Ok(0)
                 }
                 Err(err) => {
-                    queued_force = Some(request);
+                    forced.put_back(request);
                     Err(err)
                 }
             };

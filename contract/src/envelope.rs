@@ -345,7 +345,7 @@ pub struct Envelope {
     /// builds before the field existed, and on commands.
     pub incarnation: Option<String>,
     /// A command's addressee: the one agent that acts on it (others give
-    /// it back untouched). `None` on events, and on commands for whichever
+    /// it back to the queue for it). `None` on events, and on commands for whichever
     /// agent takes them (stacks with one agent; builds before the field).
     pub to: Option<String>,
     /// Per agent incarnation, only grows (events); per-sender for commands.

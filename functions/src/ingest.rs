@@ -145,17 +145,8 @@ impl Ingest {
                 .sequences
                 .check(agent, incarnation, envelope.seq.saturating_add(1))
                 .await?;
-            if let (SeqCheck::Duplicate, Some(applied), Some(_)) =
-                (position.check, position.last_applied, incarnation)
-            {
-                // The agent has numbered less of this life than the cloud
-                // applied: its state file went back (restored from an older
-                // backup). What it numbers now would be dropped as seen; the
-                // resend past its last number tells it to begin a new life.
-                warn!(%agent, ?incarnation, agent_last_seq = envelope.seq, applied, "the agent's state is older than what the cloud applied of it (a restored state file): asking it to begin a new life");
-                self.ask_resend(agent, incarnation, envelope.seq.saturating_add(1), applied)
-                    .await;
-            }
+            self.resend_if_behind(agent, incarnation, envelope.seq, position.last_applied)
+                .await;
             let version = SeqVersion {
                 generation: position.version.generation,
                 seq: envelope.seq,
@@ -168,15 +159,10 @@ impl Ingest {
             .await?;
         match position.check {
             SeqCheck::Duplicate => {
-                // A heartbeat is numbered when it is sent: one at or below
-                // what the cloud applied of its life comes from a state file
-                // that went back (see the heartbeat lane above).
-                if let (Payload::Heartbeat(_), Some(applied), Some(_)) =
-                    (&envelope.payload, position.last_applied, incarnation)
-                    && applied > envelope.seq
-                {
-                    warn!(%agent, ?incarnation, agent_seq = envelope.seq, applied, "the agent's state is older than what the cloud applied of it (a restored state file): asking it to begin a new life");
-                    self.ask_resend(agent, incarnation, envelope.seq.saturating_add(1), applied)
+                // A heartbeat is numbered when it is sent, so its number is
+                // the agent's last one, as in the lane above.
+                if let Payload::Heartbeat(_) = envelope.payload {
+                    self.resend_if_behind(agent, incarnation, envelope.seq, position.last_applied)
                         .await;
                 }
                 info!(%agent, seq = envelope.seq, "already applied; nothing to do");
@@ -198,6 +184,28 @@ impl Ingest {
         self.sequences
             .mark(agent, incarnation, position.version)
             .await
+    }
+
+    /// An agent whose last number in this life (`agent_last_seq`, from its
+    /// heartbeat) is below what the cloud applied of it: its state file went
+    /// back (restored from an older backup), and what it numbers now would be
+    /// dropped as seen. The resend past its last number tells it to begin a
+    /// new life.
+    async fn resend_if_behind(
+        &self,
+        agent: &str,
+        incarnation: Option<&str>,
+        agent_last_seq: u64,
+        applied: Option<u64>,
+    ) {
+        let (Some(applied), Some(_)) = (applied, incarnation) else {
+            return;
+        };
+        if applied > agent_last_seq {
+            warn!(%agent, ?incarnation, agent_last_seq, applied, "the agent's state is older than what the cloud applied of it (a restored state file): asking it to begin a new life");
+            self.ask_resend(agent, incarnation, agent_last_seq + 1, applied)
+                .await;
+        }
     }
 
     async fn ask_resend(&self, agent: &str, incarnation: Option<&str>, from: u64, to: u64) {
@@ -696,15 +704,15 @@ fn records_by_sku(
     by_sku
 }
 
-/// SQS takes deduplication ids of at most 128 characters: a longer one
-/// (a 64-character agent id with an incarnation and two large numbers) is
-/// replaced by its SHA-256, which keeps it as unique.
 /// The commands queue group of everything addressed to one agent: its
 /// commands wait only behind each other, never behind another agent's.
 pub fn agent_command_group(agent: &str) -> String {
     format!("agent-{agent}")
 }
 
+/// SQS takes deduplication ids of at most 128 characters: a longer one
+/// (a 64-character agent id with an incarnation and two large numbers) is
+/// replaced by its SHA-256, which keeps it as unique.
 fn fitting_dedup_id(id: String) -> String {
     use sha2::{Digest, Sha256};
     if id.len() <= 128 {
