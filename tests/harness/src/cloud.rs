@@ -261,6 +261,31 @@ fn issue_agent_key(endpoint: &str, stack: &str, to: &Path) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Messages on an SQS queue, visible or in flight (received and not yet
+/// deleted). A count the emulator does not report is an error, not 0.
+pub async fn messages_held(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> anyhow::Result<u64> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let kinds = [
+        QueueAttributeName::ApproximateNumberOfMessages,
+        QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+    ];
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .set_attribute_names(Some(kinds.to_vec()))
+        .send()
+        .await?
+        .attributes
+        .unwrap_or_default();
+    kinds.iter().try_fold(0u64, |held, kind| {
+        let count = attributes
+            .get(kind)
+            .and_then(|v| v.parse::<u64>().ok())
+            .with_context(|| format!("{queue_url}: no {kind:?}"))?;
+        Ok(held + count)
+    })
+}
+
 /// Where the cloud stands in agent `agent`'s current life: `(incarnation,
 /// last sequence applied)`, read from the state table (`pk = sequences`).
 pub async fn applied_life(

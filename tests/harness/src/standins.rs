@@ -101,6 +101,17 @@ impl OptimaStandin {
             .collect())
     }
 
+    /// One action of the office (realise an RO, add a product, …), as
+    /// the office simulator performs it on the stand-in's database.
+    pub async fn perform(&self, action: optima_standin::simulator::Action) -> anyhow::Result<()> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            optima_standin::simulator::Simulator::open(&db)?.perform(action)?;
+            Ok(())
+        })
+        .await?
+    }
+
     /// Runs the office simulator against the same database for `seconds`.
     pub fn simulate(&self, rate: f64, seconds: f64, log_dir: &Path) -> anyhow::Result<Process> {
         let mut command = Command::new(workspace_bin("optima-standin")?);

@@ -12,7 +12,6 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::Utc;
 use contract::{Envelope, ForceSync, Payload, Resend, SyncArea, encode_body};
 use harness::cloud::{LocalCloud, applied_life, start_agent};
@@ -105,24 +104,25 @@ impl Bench {
             .unwrap_or(0))
     }
 
-    async fn commands_waiting(&self) -> anyhow::Result<u64> {
-        let attributes = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&self.commands)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-            .send()
-            .await?;
-        let map = attributes.attributes.unwrap_or_default();
-        Ok([
-            QueueAttributeName::ApproximateNumberOfMessages,
-            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
-        ]
-        .iter()
-        .filter_map(|k| map.get(k)?.parse::<u64>().ok())
-        .sum())
+    /// biuro's life as the cloud follows it.
+    async fn life(&self) -> anyhow::Result<Option<String>> {
+        Ok(applied_life(&self.dynamodb, &self.table, "biuro")
+            .await?
+            .map(|(life, _)| life))
     }
+
+    async fn commands_waiting(&self) -> anyhow::Result<u64> {
+        harness::cloud::messages_held(&self.sqs, &self.commands).await
+    }
+}
+
+/// A resend from 1 to `to_seq` of the life `life`, as ingest asks it.
+fn resend_up_to(life: &str, to_seq: u64) -> Payload {
+    Payload::Resend(Resend {
+        from_seq: 1,
+        to_seq,
+        incarnation: Some(life.to_owned()),
+    })
 }
 
 fn force_stock(skus: &[&str]) -> Payload {
@@ -202,56 +202,29 @@ async fn commands_reach_the_agent_they_name_and_do_what_they_ask() -> anyhow::Re
     }
 
     // 3. A resend within the agent's own numbers: a full pass, same life.
-    let (life, _) = applied_life(&bench.dynamodb, &bench.table, "biuro")
-        .await?
-        .context("the cloud follows biuro")?;
+    let life = bench.life().await?.context("the cloud follows biuro")?;
     let rest: Vec<&str> = skus[6..10].iter().map(String::as_str).collect();
     let mut before = Vec::new();
     for sku in &rest {
         before.push(bench.rank(sku).await?);
     }
-    bench
-        .send(
-            "biuro",
-            Payload::Resend(Resend {
-                from_seq: 1,
-                to_seq: 1,
-                incarnation: Some(life.clone()),
-            }),
-        )
-        .await?;
+    bench.send("biuro", resend_up_to(&life, 1)).await?;
     for (sku, before) in rest.iter().zip(before) {
         bench.stock_resent(sku, "biuro", before).await?;
     }
     assert_eq!(
-        applied_life(&bench.dynamodb, &bench.table, "biuro")
-            .await?
-            .map(|(l, _)| l),
+        bench.life().await?,
         Some(life.clone()),
         "a resend of numbers the agent gave keeps its life"
     );
 
     // 4. A resend past anything the agent numbered (its file is older than
     //    the cloud): a new life, which the cloud then follows.
-    bench
-        .send(
-            "biuro",
-            Payload::Resend(Resend {
-                from_seq: 1,
-                to_seq: 1_000_000,
-                incarnation: Some(life.clone()),
-            }),
-        )
-        .await?;
+    bench.send("biuro", resend_up_to(&life, 1_000_000)).await?;
     let new_life = wait_for(
         "the cloud following biuro's new life",
         Duration::from_secs(40),
-        || async {
-            Ok(applied_life(&bench.dynamodb, &bench.table, "biuro")
-                .await?
-                .map(|(l, _)| l)
-                .filter(|l| *l != life))
-        },
+        || async { Ok(bench.life().await?.filter(|l| *l != life)) },
     )
     .await?;
     agent.wait_for_log("the state begins a new life", Duration::from_secs(5))?;

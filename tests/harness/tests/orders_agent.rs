@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use agent::optima::order_document::import_row_id;
 use anyhow::Context;
-use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::Utc;
 use contract::{Address, Buyer, MAX_BODY_BYTES, Order, OrderLine, Payload, encode_envelopes};
 use harness::cloud::{LocalCloud, start_agent};
@@ -132,21 +131,7 @@ impl Bench {
     }
 
     async fn queue_is_empty(&self) -> anyhow::Result<bool> {
-        let attributes = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&self.commands)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-            .send()
-            .await?;
-        let map = attributes.attributes.unwrap_or_default();
-        Ok([
-            QueueAttributeName::ApproximateNumberOfMessages,
-            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
-        ]
-        .iter()
-        .all(|k| map.get(k).map(String::as_str) == Some("0")))
+        Ok(harness::cloud::messages_held(&self.sqs, &self.commands).await? == 0)
     }
 
     async fn wait_written(&self, orders: &[&Order], what: &str) -> anyhow::Result<()> {

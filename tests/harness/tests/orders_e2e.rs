@@ -318,37 +318,18 @@ async fn a_shop_order_becomes_an_ro_and_its_shipping_comes_back() -> anyhow::Res
     assert_eq!(acked_id, i64::from(ro_id), "the RO's TrN_TrNID");
 
     // The warehouse realises the reservation with a tracking number.
-    let db = erp.db.clone();
     let realised = Instant::now();
-    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        let mut sim = optima_standin::simulator::Simulator::open(&db)?;
-        sim.perform(optima_standin::simulator::Action::Realise {
-            ro_id: i64::from(ro_id),
-            tracking: "PL7777000111".into(),
-        })?;
-        Ok(())
+    erp.perform(optima_standin::simulator::Action::Realise {
+        ro_id: i64::from(ro_id),
+        tracking: "PL7777000111".into(),
     })
-    .await??;
-    let shown: Value = wait_for(
-        "the shop's order completed with tracking",
-        Duration::from_secs(60),
-        || async {
-            let order = shop.order(order_id).await?;
-            let done = order["order"]["status"] == "completed"
-                && order["notes"].to_string().contains("PL7777000111");
-            Ok(done.then_some(order))
-        },
-    )
     .await?;
+    let (tracking_notes, notes) =
+        completed_with_tracking(&shop, order_id, "PL7777000111", Duration::from_secs(60)).await?;
     println!(
         "realised in Optima → shop completed with tracking after {:?}",
         realised.elapsed()
     );
-    let notes = shown["notes"].as_array().context("notes")?;
-    let tracking_notes: Vec<&Value> = notes
-        .iter()
-        .filter(|n| n.to_string().contains("PL7777000111"))
-        .collect();
     assert_eq!(tracking_notes.len(), 1, "one tracking note: {notes:?}");
     assert_eq!(
         tracking_notes[0]["customer_note"], true,
@@ -489,17 +470,11 @@ async fn a_shop_order_becomes_an_ro_and_its_shipping_comes_back() -> anyhow::Res
     // The office adds the product, and a person sends the parked order
     // again from the office (`agent orders retry`): it becomes its RO, and
     // leaves /status's parked orders.
-    let db = erp.db.clone();
-    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        optima_standin::simulator::Simulator::open(&db)?.perform(
-            optima_standin::simulator::Action::NewProduct {
-                sku: SHOP_ONLY.into(),
-                name: "Tylko w sklepie, już w Optimie".into(),
-            },
-        )?;
-        Ok(())
+    erp.perform(optima_standin::simulator::Action::NewProduct {
+        sku: SHOP_ONLY.into(),
+        name: "Tylko w sklepie, już w Optimie".into(),
     })
-    .await??;
+    .await?;
     let retried = std::process::Command::new(harness::paths::workspace_bin("agent")?)
         .args(["orders", "retry", "--config"])
         .arg(dir.join("agent.toml"))
@@ -531,6 +506,34 @@ async fn a_shop_order_becomes_an_ro_and_its_shipping_comes_back() -> anyhow::Res
     )
     .await?;
     Ok(())
+}
+
+/// Waits until shop order `order_id` is completed with a note naming
+/// `tracking`; returns the notes naming it and all the order's notes.
+async fn completed_with_tracking(
+    shop: &WooStandinProcess,
+    order_id: u64,
+    tracking: &str,
+    within: Duration,
+) -> anyhow::Result<(Vec<Value>, Vec<Value>)> {
+    let shown: Value = wait_for(
+        "the shop's order completed with tracking",
+        within,
+        || async {
+            let order = shop.order(order_id).await?;
+            let done = order["order"]["status"] == "completed"
+                && order["notes"].to_string().contains(tracking);
+            Ok(done.then_some(order))
+        },
+    )
+    .await?;
+    let notes = shown["notes"].as_array().context("notes")?.clone();
+    let naming = notes
+        .iter()
+        .filter(|n| n.to_string().contains(tracking))
+        .cloned()
+        .collect();
+    Ok((naming, notes))
 }
 
 /// Waits for shop order `number`'s RO in Optima: `(TrN_TrNID, TrN_NumerPelny)`.
@@ -642,16 +645,11 @@ async fn a_cancelled_shop_order_leaves_optima_or_waits_for_a_person() -> anyhow:
 
     // The office realises it anyway: the shop order stays cancelled, with
     // no tracking note.
-    let db = erp.db.clone();
-    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        let mut sim = optima_standin::simulator::Simulator::open(&db)?;
-        sim.perform(optima_standin::simulator::Action::Realise {
-            ro_id: i64::from(ro_id),
-            tracking: "PL5555000111".into(),
-        })?;
-        Ok(())
+    erp.perform(optima_standin::simulator::Action::Realise {
+        ro_id: i64::from(ro_id),
+        tracking: "PL5555000111".into(),
     })
-    .await??;
+    .await?;
     wait_for(
         "the shipped stage in the cloud",
         Duration::from_secs(60),
@@ -1044,43 +1042,21 @@ async fn an_order_shipped_after_the_state_file_was_restored_from_a_backup_reache
 
     agent.kill();
     copy_state(dir, "backup.sqlite", "biuro-state.sqlite")?;
-    let db = erp.db.clone();
-    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        let mut sim = optima_standin::simulator::Simulator::open(&db)?;
-        sim.perform(optima_standin::simulator::Action::Realise {
-            ro_id: i64::from(shipped_ro),
-            tracking: "PL4242000111".into(),
-        })?;
-        Ok(())
+    erp.perform(optima_standin::simulator::Action::Realise {
+        ro_id: i64::from(shipped_ro),
+        tracking: "PL4242000111".into(),
     })
-    .await??;
+    .await?;
     let mut agent = restart("agent-3.log")?;
     let restarted = Instant::now();
 
-    let shown: Value = wait_for(
-        "the shop's order completed with tracking",
-        Duration::from_secs(90),
-        || async {
-            let order = shop.order(shipped_id).await?;
-            let done = order["order"]["status"] == "completed"
-                && order["notes"].to_string().contains("PL4242000111");
-            Ok(done.then_some(order))
-        },
-    )
-    .await?;
+    let (tracking_notes, notes) =
+        completed_with_tracking(&shop, shipped_id, "PL4242000111", Duration::from_secs(90)).await?;
     println!(
         "restored state → shipping in the shop after {:?}",
         restarted.elapsed()
     );
-    let notes = shown["notes"].as_array().context("notes")?;
-    assert_eq!(
-        notes
-            .iter()
-            .filter(|n| n.to_string().contains("PL4242000111"))
-            .count(),
-        1,
-        "one tracking note: {notes:?}"
-    );
+    assert_eq!(tracking_notes.len(), 1, "one tracking note: {notes:?}");
     // The fault landed: the agent found its file behind the cloud.
     agent.wait_for_log("the state begins a new life", Duration::from_secs(5))?;
     let (new_life, _) = harness::cloud::applied_life(&dynamodb, &table, "biuro")

@@ -11,7 +11,6 @@
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use aws_sdk_sqs::types::QueueAttributeName;
 use contract::{Envelope, MIN_SCHEMA_VERSION, Payload, Ping, SCHEMA_VERSION};
 use harness::cloud::start_agent;
 use harness::emulator::{Emulator, sdk_config};
@@ -80,27 +79,8 @@ async fn a_command_in_a_newer_contract_is_refused_clearly_and_left_queued() -> a
 
     // Not deleted: still in the queue (visible or in flight) or in its DLQ.
     let dlq = stack.output("CommandsDlqUrl")?.to_owned();
-    let mut held = 0u64;
-    for url in [&commands, &dlq] {
-        let attrs = sqs
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-            .send()
-            .await?
-            .attributes
-            .unwrap_or_default();
-        for key in [
-            QueueAttributeName::ApproximateNumberOfMessages,
-            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
-        ] {
-            held += attrs
-                .get(&key)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-    }
+    let held = harness::cloud::messages_held(&sqs, &commands).await?
+        + harness::cloud::messages_held(&sqs, &dlq).await?;
     ensure!(
         held == 1,
         "the refused command is kept, not deleted ({held} held)"
