@@ -161,7 +161,7 @@ impl Store {
     }
 
     /// The cloud has applied more of this incarnation than this file says
-    /// it numbered (`cloud_last_seq` > [`Store::last_seq`]): the file was
+    /// it numbered (`cloud_last_seq` > [`Store::position`]): the file was
     /// restored from an older backup, or copied from another install. The
     /// cloud would drop everything numbered from here as already seen, so
     /// this file starts a new life, counted from 1, which the cloud hears
@@ -395,14 +395,9 @@ impl Store {
         Ok(())
     }
 
-    /// The last sequence number given to a message (0: none yet), which a
-    /// heartbeat in its own lane carries without taking one.
-    pub fn last_seq(&self) -> Result<u64, StoreError> {
-        Ok(self.position()?.1)
-    }
-
-    /// The incarnation and the last sequence number given in it, read
-    /// together (a new life can begin between two separate reads).
+    /// The incarnation and the last sequence number given in it (0: none
+    /// yet), read together (a new life can begin between two separate
+    /// reads): what a heartbeat in its own lane carries without taking one.
     pub fn position(&self) -> Result<(String, u64), StoreError> {
         let conn = self.conn()?;
         let next = conn.query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |r| {
@@ -983,7 +978,7 @@ mod tests {
             Some("two"),
             "the newer one, put while the older was on the wire, stays"
         );
-        assert_eq!(store.last_seq()?, 1, "no number taken");
+        assert_eq!(store.position()?.1, 1, "no number taken");
         assert_eq!(
             store.enqueue("a", ping(), None, 250_000, Utc::now())?,
             vec![2]
@@ -1116,6 +1111,32 @@ mod tests {
             vec![4],
             "numbering goes on in the new life"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn a_new_life_keeps_an_unsent_messages_coalesce_key() -> Result<(), StoreError> {
+        let (_dir, store) = temp_store()?;
+        store.enqueue(
+            "a",
+            progress(None),
+            Some("order:sklep:7"),
+            250_000,
+            Utc::now(),
+        )?;
+        store.begin_new_life("a", Utc::now())?;
+        assert_eq!(
+            store.enqueue(
+                "a",
+                progress(Some("T1")),
+                Some("order:sklep:7"),
+                250_000,
+                Utc::now()
+            )?,
+            vec![1],
+            "the newer progress replaces the renumbered one in place"
+        );
+        assert_eq!(store.outbox_depth()?, 1);
         Ok(())
     }
 
