@@ -206,6 +206,19 @@ pub struct OrdersSection {
     pub default_fee_service: Option<String>,
     /// The series for document numbering schemes with `@seria`.
     pub series: Option<String>,
+    /// An order in another currency than złoty: `park` (default) for a
+    /// person, or `nbp`: written in its currency at the NBP average rate of
+    /// the last working day before the document date.
+    #[serde(default)]
+    pub foreign_currency: crate::erp_settings::ForeignCurrency,
+    /// `TrN_KursNumer` of such documents: the number of Optima's "średni
+    /// kurs NBP" rate type. 3 is the number public direct INSERTs of Optima
+    /// documents carry (optima-real.md E9).
+    #[serde(default = "default_currency_rate_type")]
+    pub currency_rate_type: i32,
+    /// Where NBP's public API is (tests point it at a stand-in).
+    #[serde(default = "default_nbp_url")]
+    pub nbp_url: String,
     /// Seconds between checks of what became of written orders.
     #[serde(default = "default_progress_seconds")]
     pub progress_seconds: u64,
@@ -227,6 +240,14 @@ fn default_customer_prefix() -> String {
     "WWW".into()
 }
 
+fn default_currency_rate_type() -> i32 {
+    3
+}
+
+fn default_nbp_url() -> String {
+    crate::exchange_rates::NBP_API.into()
+}
+
 fn default_progress_seconds() -> u64 {
     5
 }
@@ -245,6 +266,8 @@ impl OrdersSection {
             fee_services: self.fee_services.clone(),
             default_fee_service: self.default_fee_service.clone(),
             series: self.series.clone(),
+            foreign_currency: self.foreign_currency,
+            currency_rate_type: self.currency_rate_type,
         }
     }
 }
@@ -409,6 +432,28 @@ impl AgentConfig {
                     "orders.customer_code_prefix",
                     format!(
                         "= `{prefix}` is invalid: expected 1 to 7 letters or digits (Knt_Kod holds 20 characters)"
+                    ),
+                ));
+            }
+            if !(1..=999).contains(&orders.currency_rate_type) {
+                return Err(invalid(
+                    "orders.currency_rate_type",
+                    format!(
+                        "is {}: expected the number of Optima's NBP average rate type (1-999, usually 3)",
+                        orders.currency_rate_type
+                    ),
+                ));
+            }
+            let nbp = orders.nbp_url.trim();
+            if !(nbp.starts_with("https://")
+                || nbp.starts_with("http://127.0.0.1")
+                || nbp.starts_with("http://localhost"))
+            {
+                return Err(invalid(
+                    "orders.nbp_url",
+                    format!(
+                        "is `{nbp}`: expected an https:// address (default {})",
+                        crate::exchange_rates::NBP_API
                     ),
                 ));
             }

@@ -80,4 +80,22 @@ pub struct WriteSettings {
     pub default_fee_service: Option<String>,
     /// The series for numbering schemes with `@seria`.
     pub series: Option<String>,
+    /// What an order in another currency than złoty becomes.
+    pub foreign_currency: ForeignCurrency,
+    /// `TrN_KursNumer`: the number of the rate type in Optima's list of
+    /// rate types that the document's rate is.
+    pub currency_rate_type: i32,
+}
+
+/// What an order in a foreign currency becomes (`[orders] foreign_currency`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForeignCurrency {
+    /// Parked for a person, who enters it by hand.
+    #[default]
+    Park,
+    /// Written in its currency at the NBP average rate of the last working
+    /// day before the document date, as Optima proposes it
+    /// ([`crate::exchange_rates`]).
+    Nbp,
 }

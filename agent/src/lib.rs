@@ -14,6 +14,7 @@
 //! - [`commands`]: the commands queue consumer (force sync, resend, ping).
 //! - [`cloud_version`]: the contract version the cloud reads, learned from
 //!   its commands; what the agent writes at.
+//! - [`exchange_rates`]: the NBP rate a foreign-currency order is written at.
 //! - [`sql`]: the SQL Server connection (tiberius) and its health probe.
 //! - [`optima`]: every SQL statement run against Optima, and the projection
 //!   of its rows into contract records; `optima::cells` reads a row without
@@ -36,6 +37,7 @@ pub mod commands;
 pub mod config;
 pub mod doctor;
 pub mod erp_settings;
+pub mod exchange_rates;
 pub mod failpoint;
 pub mod heartbeat;
 pub mod optima;
@@ -261,7 +263,23 @@ pub async fn rehearse_order(
             optima::order_document::sample_order(&sku, rust_decimal::Decimal::new(12300, 2))
         }
     };
-    Ok(optima::order_document::rehearse(&mut client, &order, &orders.write_settings()).await?)
+    let settings = orders.write_settings();
+    let rate = match order_intake::OrderRates::new(&orders.nbp_url)
+        .for_order(&mut client, &order, &settings)
+        .await
+        .context("looking up the order's exchange rate")?
+    {
+        order_intake::OrderRate::None => None,
+        order_intake::OrderRate::At(rate) => Some(rate),
+        order_intake::OrderRate::Parked(reason) => {
+            return Ok(optima::order_document::Rehearsal {
+                outcome: format!("parked before the transaction: {reason}"),
+                header: Vec::new(),
+                lines: Vec::new(),
+            });
+        }
+    };
+    Ok(optima::order_document::rehearse(&mut client, &order, &settings, rate.as_ref()).await?)
 }
 
 /// Queues the request to send a parked order to the ERP again in the

@@ -21,7 +21,11 @@ use tokio::sync::{Mutex, Notify};
 use tracing::{info, warn};
 
 use crate::config::AgentConfig;
-use crate::optima::order_document::{LinkedDocument, Withdrawal, WriteResult, WriteSettings};
+use crate::erp_settings::ForeignCurrency;
+use crate::exchange_rates::{ExchangeRate, NbpRates, RateError};
+use crate::optima::order_document::{
+    LinkedDocument, Withdrawal, WriteResult, WriteSettings, find_written, import_row_id, is_foreign,
+};
 use crate::sql::{SqlClient, SqlError};
 use crate::store::Store;
 
@@ -60,19 +64,87 @@ pub trait OrderWriter: Send {
     ) -> impl Future<Output = Result<HashMap<i64, Vec<LinkedDocument>>, WriteError>> + Send;
 }
 
+/// The exchange rate an order is written at.
+pub enum OrderRate {
+    /// A złoty order, or foreign ones are parked (the writer says so).
+    None,
+    At(ExchangeRate),
+    /// NBP has no rate for it: the order is parked with this reason.
+    Parked(String),
+}
+
+#[derive(Debug, Error)]
+pub enum RateLookupError {
+    #[error(transparent)]
+    Sql(#[from] SqlError),
+    /// NBP cannot be asked now: the order comes again later.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Looks up NBP rates for the document date SQL Server gives.
+pub struct OrderRates {
+    nbp_url: String,
+    nbp: Option<NbpRates>,
+}
+
+impl OrderRates {
+    pub fn new(nbp_url: &str) -> OrderRates {
+        OrderRates {
+            nbp_url: nbp_url.to_owned(),
+            nbp: None,
+        }
+    }
+
+    /// The rate `order` is written at, for today's date on SQL Server's
+    /// clock (the document date the writer uses).
+    pub async fn for_order(
+        &mut self,
+        client: &mut SqlClient,
+        order: &Order,
+        settings: &WriteSettings,
+    ) -> Result<OrderRate, RateLookupError> {
+        if !is_foreign(order) || settings.foreign_currency == ForeignCurrency::Park {
+            return Ok(OrderRate::None);
+        }
+        let day = crate::optima::server_now(client).await?.date();
+        let nbp = match &mut self.nbp {
+            Some(nbp) => nbp,
+            None => self.nbp.insert(
+                NbpRates::new(&self.nbp_url)
+                    .map_err(|e| RateLookupError::Unavailable(e.to_string()))?,
+            ),
+        };
+        match nbp.rate_before(&order.currency, day).await {
+            Ok(rate) => Ok(OrderRate::At(rate)),
+            Err(RateError::NotPublished(reason)) => Ok(OrderRate::Parked(reason)),
+            Err(err @ RateError::Unavailable(_)) => {
+                Err(RateLookupError::Unavailable(err.to_string()))
+            }
+        }
+    }
+}
+
 /// The direct SQL writer, on its own connection (reconnected after a failure).
 pub struct SqlOrderWriter {
     config: AgentConfig,
     settings: WriteSettings,
     client: Option<SqlClient>,
+    rates: OrderRates,
 }
 
 impl SqlOrderWriter {
     pub fn new(config: AgentConfig, settings: WriteSettings) -> Self {
+        let nbp_url = config
+            .orders
+            .as_ref()
+            .map_or(crate::exchange_rates::NBP_API, |o| o.nbp_url.as_str())
+            .to_owned();
         SqlOrderWriter {
             config,
             settings,
             client: None,
+            rates: OrderRates::new(&nbp_url),
         }
     }
 
@@ -111,8 +183,36 @@ impl OrderWriter for SqlOrderWriter {
 
     async fn write(&mut self, order: &Order) -> Result<WriteResult, WriteError> {
         let settings = self.settings.clone();
+        if is_foreign(order) && settings.foreign_currency == ForeignCurrency::Nbp {
+            // A redelivery of a written order answers without asking NBP.
+            let key = import_row_id(&order.key());
+            let client = self.client().await?;
+            let found = find_written(client, &key).await;
+            if let Some((document_id, document_number)) = found.map_err(|e| self.classify(e))? {
+                return Ok(WriteResult::Written {
+                    document_id,
+                    document_number,
+                    already: true,
+                });
+            }
+        }
+        self.client().await?;
+        let (Some(client), rates) = (self.client.as_mut(), &mut self.rates) else {
+            return Err(WriteError::Unavailable("no connection".into()));
+        };
+        let rate = match rates.for_order(client, order, &settings).await {
+            Ok(OrderRate::None) => None,
+            Ok(OrderRate::At(rate)) => Some(rate),
+            Ok(OrderRate::Parked(reason)) => return Ok(WriteResult::Parked(reason)),
+            Err(RateLookupError::Sql(e)) => return Err(self.classify(e)),
+            Err(RateLookupError::Unavailable(reason)) => {
+                return Err(WriteError::Unavailable(reason));
+            }
+        };
         let client = self.client().await?;
-        let result = crate::optima::order_document::write_order(client, order, &settings).await;
+        let result =
+            crate::optima::order_document::write_order(client, order, &settings, rate.as_ref())
+                .await;
         result.map_err(|e| self.classify(e))
     }
 

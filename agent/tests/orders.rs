@@ -33,6 +33,8 @@ fn settings() -> WriteSettings {
         fee_services: BTreeMap::new(),
         default_fee_service: None,
         series: None,
+        foreign_currency: agent::erp_settings::ForeignCurrency::Park,
+        currency_rate_type: 3,
     }
 }
 
@@ -163,7 +165,7 @@ async fn an_order_becomes_one_document_with_totals_to_the_grosz() -> anyhow::Res
     let order = shop_order("1001", &sku23, &sku8);
     let mut sql = connect_ado(&erp.ado, 10).await?;
 
-    let first = write_order(&mut sql, &order, &settings()).await?;
+    let first = write_order(&mut sql, &order, &settings(), None).await?;
     let WriteResult::Written {
         document_id,
         document_number,
@@ -175,7 +177,7 @@ async fn an_order_becomes_one_document_with_totals_to_the_grosz() -> anyhow::Res
     assert!(document_number.starts_with("RO/"), "{document_number}");
 
     // Redeliveries, also two at once on separate connections: one document.
-    let again = write_order(&mut sql, &order, &settings()).await?;
+    let again = write_order(&mut sql, &order, &settings(), None).await?;
     assert_eq!(
         again,
         WriteResult::Written {
@@ -191,8 +193,8 @@ async fn an_order_becomes_one_document_with_totals_to_the_grosz() -> anyhow::Res
     let racing = shop_order("1002", &sku23, &sku8);
     let s = settings();
     let (ra, rb) = tokio::join!(
-        write_order(&mut a, &racing, &s),
-        write_order(&mut b, &racing, &s)
+        write_order(&mut a, &racing, &s, None),
+        write_order(&mut b, &racing, &s, None)
     );
     let (ra, rb) = (ra?, rb?);
     let news = [&ra, &rb]
@@ -309,7 +311,7 @@ async fn an_order_becomes_one_document_with_totals_to_the_grosz() -> anyhow::Res
     same_buyer.buyer.email = order.buyer.email.clone();
     let WriteResult::Written {
         document_id: third, ..
-    } = write_order(&mut sql, &same_buyer, &settings()).await?
+    } = write_order(&mut sql, &same_buyer, &settings(), None).await?
     else {
         panic!("third order not written");
     };
@@ -357,7 +359,7 @@ async fn customers_match_by_nip_and_private_buyers_go_to_the_collective_customer
 
     for (order, expected) in [(&company, Some(known)), (&private, None)] {
         let WriteResult::Written { document_id, .. } =
-            write_order(&mut sql, order, &collective).await?
+            write_order(&mut sql, order, &collective, None).await?
         else {
             panic!("not written");
         };
@@ -420,7 +422,7 @@ async fn an_order_that_cannot_be_written_whole_is_parked_and_writes_nothing() ->
         (&no_address, "no complete address"),
         (&incomplete, "no complete address"),
     ] {
-        match write_order(&mut sql, order, &settings()).await? {
+        match write_order(&mut sql, order, &settings(), None).await? {
             WriteResult::Parked(reason) => assert!(reason.contains(expect), "{reason}"),
             other => panic!("{} should be parked, got {other:?}", order.order_id),
         }
@@ -456,7 +458,7 @@ async fn written_and_tracked(
         document_id,
         document_number,
         ..
-    } = write_order(sql, &order, &settings()).await?
+    } = write_order(sql, &order, &settings(), None).await?
     else {
         anyhow::bail!("{id} not written");
     };
@@ -587,7 +589,8 @@ async fn a_rehearsal_shows_the_document_and_leaves_nothing_behind() -> anyhow::R
     };
     let before = counts(&mut sql).await?;
     let order = agent::optima::order_document::sample_order(&sku, Decimal::new(12300, 2));
-    let rehearsal = agent::optima::order_document::rehearse(&mut sql, &order, &settings()).await?;
+    let rehearsal =
+        agent::optima::order_document::rehearse(&mut sql, &order, &settings(), None).await?;
     assert!(
         rehearsal.outcome.starts_with("written as RO/"),
         "{}",
@@ -617,7 +620,7 @@ async fn a_rehearsal_shows_the_document_and_leaves_nothing_behind() -> anyhow::R
     // The same order written for real takes exactly that number.
     let WriteResult::Written {
         document_number, ..
-    } = write_order(&mut sql, &order, &settings()).await?
+    } = write_order(&mut sql, &order, &settings(), None).await?
     else {
         panic!("not written");
     };
@@ -668,7 +671,7 @@ async fn invoice_and_receipt_drafts_are_one_document_of_their_kind_in_the_buffer
             document_id,
             document_number,
             already: false,
-        } = write_order(&mut sql, &order, &s).await?
+        } = write_order(&mut sql, &order, &s, None).await?
         else {
             panic!("{symbol}: not written as a new document");
         };
@@ -762,7 +765,7 @@ async fn invoice_and_receipt_drafts_are_one_document_of_their_kind_in_the_buffer
         // Exactly one document for the order, of this kind (no RO besides it);
         // a redelivery answers the same and writes nothing.
         let before = written_rows(&erp).await?;
-        let again = write_order(&mut sql, &order, &s).await?;
+        let again = write_order(&mut sql, &order, &s, None).await?;
         assert_eq!(
             again,
             WriteResult::Written {
@@ -825,7 +828,8 @@ async fn a_company_with_an_unknown_nip_becomes_one_new_customer_found_again_by_n
 
     let mut customers = Vec::new();
     for order in [&first, &second] {
-        let WriteResult::Written { document_id, .. } = write_order(&mut sql, order, &s).await?
+        let WriteResult::Written { document_id, .. } =
+            write_order(&mut sql, order, &s, None).await?
         else {
             panic!("{} not written", order.order_id);
         };
@@ -1022,7 +1026,7 @@ async fn receipts_drafts_and_cancellations_read_back_as_their_stages() -> anyhow
             document_id,
             document_number,
             ..
-        } = write_order(&mut sql, &order, &s).await?
+        } = write_order(&mut sql, &order, &s, None).await?
         else {
             panic!("{id} not written");
         };
@@ -1114,7 +1118,7 @@ async fn a_new_customer_without_a_billing_address_gets_the_shipping_address() ->
     let mut order = shop_order("8001", &sku23, &sku8);
     order.buyer.billing = Address::default();
     let WriteResult::Written { document_id, .. } =
-        write_order(&mut sql, &order, &settings()).await?
+        write_order(&mut sql, &order, &settings(), None).await?
     else {
         panic!("an order with a complete shipping address is written");
     };
@@ -1268,7 +1272,7 @@ async fn a_buffered_shop_order_holds_its_quantities_back_until_confirmed_or_canc
 
     let order = shop_order("3101", &skus[0], &skus[1]);
     let WriteResult::Written { document_id, .. } =
-        write_order(&mut sql, &order, &settings()).await?
+        write_order(&mut sql, &order, &settings(), None).await?
     else {
         panic!("not written");
     };
@@ -1281,5 +1285,354 @@ async fn a_buffered_shop_order_holds_its_quantities_back_until_confirmed_or_canc
     office_sets(&erp, document_id, "TrN_Bufor", 1).await?;
     office_sets(&erp, document_id, "TrN_Anulowany", -2147483647).await?;
     assert_eq!(reserved_in_mag(&mut sql, &skus).await?, before, "cancelled");
+    Ok(())
+}
+
+/// NBP's public API as a stand-in on 127.0.0.1, answering
+/// `/api/exchangerates/rates/a/{code}/{from}/{to}/` as api.nbp.pl does: the
+/// table A rates of every weekday in the range, 404 "Brak danych" for a
+/// code it does not publish, 503 for GBP (NBP failing). The EUR average is
+/// 4.2345 on `rate_day` and 5.0000 on every other day, so a wrong day
+/// shows in the amounts. Returns the base URL and the paths asked.
+async fn nbp_standin(
+    rate_day: chrono::NaiveDate,
+) -> anyhow::Result<(String, std::sync::Arc<std::sync::Mutex<Vec<String>>>)> {
+    use axum::extract::{Path, State};
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use chrono::Datelike;
+    type Asked = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+    async fn rates(
+        State((asked, rate_day)): State<(Asked, chrono::NaiveDate)>,
+        Path((code, from, to)): Path<(String, chrono::NaiveDate, chrono::NaiveDate)>,
+    ) -> axum::response::Response {
+        if let Ok(mut asked) = asked.lock() {
+            asked.push(format!("{code}/{from}/{to}"));
+        }
+        match code.as_str() {
+            "eur" => {}
+            "gbp" => {
+                return (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable").into_response();
+            }
+            _ => {
+                return (
+                    StatusCode::NOT_FOUND,
+                    "404 NotFound - Not Found - Brak danych",
+                )
+                    .into_response();
+            }
+        }
+        let mut published = Vec::new();
+        let mut day = from;
+        while day <= to {
+            if day.weekday().number_from_monday() <= 5 {
+                let mid = if day == rate_day { "4.2345" } else { "5.0000" };
+                published.push(format!(
+                    r#"{{"no":"{}/A/NBP/{}","effectiveDate":"{day}","mid":{mid}}}"#,
+                    day.ordinal(),
+                    day.year()
+                ));
+            }
+            day += chrono::Duration::days(1);
+        }
+        if published.is_empty() {
+            return (
+                StatusCode::NOT_FOUND,
+                "404 NotFound - Not Found - Brak danych",
+            )
+                .into_response();
+        }
+        let body = format!(
+            r#"{{"table":"A","currency":"euro","code":"EUR","rates":[{}]}}"#,
+            published.join(",")
+        );
+        ([("content-type", "application/json; charset=utf-8")], body).into_response()
+    }
+    let asked: Asked = Default::default();
+    let app = axum::Router::new()
+        .route(
+            "/api/exchangerates/rates/a/{code}/{from}/{to}/",
+            axum::routing::get(rates),
+        )
+        .with_state((asked.clone(), rate_day));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok((url, asked))
+}
+
+/// An agent configuration for `erp` with `orders` as the `[orders]` section.
+fn agent_config(
+    erp: &Erp,
+    dir: &std::path::Path,
+    orders: &str,
+) -> anyhow::Result<agent::config::AgentConfig> {
+    let (mut connection, mut password) = (Vec::new(), None);
+    for part in erp.ado.split(';') {
+        match part.split_once('=') {
+            Some((key, value)) if key.trim().eq_ignore_ascii_case("password") => {
+                password = Some(value.trim_matches(['{', '}']).to_owned());
+            }
+            _ => connection.push(part),
+        }
+    }
+    let password = password.map_or(String::new(), |p| format!("password = {p:?}\n"));
+    let path = dir.join("agent.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "agent_id = \"biuro-1\"\n\n[aws]\nevents_queue_url = \"http://127.0.0.1:1/1/q-erp-events.fifo\"\ncommands_queue_url = \"http://127.0.0.1:1/1/q-erp-commands.fifo\"\n\n[sql]\nconnection_string = {:?}\n{password}\n[store]\npath = \"agent-state.sqlite\"\n\n[orders]\nwarehouse = \"MAG\"\npayment_forms = {{ bacs = \"przelew\" }}\nshipping_services = {{ flat_rate = \"TRANSPORT\" }}\n{orders}\n",
+            connection.join(";")
+        ),
+    )?;
+    Ok(agent::config::AgentConfig::load(&path)?)
+}
+
+/// The last weekday before `day`: the day of the NBP table a document dated
+/// `day` takes (the stand-in publishes on weekdays).
+fn weekday_before(day: chrono::NaiveDate) -> chrono::NaiveDate {
+    use chrono::Datelike;
+    let mut before = day - chrono::Duration::days(1);
+    while before.weekday().number_from_monday() > 5 {
+        before -= chrono::Duration::days(1);
+    }
+    before
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_euro_order_is_written_in_euro_at_the_nbp_rate_of_the_working_day_before()
+-> anyhow::Result<()> {
+    use agent::order_intake::{OrderWriter, SqlOrderWriter, WriteError};
+    let erp = erp_for_tests(SeedOptions {
+        products: 200,
+        seed: 21,
+    })
+    .await?;
+    let (sku23, sku8) = (
+        sku_with_rate(&erp, 23).await?,
+        sku_with_rate(&erp, 8).await?,
+    );
+    let mut sql = erp.connect().await?;
+    let rows = Query::new("SELECT GETDATE() AS now")
+        .query(&mut sql)
+        .await?
+        .into_first_result()
+        .await?;
+    let today = rows
+        .first()
+        .and_then(|r| r.get::<chrono::NaiveDateTime, _>("now"))
+        .ok_or_else(|| anyhow::anyhow!("no GETDATE()"))?
+        .date();
+    let rate_day = weekday_before(today);
+    let (nbp_url, asked) = nbp_standin(rate_day).await?;
+    let dir = tempfile::tempdir()?;
+    let config = agent_config(
+        &erp,
+        dir.path(),
+        &format!("foreign_currency = \"nbp\"\nnbp_url = \"{nbp_url}\""),
+    )?;
+    let settings = config.orders.as_ref().map(|o| o.write_settings()).unwrap();
+    let mut writer = SqlOrderWriter::new(config.clone(), settings);
+
+    let mut order = shop_order("3001", &sku23, &sku8);
+    order.currency = "EUR".into();
+    let WriteResult::Written {
+        document_id,
+        already: false,
+        ..
+    } = writer
+        .write(&order)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+    else {
+        panic!("the EUR order was not written");
+    };
+    let id = i32::try_from(document_id)?;
+    let mut query = Query::new(
+        "SELECT TrN_Waluta, TrN_KursNumer, TrN_KursL, TrN_KursM, TrN_DataKur, TrN_DataDok, TrN_RazemNetto, TrN_RazemVAT, TrN_RazemBrutto, TrN_RazemNettoWal, TrN_RazemVATWal, TrN_RazemBruttoWal FROM CDN.TraNag WHERE TrN_TrNID = @P1",
+    );
+    query.bind(id);
+    let rows = query.query(&mut sql).await?.into_first_result().await?;
+    let h = rows.first().ok_or_else(|| anyhow::anyhow!("no header"))?;
+    let money = |name: &str| h.get::<Decimal, _>(name).unwrap_or(dec!(-1));
+    assert_eq!(h.get::<&str, _>("TrN_Waluta"), Some("EUR"));
+    assert_eq!(h.get::<i32, _>("TrN_KursNumer"), Some(3));
+    assert_eq!(
+        (money("TrN_KursL"), money("TrN_KursM")),
+        (dec!(4.2345), dec!(1))
+    );
+    assert_eq!(
+        h.get::<chrono::NaiveDateTime, _>("TrN_DataKur")
+            .map(|d| d.date()),
+        Some(rate_day),
+        "the rate's day is the last working day before the document's"
+    );
+    assert_eq!(
+        h.get::<chrono::NaiveDateTime, _>("TrN_DataDok")
+            .map(|d| d.date()),
+        Some(today)
+    );
+    // In euro, the shop's amounts; in złoty, each line's net and VAT at
+    // 4.2345 rounded to the grosz, by hand:
+    //   goods 23 %  81.29 → 344.22, 18.70 → 79.19
+    //   goods 8 %   22.87 →  96.84,  1.83 →  7.75
+    //   shipping    12.19 →  51.62,  2.80 → 11.86
+    assert_eq!(
+        (
+            money("TrN_RazemNettoWal"),
+            money("TrN_RazemVATWal"),
+            money("TrN_RazemBruttoWal")
+        ),
+        (dec!(116.35), dec!(23.33), dec!(139.68))
+    );
+    assert_eq!(
+        (
+            money("TrN_RazemNetto"),
+            money("TrN_RazemVAT"),
+            money("TrN_RazemBrutto")
+        ),
+        (dec!(492.68), dec!(98.80), dec!(591.48))
+    );
+    let mut query = Query::new(
+        "SELECT TrE_Waluta, TrE_KursL, TrE_WartoscNetto, TrE_WartoscBrutto, TrE_WartoscNettoWal, TrE_WartoscBruttoWal FROM CDN.TraElem WHERE TrE_TrNId = @P1 ORDER BY TrE_Lp",
+    );
+    query.bind(id);
+    let lines: Vec<(String, Decimal, Decimal, Decimal, Decimal, Decimal)> = query
+        .query(&mut sql)
+        .await?
+        .into_first_result()
+        .await?
+        .iter()
+        .map(|r| {
+            let d = |n: &str| r.get::<Decimal, _>(n).unwrap_or(dec!(-1));
+            (
+                r.get::<&str, _>("TrE_Waluta")
+                    .unwrap_or_default()
+                    .to_owned(),
+                d("TrE_KursL"),
+                d("TrE_WartoscNetto"),
+                d("TrE_WartoscBrutto"),
+                d("TrE_WartoscNettoWal"),
+                d("TrE_WartoscBruttoWal"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            (
+                "EUR".into(),
+                dec!(4.2345),
+                dec!(344.22),
+                dec!(423.41),
+                dec!(81.29),
+                dec!(99.99)
+            ),
+            (
+                "EUR".into(),
+                dec!(4.2345),
+                dec!(96.84),
+                dec!(104.59),
+                dec!(22.87),
+                dec!(24.70)
+            ),
+            (
+                "EUR".into(),
+                dec!(4.2345),
+                dec!(51.62),
+                dec!(63.48),
+                dec!(12.19),
+                dec!(14.99)
+            ),
+        ]
+    );
+    let mut query = Query::new(
+        "SELECT TrV_Stawka, TrV_Netto, TrV_VAT, TrV_NettoWal, TrV_VATWal FROM CDN.TraVat WHERE TrV_TrNID = @P1 ORDER BY TrV_Stawka",
+    );
+    query.bind(id);
+    let vat: Vec<[Decimal; 5]> = query
+        .query(&mut sql)
+        .await?
+        .into_first_result()
+        .await?
+        .iter()
+        .map(|r| {
+            [
+                "TrV_Stawka",
+                "TrV_Netto",
+                "TrV_VAT",
+                "TrV_NettoWal",
+                "TrV_VATWal",
+            ]
+            .map(|n| r.get::<Decimal, _>(n).unwrap_or(dec!(-1)))
+        })
+        .collect();
+    assert_eq!(
+        vat,
+        vec![
+            [dec!(8), dec!(96.84), dec!(7.75), dec!(22.87), dec!(1.83)],
+            [
+                dec!(23),
+                dec!(395.84),
+                dec!(91.05),
+                dec!(93.48),
+                dec!(21.50)
+            ],
+        ]
+    );
+    let asked_once = asked.lock().map(|a| a.clone()).unwrap_or_default();
+    assert_eq!(
+        asked_once,
+        vec![format!(
+            "eur/{}/{}",
+            today - chrono::Duration::days(10),
+            today - chrono::Duration::days(1)
+        )]
+    );
+
+    // A redelivery finds the document without asking NBP again.
+    assert!(matches!(
+        writer.write(&order).await,
+        Ok(WriteResult::Written { already: true, .. })
+    ));
+    assert_eq!(asked.lock().map(|a| a.len()).unwrap_or(0), 1);
+
+    // A currency NBP does not publish: parked with NBP's reason, nothing written.
+    let before = written_rows(&erp).await?;
+    let mut unknown = shop_order("3002", &sku23, &sku8);
+    unknown.currency = "XYZ".into();
+    match writer.write(&unknown).await {
+        Ok(WriteResult::Parked(reason)) => {
+            assert!(
+                reason.contains("XYZ") && reason.contains("Brak danych"),
+                "{reason}"
+            )
+        }
+        other => panic!("expected parked, got {other:?}"),
+    }
+    // NBP failing: the order waits (the command comes again), nothing written.
+    let mut pound = shop_order("3003", &sku23, &sku8);
+    pound.currency = "GBP".into();
+    match writer.write(&pound).await {
+        Err(WriteError::Unavailable(reason)) => assert!(reason.contains("503"), "{reason}"),
+        other => panic!("expected unavailable, got {other:?}"),
+    }
+    assert_eq!(written_rows(&erp).await?, before);
+
+    // Left at the default, `park`, a foreign order is parked naming the setting.
+    let parked = agent_config(&erp, dir.path(), "")?;
+    let mut writer = SqlOrderWriter::new(
+        parked.clone(),
+        parked.orders.as_ref().map(|o| o.write_settings()).unwrap(),
+    );
+    let mut euro = shop_order("3004", &sku23, &sku8);
+    euro.currency = "EUR".into();
+    match writer.write(&euro).await {
+        Ok(WriteResult::Parked(reason)) => {
+            assert!(reason.contains("foreign_currency"), "{reason}")
+        }
+        other => panic!("expected parked, got {other:?}"),
+    }
+    assert_eq!(written_rows(&erp).await?, before);
     Ok(())
 }

@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::NaiveDateTime;
+use chrono::{NaiveDate, NaiveDateTime};
 use contract::{Address, Order, VatRate};
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
@@ -26,6 +26,7 @@ pub use crate::erp_settings::{DocumentKind, WriteSettings};
 use super::cells::Cells;
 use super::insert::Insert;
 use super::{IDS_PER_STATEMENT, fetch, placeholders};
+use crate::exchange_rates::ExchangeRate;
 use crate::sql::{SqlClient, SqlError};
 
 /// What the write did.
@@ -107,6 +108,51 @@ struct DocLine {
     total_vat: Decimal,
     total_gross: Decimal,
     discount_gross: Decimal,
+    /// Net, VAT and gross in złoty: the amounts above for a złoty order,
+    /// else each converted at the document's rate and rounded to the grosz
+    /// (VAT converted as an amount, art. 106e(11) of the VAT act; gross
+    /// their sum, so the złoty columns add up as the currency ones do).
+    zloty: (Decimal, Decimal, Decimal),
+}
+
+/// The document's currency as its columns hold it.
+#[derive(Debug, Clone, PartialEq)]
+struct DocumentCurrency {
+    /// `TrN_Waluta`: '' for złoty (Comarch's BI reads '' as the system
+    /// currency), else the ISO code.
+    code: String,
+    rate_type: i32,
+    rate: Decimal,
+    per: Decimal,
+    /// `TrN_DataKur`: the day of the NBP table, or the document date.
+    rate_day: Option<NaiveDate>,
+}
+
+impl DocumentCurrency {
+    fn of(rate: Option<&ExchangeRate>, settings: &WriteSettings) -> DocumentCurrency {
+        match rate {
+            Some(r) => DocumentCurrency {
+                code: r.currency.clone(),
+                rate_type: settings.currency_rate_type,
+                rate: r.rate,
+                per: r.per,
+                rate_day: Some(r.effective),
+            },
+            None => DocumentCurrency {
+                code: String::new(),
+                rate_type: settings.currency_rate_type,
+                rate: Decimal::ONE,
+                per: Decimal::ONE,
+                rate_day: None,
+            },
+        }
+    }
+}
+
+/// True for an order in another currency than złoty.
+pub fn is_foreign(order: &Order) -> bool {
+    let currency = order.currency.trim();
+    !currency.is_empty() && !currency.eq_ignore_ascii_case("PLN")
 }
 
 /// Money columns are decimal(15,2), quantities decimal(15,4).
@@ -150,7 +196,11 @@ fn card_address(order: &Order) -> &Address {
 
 /// The document's lines (goods, then shipping as a service line) and its
 /// checks; an error is the reason the order is parked.
-fn document_lines(order: &Order, settings: &WriteSettings) -> Result<Vec<DocLine>, String> {
+fn document_lines(
+    order: &Order,
+    settings: &WriteSettings,
+    rate: Option<&ExchangeRate>,
+) -> Result<Vec<DocLine>, String> {
     if order.lines.is_empty() {
         return Err("the order has no lines".into());
     }
@@ -161,14 +211,34 @@ fn document_lines(order: &Order, settings: &WriteSettings) -> Result<Vec<DocLine
         );
     }
     let currency = order.currency.trim().to_ascii_uppercase();
-    if !currency.is_empty() && currency != "PLN" {
-        // Writing in a foreign currency needs the rate Optima applies (the
-        // NBP rate of the day before), which lives outside the company
-        // database the agent reads; a person converts such an order.
-        return Err(format!(
-            "the order is in {currency}: foreign-currency orders are not written automatically; enter it in Optima by hand (or have the shop sell in PLN)"
-        ));
-    }
+    let rate = if is_foreign(order) {
+        match rate {
+            Some(rate) if rate.currency == currency => Some(rate),
+            Some(rate) => {
+                return Err(format!(
+                    "the order is in {currency} but the rate found is for {}",
+                    rate.currency
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "the order is in {currency} and [orders] foreign_currency is `park`: enter it in Optima by hand, or set foreign_currency = \"nbp\" to write such orders at the NBP average rate"
+                ));
+            }
+        }
+    } else {
+        None
+    };
+    let in_zloty = |(net, vat, gross): (Decimal, Decimal, Decimal)| match rate {
+        None => (net, vat, gross),
+        Some(rate) => {
+            let (net, vat) = (
+                round_grosz(rate.in_zloty(net)),
+                round_grosz(rate.in_zloty(vat)),
+            );
+            (net, vat, net + vat)
+        }
+    };
     let mut lines = Vec::new();
     for line in &order.lines {
         if line.quantity <= Decimal::ZERO || line.quantity >= Decimal::from(100_000_000_000i64) {
@@ -211,9 +281,9 @@ fn document_lines(order: &Order, settings: &WriteSettings) -> Result<Vec<DocLine
                 })?,
             None => line.sku.trim().to_owned(),
         };
-        let rate = Decimal::ONE + line.vat.percent() / Decimal::ONE_HUNDRED;
+        let vat_factor = Decimal::ONE + line.vat.percent() / Decimal::ONE_HUNDRED;
         let discount_gross = round_grosz(line.discount_gross);
-        let discount_net = round_grosz(discount_gross / rate);
+        let discount_net = round_grosz(discount_gross / vat_factor);
         lines.push(DocLine {
             sku,
             quantity: line.quantity,
@@ -223,6 +293,7 @@ fn document_lines(order: &Order, settings: &WriteSettings) -> Result<Vec<DocLine
             total_vat: vat,
             total_gross: gross,
             discount_gross,
+            zloty: in_zloty((net, vat, gross)),
         });
     }
     if let Some(shipping) = order.shipping.as_ref().filter(|s| !s.total_gross.is_zero()) {
@@ -250,7 +321,13 @@ fn document_lines(order: &Order, settings: &WriteSettings) -> Result<Vec<DocLine
             total_vat: vat,
             total_gross: gross,
             discount_gross: Decimal::ZERO,
+            zloty: in_zloty((net, vat, gross)),
         });
+    }
+    if lines.iter().any(|l| !fits_money(l.zloty.2)) {
+        return Err(format!(
+            "an amount in złoty at the {currency} rate is out of range"
+        ));
     }
     let net: Decimal = lines.iter().map(|l| l.total_net).sum();
     let vat: Decimal = lines.iter().map(|l| l.total_vat).sum();
@@ -289,15 +366,27 @@ fn to_grosz(net: Decimal, vat: Decimal, gross: Decimal) -> (Decimal, Decimal, De
     }
 }
 
+/// One rate's sums in `TraVat`: net and VAT in the document's currency and
+/// in złoty.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct RateSums {
+    net: Decimal,
+    vat: Decimal,
+    zloty_net: Decimal,
+    zloty_vat: Decimal,
+}
+
 /// VAT summary per rate and kind (taxed, zw, np), as `TraVat` holds it.
-fn vat_summary(lines: &[DocLine]) -> BTreeMap<(Decimal, i64), (Decimal, Decimal)> {
-    let mut summary: BTreeMap<(Decimal, i64), (Decimal, Decimal)> = BTreeMap::new();
+fn vat_summary(lines: &[DocLine]) -> BTreeMap<(Decimal, i64), RateSums> {
+    let mut summary: BTreeMap<(Decimal, i64), RateSums> = BTreeMap::new();
     for line in lines {
         let entry = summary
             .entry((line.vat.percent(), vat_flag(line.vat)))
             .or_default();
-        entry.0 += line.total_net;
-        entry.1 += line.total_vat;
+        entry.net += line.total_net;
+        entry.vat += line.total_vat;
+        entry.zloty_net += line.zloty.0;
+        entry.zloty_vat += line.zloty.1;
     }
     summary
 }
@@ -358,9 +447,10 @@ pub async fn rehearse(
     client: &mut SqlClient,
     order: &Order,
     settings: &WriteSettings,
+    rate: Option<&ExchangeRate>,
 ) -> Result<Rehearsal, SqlError> {
     let key = import_row_id(&format!("rehearsal:{}", order.key()));
-    let lines = match document_lines(order, settings) {
+    let lines = match document_lines(order, settings, rate) {
         Ok(lines) => lines,
         Err(reason) => {
             return Ok(Rehearsal {
@@ -373,7 +463,7 @@ pub async fn rehearse(
     simple(client, "BEGIN TRANSACTION").await?;
     let result: Result<Rehearsal, SqlError> = async {
         let (document_id, document_number) =
-            match write_in_transaction(client, order, settings, &key, &lines).await? {
+            match write_in_transaction(client, order, settings, rate, &key, &lines).await? {
                 WriteResult::Written {
                     document_id,
                     document_number,
@@ -508,10 +598,12 @@ pub fn sample_order(sku: &str, gross: Decimal) -> Order {
 }
 
 /// Writes `order` as one document in one transaction, or finds it written.
+/// `rate` is the exchange rate of a foreign-currency order (None parks it).
 pub async fn write_order(
     client: &mut SqlClient,
     order: &Order,
     settings: &WriteSettings,
+    rate: Option<&ExchangeRate>,
 ) -> Result<WriteResult, SqlError> {
     let key = import_row_id(&order.key());
     if let Some((document_id, document_number)) = find_written(client, &key).await? {
@@ -521,12 +613,12 @@ pub async fn write_order(
             already: true,
         });
     }
-    let lines = match document_lines(order, settings) {
+    let lines = match document_lines(order, settings, rate) {
         Ok(lines) => lines,
         Err(reason) => return Ok(WriteResult::Parked(reason)),
     };
     simple(client, "BEGIN TRANSACTION").await?;
-    let written = write_in_transaction(client, order, settings, &key, &lines).await;
+    let written = write_in_transaction(client, order, settings, rate, &key, &lines).await;
     match written {
         Ok(WriteResult::Written {
             document_id,
@@ -1147,6 +1239,7 @@ async fn write_in_transaction(
     client: &mut SqlClient,
     order: &Order,
     settings: &WriteSettings,
+    rate: Option<&ExchangeRate>,
     key: &str,
     lines: &[DocLine],
 ) -> Result<WriteResult, SqlError> {
@@ -1228,6 +1321,17 @@ async fn write_in_transaction(
     // Document dates are dates: Optima's own filters compare TrN_DataDok
     // with a date (optima-real.md §0.8).
     let today = now.date().and_time(chrono::NaiveTime::MIN);
+    if let Some(rate) = rate.filter(|r| r.document_day != now.date()) {
+        // Midnight passed since the rate was looked up: the document needs
+        // the next day's rate. Nothing is written; the command comes again.
+        return Err(SqlError::Unexpected(format!(
+            "the {} rate was looked up for {} and the document date is now {}: written again with the new rate",
+            rate.currency,
+            rate.document_day,
+            now.date()
+        )));
+    }
+    let currency = DocumentCurrency::of(rate, settings);
     let number_string = match numbering_string(&scheme, symbol, today, settings.series.as_deref()) {
         Ok(text) => text,
         Err(reason) => return parked(reason),
@@ -1278,6 +1382,7 @@ async fn write_in_transaction(
         warehouse,
         payment: &payment,
         lines,
+        currency: &currency,
         today,
         now,
         notes: &mut notes,
@@ -1297,12 +1402,13 @@ async fn write_in_transaction(
             line,
             item,
             name,
+            &currency,
             today,
         );
         exec(client, row.query(None)).await?;
     }
-    for ((rate, flag), (rate_net, rate_vat)) in vat_summary(lines) {
-        let row = vat_row(document_id, rate, flag, rate_net, rate_vat);
+    for ((rate, flag), sums) in vat_summary(lines) {
+        let row = vat_row(document_id, rate, flag, &sums);
         exec(client, row.query(None)).await?;
     }
     Ok(WriteResult::Written {
@@ -1314,15 +1420,15 @@ async fn write_in_transaction(
 
 /// One `CDN.TraVat` row: a rate's net and VAT, in złoty and in the
 /// document's currency (the same for a złoty document).
-fn vat_row(document_id: i32, rate: Decimal, flag: i64, net: Decimal, vat: Decimal) -> Insert {
+fn vat_row(document_id: i32, rate: Decimal, flag: i64, sums: &RateSums) -> Insert {
     let mut row = Insert::into("CDN.TraVat");
     row.set("TrV_TrNID", document_id)
         .set("TrV_Stawka", rate)
         .set("TrV_Flaga", flag)
-        .set("TrV_Netto", net)
-        .set("TrV_VAT", vat)
-        .set("TrV_NettoWal", net)
-        .set("TrV_VATWal", vat)
+        .set("TrV_Netto", sums.zloty_net)
+        .set("TrV_VAT", sums.zloty_vat)
+        .set("TrV_NettoWal", sums.net)
+        .set("TrV_VATWal", sums.vat)
         .zero(&["TrV_Typ", "TrV_Zrodlowa"]);
     row
 }
@@ -1341,6 +1447,7 @@ struct DocumentHeader<'a> {
     warehouse: i32,
     payment: &'a PaymentForm,
     lines: &'a [DocLine],
+    currency: &'a DocumentCurrency,
     today: NaiveDateTime,
     now: NaiveDateTime,
     notes: &'a mut Vec<String>,
@@ -1349,15 +1456,25 @@ struct DocumentHeader<'a> {
 /// The `CDN.TraNag` row of a buffered sales document, every NOT NULL column
 /// named. Values follow a public direct INSERT of an Optima document
 /// (optima-real.md E9): the customer as subject, recipient and payer
-/// (`*Typ` 1 = customer), `KursNumer` 3 with rate 1/1, '' for unused texts
-/// (including `TrN_Waluta`: Comarch's BI reads '' as the system currency,
-/// złoty), 0 for unused flags. The source is marked as an API import
+/// (`*Typ` 1 = customer), `KursNumer` 3 with rate 1/1 for złoty, '' for
+/// unused texts (including `TrN_Waluta`: Comarch's BI reads '' as the
+/// system currency, złoty), 0 for unused flags. A document in a currency
+/// has its code, the rate and the rate's day, its amounts in `*Wal` and
+/// their złoty value in the plain columns. The source is marked as an API import
 /// (`TrN_eSklepZrodlo` 6, as Comarch BI decodes it; 0 would claim Comarch
 /// e-Sklep). `TrN_TypNB` 2: shop prices are gross.
 fn document_header(h: &mut DocumentHeader<'_>) -> Insert {
     let net: Decimal = h.lines.iter().map(|l| l.total_net).sum();
     let vat: Decimal = h.lines.iter().map(|l| l.total_vat).sum();
     let gross: Decimal = h.lines.iter().map(|l| l.total_gross).sum();
+    let zloty_net: Decimal = h.lines.iter().map(|l| l.zloty.0).sum();
+    let zloty_vat: Decimal = h.lines.iter().map(|l| l.zloty.1).sum();
+    let zloty_gross: Decimal = h.lines.iter().map(|l| l.zloty.2).sum();
+    let c = h.currency;
+    let rate_day = c
+        .rate_day
+        .map(|d| d.and_time(chrono::NaiveTime::MIN))
+        .unwrap_or(h.today);
     let notes = &mut Vec::new();
     let r = h.recipient;
     let recipient_name = r
@@ -1381,7 +1498,7 @@ fn document_header(h: &mut DocumentHeader<'_>) -> Insert {
         .set("TrN_DataDok", h.today)
         .set("TrN_DataWys", h.today)
         .set("TrN_DataOpe", h.today)
-        .set("TrN_DataKur", h.today)
+        .set("TrN_DataKur", rate_day)
         .set(
             "TrN_Termin",
             h.today + chrono::Duration::days(h.payment.days),
@@ -1394,16 +1511,16 @@ fn document_header(h: &mut DocumentHeader<'_>) -> Insert {
         .set("TrN_PlatnikID", h.customer)
         .set("TrN_MagZrdId", h.warehouse)
         .set("TrN_FPlId", h.payment.id)
-        .set("TrN_RazemNetto", net)
-        .set("TrN_RazemVAT", vat)
-        .set("TrN_RazemBrutto", gross)
+        .set("TrN_RazemNetto", zloty_net)
+        .set("TrN_RazemVAT", zloty_vat)
+        .set("TrN_RazemBrutto", zloty_gross)
         .set("TrN_RazemNettoWal", net)
         .set("TrN_RazemVATWal", vat)
         .set("TrN_RazemBruttoWal", gross)
-        .set("TrN_Waluta", "")
-        .set("TrN_KursNumer", 3)
-        .set("TrN_KursL", Decimal::ONE)
-        .set("TrN_KursM", Decimal::ONE)
+        .set("TrN_Waluta", c.code.clone())
+        .set("TrN_KursNumer", c.rate_type)
+        .set("TrN_KursL", c.rate)
+        .set("TrN_KursM", c.per)
         .set("TrN_TypNB", 2)
         .set("TrN_ImportRowId", h.key)
         .set("TrN_eSklepZrodlo", 6)
@@ -1506,7 +1623,8 @@ fn document_header(h: &mut DocumentHeader<'_>) -> Insert {
 
 /// The `CDN.TraElem` row of one line, every NOT NULL column named (E9's
 /// line values: active, the product's kind, flag and codes copied, unit
-/// conversion 1/1 into the base unit, rate 1/1 in złoty).
+/// conversion 1/1 into the base unit; prices in the document's currency,
+/// values in złoty and in the currency).
 #[allow(clippy::too_many_arguments)]
 fn document_line(
     document_id: i32,
@@ -1516,6 +1634,7 @@ fn document_line(
     line: &DocLine,
     item: &Item,
     name: String,
+    currency: &DocumentCurrency,
     today: NaiveDateTime,
 ) -> Insert {
     let unit_net = (line.total_net / line.quantity).round_dp(4);
@@ -1558,14 +1677,14 @@ fn document_line(
         .set("TrE_CenaW", unit_net)
         .set("TrE_CenaWWD", unit_net)
         .set("TrE_CenaT", unit_net)
-        .set("TrE_WartoscNetto", line.total_net)
-        .set("TrE_WartoscBrutto", line.total_gross)
+        .set("TrE_WartoscNetto", line.zloty.0)
+        .set("TrE_WartoscBrutto", line.zloty.2)
         .set("TrE_WartoscNettoWal", line.total_net)
         .set("TrE_WartoscBruttoWal", line.total_gross)
-        .set("TrE_Waluta", "")
-        .set("TrE_KursNumer", 3)
-        .set("TrE_KursL", Decimal::ONE)
-        .set("TrE_KursM", Decimal::ONE)
+        .set("TrE_Waluta", currency.code.clone())
+        .set("TrE_KursNumer", currency.rate_type)
+        .set("TrE_KursL", currency.rate)
+        .set("TrE_KursM", currency.per)
         .set("TrE_DataDok", today)
         .set("TrE_DataOpe", today)
         .empty(&["TrE_TwrKodDostawcy", "TrE_TwrOpis", "TrE_TwrSWW"])
@@ -1793,6 +1912,8 @@ mod tests {
             fee_services: BTreeMap::new(),
             default_fee_service: None,
             series: None,
+            foreign_currency: crate::erp_settings::ForeignCurrency::Park,
+            currency_rate_type: 3,
         }
     }
 
@@ -1847,15 +1968,16 @@ mod tests {
 
     #[test]
     fn shipping_becomes_a_service_line_and_totals_must_match_to_the_grosz() {
-        let lines = document_lines(&order(), &settings()).unwrap();
+        let lines = document_lines(&order(), &settings(), None).unwrap();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[1].sku, "TRANSPORT");
         let summary = vat_summary(&lines);
-        assert_eq!(summary[&(dec!(23), 2)], (dec!(93.48), dec!(21.50)));
+        let sums = &summary[&(dec!(23), 2)];
+        assert_eq!((sums.net, sums.vat), (dec!(93.48), dec!(21.50)));
 
         let mut off_by_a_grosz = order();
         off_by_a_grosz.total_gross = dec!(114.99);
-        let reason = document_lines(&off_by_a_grosz, &settings()).unwrap_err();
+        let reason = document_lines(&off_by_a_grosz, &settings(), None).unwrap_err();
         assert!(reason.contains("totals do not add up"), "{reason}");
     }
 
@@ -1865,14 +1987,14 @@ mod tests {
         o.lines[0].total_vat = dec!(18.60);
         o.total_vat = dec!(21.40);
         o.total_gross = dec!(114.98);
-        let reason = document_lines(&o, &settings()).unwrap_err();
+        let reason = document_lines(&o, &settings(), None).unwrap_err();
         assert!(reason.contains("is not gross"), "{reason}");
         let mut shipping = order();
         if let Some(s) = shipping.shipping.as_mut() {
             s.total_vat = dec!(2.70);
         }
         assert!(
-            document_lines(&shipping, &settings())
+            document_lines(&shipping, &settings(), None)
                 .unwrap_err()
                 .contains("shipping")
         );
@@ -1883,14 +2005,14 @@ mod tests {
         let mut huge = order();
         huge.lines[0].quantity = dec!(100000000000);
         assert!(
-            document_lines(&huge, &settings())
+            document_lines(&huge, &settings(), None)
                 .unwrap_err()
                 .contains("out of range")
         );
         let mut no_default = settings();
         no_default.default_shipping_service = None;
         assert!(
-            document_lines(&order(), &no_default)
+            document_lines(&order(), &no_default, None)
                 .unwrap_err()
                 .contains("flat_rate")
         );
@@ -1902,21 +2024,21 @@ mod tests {
         no_address.buyer.billing = Address::default();
         no_address.buyer.shipping = None;
         assert!(
-            document_lines(&no_address, &settings())
+            document_lines(&no_address, &settings(), None)
                 .unwrap_err()
                 .contains("no complete address")
         );
         let mut no_street = order();
         no_street.buyer.shipping = None;
         no_street.buyer.billing.street = " ".into();
-        assert!(document_lines(&no_street, &settings()).is_err());
+        assert!(document_lines(&no_street, &settings(), None).is_err());
 
         let mut blank_shipping = order();
         blank_shipping.buyer.shipping = Some(Address {
             name: "Jan".into(),
             ..Address::default()
         });
-        assert!(document_lines(&blank_shipping, &settings()).is_ok());
+        assert!(document_lines(&blank_shipping, &settings(), None).is_ok());
         assert_eq!(
             recipient(&blank_shipping).map(|a| a.street.as_str()),
             Some(blank_shipping.buyer.billing.street.as_str())
@@ -1928,7 +2050,7 @@ mod tests {
         let shipping = shipping_only.buyer.billing.clone();
         shipping_only.buyer.shipping = Some(shipping.clone());
         shipping_only.buyer.billing = Address::default();
-        assert!(document_lines(&shipping_only, &settings()).is_ok());
+        assert!(document_lines(&shipping_only, &settings(), None).is_ok());
         assert_eq!(card_address(&shipping_only), &shipping);
     }
 
@@ -1939,7 +2061,7 @@ mod tests {
         o.lines[0].total_vat = dec!(18.695);
         o.lines[0].total_gross = dec!(99.990);
         o.total_net = dec!(93.485);
-        let lines = document_lines(&o, &settings()).unwrap();
+        let lines = document_lines(&o, &settings(), None).unwrap();
         assert_eq!(
             (lines[0].total_net, lines[0].total_vat, lines[0].total_gross),
             (dec!(81.30), dec!(18.69), dec!(99.99)),
@@ -1948,17 +2070,22 @@ mod tests {
         let gross: Decimal = lines.iter().map(|l| l.total_gross).sum();
         assert_eq!(gross, dec!(114.98));
         let summary = vat_summary(&lines);
-        assert_eq!(summary[&(dec!(23), 2)], (dec!(93.49), dec!(21.49)));
+        let rate = &summary[&(dec!(23), 2)];
+        assert_eq!((rate.net, rate.vat), (dec!(93.49), dec!(21.49)));
+        assert_eq!((rate.zloty_net, rate.zloty_vat), (rate.net, rate.vat));
 
         // Rounding each line drifts a grosz from the shop's total: parked.
         let mut drift = order();
         drift.lines[0].total_gross = dec!(99.985);
         drift.lines[0].total_net = dec!(81.285);
         drift.total_gross = dec!(114.975);
-        assert!(document_lines(&drift, &settings()).is_ok_and(|l| l[0].total_gross == dec!(99.99)));
+        assert!(
+            document_lines(&drift, &settings(), None)
+                .is_ok_and(|l| l[0].total_gross == dec!(99.99))
+        );
         drift.total_gross = dec!(114.97);
         assert!(
-            document_lines(&drift, &settings())
+            document_lines(&drift, &settings(), None)
                 .unwrap_err()
                 .contains("to the grosz")
         );
@@ -1981,16 +2108,64 @@ mod tests {
         o.total_net += dec!(4.07);
         o.total_vat += dec!(0.93);
         o.total_gross += dec!(5.00);
-        let reason = document_lines(&o, &settings()).unwrap_err();
+        let reason = document_lines(&o, &settings(), None).unwrap_err();
         assert!(reason.contains("fee `Pobranie`"), "{reason}");
         let mut mapped = settings();
         mapped
             .fee_services
             .insert("Pobranie".into(), "POBRANIE".into());
-        let lines = document_lines(&o, &mapped).unwrap();
+        let lines = document_lines(&o, &mapped, None).unwrap();
         assert_eq!(lines[1].sku, "POBRANIE");
         assert_eq!(lines[1].total_gross, dec!(5.00));
         assert_eq!(lines.len(), 3, "goods, fee, shipping");
+    }
+
+    #[test]
+    fn a_euro_order_keeps_its_amounts_in_euro_and_converts_each_to_the_grosz() {
+        let mut o = order();
+        o.currency = "EUR".into();
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        let friday = chrono::NaiveDate::from_ymd_opt(2026, 11, 27).unwrap();
+        let rate =
+            ExchangeRate::from_mid("EUR", dec!(4.2345), "231/A/NBP/2026", friday, day).unwrap();
+        let lines = document_lines(&o, &settings(), Some(&rate)).unwrap();
+        // The goods line, 81.29 + 18.70 = 99.99 EUR, by hand at 4.2345:
+        // 81.29 × 4.2345 = 344.222505 → 344.22; 18.70 × 4.2345 = 79.18515 →
+        // 79.19; gross their sum, 423.41 (99.99 × 4.2345 = 423.407655).
+        assert_eq!(
+            (lines[0].total_net, lines[0].total_vat, lines[0].total_gross),
+            (dec!(81.29), dec!(18.70), dec!(99.99))
+        );
+        assert_eq!(lines[0].zloty, (dec!(344.22), dec!(79.19), dec!(423.41)));
+        // Shipping 12.19 + 2.80 = 14.99 EUR: 51.618555 → 51.62; 11.8566 →
+        // 11.86; 63.48.
+        assert_eq!(lines[1].zloty, (dec!(51.62), dec!(11.86), dec!(63.48)));
+        let summary = vat_summary(&lines);
+        let sums = &summary[&(dec!(23), 2)];
+        assert_eq!((sums.net, sums.vat), (dec!(93.48), dec!(21.50)));
+        assert_eq!(
+            (sums.zloty_net, sums.zloty_vat),
+            (dec!(395.84), dec!(91.05))
+        );
+        let currency = DocumentCurrency::of(Some(&rate), &settings());
+        assert_eq!(
+            (
+                currency.code.as_str(),
+                currency.rate,
+                currency.per,
+                currency.rate_day
+            ),
+            ("EUR", dec!(4.2345), dec!(1), Some(friday))
+        );
+        assert_eq!(DocumentCurrency::of(None, &settings()).code, "");
+
+        // A rate for another currency is never applied.
+        let usd = ExchangeRate::from_mid("USD", dec!(3.9), "x", friday, day).unwrap();
+        assert!(
+            document_lines(&o, &settings(), Some(&usd))
+                .unwrap_err()
+                .contains("USD")
+        );
     }
 
     #[test]
@@ -1998,12 +2173,12 @@ mod tests {
         let mut o = order();
         o.currency = "EUR".into();
         assert!(
-            document_lines(&o, &settings())
+            document_lines(&o, &settings(), None)
                 .unwrap_err()
                 .contains("in EUR")
         );
         o.currency = "pln".into();
-        assert!(document_lines(&o, &settings()).is_ok());
+        assert!(document_lines(&o, &settings(), None).is_ok());
     }
 
     #[test]
@@ -2060,7 +2235,7 @@ mod tests {
         let text = std::fs::read_to_string(path).expect("the vendored real schema");
         let schema: serde_json::Value = serde_json::from_str(&text).expect("schema JSON");
         let o = order();
-        let lines = document_lines(&o, &settings()).unwrap();
+        let lines = document_lines(&o, &settings(), None).unwrap();
         let item = Item {
             id: 1,
             name: "Kawa".into(),
@@ -2095,12 +2270,23 @@ mod tests {
                 warehouse: 1,
                 payment: &payment,
                 lines: &lines,
+                currency: &DocumentCurrency::of(None, &settings()),
                 today: now,
                 now,
                 notes: &mut notes,
             }),
-            document_line(1, 1, 308, 1, &lines[0], &item, "Kawa".into(), now),
-            vat_row(1, dec!(23), 2, dec!(1), dec!(0.23)),
+            document_line(
+                1,
+                1,
+                308,
+                1,
+                &lines[0],
+                &item,
+                "Kawa".into(),
+                &DocumentCurrency::of(None, &settings()),
+                now,
+            ),
+            vat_row(1, dec!(23), 2, &RateSums::default()),
             customer_card(&o, "WWW-1", Some("5260250274"), None, now, &mut notes),
         ];
         for insert in &inserts {
