@@ -310,6 +310,45 @@ mod tests {
     }
 
     #[test]
+    fn a_rate_published_on_the_document_day_is_not_the_one() {
+        // Asked up to the day before, but should NBP answer with the day
+        // itself, the day before's rate still stands.
+        let body = r#"{"table":"A","currency":"euro","code":"EUR","rates":[
+            {"no":"232/A/NBP/2026","effectiveDate":"2026-11-30","mid":4.2205},
+            {"no":"233/A/NBP/2026","effectiveDate":"2026-12-01","mid":4.3000}]}"#;
+        let rate = rate_from_answer(
+            "EUR",
+            day(2026, 12, 1),
+            day(2026, 11, 21),
+            day(2026, 11, 30),
+            200,
+            body,
+        )
+        .unwrap();
+        assert_eq!(
+            (rate.rate, rate.effective),
+            (dec!(4.2205), day(2026, 11, 30))
+        );
+    }
+
+    #[tokio::test]
+    async fn what_is_not_a_currency_code_is_never_sent_to_nbp() {
+        // Port 1 refuses: a request would be `Unavailable`, not `NotPublished`.
+        let mut nbp = NbpRates::new("http://127.0.0.1:1").unwrap();
+        for code in ["EURO", "E1R", "EU", "e/../x", ""] {
+            let answer = nbp.rate_before(code, day(2026, 12, 1)).await;
+            assert!(
+                matches!(answer, Err(RateError::NotPublished(_))),
+                "{code:?}: {answer:?}"
+            );
+        }
+        assert!(matches!(
+            nbp.rate_before("EUR", day(2026, 12, 1)).await,
+            Err(RateError::Unavailable(_))
+        ));
+    }
+
+    #[test]
     fn a_rate_with_more_than_four_decimals_is_kept_per_hundred_units() {
         let d = day(2026, 12, 1);
         let huf = ExchangeRate::from_mid("huf", dec!(0.010834), "1", d, d).unwrap();

@@ -32,6 +32,7 @@ use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
 use windows_service::{define_windows_service, service_dispatcher};
 
 use crate::config::AgentConfig;
+use crate::service::WindowsServiceDefinition;
 
 static ARGS: OnceLock<(String, PathBuf)> = OnceLock::new();
 
@@ -123,11 +124,7 @@ fn run_service(name: &str, config_path: &Path) -> anyhow::Result<()> {
 
 /// The log folder: `logs\` beside the configuration file.
 pub fn log_dir(config: &Path) -> PathBuf {
-    config
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
-        .join("logs")
+    crate::service::windows_log_dir(config)
 }
 
 /// Daily-rotated log file (14 kept) plus warnings and errors to the event log.
@@ -242,22 +239,13 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for EventLog {
 }
 
 /// The message file .NET ships with every Windows: it shows the text as given.
-const EVENT_MESSAGE_FILE: &str =
-    r"%SystemRoot%\Microsoft.NET\Framework64\v4.0.30319\EventLogMessages.dll";
-
-fn event_source_key(name: &str) -> String {
-    format!(r"HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\{name}")
-}
-
-/// Registers, configures and starts the service.
+/// Registers the service as `definition` says, runs its commands (folder
+/// rights, event source) and starts it.
 pub fn install(
-    name: &str,
-    config: &Path,
-    state_dir: &Path,
-    account: &str,
+    definition: &WindowsServiceDefinition,
     password: Option<String>,
 ) -> anyhow::Result<String> {
-    let exe = std::env::current_exe().context("finding this program's path")?;
+    let name = definition.name.as_str();
     let manager = ServiceManager::local_computer(
         None::<&str>,
         ServiceManagerAccess::CONNECT | ServiceManagerAccess::CREATE_SERVICE,
@@ -265,20 +253,18 @@ pub fn install(
     .context("opening the Service Control Manager (run the console as Administrator)")?;
     let info = ServiceInfo {
         name: name.into(),
-        display_name: OsString::from("optima-sync agent"),
+        display_name: OsString::from(&definition.display_name),
         service_type: ServiceType::OWN_PROCESS,
-        start_type: ServiceStartType::AutoStart,
+        start_type: if definition.automatic_start {
+            ServiceStartType::AutoStart
+        } else {
+            ServiceStartType::OnDemand
+        },
         error_control: ServiceErrorControl::Normal,
-        executable_path: exe.clone(),
-        launch_arguments: vec![
-            "service".into(),
-            "--config".into(),
-            config.as_os_str().to_owned(),
-            "--name".into(),
-            name.into(),
-        ],
+        executable_path: definition.executable.clone(),
+        launch_arguments: definition.arguments.clone(),
         dependencies: vec![],
-        account_name: Some(account.into()),
+        account_name: Some(definition.account.as_str().into()),
         account_password: password.map(Into::into),
     };
     let service = manager
@@ -287,65 +273,44 @@ pub fn install(
             ServiceAccess::CHANGE_CONFIG | ServiceAccess::START | ServiceAccess::QUERY_STATUS,
         )
         .with_context(|| format!("creating the service `{name}`"))?;
-    service
-        .set_description(
-            "Keeps Comarch ERP Optima and the online shops in sync; outbound HTTPS only.",
-        )
-        .ok();
+    service.set_description(&definition.description).ok();
     service
         .update_failure_actions(ServiceFailureActions {
-            reset_period: ServiceFailureResetPeriod::After(Duration::from_secs(86_400)),
+            reset_period: ServiceFailureResetPeriod::After(definition.failure_count_reset),
             reboot_msg: None,
             command: None,
-            actions: Some(vec![
-                ServiceAction {
-                    action_type: ServiceActionType::Restart,
-                    delay: Duration::from_secs(10),
-                };
-                3
-            ]),
+            actions: Some(
+                definition
+                    .restart_after
+                    .iter()
+                    .map(|delay| ServiceAction {
+                        action_type: ServiceActionType::Restart,
+                        delay: *delay,
+                    })
+                    .collect(),
+            ),
         })
         .context("setting restart on failure")?;
-    let logs = log_dir(config);
-    for dir in [state_dir, logs.as_path()] {
+    for dir in &definition.writable {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        // The service's account writes its state and logs, nothing else.
-        run(Command::new("icacls").arg(dir).args([
-            "/grant",
-            &format!("{account}:(OI)(CI)M"),
-            "/T",
-            "/Q",
-        ]))?;
     }
-    run(Command::new("reg").args([
-        "add",
-        &event_source_key(name),
-        "/v",
-        "EventMessageFile",
-        "/t",
-        "REG_EXPAND_SZ",
-        "/d",
-        EVENT_MESSAGE_FILE,
-        "/f",
-    ]))?;
-    run(Command::new("reg").args([
-        "add",
-        &event_source_key(name),
-        "/v",
-        "TypesSupported",
-        "/t",
-        "REG_DWORD",
-        "/d",
-        "7",
-        "/f",
-    ]))?;
+    for command in &definition.commands {
+        if let Some((program, args)) = command.split_first() {
+            run(Command::new(program).args(args))?;
+        }
+    }
     service
         .start(&[] as &[&OsStr])
         .with_context(|| format!("starting the service `{name}`"))?;
     Ok(format!(
-        "installed and started the service `{name}` ({} as {account}); logs in {} and the Application event log",
-        exe.display(),
-        logs.display()
+        "installed and started the service `{name}` ({} as {}); logs in {} and the Application event log",
+        definition.executable.display(),
+        definition.account,
+        definition
+            .writable
+            .last()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
     ))
 }
 
@@ -382,7 +347,11 @@ pub fn uninstall(name: &str) -> anyhow::Result<String> {
         wait_for_state(&service, ServiceState::Stopped)?;
     }
     service.delete().context("deleting the service")?;
-    let _ = run(Command::new("reg").args(["delete", &event_source_key(name), "/f"]));
+    let _ = run(Command::new("reg").args([
+        "delete",
+        &crate::service::windows_event_source_key(name),
+        "/f",
+    ]));
     Ok(format!(
         "stopped and removed the service `{name}`; the configuration, its secrets, the state and the logs were left in place"
     ))

@@ -98,6 +98,11 @@ fn no_subcommand_takes_a_password_argument() {
     for sub in ["run", "check", "doctor", "sync", "install"] {
         let out = agent(&[sub, "--help"], dir.path());
         let help = text(&out).to_ascii_lowercase();
+        // The help itself, not an error that happens to lack the word.
+        assert!(
+            out.status.success() && help.contains("--config"),
+            "`agent {sub} --help` did not print its options:\n{help}"
+        );
         assert!(
             !help.contains("--password") && !help.contains("--secret"),
             "`agent {sub}` must not accept a secret on the command line:\n{help}"

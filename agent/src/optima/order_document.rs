@@ -2121,6 +2121,29 @@ mod tests {
     }
 
     #[test]
+    fn a_discounted_line_keeps_its_net_price_before_the_discount() {
+        let mut o = order();
+        // 10.00 gross off at 23 %: 10.00 / 1.23 = 8.1300… → 8.13 net, so
+        // the net before the discount is 81.29 + 8.13 = 89.42.
+        o.lines[0].discount_gross = dec!(10.00);
+        o.discount_gross = dec!(10.00);
+        let lines = document_lines(&o, &settings(), None).unwrap();
+        assert_eq!(lines[0].discount_gross, dec!(10.00));
+        assert_eq!(lines[0].net_before_discount, dec!(89.42));
+        // 8 %: 5.00 / 1.08 = 4.6296… → 4.63.
+        o.lines[0].vat = "8".parse().unwrap();
+        o.lines[0].discount_gross = dec!(5.00);
+        o.lines[0].total_net = dec!(92.58);
+        o.lines[0].total_vat = dec!(7.41);
+        o.total_net = dec!(104.77);
+        o.total_vat = dec!(10.21);
+        let lines = document_lines(&o, &settings(), None).unwrap();
+        assert_eq!(lines[0].net_before_discount, dec!(97.21));
+        // No discount: the net as it is.
+        assert_eq!(lines[1].net_before_discount, lines[1].total_net);
+    }
+
+    #[test]
     fn a_euro_order_keeps_its_amounts_in_euro_and_converts_each_to_the_grosz() {
         let mut o = order();
         o.currency = "EUR".into();

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use agent::optima;
-use anyhow::{Context, bail};
+use anyhow::{Context, bail, ensure};
 use functions::mapping::ShopRules;
 use harness::cloud::{LocalCloud, start_agent};
 use harness::process::Process;
@@ -15,6 +15,17 @@ use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
 const SYNC: &str = "\n[sync]\npoll_seconds = 1\noverlap_seconds = 5\nstock_minutes = 60\nprices_minutes = 60\ncatalogue_minutes = 1440\nbatch_records = 100\n";
+
+/// One `kill -9` (this long after the agent said it was starting) and what
+/// the agent had done by then.
+#[derive(Debug)]
+#[allow(dead_code)] // read through Debug
+struct Kill {
+    after: Duration,
+    started: bool,
+    pass_done: bool,
+    unsent: u64,
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_agent_during_a_full_pass_loses_nothing() -> anyhow::Result<()> {
@@ -25,7 +36,10 @@ async fn killing_the_agent_during_a_full_pass_loses_nothing() -> anyhow::Result<
         dir.path().to_path_buf()
     };
     let db = logs.join("optima.sqlite");
-    let erp = OptimaStandin::start(&db, 300, logs)?;
+    // Big enough that reading, staging and sending the first pass takes
+    // seconds: 300 products were read and sent within a second, before
+    // any kill landed.
+    let erp = OptimaStandin::start(&db, 2000, logs)?;
     let skus = erp.skus().await?;
     let shop = WooStandinProcess::start_with(None, Some(&skus), None, logs)?;
     let parameters = shop.shop_parameters("sklep", "Detaliczna", &["MAG"], 50, 50);
@@ -39,20 +53,42 @@ async fn killing_the_agent_during_a_full_pass_loses_nothing() -> anyhow::Result<
 
     // Fixed seed: the same kill points every run.
     let mut rng = rand::rngs::StdRng::seed_from_u64(20261123);
+    let state = config.with_file_name("biuro-state.sqlite");
     let mut kills = Vec::new();
     for round in 0..5 {
-        let mut agent: Process = start_agent(
-            &config,
-            &endpoint,
-            &logs.join(format!("agent-{round}.log")),
-            &env,
-        )?;
-        let delay = Duration::from_millis(rng.random_range(300..2500));
+        let log = logs.join(format!("agent-{round}.log"));
+        let mut agent: Process = start_agent(&config, &endpoint, &log, &env)?;
+        agent.wait_for_log("agent starting", Duration::from_secs(30))?;
+        let delay = Duration::from_millis(rng.random_range(100..2000));
         tokio::time::sleep(delay).await;
         agent.kill();
-        kills.push(delay);
+        // Where the kill landed, read at the moment from what the killed
+        // agent left: records staged and not yet in a message, messages
+        // not yet sent (its state file), and whether it had logged the end
+        // of its full pass.
+        let store = agent::store::Store::open(&state)?;
+        let unsent = store.pending_count()? + store.outbox_depth()?;
+        let text = std::fs::read_to_string(&log)?;
+        kills.push(Kill {
+            after: delay,
+            started: text.contains("agent starting"),
+            pass_done: text.contains("pass done"),
+            unsent,
+        });
     }
-    println!("killed the agent after {kills:?}");
+    println!("kills: {kills:#?}");
+    ensure!(
+        kills.iter().all(|k| k.started),
+        "every killed agent had started: {kills:?}"
+    );
+    let inside = kills
+        .iter()
+        .filter(|k| !k.pass_done || k.unsent > 0)
+        .count();
+    ensure!(
+        inside >= 3,
+        "at least three kills land inside the pass (before its end, or with its records not yet sent): {kills:?}"
+    );
     let _agent = start_agent(&config, &endpoint, &logs.join("agent-final.log"), &env)?;
 
     // What the shop must show, from the ERP itself: stock by plain SQL
@@ -71,17 +107,33 @@ async fn killing_the_agent_during_a_full_pass_loses_nothing() -> anyhow::Result<
 
     let deadline = Instant::now() + Duration::from_secs(240);
     let mut wrong: Vec<String>;
+    // Every SKU the shop sells has its expectation: the shop was seeded with
+    // the ERP's SKUs, and the ERP has each of them.
+    ensure!(
+        expected.len() == skus.len(),
+        "an expectation per SKU: {} of {}",
+        expected.len(),
+        skus.len()
+    );
     loop {
         let all: Vec<Value> = reqwest::get(format!("{}/__standin/products", shop.base_url))
             .await?
             .json()
             .await?;
+        ensure!(
+            all.len() == skus.len(),
+            "the shop has {} products",
+            all.len()
+        );
         wrong = all
             .iter()
             .filter_map(|p| {
-                let sku = p["sku"].as_str()?;
-                let want = expected.get(sku)?;
-                (!harness::expected::shows(p, want)).then(|| format!("{sku}: shop {p} vs {want:?}"))
+                let sku = p["sku"].as_str().unwrap_or_default();
+                match expected.get(sku) {
+                    Some(want) if harness::expected::shows(p, want) => None,
+                    Some(want) => Some(format!("{sku}: shop {p} vs {want:?}")),
+                    None => Some(format!("{sku}: a shop product the ERP does not have: {p}")),
+                }
             })
             .collect();
         if wrong.is_empty() {
@@ -96,11 +148,6 @@ async fn killing_the_agent_during_a_full_pass_loses_nothing() -> anyhow::Result<
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert!(
-        expected.len() >= 295,
-        "the catalogue was read: {}",
-        expected.len()
-    );
     let status = cloud.status().await?;
     let dlq = status["queues"]["erp_events_dlq"]["visible"]
         .as_u64()

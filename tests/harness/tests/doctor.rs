@@ -494,5 +494,26 @@ fn the_windows_agent_runs_check_and_doctor_under_wine() -> anyhow::Result<()> {
         line(&all, "FAIL", "SQL Server login")?.contains("18456"),
         "{all}"
     );
+
+    // The command line `agent install` registers is one the Windows agent
+    // takes: run outside the Service Control Manager it reaches the
+    // service dispatcher, which says it needs the SCM (exit 1), never a
+    // usage error (exit 2).
+    let definition = agent::service::windows_service_definition(
+        agent::service::DEFAULT_NAME,
+        &wine.exe,
+        &good,
+        scratch.path(),
+        r"NT AUTHORITY\LocalService",
+    );
+    let out = wine.agent().args(&definition.arguments).output()?;
+    let all = text(&out);
+    ensure!(
+        out.status.code() == Some(1)
+            && all.contains("is started by the Windows Service Control Manager"),
+        "agent.exe {:?} under wine ({}):\n{all}",
+        definition.arguments,
+        out.status
+    );
     Ok(())
 }

@@ -241,7 +241,7 @@ async fn every_order_becomes_exactly_one_document_whatever_fails() -> anyhow::Re
         0,
         "rolled back with the connection"
     );
-    let _agent = bench.agent(None)?;
+    let agent = bench.agent(None)?;
     bench
         .wait_written(&[&third], "order 1003 written after the restart")
         .await?;
@@ -252,7 +252,19 @@ async fn every_order_becomes_exactly_one_document_whatever_fails() -> anyhow::Re
     for order in &later {
         bench.send(order).await?;
     }
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The outage landed: the agent took an order, could not write it, and
+    // left it queued (its log says so) while the ERP was down.
+    let deferred = "Optima cannot take the order command now";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !agent.log_text().contains(deferred) {
+        if Instant::now() > deadline {
+            anyhow::bail!(
+                "the agent never tried an order while the ERP was down:\n{}",
+                agent.log_text()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let down_for = Instant::now();
     let dir = bench.dir.clone();
     bench
