@@ -234,6 +234,19 @@ mod tests {
         NaiveDate::from_ymd_opt(y, m, d).unwrap()
     }
 
+    /// NBP's answer for `code`, for a document dated 2026-12-01 (asked from
+    /// 2026-11-21 to 2026-11-30).
+    fn answer(code: &str, status: u16, body: &str) -> Result<ExchangeRate, RateError> {
+        rate_from_answer(
+            code,
+            day(2026, 12, 1),
+            day(2026, 11, 21),
+            day(2026, 11, 30),
+            status,
+            body,
+        )
+    }
+
     #[test]
     fn the_last_table_before_the_document_day_is_taken() {
         // NBP's answer shape (api.nbp.pl, "Kurs średni waluty … w przedziale dat").
@@ -241,15 +254,7 @@ mod tests {
             {"no":"231/A/NBP/2026","effectiveDate":"2026-11-27","mid":4.2161},
             {"no":"232/A/NBP/2026","effectiveDate":"2026-11-30","mid":4.2205}]}"#;
         let monday = day(2026, 12, 1);
-        let rate = rate_from_answer(
-            "EUR",
-            monday,
-            day(2026, 11, 21),
-            day(2026, 11, 30),
-            200,
-            body,
-        )
-        .unwrap();
+        let rate = answer("EUR", 200, body).unwrap();
         assert_eq!(rate.rate, dec!(4.2205));
         assert_eq!(rate.per, dec!(1));
         assert_eq!(rate.effective, day(2026, 11, 30));
@@ -259,52 +264,22 @@ mod tests {
 
     #[test]
     fn no_data_parks_and_a_failing_nbp_waits() {
-        let reason = rate_from_answer(
-            "XYZ",
-            day(2026, 12, 1),
-            day(2026, 11, 21),
-            day(2026, 11, 30),
-            404,
-            "404 NotFound - Not Found - Brak danych",
-        )
-        .unwrap_err();
+        let reason = answer("XYZ", 404, "404 NotFound - Not Found - Brak danych").unwrap_err();
         assert!(
             matches!(&reason, RateError::NotPublished(r) if r.contains("XYZ") && r.contains("2026-11-21")),
             "{reason}"
         );
         for status in [400, 429, 500, 503] {
-            let err = rate_from_answer(
-                "EUR",
-                day(2026, 12, 1),
-                day(2026, 11, 21),
-                day(2026, 11, 30),
-                status,
-                "",
-            )
-            .unwrap_err();
+            let err = answer("EUR", status, "").unwrap_err();
             assert!(matches!(err, RateError::Unavailable(_)), "{status}: {err}");
         }
         let empty = r#"{"table":"A","currency":"euro","code":"EUR","rates":[]}"#;
         assert!(matches!(
-            rate_from_answer(
-                "EUR",
-                day(2026, 12, 1),
-                day(2026, 11, 21),
-                day(2026, 11, 30),
-                200,
-                empty
-            ),
+            answer("EUR", 200, empty),
             Err(RateError::NotPublished(_))
         ));
         assert!(matches!(
-            rate_from_answer(
-                "EUR",
-                day(2026, 12, 1),
-                day(2026, 11, 21),
-                day(2026, 11, 30),
-                200,
-                "<html>"
-            ),
+            answer("EUR", 200, "<html>"),
             Err(RateError::Unavailable(_))
         ));
     }
@@ -316,15 +291,7 @@ mod tests {
         let body = r#"{"table":"A","currency":"euro","code":"EUR","rates":[
             {"no":"232/A/NBP/2026","effectiveDate":"2026-11-30","mid":4.2205},
             {"no":"233/A/NBP/2026","effectiveDate":"2026-12-01","mid":4.3000}]}"#;
-        let rate = rate_from_answer(
-            "EUR",
-            day(2026, 12, 1),
-            day(2026, 11, 21),
-            day(2026, 11, 30),
-            200,
-            body,
-        )
-        .unwrap();
+        let rate = answer("EUR", 200, body).unwrap();
         assert_eq!(
             (rate.rate, rate.effective),
             (dec!(4.2205), day(2026, 11, 30))

@@ -38,6 +38,16 @@ fn settings() -> WriteSettings {
     }
 }
 
+/// A seeded ERP stand-in and a goods SKU at 23 % and one at 8 % VAT.
+async fn erp_with_skus(products: usize, seed: u64) -> anyhow::Result<(Erp, String, String)> {
+    let erp = erp_for_tests(SeedOptions { products, seed }).await?;
+    let (sku23, sku8) = (
+        sku_with_rate(&erp, 23).await?,
+        sku_with_rate(&erp, 8).await?,
+    );
+    Ok((erp, sku23, sku8))
+}
+
 async fn sku_with_rate(erp: &Erp, rate: u32) -> anyhow::Result<String> {
     let mut sql = erp.connect().await?;
     let mut query = Query::new(
@@ -153,15 +163,7 @@ async fn written_rows(erp: &Erp) -> anyhow::Result<(i32, i32, i32, i32)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_becomes_one_document_with_totals_to_the_grosz() -> anyhow::Result<()> {
-    let erp = erp_for_tests(SeedOptions {
-        products: 200,
-        seed: 11,
-    })
-    .await?;
-    let (sku23, sku8) = (
-        sku_with_rate(&erp, 23).await?,
-        sku_with_rate(&erp, 8).await?,
-    );
+    let (erp, sku23, sku8) = erp_with_skus(200, 11).await?;
     let order = shop_order("1001", &sku23, &sku8);
     let mut sql = connect_ado(&erp.ado, 10).await?;
 
@@ -329,15 +331,7 @@ async fn an_order_becomes_one_document_with_totals_to_the_grosz() -> anyhow::Res
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn customers_match_by_nip_and_private_buyers_go_to_the_collective_customer()
 -> anyhow::Result<()> {
-    let erp = erp_for_tests(SeedOptions {
-        products: 100,
-        seed: 12,
-    })
-    .await?;
-    let (sku23, sku8) = (
-        sku_with_rate(&erp, 23).await?,
-        sku_with_rate(&erp, 8).await?,
-    );
+    let (erp, sku23, sku8) = erp_with_skus(100, 12).await?;
     let mut sql = connect_ado(&erp.ado, 10).await?;
     let rows = Query::new("SELECT TOP 1 Knt_KntId, Knt_Nip FROM CDN.Kontrahenci WHERE Knt_Nip IS NOT NULL AND Knt_NipKraj = 'PL' ORDER BY Knt_KntId")
         .query(&mut sql)
@@ -383,15 +377,7 @@ async fn customers_match_by_nip_and_private_buyers_go_to_the_collective_customer
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_that_cannot_be_written_whole_is_parked_and_writes_nothing() -> anyhow::Result<()>
 {
-    let erp = erp_for_tests(SeedOptions {
-        products: 100,
-        seed: 13,
-    })
-    .await?;
-    let (sku23, sku8) = (
-        sku_with_rate(&erp, 23).await?,
-        sku_with_rate(&erp, 8).await?,
-    );
+    let (erp, sku23, sku8) = erp_with_skus(100, 13).await?;
     let mut sql = connect_ado(&erp.ado, 10).await?;
     let before = written_rows(&erp).await?;
 
@@ -650,15 +636,7 @@ async fn next_number(erp: &Erp, number_string: &str, except: i64) -> anyhow::Res
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invoice_and_receipt_drafts_are_one_document_of_their_kind_in_the_buffer()
 -> anyhow::Result<()> {
-    let erp = erp_for_tests(SeedOptions {
-        products: 100,
-        seed: 15,
-    })
-    .await?;
-    let (sku23, sku8) = (
-        sku_with_rate(&erp, 23).await?,
-        sku_with_rate(&erp, 8).await?,
-    );
+    let (erp, sku23, sku8) = erp_with_skus(100, 15).await?;
     let mut sql = connect_ado(&erp.ado, 10).await?;
     for (kind, symbol, class, id) in [
         (DocumentKind::Fs, "FS", 302, "5001"),
@@ -792,15 +770,7 @@ async fn invoice_and_receipt_drafts_are_one_document_of_their_kind_in_the_buffer
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_company_with_an_unknown_nip_becomes_one_new_customer_found_again_by_nip()
 -> anyhow::Result<()> {
-    let erp = erp_for_tests(SeedOptions {
-        products: 100,
-        seed: 16,
-    })
-    .await?;
-    let (sku23, sku8) = (
-        sku_with_rate(&erp, 23).await?,
-        sku_with_rate(&erp, 8).await?,
-    );
+    let (erp, sku23, sku8) = erp_with_skus(100, 16).await?;
     let mut sql = connect_ado(&erp.ado, 10).await?;
     let nip = "9512345672";
     let with_nip = "SELECT COUNT(*) FROM CDN.Kontrahenci WHERE REPLACE(REPLACE(Knt_Nip, '-', ''), ' ', '') = @P1";
@@ -1001,15 +971,7 @@ async fn office_sets(erp: &Erp, document: i64, column: &str, value: i32) -> anyh
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receipts_drafts_and_cancellations_read_back_as_their_stages() -> anyhow::Result<()> {
-    let erp = erp_for_tests(SeedOptions {
-        products: 100,
-        seed: 17,
-    })
-    .await?;
-    let (sku23, sku8) = (
-        sku_with_rate(&erp, 23).await?,
-        sku_with_rate(&erp, 8).await?,
-    );
+    let (erp, sku23, sku8) = erp_with_skus(100, 17).await?;
     let mut sql = connect_ado(&erp.ado, 10).await?;
     let mut receipt_draft = settings();
     receipt_draft.document = DocumentKind::Pa;
@@ -1105,15 +1067,7 @@ async fn receipts_drafts_and_cancellations_read_back_as_their_stages() -> anyhow
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_customer_without_a_billing_address_gets_the_shipping_address() -> anyhow::Result<()>
 {
-    let erp = erp_for_tests(SeedOptions {
-        products: 100,
-        seed: 18,
-    })
-    .await?;
-    let (sku23, sku8) = (
-        sku_with_rate(&erp, 23).await?,
-        sku_with_rate(&erp, 8).await?,
-    );
+    let (erp, sku23, sku8) = erp_with_skus(100, 18).await?;
     let mut sql = connect_ado(&erp.ado, 10).await?;
     let mut order = shop_order("8001", &sku23, &sku8);
     order.buyer.billing = Address::default();
@@ -1403,15 +1357,7 @@ fn weekday_before(day: chrono::NaiveDate) -> chrono::NaiveDate {
 async fn a_euro_order_is_written_in_euro_at_the_nbp_rate_of_the_working_day_before()
 -> anyhow::Result<()> {
     use agent::order_intake::{OrderWriter, SqlOrderWriter, WriteError};
-    let erp = erp_for_tests(SeedOptions {
-        products: 200,
-        seed: 21,
-    })
-    .await?;
-    let (sku23, sku8) = (
-        sku_with_rate(&erp, 23).await?,
-        sku_with_rate(&erp, 8).await?,
-    );
+    let (erp, sku23, sku8) = erp_with_skus(200, 21).await?;
     let mut sql = erp.connect().await?;
     let rows = Query::new("SELECT GETDATE() AS now")
         .query(&mut sql)

@@ -147,6 +147,8 @@ impl Ingest {
                 .await?;
             self.resend_if_behind(agent, incarnation, envelope.seq, position.last_applied)
                 .await;
+            self.end_if_superseded(agent, incarnation, envelope.seq, position.superseded)
+                .await;
             let version = SeqVersion {
                 generation: position.version.generation,
                 seq: envelope.seq,
@@ -157,6 +159,10 @@ impl Ingest {
             .sequences
             .check(agent, incarnation, envelope.seq)
             .await?;
+        if let Payload::Heartbeat(_) = envelope.payload {
+            self.end_if_superseded(agent, incarnation, envelope.seq, position.superseded)
+                .await;
+        }
         match position.check {
             SeqCheck::Duplicate => {
                 // A heartbeat is numbered when it is sent, so its number is
@@ -205,6 +211,31 @@ impl Ingest {
             warn!(%agent, ?incarnation, agent_last_seq, applied, "the agent's state is older than what the cloud applied of it (a restored state file): asking it to begin a new life");
             self.ask_resend(agent, incarnation, agent_last_seq + 1, applied)
                 .await;
+        }
+    }
+
+    /// A heartbeat from a life a later life of the agent has passed (a
+    /// state file restored from a backup taken before that later life
+    /// began): in order within its life, but all it says ranks below the
+    /// later life and would be dropped as older, for good. The resend past
+    /// anything it can have numbered tells it to begin a new life, which
+    /// ranks above every earlier one.
+    async fn end_if_superseded(
+        &self,
+        agent: &str,
+        incarnation: Option<&str>,
+        heartbeat_seq: u64,
+        superseded: bool,
+    ) {
+        if superseded {
+            warn!(%agent, ?incarnation, heartbeat_seq, "the agent speaks in a life a later one has passed (a restored state file): asking it to begin a new life");
+            self.ask_resend(
+                agent,
+                incarnation,
+                heartbeat_seq.saturating_add(1),
+                u64::MAX,
+            )
+            .await;
         }
     }
 

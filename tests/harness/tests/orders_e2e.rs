@@ -1065,3 +1065,104 @@ async fn an_order_shipped_after_the_state_file_was_restored_from_a_backup_reache
     assert_ne!(new_life, life, "the cloud follows the agent's new life");
     Ok(())
 }
+
+/// A state file restored from a backup taken *after* an older one began a
+/// new life: its own life is in order (nothing it numbers is a duplicate),
+/// but a later life has passed it, and everything it says ranks below
+/// what that later life said, so the cloud would drop it as older for good.
+/// The cloud must tell it to begin a new life too. Found by the fault
+/// campaign (`a_state_file_restored_from_an_older_backup_loses_nothing`,
+/// 35 products stuck under CI load).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_file_from_a_life_another_restore_passed_is_told_to_begin_a_new_one()
+-> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = &if std::env::var_os("E2E_KEEP").is_some() {
+        tmp.keep()
+    } else {
+        tmp.path().to_path_buf()
+    };
+    let Running {
+        erp,
+        skus,
+        shop,
+        cloud,
+        _agent: mut agent,
+        ..
+    } = Running::start(dir, "superseded").await?;
+    let aws = sdk_config(&cloud.emulator.endpoint()).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
+    let table = cloud.stack.output("StateTableName")?.to_owned();
+    let restart = |log: &str| {
+        start_agent(
+            &dir.join("agent.toml"),
+            &cloud.emulator.endpoint(),
+            &dir.join(log),
+            &[("OPTIMA_SYNC_SQL__PASSWORD", erp.password.as_str())],
+        )
+    };
+    let applied = || harness::cloud::applied_life(&dynamodb, &table, "biuro");
+    let (first_life, at_early) = wait_for(
+        "the first pass applied",
+        Duration::from_secs(60),
+        || async { Ok(applied().await?.filter(|(_, last)| *last >= 3)) },
+    )
+    .await?;
+    // Backup E (early in the first life), then more said, then backup L.
+    agent.kill();
+    copy_state(dir, "biuro-state.sqlite", "early.sqlite")?;
+    agent = restart("agent-2.log")?;
+    wait_for(
+        "more applied in the first life",
+        Duration::from_secs(60),
+        || async {
+            Ok(applied()
+                .await?
+                .filter(|(l, last)| *l == first_life && *last >= at_early + 3))
+        },
+    )
+    .await?;
+    agent.kill();
+    copy_state(dir, "biuro-state.sqlite", "late.sqlite")?;
+    // E restored: behind the cloud, so it begins a second life.
+    copy_state(dir, "early.sqlite", "biuro-state.sqlite")?;
+    agent = restart("agent-3.log")?;
+    let (second_life, _) = wait_for("a second life applied", Duration::from_secs(90), || async {
+        Ok(applied().await?.filter(|(l, _)| *l != first_life))
+    })
+    .await?;
+    agent.kill();
+    // L restored: the first life again, in order within it.
+    copy_state(dir, "late.sqlite", "biuro-state.sqlite")?;
+    let sku = skus[0].clone();
+    erp.perform(optima_standin::simulator::Action::PriceChange {
+        sku: sku.clone(),
+        price_list: 2,
+        price: "123.4567".parse()?,
+    })
+    .await?;
+    let mut agent = restart("agent-4.log")?;
+    let restarted = Instant::now();
+    wait_for(
+        "the new price in the shop",
+        Duration::from_secs(90),
+        || async {
+            Ok(shop
+                .product(&sku)
+                .await?
+                .filter(|p| p["regular_price"] == "123.46"))
+        },
+    )
+    .await?;
+    println!(
+        "first life {first_life}, second {second_life}; the first restored again → the price in the shop after {:?}",
+        restarted.elapsed()
+    );
+    agent.wait_for_log("the state begins a new life", Duration::from_secs(5))?;
+    let (now, _) = applied().await?.context("applied")?;
+    assert!(
+        now != first_life && now != second_life,
+        "a third life: {now}"
+    );
+    Ok(())
+}
