@@ -42,7 +42,7 @@ use crate::catalog::{Catalog, RecordOrigin, SkuState};
 use crate::env::{EnvError, FunctionEnv};
 use crate::mapping::{ShopOperation, ShopProductState, diff, not_yet_held};
 use crate::orders::OrderStore;
-use crate::sequences::{SeqCheck, SeqVersion, Sequences};
+use crate::sequences::{Position, SeqCheck, SeqVersion, Sequences};
 use crate::shop_ops::{OrderAction, OrderOperation};
 use crate::shops::Shops;
 use crate::state::{HeartbeatWrite, StateError, StateTable};
@@ -147,7 +147,7 @@ impl Ingest {
                 .await?;
             self.resend_if_behind(agent, incarnation, envelope.seq, position.last_applied)
                 .await;
-            self.end_if_superseded(agent, incarnation, envelope.seq, position.superseded)
+            self.end_if_superseded(agent, incarnation, envelope.seq, &position)
                 .await;
             let version = SeqVersion {
                 generation: position.version.generation,
@@ -160,7 +160,7 @@ impl Ingest {
             .check(agent, incarnation, envelope.seq)
             .await?;
         if let Payload::Heartbeat(_) = envelope.payload {
-            self.end_if_superseded(agent, incarnation, envelope.seq, position.superseded)
+            self.end_if_superseded(agent, incarnation, envelope.seq, &position)
                 .await;
         }
         match position.check {
@@ -225,17 +225,32 @@ impl Ingest {
         agent: &str,
         incarnation: Option<&str>,
         heartbeat_seq: u64,
-        superseded: bool,
+        position: &Position,
     ) {
-        if superseded {
-            warn!(%agent, ?incarnation, heartbeat_seq, "the agent speaks in a life a later one has passed (a restored state file): asking it to begin a new life");
-            self.ask_resend(
-                agent,
-                incarnation,
-                heartbeat_seq.saturating_add(1),
-                u64::MAX,
-            )
-            .await;
+        // Only a life heard before can have been passed by a later one.
+        if incarnation.is_none() || position.new_life {
+            return;
+        }
+        match self
+            .sequences
+            .superseded(agent, position.version.generation)
+            .await
+        {
+            Ok(false) => {}
+            Ok(true) => {
+                warn!(%agent, ?incarnation, heartbeat_seq, "the agent speaks in a life a later one has passed (a restored state file): asking it to begin a new life");
+                self.ask_resend(
+                    agent,
+                    incarnation,
+                    heartbeat_seq.saturating_add(1),
+                    u64::MAX,
+                )
+                .await;
+            }
+            // The next heartbeat asks again.
+            Err(err) => {
+                warn!(%agent, error = %err, "cannot tell whether the agent's life was passed")
+            }
         }
     }
 

@@ -64,11 +64,6 @@ pub struct Position {
     /// The first envelope heard of an incarnation that replaces an earlier
     /// life of the same agent (a deleted, recreated or restored state).
     pub new_life: bool,
-    /// A life heard before whose generation a later life of the agent has
-    /// passed: a state file restored from a backup taken before that later
-    /// life began. Its envelopes may be in order within it, yet everything
-    /// they carry ranks below what the later life said.
-    pub superseded: bool,
     /// The last sequence number applied in this life (None: none yet).
     pub last_applied: Option<u64>,
 }
@@ -139,23 +134,18 @@ impl Sequences {
                 check: against(last),
                 version: SeqVersion { generation: 0, seq },
                 new_life: false,
-                superseded: false,
                 last_applied: last,
             });
         };
         if let Some(item) = self.item(&life_sk(agent, incarnation)).await? {
             let last = get_n(&item, "last_seq");
-            let generation = get_n(&item, "generation").unwrap_or(1);
-            let current = self
-                .item(agent)
-                .await?
-                .and_then(|item| get_n::<u64>(&item, "generation"))
-                .unwrap_or(generation);
             return Ok(Position {
                 check: against(last),
-                version: SeqVersion { generation, seq },
+                version: SeqVersion {
+                    generation: get_n(&item, "generation").unwrap_or(1),
+                    seq,
+                },
                 new_life: false,
-                superseded: generation < current,
                 last_applied: last,
             });
         }
@@ -172,9 +162,22 @@ impl Sequences {
                 seq,
             },
             new_life: agent_item.is_some(),
-            superseded: false,
             last_applied: None,
         })
+    }
+
+    /// True when a later life of `agent` has passed `generation`: a state
+    /// file restored from a backup taken before that later life began. Its
+    /// envelopes may be in order within its life, yet everything they carry
+    /// ranks below what the later life said. Asked for heartbeats only, so
+    /// the data lane's hot path reads no more than before.
+    pub async fn superseded(&self, agent: &str, generation: u64) -> Result<bool, StateError> {
+        let current = self
+            .item(agent)
+            .await?
+            .and_then(|item| get_n::<u64>(&item, "generation"))
+            .unwrap_or(generation);
+        Ok(generation < current)
     }
 
     /// Records `version.seq` of `incarnation` as applied (never moves back).
