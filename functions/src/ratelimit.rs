@@ -204,6 +204,17 @@ fn clamp_i64(v: i128) -> i64 {
     i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
 }
 
+/// What [`RateLimiter::acquire`] got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acquired {
+    /// The tokens were taken.
+    Granted,
+    /// Nothing was taken: ask again after this long. It can be zero (the
+    /// tokens came due while the bucket was being read), and that is still
+    /// not a grant.
+    Wait(Duration),
+}
+
 /// The shared buckets in the state table.
 #[derive(Clone, Debug)]
 pub struct RateLimiter {
@@ -272,15 +283,15 @@ impl RateLimiter {
     }
 
     /// Takes `n` tokens from the shop's bucket (`rate_per_sec` refill, room
-    /// for `burst`). Returns zero when they are granted, otherwise how long
-    /// to wait before asking again (nothing was taken).
+    /// for `burst`), or says how long to wait before asking again (nothing
+    /// was taken).
     pub async fn acquire(
         &self,
         shop: &str,
         n: u32,
         rate_per_sec: u32,
         burst: u32,
-    ) -> Result<Duration, RateLimitError> {
+    ) -> Result<Acquired, RateLimitError> {
         let invalid = |problem: String| RateLimitError::Invalid {
             shop: shop.to_owned(),
             problem,
@@ -294,7 +305,7 @@ impl RateLimiter {
             )));
         }
         if n == 0 {
-            return Ok(Duration::ZERO);
+            return Ok(Acquired::Granted);
         }
         for _ in 0..MAX_ATTEMPTS {
             // The clock is read before the bucket, not after: a grant then
@@ -307,7 +318,9 @@ impl RateLimiter {
             let stored = self.read(shop).await?;
             let next = match decide(stored, now_ms, n, rate_per_sec, burst) {
                 Decision::Wait(ms) => {
-                    return Ok(Duration::from_millis(ms).saturating_sub(asked.elapsed()));
+                    return Ok(Acquired::Wait(
+                        Duration::from_millis(ms).saturating_sub(asked.elapsed()),
+                    ));
                 }
                 Decision::Grant(next) => next,
             };
@@ -330,7 +343,7 @@ impl RateLimiter {
                     .expression_attribute_values(":old_u", num(old.updated_ms)),
             };
             match crate::dynamo::written(update.send().await) {
-                Ok(Some(_)) => return Ok(Duration::ZERO),
+                Ok(Some(_)) => return Ok(Acquired::Granted),
                 // Another instance changed the bucket since we read it.
                 Ok(None) => continue,
                 Err(err) => return Err(self.error("UpdateItem", &err)),
@@ -341,7 +354,7 @@ impl RateLimiter {
             attempts = MAX_ATTEMPTS,
             "rate bucket contended; backing off"
         );
-        Ok(CONTENDED_WAIT)
+        Ok(Acquired::Wait(CONTENDED_WAIT))
     }
 
     /// [`acquire`](Self::acquire), sleeping between attempts, until granted
@@ -357,11 +370,13 @@ impl RateLimiter {
     ) -> Result<bool, RateLimitError> {
         let deadline = tokio::time::Instant::now() + max_wait;
         loop {
-            let wait = self.acquire(shop, n, rate_per_sec, burst).await?;
-            if wait.is_zero() {
-                self.pace(shop, n, rate_per_sec).await;
-                return Ok(true);
-            }
+            let wait = match self.acquire(shop, n, rate_per_sec, burst).await? {
+                Acquired::Granted => {
+                    self.pace(shop, n, rate_per_sec).await;
+                    return Ok(true);
+                }
+                Acquired::Wait(wait) => wait,
+            };
             if tokio::time::Instant::now() + wait > deadline {
                 return Ok(false);
             }
@@ -547,6 +562,177 @@ mod tests {
                 updated_ms: T + 5
             })
         );
+    }
+
+    #[test]
+    fn the_pacing_margin_is_two_and_a_half_percent_of_a_tokens_interval() {
+        // 4/s: a token every 250 ms, 2.5 % of it is 6.25 ms.
+        assert_eq!(pacing_margin(4), Duration::from_micros(6_250));
+        assert_eq!(pacing_margin(1), Duration::from_millis(25));
+        // A zero rate is refused before it gets here; it must not divide by zero.
+        assert_eq!(pacing_margin(0), Duration::from_millis(25));
+    }
+
+    #[test]
+    fn values_past_a_stored_number_are_clamped_to_its_ends() {
+        assert_eq!(clamp_i64(i128::from(i64::MAX) + 1), i64::MAX);
+        assert_eq!(clamp_i64(i128::from(i64::MIN) - 1), i64::MIN);
+        assert_eq!(clamp_i64(-5), -5);
+    }
+
+    /// `call_shop` never touches the bucket itself (the connector's gate
+    /// does), so a client that can reach nothing is enough.
+    fn offline_limiter() -> RateLimiter {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("eu-central-1"))
+            .build();
+        RateLimiter::new(aws_sdk_dynamodb::Client::from_conf(config), "unused")
+    }
+
+    /// A shop that answers each call with the next scripted answer after
+    /// `each_takes` (the time its gate made the request wait), and records
+    /// when each call began on tokio's (paused) clock.
+    struct ScriptedShop {
+        answers: Mutex<VecDeque<Result<u32, ShopError>>>,
+        calls: Mutex<Vec<Duration>>,
+        each_takes: Duration,
+        started: Instant,
+    }
+
+    impl ScriptedShop {
+        fn new(answers: Vec<Result<u32, ShopError>>, each_takes: Duration) -> Arc<Self> {
+            Arc::new(ScriptedShop {
+                answers: Mutex::new(answers.into()),
+                calls: Mutex::default(),
+                each_takes,
+                started: Instant::now(),
+            })
+        }
+
+        fn request(self: &Arc<Self>) -> BoxFuture<'static, Result<u32, ShopError>> {
+            let shop = Arc::clone(self);
+            Box::pin(async move {
+                shop.calls
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(shop.started.elapsed());
+                tokio::time::sleep(shop.each_takes).await;
+                shop.answers
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .pop_front()
+                    .unwrap_or_else(|| Err(ShopError::Permanent("script ran out".into())))
+            })
+        }
+
+        fn calls(&self) -> Vec<Duration> {
+            self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        }
+    }
+
+    fn limits(attempts: u32, max_token_wait: Duration) -> ShopLimits {
+        ShopLimits {
+            attempts,
+            max_token_wait,
+        }
+    }
+
+    fn rate_limited() -> Result<u32, ShopError> {
+        Err(ShopError::RateLimited { retry_after: None })
+    }
+
+    fn down(n: u32) -> Result<u32, ShopError> {
+        Err(ShopError::Transient(format!("503 number {n}")))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_is_asked_again_at_once_and_its_answer_returned() {
+        let shop = ScriptedShop::new(vec![rate_limited(), Ok(7)], Duration::ZERO);
+        let got = offline_limiter()
+            .call_shop("s", limits(4, Duration::from_secs(30)), || shop.request())
+            .await;
+        assert!(matches!(got, Ok(7)), "{got:?}");
+        // The gate holds the retry back for the shop's Retry-After; call_shop
+        // adds no back-off of its own on top.
+        assert_eq!(shop.calls(), vec![Duration::ZERO, Duration::ZERO]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_limited_answers_are_retried_until_the_token_wait_is_spent_then_left_for_later() {
+        // Each request waits 500 ms at the gate: the second answer comes at
+        // exactly 1 s, the limit, and is the last.
+        let shop = ScriptedShop::new(vec![rate_limited(); 10], Duration::from_millis(500));
+        let got = offline_limiter()
+            .call_shop("s", limits(10, Duration::from_secs(1)), || shop.request())
+            .await;
+        assert!(
+            matches!(
+                got,
+                Err(ShopCallError::Retryable(ShopError::RateLimited { .. }))
+            ),
+            "{got:?}"
+        );
+        assert_eq!(shop.calls().len(), 2, "{:?}", shop.calls());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shop_down_is_backed_off_from_half_a_second_doubling_and_left_after_the_last_attempt()
+    {
+        let shop = ScriptedShop::new((1..=10).map(down).collect(), Duration::ZERO);
+        let got = offline_limiter()
+            .call_shop("s", limits(4, Duration::from_secs(30)), || shop.request())
+            .await;
+        // The last failure is what is reported.
+        match got {
+            Err(ShopCallError::Retryable(ShopError::Transient(message))) => {
+                assert_eq!(message, "503 number 4");
+            }
+            other => panic!("{other:?}"),
+        }
+        let calls = shop.calls();
+        assert_eq!(calls.len(), 4, "{calls:?}");
+        // Gaps of [0.5, 1), [1, 2), [2, 4) s: doubling, with jitter below
+        // the next step.
+        for (i, pair) in calls.windows(2).enumerate() {
+            let gap = pair[1] - pair[0];
+            let floor = Duration::from_millis(500 << i);
+            assert!(gap >= floor && gap < floor * 2, "gap {i}: {gap:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shop_back_after_a_503_answers_the_same_call() {
+        let shop = ScriptedShop::new(vec![down(1), Ok(3)], Duration::ZERO);
+        let got = offline_limiter()
+            .call_shop("s", limits(4, Duration::from_secs(30)), || shop.request())
+            .await;
+        assert!(matches!(got, Ok(3)), "{got:?}");
+        assert_eq!(shop.calls().len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_is_not_asked_again() {
+        for refusal in [
+            ShopError::Auth("401".into()),
+            ShopError::Permanent("400".into()),
+        ] {
+            let shop = ScriptedShop::new(vec![Err(refusal), Ok(1)], Duration::ZERO);
+            let got = offline_limiter()
+                .call_shop("s", limits(4, Duration::from_secs(30)), || shop.request())
+                .await;
+            assert!(matches!(got, Err(ShopCallError::Permanent(_))), "{got:?}");
+            assert_eq!(shop.calls().len(), 1);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn zero_attempts_still_make_one() {
+        let shop = ScriptedShop::new(vec![Ok(5)], Duration::ZERO);
+        let got = offline_limiter()
+            .call_shop("s", limits(0, Duration::from_secs(30)), || shop.request())
+            .await;
+        assert!(matches!(got, Ok(5)), "{got:?}");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The shared rate bucket against the AWS emulator: two concurrent callers
-//! together never get more than the bucket allows and finish close to the
-//! ideal time; a penalty holds everyone back until it ends.
+//! together never get more than the bucket allows; one instance never sends
+//! more than the rate in a second whatever the burst; a penalty holds
+//! everyone back until it ends, and the stored bucket says until when; the
+//! shop's gate turns a token it cannot wait for into a rate limit.
 //!
 //! moto (5.2) runs requests on threads and checks a condition expression
 //! and applies the write as two steps without a lock, so two conditional
@@ -14,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
@@ -21,7 +24,8 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use functions::ratelimit::RateLimiter;
+use functions::ratelimit::{Acquired, RateLimitError, RateLimiter, ShopGate};
+use functions::shop::{RequestGate, ShopError};
 use harness::emulator::{Emulator, sdk_config};
 
 const TABLE: &str = "ratelimit-test";
@@ -30,6 +34,8 @@ struct Serial {
     target: String,
     http: reqwest::Client,
     one_at_a_time: tokio::sync::Mutex<()>,
+    /// Added to every GetItem: a slow read of the bucket.
+    read_delay: Duration,
 }
 
 /// Forwards one request, holding the lock from send to last byte.
@@ -47,6 +53,14 @@ async fn forward(State(proxy): State<Arc<Serial>>, request: Request) -> Response
         if name != header::HOST && name != header::CONTENT_LENGTH {
             outgoing = outgoing.header(name, value);
         }
+    }
+    let is_read = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.ends_with(".GetItem"));
+    if is_read {
+        tokio::time::sleep(proxy.read_delay).await;
     }
     let _turn = proxy.one_at_a_time.lock().await;
     let answer = match outgoing.send().await {
@@ -72,13 +86,14 @@ async fn forward(State(proxy): State<Arc<Serial>>, request: Request) -> Response
 }
 
 /// The proxy's endpoint; it serves until the test's runtime ends.
-async fn serial_proxy(target: String) -> anyhow::Result<String> {
+async fn serial_proxy(target: String, read_delay: Duration) -> anyhow::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let proxy = Arc::new(Serial {
         target,
         http: reqwest::Client::new(),
         one_at_a_time: tokio::sync::Mutex::new(()),
+        read_delay,
     });
     let app = axum::Router::new().fallback(forward).with_state(proxy);
     tokio::spawn(async move {
@@ -88,9 +103,19 @@ async fn serial_proxy(target: String) -> anyhow::Result<String> {
 }
 
 /// A running emulator with an empty pk/sk table, and a limiter on it.
-async fn limiter(dir: &std::path::Path) -> anyhow::Result<(Emulator, RateLimiter)> {
+async fn limiter(
+    dir: &std::path::Path,
+) -> anyhow::Result<(Emulator, RateLimiter, aws_sdk_dynamodb::Client)> {
+    limiter_with_slow_reads(dir, Duration::ZERO).await
+}
+
+/// [`limiter`], each read of a bucket taking `read_delay` longer.
+async fn limiter_with_slow_reads(
+    dir: &std::path::Path,
+    read_delay: Duration,
+) -> anyhow::Result<(Emulator, RateLimiter, aws_sdk_dynamodb::Client)> {
     let emulator = Emulator::start(dir)?;
-    let endpoint = serial_proxy(emulator.endpoint()).await?;
+    let endpoint = serial_proxy(emulator.endpoint(), read_delay).await?;
     let config = sdk_config(&endpoint).await;
     let client = aws_sdk_dynamodb::Client::new(&config);
     let key = |name: &str, kind: KeyType| {
@@ -116,13 +141,13 @@ async fn limiter(dir: &std::path::Path) -> anyhow::Result<(Emulator, RateLimiter
         .send()
         .await
         .context("creating the table")?;
-    Ok((emulator, RateLimiter::new(client, TABLE)))
+    Ok((emulator, RateLimiter::new(client.clone(), TABLE), client))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_callers_share_one_bucket_and_never_exceed_it() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let (_emulator, limiter) = limiter(dir.path()).await?;
+    let (_emulator, limiter, _) = limiter(dir.path()).await?;
     const RATE: u32 = 5;
     const BURST: u32 = 5;
     const EACH: usize = 20;
@@ -136,14 +161,14 @@ async fn two_callers_share_one_bucket_and_never_exceed_it() -> anyhow::Result<()
         tasks.push(tokio::spawn(async move {
             let mut got = 0;
             while got < EACH {
-                let wait = limiter.acquire("shop-a", 1, RATE, BURST).await?;
-                if wait.is_zero() {
-                    got += 1;
-                    if let Ok(mut g) = grants.lock() {
-                        g.push(start.elapsed());
+                match limiter.acquire("shop-a", 1, RATE, BURST).await? {
+                    Acquired::Granted => {
+                        got += 1;
+                        if let Ok(mut g) = grants.lock() {
+                            g.push(start.elapsed());
+                        }
                     }
-                } else {
-                    tokio::time::sleep(wait).await;
+                    Acquired::Wait(wait) => tokio::time::sleep(wait).await,
                 }
             }
             anyhow::Ok(())
@@ -159,18 +184,7 @@ async fn two_callers_share_one_bucket_and_never_exceed_it() -> anyhow::Result<()
         .clone();
     grants.sort();
     ensure!(grants.len() == 2 * EACH, "{} grants", grants.len());
-    // The k-th grant (1-based) happened no earlier than the bucket allows:
-    // k ≤ burst + rate × elapsed, in millitokens (10 ms of slack for clock
-    // granularity between the Instant here and the wall clock there).
-    for (i, at) in grants.iter().enumerate() {
-        let k = (i as u128 + 1) * 1000;
-        let allowed = u128::from(BURST) * 1000 + u128::from(RATE) * (at.as_millis() + 10);
-        ensure!(
-            k <= allowed,
-            "grant {} at {at:?}: more than {BURST} + {RATE}/s allow",
-            i + 1
-        );
-    }
+    ensure_within_the_bucket(&grants, BURST, RATE)?;
     // Ideal: 5 at once, then 35 more at 5/s = 7 s.
     let ideal =
         Duration::from_millis((2 * EACH as u64 - u64::from(BURST)) * 1000 / u64::from(RATE));
@@ -178,9 +192,103 @@ async fn two_callers_share_one_bucket_and_never_exceed_it() -> anyhow::Result<()
         total >= ideal - Duration::from_millis(50),
         "too fast: {total:?}"
     );
+    // Liveness, not a benchmark: a limiter that wastes a third of the
+    // shop's limit fails. The bound was 10 % over the ideal, which two
+    // cores busy with other tests cannot promise (test audit §2).
     ensure!(
-        total <= ideal + ideal / 10,
-        "took {total:?}, more than 10% over the ideal {ideal:?}"
+        total <= ideal + ideal / 2,
+        "took {total:?}, more than 50% over the ideal {ideal:?}"
+    );
+    Ok(())
+}
+
+/// The k-th grant (1-based, `grants` sorted, times since the bucket was
+/// first asked) came no earlier than the bucket allows: k ≤ burst + rate ×
+/// elapsed, in millitokens (10 ms of slack for clock granularity between
+/// the Instant here and the wall clock the limiter reads).
+fn ensure_within_the_bucket(grants: &[Duration], burst: u32, rate: u32) -> anyhow::Result<()> {
+    for (i, at) in grants.iter().enumerate() {
+        let k = (i as u128 + 1) * 1000;
+        let allowed = u128::from(burst) * 1000 + u128::from(rate) * (at.as_millis() + 10);
+        ensure!(
+            k <= allowed,
+            "grant {} at {at:?}: more than {burst} + {rate}/s allow: {grants:?}",
+            i + 1
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_that_came_due_while_its_bucket_was_read_is_not_taken_unasked() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    // Each read of the bucket takes 60 ms; at 10/s a token comes every
+    // 100 ms. A caller asking 60 ms after a grant is told to wait 40 ms,
+    // which has passed when the read returns: a wait of zero, which the
+    // limiter used to return as a grant without taking the token (found
+    // under load by two_callers_share_one_bucket_and_never_exceed_it: 8
+    // grants in 228 ms from a bucket of 5 at 5/s).
+    let (_emulator, limiter, _) =
+        limiter_with_slow_reads(dir.path(), Duration::from_millis(60)).await?;
+    let start = Instant::now();
+    let mut grants = Vec::new();
+    while start.elapsed() < Duration::from_millis(1500) {
+        match limiter.acquire("shop-s", 1, 10, 1).await? {
+            Acquired::Granted => grants.push(start.elapsed()),
+            Acquired::Wait(wait) => tokio::time::sleep(wait).await,
+        }
+    }
+    ensure!(grants.len() >= 5, "only {} grants in 1.5 s", grants.len());
+    ensure_within_the_bucket(&grants, 1, 10)
+}
+
+/// The stored bucket, as `(tokens, updated_ms)`.
+async fn stored(
+    client: &aws_sdk_dynamodb::Client,
+    shop: &str,
+) -> anyhow::Result<Option<(i64, i64)>> {
+    let item = client
+        .get_item()
+        .table_name(TABLE)
+        .key("pk", AttributeValue::S("bucket".into()))
+        .key("sk", AttributeValue::S(shop.into()))
+        .consistent_read(true)
+        .send()
+        .await?
+        .item;
+    let Some(item) = item else { return Ok(None) };
+    let number = |name: &str| -> anyhow::Result<i64> {
+        Ok(item
+            .get(name)
+            .and_then(|v| v.as_n().ok())
+            .with_context(|| format!("{name} missing"))?
+            .parse()?)
+    };
+    Ok(Some((number("tokens")?, number("updated_ms")?)))
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The penalty as stored: an empty bucket whose refill starts `wait` after
+/// a moment between `before` and `after`.
+async fn ensure_penalised(
+    client: &aws_sdk_dynamodb::Client,
+    shop: &str,
+    wait_ms: i64,
+    before: i64,
+    after: i64,
+) -> anyhow::Result<()> {
+    let bucket = stored(client, shop).await?;
+    let Some((tokens, until)) = bucket else {
+        anyhow::bail!("no bucket stored for {shop}");
+    };
+    ensure!(tokens == 0, "{tokens} millitokens left after a penalty");
+    ensure!(
+        (before + wait_ms..=after + wait_ms).contains(&until),
+        "penalised until {until}, expected {wait_ms} ms after {before}..={after}"
     );
     Ok(())
 }
@@ -188,40 +296,138 @@ async fn two_callers_share_one_bucket_and_never_exceed_it() -> anyhow::Result<()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_penalty_blocks_until_it_passes() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let (_emulator, limiter) = limiter(dir.path()).await?;
+    let (_emulator, limiter, client) = limiter(dir.path()).await?;
     // A full bucket of 10 at 10/s.
-    ensure!(limiter.acquire("shop-b", 1, 10, 10).await?.is_zero());
+    ensure!(limiter.acquire("shop-b", 1, 10, 10).await? == Acquired::Granted);
     let penalty = Duration::from_millis(1500);
     let penalised_at = Instant::now();
+    let before = now_ms();
     limiter.penalise("shop-b", penalty).await?;
+    let after = now_ms();
+    ensure_penalised(&client, "shop-b", 1500, before, after).await?;
     // A shorter penalty later does not shorten it.
     limiter
         .penalise("shop-b", Duration::from_millis(100))
         .await?;
+    ensure_penalised(&client, "shop-b", 1500, before, after).await?;
 
-    let wait = limiter.acquire("shop-b", 1, 10, 10).await?;
-    // Until the penalty ends, plus one token at 10/s.
+    let Acquired::Wait(wait) = limiter.acquire("shop-b", 1, 10, 10).await? else {
+        anyhow::bail!("granted during a penalty");
+    };
+    // Until the penalty ends, plus one token at 10/s: arithmetic on the
+    // stored bucket, not a measured time.
     ensure!(
         wait >= penalty - penalised_at.elapsed() && wait <= penalty + Duration::from_millis(100),
         "told to wait {wait:?}"
     );
     // Other shops are not affected.
-    ensure!(limiter.acquire("shop-c", 1, 10, 10).await?.is_zero());
+    ensure!(limiter.acquire("shop-c", 1, 10, 10).await? == Acquired::Granted);
 
     let granted = limiter
         .acquire_within("shop-b", 1, 10, 10, Duration::from_secs(5))
         .await?;
-    let after = penalised_at.elapsed();
+    let waited = penalised_at.elapsed();
     ensure!(granted, "not granted within 5 s");
     ensure!(
-        after >= penalty,
-        "granted {after:?} after a {penalty:?} penalty"
+        waited >= penalty,
+        "granted {waited:?} after a {penalty:?} penalty"
     );
+    // A request that could never fit is refused, not waited for; one that
+    // fills the whole burst is not.
+    ensure!(matches!(
+        limiter.acquire("shop-b", 11, 10, 10).await,
+        Err(RateLimitError::Invalid { .. })
+    ));
+    ensure!(limiter.acquire("shop-d", 10, 10, 10).await? == Acquired::Granted);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_instance_sends_at_most_the_rate_in_any_second_whatever_the_burst() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let (_emulator, limiter, _) = limiter(dir.path()).await?;
+    // The bucket holds 10, so it grants 10 at once; a host counting
+    // requests in a sliding second would see 10 where the shop allows 5.
+    let mut grants = Vec::new();
+    let start = Instant::now();
+    for _ in 0..7 {
+        let granted = limiter
+            .acquire_within("shop-p", 1, 5, 10, Duration::from_secs(10))
+            .await?;
+        ensure!(granted, "not granted within 10 s");
+        grants.push(start.elapsed());
+    }
+    for (i, pair) in grants.windows(6).enumerate() {
+        let span = pair[5] - pair[0];
+        ensure!(
+            span >= Duration::from_secs(1),
+            "grants {i}..={}: 6 within {span:?}: {grants:?}",
+            i + 5
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shops_gate_leaves_a_token_it_cannot_wait_for_and_holds_everyone_back_after_a_429()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_emulator, limiter, client) = limiter(dir.path()).await?;
+    // One request a second, a burst of one, and 200 ms to wait at most.
+    let gate = ShopGate::new(limiter, "shop-g", 1, 1, Duration::from_millis(200));
+    gate.admit().await?;
+    let asked = Instant::now();
+    match gate.admit().await {
+        Err(ShopError::RateLimited { retry_after: None }) => {}
+        other => anyhow::bail!("a token 1 s away with 200 ms to wait: {other:?}"),
+    }
+    // Told at once, not after sleeping towards a token it cannot have.
     ensure!(
-        after <= penalty + Duration::from_millis(800),
-        "granted late: {after:?}"
+        asked.elapsed() < Duration::from_millis(900),
+        "the refusal took {:?}",
+        asked.elapsed()
     );
-    // A request that could never fit is refused, not waited for.
-    ensure!(limiter.acquire("shop-b", 11, 10, 10).await.is_err());
+
+    // A 429 without Retry-After holds the bucket for a second...
+    let before = now_ms();
+    gate.penalise(None).await;
+    ensure_penalised(&client, "shop-g", 1000, before, now_ms()).await?;
+    // ...and one with it for as long as the shop said.
+    let before = now_ms();
+    gate.penalise(Some(Duration::from_secs(3))).await;
+    ensure_penalised(&client, "shop-g", 3000, before, now_ms()).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_bucket_and_a_zero_rate_are_errors_and_nothing_asked_for_is_free()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_emulator, limiter, client) = limiter(dir.path()).await?;
+    client
+        .put_item()
+        .table_name(TABLE)
+        .item("pk", AttributeValue::S("bucket".into()))
+        .item("sk", AttributeValue::S("shop-m".into()))
+        .item("tokens", AttributeValue::S("plenty".into()))
+        .item("updated_ms", AttributeValue::N("1".into()))
+        .send()
+        .await?;
+    let got = limiter.acquire("shop-m", 1, 5, 5).await;
+    ensure!(
+        matches!(got, Err(RateLimitError::Malformed { .. })),
+        "a bucket whose tokens are text: {got:?}"
+    );
+    let got = limiter.acquire("shop-z", 1, 0, 5).await;
+    ensure!(
+        matches!(got, Err(RateLimitError::Invalid { .. })),
+        "a zero rate: {got:?}"
+    );
+    ensure!(limiter.acquire("shop-z", 0, 5, 5).await? == Acquired::Granted);
+    ensure!(
+        stored(&client, "shop-z").await?.is_none(),
+        "asking for nothing wrote a bucket"
+    );
     Ok(())
 }
