@@ -112,3 +112,114 @@ pub async fn stock_by_plain_sql(
         })
         .collect())
 }
+
+/// One product of the office's catalogue as plain SQL reads it, with what
+/// a shop selling gross in one price list must show for it.
+#[derive(Debug, Clone)]
+pub struct CatalogueRow {
+    pub name: String,
+    /// The name of the product's own group (`TwG_Nazwa`, else `TwG_Kod`).
+    pub group: Option<String>,
+    pub active: bool,
+    /// The list's price, gross: as stored when `TwC_Typ` is 2, else net ×
+    /// (100 + `Twr_Stawka`) / 100; rounded half away from zero to the grosz.
+    /// `None` when the list has no price above zero for it.
+    pub gross_price: Option<Decimal>,
+}
+
+/// The catalogue per SKU by plain SQL and hand arithmetic, not the agent's
+/// readers or the cloud's mapping: what the shop must show is computed
+/// apart from the code under test.
+pub async fn catalogue_by_plain_sql(
+    sql: &mut optima_standin::erp::Client,
+    price_list: &str,
+) -> anyhow::Result<HashMap<String, CatalogueRow>> {
+    let groups: HashMap<i32, String> = sql
+        .simple_query(
+            "SELECT TwG_GIDNumer, TwG_Nazwa, TwG_Kod FROM CDN.TwrGrupy WHERE TwG_GIDTyp = -16",
+        )
+        .await?
+        .into_first_result()
+        .await?
+        .iter()
+        .filter_map(|row| {
+            let id = row.get::<i32, _>("TwG_GIDNumer")?;
+            let name = row
+                .get::<&str, _>("TwG_Nazwa")
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .or(row.get::<&str, _>("TwG_Kod").map(str::trim))?;
+            Some((id, name.to_owned()))
+        })
+        .collect();
+    let rows = sql
+        .simple_query(
+            "SELECT Twr_TwrId, Twr_Kod, Twr_Nazwa, Twr_NieAktywny, Twr_TwGGIDNumer, \
+               CAST(Twr_Stawka AS decimal(5,2)) AS stawka FROM CDN.Towary",
+        )
+        .await?
+        .into_first_result()
+        .await?;
+    let mut by_id: HashMap<i32, (String, Decimal)> = HashMap::new();
+    let mut catalogue = HashMap::new();
+    for row in &rows {
+        let (Some(id), Some(sku), Some(stawka)) = (
+            row.get::<i32, _>("Twr_TwrId"),
+            row.get::<&str, _>("Twr_Kod"),
+            row.get::<Decimal, _>("stawka"),
+        ) else {
+            continue;
+        };
+        let sku = sku.trim().to_owned();
+        by_id.insert(id, (sku.clone(), stawka));
+        catalogue.insert(
+            sku,
+            CatalogueRow {
+                name: row
+                    .get::<&str, _>("Twr_Nazwa")
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned(),
+                group: row
+                    .get::<i32, _>("Twr_TwGGIDNumer")
+                    .and_then(|g| groups.get(&g).cloned()),
+                active: row.get::<u8, _>("Twr_NieAktywny").unwrap_or(0) == 0,
+                gross_price: None,
+            },
+        );
+    }
+    let prices = sql
+        .simple_query(format!(
+            "SELECT c.TwC_TwrID, c.TwC_Typ, CAST(c.TwC_Wartosc AS decimal(15,4)) AS value \
+             FROM CDN.TwrCeny c JOIN CDN.DefCeny d ON d.DfC_Lp = c.TwC_TwCNumer \
+             WHERE d.DfC_Nazwa = '{}'",
+            price_list.replace('\'', "''")
+        ))
+        .await?
+        .into_first_result()
+        .await?;
+    for row in &prices {
+        let (Some(id), Some(value)) = (
+            row.get::<i32, _>("TwC_TwrID"),
+            row.get::<Decimal, _>("value"),
+        ) else {
+            continue;
+        };
+        let Some((sku, stawka)) = by_id.get(&id) else {
+            continue;
+        };
+        let gross = if row.get::<u8, _>("TwC_Typ") == Some(2) {
+            value
+        } else {
+            value * (Decimal::ONE_HUNDRED + stawka) / Decimal::ONE_HUNDRED
+        };
+        let gross =
+            gross.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+        if let Some(entry) = catalogue.get_mut(sku)
+            && gross > Decimal::ZERO
+        {
+            entry.gross_price = Some(gross);
+        }
+    }
+    Ok(catalogue)
+}
