@@ -158,7 +158,9 @@ async fn an_idle_office_costs_four_statements_a_poll_once_the_overlap_passed() -
     let mut sql = connect_ado(&erp.ado, 10).await?;
     let dir = tempfile::tempdir()?;
     let store = Store::open(&dir.path().join("state.sqlite"))?;
-    let overlap = chrono::Duration::seconds(2);
+    // Wide enough that the two polls after the delivery fall inside it on
+    // a busy 2-core machine (it was 2 s: test audit §1 row 5).
+    let overlap = chrono::Duration::seconds(5);
     let mut moves = CursorMoves::default();
     let poll = async |sql: &mut agent::sql::SqlClient, moves: &mut CursorMoves| {
         // Counted on this task only: the binary's other tests run beside it.
@@ -175,7 +177,7 @@ async fn an_idle_office_costs_four_statements_a_poll_once_the_overlap_passed() -
     };
 
     poll(&mut sql, &mut moves).await?; // the first poll sets the cursors
-    let idle = std::time::Duration::from_millis(2500);
+    let idle = std::time::Duration::from_millis(5500);
     tokio::time::sleep(idle).await;
     assert_eq!(
         poll(&mut sql, &mut moves).await?,

@@ -181,6 +181,7 @@ fn zero_negative_foreign_and_other_list_prices_are_never_published() {
         shop_price(&other, &r),
         Err(MapError::NotForShop { .. })
     ));
+    assert!(!shop_price(&other, &r).is_err_and(|e| e.is_park()));
     // Another currency: parked.
     r.currency = Some("PLN".into());
     let mut eur = price(PriceKind::Gross, dec!(10), pct(dec!(23)));
@@ -359,6 +360,12 @@ fn invalid_rules_are_refused() {
         r#"{"price_list": "D", "warehouses": ["MAG"], "warehouse": ["MAG"]}"#,
     ] {
         assert!(ShopRules::from_json(bad).is_err(), "{bad}");
+    }
+    // A buffer of zero, minus zero, or above zero is fine.
+    for good in ["0", "-0", "2", "0.5"] {
+        let json =
+            format!(r#"{{"price_list": "D", "warehouses": ["MAG"], "safety_buffer": "{good}"}}"#);
+        assert!(ShopRules::from_json(&json).is_ok(), "{json}");
     }
 }
 

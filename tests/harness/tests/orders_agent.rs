@@ -236,6 +236,13 @@ async fn every_order_becomes_exactly_one_document_whatever_fails() -> anyhow::Re
     let third = bench.order("1003");
     bench.send(&third).await?;
     crashing.wait_exit(Duration::from_secs(30))?;
+    // The crash landed inside the transaction, not before it or by chance.
+    assert!(
+        crashing
+            .log_text()
+            .contains("failpoint order_in_transaction"),
+        "the agent died at the failpoint"
+    );
     assert_eq!(
         bench.documents(&third).await?,
         0,
