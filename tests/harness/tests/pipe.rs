@@ -8,7 +8,10 @@
 //!   and the rest of the batch lands;
 //! - a heartbeat in its own lane (contract version 2) is recorded while the
 //!   agent's data is still queued, and takes no data sequence number; a
-//!   real agent moves its heartbeats there once the cloud tells it.
+//!   real agent moves its heartbeats there once the cloud tells it;
+//! - a buyer's data expires: every stored order and parked order carries
+//!   `expires_at` (the retention from its last write), a newer revision
+//!   renews it, and an expired order reads as absent and is stored afresh.
 
 use std::time::Duration;
 
@@ -528,5 +531,121 @@ async fn a_real_agent_moves_its_heartbeats_to_their_lane_once_told() -> anyhow::
             last = seen;
         }
     }
+    Ok(())
+}
+
+/// `expires_at` of one item, read raw.
+async fn expires_at(pipe: &Pipe, table: &str, pk: &str, sk: &str) -> anyhow::Result<i64> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let item = pipe
+        .clients
+        .dynamodb
+        .get_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S(pk.into()))
+        .key("sk", AttributeValue::S(sk.into()))
+        .consistent_read(true)
+        .send()
+        .await?
+        .item
+        .with_context(|| format!("no item {pk}/{sk}"))?;
+    Ok(item
+        .get("expires_at")
+        .and_then(|v| v.as_n().ok())
+        .with_context(|| format!("{pk}/{sk} has no expires_at"))?
+        .parse()?)
+}
+
+/// `days` after a moment between `before` and now, in Unix seconds.
+fn ensure_expires(at: i64, days: i64, before: DateTime<Utc>) -> anyhow::Result<()> {
+    let span = chrono::Duration::days(days);
+    let earliest = (before + span).timestamp();
+    let latest = (Utc::now() + span).timestamp();
+    anyhow::ensure!(
+        (earliest..=latest).contains(&at),
+        "expires at {at}, not {days} days after the write ({earliest}..={latest})"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buyers_data_expires_and_a_newer_revision_renews_it() -> anyhow::Result<()> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let pipe = Pipe::start("retention", &["X-1"]).await?;
+    let table = pipe.env.required("STATE_TABLE")?;
+    let client = pipe.clients.dynamodb.clone();
+    // Two retentions on one table, so a renewal shows without waiting.
+    let one_day = functions::orders::OrderStore::new(client.clone(), &table, 1);
+    let thirty_days = functions::orders::OrderStore::new(client.clone(), &table, 30);
+
+    let mut first = order("701");
+    first.revision = Utc::now() - chrono::Duration::minutes(5);
+    let before = Utc::now();
+    one_day.store(&first, false).await?;
+    ensure_expires(
+        expires_at(&pipe, &table, "order#sklep", "701").await?,
+        1,
+        before,
+    )?;
+
+    // The same revision again changes nothing, the expiry included.
+    thirty_days.store(&first, false).await?;
+    ensure_expires(
+        expires_at(&pipe, &table, "order#sklep", "701").await?,
+        1,
+        before,
+    )?;
+
+    // A newer revision is a new write of the buyer's data: its expiry runs
+    // from now.
+    let mut newer = first.clone();
+    newer.revision = Utc::now();
+    let before = Utc::now();
+    let stored = thirty_days.store(&newer, false).await?;
+    anyhow::ensure!(stored.written, "the newer revision was not stored");
+    ensure_expires(
+        expires_at(&pipe, &table, "order#sklep", "701").await?,
+        30,
+        before,
+    )?;
+
+    // A parked order (listed for the office with its number and reason)
+    // expires too.
+    let before = Utc::now();
+    thirty_days
+        .park("sklep", "701", "#701", "unknown SKU X-9")
+        .await?;
+    ensure_expires(
+        expires_at(&pipe, &table, "parked-orders", "sklep#701").await?,
+        30,
+        before,
+    )?;
+
+    // Past its expiry (DynamoDB deletes lazily, emulators never), an order
+    // reads as absent, and even an older revision is stored afresh.
+    client
+        .update_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S("order#sklep".into()))
+        .key("sk", AttributeValue::S("701".into()))
+        .update_expression("SET expires_at = :past")
+        .expression_attribute_values(
+            ":past",
+            AttributeValue::N((Utc::now().timestamp() - 1).to_string()),
+        )
+        .send()
+        .await?;
+    anyhow::ensure!(
+        thirty_days.get("sklep", "701").await?.is_none(),
+        "an expired order still reads"
+    );
+    let before = Utc::now();
+    let stored = thirty_days.store(&first, false).await?;
+    anyhow::ensure!(stored.written, "an expired order blocked an older revision");
+    ensure_expires(
+        expires_at(&pipe, &table, "order#sklep", "701").await?,
+        30,
+        before,
+    )?;
     Ok(())
 }
