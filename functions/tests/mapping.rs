@@ -6,8 +6,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use contract::{PriceKind, PriceRecord, ProductRecord, StockRecord, VatRate};
 use functions::mapping::{
     CategoryMode, InactivePolicy, MapError, PriceBasis, ProductChanges, Rounding, ShopOperation,
-    ShopProductState, ShopRules, diff, gross_to_net, net_to_gross, round_ending_99, round_grosz,
-    shop_category, shop_category_path, shop_price, shop_stock, stock_level,
+    ShopProductState, ShopRules, diff, gross_to_net, net_to_gross, not_yet_held, round_ending_99,
+    round_grosz, shop_category, shop_category_path, shop_price, shop_stock, stock_level,
 };
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
@@ -504,9 +504,58 @@ fn operations_travel_as_json_with_decimal_strings_and_coalesce_newest_first() {
             ))
         );
     }
+    // A forced pass (reconcile) in either is kept whichever is newer.
+    let forced = ShopOperation {
+        reconcile: true,
+        ..older.clone()
+    };
+    for merged in [
+        op.clone().coalesce(forced.clone()),
+        forced.clone().coalesce(op.clone()),
+    ] {
+        assert_eq!(merged.map(|m| m.reconcile), Some(true));
+    }
+    assert_eq!(
+        op.clone().coalesce(older.clone()).map(|m| m.reconcile),
+        Some(false)
+    );
     let other = ShopOperation {
         sku: "B".into(),
         ..op.clone()
     };
     assert_eq!(op.coalesce(other), None);
+}
+
+#[test]
+fn only_what_the_shop_does_not_hold_yet_is_written() {
+    let changes = ProductChanges {
+        regular_price: Some(dec!(81.29)),
+        stock_quantity: Some(4),
+        visible: Some(true),
+        name: Some("Młotek".into()),
+        ..ProductChanges::default()
+    };
+    // Nothing known of the shop: all of it.
+    assert_eq!(not_yet_held(&changes, None), changes);
+    let held = ProductChanges {
+        regular_price: Some(dec!(81.29)),
+        stock_quantity: Some(5),
+        visible: None,
+        name: Some("Młotek".into()),
+        tax_class: Some("reduced-rate".into()),
+        ..ProductChanges::default()
+    };
+    // Same price and name: dropped; other stock: kept; visibility the shop
+    // was never told: kept; a tax class it holds that is not being written:
+    // not written.
+    assert_eq!(
+        not_yet_held(&changes, Some(&held)),
+        ProductChanges {
+            stock_quantity: Some(4),
+            visible: Some(true),
+            ..ProductChanges::default()
+        }
+    );
+    // All held: nothing to write.
+    assert!(not_yet_held(&changes, Some(&changes)).is_empty());
 }
