@@ -575,6 +575,7 @@ async fn ro_of(erp: &OptimaStandin, number: &str, order_id: u64) -> anyhow::Resu
 /// parked on `/status` with a reason a person can act on, and when the
 /// office then realises it, the shop order stays cancelled (before the fix
 /// the shop order went from cancelled to completed, taking its stock again).
+/// And an RO the office cancels in Optima cancels the shop order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_shop_order_leaves_optima_or_waits_for_a_person() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
@@ -696,6 +697,31 @@ async fn a_cancelled_shop_order_leaves_optima_or_waits_for_a_person() -> anyhow:
         "no tracking note on a cancelled order: {}",
         order["notes"]
     );
+
+    // The other way: the office cancels a saved RO in Optima, and the shop
+    // order is cancelled (the ERP -> shop half of cancellation, through the
+    // real agent: test audit §3).
+    let third = place("anulowane-w-biurze@example.pl").await?;
+    let third_id = third["id"].as_u64().context("order id")?;
+    let third_number = third["number"].as_str().context("number")?.to_owned();
+    let (ro_id, _) = ro_of(&erp, &third_number, third_id).await?;
+    let mut query = Query::new("UPDATE CDN.TraNag SET TrN_Bufor = 0 WHERE TrN_TrNID = @P1");
+    query.bind(ro_id);
+    query.execute(&mut sql).await?;
+    assert_eq!(shop.order(third_id).await?["order"]["status"], "processing");
+    erp.perform(optima_standin::simulator::Action::Cancel {
+        ro_id: i64::from(ro_id),
+    })
+    .await?;
+    wait_for(
+        "the shop order cancelled after Optima cancelled its RO",
+        Duration::from_secs(60),
+        || async {
+            let order = shop.order(third_id).await?;
+            Ok((order["order"]["status"] == "cancelled").then_some(()))
+        },
+    )
+    .await?;
     Ok(())
 }
 
