@@ -7,7 +7,8 @@
 //! with two agents polling, either may receive the other's command first). What
 //! each agent did is read from the cloud's state table (each stored ERP
 //! record carries the agent and the sequence it came in), not from the
-//! agent's word.
+//! agent's word. And `agent sync` run beside the service waits for the
+//! sync lease the service holds, then runs.
 
 use std::time::Duration;
 
@@ -267,5 +268,108 @@ async fn commands_reach_the_agent_they_name_and_do_what_they_ask() -> anyhow::Re
     .await?;
     second.wait_for_log("force sync requested by the cloud", Duration::from_secs(5))?;
 
+    Ok(())
+}
+
+/// Every statement the ERP stand-in runs takes `ms` longer.
+async fn set_latency(sql: &mut optima_standin::erp::Client, ms: u64) -> anyhow::Result<()> {
+    let batch = format!("-- standin:faults {{\"latency_ms\": {ms}}}");
+    sql.simple_query(batch).await?.into_results().await?;
+    Ok(())
+}
+
+/// `agent sync` on the office server while the service runs with the same
+/// state file: one sync at a time (the sync lease, holders `service:<id>`
+/// and `cli:<pid>`). Every SQL statement is made to take a second, so the
+/// service's forced full pass holds the lease for several; `agent sync`
+/// started meanwhile waits for it and then runs its own pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_sync_waits_while_the_service_holds_the_sync_lease() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = if std::env::var_os("E2E_KEEP").is_some() {
+        tmp.keep()
+    } else {
+        tmp.path().to_path_buf()
+    };
+    let erp = OptimaStandin::start(&dir.join("optima.sqlite"), 30, &dir)?;
+    let skus = erp.skus().await?;
+    let cloud = LocalCloud::start(&dir, "sync-lease")?;
+    let aws = harness::emulator::sdk_config(&cloud.emulator.endpoint()).await;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let commands = cloud.stack.output("CommandsQueueUrl")?.to_owned();
+    let config = dir.join("biuro.toml");
+    cloud.write_agent_config_with(&config, "biuro", &erp.connection_string, 30, AGENT_TOML)?;
+    let debug = "info,agent=debug,tiberius=error";
+    let mut service = start_agent(
+        &config,
+        &cloud.emulator.endpoint(),
+        &dir.join("service.log"),
+        &[
+            ("OPTIMA_SYNC_SQL__PASSWORD", erp.password.as_str()),
+            ("RUST_LOG", debug),
+        ],
+    )?;
+    service.wait_for_log("pass done", Duration::from_secs(60))?;
+
+    let mut sql = optima_standin::erp::connect(&erp.ado_with_password()).await?;
+    set_latency(&mut sql, 1000).await?;
+    let forced = Envelope::new(
+        "cloud",
+        0,
+        Utc::now(),
+        Payload::ForceSync(ForceSync {
+            areas: vec![SyncArea::Catalogue, SyncArea::Prices, SyncArea::Stock],
+            skus: vec![],
+            ignore_hashes: true,
+        }),
+    )
+    .addressed_to("biuro");
+    sqs.send_message()
+        .queue_url(&commands)
+        .message_group_id(functions::ingest::agent_command_group("biuro"))
+        .message_deduplication_id("lease-test")
+        .message_body(encode_body(&forced))
+        .send()
+        .await?;
+    service.wait_for_log("force sync requested", Duration::from_secs(30))?;
+
+    let mut command = std::process::Command::new(harness::paths::workspace_bin("agent")?);
+    command
+        .args(["sync", "--config"])
+        .arg(&config)
+        .args(["--only", "stock", "--sku", &skus[0]])
+        .envs(harness::emulator::agent_env_for(&cloud.emulator.endpoint()))
+        .env("OPTIMA_SYNC_SQL__PASSWORD", &erp.password)
+        .env("RUST_LOG", debug);
+    let mut manual = Process::spawn("agent sync", command, &dir.join("sync.log"))?;
+    let waiting = "another sync is running; waiting for it";
+    // Either may reach the lease first in the gap before the forced pass:
+    // one of them waits for the other.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !manual.log_text().contains(waiting)
+        && !service
+            .log_text()
+            .split_once("force sync requested")
+            .is_some_and(|(_, after)| after.contains(waiting))
+    {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "neither the service nor agent sync waited for the other: both synced at once\nsync:\n{}",
+            harness::process::tail(&manual.log_text())
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    set_latency(&mut sql, 0).await?;
+    let code = manual.wait_exit(Duration::from_secs(150))?;
+    anyhow::ensure!(
+        code == Some(0),
+        "agent sync exited {code:?}:\n{}",
+        harness::process::tail(&manual.log_text())
+    );
+    anyhow::ensure!(
+        manual.log_text().contains("1 products read"),
+        "agent sync ran its pass after the wait:\n{}",
+        harness::process::tail(&manual.log_text())
+    );
     Ok(())
 }
