@@ -1321,8 +1321,17 @@ fn agent_config(
     dir: &std::path::Path,
     orders: &str,
 ) -> anyhow::Result<agent::config::AgentConfig> {
+    agent_config_for(&erp.ado, dir, orders)
+}
+
+/// [`agent_config`] for the SQL Server of ADO.NET connection string `ado`.
+fn agent_config_for(
+    ado: &str,
+    dir: &std::path::Path,
+    orders: &str,
+) -> anyhow::Result<agent::config::AgentConfig> {
     let (mut connection, mut password) = (Vec::new(), None);
-    for part in erp.ado.split(';') {
+    for part in ado.split(';') {
         match part.split_once('=') {
             Some((key, value)) if key.trim().eq_ignore_ascii_case("password") => {
                 password = Some(value.trim_matches(['{', '}']).to_owned());
@@ -1580,5 +1589,65 @@ async fn a_euro_order_is_written_in_euro_at_the_nbp_rate_of_the_working_day_befo
         other => panic!("expected parked, got {other:?}"),
     }
     assert_eq!(written_rows(&erp).await?, before);
+    Ok(())
+}
+
+/// What the writer makes of a failure decides the order's fate: passing
+/// (Unavailable: the command stays queued and comes again) or for good
+/// (Rejected). A dead SQL Server is not reachable; a deadlock that outlasts
+/// the write's own retries passes, and the order is written once it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_server_and_a_lasting_deadlock_leave_the_order_for_later() -> anyhow::Result<()> {
+    use agent::order_intake::{OrderWriter, SqlOrderWriter, WriteError};
+    let (erp, sku23, sku8) = erp_with_skus(200, 23).await?;
+    if erp.db.is_none() {
+        eprintln!("real SQL Server: deadlocks are the stand-in's fault switch; skipped");
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+
+    // Nothing listens on port 1.
+    let server = erp
+        .ado
+        .split(';')
+        .find(|p| p.starts_with("server="))
+        .ok_or_else(|| anyhow::anyhow!("no server in {}", erp.ado))?;
+    let dead = erp.ado.replace(server, "server=tcp:127.0.0.1,1");
+    let config = agent_config_for(&dead, dir.path(), "")?;
+    let settings = config.orders.as_ref().map(|o| o.write_settings()).unwrap();
+    let mut writer = SqlOrderWriter::new(config, settings);
+    match writer.reachable().await {
+        Err(WriteError::Unavailable(_)) => {}
+        other => panic!("a dead server: {other:?}"),
+    }
+
+    let config = agent_config(&erp, dir.path(), "")?;
+    let settings = config.orders.as_ref().map(|o| o.write_settings()).unwrap();
+    let mut writer = SqlOrderWriter::new(config, settings);
+    writer
+        .reachable()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut control = erp.connect().await?;
+    control
+        .simple_query("-- standin:faults {\"deadlock_next\": 1000}")
+        .await?
+        .into_results()
+        .await?;
+    let order = shop_order("4001", &sku23, &sku8);
+    let deadlocked = writer.write(&order).await;
+    control
+        .simple_query("-- standin:faults {\"deadlock_next\": 0}")
+        .await?
+        .into_results()
+        .await?;
+    match deadlocked {
+        Err(WriteError::Unavailable(reason)) => assert!(reason.contains("1205"), "{reason}"),
+        other => panic!("a deadlock victim every time: {other:?}"),
+    }
+    match writer.write(&order).await {
+        Ok(WriteResult::Written { already: false, .. }) => {}
+        other => panic!("after the deadlocks: {other:?}"),
+    }
     Ok(())
 }
