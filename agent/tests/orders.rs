@@ -1645,9 +1645,22 @@ async fn a_dead_server_and_a_lasting_deadlock_leave_the_order_for_later() -> any
         Err(WriteError::Unavailable(reason)) => assert!(reason.contains("1205"), "{reason}"),
         other => panic!("a deadlock victim every time: {other:?}"),
     }
-    match writer.write(&order).await {
-        Ok(WriteResult::Written { already: false, .. }) => {}
+    let document_id = match writer.write(&order).await {
+        Ok(WriteResult::Written {
+            document_id,
+            already: false,
+            ..
+        }) => document_id,
         other => panic!("after the deadlocks: {other:?}"),
-    }
+    };
+    // The writer reads the document's chain back (the RO itself so far).
+    let chains = writer
+        .chains(&[document_id])
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert!(
+        chains.get(&document_id).is_some_and(|c| !c.is_empty()),
+        "{chains:?}"
+    );
     Ok(())
 }
