@@ -42,6 +42,36 @@ pub mod wine;
 /// service item (a real office maps each fee to its own service).
 pub const LOCAL_ORDERS_TOML: &str = "\n[orders]\nwarehouse = \"MAG\"\ndefault_payment_form = \"przelew\"\ndefault_shipping_service = \"TRANSPORT\"\ncollective_customer = \"DETAL\"\n\n[orders.payment_forms]\nbacs = \"przelew\"\ncod = \"pobranie\"\n\n[orders.fee_services]\nPobranie = \"TRANSPORT\"\n";
 
+/// A test's folder for its logs and state, deleted when the test ends;
+/// with `E2E_KEEP` set it is kept, and its path printed, for a look after
+/// a failure.
+pub struct TestDir {
+    path: std::path::PathBuf,
+    _delete: Option<tempfile::TempDir>,
+}
+
+impl TestDir {
+    pub fn new() -> anyhow::Result<TestDir> {
+        let tmp = tempfile::tempdir()?;
+        if std::env::var_os("E2E_KEEP").is_some() {
+            let path = tmp.keep();
+            eprintln!("E2E_KEEP: logs and state in {}", path.display());
+            return Ok(TestDir {
+                path,
+                _delete: None,
+            });
+        }
+        Ok(TestDir {
+            path: tmp.path().to_path_buf(),
+            _delete: Some(tmp),
+        })
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released; fine for tests on one machine).
 pub fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;

@@ -29,12 +29,8 @@ struct Kill {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_agent_during_a_full_pass_loses_nothing() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let logs = &if std::env::var_os("E2E_KEEP").is_some() {
-        dir.keep()
-    } else {
-        dir.path().to_path_buf()
-    };
+    let dir = harness::TestDir::new()?;
+    let logs = &dir.path().to_path_buf();
     let db = logs.join("optima.sqlite");
     // Big enough that reading, staging and sending the first pass takes
     // seconds: 300 products were read and sent within a second, before

@@ -136,12 +136,8 @@ fn force_stock(skus: &[&str]) -> Payload {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_reach_the_agent_they_name_and_do_what_they_ask() -> anyhow::Result<()> {
-    let tmp = tempfile::tempdir()?;
-    let dir = if std::env::var_os("E2E_KEEP").is_some() {
-        tmp.keep()
-    } else {
-        tmp.path().to_path_buf()
-    };
+    let tmp = harness::TestDir::new()?;
+    let dir = tmp.path().to_path_buf();
     let erp = OptimaStandin::start(&dir.join("optima.sqlite"), 30, &dir)?;
     let skus = erp.skus().await?;
     let cloud = LocalCloud::start(&dir, "commands-agent")?;
@@ -285,12 +281,8 @@ async fn set_latency(sql: &mut optima_standin::erp::Client, ms: u64) -> anyhow::
 /// started meanwhile waits for it and then runs its own pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_sync_waits_while_the_service_holds_the_sync_lease() -> anyhow::Result<()> {
-    let tmp = tempfile::tempdir()?;
-    let dir = if std::env::var_os("E2E_KEEP").is_some() {
-        tmp.keep()
-    } else {
-        tmp.path().to_path_buf()
-    };
+    let tmp = harness::TestDir::new()?;
+    let dir = tmp.path().to_path_buf();
     let erp = OptimaStandin::start(&dir.join("optima.sqlite"), 30, &dir)?;
     let skus = erp.skus().await?;
     let cloud = LocalCloud::start(&dir, "sync-lease")?;

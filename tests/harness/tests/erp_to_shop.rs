@@ -26,13 +26,9 @@ fn stock_of(product: &Value) -> Option<i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn office_changes_reach_the_shop_within_seconds() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
+    let dir = harness::TestDir::new()?;
     // E2E_KEEP=1 keeps the logs and state for a look after a failure.
-    let logs = &if std::env::var_os("E2E_KEEP").is_some() {
-        dir.keep()
-    } else {
-        dir.path().to_path_buf()
-    };
+    let logs = &dir.path().to_path_buf();
     let db = logs.join("optima.sqlite");
     let erp = OptimaStandin::start(&db, 200, logs)?;
     let skus = erp.skus().await?;

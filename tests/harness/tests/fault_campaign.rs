@@ -7,12 +7,8 @@ use std::time::Duration;
 use harness::campaign::{CampaignOptions, CampaignReport, FaultKind, run};
 
 async fn campaign(kinds: Vec<FaultKind>, faults: usize) -> anyhow::Result<CampaignReport> {
-    let dir = tempfile::tempdir()?;
-    let dir = if std::env::var_os("E2E_KEEP").is_some() {
-        dir.keep()
-    } else {
-        dir.path().to_path_buf()
-    };
+    let dir = harness::TestDir::new()?;
+    let dir = dir.path().to_path_buf();
     let options = CampaignOptions {
         seed: 20261206,
         faults,

@@ -165,13 +165,9 @@ fn show(name: &str, identity: &Identity) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_identity_calls_exactly_what_its_policy_grants() -> anyhow::Result<()> {
-    let tmp = tempfile::tempdir()?;
+    let tmp = harness::TestDir::new()?;
     // E2E_KEEP=1 keeps the logs, state and the emulator's IAM log.
-    let dir = if std::env::var_os("E2E_KEEP").is_some() {
-        tmp.keep()
-    } else {
-        tmp.path().to_path_buf()
-    };
+    let dir = tmp.path().to_path_buf();
     let erp = OptimaStandin::start(&dir.join("optima.sqlite"), 60, &dir)?;
     let skus = erp.skus().await?;
     let shop = WooStandinProcess::start_with(None, Some(&skus), None, &dir)?;
@@ -334,13 +330,9 @@ async fn every_identity_calls_exactly_what_its_policy_grants() -> anyhow::Result
 /// from the agent user's policy, exactly those calls are refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_the_template_does_not_grant_is_refused() -> anyhow::Result<()> {
-    let tmp = tempfile::tempdir()?;
+    let tmp = harness::TestDir::new()?;
     // E2E_KEEP=1 keeps the logs, state and the emulator's IAM log.
-    let dir = if std::env::var_os("E2E_KEEP").is_some() {
-        tmp.keep()
-    } else {
-        tmp.path().to_path_buf()
-    };
+    let dir = tmp.path().to_path_buf();
     let template = std::fs::read_to_string(harness::stack::template_path())?;
     let webhook_grant =
         "Action: [dynamodb:GetItem, dynamodb:UpdateItem, dynamodb:Query, dynamodb:PutItem]";

@@ -164,12 +164,8 @@ async fn sku_at_23(erp: &OptimaStandin) -> anyhow::Result<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_order_becomes_exactly_one_document_whatever_fails() -> anyhow::Result<()> {
-    let tmp = tempfile::tempdir()?;
-    let dir = if std::env::var_os("E2E_KEEP").is_some() {
-        tmp.keep()
-    } else {
-        tmp.path().to_path_buf()
-    };
+    let tmp = harness::TestDir::new()?;
+    let dir = tmp.path().to_path_buf();
     let erp = OptimaStandin::start(&dir.join("optima.sqlite"), 30, &dir)?;
     let sku = sku_at_23(&erp).await?;
     let cloud = LocalCloud::start(&dir, "orders-agent")?;

@@ -30,19 +30,6 @@ const SHOP: &str = "sklep";
 /// A refused delivery: what, body, headers, expected status, what the error says.
 type Case<'a> = (&'a str, Vec<u8>, Vec<(&'a str, String)>, u16, &'a str);
 
-fn logs_dir(dir: &tempfile::TempDir) -> std::path::PathBuf {
-    // E2E_KEEP=1 keeps the logs and state for a look after a failure:
-    // outside the test's temporary folder, which goes when the test ends.
-    if std::env::var_os("E2E_KEEP").is_some() {
-        let name = dir.path().file_name().unwrap_or_default().to_string_lossy();
-        let kept = std::env::temp_dir().join(format!("orders-cloud-{name}"));
-        eprintln!("E2E_KEEP: logs and state in {}", kept.display());
-        kept
-    } else {
-        dir.path().to_path_buf()
-    }
-}
-
 /// Waits until the poller has listed the shop's orders in two runs that
 /// both began after `since`, by the stand-in's request log (a run's pages
 /// come back to back; runs are 2 s apart).
@@ -202,8 +189,8 @@ fn replace(body: &[u8], from: &str, to: &str) -> anyhow::Result<Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhook_refuses_bad_input_and_stores_each_order_once() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let logs = &logs_dir(&dir);
+    let dir = harness::TestDir::new()?;
+    let logs = &dir.path().to_path_buf();
     let skus = ["KAWA-1".to_owned(), "HERB-1".to_owned()];
     let shop = WooStandinProcess::start_with(None, Some(&skus), None, logs)?;
     let cloud = LocalCloud::start_with_host_args(
@@ -551,8 +538,8 @@ async fn send_event(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_and_duplicated_webhooks_give_one_command_and_progress_reaches_the_shop_once()
 -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let logs = &logs_dir(&dir);
+    let dir = harness::TestDir::new()?;
+    let logs = &dir.path().to_path_buf();
     let skus = ["KAWA-1".to_owned(), "HERB-1".to_owned()];
     let shop = WooStandinProcess::start_with(None, Some(&skus), Some(4), logs)?;
     let cloud = LocalCloud::start_with_host_args(
@@ -774,8 +761,8 @@ const QUEUE_ATTRIBUTES: [&str; 8] = [
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_stored_while_the_queue_fails_is_queued_by_the_next_delivery_or_poll()
 -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let logs = &logs_dir(&dir);
+    let dir = harness::TestDir::new()?;
+    let logs = &dir.path().to_path_buf();
     let skus = ["KAWA-1".to_owned(), "HERB-1".to_owned()];
     let shop = WooStandinProcess::start_with(None, Some(&skus), None, logs)?;
     let cloud = LocalCloud::start_with_host_args(
@@ -947,8 +934,8 @@ async fn an_order_stored_while_the_queue_fails_is_queued_by_the_next_delivery_or
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_poller_reads_every_page_and_stores_each_order_once() -> anyhow::Result<()> {
     const ORDERS: u64 = 105;
-    let dir = tempfile::tempdir()?;
-    let logs = &logs_dir(&dir);
+    let dir = harness::TestDir::new()?;
+    let logs = &dir.path().to_path_buf();
     let skus = ["KAWA-1".to_owned(), "HERB-1".to_owned()];
     let shop = WooStandinProcess::start_with(None, Some(&skus), None, logs)?;
     // Placed before the cloud starts: its first poll finds them all, more
@@ -1053,8 +1040,8 @@ async fn the_poller_reads_every_page_and_stores_each_order_once() -> anyhow::Res
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poll_that_reaches_its_page_limit_goes_on_from_there() -> anyhow::Result<()> {
     const ORDERS: u64 = 105;
-    let dir = tempfile::tempdir()?;
-    let logs = &logs_dir(&dir);
+    let dir = harness::TestDir::new()?;
+    let logs = &dir.path().to_path_buf();
     let skus = ["KAWA-1".to_owned(), "HERB-1".to_owned()];
     let shop = WooStandinProcess::start_with(None, Some(&skus), None, logs)?;
     let mut ids = Vec::new();
@@ -1141,8 +1128,8 @@ async fn a_poll_that_reaches_its_page_limit_goes_on_from_there() -> anyhow::Resu
 async fn a_poll_cut_off_at_its_deadline_goes_on_at_the_next_page() -> anyhow::Result<()> {
     const ORDERS: u64 = 250;
     const BUDGET: Duration = Duration::from_secs(12);
-    let dir = tempfile::tempdir()?;
-    let logs = &logs_dir(&dir);
+    let dir = harness::TestDir::new()?;
+    let logs = &dir.path().to_path_buf();
     let skus = ["KAWA-1".to_owned(), "HERB-1".to_owned()];
     let shop = WooStandinProcess::start_with(None, Some(&skus), None, logs)?;
     let mut ids = Vec::new();

@@ -134,12 +134,8 @@ impl Running {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shop_order_becomes_an_ro_and_its_shipping_comes_back() -> anyhow::Result<()> {
-    let tmp = tempfile::tempdir()?;
-    let dir = if std::env::var_os("E2E_KEEP").is_some() {
-        tmp.keep()
-    } else {
-        tmp.path().to_path_buf()
-    };
+    let tmp = harness::TestDir::new()?;
+    let dir = tmp.path().to_path_buf();
     let Running {
         erp,
         all_skus,
@@ -578,12 +574,8 @@ async fn ro_of(erp: &OptimaStandin, number: &str, order_id: u64) -> anyhow::Resu
 /// And an RO the office cancels in Optima cancels the shop order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_shop_order_leaves_optima_or_waits_for_a_person() -> anyhow::Result<()> {
-    let tmp = tempfile::tempdir()?;
-    let dir = &if std::env::var_os("E2E_KEEP").is_some() {
-        tmp.keep()
-    } else {
-        tmp.path().to_path_buf()
-    };
+    let tmp = harness::TestDir::new()?;
+    let dir = &tmp.path().to_path_buf();
     let Running {
         erp,
         skus,
@@ -852,12 +844,8 @@ fn grosz(d: Decimal) -> Decimal {
 /// arithmetic, not by the writer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cod_fee_and_three_decimal_amounts_reach_optima_to_the_grosz() -> anyhow::Result<()> {
-    let tmp = tempfile::tempdir()?;
-    let dir = &if std::env::var_os("E2E_KEEP").is_some() {
-        tmp.keep()
-    } else {
-        tmp.path().to_path_buf()
-    };
+    let tmp = harness::TestDir::new()?;
+    let dir = &tmp.path().to_path_buf();
     let Running {
         erp,
         skus,
@@ -1015,12 +1003,8 @@ fn copy_state(dir: &std::path::Path, from: &str, to: &str) -> anyhow::Result<()>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_shipped_after_the_state_file_was_restored_from_a_backup_reaches_the_shop()
 -> anyhow::Result<()> {
-    let tmp = tempfile::tempdir()?;
-    let dir = &if std::env::var_os("E2E_KEEP").is_some() {
-        tmp.keep()
-    } else {
-        tmp.path().to_path_buf()
-    };
+    let tmp = harness::TestDir::new()?;
+    let dir = &tmp.path().to_path_buf();
     let Running {
         erp,
         skus,
@@ -1126,12 +1110,8 @@ async fn an_order_shipped_after_the_state_file_was_restored_from_a_backup_reache
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_state_file_from_a_life_another_restore_passed_is_told_to_begin_a_new_one()
 -> anyhow::Result<()> {
-    let tmp = tempfile::tempdir()?;
-    let dir = &if std::env::var_os("E2E_KEEP").is_some() {
-        tmp.keep()
-    } else {
-        tmp.path().to_path_buf()
-    };
+    let tmp = harness::TestDir::new()?;
+    let dir = &tmp.path().to_path_buf();
     let Running {
         erp,
         skus,

@@ -213,13 +213,9 @@ async fn redelivered_and_reordered_batches_change_nothing_in_the_shop() -> anyho
 async fn two_thousand_updates_fit_a_rate_limited_shop_without_loss() -> anyhow::Result<()> {
     const LIMIT: u32 = 5;
     const SKUS: usize = 2000;
-    let dir = tempfile::tempdir()?;
+    let dir = harness::TestDir::new()?;
     // E2E_KEEP=1 keeps the logs for a look after a failure.
-    let logs = &if std::env::var_os("E2E_KEEP").is_some() {
-        dir.keep()
-    } else {
-        dir.path().to_path_buf()
-    };
+    let logs = &dir.path().to_path_buf();
     let skus: Vec<String> = (0..SKUS).map(|i| format!("RL-{i:05}")).collect();
     let shop = WooStandinProcess::start_with(None, Some(&skus), Some(LIMIT), logs)?;
     let cloud = LocalCloud::start_with(
