@@ -1615,8 +1615,14 @@ async fn a_dead_server_and_a_lasting_deadlock_leave_the_order_for_later() -> any
     let dead = erp.ado.replace(server, "server=tcp:127.0.0.1,1");
     let config = agent_config_for(&dead, dir.path(), "")?;
     let settings = config.orders.as_ref().map(|o| o.write_settings()).unwrap();
-    let mut writer = SqlOrderWriter::new(config, settings);
-    match writer.reachable().await {
+    // As the command loop asks it, through the agent's order intake.
+    let orders = agent::order_intake::Orders::new(
+        SqlOrderWriter::new(config, settings),
+        std::sync::Arc::new(agent::store::Store::open(&dir.path().join("state.sqlite"))?),
+        "biuro-1".into(),
+        std::sync::Arc::new(tokio::sync::Notify::new()),
+    );
+    match orders.reachable().await {
         Err(WriteError::Unavailable(_)) => {}
         other => panic!("a dead server: {other:?}"),
     }
