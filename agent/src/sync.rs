@@ -531,6 +531,106 @@ pub async fn leased<T>(
 mod tests {
     use super::*;
 
+    fn staged(read: usize, changed: usize) -> Staged {
+        Staged { read, changed }
+    }
+
+    #[test]
+    fn reports_add_up_per_kind_and_count_what_changed() {
+        let mut report = PassReport {
+            items: 2,
+            products: staged(2, 1),
+            prices: staged(3, 2),
+            stock: staged(4, 3),
+        };
+        assert_eq!(report.changed(), 6);
+        report.add(PassReport {
+            items: 5,
+            products: staged(10, 20),
+            prices: staged(30, 40),
+            stock: staged(50, 60),
+        });
+        assert_eq!(
+            report,
+            PassReport {
+                items: 7,
+                products: staged(12, 21),
+                prices: staged(33, 42),
+                stock: staged(54, 63),
+            }
+        );
+        assert_eq!(report.changed(), 126);
+    }
+
+    fn force(areas: &[SyncArea], skus: &[&str]) -> contract::ForceSync {
+        contract::ForceSync {
+            areas: areas.to_vec(),
+            skus: skus.iter().map(|s| s.to_string()).collect(),
+            ignore_hashes: false,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn forced_passes_asked_meanwhile_become_one_and_a_put_back_one_waits_its_turn() {
+        let requests = ForceRequests::default();
+        assert_eq!(requests.take(), None);
+        requests.ask(force(&[SyncArea::Stock], &["A"]));
+        requests.ask(force(&[SyncArea::Prices], &["B"]));
+        // Asked: the sync loop wakes at once.
+        let woke = tokio::time::timeout(std::time::Duration::from_secs(1), requests.asked()).await;
+        assert!(woke.is_ok(), "not woken by a request");
+        assert_eq!(
+            requests.take(),
+            Some(force(&[SyncArea::Prices, SyncArea::Stock], &["A", "B"]))
+        );
+        assert_eq!(requests.take(), None, "taken: none left");
+        // Put back (another sync held the lease): kept for the next round,
+        // merged with one put back meanwhile, and the loop is not woken.
+        requests.put_back(force(&[SyncArea::Stock], &["A"]));
+        requests.put_back(force(&[SyncArea::Stock], &["C"]));
+        let woke = tokio::time::timeout(std::time::Duration::from_secs(1), requests.asked()).await;
+        assert!(woke.is_err(), "a put-back request woke the loop");
+        assert_eq!(
+            requests.take(),
+            Some(force(&[SyncArea::Stock], &["A", "C"]))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sync_runs_only_under_the_lease_and_frees_it_however_it_ends() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store = Store::open(&dir.path().join("state.sqlite"))?;
+        let now = Utc::now();
+        assert!(store.take_lease(SYNC_LEASE, "service:biuro", now, now + LEASE_TTL)?);
+        let mut ran = false;
+        let got = leased(&store, "cli:1", async {
+            ran = true;
+            Ok::<_, SyncError>(7)
+        })
+        .await?;
+        assert_eq!(got, None, "another holder has the lease");
+        assert!(!ran, "the work ran without the lease");
+        // Its holder runs, and frees it when done.
+        assert_eq!(
+            leased(&store, "service:biuro", async { Ok::<_, SyncError>(7) }).await?,
+            Some(7)
+        );
+        // A failed pass frees it too.
+        let failed = leased(&store, "cli:1", async {
+            Err::<u8, _>(SyncError::Store(StoreError::Poisoned))
+        })
+        .await;
+        assert!(matches!(
+            failed,
+            Err(SyncError::Store(StoreError::Poisoned))
+        ));
+        assert_eq!(
+            leased(&store, "service:biuro", async { Ok::<_, SyncError>(8) }).await?,
+            Some(8)
+        );
+        Ok(())
+    }
+
     #[test]
     fn a_cursor_keeps_its_stamp_to_the_tick() {
         let third_of_a_tick = chrono::NaiveDate::from_ymd_opt(2026, 12, 4)
