@@ -89,7 +89,8 @@ async fn main() -> anyhow::Result<()> {
             println!("listening: {}", standin.base_url());
             println!("api: {}", standin.api_url());
             println!("consumer_key: {}", standin.consumer_key());
-            println!("consumer_secret: {}", standin.consumer_secret());
+            // The caller gave the secret (or left the documented default);
+            // it does not belong in a log.
             println!("control: {}/__standin/", standin.base_url());
             wait_for_signal().await?;
             println!("stopping (state saved if --state was given)");
