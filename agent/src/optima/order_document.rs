@@ -2019,6 +2019,51 @@ mod tests {
     }
 
     #[test]
+    fn four_decimals_of_quantity_are_kept_and_a_fifth_is_refused() {
+        let mut four = order();
+        four.lines[0].quantity = dec!(1.2345);
+        assert!(document_lines(&four, &settings(), None).is_ok());
+        let mut five = order();
+        five.lines[0].quantity = dec!(1.23456);
+        assert!(
+            document_lines(&five, &settings(), None)
+                .unwrap_err()
+                .contains("4 decimals")
+        );
+    }
+
+    #[test]
+    fn amounts_fit_decimal_15_2_up_to_its_last_grosz() {
+        assert!(fits_money(dec!(9999999999999.99)));
+        assert!(fits_money(dec!(-9999999999999.99)));
+        assert!(!fits_money(dec!(10000000000000)));
+        assert!(!fits_money(dec!(-10000000000000)));
+    }
+
+    #[test]
+    fn countries_are_iso_codes_on_the_card_and_polish_names_on_the_document() {
+        assert_eq!(iso_country(" de "), "DE");
+        assert_eq!(iso_country(""), "PL");
+        assert_eq!(iso_country("POL"), "PL");
+        assert_eq!(country_name("pl"), "Polska");
+        assert_eq!(country_name(""), "Polska");
+        assert_eq!(country_name("de"), "Niemcy");
+        assert_eq!(country_name("GB"), "Wielka Brytania");
+        assert_eq!(country_name("fr"), "FR");
+    }
+
+    #[test]
+    fn a_company_without_a_persons_name_is_a_recipient() {
+        let mut company = order();
+        company.buyer.shipping = None;
+        company.buyer.billing.name = " ".into();
+        company.buyer.billing.company = Some("Źdźbło Sp. z o.o.".into());
+        assert!(complete(&company.buyer.billing));
+        company.buyer.billing.company = Some("  ".into());
+        assert!(!complete(&company.buyer.billing));
+    }
+
+    #[test]
     fn an_order_without_a_complete_address_is_parked_and_billing_stands_in_for_shipping() {
         let mut no_address = order();
         no_address.buyer.billing = Address::default();
