@@ -858,9 +858,7 @@ impl World {
     /// Every fault off, the agent running as configured.
     async fn heal(&mut self) -> anyhow::Result<()> {
         self.proxy.set_mode(ProxyMode::Forward);
-        self.shop
-            .set_faults(serde_json::to_value(FaultDefaults::default())?)
-            .await?;
+        self.shop.reset_faults().await?;
         if !self.erp.process.is_running() {
             self.erp_runs += 1;
             let log = self.erp_log(self.erp_runs);
@@ -1018,39 +1016,5 @@ impl World {
             })
             .collect();
         Ok((checked, wrong))
-    }
-}
-
-/// The shop's fault switches all off (its defaults).
-#[derive(serde::Serialize)]
-struct FaultDefaults {
-    fail_next: u32,
-    fail_probability: f64,
-    hang_next: u32,
-    hang_probability: f64,
-    latency_ms: u64,
-    webhook_drop_next: u32,
-    webhook_drop_probability: f64,
-    webhook_duplicate_next: u32,
-    webhook_duplicate_probability: f64,
-    webhook_extra_delay_next: u32,
-    webhook_extra_delay_probability: f64,
-}
-
-impl Default for FaultDefaults {
-    fn default() -> Self {
-        FaultDefaults {
-            fail_next: 0,
-            fail_probability: 0.0,
-            hang_next: 0,
-            hang_probability: 0.0,
-            latency_ms: 0,
-            webhook_drop_next: 0,
-            webhook_drop_probability: 0.0,
-            webhook_duplicate_next: 0,
-            webhook_duplicate_probability: 0.0,
-            webhook_extra_delay_next: 0,
-            webhook_extra_delay_probability: 0.0,
-        }
     }
 }

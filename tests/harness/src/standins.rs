@@ -337,6 +337,17 @@ impl WooStandinProcess {
         Ok(())
     }
 
+    /// Every fault switch back off (`POST /__standin/faults/reset`; the
+    /// webhook delay it was started with stays).
+    pub async fn reset_faults(&self) -> anyhow::Result<()> {
+        reqwest::Client::new()
+            .post(format!("{}/__standin/faults/reset", self.base_url))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+
     /// The webhook delivery log (`/__standin/webhook-deliveries`).
     pub async fn webhook_deliveries(&self) -> anyhow::Result<Vec<serde_json::Value>> {
         Ok(
