@@ -2038,6 +2038,64 @@ mod tests {
     }
 
     #[test]
+    fn the_rehearsal_prints_each_cell_as_its_value() {
+        use tiberius::ColumnData as D;
+        assert_eq!(cell_text(&D::U8(Some(7))), "7");
+        assert_eq!(cell_text(&D::I16(Some(-2))), "-2");
+        assert_eq!(cell_text(&D::I32(Some(3))), "3");
+        assert_eq!(cell_text(&D::I64(Some(4))), "4");
+        assert_eq!(cell_text(&D::Bit(Some(true))), "true");
+        assert_eq!(cell_text(&D::F32(Some(1.5))), "1.5");
+        assert_eq!(cell_text(&D::F64(Some(2.25))), "2.25");
+        assert_eq!(
+            cell_text(&D::String(Some("RO/1/2026".into()))),
+            "'RO/1/2026'"
+        );
+        assert_eq!(
+            cell_text(&D::Guid(Some(tiberius::Uuid::nil()))),
+            "00000000-0000-0000-0000-000000000000"
+        );
+        assert_eq!(
+            cell_text(&D::Numeric(Some(
+                tiberius::numeric::Numeric::new_with_scale(12345, 2)
+            ))),
+            "123.45"
+        );
+        let at = chrono::NaiveDate::from_ymd_opt(2026, 12, 7)
+            .and_then(|d| d.and_hms_opt(10, 30, 0))
+            .unwrap();
+        assert_eq!(
+            cell_text(&tiberius::IntoSql::into_sql(at)),
+            "2026-12-07 10:30:00"
+        );
+        assert_eq!(
+            cell_text(&D::Binary(Some(vec![1, 2, 3].into()))),
+            "<3 bytes>"
+        );
+        assert_eq!(cell_text(&D::I32(None)), "NULL");
+    }
+
+    #[test]
+    fn the_rehearsals_sample_order_is_a_whole_order_at_23_percent() {
+        let order = sample_order("MLOTEK-500", dec!(123.004));
+        assert_eq!(
+            (order.total_net, order.total_vat, order.total_gross),
+            (dec!(100.00), dec!(23.00), dec!(123.00))
+        );
+        let line = &order.lines[0];
+        assert_eq!(
+            (line.total_net, line.total_vat, line.total_gross),
+            (dec!(100.00), dec!(23.00), dec!(123.00))
+        );
+        assert_eq!(order.buyer.billing.country, "PL");
+        assert!(
+            order.buyer.email.is_some(),
+            "a new customer needs an e-mail"
+        );
+        assert!(document_lines(&order, &settings(), None).is_ok());
+    }
+
+    #[test]
     fn amounts_fit_decimal_15_2_up_to_its_last_grosz() {
         assert!(fits_money(dec!(9999999999999.99)));
         assert!(fits_money(dec!(-9999999999999.99)));
