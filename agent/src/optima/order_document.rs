@@ -2355,6 +2355,26 @@ mod tests {
                 .replace("@numerS", "7"),
             "RO/7/2026"
         );
+        // A blank series is no series; a literal stays as written; @rok
+        // is two digits.
+        assert!(n("@symbol/@seria/@numerS", Some("  ")).is_err());
+        assert_eq!(n("ZAM/@numerS/@rok", None).unwrap(), "ZAM/@numerS/26");
+        // TrN_NumerString is varchar(31): 31 characters fit, 32 do not.
+        let fits = format!("{}/@numerS", "X".repeat(23));
+        assert_eq!(n(&fits, None).unwrap().len(), 31);
+        let too_long = format!("{}/@numerS", "X".repeat(24));
+        assert!(n(&too_long, None).unwrap_err().contains("31"));
+    }
+
+    #[test]
+    fn the_remarks_say_when_the_order_came_without_an_address() {
+        let mut order = order();
+        order.buyer.shipping = None;
+        assert!(!remarks(&order, &[]).contains("brak adresu"));
+        order.buyer.billing.street = " ".into();
+        assert!(remarks(&order, &[]).contains("brak adresu"));
+        order.buyer.shipping = Some(order.buyer.billing.clone());
+        assert!(!remarks(&order, &[]).contains("brak adresu"));
     }
 
     /// Every NOT NULL column of Optima's real schema that has no default
