@@ -219,7 +219,7 @@ async fn an_order_becomes_one_document_with_totals_to_the_grosz() -> anyhow::Res
 
     // The header: buffer, the shop's number, totals equal the shop's.
     let mut query = Query::new(
-        "SELECT TrN_Bufor, TrN_NumerObcy, TrN_RazemNetto, TrN_RazemVAT, TrN_RazemBrutto, TrN_Opis, TrN_OdbNazwa1, TrN_OdbMiasto, TrN_PodID, TrN_FPlId FROM CDN.TraNag WHERE TrN_TrNID = @P1",
+        "SELECT TrN_Bufor, TrN_NumerObcy, TrN_RazemNetto, TrN_RazemVAT, TrN_RazemBrutto, TrN_Opis, TrN_OdbNazwa1, TrN_OdbMiasto, TrN_PodID, TrN_FPlId, TrN_DataDok, TrN_Termin FROM CDN.TraNag WHERE TrN_TrNID = @P1",
     );
     query.bind(i32::try_from(document_id)?);
     let rows = query.query(&mut sql).await?.into_first_result().await?;
@@ -254,6 +254,14 @@ async fn an_order_becomes_one_document_with_totals_to_the_grosz() -> anyhow::Res
         header.get::<i32, _>("TrN_FPlId").is_some(),
         "payment form mapped"
     );
+    // "przelew" gives 7 days to pay (the seed's FPl_Termin).
+    let (Some(issued), Some(due)) = (
+        header.get::<chrono::NaiveDateTime, _>("TrN_DataDok"),
+        header.get::<chrono::NaiveDateTime, _>("TrN_Termin"),
+    ) else {
+        panic!("no TrN_DataDok or TrN_Termin");
+    };
+    assert_eq!(due - issued, chrono::Duration::days(7));
 
     // Lines: goods with the discount kept, then shipping as a service line.
     let mut query = Query::new(
@@ -272,6 +280,31 @@ async fn an_order_becomes_one_document_with_totals_to_the_grosz() -> anyhow::Res
         .filter_map(|r| r.get::<Decimal, _>("TrE_WartoscNetto"))
         .sum();
     assert_eq!(net, dec!(116.35));
+    // Positions from 1; unit net prices to 4 decimals: 81.29 / 3 =
+    // 27.0967, 22.87 / 2 = 11.4350 (no discount: the price before it is
+    // the same), shipping 12.19.
+    let mut query = Query::new(
+        "SELECT TrE_Lp, TrE_CenaW, TrE_Cena0 FROM CDN.TraElem WHERE TrE_TrNId = @P1 ORDER BY TrE_Lp",
+    );
+    query.bind(i32::try_from(document_id)?);
+    let rows = query.query(&mut sql).await?.into_first_result().await?;
+    let priced: Vec<(Option<i32>, Option<Decimal>, Option<Decimal>)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.get::<i32, _>("TrE_Lp"),
+                r.get::<Decimal, _>("TrE_CenaW"),
+                r.get::<Decimal, _>("TrE_Cena0"),
+            )
+        })
+        .collect();
+    assert_eq!(priced[0].0, Some(1));
+    assert_eq!(priced[0].1, Some(dec!(27.0967)));
+    assert_eq!(
+        priced[1],
+        (Some(2), Some(dec!(11.4350)), Some(dec!(11.4350)))
+    );
+    assert_eq!(priced[2], (Some(3), Some(dec!(12.19)), Some(dec!(12.19))));
 
     // VAT per rate equals the shop's lines.
     let mut query = Query::new(
