@@ -575,6 +575,37 @@ async fn a_courier_shipment_gives_the_tracking_number_when_the_wz_has_none() -> 
         shipped.tracking_number.as_deref(),
         Some("620012345678901234567890")
     );
+
+    // The order's own waybill wins over its parcel's; without one, the
+    // first parcel's number stands in; a blank carrier is none.
+    let fs_id = i32::try_from(fs.id)?;
+    let update = async |sql: &mut agent::sql::SqlClient, text: &str| -> anyhow::Result<()> {
+        let mut query = Query::new(text.to_owned());
+        query.bind(fs_id);
+        query.execute(sql).await?;
+        Ok(())
+    };
+    update(
+        &mut sql,
+        "UPDATE CDN.SenditPaczki SET SPA_NumerListu = 'PACZKA-2' WHERE SPA_SZLID IN          (SELECT SZL_SZLID FROM CDN.SenditZleceniePrzesylki WHERE SZL_FaId = @P1)",
+    )
+    .await?;
+    let chains = document_chains(&mut sql, &[document_id]).await?;
+    assert_eq!(
+        chains[&document_id][1].tracking.as_deref(),
+        Some("620012345678901234567890")
+    );
+    update(
+        &mut sql,
+        "UPDATE CDN.SenditZleceniePrzesylki SET SZL_NrListuPrzewozowego = '', SZL_KurierNazwa = ''          WHERE SZL_FaId = @P1",
+    )
+    .await?;
+    let chains = document_chains(&mut sql, &[document_id]).await?;
+    let fs = &chains[&document_id][1];
+    assert_eq!(
+        (fs.tracking.as_deref(), fs.carrier.as_deref()),
+        (Some("PACZKA-2"), None)
+    );
     Ok(())
 }
 
