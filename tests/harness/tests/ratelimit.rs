@@ -161,6 +161,12 @@ async fn two_callers_share_one_bucket_and_never_exceed_it() -> anyhow::Result<()
         tasks.push(tokio::spawn(async move {
             let mut got = 0;
             while got < EACH {
+                // 7 s is ideal; a limiter that stops granting fails here
+                // rather than hanging the test.
+                anyhow::ensure!(
+                    start.elapsed() < Duration::from_secs(60),
+                    "{got} of {EACH} granted in 60 s"
+                );
                 match limiter.acquire("shop-a", 1, RATE, BURST).await? {
                     Acquired::Granted => {
                         got += 1;
