@@ -357,7 +357,7 @@ fn round_grosz(value: Decimal) -> Decimal {
 /// to the grosz and VAT their difference, which is the shop's VAT rounded
 /// whenever that kept net + VAT = gross (shop prices are gross, so when
 /// rounding broke the sum, gross and net stand and VAT gives way). The
-/// shop's own VAT is checked against them before (`adds_up`).
+/// callers check the shop's own VAT with [`adds_up`].
 fn to_grosz(net: Decimal, gross: Decimal) -> (Decimal, Decimal, Decimal) {
     let (net, gross) = (round_grosz(net), round_grosz(gross));
     (net, gross - net, gross)
