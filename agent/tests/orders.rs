@@ -71,6 +71,7 @@ fn shop_order(id: &str, sku23: &str, sku8: &str) -> Order {
         revision: Utc::now(),
         placed_at: Utc::now(),
         status: "processing".into(),
+        state: contract::OrderState::Paid,
         paid: true,
         currency: "PLN".into(),
         payment_method: "bacs".into(),

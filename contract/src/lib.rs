@@ -42,7 +42,7 @@ pub use envelope::{
 pub use error::ContractError;
 pub use order::{
     Address, Buyer, Order, OrderAck, OrderAckOutcome, OrderLine, OrderProgress, OrderStage,
-    RetryOrder, Shipping,
+    OrderState, RetryOrder, Shipping,
 };
 pub use records::{
     AgentHealth, CustomerRecord, Heartbeat, PriceKind, PriceRecord, ProductRecord, StockRecord,

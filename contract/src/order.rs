@@ -58,6 +58,39 @@ pub struct Shipping {
     pub total_gross: Decimal,
 }
 
+/// Where an order stands in its shop, named the same for every platform.
+/// Each connector maps its platform's statuses onto these; the platform's
+/// own status stays in [`Order::status`] for display and for a trigger on
+/// one exact status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderState {
+    /// Placed; the platform says nothing yet of payment.
+    Placed,
+    /// Placed and waiting for the buyer's payment (a bank transfer, an
+    /// unfinished online payment).
+    AwaitingPayment,
+    /// Paid, or accepted for fulfilment with payment on delivery: ready
+    /// to fulfil.
+    Paid,
+    /// Fulfilled and closed by the shop.
+    Completed,
+    /// Will not be fulfilled: cancelled, refunded, failed, deleted.
+    Cancelled,
+    /// A status the platform's mapping does not name (a draft, a plugin's
+    /// own status). An order written before this field existed reads as
+    /// this (an older agent ignores the field).
+    #[default]
+    Other,
+}
+
+impl OrderState {
+    /// Whether the order will not be fulfilled.
+    pub fn is_closed(self) -> bool {
+        self == OrderState::Cancelled
+    }
+}
+
 /// A shop order as the ERP needs it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Order {
@@ -70,7 +103,11 @@ pub struct Order {
     /// The platform's modified time: a newer revision supersedes an older one.
     pub revision: DateTime<Utc>,
     pub placed_at: DateTime<Utc>,
+    /// The platform's own status, as the shop shows it.
     pub status: String,
+    /// The status in the neutral lifecycle every platform maps to.
+    #[serde(default)]
+    pub state: OrderState,
     pub paid: bool,
     pub currency: String,
     /// The shop's payment method id, mapped to Optima's by configuration.

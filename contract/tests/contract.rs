@@ -38,6 +38,7 @@ fn sample_order() -> Order {
         revision: at("2026-11-20T10:15:00Z"),
         placed_at: at("2026-11-20T10:14:30Z"),
         status: "processing".into(),
+        state: contract::OrderState::Paid,
         paid: true,
         currency: "PLN".into(),
         payment_method: "przelewy24".into(),

@@ -635,7 +635,7 @@ impl Ingest {
             warn!(shop = %progress.shop, order = %progress.order_id, "order progress for an order not stored (expired or unknown); ignored");
             return Ok(());
         };
-        if shop.closes(&stored.order.status) {
+        if stored.order.state.is_closed() {
             // The shop closed the order (cancelled, refunded, …): moving it
             // to another status would reopen it and take its stock again.
             info!(shop = %shop.id, order = %progress.order_id, shop_status = %stored.order.status, stage = ?stored.stage, "order progress for an order the shop closed: the shop is left as it is");

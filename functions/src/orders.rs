@@ -926,7 +926,7 @@ impl OrderIntake {
     /// trigger and its command has not gone out, sends it; when the shop
     /// has closed an order whose command went out, sends the cancel.
     pub async fn accept(&self, shop: &ShopConfig, order: &Order) -> Result<Accepted, IntakeError> {
-        let stored = self.store.store(order, shop.closes(&order.status)).await?;
+        let stored = self.store.store(order, order.state.is_closed()).await?;
         let current = &stored.current;
         let mut accepted = Accepted {
             stored: stored.written,
@@ -941,7 +941,7 @@ impl OrderIntake {
             && current.parked_reason.is_some()
             && current.erp_document_number.is_none()
             && shop.order_trigger.passes(&current.order)
-            && !shop.closes(&current.order.status)
+            && !current.order.state.is_closed()
             && self.store.rearm(&order.shop, &order.order_id).await?
         {
             info!(order = %order.key(), "a parked order changed in the shop: sending it to the ERP again");
@@ -953,7 +953,7 @@ impl OrderIntake {
                 return Ok(accepted);
             }
             OrderCommand::Create
-        } else if current.cancel_rev_ms.is_none() && shop.closes(&current.order.status) {
+        } else if current.cancel_rev_ms.is_none() && current.order.state.is_closed() {
             OrderCommand::Cancel
         } else {
             return Ok(accepted);

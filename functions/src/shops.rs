@@ -86,9 +86,8 @@ impl ShopConfig {
     }
 }
 
-/// WooCommerce's statuses of an order that will not be fulfilled.
 fn default_closed_statuses() -> Vec<String> {
-    ["cancelled", "refunded", "failed", "trash"]
+    crate::shop::woo_order::DEFAULT_CLOSED_STATUSES
         .into_iter()
         .map(str::to_owned)
         .collect()
@@ -146,22 +145,19 @@ impl ShopConfig {
         }
     }
 
-    /// Whether the shop has closed an order in this status.
-    pub fn closes(&self, status: &str) -> bool {
-        self.order_closed_statuses.iter().any(|s| s == status)
-    }
-
     pub fn normalise_options(&self) -> crate::shop::woo_order::NormaliseOptions {
         crate::shop::woo_order::NormaliseOptions {
             nip_meta_keys: self.nip_meta_keys.clone(),
+            closed_statuses: self.order_closed_statuses.clone(),
         }
     }
 }
 
 /// When a shop order becomes an ERP command, per shop (`order_trigger`):
-/// `"placed"` (any live order: pending, on-hold, processing, completed),
-/// `"paid"` (the default: paid, or in processing/completed), or
-/// `"status:<slug>"` (exactly that status, e.g. `"status:on-hold"`).
+/// `"placed"` (any live order: placed, awaiting payment, paid, completed;
+/// in WooCommerce pending, on-hold, processing, completed), `"paid"` (the
+/// default: paid or completed, or marked paid and not cancelled), or
+/// `"status:<name>"` (exactly that platform status, e.g. `"status:on-hold"`).
 /// Whatever the trigger, an order goes to the ERP once: later revisions
 /// are stored but send nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -188,20 +184,16 @@ impl OrderTrigger {
         }
     }
 
-    /// Whether an order in this state goes to the ERP.
+    /// Whether an order in this state goes to the ERP: read from the
+    /// neutral lifecycle, except `status:<name>`, which is the platform's own.
     pub fn passes(&self, order: &contract::Order) -> bool {
+        use contract::OrderState::*;
         match self {
-            OrderTrigger::Placed => matches!(
-                order.status.as_str(),
-                "pending" | "on-hold" | "processing" | "completed"
-            ),
+            OrderTrigger::Placed => {
+                matches!(order.state, Placed | AwaitingPayment | Paid | Completed)
+            }
             OrderTrigger::Paid => {
-                matches!(order.status.as_str(), "processing" | "completed")
-                    || (order.paid
-                        && !matches!(
-                            order.status.as_str(),
-                            "cancelled" | "refunded" | "failed" | "trash"
-                        ))
+                matches!(order.state, Paid | Completed) || (order.paid && order.state != Cancelled)
             }
             OrderTrigger::Status(status) => order.status == *status,
         }
@@ -413,6 +405,7 @@ mod tests {
             revision: at,
             placed_at: at,
             status: status.into(),
+            state: crate::shop::woo_order::state_of(status, &[]),
             paid,
             currency: "PLN".into(),
             payment_method: "bacs".into(),
@@ -541,6 +534,38 @@ mod tests {
             sending(&completed),
             vec![("completed", false), ("completed", true)]
         );
+    }
+
+    #[test]
+    fn the_trigger_reads_the_neutral_state_whatever_the_platform_calls_it() {
+        use contract::OrderState;
+        let mut allegro = order("READY_FOR_PROCESSING", false);
+        allegro.state = OrderState::Paid;
+        assert!(OrderTrigger::Paid.passes(&allegro));
+        assert!(OrderTrigger::Placed.passes(&allegro));
+        allegro.state = OrderState::AwaitingPayment;
+        assert!(!OrderTrigger::Paid.passes(&allegro));
+        assert!(OrderTrigger::Placed.passes(&allegro));
+        allegro.state = OrderState::Cancelled;
+        allegro.paid = true;
+        assert!(!OrderTrigger::Paid.passes(&allegro));
+        assert!(!OrderTrigger::Placed.passes(&allegro));
+        // `status:` is the platform's own name.
+        assert!(OrderTrigger::Status("READY_FOR_PROCESSING".into()).passes(&allegro));
+    }
+
+    #[test]
+    fn a_configured_closing_status_cancels_and_the_defaults_give_way_to_it() {
+        use crate::shop::woo_order::state_of;
+        use contract::OrderState;
+        assert_eq!(state_of("refunded", &[]), OrderState::Cancelled);
+        let closed = vec!["cancelled".to_owned(), "zwrot".to_owned()];
+        assert_eq!(state_of("zwrot", &closed), OrderState::Cancelled);
+        // Not in the configured list: refunded is then left to a person.
+        assert_eq!(state_of("refunded", &closed), OrderState::Other);
+        assert_eq!(state_of("on-hold", &closed), OrderState::AwaitingPayment);
+        assert_eq!(state_of("processing", &closed), OrderState::Paid);
+        assert_eq!(state_of("completed", &closed), OrderState::Completed);
     }
 
     #[test]

@@ -26,7 +26,7 @@ use std::str::FromStr;
 
 use base64::Engine;
 use chrono::{DateTime, NaiveDateTime, Utc};
-use contract::{Address, Buyer, Order, OrderLine, Shipping, VatRate};
+use contract::{Address, Buyer, Order, OrderLine, OrderState, Shipping, VatRate};
 use hmac::{Hmac, Mac};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::de::{self, Visitor};
@@ -99,6 +99,32 @@ pub fn ping_webhook_id(body: &[u8]) -> Option<u64> {
 pub struct NormaliseOptions {
     /// Meta data keys that may hold the buyer's NIP, tried in order.
     pub nip_meta_keys: Vec<String>,
+    /// Statuses that close an order ([`OrderState::Cancelled`]); the
+    /// defaults when empty.
+    pub closed_statuses: Vec<String>,
+}
+
+/// WooCommerce's statuses of an order that will not be fulfilled.
+pub const DEFAULT_CLOSED_STATUSES: [&str; 4] = ["cancelled", "refunded", "failed", "trash"];
+
+/// A WooCommerce status in the neutral lifecycle. `processing` is "payment
+/// received, or cash on delivery: fulfil it" in WooCommerce's own words;
+/// `checkout-draft` and plugins' statuses are not named.
+pub fn state_of(status: &str, closed_statuses: &[String]) -> OrderState {
+    let closed = if closed_statuses.is_empty() {
+        DEFAULT_CLOSED_STATUSES.contains(&status)
+    } else {
+        closed_statuses.iter().any(|s| s == status)
+    };
+    if closed {
+        return OrderState::Cancelled;
+    }
+    match status {
+        "pending" | "on-hold" => OrderState::AwaitingPayment,
+        "processing" => OrderState::Paid,
+        "completed" => OrderState::Completed,
+        _ => OrderState::Other,
+    }
 }
 
 /// Parses a webhook body or one listed order and normalises it.
@@ -595,6 +621,7 @@ fn normalise(
         order_id,
         revision,
         placed_at,
+        state: state_of(&status, &options.closed_statuses),
         status,
         paid,
         currency: if currency.is_empty() {
@@ -642,6 +669,7 @@ mod tests {
     fn options() -> NormaliseOptions {
         NormaliseOptions {
             nip_meta_keys: vec!["_billing_nip".into()],
+            ..NormaliseOptions::default()
         }
     }
 

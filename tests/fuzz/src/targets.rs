@@ -360,6 +360,7 @@ impl Target for Webhook {
 fn options() -> NormaliseOptions {
     NormaliseOptions {
         nip_meta_keys: vec!["_billing_nip".into()],
+        ..NormaliseOptions::default()
     }
 }
 

@@ -56,6 +56,7 @@ impl Bench {
             revision: Utc::now(),
             placed_at: Utc::now(),
             status: "processing".into(),
+            state: contract::OrderState::Paid,
             paid: true,
             currency: "PLN".into(),
             payment_method: "bacs".into(),

@@ -269,6 +269,7 @@ fn order(id: &str) -> Order {
         revision: Utc::now(),
         placed_at: Utc::now(),
         status: "processing".into(),
+        state: contract::OrderState::Paid,
         paid: true,
         currency: "PLN".into(),
         payment_method: "bacs".into(),
