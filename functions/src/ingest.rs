@@ -16,10 +16,11 @@
 //! Order answers: an `OrderAck` records the ERP document number (or the
 //! reason the agent parked the order, which the admin status lists) on the
 //! stored order; an `OrderProgress` records the ERP stage and tracking
-//! number and, when either changed, queues the shop operations (status per
-//! the shop's `order_stage_status`, the tracking number as one customer
-//! note) on the shop-ops queue, marking them queued only once they are on
-//! it.
+//! number and, when either changed, queues the order updates (the stage,
+//! or a cancellation; the tracking number) on the shop-ops queue, marking
+//! them queued only once they are on it; the shop's platform decides what
+//! each becomes there (WooCommerce: a status per its `order_stage_status`,
+//! a customer note).
 //!
 //! Each SQS record is one envelope. A body that cannot be decoded (bad
 //! JSON, unknown kind, a contract version this build does not speak) will
@@ -43,7 +44,8 @@ use crate::env::{EnvError, FunctionEnv};
 use crate::mapping::{ShopOperation, ShopProductState, diff, not_yet_held};
 use crate::orders::OrderStore;
 use crate::sequences::{Position, SeqCheck, SeqVersion, Sequences};
-use crate::shop_ops::{OrderAction, OrderOperation};
+use crate::shop::OrderUpdate;
+use crate::shop_ops::OrderOperation;
 use crate::shops::Shops;
 use crate::state::{HeartbeatWrite, StateError, StateTable};
 
@@ -649,26 +651,23 @@ impl Ingest {
             .tracking
             .clone()
             .filter(|t| stored.tracking_queued.as_deref() != Some(t.as_str()));
+        // The platform's connector decides what each update becomes in the
+        // shop (a status, a note, a shipment, or nothing).
         let mut operations = Vec::new();
-        if let Some(stage) = &new_stage
-            && let Some(status) = shop.status_for(stage)
-        {
+        if let Some(stage) = new_stage.as_deref().and_then(crate::shops::stage_named) {
             operations.push(OrderOperation {
                 shop: shop.id.clone(),
                 order_id: progress.order_id.clone(),
-                action: OrderAction::SetStatus {
-                    status,
-                    stage: stage.clone(),
-                },
+                update: OrderUpdate::for_stage(stage),
             });
         }
         if let Some(tracking) = &new_tracking {
             operations.push(OrderOperation {
                 shop: shop.id.clone(),
                 order_id: progress.order_id.clone(),
-                action: OrderAction::TrackingNote {
-                    tracking: tracking.clone(),
-                    note: shop.tracking_note.replace("{tracking}", tracking),
+                update: OrderUpdate::Tracking {
+                    number: tracking.clone(),
+                    carrier: None,
                 },
             });
         }

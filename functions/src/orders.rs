@@ -21,8 +21,8 @@
 //!   `acked_ms`, `parked_reason`; progress: `stage`, `tracking`,
 //!   `documents`, `progress_ms` (the agent's clock, shown) and `progress_rank` (its
 //!   place in the agent's sequence, which orders progress), and what became shop operations:
-//!   `stage_queued`, `tracking_queued`; what shop-push did: `status_set`,
-//!   `tracking_noted`.
+//!   `stage_queued`, `tracking_queued`; what shop-push showed in the shop:
+//!   `stage_shown`, `tracking_shown`, `invoice_shown`.
 //! - `pk = parked-orders`, `sk = <shop>#<order id>`: orders the agent
 //!   parked, with the reason, for the admin status.
 //! - `pk = cursors`, `sk = orders#<shop>`: the poller's cursor (`at_ms`).
@@ -99,8 +99,29 @@ pub struct StoredOrder {
     pub tracking: Option<String>,
     pub stage_queued: Option<String>,
     pub tracking_queued: Option<String>,
-    pub status_set: Option<String>,
-    pub tracking_noted: Option<String>,
+    /// What shop-push has shown in the shop: the stage (by name), the
+    /// tracking number, the invoice number.
+    pub stage_shown: Option<String>,
+    pub tracking_shown: Option<String>,
+    pub invoice_shown: Option<String>,
+}
+
+/// What shop-push records on an order once the shop said yes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShownMark {
+    Stage,
+    Tracking,
+    Invoice,
+}
+
+impl ShownMark {
+    fn attribute(self) -> &'static str {
+        match self {
+            ShownMark::Stage => "stage_shown",
+            ShownMark::Tracking => "tracking_shown",
+            ShownMark::Invoice => "invoice_shown",
+        }
+    }
 }
 
 impl StoredOrder {
@@ -136,8 +157,9 @@ impl StoredOrder {
             tracking: text("tracking"),
             stage_queued: text("stage_queued"),
             tracking_queued: text("tracking_queued"),
-            status_set: text("status_set"),
-            tracking_noted: text("tracking_noted"),
+            stage_shown: text("stage_shown"),
+            tracking_shown: text("tracking_shown"),
+            invoice_shown: text("invoice_shown"),
             order,
         })
     }
@@ -168,10 +190,11 @@ pub struct ParkedOrder {
 /// moves only when a run has read to the last page: moving it to the
 /// newest revision of the pages read so far could pass orders on pages not
 /// yet read (a higher id, an older revision).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PollResume {
     pub since: DateTime<Utc>,
-    pub page: usize,
+    /// Where the next page starts (the platform's token; `None`: the first).
+    pub page: Option<crate::shop::PageToken>,
     pub newest: Option<DateTime<Utc>>,
     pub oldest_pending: Option<DateTime<Utc>>,
 }
@@ -653,17 +676,13 @@ impl OrderStore {
         &self,
         shop: &str,
         order_id: &str,
-        attribute: &'static str,
+        mark: ShownMark,
         value: &str,
     ) -> Result<(), StateError> {
-        let expression = match attribute {
-            "status_set" => "SET status_set = :v",
-            _ => "SET tracking_noted = :v",
-        };
         self.conditional_update(
             shop,
             order_id,
-            expression,
+            &format!("SET {} = :v", mark.attribute()),
             "attribute_exists(pk)",
             &[(":v", s(value))],
         )
@@ -696,18 +715,18 @@ impl OrderStore {
             return Ok((None, None));
         };
         let time = |name: &str| get_n::<i64>(&item, name).and_then(DateTime::from_timestamp_millis);
-        let resume = match (
-            time("resume_since_ms"),
-            get_n::<usize>(&item, "resume_page"),
-        ) {
-            (Some(since), Some(page)) => Some(PollResume {
-                since,
-                page,
-                newest: time("resume_newest_ms"),
-                oldest_pending: time("resume_pending_ms"),
-            }),
-            _ => None,
-        };
+        // The page token; a page number stored by builds before tokens
+        // (WooCommerce's token is its page number).
+        let page = get_s(&item, "resume_token")
+            .map(str::to_owned)
+            .or_else(|| get_n::<usize>(&item, "resume_page").map(|n| n.to_string()))
+            .map(crate::shop::PageToken);
+        let resume = time("resume_since_ms").map(|since| PollResume {
+            since,
+            page,
+            newest: time("resume_newest_ms"),
+            oldest_pending: time("resume_pending_ms"),
+        });
         Ok((time("at_ms"), resume))
     }
 
@@ -726,20 +745,25 @@ impl OrderStore {
             .key("sk", s(format!("orders#{shop}")));
         let request = match resume {
             None => request.update_expression(
-                "REMOVE resume_since_ms, resume_page, resume_newest_ms, resume_pending_ms",
+                "REMOVE resume_since_ms, resume_page, resume_token, resume_newest_ms, resume_pending_ms",
             ),
             // An absent time is stored as NULL, which reads back as `None`.
             Some(resume) => {
                 let time = |at: Option<DateTime<Utc>>| {
                     at.map_or(AttributeValue::Null(true), |at| n(at.timestamp_millis()))
                 };
+                let page = resume
+                    .page
+                    .as_ref()
+                    .map_or(AttributeValue::Null(true), |token| s(&token.0));
                 request
                     .update_expression(
-                        "SET resume_since_ms = :since, resume_page = :page, \
-                         resume_newest_ms = :newest, resume_pending_ms = :pending",
+                        "SET resume_since_ms = :since, resume_token = :page, \
+                         resume_newest_ms = :newest, resume_pending_ms = :pending \
+                         REMOVE resume_page",
                     )
                     .expression_attribute_values(":since", n(resume.since.timestamp_millis()))
-                    .expression_attribute_values(":page", n(resume.page))
+                    .expression_attribute_values(":page", page)
                     .expression_attribute_values(":newest", time(resume.newest))
                     .expression_attribute_values(":pending", time(resume.oldest_pending))
             }

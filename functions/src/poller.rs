@@ -7,7 +7,9 @@
 //! in the same second as the cursor must not be missed); without a cursor,
 //! `POLL_INITIAL_LOOKBACK_MINUTES` back from now (a new shop's history is
 //! not sent to the ERP). Pages are fetched one call at a time under the
-//! shop's shared rate limit, in id order. The cursor becomes the newest
+//! shop's shared rate limit, each from the token the page before gave
+//! ([`crate::shop::OrderSource`]); a platform that gives no orders is not
+//! polled. The cursor becomes the newest
 //! `date_modified_gmt` seen (the shop's clock, not ours), and only after
 //! every page was taken in: after each page with pages left, where to go on
 //! is recorded ([`PollResume`]), so a run that reaches `POLL_MAX_PAGES`
@@ -20,7 +22,6 @@
 //! goes on.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -31,7 +32,7 @@ use crate::aws::Clients;
 use crate::env::{EnvError, FunctionEnv};
 use crate::orders::{OrderIntake, OrderStore, PollResume};
 use crate::ratelimit::{RateLimiter, ShopLimits};
-use crate::shop::ShopConnector;
+use crate::shop::{Connector, OrderSource};
 use crate::shops::{ShopConfig, Shops};
 use crate::state::StateTable;
 use crate::{Deadline, HandlerError};
@@ -48,7 +49,7 @@ const MAX_TOKEN_WAIT: Duration = Duration::from_secs(20);
 
 pub struct Poller {
     shops: Shops,
-    connectors: HashMap<String, Arc<dyn ShopConnector>>,
+    connectors: HashMap<String, Connector>,
     intake: OrderIntake,
     store: OrderStore,
     state: StateTable,
@@ -177,37 +178,37 @@ impl Poller {
         summary: &mut ShopPoll,
         deadline: Deadline,
     ) -> Result<(), String> {
-        let connector = self
-            .connectors
-            .get(&shop.id)
-            .ok_or_else(|| "no connector".to_owned())?;
+        let Some(connector) = self.connectors.get(&shop.id) else {
+            return Err("no connector".to_owned());
+        };
+        let Some(source): Option<&dyn OrderSource> = connector.orders.as_deref() else {
+            // A platform that gives no orders: nothing to poll.
+            return Ok(());
+        };
         let (cursor, resume) = self
             .store
             .poll_position(&shop.id)
             .await
             .map_err(|e| e.to_string())?;
-        let (since, first_page, mut newest, mut oldest_pending) = match resume {
-            Some(r) => (r.since, r.page.max(1), r.newest, r.oldest_pending),
+        let resume_was_stored = resume.is_some();
+        let (since, mut page, mut newest, mut oldest_pending) = match resume {
+            Some(r) => (r.since, r.page, r.newest, r.oldest_pending),
             None => (
                 match cursor {
                     Some(at) => at - self.overlap,
                     None => Utc::now() - self.initial_lookback,
                 },
-                1,
+                None,
                 None,
                 None,
             ),
         };
-        let options = shop.normalise_options();
-        let last_page = first_page + self.max_pages - 1;
         let mut read_to_the_end = false;
-        let mut next_page = last_page + 1;
         let mut resume_saved = false;
         // What a page needs, as the slowest page of this run took.
         let mut page_time = PAGE_RESERVE;
-        for page in first_page..=last_page {
+        for _ in 0..self.max_pages {
             if !deadline.allows(page_time) {
-                next_page = page;
                 break;
             }
             let started = tokio::time::Instant::now();
@@ -220,23 +221,22 @@ impl Poller {
                 attempts: 3,
                 max_token_wait: room.map_or(MAX_TOKEN_WAIT, |room| room.min(MAX_TOKEN_WAIT)),
             };
-            let call = self
-                .limiter
-                .call_shop(&shop.id, limits, || connector.list_orders_page(since, page));
+            let call = self.limiter.call_shop(&shop.id, limits, || {
+                source.list_orders(since, page.as_ref())
+            });
             let listed = match room {
                 Some(room) => tokio::time::timeout(room, call)
                     .await
-                    .map_err(|_| format!("page {page} did not come before the deadline"))?,
+                    .map_err(|_| "a page did not come before the deadline".to_owned())?,
                 None => call.await,
             }
             .map_err(|e| e.to_string())?;
             summary.pages += 1;
-            let count = listed.orders.len();
             for raw in listed.orders {
                 summary.orders += 1;
-                let id = raw.get("id").map(Value::to_string).unwrap_or_default();
-                let order = match connector
-                    .normalise_order(&shop.id, raw, &options)
+                let id = raw.id.clone();
+                let order = match source
+                    .normalise_order(&shop.id, &raw)
                     .and_then(|order| crate::orders::command_body(&order).map(|_| order))
                 {
                     Ok(order) => order,
@@ -272,21 +272,18 @@ impl Poller {
                 }
                 newest = newest.max(Some(order.revision));
             }
-            let more = match listed.total_pages {
-                Some(total) => page < total,
-                None => count >= 100,
-            };
-            if !more || count == 0 {
+            let Some(next) = listed.next else {
                 read_to_the_end = true;
                 break;
-            }
+            };
+            page = Some(next);
             page_time = page_time.max(started.elapsed());
             // Pages left: recorded after each page, so a run cut short
             // (deadline, error, timeout) goes on at the next page with the
             // same `since`; the cursor waits until every page was read.
             let resume = PollResume {
                 since,
-                page: page + 1,
+                page: page.clone(),
                 newest,
                 oldest_pending,
             };
@@ -297,10 +294,11 @@ impl Poller {
             resume_saved = true;
         }
         if !read_to_the_end {
+            let next_page = page.as_ref().map(|p| p.0.as_str()).unwrap_or("first");
             warn!(shop = %shop.id, pages = summary.pages, next_page, "more orders changed than one run reads; the next run goes on from here");
             return Ok(());
         }
-        if resume.is_some() || resume_saved {
+        if resume_was_stored || resume_saved {
             self.store
                 .set_resume(&shop.id, None)
                 .await

@@ -18,7 +18,7 @@
 //! refills before then, so every instance holds back, not just the one that
 //! was told.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,17 +30,18 @@ use thiserror::Error;
 
 use crate::aws::describe_error;
 use crate::dynamo::s;
-use crate::shop::{RequestGate, ShopError};
+use crate::shop::{REQUESTS, RateLimit, RequestGate, ShopError};
 use futures::future::BoxFuture;
 
 /// A waiting caller sleeps 2.5 % of a token's interval past the moment the
 /// token is due. Tokens are granted on time, but the requests they pay for
 /// reach the shop after a DynamoDB write whose latency varies; a shop that
-/// counts requests in a sliding second (hosts do) could otherwise see
-/// `rate + 1` when one write was slow and the next fast. Over a second the
-/// margin adds up to 25 ms, at any rate.
-fn pacing_margin(rate_per_sec: u32) -> Duration {
-    Duration::from_micros(25_000 / u64::from(rate_per_sec.max(1)))
+/// counts requests in a sliding window (hosts do) could otherwise see
+/// `tokens + 1` when one write was slow and the next fast. Over a window
+/// the margin adds up to 2.5 % of it, at any rate.
+fn pacing_margin(limit: &RateLimit) -> Duration {
+    let per_token = limit.per / limit.tokens.max(1);
+    per_token * 25 / 1000
 }
 
 /// How many times a caller re-reads after losing a race before it gives up
@@ -74,35 +75,52 @@ pub struct ShopLimits {
     pub max_token_wait: Duration,
 }
 
-/// A shop's limit as its connector's [`RequestGate`]: one token from the
-/// shop's shared bucket before every HTTP request, and a 429 empties the
-/// bucket for every instance.
+/// A shop's limits as its connector's [`RequestGate`]: each request's cost
+/// from the shop's shared buckets (one per named limit) before it is sent,
+/// a 429 empties the request bucket for every instance, and what the
+/// platform reports it has left lowers the bucket to that.
 #[derive(Debug, Clone)]
 pub struct ShopGate {
     limiter: RateLimiter,
     shop: String,
-    rate: u32,
-    burst: u32,
+    limits: BTreeMap<String, RateLimit>,
     max_wait: Duration,
 }
 
 impl ShopGate {
-    /// `rate` tokens a second with room for `burst`; a request waits at most
-    /// `max_wait` for its token.
+    /// The shop's named `limits`; a request waits at most `max_wait` for
+    /// its tokens.
     pub fn new(
         limiter: RateLimiter,
         shop: impl Into<String>,
-        rate: u32,
-        burst: u32,
+        limits: BTreeMap<String, RateLimit>,
         max_wait: Duration,
     ) -> Self {
         ShopGate {
             limiter,
             shop: shop.into(),
-            rate,
-            burst,
+            limits,
             max_wait,
         }
+    }
+
+    /// The bucket of one named limit: the shop's id for its requests (as
+    /// stored before limits had names), `<shop>#<limit>` for the others.
+    pub fn bucket_key(shop: &str, limit: &str) -> String {
+        if limit == REQUESTS {
+            shop.to_owned()
+        } else {
+            format!("{shop}#{limit}")
+        }
+    }
+
+    fn limit(&self, name: &str) -> Result<&RateLimit, ShopError> {
+        self.limits.get(name).ok_or_else(|| {
+            ShopError::Permanent(format!(
+                "the connector asked for the limit `{name}`, which shop {} does not have",
+                self.shop
+            ))
+        })
     }
 }
 
@@ -110,18 +128,30 @@ impl ShopGate {
 const DEFAULT_PENALTY: Duration = Duration::from_secs(1);
 
 impl RequestGate for ShopGate {
-    fn admit(&self) -> BoxFuture<'_, Result<(), ShopError>> {
+    fn admit<'a>(
+        &'a self,
+        cost: &'a [(&'static str, u32)],
+    ) -> BoxFuture<'a, Result<(), ShopError>> {
         Box::pin(async move {
-            let granted = self
-                .limiter
-                .acquire_within(&self.shop, 1, self.rate, self.burst, self.max_wait)
-                .await
-                .map_err(|err| ShopError::Transient(format!("the shop's rate bucket: {err}")))?;
-            if granted {
-                Ok(())
-            } else {
-                Err(ShopError::RateLimited { retry_after: None })
+            for (name, tokens) in cost {
+                let limit = self.limit(name)?;
+                let granted = self
+                    .limiter
+                    .acquire_within(
+                        &Self::bucket_key(&self.shop, name),
+                        *tokens,
+                        limit,
+                        self.max_wait,
+                    )
+                    .await
+                    .map_err(|err| {
+                        ShopError::Transient(format!("the shop's rate bucket: {err}"))
+                    })?;
+                if !granted {
+                    return Err(ShopError::RateLimited { retry_after: None });
+                }
             }
+            Ok(())
         })
     }
 
@@ -130,6 +160,18 @@ impl RequestGate for ShopGate {
             let wait = retry_after.unwrap_or(DEFAULT_PENALTY);
             if let Err(err) = self.limiter.penalise(&self.shop, wait).await {
                 tracing::warn!(shop = %self.shop, error = %err, "cannot hold the shop's bucket back after a 429");
+            }
+        })
+    }
+
+    fn report<'a>(&'a self, limit: &'static str, remaining: u32) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let Ok(rate) = self.limit(limit) else {
+                return;
+            };
+            let key = Self::bucket_key(&self.shop, limit);
+            if let Err(err) = self.limiter.lower_to(&key, remaining, rate).await {
+                tracing::warn!(shop = %self.shop, limit, error = %err, "cannot record what the shop reported of its limit");
             }
         })
     }
@@ -166,18 +208,19 @@ pub enum Decision {
     Wait(u64),
 }
 
-/// The token-bucket arithmetic, pure: `n` tokens at `rate` per second with
-/// room for `burst`, from the stored bucket (`None`: full) at `now_ms`.
-pub fn decide(
-    stored: Option<Bucket>,
-    now_ms: i64,
-    n: u32,
-    rate_per_sec: u32,
-    burst: u32,
-) -> Decision {
-    let capacity = i128::from(burst) * 1000;
+/// The token-bucket arithmetic, pure: `n` tokens of `limit` (`tokens`
+/// every `per`, room for its burst) from the stored bucket (`None`: full)
+/// at `now_ms`. Refill is `tokens × 1000` millitokens per `per`, counted
+/// in whole millitokens from `updated_ms` (a fraction is lost at a grant:
+/// never more than the limit).
+pub fn decide(stored: Option<Bucket>, now_ms: i64, n: u32, limit: &RateLimit) -> Decision {
+    let capacity = i128::from(limit.capacity()) * 1000;
     let need = i128::from(n) * 1000;
-    let rate = i128::from(rate_per_sec.max(1));
+    let per_ms = i128::try_from(limit.per.as_millis())
+        .unwrap_or(i128::MAX)
+        .max(1);
+    // Millitokens per `per_ms` milliseconds.
+    let rate = i128::from(limit.tokens.max(1)) * 1000;
     let (tokens, updated) = match stored {
         Some(b) => (i128::from(b.tokens), i128::from(b.updated_ms)),
         None => (capacity, i128::from(now_ms)),
@@ -186,7 +229,7 @@ pub fn decide(
     // Before updated_ms (a penalty, or another instance's clock a little
     // ahead) nothing refills.
     let elapsed = (now - updated).max(0);
-    let available = (tokens + elapsed * rate).min(capacity);
+    let available = (tokens.saturating_add(elapsed.saturating_mul(rate) / per_ms)).min(capacity);
     if available >= need {
         // Never move updated_ms backwards: that would refill a penalty.
         let updated_ms = updated.max(now);
@@ -195,9 +238,13 @@ pub fn decide(
             updated_ms: clamp_i64(updated_ms),
         });
     }
+    // When the bucket, refilled exactly from `updated_ms`, holds `need`:
+    // counted from the stored tokens, so a fraction lost to flooring
+    // `available` does not add a millisecond.
     let blocked = (updated - now).max(0);
-    let refill = (need - available + rate - 1) / rate;
-    Decision::Wait(u64::try_from(blocked + refill).unwrap_or(u64::MAX))
+    let due = ((need - tokens).saturating_mul(per_ms) + rate - 1) / rate;
+    let refill = (due - elapsed).max(0);
+    Decision::Wait(u64::try_from(blocked.saturating_add(refill)).unwrap_or(u64::MAX))
 }
 
 fn clamp_i64(v: i128) -> i64 {
@@ -220,13 +267,10 @@ pub enum Acquired {
 pub struct RateLimiter {
     client: aws_sdk_dynamodb::Client,
     table: String,
-    /// When this instance's granted requests left, per shop, over the last
-    /// second: see [`RateLimiter::pace`].
+    /// When this instance's granted requests left, per bucket, over the
+    /// limit's window: see [`RateLimiter::pace`].
     sent: Arc<Mutex<HashMap<String, VecDeque<Instant>>>>,
 }
-
-/// The window hosts count requests in.
-const HOST_WINDOW: Duration = Duration::from_secs(1);
 
 fn num(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
@@ -282,26 +326,26 @@ impl RateLimiter {
         }
     }
 
-    /// Takes `n` tokens from the shop's bucket (`rate_per_sec` refill, room
-    /// for `burst`), or says how long to wait before asking again (nothing
-    /// was taken).
+    /// Takes `n` tokens of `limit` from the bucket `shop` (a shop's id, or
+    /// [`ShopGate::bucket_key`] for its other limits), or says how long to
+    /// wait before asking again (nothing was taken).
     pub async fn acquire(
         &self,
         shop: &str,
         n: u32,
-        rate_per_sec: u32,
-        burst: u32,
+        limit: &RateLimit,
     ) -> Result<Acquired, RateLimitError> {
         let invalid = |problem: String| RateLimitError::Invalid {
             shop: shop.to_owned(),
             problem,
         };
-        if rate_per_sec == 0 {
-            return Err(invalid("rate must be at least 1 per second".into()));
+        if let Some(problem) = limit.problem() {
+            return Err(invalid(problem.into()));
         }
-        if n > burst {
+        if n > limit.capacity() {
             return Err(invalid(format!(
-                "{n} tokens can never fit a burst of {burst}"
+                "{n} tokens can never fit a burst of {}",
+                limit.capacity()
             )));
         }
         if n == 0 {
@@ -316,7 +360,7 @@ impl RateLimiter {
             let asked = tokio::time::Instant::now();
             let now_ms = Utc::now().timestamp_millis();
             let stored = self.read(shop).await?;
-            let next = match decide(stored, now_ms, n, rate_per_sec, burst) {
+            let next = match decide(stored, now_ms, n, limit) {
                 Decision::Wait(ms) => {
                     return Ok(Acquired::Wait(
                         Duration::from_millis(ms).saturating_sub(asked.elapsed()),
@@ -364,15 +408,14 @@ impl RateLimiter {
         &self,
         shop: &str,
         n: u32,
-        rate_per_sec: u32,
-        burst: u32,
+        limit: &RateLimit,
         max_wait: Duration,
     ) -> Result<bool, RateLimitError> {
         let deadline = tokio::time::Instant::now() + max_wait;
         loop {
-            let wait = match self.acquire(shop, n, rate_per_sec, burst).await? {
+            let wait = match self.acquire(shop, n, limit).await? {
                 Acquired::Granted => {
-                    self.pace(shop, n, rate_per_sec).await;
+                    self.pace(shop, n, limit).await;
                     return Ok(true);
                 }
                 Acquired::Wait(wait) => wait,
@@ -380,19 +423,19 @@ impl RateLimiter {
             if tokio::time::Instant::now() + wait > deadline {
                 return Ok(false);
             }
-            tokio::time::sleep(wait + pacing_margin(rate_per_sec)).await;
+            tokio::time::sleep(wait + pacing_margin(limit)).await;
         }
     }
 
     /// Holds a granted request back until this instance has sent fewer
-    /// than `rate` in the last second (plus the pacing margin). A grant is
+    /// than `tokens` in the last `per` (plus the pacing margin). A grant is
     /// dated when it was asked for, but the request leaves after the
     /// bucket's DynamoDB calls, whose latency varies: a slow grant followed
-    /// by fast ones would put `rate + 1` requests into a host's sliding
-    /// second. Locally the moment a request leaves is known exactly.
-    async fn pace(&self, shop: &str, n: u32, rate_per_sec: u32) {
-        let window = HOST_WINDOW + pacing_margin(rate_per_sec) * rate_per_sec.max(1);
-        let rate = usize::try_from(rate_per_sec.max(1)).unwrap_or(usize::MAX);
+    /// by fast ones would put `tokens + 1` requests into a host's sliding
+    /// window. Locally the moment a request leaves is known exactly.
+    async fn pace(&self, shop: &str, n: u32, limit: &RateLimit) {
+        let window = limit.per + pacing_margin(limit) * limit.tokens.max(1);
+        let rate = usize::try_from(limit.tokens.max(1)).unwrap_or(usize::MAX);
         loop {
             let wait = {
                 let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
@@ -466,6 +509,53 @@ impl RateLimiter {
         ))
     }
 
+    /// The platform said it has `remaining` tokens of the bucket's limit
+    /// left: the stored bucket is lowered to that if it holds more (another
+    /// client of the same account spends them too). It is never raised.
+    pub async fn lower_to(
+        &self,
+        shop: &str,
+        remaining: u32,
+        limit: &RateLimit,
+    ) -> Result<(), RateLimitError> {
+        let reported = i64::from(remaining) * 1000;
+        for _ in 0..MAX_ATTEMPTS {
+            let now_ms = Utc::now().timestamp_millis();
+            let stored = self.read(shop).await?;
+            // What the bucket holds now: taking nothing refills it.
+            let Decision::Grant(now) = decide(stored, now_ms, 0, limit) else {
+                return Ok(());
+            };
+            if now.tokens <= reported {
+                return Ok(());
+            }
+            let mut update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s("bucket"))
+                .key("sk", s(shop))
+                .update_expression("SET #t = :t, #u = :u")
+                .expression_attribute_names("#t", "tokens")
+                .expression_attribute_names("#u", "updated_ms")
+                .expression_attribute_values(":t", num(reported))
+                .expression_attribute_values(":u", num(now.updated_ms));
+            update = match stored {
+                None => update.condition_expression("attribute_not_exists(pk)"),
+                Some(old) => update
+                    .condition_expression("#t = :old_t AND #u = :old_u")
+                    .expression_attribute_values(":old_t", num(old.tokens))
+                    .expression_attribute_values(":old_u", num(old.updated_ms)),
+            };
+            match crate::dynamo::written(update.send().await) {
+                Ok(Some(_)) => return Ok(()),
+                Ok(None) => continue,
+                Err(err) => return Err(self.error("UpdateItem", &err)),
+            }
+        }
+        Ok(())
+    }
+
     /// Empties the shop's bucket until `retry_after` from now (the shop
     /// answered 429). A longer penalty already in place is kept.
     pub async fn penalise(&self, shop: &str, retry_after: Duration) -> Result<(), RateLimitError> {
@@ -507,6 +597,11 @@ mod tests {
 
     const T: i64 = 1_790_000_000_000;
 
+    /// `rate` a second with room for `burst`.
+    fn lim(rate: u32, burst: u32) -> RateLimit {
+        RateLimit::per_second(rate).with_burst(burst)
+    }
+
     fn bucket(tokens: i64, updated_ms: i64) -> Option<Bucket> {
         Some(Bucket { tokens, updated_ms })
     }
@@ -514,7 +609,7 @@ mod tests {
     #[test]
     fn a_missing_bucket_is_full() {
         assert_eq!(
-            decide(None, T, 2, 5, 5),
+            decide(None, T, 2, &lim(5, 5)),
             Decision::Grant(Bucket {
                 tokens: 3000,
                 updated_ms: T
@@ -525,38 +620,44 @@ mod tests {
     #[test]
     fn refill_is_exact_in_millitokens_and_capped_at_the_burst() {
         // 5/s: 5 millitokens per ms, one token per 200 ms.
-        assert_eq!(decide(bucket(0, T), T + 199, 1, 5, 5), Decision::Wait(1));
         assert_eq!(
-            decide(bucket(0, T), T + 200, 1, 5, 5),
+            decide(bucket(0, T), T + 199, 1, &lim(5, 5)),
+            Decision::Wait(1)
+        );
+        assert_eq!(
+            decide(bucket(0, T), T + 200, 1, &lim(5, 5)),
             Decision::Grant(Bucket {
                 tokens: 0,
                 updated_ms: T + 200
             })
         );
         assert_eq!(
-            decide(bucket(0, T), T + 3_600_000, 1, 5, 5),
+            decide(bucket(0, T), T + 3_600_000, 1, &lim(5, 5)),
             Decision::Grant(Bucket {
                 tokens: 4000,
                 updated_ms: T + 3_600_000
             })
         );
         // 3 tokens at 7/s from empty: 3000 / 7 = 428.57 → 429 ms.
-        assert_eq!(decide(bucket(0, T), T, 3, 7, 10), Decision::Wait(429));
+        assert_eq!(decide(bucket(0, T), T, 3, &lim(7, 10)), Decision::Wait(429));
     }
 
     #[test]
     fn a_penalty_blocks_until_its_end_and_then_refills() {
         let penalised = bucket(0, T + 1000);
-        assert_eq!(decide(penalised, T, 1, 5, 5), Decision::Wait(1200));
-        assert_eq!(decide(penalised, T + 1000, 1, 5, 5), Decision::Wait(200));
+        assert_eq!(decide(penalised, T, 1, &lim(5, 5)), Decision::Wait(1200));
+        assert_eq!(
+            decide(penalised, T + 1000, 1, &lim(5, 5)),
+            Decision::Wait(200)
+        );
         assert!(matches!(
-            decide(penalised, T + 1200, 1, 5, 5),
+            decide(penalised, T + 1200, 1, &lim(5, 5)),
             Decision::Grant(_)
         ));
         // Tokens left while updated_ms is ahead (clock skew): granted, and
         // updated_ms does not move back.
         assert_eq!(
-            decide(bucket(2000, T + 5), T, 1, 5, 5),
+            decide(bucket(2000, T + 5), T, 1, &lim(5, 5)),
             Decision::Grant(Bucket {
                 tokens: 1000,
                 updated_ms: T + 5
@@ -567,10 +668,53 @@ mod tests {
     #[test]
     fn the_pacing_margin_is_two_and_a_half_percent_of_a_tokens_interval() {
         // 4/s: a token every 250 ms, 2.5 % of it is 6.25 ms.
-        assert_eq!(pacing_margin(4), Duration::from_micros(6_250));
-        assert_eq!(pacing_margin(1), Duration::from_millis(25));
+        assert_eq!(pacing_margin(&lim(4, 4)), Duration::from_micros(6_250));
+        assert_eq!(pacing_margin(&lim(1, 1)), Duration::from_millis(25));
+        // 100 a minute: a token every 600 ms, 2.5 % of it is 15 ms.
+        assert_eq!(
+            pacing_margin(&RateLimit::per_minute(100)),
+            Duration::from_millis(15)
+        );
         // A zero rate is refused before it gets here; it must not divide by zero.
-        assert_eq!(pacing_margin(0), Duration::from_millis(25));
+        assert_eq!(pacing_margin(&lim(0, 1)), Duration::from_millis(25));
+    }
+
+    #[test]
+    fn a_limit_per_minute_refills_by_its_own_period() {
+        // BaseLinker's 100 a minute: 1.667 tokens a second, a token every 600 ms.
+        let minute = RateLimit::per_minute(100).with_burst(1);
+        assert_eq!(decide(bucket(0, T), T, 1, &minute), Decision::Wait(600));
+        assert_eq!(decide(bucket(0, T), T + 599, 1, &minute), Decision::Wait(1));
+        assert_eq!(
+            decide(bucket(0, T), T + 600, 1, &minute),
+            Decision::Grant(Bucket {
+                tokens: 0,
+                updated_ms: T + 600
+            })
+        );
+        // A fraction of a millitoken is not granted: 1 ms of 100/min is
+        // 1.667 millitokens, of which 1 counts.
+        assert_eq!(
+            decide(bucket(0, T), T + 1, 0, &minute),
+            Decision::Grant(Bucket {
+                tokens: 1,
+                updated_ms: T + 1
+            })
+        );
+        // Allegro's 9,000 a minute, burst 9,000: 150 millitokens a ms; a
+        // full bucket less 9,000 takes a minute to refill.
+        let allegro = RateLimit::per_minute(9000);
+        assert_eq!(
+            decide(None, T, 9000, &allegro),
+            Decision::Grant(Bucket {
+                tokens: 0,
+                updated_ms: T
+            })
+        );
+        assert_eq!(
+            decide(bucket(0, T), T, 9000, &allegro),
+            Decision::Wait(60_000)
+        );
     }
 
     #[test]
@@ -738,11 +882,16 @@ mod tests {
     #[test]
     fn absurd_stored_values_do_not_overflow() {
         assert!(matches!(
-            decide(bucket(i64::MAX, i64::MIN), i64::MAX, 1, u32::MAX, u32::MAX),
+            decide(
+                bucket(i64::MAX, i64::MIN),
+                i64::MAX,
+                1,
+                &lim(u32::MAX, u32::MAX)
+            ),
             Decision::Grant(_)
         ));
         assert!(matches!(
-            decide(bucket(i64::MIN, i64::MAX), i64::MIN, 1, 1, 1),
+            decide(bucket(i64::MIN, i64::MAX), i64::MIN, 1, &lim(1, 1)),
             Decision::Wait(_)
         ));
     }

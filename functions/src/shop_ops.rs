@@ -3,7 +3,7 @@
 //! batch call's worth), sent ten messages per `SendMessageBatch`. An
 //! operation is a product's [`ShopOperation`] (`{shop, sku, changes,
 //! source_time}`) or an order's [`OrderOperation`] (`{shop, order_id,
-//! action}`), told apart by their fields ([`QueuedOperation`]). Used by
+//! update}`), told apart by their fields ([`QueuedOperation`]). Used by
 //! `ingest` and the `watchdog`; read by `shop-push`.
 
 use std::collections::BTreeMap;
@@ -13,28 +13,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::aws::describe_error;
 use crate::mapping::ShopOperation;
+use crate::shop::OrderUpdate;
 use crate::state::StateError;
 
 /// Operations per shop-ops message.
 pub const OPERATIONS_PER_MESSAGE: usize = 100;
 
-/// What `shop-push` does to a shop order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum OrderAction {
-    /// Set the order's status (the ERP reached `stage`).
-    SetStatus { status: String, stage: String },
-    /// Add `note` for the customer, once per tracking number.
-    TrackingNote { tracking: String, note: String },
-}
-
-/// One operation on a shop order.
+/// One update to show on a shop order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrderOperation {
     pub shop: String,
     pub order_id: String,
-    pub action: OrderAction,
+    pub update: OrderUpdate,
 }
 
 /// Either kind of operation, as read off the queue.

@@ -22,12 +22,15 @@
 //! deadline leaves no room for: a backlog bigger than one invocation
 //! moves forward with each delivery.
 //!
-//! Order operations (a status for an ERP stage, a tracking note) go one
-//! call each, under the same limit. Each is checked against the stored
-//! order first: one the order's newer stage has superseded, or one already
-//! done (`status_set`, `tracking_noted`, recorded after the shop said yes),
-//! is skipped, so a redelivered message never changes the shop twice. A
-//! refusal is parked on the order, where the admin status lists it.
+//! Order updates (an ERP stage, a cancellation, a tracking number, an
+//! invoice) go one call each to the platform's [`crate::shop::OrderUpdater`],
+//! under the same limits; a platform without one, or without that kind,
+//! is skipped. Each is checked against the stored order first: one the
+//! order's newer stage has superseded, or one already shown
+//! (`stage_shown`, `tracking_shown`, `invoice_shown`, recorded after the
+//! shop said yes), is skipped, so a redelivered message never changes the
+//! shop twice. A refusal is parked on the order, where the admin status
+//! lists it.
 //!
 //! A message handed back comes again after a back-off set on it
 //! ([`redelivery_delay`]: 20 s after its first failure, doubling to
@@ -36,7 +39,6 @@
 //! half still loses nothing before the dead-letter queue.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
@@ -46,11 +48,13 @@ use crate::aws::Clients;
 use crate::catalog::{Catalog, Write};
 use crate::env::{EnvError, FunctionEnv};
 use crate::mapping::{ProductChanges, ShopOperation, not_yet_held};
-use crate::orders::OrderStore;
+use crate::orders::{OrderStore, ShownMark};
 use crate::ratelimit::{RateLimiter, ShopCallError, ShopLimits};
-use crate::shop::{ItemOutcome, ShopConnector, ShopError, ShopItemId};
-use crate::shop_ops::{OrderAction, OrderOperation, QueuedOperation};
-use crate::shops::Shops;
+use crate::shop::{
+    CatalogueSink, Connector, ItemOutcome, OrderUpdate, ShopError, ShopItemId, UpdateOutcome,
+};
+use crate::shop_ops::{OrderOperation, QueuedOperation};
+use crate::shops::{Shops, stage_name};
 use crate::state::{StateError, StateTable};
 use crate::{Deadline, HandlerError};
 
@@ -80,7 +84,7 @@ pub struct ShopPush {
     state: StateTable,
     limiter: RateLimiter,
     shops: Shops,
-    connectors: HashMap<String, Arc<dyn ShopConnector>>,
+    connectors: HashMap<String, Connector>,
     sqs: aws_sdk_sqs::Client,
     shop_ops_queue_url: String,
 }
@@ -215,7 +219,7 @@ impl ShopPush {
                             &op.shop,
                             &op.order_id,
                             &number,
-                            &format!("the shop refused {:?}: {err}", op.action),
+                            &format!("the shop refused {:?}: {err}", op.update),
                         )
                         .await?;
                 }
@@ -302,6 +306,10 @@ impl ShopPush {
             }
             return Ok(());
         };
+        let Some(connector): Option<&dyn CatalogueSink> = connector.catalogue.as_deref() else {
+            info!(%shop, platform = connector.platform, operations = operations.len(), "the platform takes no catalogue; dropped");
+            return Ok(());
+        };
         if self.shops.get(shop).is_none() {
             return Err(PushError::Config(shop.to_owned()));
         }
@@ -382,6 +390,9 @@ impl ShopPush {
             .collect();
         paths.sort();
         paths.dedup();
+        if !connector.has_categories() {
+            paths.clear();
+        }
         for path in paths {
             match self
                 .call(shop, deadline, || connector.ensure_category(path))
@@ -427,44 +438,67 @@ impl ShopPush {
         Ok(())
     }
 
-    /// One order operation, unless superseded or already done.
+    /// One order update, unless superseded or already shown.
     async fn push_order(&self, op: &OrderOperation, deadline: Deadline) -> Result<(), PushError> {
         let Some(connector) = self.connectors.get(&op.shop) else {
             warn!(shop = %op.shop, order = %op.order_id, "order operation for a shop not configured; dropped");
+            return Ok(());
+        };
+        let kind = op.update.kind();
+        let Some(updater) = connector
+            .updates
+            .as_ref()
+            .filter(|updater| updater.supports(kind))
+        else {
+            info!(shop = %op.shop, order = %op.order_id, platform = connector.platform, kind, "the platform shows no such update on its orders; dropped");
             return Ok(());
         };
         let Some(stored) = self.orders.get(&op.shop, &op.order_id).await? else {
             info!(shop = %op.shop, order = %op.order_id, "order no longer stored (retention passed); operation dropped");
             return Ok(());
         };
-        match &op.action {
-            OrderAction::SetStatus { status, stage } => {
-                if stored.stage.as_deref() != Some(stage.as_str())
-                    || stored.status_set.as_deref() == Some(status.as_str())
-                {
+        // What marks the update done on the stored order, so a redelivered
+        // message never changes the shop twice.
+        let (mark, value, shown) = match &op.update {
+            OrderUpdate::Stage { stage } => {
+                let name = stage_name(*stage);
+                if stored.stage.as_deref() != Some(name) {
+                    // A newer stage superseded it.
                     return Ok(());
                 }
-                self.call(&op.shop, deadline, || {
-                    connector.set_order_status(&op.order_id, status)
-                })
-                .await?;
-                self.orders
-                    .shop_done(&op.shop, &op.order_id, "status_set", status)
-                    .await?;
-                info!(shop = %op.shop, order = %op.order_id, %status, %stage, "order status set in the shop");
+                (ShownMark::Stage, name.to_owned(), &stored.stage_shown)
             }
-            OrderAction::TrackingNote { tracking, note } => {
-                if stored.tracking_noted.as_deref() == Some(tracking.as_str()) {
+            OrderUpdate::Cancel => {
+                let name = stage_name(contract::OrderStage::Cancelled);
+                if stored.stage.as_deref() != Some(name) {
                     return Ok(());
                 }
-                self.call(&op.shop, deadline, || {
-                    connector.add_customer_note(&op.order_id, note)
-                })
-                .await?;
-                self.orders
-                    .shop_done(&op.shop, &op.order_id, "tracking_noted", tracking)
-                    .await?;
-                info!(shop = %op.shop, order = %op.order_id, %tracking, "tracking number noted for the customer");
+                (ShownMark::Stage, name.to_owned(), &stored.stage_shown)
+            }
+            OrderUpdate::Tracking { number, .. } => {
+                (ShownMark::Tracking, number.clone(), &stored.tracking_shown)
+            }
+            OrderUpdate::Invoice { number, .. } => {
+                (ShownMark::Invoice, number.clone(), &stored.invoice_shown)
+            }
+        };
+        if shown.as_deref() == Some(value.as_str()) {
+            return Ok(());
+        }
+        let outcome = self
+            .call(&op.shop, deadline, || {
+                updater.apply_order_update(&op.order_id, &op.update)
+            })
+            .await?;
+        self.orders
+            .shop_done(&op.shop, &op.order_id, mark, &value)
+            .await?;
+        match outcome {
+            UpdateOutcome::Applied(what) => {
+                info!(shop = %op.shop, order = %op.order_id, kind, %value, %what, "order updated in the shop");
+            }
+            UpdateOutcome::NotApplicable => {
+                info!(shop = %op.shop, order = %op.order_id, kind, %value, "the shop's settings map this update to nothing");
             }
         }
         Ok(())

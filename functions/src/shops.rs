@@ -1,5 +1,5 @@
-//! The shops one deployment serves: each with its platform, mapping rules,
-//! rate limit and credentials.
+//! The shops one deployment serves: each with its platform and the
+//! platform's settings, mapping rules, rate limits and credentials.
 //!
 //! Non-secret settings come from `SHOPS` (JSON, the template's `ShopsConfig`
 //! parameter); credentials (JSON, keyed by shop id) from the Secrets
@@ -17,8 +17,8 @@ use thiserror::Error;
 use crate::env::FunctionEnv;
 use crate::mapping::ShopRules;
 use crate::ratelimit::{RateLimiter, ShopGate};
-use crate::shop::woocommerce::{WooCommerce, WooConfig};
-use crate::shop::{RequestGate, Secret, ShopConnector};
+use crate::shop::woocommerce::{WooCommerce, WooConfig, WooCredentials, WooSettings};
+use crate::shop::{Connector, REQUESTS, RateLimit, RequestGate, Secret};
 
 #[derive(Debug, Error)]
 pub enum ShopsError {
@@ -28,51 +28,189 @@ pub enum ShopsError {
     Shop { shop: String, problem: String },
 }
 
-/// One shop, as configured.
+/// One shop, as configured: what every platform has, and its platform's
+/// own settings ([`PlatformSettings`]).
+///
+/// On the wire (`SHOPS`, a JSON list): `id`, `platform`, `base_url`,
+/// `rules`, optional `rate_limits`, `stale_policy`, `order_trigger`,
+/// `orders_agent`, and `settings` (the platform's, each with a default).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "ShopWire")]
 pub struct ShopConfig {
     /// Our name for the shop, e.g. "sklep-glowny" (letters, digits, - and _).
     pub id: String,
-    /// "woocommerce" (others follow).
-    pub platform: String,
     pub base_url: String,
     pub rules: ShopRules,
-    /// Requests per second the shop's host tolerates, and the burst.
-    #[serde(default = "default_rate")]
-    pub requests_per_second: u32,
-    #[serde(default = "default_rate")]
-    pub burst: u32,
+    /// Each of the platform's named limits ([`crate::shop::REQUESTS`] and
+    /// the platform's others), the platform's defaults merged with the
+    /// configured `rate_limits`.
+    pub rate_limits: BTreeMap<String, RateLimit>,
     /// What the shop shows while the agent is silent (its data is stale).
-    #[serde(default)]
     pub stale_policy: StalePolicy,
-    /// When an order goes to the ERP (default: paid or processing).
-    #[serde(default)]
+    /// When an order goes to the ERP (default: paid).
     pub order_trigger: OrderTrigger,
-    /// ERP stage → shop status set when the agent reports it; merged over
-    /// [`default_stage_status`]; an empty string turns a stage off.
-    #[serde(default)]
-    pub order_stage_status: BTreeMap<String, String>,
-    /// Order meta data keys that may hold the buyer's NIP, tried in order.
-    #[serde(default = "default_nip_keys")]
-    pub nip_meta_keys: Vec<String>,
-    /// The customer note that carries a tracking number; `{tracking}` is
-    /// replaced by the number.
-    #[serde(default = "default_tracking_note")]
-    pub tracking_note: String,
-    /// Shop statuses that close an order. When the ERP already has the
-    /// order, it is taken out of Optima (a buffered document is deleted)
-    /// or held for a person; and the ERP's progress never moves a closed
-    /// order to another status (which would also take its stock again).
-    #[serde(default = "default_closed_statuses")]
-    pub order_closed_statuses: Vec<String>,
     /// The agent (its `agent_id`) that writes this shop's orders into
     /// Optima: its order commands name it and travel in its queue group,
     /// so no other agent of the stack (another company's database, one
     /// without `[orders]`) takes or holds them. Unset: whichever agent
     /// takes them, for a stack with one agent.
-    #[serde(default)]
     pub orders_agent: Option<String>,
+    /// The platform and its own settings.
+    pub platform: PlatformSettings,
+}
+
+/// The shop configuration as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShopWire {
+    id: String,
+    /// "woocommerce".
+    platform: String,
+    base_url: String,
+    rules: ShopRules,
+    #[serde(default)]
+    rate_limits: BTreeMap<String, RateLimit>,
+    #[serde(default)]
+    stale_policy: StalePolicy,
+    #[serde(default)]
+    order_trigger: OrderTrigger,
+    #[serde(default)]
+    orders_agent: Option<String>,
+    #[serde(default)]
+    settings: Option<serde_json::Value>,
+}
+
+/// Each platform's own settings: the one place a platform is named in
+/// the configuration.
+#[derive(Debug, Clone)]
+pub enum PlatformSettings {
+    WooCommerce(WooSettings),
+}
+
+/// Each platform's credentials, as the shop credentials secret holds
+/// them (JSON, keyed by shop id).
+#[derive(Debug, Clone)]
+pub enum PlatformCredentials {
+    WooCommerce(WooCredentials),
+}
+
+impl PlatformSettings {
+    /// The platform's name, as `platform` says it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PlatformSettings::WooCommerce(_) => "woocommerce",
+        }
+    }
+
+    /// The platform's settings read from `settings` (absent: the defaults).
+    fn read(platform: &str, settings: Option<serde_json::Value>) -> Result<Self, String> {
+        let settings = settings.unwrap_or_else(|| serde_json::json!({}));
+        match platform {
+            "woocommerce" => {
+                let woo: WooSettings =
+                    serde_json::from_value(settings).map_err(|e| format!("settings: {e}"))?;
+                if let Some(problem) = woo.problem() {
+                    return Err(format!("settings: {problem}"));
+                }
+                Ok(PlatformSettings::WooCommerce(woo))
+            }
+            other => Err(format!(
+                "platform `{other}` is not supported (woocommerce is)"
+            )),
+        }
+    }
+
+    /// The platform's limits and their defaults: every request costs one
+    /// [`crate::shop::REQUESTS`]. A WooCommerce host has none of its own
+    /// (core WooCommerce has no limiter): two a second is kind to shared
+    /// hosting.
+    fn default_limits(&self) -> BTreeMap<String, RateLimit> {
+        match self {
+            PlatformSettings::WooCommerce(_) => {
+                BTreeMap::from([(REQUESTS.to_owned(), RateLimit::per_second(2))])
+            }
+        }
+    }
+
+    /// The credentials in the shape this platform's are (never echoed:
+    /// the text holds secrets).
+    fn credentials(&self, value: serde_json::Value) -> Result<PlatformCredentials, String> {
+        match self {
+            PlatformSettings::WooCommerce(_) => serde_json::from_value(value)
+                .map(PlatformCredentials::WooCommerce)
+                .map_err(|_| {
+                    "the credentials are not {consumer_key, consumer_secret, webhook_secret}"
+                        .to_owned()
+                }),
+        }
+    }
+
+    /// The connector of a shop of this platform.
+    fn connector(
+        &self,
+        shop: &ShopConfig,
+        credentials: &PlatformCredentials,
+        gate: Option<Arc<dyn RequestGate>>,
+    ) -> Result<Connector, String> {
+        match (self, credentials) {
+            (PlatformSettings::WooCommerce(settings), PlatformCredentials::WooCommerce(creds)) => {
+                let config = WooConfig {
+                    base_url: shop.base_url.clone(),
+                    consumer_key: creds.consumer_key.clone(),
+                    consumer_secret: creds.consumer_secret.clone(),
+                    settings: settings.clone(),
+                };
+                let woo = WooCommerce::new(config).map_err(|e| e.to_string())?;
+                Ok(match gate {
+                    Some(gate) => woo.with_gate(gate),
+                    None => woo,
+                }
+                .connector())
+            }
+        }
+    }
+
+    /// The secret the shop's webhooks are signed with, if configured.
+    fn webhook_secret(credentials: &PlatformCredentials) -> Option<&Secret> {
+        match credentials {
+            PlatformCredentials::WooCommerce(creds) => creds
+                .webhook_secret
+                .as_ref()
+                .filter(|secret| !secret.expose().is_empty()),
+        }
+    }
+}
+
+impl TryFrom<ShopWire> for ShopConfig {
+    type Error = String;
+
+    fn try_from(wire: ShopWire) -> Result<Self, String> {
+        let platform = PlatformSettings::read(&wire.platform, wire.settings)?;
+        let mut rate_limits = platform.default_limits();
+        for (name, limit) in wire.rate_limits {
+            if !rate_limits.contains_key(&name) {
+                return Err(format!(
+                    "rate_limits: `{name}` is not a limit of {} ({})",
+                    platform.name(),
+                    rate_limits.keys().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+            if let Some(problem) = limit.problem() {
+                return Err(format!("rate_limits.{name}: {problem}"));
+            }
+            rate_limits.insert(name, limit);
+        }
+        Ok(ShopConfig {
+            id: wire.id,
+            base_url: wire.base_url,
+            rules: wire.rules,
+            rate_limits,
+            stale_policy: wire.stale_policy,
+            order_trigger: wire.order_trigger,
+            orders_agent: wire.orders_agent,
+            platform,
+        })
+    }
 }
 
 impl ShopConfig {
@@ -86,32 +224,15 @@ impl ShopConfig {
     }
 }
 
-fn default_closed_statuses() -> Vec<String> {
-    crate::shop::woo_order::DEFAULT_CLOSED_STATUSES
+/// The stage of a name [`stage_name`] gives.
+pub fn stage_named(name: &str) -> Option<contract::OrderStage> {
+    use contract::OrderStage::*;
+    [Accepted, Invoiced, Shipped, Cancelled]
         .into_iter()
-        .map(str::to_owned)
-        .collect()
+        .find(|stage| stage_name(*stage) == name)
 }
 
-fn default_tracking_note() -> String {
-    "Numer przesyłki: {tracking}".into()
-}
-
-fn default_nip_keys() -> Vec<String> {
-    [
-        "_billing_nip",
-        "billing_nip",
-        "_nip",
-        "nip",
-        "_billing_vat_number",
-        "vat_number",
-    ]
-    .into_iter()
-    .map(str::to_owned)
-    .collect()
-}
-
-/// A stage's name on the wire and in `order_stage_status`.
+/// A stage's name on the wire and in a platform's stage mapping.
 pub fn stage_name(stage: contract::OrderStage) -> &'static str {
     use contract::OrderStage::*;
     match stage {
@@ -119,37 +240,6 @@ pub fn stage_name(stage: contract::OrderStage) -> &'static str {
         Invoiced => "invoiced",
         Shipped => "shipped",
         Cancelled => "cancelled",
-    }
-}
-
-/// The shop status each ERP stage (by name) sets unless configured
-/// otherwise. An accepted reservation changes nothing: the order already is
-/// what the trigger made it (setting `processing` would claim an unpaid
-/// order paid).
-pub fn default_stage_status(stage: &str) -> Option<&'static str> {
-    match stage {
-        "invoiced" => Some("processing"),
-        "shipped" => Some("completed"),
-        "cancelled" => Some("cancelled"),
-        _ => None,
-    }
-}
-
-impl ShopConfig {
-    /// The shop status to set for an ERP stage (by name), if any.
-    pub fn status_for(&self, stage: &str) -> Option<String> {
-        match self.order_stage_status.get(stage) {
-            Some(status) if status.trim().is_empty() => None,
-            Some(status) => Some(status.trim().to_owned()),
-            None => default_stage_status(stage).map(str::to_owned),
-        }
-    }
-
-    pub fn normalise_options(&self) -> crate::shop::woo_order::NormaliseOptions {
-        crate::shop::woo_order::NormaliseOptions {
-            nip_meta_keys: self.nip_meta_keys.clone(),
-            closed_statuses: self.order_closed_statuses.clone(),
-        }
     }
 }
 
@@ -207,10 +297,6 @@ impl<'de> Deserialize<'de> for OrderTrigger {
     }
 }
 
-fn default_rate() -> u32 {
-    2
-}
-
 /// What to do with a shop's stock while the ERP's data is stale.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(tag = "policy", rename_all = "snake_case")]
@@ -223,23 +309,11 @@ pub enum StalePolicy {
     ZeroLowStock { threshold: i64 },
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ShopSecret {
-    consumer_key: String,
-    consumer_secret: Secret,
-    /// The secret of the shop's order webhooks (the `webhook` function
-    /// verifies their signatures with it).
-    #[serde(default)]
-    webhook_secret: Option<Secret>,
-}
-
 /// Every configured shop.
 #[derive(Debug, Clone, Default)]
 pub struct Shops {
     pub shops: Vec<ShopConfig>,
-    secrets: BTreeMap<String, (String, Secret)>,
-    webhook_secrets: BTreeMap<String, Secret>,
+    credentials: BTreeMap<String, PlatformCredentials>,
 }
 
 impl Shops {
@@ -261,64 +335,44 @@ impl Shops {
             {
                 return Err(problem("the id must be letters, digits, - and _".into()));
             }
-            if shop.platform != "woocommerce" {
-                return Err(problem(format!(
-                    "platform `{}` is not supported (woocommerce is)",
-                    shop.platform
-                )));
-            }
-            if shop.requests_per_second == 0 || shop.burst == 0 {
-                return Err(problem(
-                    "requests_per_second and burst must be at least 1".into(),
-                ));
-            }
             shop.rules.validate().map_err(|e| problem(e.to_string()))?;
-            if let Some(key) = shop
-                .order_stage_status
-                .keys()
-                .find(|k| !["accepted", "invoiced", "shipped", "cancelled"].contains(&k.as_str()))
-            {
-                return Err(problem(format!(
-                    "order_stage_status: `{key}` is not a stage (accepted, invoiced, shipped, cancelled)"
-                )));
-            }
         }
-        let mut secrets = BTreeMap::new();
-        let mut webhook_secrets = BTreeMap::new();
+        let mut credentials = BTreeMap::new();
         if with_secrets {
             let text = env
                 .shop_secrets()
                 .map(secrecy::ExposeSecret::expose_secret)
                 .unwrap_or("{}");
-            let parsed: BTreeMap<String, ShopSecret> = serde_json::from_str(text)
+            let mut parsed: BTreeMap<String, serde_json::Value> = serde_json::from_str(text)
                 // The text may hold secrets: never echo it.
-                .map_err(|_| ShopsError::Config("the shop credentials secret is not a JSON object of {consumer_key, consumer_secret, webhook_secret} per shop".into()))?;
-            for shop in &shops {
-                let secret = parsed.get(&shop.id).ok_or_else(|| ShopsError::Shop {
-                    shop: shop.id.clone(),
-                    problem: "no credentials in the shop credentials secret".into(),
+                .map_err(|_| {
+                    ShopsError::Config(
+                        "the shop credentials secret is not a JSON object of credentials per shop"
+                            .into(),
+                    )
                 })?;
-                secrets.insert(
+            for shop in &shops {
+                let problem = |p: String| ShopsError::Shop {
+                    shop: shop.id.clone(),
+                    problem: p,
+                };
+                let value = parsed.remove(&shop.id).ok_or_else(|| {
+                    problem("no credentials in the shop credentials secret".into())
+                })?;
+                credentials.insert(
                     shop.id.clone(),
-                    (secret.consumer_key.clone(), secret.consumer_secret.clone()),
+                    shop.platform.credentials(value).map_err(problem)?,
                 );
-                if let Some(webhook) = &secret.webhook_secret
-                    && !webhook.expose().is_empty()
-                {
-                    webhook_secrets.insert(shop.id.clone(), webhook.clone());
-                }
             }
         }
-        Ok(Shops {
-            shops,
-            secrets,
-            webhook_secrets,
-        })
+        Ok(Shops { shops, credentials })
     }
 
     /// The secret a shop's webhooks are signed with, if configured.
     pub fn webhook_secret(&self, id: &str) -> Option<&Secret> {
-        self.webhook_secrets.get(id)
+        self.credentials
+            .get(id)
+            .and_then(PlatformSettings::webhook_secret)
     }
 
     pub fn get(&self, id: &str) -> Option<&ShopConfig> {
@@ -326,53 +380,49 @@ impl Shops {
     }
 
     /// Every shop's connector, each request paced by the shop's shared
-    /// bucket in `limiter` (waiting at most `max_wait` for a token).
+    /// buckets in `limiter` (waiting at most `max_wait` for a token).
     pub fn connectors(
         &self,
         limiter: &RateLimiter,
         max_wait: Duration,
-    ) -> Result<HashMap<String, Arc<dyn ShopConnector>>, ShopsError> {
+    ) -> Result<HashMap<String, Connector>, ShopsError> {
         self.shops
             .iter()
             .map(|shop| {
                 let gate = ShopGate::new(
                     limiter.clone(),
                     shop.id.clone(),
-                    shop.requests_per_second,
-                    shop.burst,
+                    shop.rate_limits.clone(),
                     max_wait,
                 );
-                Ok((shop.id.clone(), self.connector(&shop.id, Arc::new(gate))?))
+                Ok((
+                    shop.id.clone(),
+                    self.connector(&shop.id, Some(Arc::new(gate)))?,
+                ))
             })
             .collect()
     }
 
-    /// The connector for a shop (needs its credentials); every request it
-    /// sends takes a token from `gate` first.
+    /// The connector for a shop (needs its credentials); with a `gate`,
+    /// every request it sends asks the gate first. Without one (the
+    /// webhook, which sends none) nothing is paced.
     pub fn connector(
         &self,
         id: &str,
-        gate: Arc<dyn RequestGate>,
-    ) -> Result<Arc<dyn ShopConnector>, ShopsError> {
-        let shop = self.get(id).ok_or_else(|| ShopsError::Shop {
+        gate: Option<Arc<dyn RequestGate>>,
+    ) -> Result<Connector, ShopsError> {
+        let problem = |p: &str| ShopsError::Shop {
             shop: id.to_owned(),
-            problem: "not configured".into(),
-        })?;
-        let (key, secret) = self.secrets.get(id).ok_or_else(|| ShopsError::Shop {
-            shop: id.to_owned(),
-            problem: "no credentials loaded".into(),
-        })?;
-        let connector = WooCommerce::new(WooConfig::new(
-            shop.base_url.clone(),
-            key.clone(),
-            secret.clone(),
-        ))
-        .map_err(|e| ShopsError::Shop {
-            shop: id.to_owned(),
-            problem: e.to_string(),
-        })?
-        .with_gate(gate);
-        Ok(Arc::new(connector))
+            problem: p.to_owned(),
+        };
+        let shop = self.get(id).ok_or_else(|| problem("not configured"))?;
+        let credentials = self
+            .credentials
+            .get(id)
+            .ok_or_else(|| problem("no credentials loaded"))?;
+        shop.platform
+            .connector(shop, credentials, gate)
+            .map_err(|p| problem(&p))
     }
 }
 
@@ -566,6 +616,93 @@ mod tests {
         assert_eq!(state_of("on-hold", &closed), OrderState::AwaitingPayment);
         assert_eq!(state_of("processing", &closed), OrderState::Paid);
         assert_eq!(state_of("completed", &closed), OrderState::Completed);
+    }
+
+    fn shop_json(extra: serde_json::Value) -> serde_json::Value {
+        let mut shop = serde_json::json!({
+            "id": "sklep", "platform": "woocommerce", "base_url": "https://sklep.example.pl",
+            "rules": {"price_list": "Detaliczna", "warehouses": ["MAG"]},
+        });
+        if let (Some(shop), Some(extra)) = (shop.as_object_mut(), extra.as_object()) {
+            shop.extend(extra.clone());
+        }
+        shop
+    }
+
+    #[test]
+    fn a_platforms_settings_and_limits_default_and_are_checked() {
+        let plain: ShopConfig = serde_json::from_value(shop_json(serde_json::json!({})))
+            .expect("a shop without settings");
+        let PlatformSettings::WooCommerce(woo) = &plain.platform;
+        assert_eq!(woo.batch_limit, 100);
+        assert_eq!(woo.status_for("shipped").as_deref(), Some("completed"));
+        assert_eq!(woo.status_for("accepted"), None);
+        assert_eq!(
+            plain.rate_limits,
+            BTreeMap::from([(REQUESTS.to_owned(), RateLimit::per_second(2))])
+        );
+
+        let tuned: ShopConfig = serde_json::from_value(shop_json(serde_json::json!({
+            "rate_limits": {"requests": {"tokens": 100, "per_seconds": 60, "burst": 10}},
+            "settings": {"order_stage_status": {"shipped": "wyslane", "invoiced": ""}},
+        })))
+        .expect("a shop with settings");
+        let PlatformSettings::WooCommerce(woo) = &tuned.platform;
+        assert_eq!(woo.status_for("shipped").as_deref(), Some("wyslane"));
+        assert_eq!(woo.status_for("invoiced"), None);
+        assert_eq!(
+            tuned.rate_limits[REQUESTS],
+            RateLimit::per_minute(100).with_burst(10)
+        );
+
+        for (extra, expected) in [
+            (serde_json::json!({"platform": "magento"}), "not supported"),
+            (
+                serde_json::json!({"rate_limits": {"offer_edits": {"tokens": 1, "per_seconds": 1}}}),
+                "not a limit of woocommerce",
+            ),
+            (
+                serde_json::json!({"rate_limits": {"requests": {"tokens": 0, "per_seconds": 1}}}),
+                "tokens must be at least 1",
+            ),
+            (
+                serde_json::json!({"rate_limits": {"requests": {"tokens": 5, "per_seconds": 0}}}),
+                "per_seconds must be at least 1",
+            ),
+            (
+                serde_json::json!({"settings": {"order_stage_status": {"paid": "x"}}}),
+                "not a stage",
+            ),
+            (
+                serde_json::json!({"settings": {"batch_limit": 0}}),
+                "batch_limit",
+            ),
+            (
+                serde_json::json!({"settings": {"timeot": 5}}),
+                "unknown field",
+            ),
+            (
+                serde_json::json!({"requests_per_second": 5}),
+                "unknown field",
+            ),
+        ] {
+            let err = serde_json::from_value::<ShopConfig>(shop_json(extra.clone()))
+                .expect_err(&extra.to_string());
+            assert!(err.to_string().contains(expected), "{extra}: {err}");
+        }
+    }
+
+    #[test]
+    fn credentials_in_the_wrong_shape_are_refused_without_echoing_them() {
+        let mut env = FunctionEnv::from_map([(
+            "SHOPS".to_owned(),
+            serde_json::Value::Array(vec![shop_json(serde_json::json!({}))]).to_string(),
+        )]);
+        env.set_shop_secrets(r#"{"sklep": {"api_key": "sekret-123"}}"#.to_owned());
+        let err = Shops::from_env(&env, true).expect_err("wrong credentials shape");
+        let text = err.to_string();
+        assert!(text.contains("consumer_key"), "{text}");
+        assert!(!text.contains("sekret-123"), "{text}");
     }
 
     #[test]

@@ -1,16 +1,19 @@
 //! `webhook`: the shops' order webhooks, on a Function URL (auth NONE: the
 //! platform's signature is the credential). Each shop has its own path,
-//! `POST <function url>/<shop id>`, and its own webhook secret
-//! (`webhook_secret` in the shop credentials secret).
+//! `POST <function url>/<shop id>`, and its own webhook secret (in the shop
+//! credentials secret). The shop's platform verifies the delivery
+//! ([`crate::shop::WebhookVerifier`]) and reads the order
+//! ([`crate::shop::OrderSource`]); this module names no platform.
 //!
 //! Answers (JSON):
-//! - 200 for an order stored (or already stored), for WooCommerce's
-//!   creation ping (`webhook_id=N`, unsigned), and for signed deliveries of
-//!   topics that are not orders or that change nothing for the ERP
-//!   (`order.deleted`): WooCommerce disables a webhook after a few failed
-//!   deliveries in a row, so only a real failure may count as one;
-//! - 401 for a missing or wrong `X-WC-Webhook-Signature` (checked in
-//!   constant time on the raw body);
+//! - 200 for an order stored (or already stored), for a platform's
+//!   unsigned address check (WooCommerce's creation ping), and for signed
+//!   deliveries of topics that are not orders or that change nothing for
+//!   the ERP: platforms disable a webhook after a few failed deliveries in
+//!   a row, so only a real failure may count as one;
+//! - 401 for a missing or wrong signature (checked in constant time on the
+//!   raw body), or a shop with no webhook secret;
+//! - 404 for a shop whose platform has no webhooks (it is polled);
 //! - 400 for an unknown shop or a body that is not a usable order
 //!   (not UTF-8, not JSON, a required field missing, an absurd quantity);
 //! - 413 for a body over [`MAX_BODY_BYTES`];
@@ -18,6 +21,7 @@
 //!
 //! Nothing is stored unless the signature holds and the order is valid.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -26,6 +30,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use chrono::{DateTime, Utc};
 use contract::Order;
 use serde_json::json;
 use tracing::{info, warn};
@@ -33,7 +38,7 @@ use tracing::{info, warn};
 use crate::aws::Clients;
 use crate::env::{EnvError, FunctionEnv};
 use crate::orders::{OrderIntake, OrderStore};
-use crate::shop::woo_order::{OrderParseError, parse_order, ping_webhook_id, verify_signature};
+use crate::shop::{self, Connector, OrderParseError};
 use crate::shops::Shops;
 
 /// The largest body taken: real orders are a few kilobytes; a thousand lines fit.
@@ -42,8 +47,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// What a delivery is, once checked (pure: no I/O).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delivery {
-    /// WooCommerce's creation ping.
-    Ping { webhook_id: u64 },
+    /// The platform checking the address.
+    Ping { id: String },
     /// A signed delivery that is not for the ERP (another topic, a deletion).
     Ignored { topic: String },
     /// A signed, valid order.
@@ -55,12 +60,10 @@ pub enum Delivery {
 pub enum Rejection {
     #[error("unknown shop `{0}`")]
     UnknownShop(String),
-    #[error("the shop has no webhook secret configured")]
-    NoSecret,
-    #[error("X-WC-Webhook-Signature is missing")]
-    MissingSignature,
-    #[error("X-WC-Webhook-Signature does not match the body")]
-    BadSignature,
+    #[error("the shop's platform ({0}) sends no webhooks; its orders are polled")]
+    NoWebhooks(&'static str),
+    #[error(transparent)]
+    Unverified(#[from] shop::Rejection),
     #[error("the body is larger than {MAX_BODY_BYTES} bytes")]
     TooLarge,
     #[error(transparent)]
@@ -71,62 +74,76 @@ impl Rejection {
     pub fn status(&self) -> StatusCode {
         match self {
             Rejection::UnknownShop(_) | Rejection::Malformed(_) => StatusCode::BAD_REQUEST,
-            Rejection::NoSecret | Rejection::MissingSignature | Rejection::BadSignature => {
-                StatusCode::UNAUTHORIZED
-            }
+            Rejection::NoWebhooks(_) => StatusCode::NOT_FOUND,
+            Rejection::Unverified(_) => StatusCode::UNAUTHORIZED,
             Rejection::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
+/// The shops' connectors as the webhook uses them: verifiers and order
+/// readers, no HTTP requests (so no rate limits).
+#[derive(Debug, Clone)]
+pub struct Checker {
+    shops: Shops,
+    connectors: HashMap<String, Connector>,
 }
 
-/// Checks one delivery for `shop`: signature, ping, topic, order.
-pub fn check(
-    shops: &Shops,
-    shop: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Delivery, Rejection> {
-    let config = shops
-        .get(shop)
-        .ok_or_else(|| Rejection::UnknownShop(shop.chars().take(64).collect()))?;
-    if body.len() > MAX_BODY_BYTES {
-        return Err(Rejection::TooLarge);
+impl Checker {
+    pub fn new(shops: Shops) -> Result<Self, crate::shops::ShopsError> {
+        let connectors = shops
+            .shops
+            .iter()
+            .map(|shop| Ok((shop.id.clone(), shops.connector(&shop.id, None)?)))
+            .collect::<Result<_, crate::shops::ShopsError>>()?;
+        Ok(Checker { shops, connectors })
     }
-    let signature = header(headers, "x-wc-webhook-signature");
-    let Some(signature) = signature else {
-        // The creation ping is the one unsigned delivery WooCommerce sends.
-        if let Some(webhook_id) = ping_webhook_id(body) {
-            return Ok(Delivery::Ping { webhook_id });
+
+    pub fn shops(&self) -> &Shops {
+        &self.shops
+    }
+
+    /// The header a shop's platform sends its delivery id in, if any.
+    fn delivery_id_header(&self, shop: &str) -> Option<&'static str> {
+        self.connectors
+            .get(shop)?
+            .webhooks
+            .as_ref()?
+            .delivery_id_header()
+    }
+
+    /// Checks one delivery for `shop` at `now`: signature, ping, topic, order.
+    pub fn check(
+        &self,
+        shop: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Delivery, Rejection> {
+        let unknown = || Rejection::UnknownShop(shop.chars().take(64).collect());
+        self.shops.get(shop).ok_or_else(unknown)?;
+        let connector = self.connectors.get(shop).ok_or_else(unknown)?;
+        if body.len() > MAX_BODY_BYTES {
+            return Err(Rejection::TooLarge);
         }
-        return Err(Rejection::MissingSignature);
-    };
-    let secret = shops.webhook_secret(shop).ok_or(Rejection::NoSecret)?;
-    if !verify_signature(secret.expose().as_bytes(), body, signature) {
-        return Err(Rejection::BadSignature);
+        let (Some(verifier), Some(source)) = (&connector.webhooks, &connector.orders) else {
+            return Err(Rejection::NoWebhooks(connector.platform));
+        };
+        let raw = match verifier.verify(headers, body, self.shops.webhook_secret(shop), now)? {
+            shop::Delivery::Ping { id } => return Ok(Delivery::Ping { id }),
+            shop::Delivery::Ignored { topic } => return Ok(Delivery::Ignored { topic }),
+            shop::Delivery::Order(raw) => raw,
+        };
+        let order = source.normalise_order(shop, &raw)?;
+        crate::orders::command_body(&order)?;
+        Ok(Delivery::Order(Box::new(order)))
     }
-    let topic = header(headers, "x-wc-webhook-topic")
-        .unwrap_or("order.updated")
-        .trim()
-        .to_owned();
-    if !matches!(
-        topic.as_str(),
-        "order.created" | "order.updated" | "order.restored"
-    ) {
-        return Ok(Delivery::Ignored { topic });
-    }
-    let order = parse_order(shop, body, &config.normalise_options())?;
-    crate::orders::command_body(&order)?;
-    Ok(Delivery::Order(Box::new(order)))
 }
 
 /// What `webhook` needs, built once at cold start.
 #[derive(Debug)]
 pub struct Webhook {
-    shops: Shops,
+    checker: Checker,
     intake: OrderIntake,
 }
 
@@ -143,8 +160,13 @@ impl Webhook {
             env.required("STATE_TABLE")?,
             retention_days,
         );
+        let checker = Checker::new(shops).map_err(|e| EnvError::Invalid {
+            name: "SHOPS",
+            value: e.to_string(),
+            expected: "a usable shop address and credentials",
+        })?;
         Ok(Webhook {
-            shops,
+            checker,
             intake: OrderIntake::new(
                 store,
                 clients.sqs.clone(),
@@ -177,12 +199,16 @@ async fn deliver(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let delivery_id = header(&headers, "x-wc-webhook-delivery-id")
+    let delivery_id = webhook
+        .checker
+        .delivery_id_header(&shop)
+        .and_then(|name| headers.get(name))
+        .and_then(|v| v.to_str().ok())
         .unwrap_or("-")
         .chars()
         .take(80)
         .collect::<String>();
-    let delivery = match check(&webhook.shops, &shop, &headers, &body) {
+    let delivery = match webhook.checker.check(&shop, &headers, &body, Utc::now()) {
         Ok(delivery) => delivery,
         Err(rejection) => {
             warn!(shop = %shop.chars().take(64).collect::<String>(), %delivery_id, bytes = body.len(), reason = %rejection, "webhook refused");
@@ -194,20 +220,16 @@ async fn deliver(
         }
     };
     match delivery {
-        Delivery::Ping { webhook_id } => {
-            info!(%shop, webhook_id, "webhook ping");
-            (
-                StatusCode::OK,
-                Json(json!({"ok": true, "ping": webhook_id})),
-            )
-                .into_response()
+        Delivery::Ping { id } => {
+            info!(%shop, ping = %id, "webhook ping");
+            (StatusCode::OK, Json(json!({"ok": true, "ping": id}))).into_response()
         }
         Delivery::Ignored { topic } => {
             info!(%shop, %topic, %delivery_id, "webhook topic not for the ERP; acknowledged");
             (StatusCode::OK, Json(json!({"ok": true, "ignored": topic}))).into_response()
         }
         Delivery::Order(order) => {
-            let Some(config) = webhook.shops.get(&shop) else {
+            let Some(config) = webhook.checker.shops().get(&shop) else {
                 return (
                     StatusCode::BAD_REQUEST,
                     Json(json!({"error": "unknown shop"})),

@@ -6,8 +6,10 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use functions::mapping::ProductChanges;
-use functions::shop::woocommerce::{WooCommerce, WooConfig, parse_retry_after};
-use functions::shop::{ItemOutcome, Secret, ShopConnector, ShopError, ShopItemId};
+use functions::shop::woocommerce::{
+    WooCommerce, WooConfig, WooCredentials, WooSettings, parse_retry_after,
+};
+use functions::shop::{CatalogueSink, ItemOutcome, Secret, ShopError, ShopItemId};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use serde_json::json;
@@ -30,7 +32,7 @@ fn config(w: &WooStandin) -> WooConfig {
         w.consumer_key(),
         Secret::new(w.consumer_secret()),
     );
-    config.timeout = Duration::from_secs(2);
+    config.settings.timeout = Duration::from_secs(2);
     config
 }
 
@@ -312,7 +314,7 @@ async fn server_errors_and_timeouts_are_transient() -> TestResult {
     let w = standin().await?;
     let a = add(&w, "A", "10.00", 1)?;
     let mut cfg = config(&w);
-    cfg.timeout = Duration::from_millis(300);
+    cfg.settings.timeout = Duration::from_millis(300);
     let shop = WooCommerce::new(cfg)?;
     w.faults().fail_next(1, 503);
     let err = shop.lookup_ids(&["A".to_owned()]).await.err();
@@ -358,7 +360,7 @@ async fn credentials_can_travel_in_the_query_for_hosts_that_strip_authorization(
     let w = standin().await?;
     let a = add(&w, "A", "10.00", 1)?;
     let mut cfg = config(&w);
-    cfg.query_auth = true;
+    cfg.settings.query_auth = true;
     let shop = WooCommerce::new(cfg)?;
     let ids = shop.lookup_ids(&["A".to_owned()]).await?;
     assert_eq!(ids.get("A"), Some(&ShopItemId::product(a.to_string())));
@@ -368,8 +370,8 @@ async fn credentials_can_travel_in_the_query_for_hosts_that_strip_authorization(
     // A transport error does not repeat the URL, which now holds the secret.
     w.faults().hang_next(1, Duration::from_secs(2));
     let mut cfg = config(&w);
-    cfg.query_auth = true;
-    cfg.timeout = Duration::from_millis(200);
+    cfg.settings.query_auth = true;
+    cfg.settings.timeout = Duration::from_millis(200);
     let err = WooCommerce::new(cfg)?
         .lookup_ids(&["A".to_owned()])
         .await
@@ -388,7 +390,7 @@ async fn a_batch_above_the_shop_limit_is_permanent() -> TestResult {
     let a = add(&w, "A", "10.00", 1)?;
     let mut cfg = config(&w);
     // Misconfigured: the shop takes 100.
-    cfg.batch_limit = 150;
+    cfg.settings.batch_limit = 150;
     let shop = WooCommerce::new(cfg)?;
     let items: Vec<_> = (0..101)
         .map(|_| (ShopItemId::product(a.to_string()), change(dec!(1), 1)))
@@ -427,17 +429,20 @@ fn configuration_is_checked_and_the_secret_never_printed() {
     let cfg = WooConfig::new("https://sklep.example.pl", "ck", secret.clone());
     let printed = format!("{cfg:?} {:?}", WooCommerce::new(cfg.clone()));
     assert!(!printed.contains("cs_very_secret"), "{printed}");
-    let parsed: Result<WooConfig, _> = serde_json::from_value(json!({
-        "base_url": "https://sklep.example.pl",
+    let credentials: WooCredentials = serde_json::from_value(json!({
         "consumer_key": "ck_1",
         "consumer_secret": "cs_1",
-        "timeout": 5
-    }));
-    assert!(
-        parsed.is_ok_and(
-            |c| c.timeout == Duration::from_secs(5) && c.consumer_secret.expose() == "cs_1"
-        )
-    );
+    }))
+    .expect("credentials");
+    assert_eq!(credentials.consumer_secret.expose(), "cs_1");
+    assert!(!format!("{credentials:?}").contains("cs_1"));
+    let settings: WooSettings =
+        serde_json::from_value(json!({"timeout": 5, "batch_limit": 50})).expect("settings");
+    assert_eq!(settings.timeout, Duration::from_secs(5));
+    assert_eq!(settings.batch_limit, 50);
+    // Unset settings keep their defaults; an unknown one is refused.
+    assert!(settings.search_variations);
+    assert!(serde_json::from_value::<WooSettings>(json!({"timeot": 5})).is_err());
 }
 
 #[test]

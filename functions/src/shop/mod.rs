@@ -1,27 +1,36 @@
-//! Shop connectors: one module per platform behind one trait.
+//! Shop connectors: one module per platform, each implementing the narrow
+//! traits of the capabilities its platform has, in the manner of Vector's
+//! sources and sinks:
 //!
-//! A connector speaks its platform's HTTP API and nothing else: it looks up
-//! the platform's ids for SKUs and writes [`ProductChanges`] in the
-//! platform's batch shape, answering per item. It knows nothing of queues,
-//! DynamoDB or rate buckets; `shop-push` wraps it with those. Errors say
-//! what the caller should do: retry later ([`ShopError::RateLimited`],
-//! [`ShopError::Transient`]), stop and tell a person ([`ShopError::Auth`],
-//! [`ShopError::Permanent`]), or, for one item of a batch, park that item
-//! ([`ItemOutcome::Rejected`]).
+//! - [`CatalogueSink`]: looks up the platform's ids for SKUs and writes
+//!   [`ProductChanges`] in the platform's batch shape, answering per item;
+//! - [`OrderSource`]: lists the orders changed since a time, one page per
+//!   call from an opaque [`PageToken`], and normalises one into
+//!   [`contract::Order`] with its neutral [`contract::OrderState`];
+//! - [`OrderUpdater`]: applies an [`OrderUpdate`] (an ERP stage, a
+//!   cancellation, a tracking number, an invoice) the platform's way;
+//! - [`WebhookVerifier`]: checks one webhook delivery (headers, raw body,
+//!   secret, now) and says what it is; poll-only platforms have none.
 //!
-//! Orders: a connector lists orders modified since a time, one page per
-//! call (so each page is paced by the caller's rate limit), normalises the
-//! platform's order into [`contract::Order`], sets an order's status and
-//! adds a customer note. Webhook signatures and the order payload of each
-//! platform are pure functions beside its connector ([`woo_order`]).
+//! A [`Connector`] holds what one shop's platform has; `shop-push`,
+//! `poller` and `webhook` each take the one trait they need and skip a shop
+//! whose platform lacks it ([`Connector::capabilities`]). Connectors know
+//! nothing of queues or DynamoDB: every HTTP request they send asks the
+//! shop's [`RequestGate`] first, with its cost in the platform's named
+//! limits. Errors say what the caller should do: retry later
+//! ([`ShopError::RateLimited`], [`ShopError::Transient`]), stop and tell a
+//! person ([`ShopError::Auth`], [`ShopError::Permanent`]), or, for one item
+//! of a batch, park that item ([`ItemOutcome::Rejected`]).
 //!
-//! Platforms: [`woocommerce`] (REST v3).
+//! Platforms: [`woocommerce`] (REST v3; its order payload and signature
+//! are pure functions in [`woo_order`]).
 
 pub mod woo_order;
 pub mod woocommerce;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -39,6 +48,10 @@ pub struct ShopItemId {
     /// Set when the SKU is a variation of `product_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variation_id: Option<String>,
+    /// A platform's further ids of the item (an Allegro offer's product,
+    /// a Shopify inventory item and location), by the connector's names.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, String>,
 }
 
 impl ShopItemId {
@@ -46,6 +59,7 @@ impl ShopItemId {
         ShopItemId {
             product_id: id.into(),
             variation_id: None,
+            extra: BTreeMap::new(),
         }
     }
 
@@ -53,6 +67,7 @@ impl ShopItemId {
         ShopItemId {
             product_id: product_id.into(),
             variation_id: Some(variation_id.into()),
+            extra: BTreeMap::new(),
         }
     }
 }
@@ -146,38 +161,119 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Paces a connector's HTTP requests to one shop: the connector asks for
-/// one token before every request it sends (lookups, pages, categories,
-/// batches alike), so the shop's limit holds however many requests one
-/// trait call takes.
+/// The name of a platform's main limit: every HTTP request costs one of it.
+pub const REQUESTS: &str = "requests";
+
+/// A limit as a platform states it: `tokens` every `per`, with room for
+/// `burst` at once (Allegro: 9,000 requests a minute; Shoper: a bucket of
+/// 10 leaking 2 a second; a WooCommerce host: a few a second).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub tokens: u32,
+    /// The period, in whole seconds in the configuration.
+    #[serde(rename = "per_seconds", with = "whole_seconds")]
+    pub per: Duration,
+    /// The most taken at once; `tokens` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+}
+
+mod whole_seconds {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+}
+
+impl RateLimit {
+    pub const fn per_second(tokens: u32) -> RateLimit {
+        RateLimit {
+            tokens,
+            per: Duration::from_secs(1),
+            burst: None,
+        }
+    }
+
+    pub const fn per_minute(tokens: u32) -> RateLimit {
+        RateLimit {
+            tokens,
+            per: Duration::from_secs(60),
+            burst: None,
+        }
+    }
+
+    pub const fn with_burst(self, burst: u32) -> RateLimit {
+        RateLimit {
+            burst: Some(burst),
+            ..self
+        }
+    }
+
+    /// The most tokens taken at once.
+    pub fn capacity(&self) -> u32 {
+        self.burst.unwrap_or(self.tokens)
+    }
+
+    /// Why the limit cannot be used, if it cannot.
+    pub fn problem(&self) -> Option<&'static str> {
+        if self.tokens == 0 {
+            Some("tokens must be at least 1")
+        } else if self.per.is_zero() {
+            Some("per_seconds must be at least 1")
+        } else if self.capacity() == 0 {
+            Some("burst must be at least 1")
+        } else {
+            None
+        }
+    }
+}
+
+/// Paces a connector's HTTP requests to one shop: the connector asks
+/// before every request it sends (lookups, pages, categories, batches
+/// alike) for the request's cost in the platform's named limits
+/// ([`REQUESTS`] for every request; others such as Allegro's offer edits
+/// as the platform counts them), so the shop's limits hold however many
+/// requests one trait call takes.
 pub trait RequestGate: Send + Sync + fmt::Debug {
-    /// Waits for a token; `Err` when none comes in time (try later).
-    fn admit(&self) -> BoxFuture<'_, Result<(), ShopError>>;
+    /// Waits until every `(limit, tokens)` of `cost` is granted; `Err`
+    /// when one does not come in time (try later).
+    fn admit<'a>(&'a self, cost: &'a [(&'static str, u32)])
+    -> BoxFuture<'a, Result<(), ShopError>>;
 
     /// The shop answered 429: every user of the limit holds back for
     /// `retry_after` (a default back-off when the shop gave none).
     fn penalise(&self, retry_after: Option<Duration>) -> BoxFuture<'_, ()>;
+
+    /// The platform reported how many tokens of `limit` it has left (a
+    /// header on an answer): the shared bucket holds no more than that.
+    fn report<'a>(&'a self, limit: &'static str, remaining: u32) -> BoxFuture<'a, ()> {
+        let _ = (limit, remaining);
+        Box::pin(async {})
+    }
 }
+
+/// One request's cost in the main limit.
+pub const ONE_REQUEST: &[(&str, u32)] = &[(REQUESTS, 1)];
 
 /// The lookup result: SKU → where it lives. SKUs the shop does not have are absent.
 pub type ItemIds = HashMap<String, ShopItemId>;
 
-/// One page of orders as the platform lists them.
-#[derive(Debug, Clone, Default)]
-pub struct OrdersPage {
-    pub orders: Vec<serde_json::Value>,
-    /// Pages in all, when the platform says.
-    pub total_pages: Option<usize>,
-}
-
-/// What every shop platform implements. Methods return boxed futures so
-/// `shop-push` can hold any connector as `Arc<dyn ShopConnector>`.
-pub trait ShopConnector: Send + Sync {
-    /// The platform's name, for logs ("woocommerce").
-    fn platform(&self) -> &'static str;
-
+/// The catalogue side of a platform: products, stock and prices out.
+pub trait CatalogueSink: Send + Sync {
     /// The most items one [`write_products`](Self::write_products) call takes.
     fn max_batch(&self) -> usize;
+
+    /// Whether [`ensure_category`](Self::ensure_category) does anything.
+    fn has_categories(&self) -> bool {
+        false
+    }
 
     /// Finds the shop's ids of these SKUs (exact matches only).
     fn lookup_ids<'a>(&'a self, skus: &'a [String]) -> BoxFuture<'a, Result<ItemIds, ShopError>>;
@@ -194,38 +290,212 @@ pub trait ShopConnector: Send + Sync {
     /// Makes sure the category path (names from the top) exists in the
     /// shop, creating what is missing, so a following
     /// [`write_products`](Self::write_products) can put products in it.
-    /// Platforms without categories do nothing.
     fn ensure_category<'a>(&'a self, path: &'a [String]) -> BoxFuture<'a, Result<(), ShopError>> {
         let _ = path;
         Box::pin(async { Ok(()) })
     }
+}
 
-    /// Page `page` (from 1) of the orders modified after `since`, oldest id first.
-    fn list_orders_page<'a>(
+/// One order as the platform gave it, not yet read: its id (for logs and
+/// parking) and its body in the platform's format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawOrder {
+    pub id: String,
+    pub body: Vec<u8>,
+}
+
+/// Where the next page of a listing starts, in the platform's terms (a
+/// page number, a cursor, an offset): opaque to the caller, which stores
+/// it to go on after an interruption.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PageToken(pub String);
+
+/// One page of orders.
+#[derive(Debug, Clone, Default)]
+pub struct OrdersPage {
+    pub orders: Vec<RawOrder>,
+    /// Where the next page starts; `None` after the last.
+    pub next: Option<PageToken>,
+}
+
+/// Why an order payload is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum OrderParseError {
+    #[error("the body is not valid UTF-8")]
+    NotUtf8,
+    #[error("the body is not a {platform} order: {problem}")]
+    Json {
+        platform: &'static str,
+        problem: String,
+    },
+    #[error("field `{field}`: {problem}")]
+    Field { field: String, problem: String },
+}
+
+/// The order side of a platform: orders in.
+pub trait OrderSource: Send + Sync {
+    /// One page of the orders changed after `since`: the first with
+    /// `page` = `None`, then each with the token the page before gave.
+    /// Pages of one listing keep `since`; the caller moves it only after
+    /// the last page.
+    fn list_orders<'a>(
         &'a self,
         since: DateTime<Utc>,
-        page: usize,
+        page: Option<&'a PageToken>,
     ) -> BoxFuture<'a, Result<OrdersPage, ShopError>>;
 
-    /// A listed order normalised for the ERP.
+    /// A listed or delivered order normalised for the ERP, with its
+    /// neutral state.
     fn normalise_order(
         &self,
         shop: &str,
-        raw: serde_json::Value,
-        options: &woo_order::NormaliseOptions,
-    ) -> Result<contract::Order, woo_order::OrderParseError>;
+        raw: &RawOrder,
+    ) -> Result<contract::Order, OrderParseError>;
+}
 
-    /// Sets an order's status.
-    fn set_order_status<'a>(
+/// What the ERP asks to show on a shop order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OrderUpdate {
+    /// The ERP reached a stage (accepted, invoiced, shipped).
+    Stage { stage: contract::OrderStage },
+    /// The ERP cancelled the order.
+    Cancel,
+    /// A parcel left with this number.
+    Tracking {
+        number: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        carrier: Option<String>,
+    },
+    /// The invoice, for the buyer: its number and where to read it.
+    Invoice { number: String, link: String },
+}
+
+impl OrderUpdate {
+    /// The update's kind, for logs and for [`OrderUpdater::supports`].
+    pub fn kind(&self) -> &'static str {
+        match self {
+            OrderUpdate::Stage { .. } => "stage",
+            OrderUpdate::Cancel => "cancel",
+            OrderUpdate::Tracking { .. } => "tracking",
+            OrderUpdate::Invoice { .. } => "invoice",
+        }
+    }
+
+    /// An ERP stage as the update that shows it.
+    pub fn for_stage(stage: contract::OrderStage) -> OrderUpdate {
+        match stage {
+            contract::OrderStage::Cancelled => OrderUpdate::Cancel,
+            stage => OrderUpdate::Stage { stage },
+        }
+    }
+}
+
+/// What applying an update did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateOutcome {
+    /// Done in the shop; the text says what (for the log).
+    Applied(String),
+    /// The shop's configuration maps it to nothing (a stage switched off).
+    NotApplicable,
+}
+
+/// The order-update side of a platform: progress back to the buyer.
+pub trait OrderUpdater: Send + Sync {
+    /// Whether this platform can show updates of this kind at all.
+    fn supports(&self, kind: &str) -> bool;
+
+    /// Applies one update to the shop's order. Applying it again is safe
+    /// (the caller records what was done and skips repeats, but a crash
+    /// between the shop's yes and the record repeats one).
+    fn apply_order_update<'a>(
         &'a self,
         order_id: &'a str,
-        status: &'a str,
-    ) -> BoxFuture<'a, Result<(), ShopError>>;
+        update: &'a OrderUpdate,
+    ) -> BoxFuture<'a, Result<UpdateOutcome, ShopError>>;
+}
 
-    /// Adds a note the customer sees (and is e-mailed).
-    fn add_customer_note<'a>(
-        &'a self,
-        order_id: &'a str,
-        note: &'a str,
-    ) -> BoxFuture<'a, Result<(), ShopError>>;
+/// What a webhook delivery is, once verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// The platform checking the address (WooCommerce's creation ping).
+    Ping { id: String },
+    /// Signed, and not about an order the ERP needs (another topic, a deletion).
+    Ignored { topic: String },
+    /// Signed, and about an order: its raw body, for the order source.
+    Order(RawOrder),
+}
+
+/// Why a webhook delivery is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum Rejection {
+    #[error("the shop has no webhook secret configured")]
+    NoSecret,
+    #[error("{0} is missing")]
+    MissingSignature(&'static str),
+    #[error("{0} does not match the body")]
+    BadSignature(&'static str),
+    #[error("the delivery is older than the platform's replay window")]
+    Stale,
+}
+
+/// A platform's signed webhooks.
+pub trait WebhookVerifier: Send + Sync {
+    /// Checks one delivery: its headers, raw body, the shop's webhook
+    /// secret (if one is configured) and the time now. Nothing but what
+    /// the platform sends unsigned (a ping) passes without the secret.
+    fn verify(
+        &self,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        secret: Option<&Secret>,
+        now: DateTime<Utc>,
+    ) -> Result<Delivery, Rejection>;
+
+    /// The header a delivery's id travels in, for logs.
+    fn delivery_id_header(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+/// What a shop's platform can do, for callers to skip what it lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Capabilities {
+    pub catalogue: bool,
+    pub categories: bool,
+    pub orders: bool,
+    pub order_updates: bool,
+    pub webhooks: bool,
+}
+
+/// One shop's connector: the parts its platform has.
+#[derive(Clone)]
+pub struct Connector {
+    pub platform: &'static str,
+    pub catalogue: Option<Arc<dyn CatalogueSink>>,
+    pub orders: Option<Arc<dyn OrderSource>>,
+    pub updates: Option<Arc<dyn OrderUpdater>>,
+    pub webhooks: Option<Arc<dyn WebhookVerifier>>,
+}
+
+impl fmt::Debug for Connector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connector")
+            .field("platform", &self.platform)
+            .field("capabilities", &self.capabilities())
+            .finish()
+    }
+}
+
+impl Connector {
+    pub fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            catalogue: self.catalogue.is_some(),
+            categories: self.catalogue.as_ref().is_some_and(|c| c.has_categories()),
+            orders: self.orders.is_some(),
+            order_updates: self.updates.is_some(),
+            webhooks: self.webhooks.is_some(),
+        }
+    }
 }

@@ -27,12 +27,13 @@ use std::str::FromStr;
 use base64::Engine;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use contract::{Address, Buyer, Order, OrderLine, OrderState, Shipping, VatRate};
+
+use super::{Delivery, RawOrder, Rejection, Secret, WebhookVerifier};
 use hmac::{Hmac, Mac};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer};
 use sha2::Sha256;
-use thiserror::Error;
 
 /// The most lines an order may have, products and fees together.
 pub const MAX_LINES: usize = 1000;
@@ -43,16 +44,7 @@ const MAX_AMOUNT: i64 = 10_000_000_000;
 /// The longest text field kept (names, notes); longer text is cut here.
 const MAX_TEXT_CHARS: usize = 2000;
 
-/// Why an order payload is refused.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum OrderParseError {
-    #[error("the body is not valid UTF-8")]
-    NotUtf8,
-    #[error("the body is not a WooCommerce order: {0}")]
-    Json(String),
-    #[error("field `{field}`: {problem}")]
-    Field { field: String, problem: String },
-}
+pub use super::OrderParseError;
 
 fn field_error(field: impl Into<String>, problem: impl Into<String>) -> OrderParseError {
     OrderParseError::Field {
@@ -82,6 +74,73 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
     };
     mac.update(body);
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// WooCommerce's webhooks: `X-WC-Webhook-Signature` over the raw body,
+/// the unsigned creation ping, and the order topics
+/// (`order.created`, `order.updated`, `order.restored`; a missing topic
+/// header is taken as `order.updated`). Other topics, `order.deleted`
+/// among them, are acknowledged and ignored.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WooWebhooks;
+
+/// The signature header.
+pub const SIGNATURE_HEADER: &str = "X-WC-Webhook-Signature";
+
+impl WebhookVerifier for WooWebhooks {
+    fn verify(
+        &self,
+        headers: &http::HeaderMap,
+        body: &[u8],
+        secret: Option<&Secret>,
+        _now: DateTime<Utc>,
+    ) -> Result<Delivery, Rejection> {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let Some(signature) = header("x-wc-webhook-signature") else {
+            // The creation ping is the one unsigned delivery WooCommerce sends.
+            if let Some(id) = ping_webhook_id(body) {
+                return Ok(Delivery::Ping { id: id.to_string() });
+            }
+            return Err(Rejection::MissingSignature(SIGNATURE_HEADER));
+        };
+        let secret = secret.ok_or(Rejection::NoSecret)?;
+        if !verify_signature(secret.expose().as_bytes(), body, signature) {
+            return Err(Rejection::BadSignature(SIGNATURE_HEADER));
+        }
+        let topic = header("x-wc-webhook-topic")
+            .unwrap_or("order.updated")
+            .trim()
+            .to_owned();
+        if !matches!(
+            topic.as_str(),
+            "order.created" | "order.updated" | "order.restored"
+        ) {
+            return Ok(Delivery::Ignored { topic });
+        }
+        Ok(Delivery::Order(RawOrder {
+            id: order_id_of(body),
+            body: body.to_vec(),
+        }))
+    }
+
+    fn delivery_id_header(&self) -> Option<&'static str> {
+        Some("x-wc-webhook-delivery-id")
+    }
+}
+
+/// The `id` of an order body, for logs ("-" when it has none).
+pub fn order_id_of(body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct IdOnly {
+        id: serde_json::Value,
+    }
+    match serde_json::from_slice::<IdOnly>(body) {
+        Ok(IdOnly { id }) => match id {
+            serde_json::Value::String(text) => text.chars().take(40).collect(),
+            other => other.to_string().chars().take(40).collect(),
+        },
+        Err(_) => "-".into(),
+    }
 }
 
 /// The webhook id of a creation ping (`webhook_id=<digits>`), if `body` is one.
@@ -134,8 +193,10 @@ pub fn parse_order(
     options: &NormaliseOptions,
 ) -> Result<Order, OrderParseError> {
     let text = std::str::from_utf8(body).map_err(|_| OrderParseError::NotUtf8)?;
-    let raw: WooOrder =
-        serde_json::from_str(text).map_err(|e| OrderParseError::Json(e.to_string()))?;
+    let raw: WooOrder = serde_json::from_str(text).map_err(|e| OrderParseError::Json {
+        platform: "WooCommerce",
+        problem: e.to_string(),
+    })?;
     normalise(shop, raw, options)
 }
 
@@ -145,8 +206,10 @@ pub fn order_from_value(
     value: serde_json::Value,
     options: &NormaliseOptions,
 ) -> Result<Order, OrderParseError> {
-    let raw: WooOrder =
-        serde_json::from_value(value).map_err(|e| OrderParseError::Json(e.to_string()))?;
+    let raw: WooOrder = serde_json::from_value(value).map_err(|e| OrderParseError::Json {
+        platform: "WooCommerce",
+        problem: e.to_string(),
+    })?;
     normalise(shop, raw, options)
 }
 

@@ -26,8 +26,12 @@
 //!   `rest_invalid_param`, 404, 413) and redirects are permanent.
 //!
 //! - orders: `GET /orders?modified_after=<GMT>&dates_are_gmt=true&orderby=id&order=asc&per_page=100&page=N`
-//!   (one page per call, `X-WP-TotalPages`), `PUT /orders/{id}` `{"status"}`,
-//!   `POST /orders/{id}/notes` `{"note", "customer_note": true}`.
+//!   (one page per call, `X-WP-TotalPages`; the page token is the page
+//!   number). Updates: an ERP stage or a cancellation is `PUT /orders/{id}`
+//!   `{"status"}` with the status `order_stage_status` maps it to; a
+//!   tracking number or an invoice is a customer note, `POST
+//!   /orders/{id}/notes` `{"note", "customer_note": true}` (WooCommerce
+//!   e-mails it to the buyer).
 //!
 //! Hiding a product sets `status: private` and `catalog_visibility: hidden`
 //! (customers can neither find nor buy it; the shop's staff still see it);
@@ -46,9 +50,11 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value, json};
 
+use super::woo_order::NormaliseOptions;
 use super::{
-    ConfigError, ItemIds, ItemOutcome, ProductChanges, RequestGate, Secret, ShopConnector,
-    ShopError, ShopItemId,
+    CatalogueSink, ConfigError, ItemIds, ItemOutcome, ONE_REQUEST, OrderParseError, OrderSource,
+    OrderUpdate, OrderUpdater, OrdersPage, PageToken, ProductChanges, RawOrder, RequestGate,
+    Secret, ShopError, ShopItemId, UpdateOutcome,
 };
 
 /// WooCommerce's largest page.
@@ -60,66 +66,163 @@ const MAX_SKU_PARAM_BYTES: usize = 4000;
 /// is broken, and a Lambda must not loop until its timeout.
 const MAX_PAGES: usize = 1000;
 
-fn default_timeout() -> Duration {
-    Duration::from_secs(30)
-}
-
-fn default_batch_limit() -> usize {
-    100
-}
-
-fn default_index_ttl() -> Duration {
-    Duration::from_secs(300)
-}
-
-fn yes() -> bool {
-    true
-}
-
 fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     u64::deserialize(d).map(Duration::from_secs)
 }
 
-/// One WooCommerce shop.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One WooCommerce shop: where, its credentials, and its settings.
+#[derive(Debug, Clone)]
 pub struct WooConfig {
     /// The site's address, e.g. `https://sklep.example.pl`. HTTPS only,
     /// except on loopback (tests and the local run).
     pub base_url: String,
     pub consumer_key: String,
     pub consumer_secret: Secret,
+    pub settings: WooSettings,
+}
+
+/// A WooCommerce shop's credentials, as the shop credentials secret holds them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WooCredentials {
+    pub consumer_key: String,
+    pub consumer_secret: Secret,
+    /// The secret the shop's order webhooks are signed with.
+    #[serde(default)]
+    pub webhook_secret: Option<Secret>,
+}
+
+/// A WooCommerce shop's settings (`settings` in its shop configuration),
+/// each with a default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WooSettings {
     /// Per request, in seconds in the configuration (default 30).
-    #[serde(default = "default_timeout", deserialize_with = "seconds")]
+    #[serde(deserialize_with = "seconds")]
     pub timeout: Duration,
     /// The shop's `woocommerce_rest_batch_items_limit` (default 100).
-    #[serde(default = "default_batch_limit")]
     pub batch_limit: usize,
     /// Look for SKUs the product search misses among variations (default on).
-    #[serde(default = "yes")]
     pub search_variations: bool,
     /// How long the index of variation SKUs is reused, in seconds in the
     /// configuration (default 300): a variation added in the shop is found
     /// at most this much later.
-    #[serde(default = "default_index_ttl", deserialize_with = "seconds")]
+    #[serde(deserialize_with = "seconds")]
     pub variation_index_ttl: Duration,
     /// Send the key and secret as `consumer_key`/`consumer_secret` query
     /// parameters instead of HTTP Basic, for hosts that strip the
     /// `Authorization` header (Apache with CGI/FastCGI). Off by default:
     /// URLs end up in access logs.
-    #[serde(default)]
     pub query_auth: bool,
     /// The product meta key the ERP's unit is written to (WooCommerce has no
     /// unit field; themes and plugins read it from meta). Empty: not written.
-    #[serde(default = "default_unit_meta_key")]
     pub unit_meta_key: String,
+    /// Order meta data keys that may hold the buyer's NIP, tried in order.
+    pub nip_meta_keys: Vec<String>,
+    /// Statuses that close an order (cancelled in the neutral lifecycle):
+    /// when the ERP already has the order, it is taken out of Optima (a
+    /// buffered document is deleted) or held for a person, and the ERP's
+    /// progress never moves it to another status.
+    pub order_closed_statuses: Vec<String>,
+    /// ERP stage (accepted, invoiced, shipped, cancelled) → the status
+    /// set when the agent reports it; merged over
+    /// [`default_stage_status`]; an empty string turns a stage off.
+    pub order_stage_status: BTreeMap<String, String>,
+    /// The customer note that carries a tracking number; `{tracking}` is
+    /// replaced by the number, `{carrier}` by the carrier (or nothing).
+    pub tracking_note: String,
+    /// The customer note that carries the invoice; `{number}` and `{link}`
+    /// are replaced.
+    pub invoice_note: String,
 }
 
-fn default_unit_meta_key() -> String {
-    "unit".into()
+impl Default for WooSettings {
+    fn default() -> Self {
+        WooSettings {
+            timeout: Duration::from_secs(30),
+            batch_limit: 100,
+            search_variations: true,
+            variation_index_ttl: Duration::from_secs(300),
+            query_auth: false,
+            unit_meta_key: "unit".into(),
+            nip_meta_keys: [
+                "_billing_nip",
+                "billing_nip",
+                "_nip",
+                "nip",
+                "_billing_vat_number",
+                "vat_number",
+            ]
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+            order_closed_statuses: super::woo_order::DEFAULT_CLOSED_STATUSES
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            order_stage_status: BTreeMap::new(),
+            tracking_note: "Numer przesyłki: {tracking}".into(),
+            invoice_note: "Faktura {number}: {link}".into(),
+        }
+    }
+}
+
+/// The stages a shop configuration may name.
+pub const STAGES: [&str; 4] = ["accepted", "invoiced", "shipped", "cancelled"];
+
+/// The shop status each ERP stage (by name) sets unless configured
+/// otherwise. An accepted reservation changes nothing: the order already is
+/// what the trigger made it (setting `processing` would claim an unpaid
+/// order paid).
+pub fn default_stage_status(stage: &str) -> Option<&'static str> {
+    match stage {
+        "invoiced" => Some("processing"),
+        "shipped" => Some("completed"),
+        "cancelled" => Some("cancelled"),
+        _ => None,
+    }
+}
+
+impl WooSettings {
+    /// What is wrong with these settings, if anything.
+    pub fn problem(&self) -> Option<String> {
+        if self.batch_limit == 0 {
+            return Some("batch_limit must be at least 1".into());
+        }
+        if self.timeout.is_zero() {
+            return Some("timeout must be above zero".into());
+        }
+        if let Some(key) = self
+            .order_stage_status
+            .keys()
+            .find(|k| !STAGES.contains(&k.as_str()))
+        {
+            return Some(format!(
+                "order_stage_status: `{key}` is not a stage (accepted, invoiced, shipped, cancelled)"
+            ));
+        }
+        None
+    }
+
+    /// The shop status to set for an ERP stage (by name), if any.
+    pub fn status_for(&self, stage: &str) -> Option<String> {
+        match self.order_stage_status.get(stage) {
+            Some(status) if status.trim().is_empty() => None,
+            Some(status) => Some(status.trim().to_owned()),
+            None => default_stage_status(stage).map(str::to_owned),
+        }
+    }
+
+    pub fn normalise_options(&self) -> NormaliseOptions {
+        NormaliseOptions {
+            nip_meta_keys: self.nip_meta_keys.clone(),
+            closed_statuses: self.order_closed_statuses.clone(),
+        }
+    }
 }
 
 impl WooConfig {
+    /// A shop with the default settings.
     pub fn new(
         base_url: impl Into<String>,
         consumer_key: impl Into<String>,
@@ -129,12 +232,7 @@ impl WooConfig {
             base_url: base_url.into(),
             consumer_key: consumer_key.into(),
             consumer_secret,
-            timeout: default_timeout(),
-            batch_limit: default_batch_limit(),
-            search_variations: true,
-            variation_index_ttl: default_index_ttl(),
-            query_auth: false,
-            unit_meta_key: default_unit_meta_key(),
+            settings: WooSettings::default(),
         }
     }
 }
@@ -168,6 +266,8 @@ pub struct WooCommerce {
     categories: Arc<tokio::sync::Mutex<Option<CategoryIds>>>,
     /// The product meta key units are written to; empty: units not written.
     unit_meta_key: String,
+    /// How orders are read and updated.
+    settings: Arc<WooSettings>,
     /// Takes a token before every request; `None`: unpaced.
     gate: Option<Arc<dyn RequestGate>>,
 }
@@ -207,15 +307,13 @@ impl WooCommerce {
         if config.consumer_key.trim().is_empty() || config.consumer_secret.expose().is_empty() {
             return Err(ConfigError("consumer key and secret are required".into()));
         }
-        if config.batch_limit == 0 {
-            return Err(ConfigError("batch_limit must be at least 1".into()));
+        if let Some(problem) = config.settings.problem() {
+            return Err(ConfigError(problem));
         }
-        if config.timeout.is_zero() {
-            return Err(ConfigError("timeout must be above zero".into()));
-        }
+        let settings = config.settings;
         let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
             // A redirect turns POST into GET and drops Authorization across
             // hosts: better to say the base URL is wrong.
             .redirect(reqwest::redirect::Policy::none())
@@ -227,15 +325,28 @@ impl WooCommerce {
             api,
             consumer_key: config.consumer_key.trim().to_owned(),
             consumer_secret: config.consumer_secret,
-            batch_limit: config.batch_limit,
-            search_variations: config.search_variations,
-            variation_index_ttl: config.variation_index_ttl,
-            query_auth: config.query_auth,
+            batch_limit: settings.batch_limit,
+            search_variations: settings.search_variations,
+            variation_index_ttl: settings.variation_index_ttl,
+            query_auth: settings.query_auth,
             variation_index: Arc::default(),
             categories: Arc::default(),
-            unit_meta_key: config.unit_meta_key.trim().to_owned(),
+            unit_meta_key: settings.unit_meta_key.trim().to_owned(),
+            settings: Arc::new(settings),
             gate: None,
         })
+    }
+
+    /// The shop's connector: every capability WooCommerce has.
+    pub fn connector(self) -> super::Connector {
+        let this = Arc::new(self);
+        super::Connector {
+            platform: "woocommerce",
+            catalogue: Some(this.clone()),
+            orders: Some(this.clone()),
+            updates: Some(this),
+            webhooks: Some(Arc::new(super::woo_order::WooWebhooks)),
+        }
     }
 
     /// Every request this connector sends takes a token from `gate` first.
@@ -347,7 +458,7 @@ impl WooCommerce {
             request.basic_auth(&self.consumer_key, Some(self.consumer_secret.expose()))
         };
         if let Some(gate) = &self.gate {
-            gate.admit().await?;
+            gate.admit(ONE_REQUEST).await?;
         }
         let response = request.send().await.map_err(transport_error)?;
         let status = response.status();
@@ -618,8 +729,14 @@ impl WooCommerce {
     async fn orders_page(
         &self,
         since: chrono::DateTime<Utc>,
-        page: usize,
-    ) -> Result<super::OrdersPage, ShopError> {
+        page: Option<&PageToken>,
+    ) -> Result<OrdersPage, ShopError> {
+        let page = match page {
+            None => 1,
+            Some(token) => token.0.parse::<usize>().map_err(|_| {
+                ShopError::Permanent(format!("`{}` is not a WooCommerce page number", token.0))
+            })?,
+        };
         let since = since.format("%Y-%m-%dT%H:%M:%S").to_string();
         let per_page = PER_PAGE.to_string();
         let page_text = page.max(1).to_string();
@@ -643,10 +760,22 @@ impl WooCommerce {
             .get("x-wp-totalpages")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<usize>().ok());
-        Ok(super::OrdersPage {
-            orders,
-            total_pages,
-        })
+        let more = match total_pages {
+            Some(total) => page < total,
+            None => orders.len() >= PER_PAGE,
+        };
+        let next = (more && !orders.is_empty()).then(|| PageToken((page + 1).to_string()));
+        let orders = orders
+            .into_iter()
+            .map(|order| RawOrder {
+                id: order
+                    .get("id")
+                    .map(Value::to_string)
+                    .unwrap_or_else(|| "-".into()),
+                body: serde_json::to_vec(&order).unwrap_or_default(),
+            })
+            .collect();
+        Ok(OrdersPage { orders, next })
     }
 
     fn order_path(order_id: &str) -> Result<String, ShopError> {
@@ -682,13 +811,51 @@ impl WooCommerce {
     }
 }
 
-impl ShopConnector for WooCommerce {
-    fn platform(&self) -> &'static str {
-        "woocommerce"
+impl WooCommerce {
+    async fn apply_update(
+        &self,
+        order_id: &str,
+        update: &OrderUpdate,
+    ) -> Result<UpdateOutcome, ShopError> {
+        let stage = match update {
+            OrderUpdate::Stage { stage } => Some(crate::shops::stage_name(*stage)),
+            OrderUpdate::Cancel => Some("cancelled"),
+            OrderUpdate::Tracking { .. } | OrderUpdate::Invoice { .. } => None,
+        };
+        if let Some(stage) = stage {
+            let Some(status) = self.settings.status_for(stage) else {
+                return Ok(UpdateOutcome::NotApplicable);
+            };
+            self.put_status(order_id, &status).await?;
+            return Ok(UpdateOutcome::Applied(format!("status {status}")));
+        }
+        let note = match update {
+            OrderUpdate::Tracking { number, carrier } => self
+                .settings
+                .tracking_note
+                .replace("{tracking}", number)
+                .replace("{carrier}", carrier.as_deref().unwrap_or("")),
+            OrderUpdate::Invoice { number, link } => self
+                .settings
+                .invoice_note
+                .replace("{number}", number)
+                .replace("{link}", link),
+            OrderUpdate::Stage { .. } | OrderUpdate::Cancel => {
+                return Ok(UpdateOutcome::NotApplicable);
+            }
+        };
+        self.post_note(order_id, note.trim()).await?;
+        Ok(UpdateOutcome::Applied("customer note".into()))
     }
+}
 
+impl CatalogueSink for WooCommerce {
     fn max_batch(&self) -> usize {
         self.batch_limit
+    }
+
+    fn has_categories(&self) -> bool {
+        true
     }
 
     fn ensure_category<'a>(&'a self, path: &'a [String]) -> BoxFuture<'a, Result<(), ShopError>> {
@@ -705,38 +872,37 @@ impl ShopConnector for WooCommerce {
     ) -> BoxFuture<'a, Result<Vec<ItemOutcome>, ShopError>> {
         Box::pin(self.write(items))
     }
+}
 
-    fn list_orders_page<'a>(
+impl OrderSource for WooCommerce {
+    fn list_orders<'a>(
         &'a self,
         since: chrono::DateTime<Utc>,
-        page: usize,
-    ) -> BoxFuture<'a, Result<super::OrdersPage, ShopError>> {
+        page: Option<&'a PageToken>,
+    ) -> BoxFuture<'a, Result<OrdersPage, ShopError>> {
         Box::pin(self.orders_page(since, page))
     }
 
     fn normalise_order(
         &self,
         shop: &str,
-        raw: Value,
-        options: &super::woo_order::NormaliseOptions,
-    ) -> Result<contract::Order, super::woo_order::OrderParseError> {
-        super::woo_order::order_from_value(shop, raw, options)
+        raw: &RawOrder,
+    ) -> Result<contract::Order, OrderParseError> {
+        super::woo_order::parse_order(shop, &raw.body, &self.settings.normalise_options())
+    }
+}
+
+impl OrderUpdater for WooCommerce {
+    fn supports(&self, kind: &str) -> bool {
+        matches!(kind, "stage" | "cancel" | "tracking" | "invoice")
     }
 
-    fn set_order_status<'a>(
+    fn apply_order_update<'a>(
         &'a self,
         order_id: &'a str,
-        status: &'a str,
-    ) -> BoxFuture<'a, Result<(), ShopError>> {
-        Box::pin(self.put_status(order_id, status))
-    }
-
-    fn add_customer_note<'a>(
-        &'a self,
-        order_id: &'a str,
-        note: &'a str,
-    ) -> BoxFuture<'a, Result<(), ShopError>> {
-        Box::pin(self.post_note(order_id, note))
+        update: &'a OrderUpdate,
+    ) -> BoxFuture<'a, Result<UpdateOutcome, ShopError>> {
+        Box::pin(self.apply_update(order_id, update))
     }
 }
 

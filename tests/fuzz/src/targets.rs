@@ -6,16 +6,18 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use chrono::Utc;
 use contract::{Order, Payload};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use functions::env::FunctionEnv;
+use functions::shop;
 use functions::shop::woo_order::{
     MAX_LINES, MAX_QUANTITY, NormaliseOptions, order_from_value, parse_order, sign,
 };
 use functions::shop::woocommerce::parse_retry_after;
 use functions::shops::Shops;
-use functions::webhook::{Delivery, MAX_BODY_BYTES, Rejection, check};
+use functions::webhook::{Checker, Delivery, MAX_BODY_BYTES, Rejection};
 use http::{HeaderMap, HeaderValue};
 use rand::Rng;
 use rand::rngs::StdRng;
@@ -143,7 +145,7 @@ pub struct WebhookInput {
 /// `webhook::check`: the signature, the creation ping, the topic and the
 /// order, as a delivery reaches the function.
 pub struct Webhook {
-    shops: Shops,
+    checker: Checker,
 }
 
 pub const WEBHOOK_SECRET: &str = "fuzz-webhook-secret";
@@ -167,19 +169,26 @@ impl Webhook {
             r#"{{"sklep":{{"consumer_key":"ck","consumer_secret":"cs","webhook_secret":"{WEBHOOK_SECRET}"}}}}"#
         ));
         let shops = Shops::from_env(&env, true).map_err(|err| err.to_string())?;
-        Ok(Webhook { shops })
+        let checker = Checker::new(shops).map_err(|err| err.to_string())?;
+        Ok(Webhook { checker })
     }
 }
 
 /// What WooCommerce sends unsigned: `webhook_id=<digits>`, and nothing else
 /// may pass without a signature. Written out here, not borrowed from the
 /// code under test.
-fn is_ping(body: &[u8], webhook_id: u64) -> bool {
+fn is_ping(body: &[u8], webhook_id: &str) -> bool {
     std::str::from_utf8(body)
         .ok()
         .and_then(|text| text.trim().strip_prefix("webhook_id="))
         .is_some_and(|digits| {
-            digits.bytes().all(|b| b.is_ascii_digit()) && digits.parse() == Ok(webhook_id)
+            digits.bytes().all(|b| b.is_ascii_digit())
+                && digits
+                    .parse::<u64>()
+                    .ok()
+                    .map(|id| id.to_string())
+                    .as_deref()
+                    == Some(webhook_id)
         })
 }
 
@@ -201,9 +210,11 @@ fn unsigned_outcome(
     result: Result<Delivery, Rejection>,
 ) -> Result<&'static str, String> {
     match result {
-        Ok(Delivery::Ping { webhook_id }) if is_ping(&input.body, webhook_id) => Ok("ping"),
-        Err(Rejection::MissingSignature) => Ok("401 unsigned"),
-        Err(Rejection::BadSignature) if input.signing != Signing::Unsigned => {
+        Ok(Delivery::Ping { id }) if is_ping(&input.body, &id) => Ok("ping"),
+        Err(Rejection::Unverified(shop::Rejection::MissingSignature(_))) => Ok("401 unsigned"),
+        Err(Rejection::Unverified(shop::Rejection::BadSignature(_)))
+            if input.signing != Signing::Unsigned =>
+        {
             Ok("401 bad signature")
         }
         other => Err(format!(
@@ -331,7 +342,9 @@ impl Target for Webhook {
     }
 
     fn check(&self, input: &WebhookInput) -> Result<&'static str, String> {
-        let result = check(&self.shops, SHOP, &input.headers, &input.body);
+        let result = self
+            .checker
+            .check(SHOP, &input.headers, &input.body, Utc::now());
         if result == Err(Rejection::TooLarge) {
             return if input.body.len() > MAX_BODY_BYTES {
                 Ok("413 too large")

@@ -200,7 +200,8 @@ impl WooStandinProcess {
     }
 
     /// The shop configuration (`ShopsConfig`) and secrets (`ShopSecrets`)
-    /// for this stand-in as shop `id`, selling from `price_list` and `warehouses`.
+    /// for this stand-in as shop `id`, selling from `price_list` and
+    /// `warehouses`, at most `requests_per_second` with room for `burst`.
     pub fn shop_parameters(
         &self,
         id: &str,
@@ -213,8 +214,9 @@ impl WooStandinProcess {
             "id": id,
             "platform": "woocommerce",
             "base_url": self.base_url,
-            "requests_per_second": requests_per_second,
-            "burst": burst,
+            "rate_limits": {
+                "requests": {"tokens": requests_per_second, "per_seconds": 1, "burst": burst}
+            },
             "rules": {
                 "price_list": price_list,
                 "shop_prices": "gross",

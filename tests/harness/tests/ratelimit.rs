@@ -12,6 +12,7 @@
 //! that forwards one request at a time, which gives it exactly that
 //! per-request atomicity; the callers still race each other freely.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,8 +26,13 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use functions::ratelimit::{Acquired, RateLimitError, RateLimiter, ShopGate};
-use functions::shop::{RequestGate, ShopError};
+use functions::shop::{ONE_REQUEST, REQUESTS, RateLimit, RequestGate, ShopError};
 use harness::emulator::{Emulator, sdk_config};
+
+/// `rate` a second with room for `burst`.
+fn limit(rate: u32, burst: u32) -> RateLimit {
+    RateLimit::per_second(rate).with_burst(burst)
+}
 
 const TABLE: &str = "ratelimit-test";
 
@@ -167,7 +173,7 @@ async fn two_callers_share_one_bucket_and_never_exceed_it() -> anyhow::Result<()
                     start.elapsed() < Duration::from_secs(60),
                     "{got} of {EACH} granted in 60 s"
                 );
-                match limiter.acquire("shop-a", 1, RATE, BURST).await? {
+                match limiter.acquire("shop-a", 1, &limit(RATE, BURST)).await? {
                     Acquired::Granted => {
                         got += 1;
                         if let Ok(mut g) = grants.lock() {
@@ -240,7 +246,7 @@ async fn a_token_that_came_due_while_its_bucket_was_read_is_not_taken_unasked() 
     let start = Instant::now();
     let mut grants = Vec::new();
     while start.elapsed() < Duration::from_millis(1500) {
-        match limiter.acquire("shop-s", 1, 10, 1).await? {
+        match limiter.acquire("shop-s", 1, &limit(10, 1)).await? {
             Acquired::Granted => grants.push(start.elapsed()),
             Acquired::Wait(wait) => tokio::time::sleep(wait).await,
         }
@@ -304,7 +310,7 @@ async fn a_penalty_blocks_until_it_passes() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let (_emulator, limiter, client) = limiter(dir.path()).await?;
     // A full bucket of 10 at 10/s.
-    ensure!(limiter.acquire("shop-b", 1, 10, 10).await? == Acquired::Granted);
+    ensure!(limiter.acquire("shop-b", 1, &limit(10, 10)).await? == Acquired::Granted);
     let penalty = Duration::from_millis(1500);
     let penalised_at = Instant::now();
     let before = now_ms();
@@ -317,7 +323,7 @@ async fn a_penalty_blocks_until_it_passes() -> anyhow::Result<()> {
         .await?;
     ensure_penalised(&client, "shop-b", 1500, before, after).await?;
 
-    let Acquired::Wait(wait) = limiter.acquire("shop-b", 1, 10, 10).await? else {
+    let Acquired::Wait(wait) = limiter.acquire("shop-b", 1, &limit(10, 10)).await? else {
         anyhow::bail!("granted during a penalty");
     };
     // Until the penalty ends, plus one token at 10/s: arithmetic on the
@@ -327,10 +333,10 @@ async fn a_penalty_blocks_until_it_passes() -> anyhow::Result<()> {
         "told to wait {wait:?}"
     );
     // Other shops are not affected.
-    ensure!(limiter.acquire("shop-c", 1, 10, 10).await? == Acquired::Granted);
+    ensure!(limiter.acquire("shop-c", 1, &limit(10, 10)).await? == Acquired::Granted);
 
     let granted = limiter
-        .acquire_within("shop-b", 1, 10, 10, Duration::from_secs(5))
+        .acquire_within("shop-b", 1, &limit(10, 10), Duration::from_secs(5))
         .await?;
     let waited = penalised_at.elapsed();
     ensure!(granted, "not granted within 5 s");
@@ -341,10 +347,10 @@ async fn a_penalty_blocks_until_it_passes() -> anyhow::Result<()> {
     // A request that could never fit is refused, not waited for; one that
     // fills the whole burst is not.
     ensure!(matches!(
-        limiter.acquire("shop-b", 11, 10, 10).await,
+        limiter.acquire("shop-b", 11, &limit(10, 10)).await,
         Err(RateLimitError::Invalid { .. })
     ));
-    ensure!(limiter.acquire("shop-d", 10, 10, 10).await? == Acquired::Granted);
+    ensure!(limiter.acquire("shop-d", 10, &limit(10, 10)).await? == Acquired::Granted);
     Ok(())
 }
 
@@ -359,7 +365,7 @@ async fn one_instance_sends_at_most_the_rate_in_any_second_whatever_the_burst() 
     let start = Instant::now();
     for _ in 0..7 {
         let granted = limiter
-            .acquire_within("shop-p", 1, 5, 10, Duration::from_secs(10))
+            .acquire_within("shop-p", 1, &limit(5, 10), Duration::from_secs(10))
             .await?;
         ensure!(granted, "not granted within 10 s");
         grants.push(start.elapsed());
@@ -383,10 +389,15 @@ async fn the_shops_gate_leaves_a_token_it_cannot_wait_for_and_holds_everyone_bac
     let dir = tempfile::tempdir()?;
     let (_emulator, limiter, client) = limiter(dir.path()).await?;
     // One request a second, a burst of one, and 200 ms to wait at most.
-    let gate = ShopGate::new(limiter, "shop-g", 1, 1, Duration::from_millis(200));
-    gate.admit().await?;
+    let gate = ShopGate::new(
+        limiter,
+        "shop-g",
+        BTreeMap::from([(REQUESTS.to_owned(), limit(1, 1))]),
+        Duration::from_millis(200),
+    );
+    gate.admit(ONE_REQUEST).await?;
     let asked = Instant::now();
-    match gate.admit().await {
+    match gate.admit(ONE_REQUEST).await {
         Err(ShopError::RateLimited { retry_after: None }) => {}
         other => anyhow::bail!("a token 1 s away with 200 ms to wait: {other:?}"),
     }
@@ -422,20 +433,95 @@ async fn a_malformed_bucket_and_a_zero_rate_are_errors_and_nothing_asked_for_is_
         .item("updated_ms", AttributeValue::N("1".into()))
         .send()
         .await?;
-    let got = limiter.acquire("shop-m", 1, 5, 5).await;
+    let got = limiter.acquire("shop-m", 1, &limit(5, 5)).await;
     ensure!(
         matches!(got, Err(RateLimitError::Malformed { .. })),
         "a bucket whose tokens are text: {got:?}"
     );
-    let got = limiter.acquire("shop-z", 1, 0, 5).await;
+    let got = limiter.acquire("shop-z", 1, &limit(0, 5)).await;
     ensure!(
         matches!(got, Err(RateLimitError::Invalid { .. })),
         "a zero rate: {got:?}"
     );
-    ensure!(limiter.acquire("shop-z", 0, 5, 5).await? == Acquired::Granted);
+    ensure!(limiter.acquire("shop-z", 0, &limit(5, 5)).await? == Acquired::Granted);
     ensure!(
         stored(&client, "shop-z").await?.is_none(),
         "asking for nothing wrote a bucket"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_costs_its_tokens_in_each_named_limit_from_its_own_bucket() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let (_emulator, limiter, client) = limiter(dir.path()).await?;
+    // Allegro-like: plenty of requests, five offer edits a minute.
+    let gate = ShopGate::new(
+        limiter,
+        "shop-e",
+        BTreeMap::from([
+            (REQUESTS.to_owned(), limit(100, 100)),
+            ("offer_edits".to_owned(), RateLimit::per_minute(5)),
+        ]),
+        Duration::from_millis(300),
+    );
+    gate.admit(&[(REQUESTS, 1), ("offer_edits", 5)]).await?;
+    ensure!(
+        stored(&client, "shop-e#offer_edits").await?.map(|(t, _)| t) == Some(0),
+        "five edits leave the edits bucket empty"
+    );
+    ensure!(
+        stored(&client, "shop-e").await?.map(|(t, _)| t) == Some(99_000),
+        "the request bucket (the shop's own key) paid one"
+    );
+    // The next edit is 12 s away: refused within the wait, while a plain
+    // request still goes.
+    match gate.admit(&[(REQUESTS, 1), ("offer_edits", 1)]).await {
+        Err(ShopError::RateLimited { .. }) => {}
+        other => anyhow::bail!("an edit 12 s away with 300 ms to wait: {other:?}"),
+    }
+    gate.admit(ONE_REQUEST).await?;
+    // A limit the shop does not have is the connector's mistake, said so.
+    match gate.admit(&[("orders", 1)]).await {
+        Err(ShopError::Permanent(message)) => ensure!(message.contains("orders"), "{message}"),
+        other => anyhow::bail!("an unknown limit: {other:?}"),
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_shop_reports_left_lowers_the_shared_bucket_and_never_raises_it()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_emulator, limiter, client) = limiter(dir.path()).await?;
+    // Shoper-like: a bucket of 10 leaking 2 a second.
+    let bucket = limit(2, 10);
+    let gate = ShopGate::new(
+        limiter.clone(),
+        "shop-r",
+        BTreeMap::from([(REQUESTS.to_owned(), bucket)]),
+        Duration::from_millis(100),
+    );
+    // Another client of the same account used 8 of 10: the shop says 2 left.
+    gate.report(REQUESTS, 2).await;
+    let (tokens, _) = stored(&client, "shop-r")
+        .await?
+        .context("a report writes the bucket")?;
+    ensure!(tokens == 2000, "{tokens} millitokens after a report of 2");
+    ensure!(
+        matches!(
+            limiter.acquire("shop-r", 3, &bucket).await?,
+            Acquired::Wait(_)
+        ),
+        "three tokens granted from a bucket the shop said holds two"
+    );
+    // Reporting more than the bucket holds changes nothing.
+    gate.report(REQUESTS, 10).await;
+    let (after, _) = stored(&client, "shop-r").await?.context("still stored")?;
+    ensure!(
+        after <= tokens + 2000,
+        "a report of 10 raised the bucket from {tokens} to {after}"
     );
     Ok(())
 }
