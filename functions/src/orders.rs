@@ -58,7 +58,7 @@ use tracing::{info, warn};
 
 use crate::aws::describe_error;
 use crate::dynamo::{get_n, get_s, n, s};
-use crate::shop::woo_order::OrderParseError;
+use crate::shop::{FeedPosition, OrderParseError};
 use crate::shops::{ShopConfig, stage_name};
 use crate::state::StateError;
 
@@ -192,11 +192,11 @@ pub struct ParkedOrder {
 /// yet read (a higher id, an older revision).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PollResume {
-    pub since: DateTime<Utc>,
+    pub since: FeedPosition,
     /// Where the next page starts (the platform's token; `None`: the first).
     pub page: Option<crate::shop::PageToken>,
-    pub newest: Option<DateTime<Utc>>,
-    pub oldest_pending: Option<DateTime<Utc>>,
+    pub newest: Option<FeedPosition>,
+    pub oldest_pending: Option<FeedPosition>,
 }
 
 /// The orders in the state table.
@@ -691,16 +691,20 @@ impl OrderStore {
     }
 
     /// The poller's cursor for a shop.
-    pub async fn cursor(&self, shop: &str) -> Result<Option<DateTime<Utc>>, StateError> {
+    pub async fn cursor(&self, shop: &str) -> Result<Option<FeedPosition>, StateError> {
         Ok(self.poll_position(shop).await?.0)
     }
 
     /// The poll cursor and, when the last run stopped at its page limit
     /// with pages left, where the next run goes on.
+    ///
+    /// A position is stored as `<name>_ms` (a time, Unix milliseconds) or
+    /// `<name>_pos` (a journal position, text that sorts in feed order);
+    /// NULL reads as absent.
     pub async fn poll_position(
         &self,
         shop: &str,
-    ) -> Result<(Option<DateTime<Utc>>, Option<PollResume>), StateError> {
+    ) -> Result<(Option<FeedPosition>, Option<PollResume>), StateError> {
         let out = self
             .client
             .get_item()
@@ -714,20 +718,28 @@ impl OrderStore {
         let Some(item) = out.item else {
             return Ok((None, None));
         };
-        let time = |name: &str| get_n::<i64>(&item, name).and_then(DateTime::from_timestamp_millis);
+        let position = |name: &str| -> Option<FeedPosition> {
+            get_s(&item, &format!("{name}_pos"))
+                .map(|text| FeedPosition::Journal(text.to_owned()))
+                .or_else(|| {
+                    get_n::<i64>(&item, &format!("{name}_ms"))
+                        .and_then(DateTime::from_timestamp_millis)
+                        .map(FeedPosition::Time)
+                })
+        };
         // The page token; a page number stored by builds before tokens
         // (WooCommerce's token is its page number).
         let page = get_s(&item, "resume_token")
             .map(str::to_owned)
             .or_else(|| get_n::<usize>(&item, "resume_page").map(|n| n.to_string()))
             .map(crate::shop::PageToken);
-        let resume = time("resume_since_ms").map(|since| PollResume {
+        let resume = position("resume_since").map(|since| PollResume {
             since,
             page,
-            newest: time("resume_newest_ms"),
-            oldest_pending: time("resume_pending_ms"),
+            newest: position("resume_newest"),
+            oldest_pending: position("resume_pending"),
         });
-        Ok((time("at_ms"), resume))
+        Ok((position("at"), resume))
     }
 
     /// Records where the next poll goes on, or (`None`) that it starts
@@ -745,27 +757,33 @@ impl OrderStore {
             .key("sk", s(format!("orders#{shop}")));
         let request = match resume {
             None => request.update_expression(
-                "REMOVE resume_since_ms, resume_page, resume_token, resume_newest_ms, resume_pending_ms",
+                "REMOVE resume_since_ms, resume_since_pos, resume_page, resume_token, \
+                 resume_newest_ms, resume_newest_pos, resume_pending_ms, resume_pending_pos",
             ),
-            // An absent time is stored as NULL, which reads back as `None`.
+            // An absent value is stored as NULL, which reads back as `None`.
             Some(resume) => {
-                let time = |at: Option<DateTime<Utc>>| {
-                    at.map_or(AttributeValue::Null(true), |at| n(at.timestamp_millis()))
-                };
+                let (since_ms, since_pos) = position_values(Some(&resume.since));
+                let (newest_ms, newest_pos) = position_values(resume.newest.as_ref());
+                let (pending_ms, pending_pos) = position_values(resume.oldest_pending.as_ref());
                 let page = resume
                     .page
                     .as_ref()
                     .map_or(AttributeValue::Null(true), |token| s(&token.0));
                 request
                     .update_expression(
-                        "SET resume_since_ms = :since, resume_token = :page, \
-                         resume_newest_ms = :newest, resume_pending_ms = :pending \
+                        "SET resume_since_ms = :since_ms, resume_since_pos = :since_pos, \
+                         resume_token = :page, \
+                         resume_newest_ms = :newest_ms, resume_newest_pos = :newest_pos, \
+                         resume_pending_ms = :pending_ms, resume_pending_pos = :pending_pos \
                          REMOVE resume_page",
                     )
-                    .expression_attribute_values(":since", n(resume.since.timestamp_millis()))
+                    .expression_attribute_values(":since_ms", since_ms)
+                    .expression_attribute_values(":since_pos", since_pos)
                     .expression_attribute_values(":page", page)
-                    .expression_attribute_values(":newest", time(resume.newest))
-                    .expression_attribute_values(":pending", time(resume.oldest_pending))
+                    .expression_attribute_values(":newest_ms", newest_ms)
+                    .expression_attribute_values(":newest_pos", newest_pos)
+                    .expression_attribute_values(":pending_ms", pending_ms)
+                    .expression_attribute_values(":pending_pos", pending_pos)
             }
         };
         request
@@ -776,16 +794,21 @@ impl OrderStore {
     }
 
     /// Moves the cursor forward (never back).
-    pub async fn set_cursor(&self, shop: &str, at: DateTime<Utc>) -> Result<(), StateError> {
+    pub async fn set_cursor(&self, shop: &str, at: &FeedPosition) -> Result<(), StateError> {
+        let (attribute, value) = match at {
+            FeedPosition::Time(at) => ("at_ms", n(at.timestamp_millis())),
+            FeedPosition::Journal(text) => ("at_pos", s(text)),
+        };
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s("cursors"))
             .key("sk", s(format!("orders#{shop}")))
-            .update_expression("SET at_ms = :at")
-            .condition_expression("attribute_not_exists(at_ms) OR at_ms < :at")
-            .expression_attribute_values(":at", n(at.timestamp_millis()))
+            .update_expression("SET #at = :at")
+            .condition_expression("attribute_not_exists(#at) OR #at < :at")
+            .expression_attribute_names("#at", attribute)
+            .expression_attribute_values(":at", value)
             .send()
             .await;
         crate::dynamo::written(result)
@@ -816,6 +839,17 @@ impl OrderStore {
         crate::dynamo::written(request.send().await)
             .map(|written| written.is_some())
             .map_err(|err| self.error("UpdateItem", &err))
+    }
+}
+
+/// A position's two stored forms, `(<name>_ms, <name>_pos)`: one set, the
+/// other NULL.
+fn position_values(at: Option<&FeedPosition>) -> (AttributeValue, AttributeValue) {
+    let null = || AttributeValue::Null(true);
+    match at {
+        Some(FeedPosition::Time(at)) => (n(at.timestamp_millis()), null()),
+        Some(FeedPosition::Journal(text)) => (null(), s(text)),
+        None => (null(), null()),
     }
 }
 

@@ -2,11 +2,12 @@
 //! through the same intake as the webhook ([`OrderIntake::accept`]), so a
 //! lost webhook loses nothing and a duplicate does nothing.
 //!
-//! Per shop: `since` = the cursor less `POLL_OVERLAP_SECONDS` (platform
-//! date filters are exclusive and at second precision, and an order saved
-//! in the same second as the cursor must not be missed); without a cursor,
-//! `POLL_INITIAL_LOOKBACK_MINUTES` back from now (a new shop's history is
-//! not sent to the ERP). Pages are fetched one call at a time under the
+//! Per shop: `since` = the cursor ([`FeedPosition`]): a time less
+//! `POLL_OVERLAP_SECONDS` (platform date filters are exclusive and at
+//! second precision, and an order saved in the same second as the cursor
+//! must not be missed), or a journal's position as it is; without a
+//! cursor, where the platform's feed stood `POLL_INITIAL_LOOKBACK_MINUTES`
+//! back from now (a new shop's history is not sent to the ERP). Pages are fetched one call at a time under the
 //! shop's shared rate limit, each from the token the page before gave
 //! ([`crate::shop::OrderSource`]); a platform that gives no orders is not
 //! polled. The cursor becomes the newest
@@ -24,7 +25,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
@@ -32,7 +33,7 @@ use crate::aws::Clients;
 use crate::env::{EnvError, FunctionEnv};
 use crate::orders::{OrderIntake, OrderStore, PollResume};
 use crate::ratelimit::{RateLimiter, ShopLimits};
-use crate::shop::{Connector, OrderSource};
+use crate::shop::{Connector, FeedPosition, OrderSource};
 use crate::shops::{ShopConfig, Shops};
 use crate::state::StateTable;
 use crate::{Deadline, HandlerError};
@@ -158,6 +159,18 @@ impl Poller {
         Ok(json!({ "shops": summaries }))
     }
 
+    /// The limits of a call made before the first page (a journal finding
+    /// its start).
+    fn start_limits(&self, deadline: Deadline) -> ShopLimits {
+        let room = deadline
+            .remaining()
+            .map(|left| left.saturating_sub(Duration::from_secs(1)));
+        ShopLimits {
+            attempts: 3,
+            max_token_wait: room.map_or(MAX_TOKEN_WAIT, |room| room.min(MAX_TOKEN_WAIT)),
+        }
+    }
+
     async fn poll_shop(&self, shop: &ShopConfig, deadline: Deadline) -> ShopPoll {
         let mut summary = ShopPoll {
             shop: shop.id.clone(),
@@ -193,15 +206,23 @@ impl Poller {
         let resume_was_stored = resume.is_some();
         let (since, mut page, mut newest, mut oldest_pending) = match resume {
             Some(r) => (r.since, r.page, r.newest, r.oldest_pending),
-            None => (
-                match cursor {
-                    Some(at) => at - self.overlap,
-                    None => Utc::now() - self.initial_lookback,
-                },
-                None,
-                None,
-                None,
-            ),
+            None => {
+                let since = match cursor {
+                    // Time filters are exclusive and to the second: read
+                    // back over the overlap. A journal goes on from exactly
+                    // where it stopped.
+                    Some(FeedPosition::Time(at)) => FeedPosition::Time(at - self.overlap),
+                    Some(journal) => journal,
+                    None => {
+                        let from = Utc::now() - self.initial_lookback;
+                        self.limiter
+                            .call_shop(&shop.id, self.start_limits(deadline), || source.start(from))
+                            .await
+                            .map_err(|e| e.to_string())?
+                    }
+                };
+                (since, None, None, None)
+            }
         };
         let mut read_to_the_end = false;
         let mut resume_saved = false;
@@ -222,7 +243,7 @@ impl Poller {
                 max_token_wait: room.map_or(MAX_TOKEN_WAIT, |room| room.min(MAX_TOKEN_WAIT)),
             };
             let call = self.limiter.call_shop(&shop.id, limits, || {
-                source.list_orders(since, page.as_ref())
+                source.list_orders(&since, page.as_ref())
             });
             let listed = match room {
                 Some(room) => tokio::time::timeout(room, call)
@@ -263,14 +284,28 @@ impl Poller {
                 summary.stored += usize::from(accepted.stored);
                 summary.commands +=
                     usize::from(accepted.command_sent) + usize::from(accepted.cancel_sent);
+                // Where the feed shows this order again.
+                let position = raw
+                    .position
+                    .clone()
+                    .unwrap_or(FeedPosition::Time(order.revision));
                 if accepted.command_pending {
                     summary.pending += 1;
-                    oldest_pending = Some(match oldest_pending {
-                        Some(at) if at < order.revision => at,
-                        _ => order.revision,
+                    oldest_pending = Some(match oldest_pending.take() {
+                        Some(at) => at.earlier(position.clone()),
+                        None => position.clone(),
                     });
                 }
-                newest = newest.max(Some(order.revision));
+                newest = Some(match newest.take() {
+                    Some(at) => at.later(position),
+                    None => position,
+                });
+            }
+            if let Some(end) = listed.end {
+                newest = Some(match newest.take() {
+                    Some(at) => at.later(end),
+                    None => end,
+                });
             }
             let Some(next) = listed.next else {
                 read_to_the_end = true;
@@ -282,10 +317,10 @@ impl Poller {
             // (deadline, error, timeout) goes on at the next page with the
             // same `since`; the cursor waits until every page was read.
             let resume = PollResume {
-                since,
+                since: since.clone(),
                 page: page.clone(),
-                newest,
-                oldest_pending,
+                newest: newest.clone(),
+                oldest_pending: oldest_pending.clone(),
             };
             self.store
                 .set_resume(&shop.id, Some(&resume))
@@ -311,7 +346,7 @@ impl Poller {
             // Never moves back: an older cursor from an earlier run stays,
             // and still lets the pending order be seen.
             self.store
-                .set_cursor(&shop.id, cursor)
+                .set_cursor(&shop.id, &cursor)
                 .await
                 .map_err(|e| e.to_string())?;
         }
@@ -319,15 +354,16 @@ impl Poller {
     }
 }
 
-/// The cursor after a run: the newest revision seen, but not past an order
-/// whose command is still pending (the next run's `since`, the cursor less
-/// the overlap, then still includes it).
+/// The cursor after a run: the newest position seen, but not past an
+/// order whose command is still pending (the next run's `since`, the cursor
+/// less the overlap, or the journal position before it, then still
+/// includes it).
 pub fn next_cursor(
-    newest: Option<DateTime<Utc>>,
-    oldest_pending: Option<DateTime<Utc>>,
-) -> Option<DateTime<Utc>> {
+    newest: Option<FeedPosition>,
+    oldest_pending: Option<FeedPosition>,
+) -> Option<FeedPosition> {
     match (newest, oldest_pending) {
-        (Some(newest), Some(pending)) => Some(newest.min(pending)),
+        (Some(newest), Some(pending)) => Some(newest.earlier(pending)),
         (newest, None) => newest,
         (None, Some(pending)) => Some(pending),
     }
@@ -336,9 +372,28 @@ pub fn next_cursor(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::DateTime;
 
-    fn at(seconds: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(1_750_000_000 + seconds, 0).unwrap()
+    fn at(seconds: i64) -> FeedPosition {
+        FeedPosition::Time(DateTime::from_timestamp(1_750_000_000 + seconds, 0).unwrap())
+    }
+
+    fn event(id: &str) -> FeedPosition {
+        FeedPosition::Journal(id.into())
+    }
+
+    #[test]
+    fn a_journal_cursor_stops_before_a_pending_order_and_otherwise_reaches_the_pages_end() {
+        assert_eq!(
+            next_cursor(Some(event("0000000120")), Some(event("0000000100"))),
+            Some(event("0000000100"))
+        );
+        assert_eq!(
+            next_cursor(Some(event("0000000120")), None),
+            Some(event("0000000120"))
+        );
+        // Fixed width: text order is feed order.
+        assert!(event("0000000120").is_after(&event("0000000099")));
     }
 
     #[test]

@@ -302,6 +302,55 @@ pub trait CatalogueSink: Send + Sync {
 pub struct RawOrder {
     pub id: String,
     pub body: Vec<u8>,
+    /// Where the feed shows this order again when read from there (a
+    /// journal's event before it); `None`: its revision time.
+    pub position: Option<FeedPosition>,
+}
+
+/// How far a shop's order feed has been read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedPosition {
+    /// Orders modified after this time, for platforms that filter by a
+    /// modified time (WooCommerce). Read back with an overlap: their
+    /// filters are exclusive and to the second.
+    Time(DateTime<Utc>),
+    /// A position in the platform's journal (Allegro's event id), read
+    /// from exactly there. The connector writes positions so that a later
+    /// one sorts after an earlier one as text (fixed width), which is how
+    /// the state table compares them.
+    Journal(String),
+}
+
+impl FeedPosition {
+    /// Whether `self` is further along the feed than `other`. Positions of
+    /// two kinds (a shop moved to another platform) do not compare: the
+    /// newer kind wins.
+    pub fn is_after(&self, other: &FeedPosition) -> bool {
+        match (self, other) {
+            (FeedPosition::Time(a), FeedPosition::Time(b)) => a > b,
+            (FeedPosition::Journal(a), FeedPosition::Journal(b)) => a > b,
+            _ => true,
+        }
+    }
+
+    /// The time, for a position that is one.
+    pub fn time(&self) -> Option<DateTime<Utc>> {
+        match self {
+            FeedPosition::Time(at) => Some(*at),
+            FeedPosition::Journal(_) => None,
+        }
+    }
+
+    /// The later of two positions.
+    pub fn later(self, other: FeedPosition) -> FeedPosition {
+        if other.is_after(&self) { other } else { self }
+    }
+
+    /// The earlier of two positions.
+    pub fn earlier(self, other: FeedPosition) -> FeedPosition {
+        if self.is_after(&other) { other } else { self }
+    }
 }
 
 /// Where the next page of a listing starts, in the platform's terms (a
@@ -317,6 +366,10 @@ pub struct OrdersPage {
     pub orders: Vec<RawOrder>,
     /// Where the next page starts; `None` after the last.
     pub next: Option<PageToken>,
+    /// How far the feed was read with this page, when the platform says
+    /// (a journal's last event, orders or not); `None`: the newest
+    /// revision of its orders.
+    pub end: Option<FeedPosition>,
 }
 
 /// Why an order payload is refused.
@@ -335,13 +388,23 @@ pub enum OrderParseError {
 
 /// The order side of a platform: orders in.
 pub trait OrderSource: Send + Sync {
-    /// One page of the orders changed after `since`: the first with
-    /// `page` = `None`, then each with the token the page before gave.
-    /// Pages of one listing keep `since`; the caller moves it only after
-    /// the last page.
+    /// Where a shop new to us starts reading: orders changed after
+    /// `lookback_from` are taken (a new shop's history is not sent to the
+    /// ERP). A journal finds its position for that time.
+    fn start<'a>(
+        &'a self,
+        lookback_from: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<FeedPosition, ShopError>> {
+        Box::pin(async move { Ok(FeedPosition::Time(lookback_from)) })
+    }
+
+    /// One page of the orders changed after `from`: the first with `page`
+    /// = `None`, then each with the token the page before gave. Pages of
+    /// one listing keep `from`; the caller moves it only after the last
+    /// page.
     fn list_orders<'a>(
         &'a self,
-        since: DateTime<Utc>,
+        from: &'a FeedPosition,
         page: Option<&'a PageToken>,
     ) -> BoxFuture<'a, Result<OrdersPage, ShopError>>;
 

@@ -120,6 +120,7 @@ impl WebhookVerifier for WooWebhooks {
         Ok(Delivery::Order(RawOrder {
             id: order_id_of(body),
             body: body.to_vec(),
+            position: None,
         }))
     }
 

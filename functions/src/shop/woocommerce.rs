@@ -52,9 +52,9 @@ use serde_json::{Map, Value, json};
 
 use super::woo_order::NormaliseOptions;
 use super::{
-    CatalogueSink, ConfigError, ItemIds, ItemOutcome, ONE_REQUEST, OrderParseError, OrderSource,
-    OrderUpdate, OrderUpdater, OrdersPage, PageToken, ProductChanges, RawOrder, RequestGate,
-    Secret, ShopError, ShopItemId, UpdateOutcome,
+    CatalogueSink, ConfigError, FeedPosition, ItemIds, ItemOutcome, ONE_REQUEST, OrderParseError,
+    OrderSource, OrderUpdate, OrderUpdater, OrdersPage, PageToken, ProductChanges, RawOrder,
+    RequestGate, Secret, ShopError, ShopItemId, UpdateOutcome,
 };
 
 /// WooCommerce's largest page.
@@ -728,9 +728,14 @@ impl WooCommerce {
 impl WooCommerce {
     async fn orders_page(
         &self,
-        since: chrono::DateTime<Utc>,
+        from: &FeedPosition,
         page: Option<&PageToken>,
     ) -> Result<OrdersPage, ShopError> {
+        let FeedPosition::Time(since) = from else {
+            return Err(ShopError::Permanent(format!(
+                "WooCommerce lists orders by time, not from {from:?}"
+            )));
+        };
         let page = match page {
             None => 1,
             Some(token) => token.0.parse::<usize>().map_err(|_| {
@@ -773,9 +778,14 @@ impl WooCommerce {
                     .map(Value::to_string)
                     .unwrap_or_else(|| "-".into()),
                 body: serde_json::to_vec(&order).unwrap_or_default(),
+                position: None,
             })
             .collect();
-        Ok(OrdersPage { orders, next })
+        Ok(OrdersPage {
+            orders,
+            next,
+            end: None,
+        })
     }
 
     fn order_path(order_id: &str) -> Result<String, ShopError> {
@@ -877,10 +887,10 @@ impl CatalogueSink for WooCommerce {
 impl OrderSource for WooCommerce {
     fn list_orders<'a>(
         &'a self,
-        since: chrono::DateTime<Utc>,
+        from: &'a FeedPosition,
         page: Option<&'a PageToken>,
     ) -> BoxFuture<'a, Result<OrdersPage, ShopError>> {
-        Box::pin(self.orders_page(since, page))
+        Box::pin(self.orders_page(from, page))
     }
 
     fn normalise_order(

@@ -857,8 +857,8 @@ async fn an_order_stored_while_the_queue_fails_is_queued_by_the_next_delivery_or
     assert_eq!(kept.command_rev_ms, None, "not marked as queued");
     let cursor = store.cursor(SHOP).await?.context("a cursor")?;
     assert_eq!(
-        cursor.timestamp_millis(),
-        paid_rev,
+        cursor.time().map(|t| t.timestamp_millis()),
+        Some(paid_rev),
         "the cursor holds at the order whose command is pending"
     );
 
@@ -913,7 +913,7 @@ async fn an_order_stored_while_the_queue_fails_is_queued_by_the_next_delivery_or
         Duration::from_secs(30),
         || async {
             let cursor = store.cursor(SHOP).await?;
-            Ok(cursor.filter(|c| c.timestamp_millis() == unpaid_rev))
+            Ok(cursor.filter(|c| c.time().map(|t| t.timestamp_millis()) == Some(unpaid_rev)))
         },
     )
     .await?;
@@ -1028,7 +1028,7 @@ async fn the_poller_reads_every_page_and_stores_each_order_once() -> anyhow::Res
         newest = newest.max(kept.revision_ms);
     }
     let cursor = store.cursor(SHOP).await?.context("a cursor")?;
-    assert_eq!(cursor.timestamp_millis(), newest);
+    assert_eq!(cursor.time().map(|t| t.timestamp_millis()), Some(newest));
     Ok(())
 }
 
@@ -1108,7 +1108,13 @@ async fn a_poll_that_reaches_its_page_limit_goes_on_from_there() -> anyhow::Resu
             let kept = store.get(SHOP, &id.to_string()).await?.context("stored")?;
             newest = newest.max(kept.revision_ms);
         }
-        if resume.is_none() && cursor.map(|c| c.timestamp_millis()) == Some(newest) {
+        if resume.is_none()
+            && cursor
+                .as_ref()
+                .and_then(|c| c.time())
+                .map(|t| t.timestamp_millis())
+                == Some(newest)
+        {
             break;
         }
         anyhow::ensure!(
