@@ -455,26 +455,31 @@ fn gmt(field: &str, value: &str) -> Result<DateTime<Utc>, OrderParseError> {
 const POLISH_RATES: [i64; 4] = [23, 8, 5, 0];
 
 /// A line's VAT rate: from its tax entries and the order's tax lines when
-/// present, else from its tax/net ratio snapped to a Polish rate.
+/// present, else from its tax/net ratio, snapped to the Polish rate that
+/// gives the line's tax to a grosz (WooCommerce rounds each line's tax; a
+/// price entered gross and taxed backwards stays within 0.7 grosz). A
+/// ratio no Polish rate gives is refused: it is not a rate Optima can
+/// book, and snapping it would book another tax than the shop charged.
 fn line_vat(
+    field: &str,
     taxes: &[WooTax],
     rates: &HashMap<Decimal, Decimal>,
     net: Decimal,
     tax: Decimal,
-) -> VatRate {
+) -> Result<VatRate, OrderParseError> {
     let from_lines = taxes
         .iter()
         .filter_map(|t| t.id.0)
         .find_map(|id| rates.get(&id).copied());
     if let Some(percent) = from_lines {
-        return VatRate::Percent(percent.normalize());
+        return Ok(VatRate::Percent(percent.normalize()));
     }
     if net.is_zero() {
-        return if tax.is_zero() {
+        return Ok(if tax.is_zero() {
             VatRate::Percent(Decimal::from(23))
         } else {
             VatRate::Percent(Decimal::ZERO)
-        };
+        });
     }
     // Checked: rust_decimal's `/` and `*` panic on overflow (a tax against a
     // net of 1e-28). A ratio past the decimal range is above every rate.
@@ -487,7 +492,27 @@ fn line_vat(
         .copied()
         .min_by_key(|r| (ratio - Decimal::from(*r)).abs())
         .unwrap_or(23);
-    VatRate::Percent(Decimal::from(nearest))
+    let gives = net
+        .checked_mul(Decimal::from(nearest))
+        .and_then(|v| v.checked_div(Decimal::ONE_HUNDRED));
+    match gives {
+        Some(gives) if (gives - tax).abs() <= Decimal::new(1, 2) => {
+            Ok(VatRate::Percent(Decimal::from(nearest)))
+        }
+        _ => Err(field_error(
+            field,
+            format!(
+                "a tax of {tax} on {net} is {} %, not a Polish VAT rate (23, 8, 5, 0)",
+                ratio.round_dp(2)
+            ),
+        )),
+    }
+}
+
+/// A name as WooCommerce gives it (HTML entities, `&ndash;`, `&amp;`), as
+/// text.
+fn plain(text: &str) -> String {
+    html_escape::decode_html_entities(text.trim()).into_owned()
 }
 
 fn round2(value: Decimal) -> Decimal {
@@ -624,9 +649,9 @@ fn normalise(
         };
         lines.push(OrderLine {
             sku: line.sku.trim().to_owned(),
-            name: line.name.trim().to_owned(),
+            name: plain(&line.name),
             quantity: quantity.normalize(),
-            vat: line_vat(&line.taxes, &rates, net, tax),
+            vat: line_vat(&field("total_tax"), &line.taxes, &rates, net, tax)?,
             unit_price_gross,
             total_net: net,
             total_vat: tax,
@@ -639,10 +664,10 @@ fn normalise(
     for fee in &raw.fee_lines {
         let (net, tax) = (fee.total.0, fee.total_tax.0);
         lines.push(OrderLine {
-            sku: format!("fee:{}", cut(fee.name.trim(), 40)),
-            name: fee.name.trim().to_owned(),
+            sku: format!("fee:{}", cut(&plain(&fee.name), 40)),
+            name: plain(&fee.name),
             quantity: Decimal::ONE,
-            vat: line_vat(&fee.taxes, &rates, net, tax),
+            vat: line_vat("fee_lines.total_tax", &fee.taxes, &rates, net, tax)?,
             unit_price_gross: net + tax,
             total_net: net,
             total_vat: tax,
@@ -657,8 +682,8 @@ fn normalise(
             let tax: Decimal = raw.shipping_lines.iter().map(|s| s.total_tax.0).sum();
             Some(Shipping {
                 method: first.method_id.trim().to_owned(),
-                title: first.method_title.trim().to_owned(),
-                vat: line_vat(&first.taxes, &rates, net, tax),
+                title: plain(&first.method_title),
+                vat: line_vat("shipping_lines.total_tax", &first.taxes, &rates, net, tax)?,
                 total_net: net,
                 total_vat: tax,
                 total_gross: net + tax,
@@ -837,9 +862,9 @@ mod tests {
             r#""total":"0.0000000000000000000000000001","total_tax":"41.40","taxes":[{"id":9,"#,
         );
         assert_ne!(tiny_net, SAMPLE);
-        let order = parse_order("sklep", tiny_net.as_bytes(), &options()).unwrap();
-        // A tax that large against its net is higher than any rate: 23 %.
-        assert_eq!(order.lines[0].vat, VatRate::Percent(Decimal::from(23)));
+        // A tax that large against its net is no rate at all: refused.
+        let err = parse_order("sklep", tiny_net.as_bytes(), &options()).unwrap_err();
+        assert!(err.to_string().contains("not a Polish VAT rate"), "{err}");
         for quantity in ["1e-28", "\"0.0000000000000000000000000001\""] {
             let tiny_quantity =
                 SAMPLE.replace("\"quantity\":2", &format!("\"quantity\":{quantity}"));
@@ -847,6 +872,46 @@ mod tests {
             let err = parse_order("sklep", tiny_quantity.as_bytes(), &options()).unwrap_err();
             assert!(err.to_string().contains("unit price"), "{quantity}: {err}");
         }
+    }
+
+    /// WooCommerce's own documentation example (order 727) charges a US
+    /// state tax of 7.5 %: snapped to 8 % it would book another tax than
+    /// the shop charged.
+    #[test]
+    fn a_tax_no_polish_rate_gives_is_refused_and_rounding_is_not() {
+        // No rate_percent in the tax lines: the rate comes from the amounts.
+        let inferred = |net: &str, tax: &str| {
+            let body = SAMPLE
+                .replace(r#""rate_percent":23"#, r#""x_rate_percent":23"#)
+                .replace(
+                    r#""total":"180.00","total_tax":"41.40""#,
+                    &format!(r#""total":"{net}","total_tax":"{tax}""#),
+                );
+            parse_order("sklep", body.as_bytes(), &options())
+        };
+        let err = inferred("6.00", "0.45").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("line_items[0].total_tax`: a tax of 0.45 on 6.00 is 7.50 %"),
+            "{err}"
+        );
+        // 8.12 net with 1.87 tax (9.99 gross taxed backwards at 23 %) is 23 %.
+        let order = inferred("8.12", "1.87").unwrap();
+        assert_eq!(order.lines[0].vat, VatRate::Percent(Decimal::from(23)));
+        // A grosz either way is rounding; two are not.
+        assert!(inferred("10.00", "2.31").is_ok());
+        assert!(inferred("10.00", "2.32").is_err());
+    }
+
+    #[test]
+    fn names_lose_the_html_entities_woocommerce_gives_them() {
+        let body = SAMPLE.replacen(
+            r#""name":"#,
+            r#""name":"Ship Your Idea &ndash; Black &amp; Decker &#8222;PL&#8221;","x_name":"#,
+            1,
+        );
+        let order = parse_order("sklep", body.as_bytes(), &options()).unwrap();
+        assert_eq!(order.lines[0].name, "Ship Your Idea – Black & Decker „PL”");
     }
 
     #[test]
