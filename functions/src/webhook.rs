@@ -266,3 +266,147 @@ async fn deliver(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    const SECRET: &str = "whsec-router";
+
+    /// The webhook with clients that reach nothing: every answer here is
+    /// given before the intake would store anything.
+    fn router() -> Router {
+        let config = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-central-1"))
+            .build();
+        let clients = Clients::from_config(&config);
+        let mut env = FunctionEnv::from_map(
+            [
+                (
+                    "SHOPS",
+                    r#"[{"id":"sklep","platform":"woocommerce","base_url":"http://127.0.0.1:9","rules":{"price_list":"Detaliczna","warehouses":["MAG"]}}]"#,
+                ),
+                ("RETENTION_DAYS", "30"),
+                ("STATE_TABLE", "state"),
+                ("COMMANDS_QUEUE_URL", "http://127.0.0.1:9/queue/commands.fifo"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
+        env.set_shop_secrets(format!(
+            r#"{{"sklep":{{"consumer_key":"ck","consumer_secret":"cs","webhook_secret":"{SECRET}"}}}}"#
+        ));
+        Webhook::new(&clients, &env)
+            .expect("a webhook from valid settings")
+            .router()
+    }
+
+    async fn post(
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (StatusCode, serde_json::Value) {
+        let mut request = Request::post(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = router()
+            .oneshot(request.body(Body::from(body)).expect("a request"))
+            .await
+            .expect("an answer");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("a body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    fn signed(body: &[u8], topic: &str) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "x-wc-webhook-signature",
+                crate::shop::woo_order::sign(SECRET.as_bytes(), body),
+            ),
+            ("x-wc-webhook-topic", topic.to_owned()),
+        ]
+    }
+
+    #[tokio::test]
+    async fn each_refusal_has_its_status_and_reason_and_pings_and_other_topics_are_acknowledged() {
+        let (status, answer) = post("/", &[], b"{}".to_vec()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            answer["error"].as_str().unwrap_or("").contains("shop id"),
+            "{answer}"
+        );
+
+        let (status, answer) = post("/nowhere", &[], b"{}".to_vec()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(answer["error"], "unknown shop `nowhere`");
+
+        let (status, answer) = post("/sklep", &[], br#"{"id":1}"#.to_vec()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(answer["error"], "X-WC-Webhook-Signature is missing");
+
+        let (status, answer) = post("/sklep", &[], b"webhook_id=15".to_vec()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(answer["ping"], "15");
+
+        let body = br#"{"id":3}"#.to_vec();
+        let headers = signed(&body, "product.updated");
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, answer) = post("/sklep", &headers, body).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(answer["ignored"], "product.updated");
+
+        let body = br#"{"id":"#.to_vec();
+        let headers = signed(&body, "order.updated");
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, answer) = post("/sklep", &headers, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("not a WooCommerce order"),
+            "{answer}"
+        );
+
+        let (status, _) = post("/sklep", &[], vec![b' '; MAX_BODY_BYTES + 1]).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[test]
+    fn a_body_of_exactly_the_limit_is_read_and_one_byte_more_is_not() {
+        let shops = {
+            let mut env = FunctionEnv::from_map([(
+                "SHOPS".to_owned(),
+                r#"[{"id":"sklep","platform":"woocommerce","base_url":"http://127.0.0.1:9","rules":{"price_list":"Detaliczna","warehouses":["MAG"]}}]"#.to_owned(),
+            )]);
+            env.set_shop_secrets(format!(
+                r#"{{"sklep":{{"consumer_key":"ck","consumer_secret":"cs","webhook_secret":"{SECRET}"}}}}"#
+            ));
+            Shops::from_env(&env, true).expect("shops")
+        };
+        let checker = Checker::new(shops).expect("a checker");
+        let headers = HeaderMap::new();
+        let at_limit = vec![b' '; MAX_BODY_BYTES];
+        assert_eq!(
+            checker.check("sklep", &headers, &at_limit, Utc::now()),
+            Err(Rejection::Unverified(shop::Rejection::MissingSignature(
+                "X-WC-Webhook-Signature"
+            )))
+        );
+        let over = vec![b' '; MAX_BODY_BYTES + 1];
+        assert_eq!(
+            checker.check("sklep", &headers, &over, Utc::now()),
+            Err(Rejection::TooLarge)
+        );
+    }
+}

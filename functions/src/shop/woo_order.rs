@@ -914,6 +914,214 @@ mod tests {
         assert_eq!(order.lines[0].name, "Ship Your Idea – Black & Decker „PL”");
     }
 
+    fn parsed(body: &str) -> Result<Order, OrderParseError> {
+        parse_order("sklep", body.as_bytes(), &options())
+    }
+
+    #[test]
+    fn a_ping_is_webhook_id_and_at_most_twenty_digits_and_nothing_else() {
+        assert_eq!(ping_webhook_id(b" webhook_id=7 "), Some(7));
+        assert_eq!(ping_webhook_id(b"webhook_id=00000000000000000007"), Some(7));
+        for body in [
+            "webhook_id=",
+            "webhook_id=000000000000000000007",
+            "webhook_id=12a",
+            // u64's parser takes a sign; WooCommerce never sends one.
+            "webhook_id=+7",
+            "webhook=7",
+        ] {
+            assert_eq!(ping_webhook_id(body.as_bytes()), None, "{body}");
+        }
+    }
+
+    #[test]
+    fn ids_are_positive_whole_numbers_of_at_most_twenty_digits() {
+        let with_id = |id: &str| SAMPLE.replacen(r#""id":727"#, &format!(r#""id":{id}"#), 1);
+        assert_eq!(parsed(&with_id(r#""728""#)).unwrap().order_id, "728");
+        assert_eq!(
+            parsed(&with_id("18446744073709551615")).unwrap().order_id,
+            "18446744073709551615"
+        );
+        assert_eq!(
+            parsed(&with_id(r#""00000000000000000010""#))
+                .unwrap()
+                .order_id,
+            "00000000000000000010"
+        );
+        for id in [r#""000000000000000000010""#, r#""0""#, r#""""#, r#""7a""#] {
+            let err = parsed(&with_id(id)).unwrap_err();
+            assert!(
+                err.to_string().contains("positive whole number"),
+                "{id}: {err}"
+            );
+        }
+        // Not a whole number at all: refused as the JSON it is.
+        for id in ["1.5", "-5", "true"] {
+            let err = parsed(&with_id(id)).unwrap_err();
+            assert!(matches!(err, OrderParseError::Json { .. }), "{id}: {err}");
+        }
+    }
+
+    #[test]
+    fn statuses_are_slugs_of_at_most_forty_characters() {
+        let with_status = |status: &str| {
+            SAMPLE.replacen(
+                r#""status":"processing""#,
+                &format!(r#""status":"{status}""#),
+                1,
+            )
+        };
+        let forty = "a".repeat(40);
+        for status in ["on-hold", "wc_awaiting", "Processing2", forty.as_str()] {
+            assert_eq!(parsed(&with_status(status)).unwrap().status, status);
+        }
+        let forty_one = "a".repeat(41);
+        for status in ["", "on hold", "on.hold", forty_one.as_str()] {
+            let err = parsed(&with_status(status)).unwrap_err();
+            assert!(err.to_string().contains("status slug"), "{status}: {err}");
+        }
+    }
+
+    #[test]
+    fn paid_is_a_payment_date_or_a_status_that_means_paid() {
+        let unpaid = SAMPLE.replace(
+            r#""date_paid_gmt":"2026-03-01T09:00:05""#,
+            r#""date_paid_gmt":null"#,
+        );
+        assert!(
+            parsed(&unpaid).unwrap().paid,
+            "processing without a payment date"
+        );
+        let on_hold = unpaid.replacen(r#""status":"processing""#, r#""status":"on-hold""#, 1);
+        assert!(!parsed(&on_hold).unwrap().paid);
+        let paid_on_hold = on_hold.replace(
+            r#""date_paid_gmt":null"#,
+            r#""date_paid_gmt":"2026-03-01T09:00:05""#,
+        );
+        assert!(parsed(&paid_on_hold).unwrap().paid);
+    }
+
+    #[test]
+    fn money_is_a_decimal_string_or_a_whole_number_up_to_ten_billion() {
+        let with_total =
+            |total: &str| SAMPLE.replacen(r#""total":"269.01""#, &format!(r#""total":{total}"#), 1);
+        assert_eq!(
+            parsed(&with_total("269")).unwrap().total_gross,
+            Decimal::from(269)
+        );
+        assert_eq!(
+            parsed(&with_total("-5")).unwrap().total_gross,
+            Decimal::from(-5)
+        );
+        assert_eq!(
+            parsed(&with_total(r#""10000000000""#)).unwrap().total_gross,
+            Decimal::from(10_000_000_000_i64)
+        );
+        assert_eq!(
+            parsed(&with_total("null")).unwrap().total_gross,
+            Decimal::ZERO
+        );
+        let err = parsed(&with_total(r#""10000000000.01""#)).unwrap_err();
+        assert!(err.to_string().contains("out of range"), "{err}");
+        let err = parsed(&with_total("true")).unwrap_err();
+        assert!(
+            err.to_string().contains("a decimal amount as a string"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn text_fields_take_null_numbers_and_booleans() {
+        let sku =
+            |value: &str| SAMPLE.replacen(r#""sku":"KAWA-1""#, &format!(r#""sku":{value}"#), 1);
+        assert_eq!(parsed(&sku("12345")).unwrap().lines[0].sku, "12345");
+        assert_eq!(parsed(&sku("true")).unwrap().lines[0].sku, "true");
+        assert_eq!(parsed(&sku("null")).unwrap().lines[0].sku, "");
+        // A missing quantity says so, not that null is not a number.
+        let body = SAMPLE.replacen(r#""quantity":2"#, r#""quantity":null"#, 1);
+        let err = parsed(&body).unwrap_err();
+        assert!(err.to_string().contains("quantity`: is missing"), "{err}");
+    }
+
+    #[test]
+    fn a_line_keeps_its_unit_price_rounded_to_the_grosz() {
+        // 180.00 + 41.40 for 2: 110.70; 27.00 + 2.16 for 3: 9.72.
+        let order = parsed(SAMPLE).unwrap();
+        assert_eq!(order.lines[0].unit_price_gross, Decimal::new(11070, 2));
+        assert_eq!(order.lines[1].unit_price_gross, Decimal::new(972, 2));
+        // 10.01 + 2.30 for 3 is 4.1033…: 4.10.
+        let body = SAMPLE.replacen(
+            r#""quantity":2,"tax_class":"","subtotal":"200.00","subtotal_tax":"46.00","total":"180.00","total_tax":"41.40""#,
+            r#""quantity":3,"tax_class":"","subtotal":"10.01","subtotal_tax":"2.30","total":"10.01","total_tax":"2.30""#,
+            1,
+        );
+        assert_ne!(body, SAMPLE);
+        assert_eq!(
+            parsed(&body).unwrap().lines[0].unit_price_gross,
+            Decimal::new(410, 2)
+        );
+    }
+
+    #[test]
+    fn a_fee_is_a_line_at_its_gross() {
+        let body = SAMPLE.replace(
+            r#""fee_lines":[]"#,
+            r#""fee_lines":[{"id":9,"name":"Pobranie","total":"5.00","total_tax":"1.15","taxes":[{"id":1,"total":"1.15"}]}]"#,
+        );
+        let order = parsed(&body).unwrap();
+        let fee = order.lines.last().unwrap();
+        assert_eq!(fee.sku, "fee:Pobranie");
+        assert_eq!(fee.unit_price_gross, Decimal::new(615, 2));
+        assert_eq!(fee.total_gross, Decimal::new(615, 2));
+        assert_eq!(fee.vat, VatRate::Percent(Decimal::from(23)));
+    }
+
+    #[test]
+    fn the_shops_recorded_rate_wins_over_the_amounts() {
+        // 23.05 on 100.00 is no rate by the amounts, but the order's tax
+        // line records 23 % for it: WooCommerce's own figure counts.
+        let body = SAMPLE.replacen(
+            r#""total":"180.00","total_tax":"41.40""#,
+            r#""total":"100.00","total_tax":"23.05""#,
+            1,
+        );
+        assert_eq!(
+            parsed(&body).unwrap().lines[0].vat,
+            VatRate::Percent(Decimal::from(23))
+        );
+    }
+
+    #[test]
+    fn any_one_field_makes_a_shipping_address_and_none_is_none() {
+        let shipping = |field: &str| {
+            SAMPLE.replace(
+                r#""shipping":{"first_name":"","last_name":"","company":"","address_1":"","address_2":"","city":"","state":"","postcode":"","country":"","phone":""}"#,
+                &format!(r#""shipping":{{"{field}":"X","country":"PL"}}"#),
+            )
+        };
+        for field in ["first_name", "company", "address_1", "city", "postcode"] {
+            let order = parsed(&shipping(field)).unwrap();
+            assert!(order.buyer.shipping.is_some(), "{field} alone");
+        }
+        // A country alone is WooCommerce's default, not an address.
+        assert!(parsed(&shipping("state")).unwrap().buyer.shipping.is_none());
+        assert!(parsed(SAMPLE).unwrap().buyer.shipping.is_none());
+    }
+
+    #[test]
+    fn a_nip_with_nothing_left_after_cleaning_tries_the_next_key() {
+        let body = SAMPLE.replace(
+            r#""meta_data":[{"id":1,"key":"_billing_nip","value":"PL 123-456-32-18"}]"#,
+            r#""meta_data":[{"id":1,"key":"_billing_nip","value":" - "},{"id":2,"key":"billing_nip","value":"1234563218"}]"#,
+        );
+        let options = NormaliseOptions {
+            nip_meta_keys: vec!["_billing_nip".into(), "billing_nip".into()],
+            ..NormaliseOptions::default()
+        };
+        let order = parse_order("sklep", body.as_bytes(), &options).unwrap();
+        assert_eq!(order.buyer.nip.as_deref(), Some("1234563218"));
+    }
+
     #[test]
     fn a_missing_address_is_kept_empty_for_the_erp_side_to_decide() {
         let body = SAMPLE.replace("\"billing\":{", "\"x_billing\":{");
