@@ -1074,6 +1074,10 @@ mod tests {
         assert_eq!(fee.unit_price_gross, Decimal::new(615, 2));
         assert_eq!(fee.total_gross, Decimal::new(615, 2));
         assert_eq!(fee.vat, VatRate::Percent(Decimal::from(23)));
+        // Delivery is billed at its gross too: 15.00 + 3.45.
+        let shipping = order.shipping.expect("a shipping line");
+        assert_eq!(shipping.total_gross, Decimal::new(1845, 2));
+        assert_eq!(shipping.title, "Kurier");
     }
 
     #[test]
