@@ -842,6 +842,88 @@ impl OrderStore {
     }
 }
 
+/// Why an order's VAT could not be taken from the ERP's product records.
+#[derive(Debug, thiserror::Error)]
+pub enum VatError {
+    /// Nothing the ERP said gives this SKU's rate: the order waits for a
+    /// person (or for the product to reach the catalogue).
+    #[error("line {sku}: the ERP has sent no product for this SKU, so its VAT rate is unknown")]
+    Unknown { sku: String },
+    #[error("line {sku}: {problem}")]
+    Unusable { sku: String, problem: String },
+    /// The catalogue could not be read: try again later.
+    #[error(transparent)]
+    Store(#[from] StateError),
+}
+
+/// For a platform that states gross prices only
+/// ([`crate::shop::VatStated::NotStated`]): each line takes its SKU's rate
+/// from the ERP's product record in the catalogue, the delivery takes
+/// `delivery`, and each splits its gross into net (rounded to the grosz,
+/// as the price mapping does) and VAT; the order's net and VAT are the sums.
+pub async fn complete_vat(
+    catalog: &crate::catalog::Catalog,
+    order: &mut Order,
+    delivery: contract::VatRate,
+) -> Result<(), VatError> {
+    let skus: Vec<String> = order.lines.iter().map(|l| l.sku.clone()).collect();
+    let states = catalog.load_many(&skus, &[]).await?;
+    let mut rates = HashMap::new();
+    for sku in &skus {
+        let product = states
+            .get(sku)
+            .filter(|state| state.unreadable.is_none())
+            .and_then(|state| state.erp(sku).ok())
+            .and_then(|erp| erp.product);
+        if let Some(product) = product {
+            rates.insert(sku.clone(), product.vat);
+        }
+    }
+    with_rates(order, &rates, delivery)
+}
+
+/// [`complete_vat`]'s arithmetic, with the rates found.
+pub fn with_rates(
+    order: &mut Order,
+    rates: &HashMap<String, contract::VatRate>,
+    delivery: contract::VatRate,
+) -> Result<(), VatError> {
+    let split = |sku: &str, gross: rust_decimal::Decimal, rate: contract::VatRate| {
+        crate::mapping::gross_to_net(gross, rate)
+            .map(|net| (net, gross - net))
+            .map_err(|e| VatError::Unusable {
+                sku: sku.to_owned(),
+                problem: e.to_string(),
+            })
+    };
+    for line in &mut order.lines {
+        let rate = *rates.get(&line.sku).ok_or_else(|| VatError::Unknown {
+            sku: line.sku.clone(),
+        })?;
+        let (net, vat) = split(&line.sku, line.total_gross, rate)?;
+        line.vat = rate;
+        line.total_net = net;
+        line.total_vat = vat;
+    }
+    if let Some(shipping) = &mut order.shipping {
+        let (net, vat) = split("delivery", shipping.total_gross, delivery)?;
+        shipping.vat = delivery;
+        shipping.total_net = net;
+        shipping.total_vat = vat;
+    }
+    let (lines_net, lines_vat) = order.lines.iter().fold(
+        (rust_decimal::Decimal::ZERO, rust_decimal::Decimal::ZERO),
+        |(n, v), l| (n + l.total_net, v + l.total_vat),
+    );
+    let (ship_net, ship_vat) = order.shipping.as_ref().map_or(
+        (rust_decimal::Decimal::ZERO, rust_decimal::Decimal::ZERO),
+        |s| (s.total_net, s.total_vat),
+    );
+    order.total_net = lines_net + ship_net;
+    order.total_vat = lines_vat + ship_vat;
+    Ok(())
+}
+
 /// A position's two stored forms, `(<name>_ms, <name>_pos)`: one set, the
 /// other NULL.
 fn position_values(at: Option<&FeedPosition>) -> (AttributeValue, AttributeValue) {
@@ -1177,5 +1259,67 @@ impl OrderIntake {
         {
             warn!(order = %order.key(), error = %release, "could not release the command claim; it lapses by itself");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contract::VatRate;
+    use rust_decimal::Decimal;
+
+    fn allegro_order() -> Order {
+        let body =
+            include_str!("../../tests/connector-contract/examples/allegro/checkout-form-spec.json");
+        crate::shop::allegro_order::parse_checkout_form("allegro-1", body.as_bytes())
+            .expect("the example normalises")
+    }
+
+    fn rate(percent: i64) -> VatRate {
+        VatRate::Percent(Decimal::from(percent))
+    }
+
+    #[test]
+    fn gross_prices_take_the_erps_rate_and_split_to_the_grosz() {
+        let mut order = allegro_order();
+        let rates = HashMap::from([("AH-129834".to_owned(), rate(23))]);
+        with_rates(&mut order, &rates, rate(23)).expect("every SKU has a rate");
+        // 123.45 / 1.23 = 100.3658… → 100.37, VAT 23.08;
+        // 11.99 / 1.23 = 9.7479… → 9.75, VAT 2.24.
+        let line = &order.lines[0];
+        assert_eq!(
+            (line.vat, line.total_net, line.total_vat),
+            (rate(23), Decimal::new(10037, 2), Decimal::new(2308, 2))
+        );
+        let delivery = order.shipping.as_ref().expect("delivery");
+        assert_eq!(
+            (delivery.total_net, delivery.total_vat),
+            (Decimal::new(975, 2), Decimal::new(224, 2))
+        );
+        assert_eq!(
+            (order.total_net, order.total_vat),
+            (Decimal::new(11012, 2), Decimal::new(2532, 2))
+        );
+        assert_eq!(order.total_net + order.total_vat, order.total_gross);
+
+        // A book at 8 %: 123.45 / 1.08 = 114.3055… → 114.31, VAT 9.14.
+        let mut order = allegro_order();
+        let rates = HashMap::from([("AH-129834".to_owned(), rate(8))]);
+        with_rates(&mut order, &rates, rate(23)).expect("every SKU has a rate");
+        assert_eq!(
+            (order.lines[0].total_net, order.lines[0].total_vat),
+            (Decimal::new(11431, 2), Decimal::new(914, 2))
+        );
+    }
+
+    #[test]
+    fn a_sku_the_erp_never_sent_leaves_the_vat_unknown_and_says_which() {
+        let mut order = allegro_order();
+        let err = with_rates(&mut order, &HashMap::new(), rate(23)).expect_err("no rate");
+        assert!(
+            matches!(&err, VatError::Unknown { sku } if sku == "AH-129834"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("VAT rate is unknown"), "{err}");
     }
 }

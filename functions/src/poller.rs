@@ -30,10 +30,12 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use crate::aws::Clients;
+use crate::catalog::Catalog;
 use crate::env::{EnvError, FunctionEnv};
 use crate::orders::{OrderIntake, OrderStore, PollResume};
+use crate::orders::{VatError, complete_vat};
 use crate::ratelimit::{RateLimiter, ShopLimits};
-use crate::shop::{Connector, FeedPosition, OrderSource};
+use crate::shop::{Connector, FeedPosition, OrderSource, VatStated};
 use crate::shops::{ShopConfig, Shops};
 use crate::state::StateTable;
 use crate::{Deadline, HandlerError};
@@ -54,6 +56,7 @@ pub struct Poller {
     intake: OrderIntake,
     store: OrderStore,
     state: StateTable,
+    catalog: Catalog,
     limiter: RateLimiter,
     overlap: chrono::Duration,
     initial_lookback: chrono::Duration,
@@ -124,6 +127,7 @@ impl Poller {
             ),
             store,
             state: StateTable::new(clients.dynamodb.clone(), table.clone(), retention_days),
+            catalog: Catalog::new(clients.dynamodb.clone(), table.clone()),
             limiter,
             overlap: chrono::Duration::seconds(overlap.max(1)),
             initial_lookback: chrono::Duration::minutes(lookback.max(1)),
@@ -256,12 +260,10 @@ impl Poller {
             for raw in listed.orders {
                 summary.orders += 1;
                 let id = raw.id.clone();
-                let order = match source
-                    .normalise_order(&shop.id, &raw)
-                    .and_then(|order| crate::orders::command_body(&order).map(|_| order))
-                {
+                let order = match self.read_order(source, &shop.id, &raw).await {
                     Ok(order) => order,
-                    Err(err) => {
+                    Err(Unreadable::Later(err)) => return Err(err),
+                    Err(Unreadable::Park(err)) => {
                         warn!(shop = %shop.id, order = %id, error = %err, "listed order cannot be normalised; parking");
                         summary.parked += 1;
                         self.state
@@ -351,6 +353,38 @@ impl Poller {
                 .map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+}
+
+/// Why a listed order does not go on to the intake.
+enum Unreadable {
+    /// The order itself is unusable: parked for a person.
+    Park(String),
+    /// Something else failed (the catalogue): the run fails, the cursor stays.
+    Later(String),
+}
+
+impl Poller {
+    /// A listed order normalised, its VAT completed where the platform
+    /// states none, and checked to fit a command.
+    async fn read_order(
+        &self,
+        source: &dyn OrderSource,
+        shop: &str,
+        raw: &crate::shop::RawOrder,
+    ) -> Result<contract::Order, Unreadable> {
+        let mut order = source
+            .normalise_order(shop, raw)
+            .map_err(|e| Unreadable::Park(e.to_string()))?;
+        if let VatStated::NotStated { delivery } = source.vat_stated() {
+            match complete_vat(&self.catalog, &mut order, delivery).await {
+                Ok(()) => {}
+                Err(VatError::Store(err)) => return Err(Unreadable::Later(err.to_string())),
+                Err(err) => return Err(Unreadable::Park(err.to_string())),
+            }
+        }
+        crate::orders::command_body(&order).map_err(|e| Unreadable::Park(e.to_string()))?;
+        Ok(order)
     }
 }
 

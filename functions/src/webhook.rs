@@ -36,9 +36,10 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use crate::aws::Clients;
+use crate::catalog::Catalog;
 use crate::env::{EnvError, FunctionEnv};
-use crate::orders::{OrderIntake, OrderStore};
-use crate::shop::{self, Connector, OrderParseError};
+use crate::orders::{OrderIntake, OrderStore, VatError, complete_vat};
+use crate::shop::{self, Connector, OrderParseError, VatStated};
 use crate::shops::Shops;
 
 /// The largest body taken: real orders are a few kilobytes; a thousand lines fit.
@@ -103,6 +104,14 @@ impl Checker {
         &self.shops
     }
 
+    /// How a shop's platform states VAT on its orders.
+    fn vat_stated(&self, shop: &str) -> VatStated {
+        self.connectors
+            .get(shop)
+            .and_then(|c| c.orders.as_ref())
+            .map_or(VatStated::PerLine, |source| source.vat_stated())
+    }
+
     /// The header a shop's platform sends its delivery id in, if any.
     fn delivery_id_header(&self, shop: &str) -> Option<&'static str> {
         self.connectors
@@ -145,6 +154,7 @@ impl Checker {
 pub struct Webhook {
     checker: Checker,
     intake: OrderIntake,
+    catalog: Catalog,
 }
 
 impl Webhook {
@@ -155,11 +165,9 @@ impl Webhook {
             expected: "a JSON list of shops with credentials in the SHOP_SECRETS_ARN secret",
         })?;
         let retention_days = env.parsed("RETENTION_DAYS", "a whole number of days")?;
-        let store = OrderStore::new(
-            clients.dynamodb.clone(),
-            env.required("STATE_TABLE")?,
-            retention_days,
-        );
+        let table = env.required("STATE_TABLE")?;
+        let store = OrderStore::new(clients.dynamodb.clone(), table.clone(), retention_days);
+        let catalog = Catalog::new(clients.dynamodb.clone(), table);
         let checker = Checker::new(shops).map_err(|e| EnvError::Invalid {
             name: "SHOPS",
             value: e.to_string(),
@@ -167,6 +175,7 @@ impl Webhook {
         })?;
         Ok(Webhook {
             checker,
+            catalog,
             intake: OrderIntake::new(
                 store,
                 clients.sqs.clone(),
@@ -228,7 +237,28 @@ async fn deliver(
             info!(%shop, %topic, %delivery_id, "webhook topic not for the ERP; acknowledged");
             (StatusCode::OK, Json(json!({"ok": true, "ignored": topic}))).into_response()
         }
-        Delivery::Order(order) => {
+        Delivery::Order(mut order) => {
+            if let VatStated::NotStated { delivery } = webhook.checker.vat_stated(&shop) {
+                match complete_vat(&webhook.catalog, &mut order, delivery).await {
+                    Ok(()) => {}
+                    Err(VatError::Store(err)) => {
+                        warn!(order = %order.key(), error = %err, "the catalogue could not be read for the order's VAT; NOT stored");
+                        return (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            Json(json!({"error": "the order could not be stored; try again"})),
+                        )
+                            .into_response();
+                    }
+                    Err(err) => {
+                        warn!(order = %order.key(), reason = %err, "webhook order refused");
+                        return (
+                            StatusCode::BAD_REQUEST,
+                            Json(json!({"error": err.to_string()})),
+                        )
+                            .into_response();
+                    }
+                }
+            }
             let Some(config) = webhook.checker.shops().get(&shop) else {
                 return (
                     StatusCode::BAD_REQUEST,

@@ -25,6 +25,7 @@
 //! Platforms: [`woocommerce`] (REST v3; its order payload and signature
 //! are pure functions in [`woo_order`]).
 
+pub mod allegro_order;
 pub mod woo_order;
 pub mod woocommerce;
 
@@ -386,6 +387,18 @@ pub enum OrderParseError {
     Field { field: String, problem: String },
 }
 
+/// How a platform states VAT on its orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VatStated {
+    /// Each line and the delivery carry their rate (WooCommerce, Shoper).
+    PerLine,
+    /// Gross prices only (Allegro): the orders come out at a zero rate,
+    /// and the caller takes each line's rate from the ERP's product record
+    /// ([`crate::orders::complete_vat`]) and the delivery's from here,
+    /// before the order goes anywhere.
+    NotStated { delivery: contract::VatRate },
+}
+
 /// The order side of a platform: orders in.
 pub trait OrderSource: Send + Sync {
     /// Where a shop new to us starts reading: orders changed after
@@ -407,6 +420,11 @@ pub trait OrderSource: Send + Sync {
         from: &'a FeedPosition,
         page: Option<&'a PageToken>,
     ) -> BoxFuture<'a, Result<OrdersPage, ShopError>>;
+
+    /// How the platform states VAT on its orders.
+    fn vat_stated(&self) -> VatStated {
+        VatStated::PerLine
+    }
 
     /// A listed or delivered order normalised for the ERP, with its
     /// neutral state.

@@ -63,6 +63,12 @@ const NOT_REACHED: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "poller",
+        "dynamodb:BatchGetItem",
+        "-state",
+        "orders::complete_vat: an order of a platform that states gross prices only (Allegro; the run's shop is WooCommerce)",
+    ),
+    (
+        "poller",
         "dynamodb:Query",
         "-state",
         "agent_versions via orders::send_command: an order only the poll found (orders_cloud)",
@@ -126,6 +132,12 @@ const NOT_REACHED: &[(&str, &str, &str, &str)] = &[
         "sqs:SendMessage",
         "shop-ops",
         "shop_ops::queue: zeroing and restoring a silent agent's stock",
+    ),
+    (
+        "webhook",
+        "dynamodb:BatchGetItem",
+        "-state",
+        "orders::complete_vat: an order of a platform that states gross prices only (Allegro; the run's shop is WooCommerce)",
     ),
 ];
 
@@ -334,8 +346,7 @@ async fn a_call_the_template_does_not_grant_is_refused() -> anyhow::Result<()> {
     // E2E_KEEP=1 keeps the logs, state and the emulator's IAM log.
     let dir = tmp.path().to_path_buf();
     let template = std::fs::read_to_string(harness::stack::template_path())?;
-    let webhook_grant =
-        "Action: [dynamodb:GetItem, dynamodb:UpdateItem, dynamodb:Query, dynamodb:PutItem]";
+    let webhook_grant = "Action: [dynamodb:GetItem, dynamodb:UpdateItem, dynamodb:Query, dynamodb:PutItem, dynamodb:BatchGetItem]";
     let agent_grant =
         "Action: [sqs:ReceiveMessage, sqs:DeleteMessage, sqs:ChangeMessageVisibility]";
     for grant in [webhook_grant, agent_grant] {
@@ -347,7 +358,7 @@ async fn a_call_the_template_does_not_grant_is_refused() -> anyhow::Result<()> {
     let narrowed = template
         .replace(
             webhook_grant,
-            "Action: [dynamodb:GetItem, dynamodb:UpdateItem, dynamodb:PutItem]",
+            "Action: [dynamodb:GetItem, dynamodb:UpdateItem, dynamodb:PutItem, dynamodb:BatchGetItem]",
         )
         .replace(
             agent_grant,
