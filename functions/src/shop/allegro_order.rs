@@ -487,7 +487,12 @@ pub fn parse_checkout_form(shop: &str, body: &[u8]) -> Result<Order, OrderParseE
         revision,
         placed_at,
         state: state(&status, fulfillment),
-        status,
+        // What the seller sees: the form's status and, once there is one,
+        // the fulfilment status the seller (or we) set.
+        status: match fulfillment {
+            Some(fulfillment) => format!("{status}/{fulfillment}"),
+            None => status,
+        },
         paid: payment.finished_at.is_some() && paid_amount > Decimal::ZERO,
         currency,
         payment_method: text(&payment.kind),
@@ -532,7 +537,7 @@ mod tests {
         let order = parsed(SPEC).expect("the example normalises");
         assert_eq!(order.order_id, "29738e61-7f6a-11e8-ac45-09db60ede9d6");
         assert_eq!(order.number, order.order_id);
-        assert_eq!(order.status, "READY_FOR_PROCESSING");
+        assert_eq!(order.status, "READY_FOR_PROCESSING/NEW");
         assert_eq!(order.state, OrderState::Paid);
         assert!(order.paid, "payment finished with 135.44");
         assert_eq!(order.currency, "PLN");

@@ -25,7 +25,9 @@
 //! Platforms: [`woocommerce`] (REST v3; its order payload and signature
 //! are pure functions in [`woo_order`]).
 
+pub mod allegro;
 pub mod allegro_order;
+pub mod wire;
 pub mod woo_order;
 pub mod woocommerce;
 

@@ -42,7 +42,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use futures::future::BoxFuture;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
@@ -50,6 +49,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value, json};
 
+pub use super::wire::parse_retry_after;
+use super::wire::{excerpt, transport_error};
 use super::woo_order::NormaliseOptions;
 use super::{
     CatalogueSink, ConfigError, FeedPosition, ItemIds, ItemOutcome, ONE_REQUEST, OrderParseError,
@@ -1088,30 +1089,6 @@ fn item_outcome(id: u64, answer: &Value) -> ItemOutcome {
     }
 }
 
-fn transport_error(err: reqwest::Error) -> ShopError {
-    let what = if err.is_timeout() {
-        "timed out"
-    } else if err.is_connect() {
-        "connection failed"
-    } else if err.is_builder() {
-        return ShopError::Permanent(format!("request could not be built: {}", err.without_url()));
-    } else {
-        "transport error"
-    };
-    // Without the URL: with query_auth it carries the secret.
-    let err = err.without_url();
-    ShopError::Transient(format!("{what}: {}", crate::aws::describe_error(&err)))
-}
-
-fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    match text.char_indices().nth(200) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
-    }
-}
-
 /// WooCommerce's error body `{"code", "message", "data": {"status"}}` as text.
 fn describe(status: StatusCode, body: &[u8]) -> String {
     match serde_json::from_slice::<Value>(body) {
@@ -1143,19 +1120,4 @@ fn status_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ShopErr
         )),
         _ => ShopError::Permanent(describe(status, body)),
     }
-}
-
-/// `Retry-After` as seconds ("2", "2.5") or an HTTP date; `None` when unreadable.
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<Decimal>() {
-        if seconds.is_sign_negative() {
-            return Some(Duration::ZERO);
-        }
-        let millis = (seconds.checked_mul(Decimal::ONE_THOUSAND)?).ceil();
-        return u64::try_from(millis).ok().map(Duration::from_millis);
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = at.with_timezone(&Utc) - Utc::now();
-    Some(wait.to_std().unwrap_or(Duration::ZERO))
 }
