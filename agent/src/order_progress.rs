@@ -117,12 +117,15 @@ pub fn progress_of(order: &TrackedOrder, chain: &[LinkedDocument]) -> Option<Ord
     } else {
         OrderStage::Accepted
     };
-    let tracking_number = live.iter().rev().find_map(|d| d.tracking.clone());
+    let tracked = live.iter().rev().find(|d| d.tracking.is_some());
+    let tracking_number = tracked.and_then(|d| d.tracking.clone());
+    let carrier = tracked.and_then(|d| d.carrier.clone());
     Some(OrderProgress {
         shop: order.shop.clone(),
         order_id: order.order_id.clone(),
         stage,
         tracking_number,
+        carrier,
         documents: chain.iter().map(|d| d.number.clone()).collect(),
         observed_at: Utc::now(),
     })

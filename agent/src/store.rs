@@ -1146,6 +1146,7 @@ mod tests {
             order_id: "7".into(),
             stage: contract::OrderStage::Shipped,
             tracking_number: tracking.map(str::to_owned),
+            carrier: None,
             documents: vec!["FS/1/2026".into()],
             observed_at: Utc::now(),
         })

@@ -193,6 +193,10 @@ pub struct OrderProgress {
     pub order_id: String,
     pub stage: OrderStage,
     pub tracking_number: Option<String>,
+    /// The courier of the tracking number, where the ERP names it (a
+    /// Sendit shipment's `SZL_KurierNazwa`). Absent from older agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<String>,
     /// The ERP documents that show it, e.g. ["FS/12/2026", "WZ/40/2026"].
     pub documents: Vec<String>,
     pub observed_at: DateTime<Utc>,

@@ -128,6 +128,7 @@ fn samples() -> Vec<Payload> {
             order_id: "1042".into(),
             stage: OrderStage::Shipped,
             tracking_number: Some("620000000000123456789012".into()),
+            carrier: Some("InPost".into()),
             documents: vec!["FS/77/2026".into(), "WZ/80/2026".into()],
             observed_at: read_at,
         }),

@@ -667,7 +667,7 @@ impl Ingest {
                 order_id: progress.order_id.clone(),
                 update: OrderUpdate::Tracking {
                     number: tracking.clone(),
-                    carrier: None,
+                    carrier: progress.carrier.clone(),
                 },
             });
         }

@@ -50,6 +50,7 @@ pub mod shop_push;
 pub mod shops;
 pub mod state;
 pub mod telemetry;
+pub mod token_secrets;
 pub mod watchdog;
 pub mod webhook;
 

@@ -93,6 +93,8 @@ impl Poller {
             value: e.to_string(),
             expected: "a JSON list of shops with credentials in the SHOP_SECRETS_ARN secret",
         })?;
+        // Allegro's rotating tokens: each shop's own secret.
+        let shops = shops.with_token_stores(crate::shops::TokenStores::from_env(env, clients));
         let table = env.required("STATE_TABLE")?;
         let limiter = RateLimiter::new(clients.dynamodb.clone(), table.clone());
         let connectors =

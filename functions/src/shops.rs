@@ -14,11 +14,15 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::aws::Clients;
 use crate::env::FunctionEnv;
 use crate::mapping::ShopRules;
 use crate::ratelimit::{RateLimiter, ShopGate};
+use crate::shop::allegro::{Allegro, AllegroConfig, AllegroCredentials, AllegroSettings};
+use crate::shop::tokens::TokenStore;
 use crate::shop::woocommerce::{WooCommerce, WooConfig, WooCredentials, WooSettings};
 use crate::shop::{Connector, REQUESTS, RateLimit, RequestGate, Secret};
+use crate::token_secrets::SecretTokens;
 
 #[derive(Debug, Error)]
 pub enum ShopsError {
@@ -85,6 +89,7 @@ struct ShopWire {
 #[derive(Debug, Clone)]
 pub enum PlatformSettings {
     WooCommerce(WooSettings),
+    Allegro(AllegroSettings),
 }
 
 /// Each platform's credentials, as the shop credentials secret holds
@@ -92,6 +97,7 @@ pub enum PlatformSettings {
 #[derive(Debug, Clone)]
 pub enum PlatformCredentials {
     WooCommerce(WooCredentials),
+    Allegro(AllegroCredentials),
 }
 
 impl PlatformSettings {
@@ -99,6 +105,7 @@ impl PlatformSettings {
     pub fn name(&self) -> &'static str {
         match self {
             PlatformSettings::WooCommerce(_) => "woocommerce",
+            PlatformSettings::Allegro(_) => "allegro",
         }
     }
 
@@ -114,8 +121,16 @@ impl PlatformSettings {
                 }
                 Ok(PlatformSettings::WooCommerce(woo))
             }
+            "allegro" => {
+                let allegro: AllegroSettings =
+                    serde_json::from_value(settings).map_err(|e| format!("settings: {e}"))?;
+                if let Some(problem) = allegro.problem() {
+                    return Err(format!("settings: {problem}"));
+                }
+                Ok(PlatformSettings::Allegro(allegro))
+            }
             other => Err(format!(
-                "platform `{other}` is not supported (woocommerce is)"
+                "platform `{other}` is not supported (woocommerce and allegro are)"
             )),
         }
     }
@@ -129,6 +144,15 @@ impl PlatformSettings {
             PlatformSettings::WooCommerce(_) => {
                 BTreeMap::from([(REQUESTS.to_owned(), RateLimit::per_second(2))])
             }
+            // Allegro: 9,000 requests a minute per application (shared by
+            // every seller of it) and 9,000 offer changes a minute per seller.
+            PlatformSettings::Allegro(_) => BTreeMap::from([
+                (REQUESTS.to_owned(), RateLimit::per_minute(9_000)),
+                (
+                    crate::shop::allegro::OFFER_CHANGES.to_owned(),
+                    RateLimit::per_minute(9_000),
+                ),
+            ]),
         }
     }
 
@@ -142,6 +166,9 @@ impl PlatformSettings {
                     "the credentials are not {consumer_key, consumer_secret, webhook_secret}"
                         .to_owned()
                 }),
+            PlatformSettings::Allegro(_) => serde_json::from_value(value)
+                .map(PlatformCredentials::Allegro)
+                .map_err(|_| "the credentials are not {client_id, client_secret}".to_owned()),
         }
     }
 
@@ -151,6 +178,7 @@ impl PlatformSettings {
         shop: &ShopConfig,
         credentials: &PlatformCredentials,
         gate: Option<Arc<dyn RequestGate>>,
+        tokens: Option<Arc<dyn TokenStore>>,
     ) -> Result<Connector, String> {
         match (self, credentials) {
             (PlatformSettings::WooCommerce(settings), PlatformCredentials::WooCommerce(creds)) => {
@@ -167,6 +195,24 @@ impl PlatformSettings {
                 }
                 .connector())
             }
+            (PlatformSettings::Allegro(settings), PlatformCredentials::Allegro(creds)) => {
+                // A function that never calls the shop (the webhook) has no
+                // store; one that does and lacks it says so on its first call.
+                let tokens = tokens.unwrap_or_else(|| Arc::new(crate::shop::tokens::NoTokenStore));
+                let allegro = Allegro::new(AllegroConfig {
+                    base_url: shop.base_url.clone(),
+                    credentials: creds.clone(),
+                    tokens,
+                    settings: settings.clone(),
+                })
+                .map_err(|e| e.to_string())?;
+                Ok(match gate {
+                    Some(gate) => allegro.with_gate(gate),
+                    None => allegro,
+                }
+                .connector())
+            }
+            _ => Err(format!("the credentials are not {}'s", self.name())),
         }
     }
 
@@ -177,6 +223,7 @@ impl PlatformSettings {
                 .webhook_secret
                 .as_ref()
                 .filter(|secret| !secret.expose().is_empty()),
+            PlatformCredentials::Allegro(_) => None,
         }
     }
 }
@@ -314,6 +361,59 @@ pub enum StalePolicy {
 pub struct Shops {
     pub shops: Vec<ShopConfig>,
     credentials: BTreeMap<String, PlatformCredentials>,
+    tokens: Option<TokenStores>,
+}
+
+/// Where platforms whose tokens rotate (Allegro) keep them.
+#[derive(Clone)]
+pub enum TokenStores {
+    /// Each shop's own secret `<prefix>-token-<shop>`, the refresh lease
+    /// in the state table ([`SecretTokens`]).
+    Secrets {
+        clients: Clients,
+        table: String,
+        prefix: String,
+    },
+    /// A store per shop, given (tests).
+    Given(BTreeMap<String, Arc<dyn TokenStore>>),
+}
+
+impl std::fmt::Debug for TokenStores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenStores::Secrets { prefix, .. } => {
+                write!(f, "TokenStores::Secrets({prefix}-token-*)")
+            }
+            TokenStores::Given(stores) => write!(f, "TokenStores::Given({:?})", stores.keys()),
+        }
+    }
+}
+
+impl TokenStores {
+    /// The cloud's stores, when the function has `TOKEN_SECRET_PREFIX`.
+    pub fn from_env(env: &FunctionEnv, clients: &Clients) -> Option<TokenStores> {
+        Some(TokenStores::Secrets {
+            clients: clients.clone(),
+            table: env.get("STATE_TABLE")?.to_owned(),
+            prefix: env.get("TOKEN_SECRET_PREFIX")?.to_owned(),
+        })
+    }
+
+    fn store(&self, shop: &str) -> Option<Arc<dyn TokenStore>> {
+        match self {
+            TokenStores::Secrets {
+                clients,
+                table,
+                prefix,
+            } => Some(Arc::new(SecretTokens::new(
+                clients.clone(),
+                table,
+                prefix,
+                shop,
+            ))),
+            TokenStores::Given(stores) => stores.get(shop).cloned(),
+        }
+    }
 }
 
 impl Shops {
@@ -365,7 +465,17 @@ impl Shops {
                 );
             }
         }
-        Ok(Shops { shops, credentials })
+        Ok(Shops {
+            shops,
+            credentials,
+            tokens: None,
+        })
+    }
+
+    /// Where shops whose tokens rotate keep them.
+    pub fn with_token_stores(mut self, tokens: Option<TokenStores>) -> Self {
+        self.tokens = tokens;
+        self
     }
 
     /// The secret a shop's webhooks are signed with, if configured.
@@ -420,8 +530,9 @@ impl Shops {
             .credentials
             .get(id)
             .ok_or_else(|| problem("no credentials loaded"))?;
+        let tokens = self.tokens.as_ref().and_then(|t| t.store(id));
         shop.platform
-            .connector(shop, credentials, gate)
+            .connector(shop, credentials, gate, tokens)
             .map_err(|p| problem(&p))
     }
 }
@@ -630,10 +741,73 @@ mod tests {
     }
 
     #[test]
+    fn an_allegro_shop_reads_its_settings_limits_and_credentials() {
+        let shop: ShopConfig = serde_json::from_value(shop_json(serde_json::json!({
+            "platform": "allegro",
+            "base_url": "https://api.allegro.pl",
+            "settings": {"order_stage_status": {"invoiced": "PROCESSING"}, "delivery_vat_percent": 8},
+        })))
+        .expect("an Allegro shop");
+        let PlatformSettings::Allegro(allegro) = &shop.platform else {
+            panic!("an Allegro shop")
+        };
+        assert_eq!(
+            allegro.status_for("invoiced").as_deref(),
+            Some("PROCESSING")
+        );
+        assert_eq!(allegro.status_for("shipped").as_deref(), Some("SENT"));
+        assert_eq!(shop.rate_limits[REQUESTS], RateLimit::per_minute(9_000));
+        assert_eq!(
+            shop.rate_limits[crate::shop::allegro::OFFER_CHANGES],
+            RateLimit::per_minute(9_000)
+        );
+        let err = serde_json::from_value::<ShopConfig>(shop_json(serde_json::json!({
+            "platform": "allegro",
+            "settings": {"order_stage_status": {"shipped": "RETURNED"}},
+        })))
+        .expect_err("Allegro sets RETURNED itself");
+        assert!(err.to_string().contains("RETURNED"), "{err}");
+
+        let mut env = FunctionEnv::default();
+        env.set(
+            "SHOPS",
+            serde_json::json!([shop_json(serde_json::json!({
+                "platform": "allegro",
+                "base_url": "https://api.allegro.pl",
+            }))])
+            .to_string(),
+        );
+        env.set_shop_secrets(
+            r#"{"sklep": {"consumer_key": "ck", "consumer_secret": "cs"}}"#.to_owned(),
+        );
+        let err = Shops::from_env(&env, true).expect_err("WooCommerce keys for an Allegro shop");
+        assert!(
+            err.to_string().contains("client_id, client_secret"),
+            "{err}"
+        );
+        env.set_shop_secrets(
+            r#"{"sklep": {"client_id": "app", "client_secret": "s3cret"}}"#.to_owned(),
+        );
+        let shops = Shops::from_env(&env, true).expect("Allegro credentials");
+        let store: Arc<dyn TokenStore> = Arc::new(crate::shop::tokens::MemoryTokens::default());
+        let shops = shops.with_token_stores(Some(TokenStores::Given(BTreeMap::from([(
+            "sklep".to_owned(),
+            store,
+        )]))));
+        let connector = shops
+            .connector("sklep", None)
+            .expect("an Allegro connector");
+        assert_eq!(connector.platform, "allegro");
+        assert!(!connector.capabilities().webhooks);
+    }
+
+    #[test]
     fn a_platforms_settings_and_limits_default_and_are_checked() {
         let plain: ShopConfig = serde_json::from_value(shop_json(serde_json::json!({})))
             .expect("a shop without settings");
-        let PlatformSettings::WooCommerce(woo) = &plain.platform;
+        let PlatformSettings::WooCommerce(woo) = &plain.platform else {
+            panic!("a WooCommerce shop")
+        };
         assert_eq!(woo.batch_limit, 100);
         assert_eq!(woo.status_for("shipped").as_deref(), Some("completed"));
         assert_eq!(woo.status_for("accepted"), None);
@@ -647,7 +821,9 @@ mod tests {
             "settings": {"order_stage_status": {"shipped": "wyslane", "invoiced": ""}},
         })))
         .expect("a shop with settings");
-        let PlatformSettings::WooCommerce(woo) = &tuned.platform;
+        let PlatformSettings::WooCommerce(woo) = &tuned.platform else {
+            panic!("a WooCommerce shop")
+        };
         assert_eq!(woo.status_for("shipped").as_deref(), Some("wyslane"));
         assert_eq!(woo.status_for("invoiced"), None);
         assert_eq!(

@@ -38,8 +38,7 @@
 //! an offer Allegro ended at zero.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -49,6 +48,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
+pub use super::tokens::{MemoryTokens, TokenPair, TokenStore};
 use super::wire::{excerpt, parse_retry_after, transport_error};
 use super::{
     CatalogueSink, ConfigError, FeedPosition, ItemIds, ItemOutcome, OrderParseError, OrderSource,
@@ -121,7 +121,7 @@ pub struct AllegroSettings {
     /// [`default_stage_status`]; an empty string turns a stage off.
     pub order_stage_status: BTreeMap<String, String>,
     /// The VAT rate of the delivery, in percent (Allegro states none).
-    pub delivery_vat_percent: Decimal,
+    pub delivery_vat_percent: u32,
     /// Carrier names (as the ERP writes them, any case) → Allegro's
     /// `carrierId`, over the built-in list; others go as `OTHER` with
     /// their name.
@@ -137,7 +137,7 @@ impl Default for AllegroSettings {
             command_wait: Duration::from_secs(30),
             command_poll: Duration::from_millis(500),
             order_stage_status: BTreeMap::new(),
-            delivery_vat_percent: Decimal::from(23),
+            delivery_vat_percent: 23,
             carriers: BTreeMap::new(),
         }
     }
@@ -207,9 +207,7 @@ impl AllegroSettings {
                 SETTABLE.join(", ")
             ));
         }
-        if self.delivery_vat_percent.is_sign_negative()
-            || self.delivery_vat_percent > Decimal::ONE_HUNDRED
-        {
+        if self.delivery_vat_percent > 100 {
             return Some("delivery_vat_percent must be 0 to 100".into());
         }
         None
@@ -237,75 +235,6 @@ impl AllegroSettings {
                     .find(|(k, _)| *k == key)
                     .map(|(_, id)| (*id).to_owned())
             })
-    }
-}
-
-/// A seller's access token and the refresh token that renews it.
-#[derive(Debug, Clone)]
-pub struct TokenPair {
-    pub access: Secret,
-    pub refresh: Secret,
-}
-
-/// Where a shop's token pair is kept, shared by every instance that
-/// calls Allegro for the shop, with a lease so that one refreshes at a
-/// time.
-pub trait TokenStore: Send + Sync + fmt::Debug {
-    /// The pair stored last; `None` before the first authorisation.
-    fn load(&self) -> BoxFuture<'_, Result<Option<TokenPair>, ShopError>>;
-    /// Stores a new pair (the one before it is dead).
-    fn save<'a>(&'a self, pair: &'a TokenPair) -> BoxFuture<'a, Result<(), ShopError>>;
-    /// Takes the right to refresh for `hold`; `false` while another
-    /// holder has it.
-    fn lease(&self, hold: Duration) -> BoxFuture<'_, Result<bool, ShopError>>;
-    /// Gives the lease back.
-    fn release(&self) -> BoxFuture<'_, ()>;
-}
-
-/// A token store in memory: tests, and one process holding one shop.
-#[derive(Debug, Default)]
-pub struct MemoryTokens {
-    pair: Mutex<Option<TokenPair>>,
-    leased_until: Mutex<Option<std::time::Instant>>,
-}
-
-impl MemoryTokens {
-    pub fn new(pair: Option<TokenPair>) -> Self {
-        MemoryTokens {
-            pair: Mutex::new(pair),
-            leased_until: Mutex::new(None),
-        }
-    }
-
-    fn pair(&self) -> std::sync::MutexGuard<'_, Option<TokenPair>> {
-        self.pair.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl TokenStore for MemoryTokens {
-    fn load(&self) -> BoxFuture<'_, Result<Option<TokenPair>, ShopError>> {
-        let pair = self.pair().clone();
-        Box::pin(async move { Ok(pair) })
-    }
-
-    fn save<'a>(&'a self, pair: &'a TokenPair) -> BoxFuture<'a, Result<(), ShopError>> {
-        *self.pair() = Some(pair.clone());
-        Box::pin(async { Ok(()) })
-    }
-
-    fn lease(&self, hold: Duration) -> BoxFuture<'_, Result<bool, ShopError>> {
-        let now = std::time::Instant::now();
-        let mut until = self.leased_until.lock().unwrap_or_else(|e| e.into_inner());
-        let free = until.is_none_or(|t| t <= now);
-        if free {
-            *until = Some(now + hold);
-        }
-        Box::pin(async move { Ok(free) })
-    }
-
-    fn release(&self) -> BoxFuture<'_, ()> {
-        *self.leased_until.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        Box::pin(async {})
     }
 }
 
@@ -1034,7 +963,7 @@ impl OrderSource for Allegro {
 
     fn vat_stated(&self) -> VatStated {
         VatStated::NotStated {
-            delivery: contract::VatRate::Percent(self.settings.delivery_vat_percent),
+            delivery: contract::VatRate::Percent(Decimal::from(self.settings.delivery_vat_percent)),
         }
     }
 

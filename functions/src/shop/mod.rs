@@ -27,6 +27,7 @@
 
 pub mod allegro;
 pub mod allegro_order;
+pub mod tokens;
 pub mod wire;
 pub mod woo_order;
 pub mod woocommerce;

@@ -101,6 +101,28 @@ impl OptimaStandin {
             .collect())
     }
 
+    /// Two products with plenty of stock in MAG (so the shop can sell them
+    /// whatever the first sync publishes).
+    pub async fn stocked_skus(&self) -> anyhow::Result<Vec<String>> {
+        let mut sql = optima_standin::erp::connect(&self.ado_with_password()).await?;
+        let rows = tiberius::Query::new(
+            "SELECT TOP 2 t.Twr_Kod FROM CDN.Towary t JOIN CDN.TwrIlosci i ON i.TwI_TwrId = t.Twr_TwrId \
+             JOIN CDN.Magazyny m ON m.Mag_MagId = i.TwI_MagId \
+             WHERE m.Mag_Symbol = 'MAG' AND t.Twr_Typ = 1 AND t.Twr_NieAktywny = 0 AND t.Twr_Kod NOT LIKE 'BAD%' \
+             GROUP BY t.Twr_Kod HAVING MIN(i.TwI_Ilosc - i.TwI_Rezerwacje) > 20 ORDER BY t.Twr_Kod",
+        )
+        .query(&mut sql)
+        .await?
+        .into_first_result()
+        .await?;
+        let skus: Vec<String> = rows
+            .iter()
+            .filter_map(|r| r.get::<&str, _>("Twr_Kod").map(str::to_owned))
+            .collect();
+        anyhow::ensure!(skus.len() == 2, "two stocked products: {skus:?}");
+        Ok(skus)
+    }
+
     /// One action of the office (realise an RO, add a product, …), as
     /// the office simulator performs it on the stand-in's database.
     pub async fn perform(&self, action: optima_standin::simulator::Action) -> anyhow::Result<()> {

@@ -69,6 +69,48 @@ const NOT_REACHED: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "poller",
+        "secretsmanager:GetSecretValue",
+        "-token-*",
+        "token_secrets::SecretTokens::load: an Allegro shop's tokens (the run's shop is WooCommerce)",
+    ),
+    (
+        "poller",
+        "secretsmanager:PutSecretValue",
+        "-token-*",
+        "token_secrets::SecretTokens::save: an Allegro token refresh",
+    ),
+    (
+        "poller",
+        "secretsmanager:CreateSecret",
+        "-token-*",
+        "token_secrets::SecretTokens::save: an Allegro shop's first refresh",
+    ),
+    (
+        "shop-push",
+        "secretsmanager:GetSecretValue",
+        "-token-*",
+        "token_secrets::SecretTokens::load: an Allegro shop's tokens (the run's shop is WooCommerce)",
+    ),
+    (
+        "shop-push",
+        "secretsmanager:PutSecretValue",
+        "-token-*",
+        "token_secrets::SecretTokens::save: an Allegro token refresh",
+    ),
+    (
+        "shop-push",
+        "secretsmanager:CreateSecret",
+        "-token-*",
+        "token_secrets::SecretTokens::save: an Allegro shop's first refresh",
+    ),
+    (
+        "poller",
+        "dynamodb:DeleteItem",
+        "-state",
+        "token_secrets::SecretTokens::release: the Allegro token refresh lease given back",
+    ),
+    (
+        "poller",
         "dynamodb:Query",
         "-state",
         "agent_versions via orders::send_command: an order only the poll found (orders_cloud)",

@@ -638,6 +638,7 @@ async fn lost_and_duplicated_webhooks_give_one_command_and_progress_reaches_the_
         order_id: first.to_string(),
         stage: OrderStage::Shipped,
         tracking_number: Some("PL123456789".into()),
+        carrier: None,
         documents: vec!["FS/1/2026".into(), "WZ/1/2026".into()],
         observed_at: Utc::now(),
     };
@@ -698,6 +699,7 @@ async fn lost_and_duplicated_webhooks_give_one_command_and_progress_reaches_the_
         order_id: twice.to_string(),
         stage: OrderStage::Cancelled,
         tracking_number: None,
+        carrier: None,
         documents: vec!["RO/2/2026".into()],
         observed_at: Utc::now(),
     };

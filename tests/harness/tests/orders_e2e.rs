@@ -20,28 +20,6 @@ use tiberius::Query;
 
 pub const ORDERS_TOML: &str = "\n[sync]\npoll_seconds = 1\noverlap_seconds = 5\nstock_minutes = 600\nprices_minutes = 600\ncatalogue_minutes = 1440\nbatch_records = 500\n\n[orders]\nwarehouse = \"MAG\"\ndefault_payment_form = \"przelew\"\ndefault_shipping_service = \"TRANSPORT\"\nprogress_seconds = 1\ncommand_visibility_seconds = 10\n\n[orders.payment_forms]\nbacs = \"przelew\"\ncod = \"pobranie\"\n\n[orders.fee_services]\nPobranie = \"TRANSPORT\"\n";
 
-/// Two products with plenty of stock in MAG (so the shop can sell them
-/// whatever the first sync publishes).
-async fn stocked_skus(erp: &OptimaStandin) -> anyhow::Result<Vec<String>> {
-    let mut sql = optima_standin::erp::connect(&erp.ado_with_password()).await?;
-    let rows = Query::new(
-        "SELECT TOP 2 t.Twr_Kod FROM CDN.Towary t JOIN CDN.TwrIlosci i ON i.TwI_TwrId = t.Twr_TwrId \
-         JOIN CDN.Magazyny m ON m.Mag_MagId = i.TwI_MagId \
-         WHERE m.Mag_Symbol = 'MAG' AND t.Twr_Typ = 1 AND t.Twr_NieAktywny = 0 AND t.Twr_Kod NOT LIKE 'BAD%' \
-         GROUP BY t.Twr_Kod HAVING MIN(i.TwI_Ilosc - i.TwI_Rezerwacje) > 20 ORDER BY t.Twr_Kod",
-    )
-    .query(&mut sql)
-    .await?
-    .into_first_result()
-    .await?;
-    let skus: Vec<String> = rows
-        .iter()
-        .filter_map(|r| r.get::<&str, _>("Twr_Kod").map(str::to_owned))
-        .collect();
-    anyhow::ensure!(skus.len() == 2, "two stocked products: {skus:?}");
-    Ok(skus)
-}
-
 /// The documents in Optima that carry shop order `number` (`TrN_NumerObcy`)
 /// or the agent's key for shop order `order_id` (`TrN_ImportRowId`):
 /// `(TrN_TrNID, TrN_NumerPelny)`, read over TDS like any client.
@@ -102,7 +80,7 @@ impl Running {
     async fn start(dir: &std::path::Path, stack: &str) -> anyhow::Result<Running> {
         let erp = OptimaStandin::start(&dir.join("optima.sqlite"), 100, dir)?;
         let all_skus = erp.skus().await?;
-        let skus = stocked_skus(&erp).await?;
+        let skus = erp.stocked_skus().await?;
         let shop = WooStandinProcess::start_with(None, Some(&all_skus), None, dir)?;
         let cloud = LocalCloud::start_with_host_args(
             dir,

@@ -312,6 +312,7 @@ fn progress(stage: OrderStage, tracking: Option<&str>, observed_at: DateTime<Utc
         order_id: "501".into(),
         stage,
         tracking_number: tracking.map(str::to_owned),
+        carrier: None,
         documents: vec!["FS/1/2026".into()],
         observed_at,
     })

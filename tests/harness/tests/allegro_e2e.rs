@@ -1,0 +1,257 @@
+//! Optima → Allegro → Optima on every real piece but Allegro itself: the
+//! Optima stand-in, the cloud (its functions under the template's IAM
+//! grants, the poller every 3 s) and an agent that writes orders, with
+//! the Allegro stand-in (`tests/allegro-standin`) as the marketplace.
+//!
+//! The seller's offers carry the SKUs as their external ids. The first
+//! sync sets their stock and prices by Allegro's batch commands to what
+//! plain SQL says Optima has; a buyer's checkout form becomes one RO in
+//! Optima with the ERP's VAT rates (Allegro states gross prices only); the
+//! order realised with a tracking number shows on Allegro as SENT with
+//! one shipment of that waybill. The seller's tokens live in the shop's
+//! own secret, and a token that expires mid-run is refreshed there.
+
+use std::time::{Duration, Instant};
+
+use allegro_standin::{AllegroOptions, AllegroStandin, NewOffer, NewOrder};
+use anyhow::Context;
+use harness::cloud::{LocalCloud, start_agent};
+use harness::emulator::sdk_config;
+use harness::expected::{catalogue_by_plain_sql, stock_by_plain_sql};
+use harness::standins::OptimaStandin;
+use harness::wait_for;
+use rust_decimal::Decimal;
+use tiberius::Query;
+
+const SHOP: &str = "allegro";
+const STACK: &str = "allegro-e2e";
+
+const ORDERS_TOML: &str = "\n[sync]\npoll_seconds = 1\noverlap_seconds = 5\nstock_minutes = 600\nprices_minutes = 600\ncatalogue_minutes = 1440\nbatch_records = 500\n\n[orders]\nwarehouse = \"MAG\"\ndefault_payment_form = \"przelew\"\ndefault_shipping_service = \"TRANSPORT\"\nprogress_seconds = 1\ncommand_visibility_seconds = 10\n\n[orders.payment_forms]\nONLINE = \"przelew\"\n";
+
+/// The shop's configuration and credentials, as the operator writes them.
+fn shop_parameters(standin: &AllegroStandin) -> (String, String) {
+    let config = serde_json::json!([{
+        "id": SHOP,
+        "platform": "allegro",
+        "base_url": standin.api_url(),
+        "settings": {"auth_url": standin.auth_url(), "command_poll": 100, "timeout": 10},
+        "rules": {
+            "price_list": "Detaliczna",
+            "shop_prices": "gross",
+            "rounding": "grosz",
+            "warehouses": ["MAG"],
+            "safety_buffer": "0",
+            "inactive": "hide"
+        }
+    }]);
+    let secrets = serde_json::json!({ SHOP: {
+        "client_id": standin.client_id(),
+        "client_secret": standin.client_secret(),
+    }});
+    (config.to_string(), secrets.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_out_an_allegro_order_in_and_its_shipment_back() -> anyhow::Result<()> {
+    let tmp = harness::TestDir::new()?;
+    let dir = tmp.path().to_path_buf();
+    let erp = OptimaStandin::start(&dir.join("optima.sqlite"), 60, &dir)?;
+    let skus = erp.stocked_skus().await?;
+
+    let mut options = AllegroOptions::default();
+    options.config.command_delay_ms = 300;
+    let allegro = AllegroStandin::start(options).await?;
+    let mut offers = Vec::new();
+    for sku in &skus {
+        // Listed by the seller at a placeholder price and stock.
+        offers.push(allegro.add_offer(NewOffer::new(sku, &format!("Oferta {sku}"), "1.00", 1))?);
+    }
+
+    let cloud = LocalCloud::start_with_host_args(
+        &dir,
+        STACK,
+        Some(shop_parameters(&allegro)),
+        &["--schedule-every", "poller=3"],
+    )?;
+    // The operator's authorisation (deploy.py allegro-authorize): the
+    // seller's pair in the shop's own secret.
+    let aws = sdk_config(&cloud.emulator.endpoint()).await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&aws);
+    let pair = allegro.issue_tokens(allegro.seller_id());
+    let token_secret = functions::token_secrets::secret_name(STACK, SHOP);
+    secrets
+        .create_secret()
+        .name(&token_secret)
+        .secret_string(
+            serde_json::json!({
+                "access_token": pair.access_token,
+                "refresh_token": pair.refresh_token.context("a refresh token")?,
+            })
+            .to_string(),
+        )
+        .send()
+        .await?;
+
+    let config = dir.join("agent.toml");
+    cloud.write_agent_config_with(&config, "biuro", &erp.connection_string, 30, ORDERS_TOML)?;
+    let _agent = start_agent(
+        &config,
+        &cloud.emulator.endpoint(),
+        &dir.join("agent.log"),
+        &[("OPTIMA_SYNC_SQL__PASSWORD", erp.password.as_str())],
+    )?;
+
+    // Stock and prices out, by commands, to what plain SQL reads.
+    let mut sql = optima_standin::erp::connect(&erp.ado_with_password()).await?;
+    let stock = stock_by_plain_sql(&mut sql).await?;
+    let catalogue = catalogue_by_plain_sql(&mut sql, "Detaliczna").await?;
+    for (sku, offer) in skus.iter().zip(&offers) {
+        let record = stock.iter().find(|r| &r.sku == sku).context("stock")?;
+        let want_stock = (record.quantity - record.reserved).floor();
+        let want_price = catalogue
+            .get(sku)
+            .and_then(|row| row.gross_price)
+            .context("a price")?;
+        wait_for(
+            &format!("offer {} showing Optima's stock and price", offer.id),
+            Duration::from_secs(90),
+            || async {
+                let now = allegro.offer(&offer.id).context("the offer")?;
+                Ok(
+                    (Decimal::from(now.available) == want_stock && now.price == want_price)
+                        .then_some(()),
+                )
+            },
+        )
+        .await?;
+    }
+    let commands = allegro.commands();
+    assert!(
+        commands.len() >= 2,
+        "stock and prices by commands: {commands:?}"
+    );
+
+    // A token that dies mid-run: the next call refreshes it, and the new
+    // pair is what the shop's secret holds.
+    assert!(allegro.expire_access_tokens() > 0);
+    let refreshes_before = allegro.counters().refreshes;
+
+    // A buyer's order.
+    let placed = Instant::now();
+    let order = allegro.place_order(NewOrder::one(&offers[0].id, 2))?;
+    let total = order.total();
+    let header = wait_for("the RO in Optima", Duration::from_secs(90), || {
+        let number = order.id.clone();
+        let ado = erp.ado_with_password();
+        async move {
+            let mut sql = optima_standin::erp::connect(&ado).await?;
+            let mut query = Query::new(
+                "SELECT TrN_TrNID, TrN_NumerPelny, TrN_RazemBrutto, TrN_RazemNetto, TrN_RazemVAT \
+                 FROM CDN.TraNag WHERE TrN_NumerObcy = CAST(@P1 AS varchar(256))",
+            );
+            query.bind(number.as_str());
+            let rows = query.query(&mut sql).await?.into_first_result().await?;
+            Ok(match rows.as_slice() {
+                [] => None,
+                [row] => Some((
+                    row.get::<i32, _>("TrN_TrNID").unwrap_or_default(),
+                    row.get::<&str, _>("TrN_NumerPelny")
+                        .unwrap_or_default()
+                        .to_owned(),
+                    row.get::<Decimal, _>("TrN_RazemBrutto"),
+                    row.get::<Decimal, _>("TrN_RazemNetto"),
+                    row.get::<Decimal, _>("TrN_RazemVAT"),
+                )),
+                more => anyhow::bail!("{} documents for one order", more.len()),
+            })
+        }
+    })
+    .await?;
+    println!(
+        "Allegro order {} → Optima {} after {:?}",
+        order.id,
+        header.1,
+        placed.elapsed()
+    );
+    let (ro_id, ro_number, gross, net, vat) = header;
+    assert!(ro_number.starts_with("RO/"), "{ro_number}");
+    assert_eq!(gross, Some(total), "gross is what the buyer paid");
+    assert_eq!(
+        net.zip(vat).map(|(n, v)| n + v),
+        Some(total),
+        "net + VAT = gross"
+    );
+    // The VAT by hand: the line at the product's own rate in Optima
+    // (`Twr_Stawka`), the delivery at the shop's delivery rate (23 %), each
+    // gross split to the grosz.
+    let mut query = Query::new(
+        "SELECT CAST(Twr_Stawka AS decimal(5,2)) AS rate FROM CDN.Towary WHERE Twr_Kod = @P1",
+    );
+    query.bind(skus[0].as_str());
+    let rate = query
+        .query(&mut sql)
+        .await?
+        .into_first_result()
+        .await?
+        .first()
+        .and_then(|row| row.get::<Decimal, _>("rate"))
+        .context("the product's VAT rate")?;
+    let split = |gross: Decimal, rate: Decimal| {
+        let net = (gross * Decimal::ONE_HUNDRED / (Decimal::ONE_HUNDRED + rate))
+            .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+        gross - net
+    };
+    let line_gross = order.line_items[0].price * Decimal::from(order.line_items[0].quantity);
+    let want_vat = split(line_gross, rate) + split(order.delivery_cost, Decimal::from(23));
+    assert_eq!(
+        vat,
+        Some(want_vat),
+        "VAT from the ERP's rate {rate} % on {line_gross} and 23 % on the delivery {}",
+        order.delivery_cost
+    );
+    assert!(
+        allegro.counters().refreshes > refreshes_before,
+        "the expired token was refreshed"
+    );
+    let stored = secrets
+        .get_secret_value()
+        .secret_id(&token_secret)
+        .send()
+        .await?
+        .secret_string
+        .context("the token secret")?;
+    let stored: serde_json::Value = serde_json::from_str(&stored)?;
+    assert_ne!(
+        stored["access_token"].as_str(),
+        Some(pair.access_token.as_str()),
+        "the refreshed pair is in the shop's secret"
+    );
+
+    // Realised with a parcel: SENT on Allegro, one shipment of that waybill.
+    erp.perform(optima_standin::simulator::Action::RealiseViaSendit {
+        ro_id: i64::from(ro_id),
+        tracking: "620123456789012345678901".into(),
+        carrier: "InPost".into(),
+    })
+    .await?;
+    let shipped = wait_for(
+        "the order SENT on Allegro with its shipment",
+        Duration::from_secs(90),
+        || async {
+            let now = allegro.order(&order.id).context("the order")?;
+            Ok((now.fulfillment_status == "SENT" && !now.shipments.is_empty()).then_some(now))
+        },
+    )
+    .await?;
+    // Later progress passes change nothing more.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let settled = allegro.order(&order.id).context("the order")?;
+    assert_eq!(settled.shipments.len(), 1, "{:?}", settled.shipments);
+    assert_eq!(shipped.shipments[0].waybill, "620123456789012345678901");
+    assert_eq!(
+        shipped.shipments[0].carrier_id, "INPOST",
+        "{:?}",
+        shipped.shipments[0]
+    );
+    Ok(())
+}
