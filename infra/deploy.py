@@ -10,6 +10,7 @@ profile or credentials). Nothing here knows which emulator it talks to.
     deploy.py describe --stack NAME --describe-to FILE [--local-host]
     deploy.py destroy --stack NAME
     deploy.py agent-key --stack NAME --to FILE
+    deploy.py allegro-authorize --stack NAME --shop ID
     deploy.py build   [--architecture arm64|x86_64] [--out DIR] [--only NAME...]
     deploy.py functions
 
@@ -35,6 +36,13 @@ JSON description of what was deployed (outputs, each function's resolved
 environment, its queue triggers and schedules, Function URLs) that the
 project's local host runs the handlers from: the template stays the only
 list of names.
+
+`allegro-authorize` links an Allegro seller's account to a shop of the
+stack (OAuth device flow): it shows a code and the page where the seller,
+signed in to Allegro, confirms it, waits for the confirmation, and stores
+the seller's token pair in the shop's own secret `<stack>-token-<shop>`,
+where the functions renew it. Run it once per Allegro shop, and again if
+the seller unlinks the application. The tokens are never printed.
 
 With `--local-host` the functions are run by the project's local host, not
 by Lambda: the stack is deployed with ManagedEventSources=false so no event
@@ -584,6 +592,7 @@ def cmd_destroy(args):
             fail(f"stack {args.stack} ended in {status}: {'; '.join(failure_reasons(cfn, args.stack))}")
         log(f"stack {args.stack} deleted")
     delete_shop_secrets(s, args)
+    delete_token_secrets(s, args)
     s3 = client(s, args, "s3")
     bucket = artifact_bucket(s, args)
     try:
@@ -594,6 +603,131 @@ def cmd_destroy(args):
         log(f"artifact bucket {bucket} deleted")
     except botocore.exceptions.ClientError:
         log(f"artifact bucket {bucket} did not exist")
+
+
+# ------------------------------------------------------------ Allegro
+
+
+def token_secret_name(stack, shop):
+    return f"{stack}-token-{shop}"
+
+
+def shop_settings(s, args):
+    """The shop's entry of the deployed ShopsConfig parameter."""
+    cfn = client(s, args, "cloudformation")
+    try:
+        stack = cfn.describe_stacks(StackName=args.stack)["Stacks"][0]
+    except botocore.exceptions.ClientError:
+        fail(f"stack {args.stack} does not exist: deploy it first")
+    params = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+    try:
+        shops = json.loads(params.get("ShopsConfig") or "[]")
+    except json.JSONDecodeError:
+        fail("the stack's ShopsConfig is not JSON")
+    for shop in shops:
+        if shop.get("id") == args.shop:
+            if shop.get("platform") != "allegro":
+                fail(f"shop {args.shop} is a {shop.get('platform')} shop, not allegro")
+            return shop
+    fail(f"shop {args.shop} is not in the stack's ShopsConfig")
+
+
+def oauth_post(url, client_id, client_secret, form):
+    import base64
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    basic = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
+    request = urllib.request.Request(
+        url,
+        data=urllib.parse.urlencode(form).encode(),
+        headers={"Authorization": f"Basic {basic}", "Content-Type": "application/x-www-form-urlencoded"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        body = e.read()
+        try:
+            return e.code, json.loads(body or b"{}")
+        except json.JSONDecodeError:
+            return e.code, {"error": body[:200].decode("utf-8", "replace")}
+    except urllib.error.URLError as e:
+        fail(f"cannot reach {url}: {e.reason}")
+
+
+def cmd_allegro_authorize(args):
+    s = session(args)
+    shop = shop_settings(s, args)
+    auth_url = ((shop.get("settings") or {}).get("auth_url") or "https://allegro.pl").rstrip("/")
+    sm = client(s, args, "secretsmanager")
+    try:
+        credentials = json.loads(sm.get_secret_value(SecretId=shop_secrets_name(args.stack))["SecretString"])
+    except (botocore.exceptions.ClientError, json.JSONDecodeError, KeyError):
+        fail(f"cannot read the shop credentials from secret {shop_secrets_name(args.stack)}")
+    own = credentials.get(args.shop) or {}
+    client_id, client_secret = own.get("client_id"), own.get("client_secret")
+    if not client_id or not client_secret:
+        fail(f"the shop credentials of {args.shop} have no client_id and client_secret")
+    status, device = oauth_post(
+        f"{auth_url}/auth/oauth/device", client_id, client_secret, {"client_id": client_id}
+    )
+    if status != 200 or "device_code" not in device:
+        fail(f"Allegro refused the device authorisation ({status} {device.get('error', '')})")
+    code = str(device.get("user_code", ""))
+    shown = " ".join(code[i : i + 3] for i in range(0, len(code), 3))
+    page = device.get("verification_uri_complete") or device.get("verification_uri", "")
+    print(f"Open {page}", flush=True)
+    print(f"signed in as the seller of shop {args.shop}, and confirm the code: {shown}", flush=True)
+    interval = max(int(str(device.get("interval", 5)) or 5), 1)
+    deadline = time.monotonic() + min(int(str(device.get("expires_in", 3600)) or 3600), args.timeout)
+    while True:
+        if time.monotonic() > deadline:
+            fail("the code was not confirmed in time: run the command again")
+        time.sleep(interval)
+        status, token = oauth_post(
+            f"{auth_url}/auth/oauth/token",
+            client_id,
+            client_secret,
+            {"grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": device["device_code"]},
+        )
+        if status == 200 and token.get("access_token") and token.get("refresh_token"):
+            break
+        error = token.get("error", "")
+        if error == "authorization_pending":
+            continue
+        if error == "slow_down":
+            interval += 5
+            continue
+        if error == "access_denied":
+            fail("the seller refused the application")
+        fail(f"Allegro refused the device code ({status} {error}): run the command again")
+    pair = json.dumps({"access_token": token["access_token"], "refresh_token": token["refresh_token"]})
+    name = token_secret_name(args.stack, args.shop)
+    try:
+        sm.put_secret_value(SecretId=name, SecretString=pair)
+    except botocore.exceptions.ClientError as e:
+        if e.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise
+        sm.create_secret(
+            Name=name,
+            Description=f"Allegro tokens of shop {args.shop} of stack {args.stack} (rotated by the functions)",
+            SecretString=pair,
+        )
+    log(f"shop {args.shop} authorised: its tokens are in secret {name}")
+
+
+def delete_token_secrets(s, args):
+    sm = client(s, args, "secretsmanager")
+    prefix = token_secret_name(args.stack, "")
+    pages = sm.get_paginator("list_secrets").paginate(Filters=[{"Key": "name", "Values": [prefix]}])
+    for page in pages:
+        for secret in page.get("SecretList", []):
+            if secret["Name"].startswith(prefix):
+                sm.delete_secret(SecretId=secret["ARN"], ForceDeleteWithoutRecovery=True)
+                log(f"secret {secret['Name']} deleted")
 
 
 # ------------------------------------------------------------ building
@@ -778,6 +912,12 @@ def main():
     agent_key = sub.add_parser("agent-key", help="issue an access key for the office agent into a credentials file")
     agent_key.add_argument("--stack", required=True)
     agent_key.add_argument("--to", required=True, help="AWS credentials file to write (mode 600)")
+    authorize = sub.add_parser(
+        "allegro-authorize", help="link an Allegro seller to a shop of the stack (device flow)"
+    )
+    authorize.add_argument("--stack", required=True)
+    authorize.add_argument("--shop", required=True, help="the shop's id in ShopsConfig")
+    authorize.add_argument("--timeout", type=int, default=900, help="seconds to wait for the seller (default 900)")
     for name in ("deploy", "describe", "destroy"):
         p = sub.add_parser(name)
         p.add_argument("--stack", required=True, help="stack name, e.g. optima-sync")
@@ -810,6 +950,7 @@ def main():
             "build": cmd_build,
             "functions": cmd_functions,
             "agent-key": cmd_agent_key,
+            "allegro-authorize": cmd_allegro_authorize,
         }[args.command](args)
     except botocore.exceptions.EndpointConnectionError as e:
         fail(f"cannot reach AWS: {e}")

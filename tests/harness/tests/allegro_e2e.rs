@@ -255,3 +255,105 @@ async fn stock_out_an_allegro_order_in_and_its_shipment_back() -> anyhow::Result
     );
     Ok(())
 }
+
+/// The operator links the seller with `deploy.py allegro-authorize`: the
+/// command shows Allegro's code, waits while the seller has not confirmed
+/// it, and stores a pair that Allegro accepts in the shop's own secret,
+/// without printing the tokens; `destroy` removes the secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_links_a_seller_with_the_device_flow() -> anyhow::Result<()> {
+    use std::io::{BufRead, BufReader};
+
+    let tmp = harness::TestDir::new()?;
+    let dir = tmp.path().to_path_buf();
+    let mut options = AllegroOptions::default();
+    options.config.device_interval_secs = 1;
+    let allegro = AllegroStandin::start(options).await?;
+    let stack = "allegro-authorize";
+    let cloud = LocalCloud::start_with(&dir, stack, Some(shop_parameters(&allegro)))?;
+
+    let mut command = harness::stack::deploy_command(&cloud.emulator.endpoint())?;
+    command
+        .args([
+            "allegro-authorize",
+            "--stack",
+            stack,
+            "--shop",
+            SHOP,
+            "--timeout",
+            "60",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command
+        .spawn()
+        .context("starting deploy.py allegro-authorize")?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let shown: Vec<String> = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .take(2)
+            .collect()
+    })
+    .await?;
+    let code = shown
+        .last()
+        .and_then(|line| line.split("confirm the code: ").nth(1))
+        .with_context(|| format!("no code shown: {shown:?}"))?
+        .to_owned();
+    assert!(
+        shown[0].contains("?code="),
+        "the page to open, with the code: {shown:?}"
+    );
+    // The command polls while the seller has not confirmed.
+    let pending = wait_for("the command polling", Duration::from_secs(20), || async {
+        Ok((allegro.counters().device_polls >= 2).then_some(()))
+    })
+    .await;
+    pending?;
+    assert!(
+        allegro.approve_device(&code),
+        "the code {code} is Allegro's"
+    );
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await??;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+
+    let aws = sdk_config(&cloud.emulator.endpoint()).await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&aws);
+    let name = functions::token_secrets::secret_name(stack, SHOP);
+    let stored: serde_json::Value = serde_json::from_str(
+        &secrets
+            .get_secret_value()
+            .secret_id(&name)
+            .send()
+            .await?
+            .secret_string
+            .context("the token secret")?,
+    )?;
+    let access = stored["access_token"].as_str().context("an access token")?;
+    assert!(stored["refresh_token"].is_string(), "a refresh token");
+    assert!(
+        !stderr.contains(access),
+        "the command printed the token: {stderr}"
+    );
+    let answer = reqwest::Client::new()
+        .get(format!("{}/order/events", allegro.api_url()))
+        .bearer_auth(access)
+        .header("accept", allegro_standin::VND)
+        .send()
+        .await?;
+    assert_eq!(answer.status(), 200, "Allegro accepts the stored token");
+
+    let mut destroy = harness::stack::deploy_command(&cloud.emulator.endpoint())?;
+    let done = destroy.args(["destroy", "--stack", stack]).output()?;
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let gone = secrets.get_secret_value().secret_id(&name).send().await;
+    assert!(gone.is_err(), "the token secret outlived the stack");
+    Ok(())
+}
