@@ -383,3 +383,181 @@ impl WooStandinProcess {
         )
     }
 }
+
+/// The Allegro stand-in (`tests/allegro-standin`): the API and its OAuth on
+/// one address, a seller whose offers carry the ERP's SKUs as external ids.
+pub struct AllegroStandinProcess {
+    pub process: Process,
+    /// The API root (`/sale/offers`, `/order/events` go under it).
+    pub api_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl AllegroStandinProcess {
+    /// Serves on a free port with an offer per SKU in `seed_skus` (at a
+    /// placeholder price and no stock, until the first sync).
+    pub fn start(seed_skus: &[String], log_dir: &Path) -> anyhow::Result<AllegroStandinProcess> {
+        let port = free_port()?;
+        let client_id = format!("app-{}", random_secret());
+        let client_secret = random_secret();
+        let offers = log_dir.join("allegro-offers.txt");
+        let lines: Vec<String> = seed_skus
+            .iter()
+            .map(|sku| format!("{sku};Oferta {sku};1.00;1"))
+            .collect();
+        std::fs::write(&offers, lines.join("\n"))?;
+        let mut command = Command::new(workspace_bin("allegro-standin")?);
+        command
+            .arg("serve")
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--client-id", &client_id])
+            .args(["--command-delay-ms", "300", "--device-interval-secs", "1"])
+            .arg("--seed-offers")
+            .arg(&offers)
+            .env("ALLEGRO_STANDIN_SECRET", &client_secret);
+        let mut process = Process::spawn(
+            "allegro-standin",
+            command,
+            &log_dir.join("allegro-standin.log"),
+        )?;
+        let line = process.wait_for_log("api: ", Duration::from_secs(30))?;
+        let api_url = line
+            .split_once("api: ")
+            .map(|(_, url)| url.trim().to_owned())
+            .context("no URL printed")?;
+        Ok(AllegroStandinProcess {
+            process,
+            api_url,
+            client_id,
+            client_secret,
+        })
+    }
+
+    /// The shop `id` selling on this Allegro, as the operator configures it.
+    pub fn shop_parameters(
+        &self,
+        id: &str,
+        price_list: &str,
+        warehouses: &[&str],
+    ) -> (String, String) {
+        allegro_shop_parameters(
+            id,
+            &self.api_url,
+            &self.client_id,
+            &self.client_secret,
+            price_list,
+            warehouses,
+        )
+    }
+
+    /// Links the seller to shop `id` of `stack` as the operator does:
+    /// `deploy.py allegro-authorize`, the seller confirming the code it
+    /// shows (here through the stand-in's control API).
+    pub async fn authorize(&self, endpoint: &str, stack: &str, id: &str) -> anyhow::Result<()> {
+        use std::io::{BufRead, BufReader};
+
+        let mut command = crate::stack::deploy_command(endpoint)?;
+        command
+            .args([
+                "allegro-authorize",
+                "--stack",
+                stack,
+                "--shop",
+                id,
+                "--timeout",
+                "60",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command
+            .spawn()
+            .context("starting deploy.py allegro-authorize")?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let shown: Vec<String> = tokio::task::spawn_blocking(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .take(2)
+                .collect()
+        })
+        .await?;
+        let code = shown
+            .last()
+            .and_then(|line| line.split("confirm the code: ").nth(1))
+            .with_context(|| format!("deploy.py showed no code: {shown:?}"))?
+            .to_owned();
+        reqwest::Client::new()
+            .post(format!("{}/__standin/devices/approve", self.api_url))
+            .json(&serde_json::json!({ "code": code }))
+            .send()
+            .await?
+            .error_for_status()
+            .context("approving the code in the stand-in")?;
+        let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await??;
+        anyhow::ensure!(
+            output.status.success(),
+            "deploy.py allegro-authorize failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(())
+    }
+
+    /// The offers (`/__standin/offers`).
+    pub async fn offers(&self) -> anyhow::Result<Vec<serde_json::Value>> {
+        Ok(reqwest::get(format!("{}/__standin/offers", self.api_url))
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
+    }
+}
+
+/// Several shops' parameters as one deployment's: the configuration lists
+/// and the credential objects joined.
+pub fn joined_shop_parameters(shops: &[(String, String)]) -> anyhow::Result<(String, String)> {
+    let mut config = Vec::new();
+    let mut secrets = serde_json::Map::new();
+    for (shop_config, shop_secrets) in shops {
+        let list: Vec<serde_json::Value> = serde_json::from_str(shop_config)?;
+        config.extend(list);
+        let object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(shop_secrets)?;
+        secrets.extend(object);
+    }
+    Ok((
+        serde_json::Value::Array(config).to_string(),
+        serde_json::Value::Object(secrets).to_string(),
+    ))
+}
+
+/// An Allegro shop as the operator configures it, API and OAuth at
+/// `api_url`: `(ShopsConfig entries, credentials by shop)`.
+pub fn allegro_shop_parameters(
+    id: &str,
+    api_url: &str,
+    client_id: &str,
+    client_secret: &str,
+    price_list: &str,
+    warehouses: &[&str],
+) -> (String, String) {
+    let config = serde_json::json!([{
+        "id": id,
+        "platform": "allegro",
+        "base_url": api_url,
+        "settings": {"auth_url": api_url, "command_poll": 100, "timeout": 10},
+        "rules": {
+            "price_list": price_list,
+            "shop_prices": "gross",
+            "rounding": "grosz",
+            "warehouses": warehouses,
+            "safety_buffer": "0",
+            "inactive": "hide"
+        }
+    }]);
+    let secrets = serde_json::json!({ id: {
+        "client_id": client_id,
+        "client_secret": client_secret,
+    }});
+    (config.to_string(), secrets.to_string())
+}

@@ -30,25 +30,19 @@ const ORDERS_TOML: &str = "\n[sync]\npoll_seconds = 1\noverlap_seconds = 5\nstoc
 
 /// The shop's configuration and credentials, as the operator writes them.
 fn shop_parameters(standin: &AllegroStandin) -> (String, String) {
-    let config = serde_json::json!([{
-        "id": SHOP,
-        "platform": "allegro",
-        "base_url": standin.api_url(),
-        "settings": {"auth_url": standin.auth_url(), "command_poll": 100, "timeout": 10},
-        "rules": {
-            "price_list": "Detaliczna",
-            "shop_prices": "gross",
-            "rounding": "grosz",
-            "warehouses": ["MAG"],
-            "safety_buffer": "0",
-            "inactive": "hide"
-        }
-    }]);
-    let secrets = serde_json::json!({ SHOP: {
-        "client_id": standin.client_id(),
-        "client_secret": standin.client_secret(),
-    }});
-    (config.to_string(), secrets.to_string())
+    assert_eq!(
+        standin.api_url(),
+        standin.auth_url(),
+        "OAuth on the API's address"
+    );
+    harness::standins::allegro_shop_parameters(
+        SHOP,
+        &standin.api_url(),
+        standin.client_id(),
+        standin.client_secret(),
+        "Detaliczna",
+        &["MAG"],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

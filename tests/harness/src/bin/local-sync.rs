@@ -1,13 +1,18 @@
 //! The whole sync on this machine, on embedded defaults: the AWS emulator,
 //! the stack deployed into it from `infra/template.yaml`, the functions'
 //! local host, the ERP stand-in (or a real SQL Server from `MSSQL_URL`), the
-//! WooCommerce stand-in and the agent, all on 127.0.0.1. State persists in
-//! `.local/` across runs. Prints where to look; ctrl-c stops everything.
+//! shop stand-ins (`--shop woocommerce|allegro`, repeatable, or `all`;
+//! WooCommerce by default) and the agent, all on 127.0.0.1. State persists
+//! in `.local/` across runs (an Allegro seller is linked again each run,
+//! with `deploy.py allegro-authorize`). Prints where to look; ctrl-c stops
+//! everything.
 
 use clap::Parser;
 use harness::cloud::{LocalCloud, start_agent};
 use harness::paths::local_dir;
-use harness::standins::{OptimaStandin, WooStandinProcess};
+use harness::standins::{
+    AllegroStandinProcess, OptimaStandin, WooStandinProcess, joined_shop_parameters,
+};
 
 #[derive(Parser)]
 #[command(about = "Runs the whole sync locally on embedded defaults")]
@@ -21,15 +26,25 @@ struct Args {
     /// Products in the ERP stand-in's company when it is first seeded.
     #[arg(long, default_value_t = 2000)]
     products: usize,
+    /// The shops to run: woocommerce, allegro, or all (repeatable).
+    #[arg(long = "shop", value_parser = ["woocommerce", "allegro", "all"], default_value = "woocommerce")]
+    shops: Vec<String>,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let runs = |platform: &str| args.shops.iter().any(|s| s == platform || s == "all");
     // The agent, the stand-ins and the functions' host run as processes.
     println!(
         "building the agent, the stand-ins and the functions (once; minutes on a fresh clone)…"
     );
-    harness::paths::build_bins(&["agent", "optima-standin", "woo-standin", "local-host"])?;
+    harness::paths::build_bins(&[
+        "agent",
+        "optima-standin",
+        "woo-standin",
+        "allegro-standin",
+        "local-host",
+    ])?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -57,11 +72,37 @@ fn main() -> anyhow::Result<()> {
     // The shop already sells the ERP's products (creating them is not the
     // sync's job): on first run its catalogue is made from the ERP's SKUs.
     let shop_state = dir.join("woo-shop.json");
-    let seed = match (&erp, shop_state.exists()) {
-        (Some(erp), false) => Some(runtime.block_on(erp.skus())?),
-        _ => None,
+    let erp_skus = match &erp {
+        Some(erp) => Some(runtime.block_on(erp.skus())?),
+        None => None,
     };
-    let shop = WooStandinProcess::start_with(Some(&shop_state), seed.as_deref(), None, &logs)?;
+    let shop = if runs("woocommerce") {
+        let seed = erp_skus.as_ref().filter(|_| !shop_state.exists());
+        Some(WooStandinProcess::start_with(
+            Some(&shop_state),
+            seed.map(Vec::as_slice),
+            None,
+            &logs,
+        )?)
+    } else {
+        None
+    };
+    // The seller's offers on Allegro carry the ERP's SKUs.
+    let allegro = if runs("allegro") {
+        Some(AllegroStandinProcess::start(
+            erp_skus.as_deref().unwrap_or_default(),
+            &logs,
+        )?)
+    } else {
+        None
+    };
+    let mut parameters = Vec::new();
+    if let Some(shop) = &shop {
+        parameters.push(shop.shop_parameters("sklep", "Detaliczna", &["MAG", "SKLEP"], 10, 10));
+    }
+    if let Some(allegro) = &allegro {
+        parameters.push(allegro.shop_parameters("allegro", "Detaliczna", &["MAG", "SKLEP"]));
+    }
     println!(
         "deploying infra/template.yaml as `{}` into the AWS emulator, starting the functions…",
         args.stack
@@ -69,13 +110,17 @@ fn main() -> anyhow::Result<()> {
     let cloud = LocalCloud::start_with_host_args(
         &logs,
         &args.stack,
-        Some(shop.shop_parameters("sklep", "Detaliczna", &["MAG", "SKLEP"], 10, 10)),
+        Some(joined_shop_parameters(&parameters)?),
         // Orders in seconds, not a minute, when a webhook is lost locally.
         &["--schedule-every", "poller=10"],
     )?;
     // Orders placed in the shop flow through the webhook (and the poller).
-    if let Some(url) = &cloud.webhook_url {
+    if let (Some(url), Some(shop)) = (&cloud.webhook_url, &shop) {
         runtime.block_on(shop.register_order_webhooks(&format!("{url}/sklep")))?;
+    }
+    // The Allegro seller linked as the operator links one.
+    if let Some(allegro) = &allegro {
+        runtime.block_on(allegro.authorize(&cloud.emulator.endpoint(), &args.stack, "allegro"))?;
     }
     // Secrets for a person at this machine, in a file only they can read.
     let env_file = dir.join("agent.env");
@@ -83,7 +128,9 @@ fn main() -> anyhow::Result<()> {
         &env_file,
         format!(
             "OPTIMA_SYNC_SQL__PASSWORD={sql_password}\nADMIN_TOKEN={}\nWOO_CONSUMER_KEY={}\nWOO_CONSUMER_SECRET={}\n",
-            cloud.admin_token, shop.consumer_key, shop.consumer_secret
+            cloud.admin_token,
+            shop.as_ref().map_or("", |s| s.consumer_key.as_str()),
+            shop.as_ref().map_or("", |s| s.consumer_secret.as_str())
         ),
     )?;
     #[cfg(unix)]
@@ -125,13 +172,30 @@ fn main() -> anyhow::Result<()> {
         "  ERP          : {sql_connection} (password in {}/agent.env)",
         dir.display()
     );
-    println!(
-        "  shop         : {}/wp-json/wc/v3  (key {}, state: {}/__standin/state)",
-        shop.base_url, shop.consumer_key, shop.base_url
-    );
-    if let Some(url) = &cloud.webhook_url {
+    if let Some(shop) = &shop {
         println!(
-            "  shop webhook : {url}/sklep (order.created, order.updated; registered in the shop)"
+            "  shop         : {}/wp-json/wc/v3  (key {}, state: {}/__standin/state)",
+            shop.base_url, shop.consumer_key, shop.base_url
+        );
+        if let Some(url) = &cloud.webhook_url {
+            println!(
+                "  shop webhook : {url}/sklep (order.created, order.updated; registered in the shop)"
+            );
+        }
+    }
+    if let Some(allegro) = &allegro {
+        let offer = runtime
+            .block_on(allegro.offers())?
+            .into_iter()
+            .find_map(|o| o["id"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "OFFER_ID".into());
+        println!(
+            "  allegro      : {} (offers: {}/__standin/offers; the seller's tokens in secret {}-token-allegro)",
+            allegro.api_url, allegro.api_url, args.stack
+        );
+        println!(
+            "  allegro order: curl -X POST -H 'content-type: application/json' -d '{{\"lines\":[{{\"offer_id\":\"{offer}\",\"quantity\":1}}]}}' {}/__standin/orders",
+            allegro.api_url
         );
     }
     println!("  agent config : {}", agent_config.display());
@@ -150,6 +214,7 @@ fn main() -> anyhow::Result<()> {
     println!("stopping…");
     drop(agent);
     drop(shop);
+    drop(allegro);
     drop(erp);
     drop(cloud);
     Ok(())
