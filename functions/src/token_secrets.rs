@@ -117,7 +117,7 @@ impl SecretTokens {
                     .secrets
                     .create_secret()
                     .name(&self.secret_name)
-                    .description("An Allegro seller's OAuth tokens, rotated by the functions")
+                    .description("A shop's OAuth tokens, rotated by the functions")
                     .secret_string(&text)
                     .send()
                     .await
