@@ -19,6 +19,7 @@ use crate::env::FunctionEnv;
 use crate::mapping::ShopRules;
 use crate::ratelimit::{RateLimiter, ShopGate};
 use crate::shop::allegro::{Allegro, AllegroConfig, AllegroCredentials, AllegroSettings};
+use crate::shop::shoper::{Shoper, ShoperConfig, ShoperCredentials, ShoperSettings};
 use crate::shop::tokens::TokenStore;
 use crate::shop::woocommerce::{WooCommerce, WooConfig, WooCredentials, WooSettings};
 use crate::shop::{Connector, REQUESTS, RateLimit, RequestGate, Secret};
@@ -90,6 +91,7 @@ struct ShopWire {
 pub enum PlatformSettings {
     WooCommerce(WooSettings),
     Allegro(AllegroSettings),
+    Shoper(ShoperSettings),
 }
 
 /// Each platform's credentials, as the shop credentials secret holds
@@ -98,6 +100,7 @@ pub enum PlatformSettings {
 pub enum PlatformCredentials {
     WooCommerce(WooCredentials),
     Allegro(AllegroCredentials),
+    Shoper(ShoperCredentials),
 }
 
 impl PlatformSettings {
@@ -106,6 +109,7 @@ impl PlatformSettings {
         match self {
             PlatformSettings::WooCommerce(_) => "woocommerce",
             PlatformSettings::Allegro(_) => "allegro",
+            PlatformSettings::Shoper(_) => "shoper",
         }
     }
 
@@ -129,8 +133,16 @@ impl PlatformSettings {
                 }
                 Ok(PlatformSettings::Allegro(allegro))
             }
+            "shoper" => {
+                let shoper: ShoperSettings =
+                    serde_json::from_value(settings).map_err(|e| format!("settings: {e}"))?;
+                if let Some(problem) = shoper.problem() {
+                    return Err(format!("settings: {problem}"));
+                }
+                Ok(PlatformSettings::Shoper(shoper))
+            }
             other => Err(format!(
-                "platform `{other}` is not supported (woocommerce and allegro are)"
+                "platform `{other}` is not supported (woocommerce, allegro and shoper are)"
             )),
         }
     }
@@ -153,6 +165,11 @@ impl PlatformSettings {
                     RateLimit::per_minute(9_000),
                 ),
             ]),
+            // Shoper: a bucket of 10 requests that empties by 2 a second
+            // (docs/platforms/shoper.md §8).
+            PlatformSettings::Shoper(_) => {
+                BTreeMap::from([(REQUESTS.to_owned(), RateLimit::per_second(2).with_burst(10))])
+            }
         }
     }
 
@@ -169,6 +186,11 @@ impl PlatformSettings {
             PlatformSettings::Allegro(_) => serde_json::from_value(value)
                 .map(PlatformCredentials::Allegro)
                 .map_err(|_| "the credentials are not {client_id, client_secret}".to_owned()),
+            PlatformSettings::Shoper(_) => serde_json::from_value(value)
+                .map(PlatformCredentials::Shoper)
+                .map_err(|_| {
+                    "the credentials are not {login, password, webhook_secret}".to_owned()
+                }),
         }
     }
 
@@ -212,6 +234,19 @@ impl PlatformSettings {
                 }
                 .connector())
             }
+            (PlatformSettings::Shoper(settings), PlatformCredentials::Shoper(creds)) => {
+                let shoper = Shoper::new(ShoperConfig {
+                    base_url: shop.base_url.clone(),
+                    credentials: creds.clone(),
+                    settings: settings.clone(),
+                })
+                .map_err(|e| e.to_string())?;
+                Ok(match gate {
+                    Some(gate) => shoper.with_gate(gate),
+                    None => shoper,
+                }
+                .connector())
+            }
             _ => Err(format!("the credentials are not {}'s", self.name())),
         }
     }
@@ -224,6 +259,10 @@ impl PlatformSettings {
                 .as_ref()
                 .filter(|secret| !secret.expose().is_empty()),
             PlatformCredentials::Allegro(_) => None,
+            PlatformCredentials::Shoper(creds) => creds
+                .webhook_secret
+                .as_ref()
+                .filter(|secret| !secret.expose().is_empty()),
         }
     }
 }
@@ -799,6 +838,42 @@ mod tests {
             .expect("an Allegro connector");
         assert_eq!(connector.platform, "allegro");
         assert!(!connector.capabilities().webhooks);
+    }
+
+    #[test]
+    fn a_shoper_shop_reads_its_settings_bucket_and_credentials() {
+        let shop: ShopConfig = serde_json::from_value(shop_json(serde_json::json!({
+            "platform": "shoper",
+            "base_url": "https://sklep123.shoparena.pl",
+            "settings": {"order_stage_status": {"shipped": 7}},
+        })))
+        .expect("a Shoper shop");
+        assert!(matches!(shop.platform, PlatformSettings::Shoper(_)));
+        assert_eq!(
+            shop.rate_limits[REQUESTS],
+            RateLimit::per_second(2).with_burst(10)
+        );
+        let mut env = FunctionEnv::default();
+        env.set(
+            "SHOPS",
+            serde_json::json!([shop_json(serde_json::json!({
+                "platform": "shoper",
+                "base_url": "https://sklep123.shoparena.pl",
+            }))])
+            .to_string(),
+        );
+        env.set_shop_secrets(
+            r#"{"sklep": {"login": "api", "password": "h4slo", "webhook_secret": "klucz"}}"#
+                .to_owned(),
+        );
+        let shops = Shops::from_env(&env, true).expect("Shoper credentials");
+        assert_eq!(
+            shops.webhook_secret("sklep").map(Secret::expose),
+            Some("klucz")
+        );
+        let connector = shops.connector("sklep", None).expect("a Shoper connector");
+        assert_eq!(connector.platform, "shoper");
+        assert!(connector.capabilities().webhooks);
     }
 
     #[test]

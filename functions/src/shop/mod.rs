@@ -27,6 +27,8 @@
 
 pub mod allegro;
 pub mod allegro_order;
+pub mod shoper;
+pub mod shoper_order;
 pub mod tokens;
 pub mod wire;
 pub mod woo_order;

@@ -23,8 +23,12 @@ pub struct FaultConfig {
     pub fail_probability: f64,
     /// Only requests whose path contains this are failed or hung.
     pub path_contains: Option<String>,
-    /// `Retry-After` (seconds) on injected errors, if any.
+    /// `Retry-After` (seconds) on injected errors, if any (an injected 429 without one gets
+    /// `1`, as Shoper always sends it).
     pub fail_retry_after: Option<u64>,
+    /// Injected errors carry no `Retry-After` at all, not even a 429's default (what a proxy or
+    /// a CDN in front of the shop may answer; Shoper itself sends one).
+    pub fail_without_retry_after: bool,
     /// The next N requests are processed, then hang `hang_ms` before answering.
     pub hang_next: u32,
     pub hang_ms: u64,
@@ -46,6 +50,7 @@ impl Default for FaultConfig {
             fail_probability: 0.0,
             path_contains: None,
             fail_retry_after: None,
+            fail_without_retry_after: false,
             hang_next: 0,
             hang_ms: 0,
             latency_ms: 0,

@@ -74,8 +74,14 @@ fn idle_report(m: &Shop) -> BucketReport {
     }
 }
 
-/// Shoper's envelope for an injected status.
-fn injected(status: u16, retry_after: Option<u64>, report: BucketReport) -> Response {
+/// Shoper's envelope for an injected status; `retry_after` None on a 429 sends Shoper's `1`
+/// unless `no_retry_after`.
+fn injected(
+    status: u16,
+    retry_after: Option<u64>,
+    no_retry_after: bool,
+    report: BucketReport,
+) -> Response {
     let e = match status {
         402 => ApiError::new(402, "access_denied", "Payment required"),
         409 => ApiError::new(409, "server_error", "Object is locked"),
@@ -90,7 +96,11 @@ fn injected(status: u16, retry_after: Option<u64>, report: BucketReport) -> Resp
     };
     let mut resp = e.into_response();
     bucket_headers(&mut resp, report);
-    let retry = retry_after.or(if status == 429 { Some(1) } else { None });
+    let retry = if no_retry_after {
+        None
+    } else {
+        retry_after.or(if status == 429 { Some(1) } else { None })
+    };
     if let Some(secs) = retry {
         set(&mut resp, "retry-after", secs);
     }
@@ -252,9 +262,13 @@ async fn api_handler(
         .to_string();
     let raw_query = uri.query().unwrap_or("");
     let query = Params::parse(raw_query);
-    let (fault, retry_after) = {
+    let (fault, retry_after, no_retry_after) = {
         let mut f = lock(&shared.faults);
-        (f.request_fault(&rel), f.cfg.fail_retry_after)
+        (
+            f.request_fault(&rel),
+            f.cfg.fail_retry_after,
+            f.cfg.fail_without_retry_after,
+        )
     };
     if !fault.latency.is_zero() {
         tokio::time::sleep(fault.latency).await;
@@ -269,7 +283,7 @@ async fn api_handler(
                 ..idle_report(&m)
             }
         };
-        injected(status, retry_after, report)
+        injected(status, retry_after, no_retry_after, report)
     } else if rel == "auth" {
         auth_call(&shared, &method, &query, &headers, &body, &mut out)
     } else {

@@ -24,6 +24,16 @@ async fn fail_next_answers_shoper_envelopes_then_recovers() {
     assert_eq!(r.status(), 429);
     assert_eq!(header(&r, "retry-after").as_deref(), Some("1"));
     assert_eq!(header(&r, "x-shop-api-limit").as_deref(), Some("10"));
+    // A 429 without Retry-After (a proxy's) only when asked for.
+    let mut cfg = s.faults().config();
+    cfg.fail_next = 1;
+    cfg.fail_status = 429;
+    cfg.fail_without_retry_after = true;
+    s.faults().set_config(cfg);
+    let r = get(&s, &t, "statuses").await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(header(&r, "retry-after"), None);
+    s.faults().clear();
     for (status, error) in [
         (402, "access_denied"),
         (409, "server_error"),
@@ -44,7 +54,7 @@ async fn fail_next_answers_shoper_envelopes_then_recovers() {
         .iter()
         .filter(|r| r.refused.as_deref() == Some("injected_error"))
         .count();
-    assert_eq!(injected, 7);
+    assert_eq!(injected, 8);
 }
 
 #[tokio::test]
