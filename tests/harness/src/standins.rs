@@ -561,3 +561,123 @@ pub fn allegro_shop_parameters(
     }});
     (config.to_string(), secrets.to_string())
 }
+
+/// The Shoper stand-in (`tests/shoper-standin`): a shop whose product
+/// stocks carry the ERP's SKUs as codes.
+pub struct ShoperStandinProcess {
+    pub process: Process,
+    /// The shop's address (the API is under `/webapi/rest`).
+    pub base_url: String,
+    pub login: String,
+    pub password: String,
+    /// The key the shop signs its webhooks with (made up here).
+    pub webhook_secret: String,
+}
+
+impl ShoperStandinProcess {
+    /// Serves on a free port with a product per SKU in `seed_skus` (at a
+    /// placeholder price and no stock, until the first sync).
+    pub fn start(seed_skus: &[String], log_dir: &Path) -> anyhow::Result<ShoperStandinProcess> {
+        let port = free_port()?;
+        let login = "webapi-sync".to_owned();
+        let password = random_secret();
+        let products = log_dir.join("shoper-products.txt");
+        let lines: Vec<String> = seed_skus
+            .iter()
+            .map(|sku| format!("{sku};Produkt {sku};1.00;0"))
+            .collect();
+        std::fs::write(&products, lines.join("\n"))?;
+        let mut command = Command::new(workspace_bin("shoper-standin")?);
+        command
+            .arg("serve")
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--login", &login])
+            .arg("--seed-products")
+            .arg(&products)
+            .env("SHOPER_STANDIN_PASSWORD", &password);
+        let mut process = Process::spawn(
+            "shoper-standin",
+            command,
+            &log_dir.join("shoper-standin.log"),
+        )?;
+        let line = process.wait_for_log("api: ", Duration::from_secs(30))?;
+        let api = line
+            .split_once("api: ")
+            .map(|(_, url)| url.trim().to_owned())
+            .context("no URL printed")?;
+        let base_url = api.trim_end_matches("/webapi/rest").to_owned();
+        Ok(ShoperStandinProcess {
+            process,
+            base_url,
+            login,
+            password,
+            webhook_secret: random_secret(),
+        })
+    }
+
+    /// The shop `id`, as the operator configures it.
+    pub fn shop_parameters(
+        &self,
+        id: &str,
+        price_list: &str,
+        warehouses: &[&str],
+    ) -> (String, String) {
+        shoper_shop_parameters(
+            id,
+            &self.base_url,
+            (&self.login, &self.password),
+            &self.webhook_secret,
+            price_list,
+            warehouses,
+        )
+    }
+
+    /// Adds the cloud's webhook for the order events, as in the shop's
+    /// panel (Konfiguracja → Integracje → Webhooki).
+    pub async fn register_order_webhooks(&self, delivery_url: &str) -> anyhow::Result<()> {
+        reqwest::Client::new()
+            .post(format!("{}/__standin/webhooks", self.base_url))
+            .json(&serde_json::json!({
+                "url": delivery_url,
+                "secret": self.webhook_secret,
+                "events": ["order.create", "order.edit", "order.paid", "order.status"],
+            }))
+            .send()
+            .await?
+            .error_for_status()
+            .context("adding the webhook in the Shoper stand-in")?;
+        Ok(())
+    }
+}
+
+/// A Shoper shop as the operator configures it: `(ShopsConfig entries,
+/// credentials by shop)`; `user` is the WebAPI user's login and password.
+pub fn shoper_shop_parameters(
+    id: &str,
+    base_url: &str,
+    user: (&str, &str),
+    webhook_secret: &str,
+    price_list: &str,
+    warehouses: &[&str],
+) -> (String, String) {
+    let config = serde_json::json!([{
+        "id": id,
+        "platform": "shoper",
+        "base_url": base_url,
+        "settings": {"timeout": 10},
+        "rules": {
+            "price_list": price_list,
+            "shop_prices": "gross",
+            "rounding": "grosz",
+            "warehouses": warehouses,
+            "safety_buffer": "0",
+            "inactive": "hide"
+        }
+    }]);
+    let secrets = serde_json::json!({ id: {
+        "login": user.0,
+        "password": user.1,
+        "webhook_secret": webhook_secret,
+    }});
+    (config.to_string(), secrets.to_string())
+}

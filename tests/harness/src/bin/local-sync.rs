@@ -1,7 +1,7 @@
 //! The whole sync on this machine, on embedded defaults: the AWS emulator,
 //! the stack deployed into it from `infra/template.yaml`, the functions'
 //! local host, the ERP stand-in (or a real SQL Server from `MSSQL_URL`), the
-//! shop stand-ins (`--shop woocommerce|allegro`, repeatable, or `all`;
+//! shop stand-ins (`--shop woocommerce|allegro|shoper`, repeatable, or `all`;
 //! WooCommerce by default) and the agent, all on 127.0.0.1. State persists
 //! in `.local/` across runs (an Allegro seller is linked again each run,
 //! with `deploy.py allegro-authorize`). Prints where to look; ctrl-c stops
@@ -11,7 +11,8 @@ use clap::Parser;
 use harness::cloud::{LocalCloud, start_agent};
 use harness::paths::local_dir;
 use harness::standins::{
-    AllegroStandinProcess, OptimaStandin, WooStandinProcess, joined_shop_parameters,
+    AllegroStandinProcess, OptimaStandin, ShoperStandinProcess, WooStandinProcess,
+    joined_shop_parameters,
 };
 
 #[derive(Parser)]
@@ -26,8 +27,8 @@ struct Args {
     /// Products in the ERP stand-in's company when it is first seeded.
     #[arg(long, default_value_t = 2000)]
     products: usize,
-    /// The shops to run: woocommerce, allegro, or all (repeatable).
-    #[arg(long = "shop", value_parser = ["woocommerce", "allegro", "all"], default_value = "woocommerce")]
+    /// The shops to run: woocommerce, allegro, shoper, or all (repeatable).
+    #[arg(long = "shop", value_parser = ["woocommerce", "allegro", "shoper", "all"], default_value = "woocommerce")]
     shops: Vec<String>,
 }
 
@@ -43,6 +44,7 @@ fn main() -> anyhow::Result<()> {
         "optima-standin",
         "woo-standin",
         "allegro-standin",
+        "shoper-standin",
         "local-host",
     ])?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -96,12 +98,24 @@ fn main() -> anyhow::Result<()> {
     } else {
         None
     };
+    // The Shoper shop's product stocks carry the ERP's SKUs as codes.
+    let shoper = if runs("shoper") {
+        Some(ShoperStandinProcess::start(
+            erp_skus.as_deref().unwrap_or_default(),
+            &logs,
+        )?)
+    } else {
+        None
+    };
     let mut parameters = Vec::new();
     if let Some(shop) = &shop {
         parameters.push(shop.shop_parameters("sklep", "Detaliczna", &["MAG", "SKLEP"], 10, 10));
     }
     if let Some(allegro) = &allegro {
         parameters.push(allegro.shop_parameters("allegro", "Detaliczna", &["MAG", "SKLEP"]));
+    }
+    if let Some(shoper) = &shoper {
+        parameters.push(shoper.shop_parameters("shoper", "Detaliczna", &["MAG", "SKLEP"]));
     }
     println!(
         "deploying infra/template.yaml as `{}` into the AWS emulator, starting the functions…",
@@ -117,6 +131,9 @@ fn main() -> anyhow::Result<()> {
     // Orders placed in the shop flow through the webhook (and the poller).
     if let (Some(url), Some(shop)) = (&cloud.webhook_url, &shop) {
         runtime.block_on(shop.register_order_webhooks(&format!("{url}/sklep")))?;
+    }
+    if let (Some(url), Some(shoper)) = (&cloud.webhook_url, &shoper) {
+        runtime.block_on(shoper.register_order_webhooks(&format!("{url}/shoper")))?;
     }
     // The Allegro seller linked as the operator links one.
     if let Some(allegro) = &allegro {
@@ -198,6 +215,25 @@ fn main() -> anyhow::Result<()> {
             allegro.api_url
         );
     }
+    if let Some(shoper) = &shoper {
+        println!(
+            "  shoper       : {}/webapi/rest (WebAPI user {}; products: {}/__standin/products)",
+            shoper.base_url, shoper.login, shoper.base_url
+        );
+        if let Some(url) = &cloud.webhook_url {
+            println!(
+                "  shoper webhook: {url}/shoper (order.create/edit/paid/status; added in the shop)"
+            );
+        }
+        let sku = erp_skus
+            .as_ref()
+            .and_then(|skus| skus.first().cloned())
+            .unwrap_or_else(|| "SKU".into());
+        println!(
+            "  shoper order : curl -X POST -H 'content-type: application/json' -d '{{\"lines\":[{{\"code\":\"{sku}\",\"quantity\":1}}],\"paid\":true}}' {}/__standin/orders",
+            shoper.base_url
+        );
+    }
     println!("  agent config : {}", agent_config.display());
     if let Some(erp) = &erp {
         println!(
@@ -215,6 +251,7 @@ fn main() -> anyhow::Result<()> {
     drop(agent);
     drop(shop);
     drop(allegro);
+    drop(shoper);
     drop(erp);
     drop(cloud);
     Ok(())
