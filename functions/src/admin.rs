@@ -63,6 +63,7 @@ pub struct Admin {
     state: StateTable,
     catalog: Catalog,
     orders: crate::orders::OrderStore,
+    returns: crate::returns::ReturnStore,
     shops: crate::shops::Shops,
     queues: Vec<(&'static str, String)>,
     stale_after: chrono::Duration,
@@ -106,6 +107,10 @@ impl Admin {
                 clients.dynamodb.clone(),
                 env.required("STATE_TABLE")?,
                 30,
+            ),
+            returns: crate::returns::ReturnStore::new(
+                clients.dynamodb.clone(),
+                env.required("STATE_TABLE")?,
             ),
             shops: crate::shops::Shops::from_env(env, false).map_err(|e| EnvError::Invalid {
                 name: "SHOPS",
@@ -229,6 +234,9 @@ struct Status {
     /// Shop orders the agent parked (unknown SKU, …) or the shop refused
     /// an update of, with the reasons (first 200).
     parked_orders: Vec<crate::orders::ParkedOrder>,
+    /// Buyers' returns the shops reported, each needing a correction in
+    /// the ERP (newest first, 200 a shop).
+    returns: Vec<crate::returns::ReportedReturn>,
     /// Each shop's stale-stock policy and how many products it holds at 0.
     shops: Vec<serde_json::Value>,
     /// What is configured wrong, in words and with what to change.
@@ -344,6 +352,13 @@ async fn status(State(admin): State<Arc<Admin>>) -> Response {
         errors.push(err.to_string());
         Vec::new()
     });
+    let mut returns = Vec::new();
+    for shop in &admin.shops.shops {
+        match admin.returns.list(&shop.id, 200).await {
+            Ok(found) => returns.extend(found),
+            Err(err) => errors.push(err.to_string()),
+        }
+    }
     let code = if errors.is_empty() {
         StatusCode::OK
     } else {
@@ -358,6 +373,7 @@ async fn status(State(admin): State<Arc<Admin>>) -> Response {
             parked,
             parked_records,
             parked_orders,
+            returns,
             shops: crate::watchdog::Watchdog::zeroed(&admin.catalog, &admin.shops).await,
             warnings,
             errors,

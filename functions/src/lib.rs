@@ -43,6 +43,7 @@ pub mod mapping;
 pub mod orders;
 pub mod poller;
 pub mod ratelimit;
+pub mod returns;
 pub mod sequences;
 pub mod shop;
 pub mod shop_ops;

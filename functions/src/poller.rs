@@ -35,6 +35,7 @@ use crate::env::{EnvError, FunctionEnv};
 use crate::orders::{OrderIntake, OrderStore, PollResume};
 use crate::orders::{VatError, complete_vat};
 use crate::ratelimit::{RateLimiter, ShopLimits};
+use crate::returns::ReturnStore;
 use crate::shop::{Connector, FeedPosition, OrderSource, VatStated};
 use crate::shops::{ShopConfig, Shops};
 use crate::state::StateTable;
@@ -57,6 +58,7 @@ pub struct Poller {
     store: OrderStore,
     state: StateTable,
     catalog: Catalog,
+    returns: ReturnStore,
     limiter: RateLimiter,
     overlap: chrono::Duration,
     initial_lookback: chrono::Duration,
@@ -83,6 +85,8 @@ struct ShopPoll {
     /// Orders whose command could not be queued yet (sent on a later run).
     pending: usize,
     parked: usize,
+    /// Buyers' returns reported (kept for the office).
+    returns: usize,
     error: Option<String>,
 }
 
@@ -130,6 +134,7 @@ impl Poller {
             store,
             state: StateTable::new(clients.dynamodb.clone(), table.clone(), retention_days),
             catalog: Catalog::new(clients.dynamodb.clone(), table.clone()),
+            returns: ReturnStore::new(clients.dynamodb.clone(), table.clone()),
             limiter,
             overlap: chrono::Duration::seconds(overlap.max(1)),
             initial_lookback: chrono::Duration::minutes(lookback.max(1)),
@@ -188,7 +193,64 @@ impl Poller {
         } else if summary.orders > 0 {
             info!(shop = %shop.id, orders = summary.orders, stored = summary.stored, commands = summary.commands, "orders polled");
         }
+        if summary.error.is_none()
+            && let Err(error) = self.poll_returns(shop, &mut summary, deadline).await
+        {
+            warn!(shop = %shop.id, %error, "returns poll failed; read again next time");
+            summary.error = Some(error);
+        }
         summary
+    }
+
+    /// The shop's buyers' returns since the last read, kept for the office
+    /// (a platform without returns is skipped).
+    async fn poll_returns(
+        &self,
+        shop: &ShopConfig,
+        summary: &mut ShopPoll,
+        deadline: Deadline,
+    ) -> Result<(), String> {
+        let Some(source) = self
+            .connectors
+            .get(&shop.id)
+            .and_then(|connector| connector.returns.clone())
+        else {
+            return Ok(());
+        };
+        let mut after = self
+            .returns
+            .cursor(&shop.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let since = Utc::now() - self.initial_lookback;
+        for _ in 0..self.max_pages {
+            if deadline.remaining().is_some_and(|left| left < PAGE_RESERVE) {
+                break;
+            }
+            let page = source
+                .list_returns(after.as_deref(), since)
+                .await
+                .map_err(|e| format!("listing returns: {e}"))?;
+            for shop_return in &page.returns {
+                self.returns
+                    .record(&shop.id, shop_return)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                info!(shop = %shop.id, order = %shop_return.order_id, r#return = %shop_return.id, status = %shop_return.status, "a buyer's return: a correction is needed in the ERP");
+                summary.returns += 1;
+            }
+            if let Some(last) = &page.after {
+                self.returns
+                    .set_cursor(&shop.id, last)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                after = Some(last.clone());
+            }
+            if !page.more {
+                break;
+            }
+        }
+        Ok(())
     }
 
     async fn poll_pages(

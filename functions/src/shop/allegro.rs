@@ -58,6 +58,10 @@ use super::{
 
 /// Allegro's media type.
 pub const MEDIA_TYPE: &str = "application/vnd.allegro.public.v1+json";
+/// The media type of Allegro's beta resources (customer returns).
+pub const BETA_MEDIA_TYPE: &str = "application/vnd.allegro.beta.v1+json";
+/// Returns read per request.
+const RETURNS_PER_PAGE: usize = 100;
 /// The named limit of offer changes (quantity and price commands count
 /// each offer).
 pub const OFFER_CHANGES: &str = "offer_changes";
@@ -328,8 +332,9 @@ impl Allegro {
             platform: "allegro",
             catalogue: Some(this.clone()),
             orders: Some(this.clone()),
-            updates: Some(this),
+            updates: Some(this.clone()),
             webhooks: None,
+            returns: Some(this),
         }
     }
 
@@ -456,12 +461,13 @@ impl Allegro {
         body: Option<&Value>,
         token: &Secret,
         cost: &[(&'static str, u32)],
+        accept: &'static str,
     ) -> Result<Answer, ShopError> {
         let mut request = self
             .http
             .request(method.clone(), url.clone())
             .bearer_auth(token.expose())
-            .header(reqwest::header::ACCEPT, MEDIA_TYPE);
+            .header(reqwest::header::ACCEPT, accept);
         if let Some(body) = body {
             request = request
                 .header(reqwest::header::CONTENT_TYPE, MEDIA_TYPE)
@@ -509,10 +515,23 @@ impl Allegro {
         body: Option<&Value>,
         cost: &[(&'static str, u32)],
     ) -> Result<(StatusCode, Value), ShopError> {
+        self.call_as(method, url, body, cost, MEDIA_TYPE).await
+    }
+
+    /// [`call`](Self::call) asking for another representation (the
+    /// customer returns' beta one).
+    async fn call_as(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+        cost: &[(&'static str, u32)],
+        accept: &'static str,
+    ) -> Result<(StatusCode, Value), ShopError> {
         let mut renewed = false;
         loop {
             let token = self.access_token().await?;
-            match self.send(&method, &url, body, &token, cost).await? {
+            match self.send(&method, &url, body, &token, cost, accept).await? {
                 Answer::Body(status, value) => return Ok((status, value)),
                 Answer::TokenRefused(what) if renewed => {
                     return Err(ShopError::Auth(format!(
@@ -987,6 +1006,110 @@ impl OrderUpdater for Allegro {
         update: &'a OrderUpdate,
     ) -> BoxFuture<'a, Result<UpdateOutcome, ShopError>> {
         Box::pin(self.apply_update(order_id, update))
+    }
+}
+
+impl Allegro {
+    async fn returns_page(
+        &self,
+        after: Option<&str>,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<super::ReturnsPage, ShopError> {
+        let limit = RETURNS_PER_PAGE.to_string();
+        let since_text = since.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let mut query = vec![("limit", limit.as_str())];
+        match after {
+            Some(id) => query.push(("from", id)),
+            None => query.push(("createdAt.gte", since_text.as_str())),
+        }
+        let url = self.url("/order/customer-returns", &query);
+        let (_, answer) = self
+            .call_as(Method::GET, url, None, ONE, BETA_MEDIA_TYPE)
+            .await?;
+        let listed = answer["customerReturns"].as_array().ok_or_else(|| {
+            ShopError::Transient(
+                "GET /order/customer-returns answered without `customerReturns`".into(),
+            )
+        })?;
+        // Returns name offers: their SKUs are the offers' external ids.
+        let offer_ids: Vec<&str> = listed
+            .iter()
+            .flat_map(|r| r["items"].as_array().into_iter().flatten())
+            .filter_map(|item| item["offerId"].as_str())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let mut skus: HashMap<String, String> = HashMap::new();
+        for chunk in offer_ids.chunks(SKUS_PER_LOOKUP) {
+            let mut query: Vec<(&str, &str)> = chunk.iter().map(|id| ("offer.id", *id)).collect();
+            query.push(("limit", "1000"));
+            let offers = self.get("/sale/offers", &query).await?;
+            for offer in offers["offers"].as_array().into_iter().flatten() {
+                if let (Some(id), Some(sku)) =
+                    (offer["id"].as_str(), offer["external"]["id"].as_str())
+                {
+                    skus.insert(id.to_owned(), sku.to_owned());
+                }
+            }
+        }
+        let mut returns = Vec::new();
+        for listed in listed {
+            let (Some(id), Some(order_id)) = (listed["id"].as_str(), listed["orderId"].as_str())
+            else {
+                tracing::warn!("an Allegro customer return without an id or order id: skipped");
+                continue;
+            };
+            let created_at = listed["createdAt"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map_or(since, |t| t.with_timezone(&chrono::Utc));
+            let items = listed["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|item| super::ReturnedItem {
+                    sku: item["offerId"]
+                        .as_str()
+                        .and_then(|id| skus.get(id).cloned()),
+                    name: item["name"]
+                        .as_str()
+                        .unwrap_or("")
+                        .chars()
+                        .take(200)
+                        .collect(),
+                    quantity: item["quantity"]
+                        .as_u64()
+                        .and_then(|q| u32::try_from(q).ok())
+                        .unwrap_or(0),
+                })
+                .collect();
+            returns.push(super::ShopReturn {
+                id: id.to_owned(),
+                order_id: order_id.to_owned(),
+                created_at,
+                status: listed["status"].as_str().unwrap_or("").to_owned(),
+                reference: listed["referenceNumber"].as_str().unwrap_or("").to_owned(),
+                items,
+            });
+        }
+        Ok(super::ReturnsPage {
+            more: listed.len() >= RETURNS_PER_PAGE,
+            after: listed
+                .last()
+                .and_then(|r| r["id"].as_str())
+                .map(str::to_owned),
+            returns,
+        })
+    }
+}
+
+impl super::ReturnsSource for Allegro {
+    fn list_returns<'a>(
+        &'a self,
+        after: Option<&'a str>,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> BoxFuture<'a, Result<super::ReturnsPage, ShopError>> {
+        Box::pin(self.returns_page(after, since))
     }
 }
 

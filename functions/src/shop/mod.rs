@@ -545,6 +545,51 @@ pub trait WebhookVerifier: Send + Sync {
     }
 }
 
+/// One item of a buyer's return.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReturnedItem {
+    /// The SKU, where the platform's item names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<String>,
+    pub name: String,
+    pub quantity: u32,
+}
+
+/// A buyer's return as the platform reports it: the office needs a
+/// correction in the ERP for it (issue #18 links it to the document).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShopReturn {
+    pub id: String,
+    pub order_id: String,
+    pub created_at: DateTime<Utc>,
+    /// The platform's own status (Allegro: CREATED, DELIVERED, …).
+    pub status: String,
+    /// The number the buyer and the platform quote.
+    pub reference: String,
+    pub items: Vec<ReturnedItem>,
+}
+
+/// One read of a platform's returns.
+#[derive(Debug, Clone, Default)]
+pub struct ReturnsPage {
+    pub returns: Vec<ShopReturn>,
+    /// Where the next read goes on (the last return's id); `None`: as before.
+    pub after: Option<String>,
+    /// Whether more are waiting past this page.
+    pub more: bool,
+}
+
+/// The returns side of a platform: buyers' returns, for the office.
+pub trait ReturnsSource: Send + Sync {
+    /// The returns created after `after` (a return's id the last read
+    /// gave), or, the first time, since `since`.
+    fn list_returns<'a>(
+        &'a self,
+        after: Option<&'a str>,
+        since: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<ReturnsPage, ShopError>>;
+}
+
 /// What a shop's platform can do, for callers to skip what it lacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct Capabilities {
@@ -553,6 +598,7 @@ pub struct Capabilities {
     pub orders: bool,
     pub order_updates: bool,
     pub webhooks: bool,
+    pub returns: bool,
 }
 
 /// One shop's connector: the parts its platform has.
@@ -563,6 +609,7 @@ pub struct Connector {
     pub orders: Option<Arc<dyn OrderSource>>,
     pub updates: Option<Arc<dyn OrderUpdater>>,
     pub webhooks: Option<Arc<dyn WebhookVerifier>>,
+    pub returns: Option<Arc<dyn ReturnsSource>>,
 }
 
 impl fmt::Debug for Connector {
@@ -582,6 +629,7 @@ impl Connector {
             orders: self.orders.is_some(),
             order_updates: self.updates.is_some(),
             webhooks: self.webhooks.is_some(),
+            returns: self.returns.is_some(),
         }
     }
 }

@@ -646,6 +646,7 @@ impl Shoper {
             orders: Some(this.clone()),
             updates: Some(this),
             webhooks: Some(Arc::new(ShoperWebhooks)),
+            returns: None,
         }
     }
 

@@ -347,6 +347,7 @@ impl WooCommerce {
             orders: Some(this.clone()),
             updates: Some(this),
             webhooks: Some(Arc::new(super::woo_order::WooWebhooks)),
+            returns: None,
         }
     }
 

@@ -1093,11 +1093,32 @@ pub async fn returns_handler(
         let orders = p.all("orderId");
         let statuses = p.all("status");
         let login = p.get("buyer.login");
+        let created_from = match p.get("createdAt.gte") {
+            Some(t) => Some(
+                DateTime::parse_from_rfc3339(t)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|_| ApiError::validation(format!("createdAt.gte {t:?} is not a time")))?,
+            ),
+            None => None,
+        };
         let m = shared.st();
+        // `from`: the returns created after that one (the list is in
+        // creation order).
+        let after = match p.get("from") {
+            Some(id) => m
+                .returns
+                .iter()
+                .position(|r| r.id == id)
+                .map(|at| at + 1)
+                .ok_or_else(|| ApiError::validation(format!("from {id:?} is not a return")))?,
+            None => 0,
+        };
         let list: Vec<Value> = m
             .returns
             .iter()
+            .skip(after)
             .filter(|r| r.seller_id == seller)
+            .filter(|r| created_from.is_none_or(|t| r.created_at >= t))
             .filter(|r| ids.is_empty() || ids.contains(&r.id))
             .filter(|r| orders.is_empty() || orders.contains(&r.order_id))
             .filter(|r| statuses.is_empty() || statuses.contains(&r.status))

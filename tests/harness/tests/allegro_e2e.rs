@@ -8,7 +8,8 @@
 //! plain SQL says Optima has; a buyer's checkout form becomes one RO in
 //! Optima with the ERP's VAT rates (Allegro states gross prices only); the
 //! order realised with a tracking number shows on Allegro as SENT with
-//! one shipment of that waybill. The seller's tokens live in the shop's
+//! one shipment of that waybill, and the buyer's return is listed for the
+//! office on `/status`. The seller's tokens live in the shop's
 //! own secret, and a token that expires mid-run is refreshed there.
 
 use std::time::{Duration, Instant};
@@ -247,6 +248,26 @@ async fn stock_out_an_allegro_order_in_and_its_shipment_back() -> anyhow::Result
         "{:?}",
         shipped.shipments[0]
     );
+
+    // The buyer sends the goods back: the office sees the return, with the
+    // SKU and quantity, as needing a correction in Optima.
+    let returned = allegro.add_customer_return(&order.id, "DELIVERED")?;
+    let listed = wait_for("the return on /status", Duration::from_secs(60), || async {
+        let status = cloud.status().await?;
+        Ok(status["returns"].as_array().and_then(|listed| {
+            listed
+                .iter()
+                .find(|r| r["id"] == returned.id.as_str())
+                .cloned()
+        }))
+    })
+    .await?;
+    assert_eq!(listed["shop"], SHOP);
+    assert_eq!(listed["order_id"], order.id.as_str());
+    assert_eq!(listed["status"], "DELIVERED");
+    assert_eq!(listed["items"][0]["sku"], skus[0].as_str(), "{listed}");
+    assert_eq!(listed["items"][0]["quantity"], 2);
+    assert_eq!(listed["needs"], "a correction in the ERP");
     Ok(())
 }
 
