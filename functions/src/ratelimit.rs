@@ -84,6 +84,9 @@ pub struct ShopGate {
     limiter: RateLimiter,
     shop: String,
     limits: BTreeMap<String, RateLimit>,
+    /// Limits whose bucket is not the shop's own (an application's limit
+    /// shared by every shop that uses the application), by name.
+    shared: BTreeMap<String, String>,
     max_wait: Duration,
 }
 
@@ -100,8 +103,25 @@ impl ShopGate {
             limiter,
             shop: shop.into(),
             limits,
+            shared: BTreeMap::new(),
             max_wait,
         }
+    }
+
+    /// The limit `limit` is counted in bucket `key`, shared with every
+    /// gate given the same key (Allegro's 9,000 requests a minute belong
+    /// to the application, whichever seller's shop makes them).
+    pub fn sharing(mut self, limit: &str, key: impl Into<String>) -> Self {
+        self.shared.insert(limit.to_owned(), key.into());
+        self
+    }
+
+    /// The bucket this gate counts `limit` in.
+    pub fn bucket_of(&self, limit: &str) -> String {
+        self.shared
+            .get(limit)
+            .cloned()
+            .unwrap_or_else(|| Self::bucket_key(&self.shop, limit))
     }
 
     /// The bucket of one named limit: the shop's id for its requests (as
@@ -137,12 +157,7 @@ impl RequestGate for ShopGate {
                 let limit = self.limit(name)?;
                 let granted = self
                     .limiter
-                    .acquire_within(
-                        &Self::bucket_key(&self.shop, name),
-                        *tokens,
-                        limit,
-                        self.max_wait,
-                    )
+                    .acquire_within(&self.bucket_of(name), *tokens, limit, self.max_wait)
                     .await
                     .map_err(|err| {
                         ShopError::Transient(format!("the shop's rate bucket: {err}"))
@@ -158,7 +173,7 @@ impl RequestGate for ShopGate {
     fn penalise(&self, retry_after: Option<Duration>) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             let wait = retry_after.unwrap_or(DEFAULT_PENALTY);
-            if let Err(err) = self.limiter.penalise(&self.shop, wait).await {
+            if let Err(err) = self.limiter.penalise(&self.bucket_of(REQUESTS), wait).await {
                 tracing::warn!(shop = %self.shop, error = %err, "cannot hold the shop's bucket back after a 429");
             }
         })
@@ -169,7 +184,7 @@ impl RequestGate for ShopGate {
             let Ok(rate) = self.limit(limit) else {
                 return;
             };
-            let key = Self::bucket_key(&self.shop, limit);
+            let key = self.bucket_of(limit);
             if let Err(err) = self.limiter.lower_to(&key, remaining, rate).await {
                 tracing::warn!(shop = %self.shop, limit, error = %err, "cannot record what the shop reported of its limit");
             }

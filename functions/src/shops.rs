@@ -251,6 +251,23 @@ impl PlatformSettings {
         }
     }
 
+    /// Limits the platform counts per application rather than per shop,
+    /// with their shared bucket: Allegro's `requests` (9,000 a minute for
+    /// every seller of one client id together).
+    fn shared_buckets(credentials: &PlatformCredentials) -> Vec<(&'static str, String)> {
+        match credentials {
+            PlatformCredentials::Allegro(creds) => {
+                use sha2::Digest;
+                let digest = sha2::Sha256::digest(creds.client_id.trim().as_bytes());
+                vec![(
+                    REQUESTS,
+                    format!("allegro-app#{}", &hex::encode(digest)[..16]),
+                )]
+            }
+            PlatformCredentials::WooCommerce(_) | PlatformCredentials::Shoper(_) => Vec::new(),
+        }
+    }
+
     /// The secret the shop's webhooks are signed with, if configured.
     fn webhook_secret(credentials: &PlatformCredentials) -> Option<&Secret> {
         match credentials {
@@ -538,18 +555,32 @@ impl Shops {
         self.shops
             .iter()
             .map(|shop| {
-                let gate = ShopGate::new(
-                    limiter.clone(),
-                    shop.id.clone(),
-                    shop.rate_limits.clone(),
-                    max_wait,
-                );
+                let gate = self.gate(shop, limiter, max_wait);
                 Ok((
                     shop.id.clone(),
                     self.connector(&shop.id, Some(Arc::new(gate)))?,
                 ))
             })
             .collect()
+    }
+
+    /// The gate a shop's requests pass: its own buckets, and the buckets
+    /// of the limits its platform counts per application.
+    pub fn gate(&self, shop: &ShopConfig, limiter: &RateLimiter, max_wait: Duration) -> ShopGate {
+        let gate = ShopGate::new(
+            limiter.clone(),
+            shop.id.clone(),
+            shop.rate_limits.clone(),
+            max_wait,
+        );
+        let shared = self
+            .credentials
+            .get(&shop.id)
+            .map(PlatformSettings::shared_buckets)
+            .unwrap_or_default();
+        shared
+            .into_iter()
+            .fold(gate, |gate, (limit, key)| gate.sharing(limit, key))
     }
 
     /// The connector for a shop (needs its credentials); with a `gate`,
@@ -838,6 +869,64 @@ mod tests {
             .expect("an Allegro connector");
         assert_eq!(connector.platform, "allegro");
         assert!(!connector.capabilities().webhooks);
+    }
+
+    #[test]
+    fn allegro_shops_of_one_application_share_its_request_bucket() {
+        let allegro = |id: &str| {
+            let mut shop = shop_json(serde_json::json!({
+                "platform": "allegro",
+                "base_url": "https://api.allegro.pl",
+            }));
+            shop["id"] = id.into();
+            shop
+        };
+        let mut env = FunctionEnv::default();
+        env.set(
+            "SHOPS",
+            serde_json::json!([
+                allegro("sprzedawca-a"),
+                allegro("sprzedawca-b"),
+                allegro("inna-aplikacja")
+            ])
+            .to_string(),
+        );
+        env.set_shop_secrets(
+            serde_json::json!({
+                "sprzedawca-a": {"client_id": "app-1", "client_secret": "s"},
+                "sprzedawca-b": {"client_id": "app-1", "client_secret": "s"},
+                "inna-aplikacja": {"client_id": "app-2", "client_secret": "s"},
+            })
+            .to_string(),
+        );
+        let shops = Shops::from_env(&env, true).expect("three Allegro shops");
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .build();
+        let limiter = RateLimiter::new(aws_sdk_dynamodb::Client::from_conf(config), "state");
+        let gate = |id: &str| {
+            shops.gate(
+                shops.get(id).expect("configured"),
+                &limiter,
+                Duration::from_secs(1),
+            )
+        };
+        let (a, b, other) = (
+            gate("sprzedawca-a"),
+            gate("sprzedawca-b"),
+            gate("inna-aplikacja"),
+        );
+        assert_eq!(a.bucket_of(REQUESTS), b.bucket_of(REQUESTS));
+        assert!(a.bucket_of(REQUESTS).starts_with("allegro-app#"));
+        assert!(
+            !a.bucket_of(REQUESTS).contains("app-1"),
+            "the client id is not a key"
+        );
+        assert_ne!(a.bucket_of(REQUESTS), other.bucket_of(REQUESTS));
+        // Offer changes are each seller's own.
+        let changes = crate::shop::allegro::OFFER_CHANGES;
+        assert_eq!(a.bucket_of(changes), "sprzedawca-a#offer_changes");
+        assert_ne!(a.bucket_of(changes), b.bucket_of(changes));
     }
 
     #[test]
