@@ -33,9 +33,12 @@
 //!   retryable; refused tokens that do not renew are credentials; other
 //!   4xx are permanent.
 //!
-//! Not yet: the invoice upload (issue #18), customer returns, hiding an
-//! offer (Allegro ends it by a publication command), and raising stock on
-//! an offer Allegro ended at zero.
+//! A product hidden in the shop (`visible: false`) gets stock 0: the
+//! batch commands cannot hide an offer.
+//!
+//! Not yet: the invoice upload (issue #18), ending an offer by a
+//! publication command, and raising stock on an offer Allegro ended at
+//! zero.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -671,7 +674,7 @@ impl Allegro {
         let mut by_stock: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
         let mut by_price: BTreeMap<Decimal, Vec<&str>> = BTreeMap::new();
         for (id, changes) in items {
-            if let Some(stock) = changes.stock_quantity {
+            if let Some(stock) = shown_stock(changes) {
                 by_stock
                     .entry(stock.max(0))
                     .or_default()
@@ -717,7 +720,7 @@ impl Allegro {
         Ok(items
             .iter()
             .map(|(id, changes)| {
-                let touched = changes.stock_quantity.is_some() || changes.regular_price.is_some();
+                let touched = shown_stock(changes).is_some() || changes.regular_price.is_some();
                 match outcomes.get(&id.product_id) {
                     Some(outcome) => outcome.clone(),
                     None if !touched => ItemOutcome::Ok,
@@ -862,6 +865,16 @@ impl Allegro {
 }
 
 const ONE: &[(&str, u32)] = super::ONE_REQUEST;
+
+/// The stock an offer is given: a product hidden in the shop has none on
+/// Allegro, whose batch commands cannot hide an offer (so a hidden product
+/// is never sold).
+fn shown_stock(changes: &ProductChanges) -> Option<i64> {
+    match changes.visible {
+        Some(false) => Some(0),
+        _ => changes.stock_quantity,
+    }
+}
 
 /// An event id as a position: zero-padded so later ids sort later as text.
 fn pad(event_id: &str) -> String {
@@ -1116,6 +1129,23 @@ impl super::ReturnsSource for Allegro {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hidden_product_gets_no_stock() {
+        let hidden = ProductChanges {
+            visible: Some(false),
+            stock_quantity: Some(7),
+            ..ProductChanges::default()
+        };
+        assert_eq!(shown_stock(&hidden), Some(0));
+        let shown = ProductChanges {
+            visible: Some(true),
+            stock_quantity: Some(7),
+            ..ProductChanges::default()
+        };
+        assert_eq!(shown_stock(&shown), Some(7));
+        assert_eq!(shown_stock(&ProductChanges::default()), None);
+    }
 
     #[test]
     fn positions_sort_as_text_and_go_back_to_event_ids() {
