@@ -34,8 +34,9 @@
 //!   the own gross price, above 0), each answering in place
 //!   (`{"errors", "items":[{"id","code","body"}]}`): a 4xx item is that
 //!   item's refusal, a 5xx or 429 item makes the whole call retryable
-//!   (writes are absolute). Names, visibility, units, tax classes and
-//!   categories are not written.
+//!   (writes are absolute). A product the rules hide is written
+//!   `active: 0` with stock 0. Names, units, tax classes and categories
+//!   are not written.
 //! - orders: see "The order feed" below; lines by `GET
 //!   /order-products?filters={"order_id":{"in":[…]}}` for each page of
 //!   orders, attached to each order as `products[]` (the webhook's shape),
@@ -467,8 +468,20 @@ fn stock_id(id: &ShopItemId) -> Option<u64> {
 /// What one stock write sends, or why it is not sent.
 fn stock_body(changes: &ProductChanges) -> Result<Option<Value>, ItemOutcome> {
     let mut body = Map::new();
-    if let Some(quantity) = changes.stock_quantity {
+    // A product the rules hide is switched off and sold out: whether an
+    // inactive base stock hides the whole product is *unverified*, and a
+    // hidden product must not be sold either way.
+    let hidden = changes.visible == Some(false);
+    let quantity = if hidden {
+        Some(0)
+    } else {
+        changes.stock_quantity
+    };
+    if let Some(quantity) = quantity {
         body.insert("stock".into(), Value::from(quantity.max(0)));
+    }
+    if let Some(visible) = changes.visible {
+        body.insert("active".into(), number(u64::from(visible)));
     }
     if let Some(price) = changes.regular_price {
         if price <= Decimal::ZERO {
@@ -1765,6 +1778,24 @@ mod tests {
             json!({"stock": 0, "price": 13.00, "price_type": 1})
         );
         assert_eq!(stock_body(&ProductChanges::default()).unwrap(), None);
+        let hidden = ProductChanges {
+            stock_quantity: Some(9),
+            visible: Some(false),
+            ..ProductChanges::default()
+        };
+        assert_eq!(
+            stock_body(&hidden).unwrap().unwrap(),
+            json!({"stock": 0, "active": 0})
+        );
+        let shown = ProductChanges {
+            stock_quantity: Some(9),
+            visible: Some(true),
+            ..ProductChanges::default()
+        };
+        assert_eq!(
+            stock_body(&shown).unwrap().unwrap(),
+            json!({"stock": 9, "active": 1})
+        );
         let free = ProductChanges {
             regular_price: Some(Decimal::ZERO),
             ..ProductChanges::default()
