@@ -45,6 +45,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use futures::{StreamExt, TryStreamExt};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use rust_decimal::Decimal;
@@ -72,6 +73,8 @@ pub const OFFER_CHANGES: &str = "offer_changes";
 const SKUS_PER_LOOKUP: usize = 100;
 /// Offers per command.
 const OFFERS_PER_COMMAND: usize = 1000;
+/// Commands of one write registered and awaited at once.
+const COMMANDS_AT_ONCE: usize = 32;
 /// Order events that concern an order's content or state.
 const ORDER_EVENTS: [&str; 5] = [
     "READY_FOR_PROCESSING",
@@ -614,6 +617,9 @@ impl Allegro {
             .await?;
         let started = tokio::time::Instant::now();
         loop {
+            // Allegro runs the tasks after the PUT answers: a report read at
+            // once would only cost a request.
+            tokio::time::sleep(self.settings.command_poll).await;
             let report = self.get(&path, &[]).await?;
             if !report["completedAt"].is_null() {
                 break;
@@ -624,7 +630,6 @@ impl Allegro {
                     self.settings.command_wait
                 )));
             }
-            tokio::time::sleep(self.settings.command_poll).await;
         }
         let mut outcomes = HashMap::new();
         let tasks_path = format!("{path}/tasks");
@@ -687,22 +692,15 @@ impl Allegro {
                     .push(&id.product_id);
             }
         }
-        let mut outcomes: HashMap<String, ItemOutcome> = HashMap::new();
-        let mut merge = |found: HashMap<String, ItemOutcome>| {
-            for (offer, outcome) in found {
-                let keep_refusal = outcomes.get(&offer).is_some_and(|o| !o.is_ok());
-                if !keep_refusal {
-                    outcomes.insert(offer, outcome);
-                }
-            }
-        };
+        // Commands run on Allegro's side for seconds: register them all
+        // (a few at a time, each request through the gate) and wait for
+        // them together, so a batch costs the limit's time, not the sum of
+        // the waits.
+        let mut commands: Vec<(&str, Value, &[&str])> = Vec::new();
         for (stock, offers) in &by_stock {
             for chunk in offers.chunks(OFFERS_PER_COMMAND) {
                 let modification = json!({"changeType": "FIXED", "value": stock});
-                merge(
-                    self.run_command("offer-quantity-change-commands", modification, chunk)
-                        .await?,
-                );
+                commands.push(("offer-quantity-change-commands", modification, chunk));
             }
         }
         for (price, offers) in &by_price {
@@ -711,10 +709,25 @@ impl Allegro {
                     "type": "FIXED_PRICE",
                     "price": {"amount": format!("{:.2}", price), "currency": "PLN"},
                 });
-                merge(
-                    self.run_command("offer-price-change-commands", modification, chunk)
-                        .await?,
-                );
+                commands.push(("offer-price-change-commands", modification, chunk));
+            }
+        }
+        // The futures are made first (a closure inside the stream would not
+        // be `Send` for every lifetime); none runs before it is polled.
+        let runs: Vec<_> = commands
+            .into_iter()
+            .map(|(family, modification, offers)| self.run_command(family, modification, offers))
+            .collect();
+        let reports: Vec<HashMap<String, ItemOutcome>> = futures::stream::iter(runs)
+            .buffer_unordered(COMMANDS_AT_ONCE)
+            .try_collect()
+            .await?;
+        let mut outcomes: HashMap<String, ItemOutcome> = HashMap::new();
+        for (offer, outcome) in reports.into_iter().flatten() {
+            // A refusal of either value stands for the offer.
+            let keep_refusal = outcomes.get(&offer).is_some_and(|o| !o.is_ok());
+            if !keep_refusal {
+                outcomes.insert(offer, outcome);
             }
         }
         Ok(items
