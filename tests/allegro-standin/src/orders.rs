@@ -1097,7 +1097,9 @@ pub async fn returns_handler(
             Some(t) => Some(
                 DateTime::parse_from_rfc3339(t)
                     .map(|t| t.with_timezone(&Utc))
-                    .map_err(|_| ApiError::validation(format!("createdAt.gte {t:?} is not a time")))?,
+                    .map_err(|_| {
+                        ApiError::validation(format!("createdAt.gte {t:?} is not a time"))
+                    })?,
             ),
             None => None,
         };
