@@ -285,6 +285,10 @@ pub struct RateLimiter {
     /// When this instance's granted requests left, per bucket, over the
     /// limit's window: see [`RateLimiter::pace`].
     sent: Arc<Mutex<HashMap<String, VecDeque<Instant>>>>,
+    /// One bucket read-and-write at a time per bucket in this instance:
+    /// concurrent callers of one instance would otherwise race each other's
+    /// conditional writes, and every lost race costs two more DynamoDB calls.
+    turns: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 fn num(value: i64) -> AttributeValue {
@@ -303,7 +307,15 @@ impl RateLimiter {
             client,
             table: table.into(),
             sent: Arc::default(),
+            turns: Arc::default(),
         }
+    }
+
+    /// The lock that gives this instance's callers of bucket `shop` their
+    /// turn at it.
+    fn turn(&self, shop: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut turns = self.turns.lock().unwrap_or_else(|e| e.into_inner());
+        turns.entry(shop.to_owned()).or_default().clone()
     }
 
     fn error(
@@ -366,6 +378,8 @@ impl RateLimiter {
         if n == 0 {
             return Ok(Acquired::Granted);
         }
+        let turn = self.turn(shop);
+        let _turn = turn.lock().await;
         for _ in 0..MAX_ATTEMPTS {
             // The clock is read before the bucket, not after: a grant then
             // dates from when it was asked for, and a wait ends when the
