@@ -21,6 +21,7 @@
 //!   (`cargo run -p harness --bin fault-campaign`).
 
 pub mod aws_proxy;
+pub mod bench;
 pub mod campaign;
 pub mod cloud;
 pub mod emulator;

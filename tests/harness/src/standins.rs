@@ -681,3 +681,93 @@ pub fn shoper_shop_parameters(
     }});
     (config.to_string(), secrets.to_string())
 }
+
+/// `GET url` as JSON (a stand-in's control API).
+async fn control_get(url: String) -> anyhow::Result<serde_json::Value> {
+    reqwest::get(&url)
+        .await
+        .with_context(|| format!("GET {url}"))?
+        .error_for_status()
+        .with_context(|| format!("GET {url}"))?
+        .json()
+        .await
+        .with_context(|| format!("GET {url}: not JSON"))
+}
+
+/// `POST url` with a JSON body to a stand-in's control API; the answer's JSON.
+async fn control_post(url: String, body: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
+    let response = reqwest::Client::new()
+        .post(&url)
+        .json(body)
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
+    let status = response.status();
+    let answer: serde_json::Value = response.json().await.unwrap_or_default();
+    anyhow::ensure!(status.is_success(), "POST {url}: {status} {answer}");
+    Ok(answer)
+}
+
+/// The last `limit` entries of a request log (`/__standin/requests?limit=N`),
+/// oldest first, as a list.
+async fn request_log_tail(base: &str, limit: usize) -> anyhow::Result<Vec<serde_json::Value>> {
+    match control_get(format!("{base}/__standin/requests?limit={limit}")).await? {
+        serde_json::Value::Array(list) => Ok(list),
+        other => anyhow::bail!("the request log is not a list: {other}"),
+    }
+}
+
+impl WooStandinProcess {
+    /// The last `limit` API requests of the log (`/__standin/requests?limit=N`).
+    pub async fn recent_requests(&self, limit: usize) -> anyhow::Result<Vec<serde_json::Value>> {
+        request_log_tail(&self.base_url, limit).await
+    }
+}
+
+impl AllegroStandinProcess {
+    /// The last `limit` requests of the log (API and OAuth; `/__standin/requests?limit=N`).
+    pub async fn recent_requests(&self, limit: usize) -> anyhow::Result<Vec<serde_json::Value>> {
+        request_log_tail(&self.api_url, limit).await
+    }
+
+    /// Every command with its tasks (`/__standin/commands`), oldest first.
+    pub async fn commands(&self) -> anyhow::Result<Vec<serde_json::Value>> {
+        match control_get(format!("{}/__standin/commands", self.api_url)).await? {
+            serde_json::Value::Array(list) => Ok(list),
+            other => anyhow::bail!("the command list is not a list: {other}"),
+        }
+    }
+
+    /// A buyer's purchase (`POST /__standin/orders`, a `NewOrder` such as
+    /// `{"lines": [{"offer_id": "…", "quantity": 1}]}`); the order's JSON.
+    pub async fn place_order(
+        &self,
+        order: &serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        control_post(format!("{}/__standin/orders", self.api_url), order).await
+    }
+}
+
+impl ShoperStandinProcess {
+    /// The last `limit` requests of the log (`/__standin/requests?limit=N`).
+    pub async fn recent_requests(&self, limit: usize) -> anyhow::Result<Vec<serde_json::Value>> {
+        request_log_tail(&self.base_url, limit).await
+    }
+
+    /// Every product stock (`/__standin/stocks`): `code` is the SKU.
+    pub async fn stocks(&self) -> anyhow::Result<Vec<serde_json::Value>> {
+        match control_get(format!("{}/__standin/stocks", self.base_url)).await? {
+            serde_json::Value::Array(list) => Ok(list),
+            other => anyhow::bail!("the stock list is not a list: {other}"),
+        }
+    }
+
+    /// A buyer's order (`POST /__standin/orders`, a `NewOrder` such as
+    /// `{"lines": [{"code": "SKU", "quantity": 1}], "paid": true}`); the order's JSON.
+    pub async fn place_order(
+        &self,
+        order: &serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        control_post(format!("{}/__standin/orders", self.base_url), order).await
+    }
+}

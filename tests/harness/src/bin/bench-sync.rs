@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use harness::bench::{
+    CpuMeter, clock_ticks, cpu_ticks, find_emulator_pid, load_average, percentile, round, rss_kib,
+};
 use harness::cloud::{LocalCloud, start_agent};
 use harness::paths::local_dir;
 use harness::standins::{OptimaStandin, WooStandinProcess};
@@ -150,99 +153,6 @@ struct Delay {
     mean_ms: Option<f64>,
     sqs_messages: u64,
     shop_requests: u64,
-}
-
-// ---------------------------------------------------------------- /proc
-
-/// Clock ticks per second for `/proc/<pid>/stat` (USER_HZ).
-fn clock_ticks() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .filter(|t| *t > 0.0)
-        .unwrap_or(100.0)
-}
-
-/// utime + stime (and the reaped children's when `children`), in ticks.
-fn cpu_ticks(pid: u32, children: bool) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) start at field 3.
-    let rest = &text[text.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
-    let mut ticks = field(14)? + field(15)?;
-    if children {
-        ticks += field(16)? + field(17)?;
-    }
-    Some(ticks)
-}
-
-fn rss_kib(pid: u32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    text.lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-/// The moto server listening on `port` (its process is private to the harness).
-fn find_emulator_pid(port: u16) -> Option<u32> {
-    let port = port.to_string();
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-            let args: Vec<String> = cmdline
-                .split(|b| *b == 0)
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            let is_moto = args.iter().any(|a| a.contains("moto_server"));
-            let on_port = args.windows(2).any(|w| w[0] == "-p" && w[1] == port);
-            (is_moto && on_port).then_some(pid)
-        })
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
-}
-
-/// CPU use of a set of processes between two points.
-struct CpuMeter {
-    tick: f64,
-    start: BTreeMap<String, (u32, u64)>,
-}
-
-impl CpuMeter {
-    fn start(tick: f64, pids: &[(&str, u32)]) -> CpuMeter {
-        let start = pids
-            .iter()
-            .filter_map(|(name, pid)| Some((name.to_string(), (*pid, cpu_ticks(*pid, true)?))))
-            .collect();
-        CpuMeter { tick, start }
-    }
-
-    fn seconds(&self) -> BTreeMap<String, f64> {
-        self.start
-            .iter()
-            .map(|(name, (pid, t0))| {
-                let now = cpu_ticks(*pid, true).unwrap_or(*t0);
-                (name.clone(), now.saturating_sub(*t0) as f64 / self.tick)
-            })
-            .collect()
-    }
 }
 
 // ---------------------------------------------------------------- the agent's log
@@ -393,14 +303,6 @@ async fn queued(cloud: &LocalCloud) -> anyhow::Result<u64> {
         .sum())
 }
 
-fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
-}
-
 fn median(mut values: Vec<u64>) -> Option<u64> {
     values.sort_unstable();
     values.get(values.len() / 2).copied()
@@ -408,11 +310,6 @@ fn median(mut values: Vec<u64>) -> Option<u64> {
 
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
-}
-
-fn round(x: f64, places: i32) -> f64 {
-    let f = 10f64.powi(places);
-    (x * f).round() / f
 }
 
 /// The shop stand-in seeded with `skus`, as `WooStandinProcess::start_with`
@@ -578,20 +475,16 @@ async fn run(
         ],
     )?;
     let agent_pid = agent.pid().context("the agent's pid")?;
-    let mut pids = vec![("agent", agent_pid)];
-    if let Some(pid) = cloud.host.pid() {
-        pids.push(("functions local-host", pid));
-    }
-    if let Some(pid) = find_emulator_pid(cloud.emulator.port) {
-        pids.push(("aws emulator (moto)", pid));
-    }
-    if let Some(pid) = shop.process.pid() {
-        pids.push(("woo-standin", pid));
-    }
-    if let Some(pid) = erp.process.pid() {
-        pids.push(("optima-standin", pid));
-    }
-    let cpu = CpuMeter::start(tick, &pids);
+    let cpu = CpuMeter::start(&[
+        ("agent", Some(agent_pid)),
+        ("functions local-host", cloud.host.pid()),
+        (
+            "aws emulator (moto)",
+            find_emulator_pid(cloud.emulator.port),
+        ),
+        ("woo-standin", shop.process.pid()),
+        ("optima-standin", erp.process.pid()),
+    ]);
     let agent_cpu0 = cpu_ticks(agent_pid, false).unwrap_or(0);
     println!("agent started (pid {agent_pid}); waiting for the first full sync…");
 
