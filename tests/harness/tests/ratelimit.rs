@@ -13,6 +13,7 @@
 //! per-request atomicity; the callers still race each other freely.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -42,6 +43,14 @@ struct Serial {
     one_at_a_time: tokio::sync::Mutex<()>,
     /// Added to every GetItem: a slow read of the bucket.
     read_delay: Duration,
+    calls: Arc<Calls>,
+}
+
+/// The DynamoDB calls the proxy forwarded, by kind.
+#[derive(Default)]
+struct Calls {
+    reads: AtomicU64,
+    writes: AtomicU64,
 }
 
 /// Forwards one request, holding the lock from send to last byte.
@@ -60,12 +69,17 @@ async fn forward(State(proxy): State<Arc<Serial>>, request: Request) -> Response
             outgoing = outgoing.header(name, value);
         }
     }
-    let is_read = parts
+    let target = parts
         .headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.ends_with(".GetItem"));
+        .unwrap_or_default();
+    let is_read = target.ends_with(".GetItem");
+    if target.ends_with(".UpdateItem") {
+        proxy.calls.writes.fetch_add(1, Ordering::SeqCst);
+    }
     if is_read {
+        proxy.calls.reads.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(proxy.read_delay).await;
     }
     let _turn = proxy.one_at_a_time.lock().await;
@@ -92,7 +106,11 @@ async fn forward(State(proxy): State<Arc<Serial>>, request: Request) -> Response
 }
 
 /// The proxy's endpoint; it serves until the test's runtime ends.
-async fn serial_proxy(target: String, read_delay: Duration) -> anyhow::Result<String> {
+async fn serial_proxy(
+    target: String,
+    read_delay: Duration,
+    calls: Arc<Calls>,
+) -> anyhow::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let proxy = Arc::new(Serial {
@@ -100,6 +118,7 @@ async fn serial_proxy(target: String, read_delay: Duration) -> anyhow::Result<St
         http: reqwest::Client::new(),
         one_at_a_time: tokio::sync::Mutex::new(()),
         read_delay,
+        calls,
     });
     let app = axum::Router::new().fallback(forward).with_state(proxy);
     tokio::spawn(async move {
@@ -120,8 +139,18 @@ async fn limiter_with_slow_reads(
     dir: &std::path::Path,
     read_delay: Duration,
 ) -> anyhow::Result<(Emulator, RateLimiter, aws_sdk_dynamodb::Client)> {
+    let (emulator, limiter, client, _) = limiter_counting_calls(dir, read_delay).await?;
+    Ok((emulator, limiter, client))
+}
+
+/// [`limiter_with_slow_reads`], with the DynamoDB calls it makes counted.
+async fn limiter_counting_calls(
+    dir: &std::path::Path,
+    read_delay: Duration,
+) -> anyhow::Result<(Emulator, RateLimiter, aws_sdk_dynamodb::Client, Arc<Calls>)> {
     let emulator = Emulator::start(dir)?;
-    let endpoint = serial_proxy(emulator.endpoint(), read_delay).await?;
+    let calls = Arc::new(Calls::default());
+    let endpoint = serial_proxy(emulator.endpoint(), read_delay, calls.clone()).await?;
     let config = sdk_config(&endpoint).await;
     let client = aws_sdk_dynamodb::Client::new(&config);
     let key = |name: &str, kind: KeyType| {
@@ -147,13 +176,18 @@ async fn limiter_with_slow_reads(
         .send()
         .await
         .context("creating the table")?;
-    Ok((emulator, RateLimiter::new(client.clone(), TABLE), client))
+    Ok((
+        emulator,
+        RateLimiter::new(client.clone(), TABLE),
+        client,
+        calls,
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_callers_share_one_bucket_and_never_exceed_it() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let (_emulator, limiter, _) = limiter(dir.path()).await?;
+    let (_emulator, _, client) = limiter(dir.path()).await?;
     const RATE: u32 = 5;
     const BURST: u32 = 5;
     const EACH: usize = 20;
@@ -162,7 +196,8 @@ async fn two_callers_share_one_bucket_and_never_exceed_it() -> anyhow::Result<()
     let grants = Arc::new(Mutex::new(Vec::<Duration>::new()));
     let mut tasks = Vec::new();
     for _ in 0..2 {
-        let limiter = limiter.clone();
+        // Two instances (two Lambda invocations), racing at the bucket.
+        let limiter = RateLimiter::new(client.clone(), TABLE);
         let grants = Arc::clone(&grants);
         tasks.push(tokio::spawn(async move {
             let mut got = 0;
@@ -228,6 +263,47 @@ fn ensure_within_the_bucket(grants: &[Duration], burst: u32, rate: u32) -> anyho
             i + 1
         );
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_in_one_instance_take_turns_at_the_bucket_instead_of_racing() -> anyhow::Result<()>
+{
+    // 40 requests of one instance at once (an Allegro write's commands),
+    // a bucket with room for all of them: each grant is one read and one
+    // conditional write. Racing, the 40 read one state, one write wins and
+    // 39 lose and read again, round after round.
+    let dir = tempfile::tempdir()?;
+    let (_emulator, limiter, _, calls) = limiter_counting_calls(dir.path(), Duration::ZERO).await?;
+    const CALLERS: u32 = 40;
+    let mut tasks = Vec::new();
+    for _ in 0..CALLERS {
+        let limiter = limiter.clone();
+        tasks.push(tokio::spawn(async move {
+            let start = Instant::now();
+            loop {
+                ensure!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "not granted in 30 s"
+                );
+                match limiter.acquire("shop-t", 1, &limit(1000, CALLERS)).await? {
+                    Acquired::Granted => return anyhow::Ok(()),
+                    Acquired::Wait(wait) => tokio::time::sleep(wait).await,
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let (reads, writes) = (
+        calls.reads.load(Ordering::SeqCst),
+        calls.writes.load(Ordering::SeqCst),
+    );
+    ensure!(
+        reads == u64::from(CALLERS) && writes == u64::from(CALLERS),
+        "{CALLERS} grants took {reads} reads and {writes} writes of the bucket"
+    );
     Ok(())
 }
 
