@@ -457,15 +457,7 @@ async fn place_order(
         lines.push(json!([skus[b % skus.len()], 2]));
     }
     let i = placed.lock().await.orders.len();
-    let order = json!({
-        "line_items": lines,
-        "billing": {"first_name": "Klient", "last_name": format!("Kampania {i}"),
-                    "address_1": "ul. Długa 1", "city": "Łódź", "postcode": "90-001",
-                    "country": "PL", "email": format!("klient{i}@example.pl")},
-        "payment_method": "bacs",
-        "shipping_total": "12.19",
-        "status": "processing"
-    });
+    let order = crate::standins::woo_buyer_order("Kampania", i, serde_json::Value::from(lines));
     // The control API shares the shop's fault switches with the REST API:
     // an order is placed again until the shop takes it.
     let mut last = None;

@@ -180,6 +180,19 @@ impl LocalCloud {
         Ok(body)
     }
 
+    /// Messages visible or in flight in the ERP events and shop-ops queues
+    /// (an unreadable count counts as one: not yet quiet).
+    pub async fn queued_messages(&self) -> anyhow::Result<u64> {
+        let status = self.status().await?;
+        Ok(["erp_events", "shop_ops"]
+            .iter()
+            .map(|q| {
+                status["queues"][q]["visible"].as_u64().unwrap_or(1)
+                    + status["queues"][q]["in_flight"].as_u64().unwrap_or(1)
+            })
+            .sum())
+    }
+
     /// The order `order_id` as `/status` lists it under `parked_orders`, if
     /// it is listed.
     pub async fn parked_order(&self, order_id: &str) -> anyhow::Result<Option<serde_json::Value>> {

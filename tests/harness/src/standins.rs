@@ -771,3 +771,18 @@ impl ShoperStandinProcess {
         control_post(format!("{}/__standin/orders", self.base_url), order).await
     }
 }
+
+/// A private buyer's WooCommerce order (`POST /__standin/orders`) for
+/// `lines` (`[[sku, quantity], …]`), paid by transfer, with shipping; buyer
+/// `n` is "Klient {surname} {n}", klient{n}@example.pl.
+pub fn woo_buyer_order(surname: &str, n: usize, lines: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "line_items": lines,
+        "billing": {"first_name": "Klient", "last_name": format!("{surname} {n}"),
+                    "address_1": "ul. Długa 1", "city": "Łódź", "postcode": "90-001",
+                    "country": "PL", "email": format!("klient{n}@example.pl")},
+        "payment_method": "bacs",
+        "shipping_total": "12.19",
+        "status": "processing"
+    })
+}

@@ -18,7 +18,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use harness::cloud::{LocalCloud, start_agent};
 use harness::paths::local_dir;
-use harness::standins::{OptimaStandin, WooStandinProcess};
+use harness::standins::{OptimaStandin, WooStandinProcess, woo_buyer_order};
 use serde_json::json;
 use tiberius::Query;
 use tokio::sync::Mutex;
@@ -137,15 +137,7 @@ async fn run(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
         tasks.spawn(async move {
             let _permit = permit;
             let order = shop
-                .place_order(json!({
-                    "line_items": [[sku, 1]],
-                    "billing": {"first_name": "Klient", "last_name": format!("Zamówienie {i}"),
-                                "address_1": "ul. Długa 1", "city": "Łódź", "postcode": "90-001",
-                                "country": "PL", "email": format!("klient{i}@example.pl")},
-                    "payment_method": "bacs",
-                    "shipping_total": "12.19",
-                    "status": "processing"
-                }))
+                .place_order(woo_buyer_order("Zamówienie", i, json!([[sku, 1]])))
                 .await?;
             let number = order["number"].as_str().context("number")?.to_owned();
             placed.lock().await.insert(number, Instant::now());

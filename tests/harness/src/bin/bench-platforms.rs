@@ -38,7 +38,7 @@ use harness::bench::{CpuMeter, find_emulator_pid, git_commit, load_average, perc
 use harness::cloud::{LocalCloud, start_agent};
 use harness::paths::local_dir;
 use harness::standins::{
-    AllegroStandinProcess, OptimaStandin, ShoperStandinProcess, WooStandinProcess,
+    AllegroStandinProcess, OptimaStandin, ShoperStandinProcess, WooStandinProcess, woo_buyer_order,
 };
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -249,15 +249,7 @@ impl Shop {
         match self {
             Shop::Woo(shop) => {
                 let order = shop
-                    .place_order(json!({
-                        "line_items": [[sku, 1]],
-                        "billing": {"first_name": "Klient", "last_name": format!("Zamówienie {n}"),
-                                    "address_1": "ul. Długa 1", "city": "Łódź", "postcode": "90-001",
-                                    "country": "PL", "email": format!("klient{n}@example.pl")},
-                        "payment_method": "bacs",
-                        "shipping_total": "12.19",
-                        "status": "processing"
-                    }))
+                    .place_order(woo_buyer_order("Zamówienie", n, json!([[sku, 1]])))
                     .await?;
                 order["number"]
                     .as_str()
@@ -625,18 +617,6 @@ fn passes_done(agent_log: &Path) -> usize {
         .count()
 }
 
-/// Messages visible or in flight in the events and shop-ops queues.
-async fn queued(cloud: &LocalCloud) -> anyhow::Result<u64> {
-    let status = cloud.status().await?;
-    Ok(["erp_events", "shop_ops"]
-        .iter()
-        .map(|q| {
-            status["queues"][q]["visible"].as_u64().unwrap_or(1)
-                + status["queues"][q]["in_flight"].as_u64().unwrap_or(1)
-        })
-        .sum())
-}
-
 async fn run_platform(
     args: &Args,
     platform: Platform,
@@ -832,7 +812,7 @@ async fn run_platform(
             && last_push_request_seen.1.elapsed() > Duration::from_secs(10)
             && passes_done(&agent_log) >= 3
         {
-            if queued(&cloud).await? == 0 {
+            if cloud.queued_messages().await? == 0 {
                 quiet_checks += 1;
             } else {
                 quiet_checks = 0;

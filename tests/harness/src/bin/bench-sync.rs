@@ -291,18 +291,6 @@ async fn shop_requests(shop: &WooStandinProcess) -> anyhow::Result<u64> {
         .context("total_requests in the shop's stats")
 }
 
-/// Messages visible or in flight in the events and shop-ops queues.
-async fn queued(cloud: &LocalCloud) -> anyhow::Result<u64> {
-    let status = cloud.status().await?;
-    Ok(["erp_events", "shop_ops"]
-        .iter()
-        .map(|q| {
-            status["queues"][q]["visible"].as_u64().unwrap_or(1)
-                + status["queues"][q]["in_flight"].as_u64().unwrap_or(1)
-        })
-        .sum())
-}
-
 fn median(mut values: Vec<u64>) -> Option<u64> {
     values.sort_unstable();
     values.get(values.len() / 2).copied()
@@ -555,7 +543,7 @@ async fn run(
             && log.messages > 0
             && last_request_change.elapsed() > Duration::from_secs(10)
         {
-            if queued(&cloud).await? == 0 {
+            if cloud.queued_messages().await? == 0 {
                 quiet_checks += 1;
             } else {
                 quiet_checks = 0;
