@@ -617,6 +617,16 @@ impl ProductChanges {
         self == &ProductChanges::default()
     }
 
+    /// The stock to write: none for a product the rules hide, so that a
+    /// platform that cannot hide an item (Allegro's batch commands) or
+    /// where hiding is unverified (Shoper) never sells it.
+    pub fn shown_stock(&self) -> Option<i64> {
+        match self.visible {
+            Some(false) => Some(0),
+            _ => self.stock_quantity,
+        }
+    }
+
     /// These changes with a later set laid over them (coalescing queued
     /// operations: the later value of each field wins, the rest stay).
     pub fn then(self, later: ProductChanges) -> ProductChanges {

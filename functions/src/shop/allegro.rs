@@ -679,7 +679,7 @@ impl Allegro {
         let mut by_stock: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
         let mut by_price: BTreeMap<Decimal, Vec<&str>> = BTreeMap::new();
         for (id, changes) in items {
-            if let Some(stock) = shown_stock(changes) {
+            if let Some(stock) = changes.shown_stock() {
                 by_stock
                     .entry(stock.max(0))
                     .or_default()
@@ -733,7 +733,7 @@ impl Allegro {
         Ok(items
             .iter()
             .map(|(id, changes)| {
-                let touched = shown_stock(changes).is_some() || changes.regular_price.is_some();
+                let touched = changes.shown_stock().is_some() || changes.regular_price.is_some();
                 match outcomes.get(&id.product_id) {
                     Some(outcome) => outcome.clone(),
                     None if !touched => ItemOutcome::Ok,
@@ -878,16 +878,6 @@ impl Allegro {
 }
 
 const ONE: &[(&str, u32)] = super::ONE_REQUEST;
-
-/// The stock an offer is given: a product hidden in the shop has none on
-/// Allegro, whose batch commands cannot hide an offer (so a hidden product
-/// is never sold).
-fn shown_stock(changes: &ProductChanges) -> Option<i64> {
-    match changes.visible {
-        Some(false) => Some(0),
-        _ => changes.stock_quantity,
-    }
-}
 
 /// An event id as a position: zero-padded so later ids sort later as text.
 fn pad(event_id: &str) -> String {
@@ -1150,14 +1140,14 @@ mod tests {
             stock_quantity: Some(7),
             ..ProductChanges::default()
         };
-        assert_eq!(shown_stock(&hidden), Some(0));
+        assert_eq!(hidden.shown_stock(), Some(0));
         let shown = ProductChanges {
             visible: Some(true),
             stock_quantity: Some(7),
             ..ProductChanges::default()
         };
-        assert_eq!(shown_stock(&shown), Some(7));
-        assert_eq!(shown_stock(&ProductChanges::default()), None);
+        assert_eq!(shown.shown_stock(), Some(7));
+        assert_eq!(ProductChanges::default().shown_stock(), None);
     }
 
     #[test]

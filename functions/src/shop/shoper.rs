@@ -469,15 +469,8 @@ fn stock_id(id: &ShopItemId) -> Option<u64> {
 fn stock_body(changes: &ProductChanges) -> Result<Option<Value>, ItemOutcome> {
     let mut body = Map::new();
     // A product the rules hide is switched off and sold out: whether an
-    // inactive base stock hides the whole product is *unverified*, and a
-    // hidden product must not be sold either way.
-    let hidden = changes.visible == Some(false);
-    let quantity = if hidden {
-        Some(0)
-    } else {
-        changes.stock_quantity
-    };
-    if let Some(quantity) = quantity {
+    // inactive base stock hides the whole product is *unverified*.
+    if let Some(quantity) = changes.shown_stock() {
         body.insert("stock".into(), Value::from(quantity.max(0)));
     }
     if let Some(visible) = changes.visible {
