@@ -198,6 +198,12 @@ fn put(
             format!("Limit of offer changes exceeded: {per_min} per minute or {per_hour} per hour"),
         ));
     }
+    // An omission stands for a report Allegro left incomplete: the offer
+    // gets no task and is not changed.
+    let offers: Vec<String> = offers
+        .into_iter()
+        .filter(|offer| !m.task_omissions.remove(offer))
+        .collect();
     let cmd = Command {
         id: id.to_string(),
         family,

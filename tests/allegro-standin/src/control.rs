@@ -18,6 +18,7 @@
 //! | GET/PATCH | `/__standin/offers/{id}` | one offer / `{"available","price","status","archived","name","external_id"}` |
 //! | GET | `/__standin/commands` | commands with their tasks |
 //! | POST | `/__standin/commands/fail-next-task` | `{"offer_id","code","message"}` |
+//! | POST | `/__standin/commands/omit-next-task` | `{"offer_id"}`: the next command's report has no task for it |
 //! | GET/POST | `/__standin/orders` | all orders (seller view) / place a [`crate::NewOrder`] |
 //! | GET | `/__standin/orders/{id}` | one order: fulfillment status and history, shipments, invoices |
 //! | POST | `/__standin/orders/{id}/advance`, `/cancel`, `/auto-cancel`, `/buyer-modify` | buyer/Allegro actions (`buyer-modify`: `{"message"}`) |
@@ -67,6 +68,7 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/offers/{id}", get(offer_one).patch(offer_edit))
         .route("/commands", get(commands_all))
         .route("/commands/fail-next-task", post(fail_next_task))
+        .route("/commands/omit-next-task", post(omit_next_task))
         .route("/orders", get(orders_all).post(order_place))
         .route("/orders/{id}", get(order_one))
         .route("/orders/{id}/{action}", post(order_action))
@@ -386,6 +388,18 @@ async fn fail_next_task(State(shared): State<Arc<Shared>>, body: Bytes) -> Respo
         .st()
         .task_failures
         .insert(offer.clone(), (code, message));
+    control_json(200, &json!({"offer_id": offer}))
+}
+
+async fn omit_next_task(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let v = match object(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let Some(offer) = v.get("offer_id").and_then(Value::as_str) else {
+        return control_error(400, "offer_id required");
+    };
+    shared.st().task_omissions.insert(offer.to_owned());
     control_json(200, &json!({"offer_id": offer}))
 }
 

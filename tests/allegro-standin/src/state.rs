@@ -5,7 +5,7 @@
 //! clock ([`crate::AllegroStandin::advance_clock`]) therefore sees the outcome at once, without
 //! background timers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
@@ -64,6 +64,8 @@ pub struct State {
     pub command_order: Vec<(Family, String)>,
     /// One-shot task failures per offer id: (code, message).
     pub task_failures: HashMap<String, (String, String)>,
+    /// One-shot omissions: the next command with this offer has no task for it.
+    pub task_omissions: HashSet<String>,
     pub patch_ops: HashMap<String, PatchOp>,
     pub orders: HashMap<String, Order>,
     pub events: Vec<Event>,
@@ -84,6 +86,7 @@ impl State {
             commands: HashMap::new(),
             command_order: Vec::new(),
             task_failures: HashMap::new(),
+            task_omissions: HashSet::new(),
             patch_ops: HashMap::new(),
             orders: HashMap::new(),
             events: Vec::new(),

@@ -218,6 +218,36 @@ async fn gain_and_injected_task_failures() {
 }
 
 #[tokio::test]
+async fn an_omitted_task_leaves_its_offer_out_of_the_report_and_unchanged() {
+    let s = start().await;
+    let t = token(&s);
+    let a = offer(&s, "A", "10.00", 5);
+    let b = offer(&s, "B", "10.00", 5);
+    let r = client()
+        .post(format!("{}/commands/omit-next-task", s.control_url()))
+        .json(&json!({"offer_id": a.id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for expected_tasks in [1, 2] {
+        let id = uuid();
+        let body = qty_body("FIXED", 2, &[&a.id, &b.id]);
+        let r = send(&s, &t, Method::PUT, &format!("{QTY}/{id}"), &body).await;
+        assert_eq!(r.status(), 201);
+        let v = json(get(&s, &t, &format!("{QTY}/{id}/tasks")).await).await;
+        let tasks = v["tasks"].as_array().unwrap();
+        assert_eq!(tasks.len(), expected_tasks, "{v}");
+        if expected_tasks == 1 {
+            assert_eq!(tasks[0]["offer"]["id"], b.id.as_str());
+            assert_eq!(s.offer(&a.id).unwrap().available, 5);
+        }
+    }
+    assert_eq!(s.offer(&a.id).unwrap().available, 2);
+    s.shutdown().await;
+}
+
+#[tokio::test]
 async fn command_ids_are_single_use() {
     let s = start().await;
     let t = token(&s);
