@@ -127,6 +127,7 @@ pub fn progress_of(order: &TrackedOrder, chain: &[LinkedDocument]) -> Option<Ord
         tracking_number,
         carrier,
         documents: chain.iter().map(|d| d.number.clone()).collect(),
+        invoices: Vec::new(),
         observed_at: Utc::now(),
     })
 }

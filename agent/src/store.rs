@@ -1148,6 +1148,7 @@ mod tests {
             tracking_number: tracking.map(str::to_owned),
             carrier: None,
             documents: vec!["FS/1/2026".into()],
+            invoices: Vec::new(),
             observed_at: Utc::now(),
         })
     }

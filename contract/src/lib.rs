@@ -14,6 +14,7 @@
 //!   which contract version to write to a peer, across upgrades.
 //! - [`records`]: what the agent projects out of Optima.
 //! - [`order`]: a shop order normalised for the ERP, and its ack/progress.
+//! - [`invoice`]: the invoice (and its corrections) an order's progress carries.
 //! - [`command`]: what the cloud asks of the agent.
 //! - [`vat`]: Polish VAT rates (23, 8, 5, 0, zw, ...).
 //! - [`body`]: how an envelope becomes SQS message bodies (JSON, gzip +
@@ -26,6 +27,7 @@ pub mod body;
 pub mod command;
 pub mod envelope;
 pub mod error;
+pub mod invoice;
 pub mod order;
 pub mod records;
 pub mod vat;
@@ -40,6 +42,7 @@ pub use envelope::{
     Versions, decode_envelope, heartbeat_group, is_supported,
 };
 pub use error::ContractError;
+pub use invoice::{ExchangeRate, Invoice, InvoiceLine, Party, VatSummary};
 pub use order::{
     Address, Buyer, Order, OrderAck, OrderAckOutcome, OrderLine, OrderProgress, OrderStage,
     OrderState, RetryOrder, Shipping,

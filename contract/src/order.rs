@@ -199,6 +199,11 @@ pub struct OrderProgress {
     pub carrier: Option<String>,
     /// The ERP documents that show it, e.g. ["FS/12/2026", "WZ/40/2026"].
     pub documents: Vec<String>,
+    /// The approved invoices (FS) and corrections (FSKOR) among them, with
+    /// what the buyer's copy shows. Absent from older agents, and ignored
+    /// by older clouds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invoices: Vec<crate::Invoice>,
     pub observed_at: DateTime<Utc>,
 }
 

@@ -130,6 +130,7 @@ fn samples() -> Vec<Payload> {
             tracking_number: Some("620000000000123456789012".into()),
             carrier: Some("InPost".into()),
             documents: vec!["FS/77/2026".into(), "WZ/80/2026".into()],
+            invoices: Vec::new(),
             observed_at: read_at,
         }),
         Payload::Heartbeat(Heartbeat {

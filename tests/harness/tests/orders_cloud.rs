@@ -640,6 +640,7 @@ async fn lost_and_duplicated_webhooks_give_one_command_and_progress_reaches_the_
         tracking_number: Some("PL123456789".into()),
         carrier: None,
         documents: vec!["FS/1/2026".into(), "WZ/1/2026".into()],
+        invoices: Vec::new(),
         observed_at: Utc::now(),
     };
     send_event(
@@ -701,6 +702,7 @@ async fn lost_and_duplicated_webhooks_give_one_command_and_progress_reaches_the_
         tracking_number: None,
         carrier: None,
         documents: vec!["RO/2/2026".into()],
+        invoices: Vec::new(),
         observed_at: Utc::now(),
     };
     send_event(

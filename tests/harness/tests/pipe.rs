@@ -314,6 +314,7 @@ fn progress(stage: OrderStage, tracking: Option<&str>, observed_at: DateTime<Utc
         tracking_number: tracking.map(str::to_owned),
         carrier: None,
         documents: vec!["FS/1/2026".into()],
+        invoices: Vec::new(),
         observed_at,
     })
 }
