@@ -26,6 +26,7 @@ use crate::sql::{SqlClient, SqlError};
 
 pub mod cells;
 pub mod insert;
+pub mod invoice;
 pub mod order_document;
 
 use cells::Cells;

@@ -62,6 +62,12 @@ pub trait OrderWriter: Send {
         &mut self,
         roots: &[i64],
     ) -> impl Future<Output = Result<HashMap<i64, Vec<LinkedDocument>>, WriteError>> + Send;
+
+    /// The invoices among these documents, as the buyer's copy shows them.
+    fn invoices(
+        &mut self,
+        documents: &[i64],
+    ) -> impl Future<Output = Result<HashMap<i64, contract::Invoice>, WriteError>> + Send;
 }
 
 /// The exchange rate an order is written at.
@@ -233,6 +239,15 @@ impl OrderWriter for SqlOrderWriter {
     ) -> Result<HashMap<i64, Vec<LinkedDocument>>, WriteError> {
         let client = self.client().await?;
         let result = crate::optima::order_document::document_chains(client, roots).await;
+        result.map_err(|e| self.classify(e))
+    }
+
+    async fn invoices(
+        &mut self,
+        documents: &[i64],
+    ) -> Result<HashMap<i64, contract::Invoice>, WriteError> {
+        let client = self.client().await?;
+        let result = crate::optima::invoice::invoices(client, documents).await;
         result.map_err(|e| self.classify(e))
     }
 }

@@ -3,6 +3,7 @@
 //! number, through the outbox. It reads each order's document chain every
 //! few seconds ([`crate::optima::order_document::document_chains`]).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -49,6 +50,23 @@ impl<W: OrderWriter> Orders<W> {
             .chains(&roots)
             .await
             .map_err(|e| e.to_string())?;
+        let invoice_ids: Vec<i64> = open
+            .iter()
+            .filter_map(|o| chains.get(&o.document_id))
+            .flatten()
+            .filter(|d| is_invoice(d))
+            .map(|d| d.id)
+            .collect();
+        let invoices = if invoice_ids.is_empty() {
+            HashMap::new()
+        } else {
+            self.writer
+                .lock()
+                .await
+                .invoices(&invoice_ids)
+                .await
+                .map_err(|e| e.to_string())?
+        };
         let mut reported = 0;
         for order in &open {
             let Some(chain) = chains.get(&order.document_id) else {
@@ -60,20 +78,37 @@ impl<W: OrderWriter> Orders<W> {
                     .map_err(|e| e.to_string())?;
                 continue;
             };
-            let Some(progress) = progress_of(order, chain) else {
+            let Some(mut progress) = progress_of(order, chain) else {
                 continue;
             };
+            progress.invoices = chain
+                .iter()
+                .filter(|d| is_invoice(d))
+                .filter_map(|d| invoices.get(&d.id).cloned())
+                .collect();
+            // An invoice's KSeF number arrives later, on Optima's schedule:
+            // it is news of its own.
             let summary = format!(
-                "{:?}|{}|{}",
+                "{:?}|{}|{}|{}",
                 progress.stage,
                 progress.tracking_number.as_deref().unwrap_or(""),
-                progress.documents.join(",")
+                progress.documents.join(","),
+                progress
+                    .invoices
+                    .iter()
+                    .map(|i| format!("{}={}", i.number, i.ksef_number.as_deref().unwrap_or("")))
+                    .collect::<Vec<_>>()
+                    .join(",")
             );
             if order.reported.as_deref() == Some(summary.as_str()) {
                 continue;
             }
+            // Followed until shipped with a waybill and every invoice has
+            // its KSeF number (or the following period ends).
             let is_final = matches!(progress.stage, OrderStage::Cancelled)
-                || (progress.stage == OrderStage::Shipped && progress.tracking_number.is_some());
+                || (progress.stage == OrderStage::Shipped
+                    && progress.tracking_number.is_some()
+                    && progress.invoices.iter().all(|i| i.ksef_number.is_some()));
             info!(order = %order.key, stage = ?progress.stage, tracking = ?progress.tracking_number, "order progress");
             let coalesce = format!("order_progress:{}", order.key);
             self.store
@@ -98,6 +133,11 @@ impl<W: OrderWriter> Orders<W> {
 }
 
 const CLASS_FS: i32 = 302;
+
+/// An approved invoice of the chain: what the buyer gets a copy of.
+fn is_invoice(document: &LinkedDocument) -> bool {
+    document.class == CLASS_FS && !document.in_buffer && !document.cancelled
+}
 const CLASS_PA: i32 = 305;
 const CLASS_WZ: i32 = 306;
 

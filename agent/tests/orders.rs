@@ -532,6 +532,169 @@ async fn realising_the_reservation_reads_back_as_shipped_with_tracking() -> anyh
     Ok(())
 }
 
+/// The invoice Optima made from a shop order reads back as the buyer's copy
+/// shows it: the seller from the company stamp the FS names, the buyer, the
+/// lines, the table per rate and the totals (amounts by hand: the RO's unit
+/// net prices times the quantities, rounded to the grosz, VAT added per
+/// line), then the KSeF number once Optima records it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_realised_orders_invoice_reads_back_as_the_buyers_copy_and_then_with_its_ksef_number()
+-> anyhow::Result<()> {
+    let erp = erp_for_tests(SeedOptions {
+        products: 100,
+        seed: 19,
+    })
+    .await?;
+    let Some(db) = erp.db.clone() else {
+        eprintln!("real SQL Server: the office simulator is the stand-in's; skipped");
+        return Ok(());
+    };
+    let mut sql = connect_ado(&erp.ado, 10).await?;
+    let (sku23, sku8) = (
+        sku_with_rate(&erp, 23).await?,
+        sku_with_rate(&erp, 8).await?,
+    );
+    let tracked = written_and_tracked(&erp, &mut sql, "4003").await?;
+    let document_id = tracked.document_id;
+    let sim_db = db.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let mut sim = optima_standin::simulator::Simulator::open(&sim_db)?;
+        sim.perform(optima_standin::simulator::Action::Realise {
+            ro_id: document_id,
+            tracking: "PL0012345679".into(),
+        })?;
+        Ok(())
+    })
+    .await??;
+    let chains = document_chains(&mut sql, &[document_id]).await?;
+    let fs = chains[&document_id]
+        .iter()
+        .find(|d| d.class == 302)
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("no FS in {:?}", chains[&document_id]))?;
+    let invoices =
+        agent::optima::invoice::invoices(&mut sql, &[fs.id, document_id + 100_000]).await?;
+    assert_eq!(invoices.len(), 1, "only the FS that exists");
+    let invoice = &invoices[&fs.id];
+    assert_eq!(invoice.number, fs.number);
+    assert_eq!(invoice.corrects, None);
+    let today = chrono::Local::now().date_naive();
+    assert_eq!((invoice.issued_on, invoice.sold_on), (today, today));
+    assert_eq!(invoice.payment_form, "przelew");
+    assert_eq!(invoice.payment_due, today + chrono::Duration::days(7));
+    assert_eq!(
+        invoice.seller,
+        contract::Party {
+            name: "Palarnia Kawy Wiśniewski sp. z o.o.".into(),
+            nip: Some("7251801126".into()),
+            nip_country: Some("PL".into()),
+            street: "ul. Piotrkowska 120".into(),
+            postcode: "90-006".into(),
+            city: "Łódź".into(),
+            country: "Polska".into(),
+        }
+    );
+    assert_eq!(invoice.buyer.name, "Grzegorz Brzęczyszczykiewicz");
+    assert_eq!(
+        (invoice.buyer.postcode.as_str(), invoice.buyer.city.as_str()),
+        ("90-001", "Łódź")
+    );
+    assert!(
+        invoice.buyer.street.contains("Świętokrzyska"),
+        "{:?}",
+        invoice.buyer
+    );
+    assert_eq!(invoice.buyer.nip, None);
+    let lines: Vec<_> = invoice
+        .lines
+        .iter()
+        .map(|l| {
+            (
+                l.position,
+                l.code.as_str(),
+                l.quantity,
+                l.unit_net_price,
+                l.vat.to_string(),
+                l.net,
+                l.gross,
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (
+                1,
+                sku23.as_str(),
+                dec!(3),
+                dec!(27.0967),
+                "23".to_owned(),
+                dec!(81.29),
+                dec!(99.99)
+            ),
+            (
+                2,
+                sku8.as_str(),
+                dec!(2),
+                dec!(11.4350),
+                "8".to_owned(),
+                dec!(22.87),
+                dec!(24.70)
+            ),
+            (
+                3,
+                "TRANSPORT",
+                dec!(1),
+                dec!(12.19),
+                "23".to_owned(),
+                dec!(12.19),
+                dec!(14.99)
+            ),
+        ]
+    );
+    assert!(
+        invoice
+            .lines
+            .iter()
+            .all(|l| !l.name.is_empty() && !l.unit.is_empty())
+    );
+    let table: Vec<_> = invoice
+        .vat_summary
+        .iter()
+        .map(|v| (v.rate.to_string(), v.net, v.vat, v.gross))
+        .collect();
+    assert_eq!(
+        table,
+        [
+            ("23".to_owned(), dec!(93.48), dec!(21.50), dec!(114.98)),
+            ("8".to_owned(), dec!(22.87), dec!(1.83), dec!(24.70)),
+        ]
+    );
+    assert_eq!(
+        (invoice.total_net, invoice.total_vat, invoice.total_gross),
+        (dec!(116.35), dec!(23.33), dec!(139.68))
+    );
+    assert_eq!(invoice.currency, "PLN");
+    assert_eq!(invoice.exchange_rate, None);
+    assert_eq!(invoice.ksef_number, None, "KSeF has not answered yet");
+
+    let ksef = "7251801126-20261207-0100A0B1C2D3-4E";
+    let fs_id = fs.id;
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let mut sim = optima_standin::simulator::Simulator::open(&db)?;
+        sim.perform(optima_standin::simulator::Action::KsefAccepted {
+            document_id: fs_id,
+            ksef_number: ksef.into(),
+        })?;
+        Ok(())
+    })
+    .await??;
+    let invoices = agent::optima::invoice::invoices(&mut sql, &[fs.id]).await?;
+    assert_eq!(invoices[&fs.id].ksef_number.as_deref(), Some(ksef));
+    assert!(invoices[&fs.id].ksef_accepted_at.is_some());
+    Ok(())
+}
+
 /// Where the office ships through Optima's courier module, the waybill is
 /// not on the WZ but on the shipment order made for the invoice
 /// (`SenditZleceniePrzesylki.SZL_FaId`), and the WZ is found through its

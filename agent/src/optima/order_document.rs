@@ -1233,6 +1233,20 @@ fn vat_flag(vat: VatRate) -> i64 {
     }
 }
 
+/// The rate a document's `TrE_Flaga`/`TrV_Flaga` and percentage stand
+/// for: [`vat_flag`] read back (4 reads as `np`: Optima gives `oo` the same
+/// flag, and only a reverse-charge document tells them apart).
+pub(crate) fn rate_of_flag(
+    flag: i64,
+    percent: Decimal,
+) -> Result<VatRate, contract::ContractError> {
+    match flag {
+        1 => Ok(VatRate::Exempt),
+        4 => Ok(VatRate::NotSubject),
+        _ => percent.to_string().parse(),
+    }
+}
+
 async fn write_in_transaction(
     client: &mut SqlClient,
     order: &Order,

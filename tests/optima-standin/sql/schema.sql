@@ -360,6 +360,65 @@ GO
 CREATE UNIQUE NONCLUSTERED INDEX [MagSymbol] ON CDN.[Magazyny] ([Mag_Symbol]);
 GO
 
+IF OBJECT_ID(N'CDN.Pieczatki', N'U') IS NULL
+CREATE TABLE CDN.[Pieczatki] (
+    [PC_PCID] int IDENTITY(1,1) NOT NULL,
+    [PC_AktDok] tinyint NULL,
+    [PC_Aktualna] AS ((case when [PC_DataDo]=CONVERT([datetime],'2999-12-31',(120)) then (1) else (0) end)),
+    [PC_BDO] nvarchar(20) NULL,
+    [PC_DataDo] datetime NOT NULL,
+    [PC_DataOd] datetime NOT NULL,
+    [PC_Email] varchar(127) NULL,
+    [PC_Gmina] nvarchar(40) NULL,
+    [PC_ILNGLNCentrali] varchar(13) NULL,
+    [PC_ILNGLNWlasny] varchar(13) NULL,
+    [PC_ImportAppId] varchar(5) NULL,
+    [PC_ImportRowId] varchar(36) NULL,
+    [PC_KodGminy] varchar(7) NULL,
+    [PC_KodP] varchar(10) NULL,
+    [PC_Kraj] nvarchar(40) NULL,
+    [PC_KrajISO] nvarchar(2) NULL,
+    [PC_KRS_KapitalWpl] nvarchar(20) NULL,
+    [PC_KRS_KapitalZak] nvarchar(20) NULL,
+    [PC_KRS_Numer] nvarchar(10) NULL,
+    [PC_KRS_Sad] nvarchar(100) NULL,
+    [PC_Miasto] nvarchar(40) NULL,
+    [PC_Nazwa1] nvarchar(50) NULL,
+    [PC_Nazwa2] nvarchar(50) NULL,
+    [PC_Nazwa3] nvarchar(512) NULL,
+    [PC_NipE] nvarchar(20) NULL,
+    [PC_NipKraj] varchar(2) NULL,
+    [PC_NrDomu] nvarchar(10) NULL,
+    [PC_NrLokalu] nvarchar(10) NULL,
+    [PC_OpeModId] int NULL,
+    [PC_OpeModKod] varchar(20) NOT NULL CONSTRAINT [DF_Pieczatki_PC_OpeModKod] DEFAULT (''),
+    [PC_OpeModNazwisko] nvarchar(50) NOT NULL CONSTRAINT [DF_Pieczatki_PC_OpeModNazwisko] DEFAULT (N''),
+    [PC_OpeZalId] int NULL,
+    [PC_OpeZalKod] varchar(20) NOT NULL CONSTRAINT [DF_Pieczatki_PC_OpeZalKod] DEFAULT (''),
+    [PC_OpeZalNazwisko] nvarchar(50) NOT NULL CONSTRAINT [DF_Pieczatki_PC_OpeZalNazwisko] DEFAULT (N''),
+    [PC_Opis] nvarchar(50) NULL,
+    [PC_Poczta] nvarchar(40) NULL,
+    [PC_Powiat] nvarchar(40) NULL,
+    [PC_PUESC] nvarchar(50) NULL,
+    [PC_Regon] nvarchar(20) NULL,
+    [PC_StaModId] int NULL,
+    [PC_StaZalId] int NULL,
+    [PC_Telefon] varchar(20) NULL,
+    [PC_TS_Export] datetime NULL,
+    [PC_TS_Mod] datetime NOT NULL,
+    [PC_TS_Zal] datetime NOT NULL,
+    [PC_Ulica] nvarchar(40) NULL,
+    [PC_UlicaNrDomLok] AS (CONVERT(nvarchar(62), NULL)), -- Optima's function is not public: NULL
+    [PC_URL] varchar(254) NULL,
+    [PC_Wojewodztwo] nvarchar(40) NULL,
+    CONSTRAINT [PK_Pieczatki] PRIMARY KEY CLUSTERED ([PC_PCID])
+);
+GO
+CREATE UNIQUE NONCLUSTERED INDEX [PCGUID] ON CDN.[Pieczatki] ([PC_ImportRowId]);
+GO
+CREATE NONCLUSTERED INDEX [PCChron] ON CDN.[Pieczatki] ([PC_DataOd]);
+GO
+
 IF OBJECT_ID(N'CDN.SenditPaczki', N'U') IS NULL
 CREATE TABLE CDN.[SenditPaczki] (
     [SPA_SPAID] int IDENTITY(1,1) NOT NULL,
@@ -1531,6 +1590,28 @@ BEGIN
     SET NOCOUNT ON;
     IF NOT UPDATE([Mag_TS_Mod])
         UPDATE t SET [Mag_TS_Mod] = GETDATE() FROM CDN.[Magazyny] t JOIN inserted i ON i.[Mag_MagId] = t.[Mag_MagId];
+END;
+GO
+CREATE TRIGGER CDN.[EP_SyncFramework_OP_Pieczatki] ON CDN.[Pieczatki] AFTER UPDATE AS
+BEGIN
+    SET NOCOUNT ON;
+    IF NOT UPDATE([PC_TS_Mod])
+        UPDATE t SET [PC_TS_Mod] = GETDATE() FROM CDN.[Pieczatki] t JOIN inserted i ON i.[PC_PCID] = t.[PC_PCID];
+END;
+GO
+CREATE TRIGGER CDN.[Pieczatki_Delete_Trigger] ON CDN.[Pieczatki] AFTER DELETE AS
+BEGIN
+    SET NOCOUNT ON;
+END;
+GO
+CREATE TRIGGER CDN.[Pieczatki_Insert_Trigger] ON CDN.[Pieczatki] AFTER INSERT AS
+BEGIN
+    SET NOCOUNT ON;
+END;
+GO
+CREATE TRIGGER CDN.[Pieczatki_Update_Trigger] ON CDN.[Pieczatki] AFTER UPDATE AS
+BEGIN
+    SET NOCOUNT ON;
 END;
 GO
 CREATE TRIGGER CDN.[SenditZleceniePrzesylki_Delete_Trigger] ON CDN.[SenditZleceniePrzesylki] AFTER DELETE AS

@@ -39,7 +39,7 @@ pub const COMPATIBILITY_LEVEL: i64 = 150;
 pub const VENDORED_JSON: &str = include_str!("../../../agent/schema/optima-tables.json");
 
 /// The tables the stand-in holds (the project reads, writes or imitates them).
-pub const TABLE_NAMES: [&str; 20] = [
+pub const TABLE_NAMES: [&str; 21] = [
     "CDN.Towary",
     "CDN.TwrGrupy",
     "CDN.TwrEan",
@@ -60,6 +60,8 @@ pub const TABLE_NAMES: [&str; 20] = [
     "CDN.SenditPaczki",
     "CDN.TwrTSModEsklep",
     "CDN.TraNagTSModEsklep",
+    // The company stamp a document names (`TrN_PCID`): the seller on an invoice.
+    "CDN.Pieczatki",
 ];
 
 /// The vendored file's text from the full reference schema: the tables of
@@ -304,22 +306,21 @@ fn computed(expr: &'static str, ty: SqlType, decl: &str, names: &[&str]) -> Comp
             };
         }
     }
+    // A constant date, `CONVERT([datetime],'2999-12-31',(120))` (the stamp
+    // in force, `PC_Aktualna`), becomes the stored text of that date.
+    if let Some(plain) = constant_dates(expr)
+        && !calls_a_function(&plain.to_ascii_lowercase())
+    {
+        return Computed {
+            optima: expr,
+            sqlite: plain.replace(['[', ']'], "\""),
+            tsql: expr.to_string(),
+            emulated: true,
+        };
+    }
     // A call of anything but REPLACE (Optima's functions, CONVERT) is not
     // reproduced: the column is NULL.
-    let mut calls_other = false;
-    let bytes: Vec<char> = lower.chars().collect();
-    for (i, c) in bytes.iter().enumerate() {
-        if *c == '(' && i > 0 {
-            let mut j = i;
-            while j > 0 && (bytes[j - 1].is_ascii_alphanumeric() || bytes[j - 1] == '_') {
-                j -= 1;
-            }
-            let word: String = bytes[j..i].iter().collect();
-            if !word.is_empty() && word != "replace" && word != "in" {
-                calls_other = true;
-            }
-        }
-    }
+    let calls_other = calls_a_function(&lower);
     if calls_other || lower.contains("[cdn]") {
         let null_tsql = format!("CONVERT({decl}, NULL)");
         return Computed {
@@ -339,6 +340,44 @@ fn computed(expr: &'static str, ty: SqlType, decl: &str, names: &[&str]) -> Comp
         tsql: expr.to_string(),
         emulated: true,
     }
+}
+
+/// Whether a (lower-case) expression calls anything but REPLACE.
+fn calls_a_function(lower: &str) -> bool {
+    let chars: Vec<char> = lower.chars().collect();
+    chars.iter().enumerate().any(|(i, c)| {
+        if *c != '(' || i == 0 {
+            return false;
+        }
+        let mut j = i;
+        while j > 0 && (chars[j - 1].is_ascii_alphanumeric() || chars[j - 1] == '_') {
+            j -= 1;
+        }
+        let word: String = chars[j..i].iter().collect();
+        !word.is_empty() && word != "replace" && word != "in"
+    })
+}
+
+/// The expression with each `CONVERT([datetime],'YYYY-MM-DD',(120))`
+/// replaced by that day as the stand-in stores a datetime; `None` when it
+/// has none.
+fn constant_dates(expr: &str) -> Option<String> {
+    const CALL: &str = "convert([datetime],'";
+    let mut out = String::new();
+    let mut rest = expr;
+    let mut found = false;
+    while let Some(at) = rest.to_ascii_lowercase().find(CALL) {
+        let after = &rest[at + CALL.len()..];
+        let day = after.get(..10)?;
+        let tail = after.get(10..)?.strip_prefix("',(120))")?;
+        chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?;
+        out.push_str(&rest[..at]);
+        out.push_str(&format!("'{day} 00:00:00.000'"));
+        rest = tail;
+        found = true;
+    }
+    out.push_str(rest);
+    found.then_some(out)
 }
 
 /// A single int primary key named after its own table (`Twr_TwrId`,

@@ -125,6 +125,16 @@ pub const DOC_DEFS: [(&str, i64, &str, &str, bool); 7] = [
 /// The supplier (`Knt_Kod`) deliveries (PZ) come from.
 pub const SUPPLIER_CODE: &str = "DOSTAWCA";
 
+/// The company (seller): name, NIP, street, house number, postcode, city.
+pub const SELLER: (&str, &str, &str, &str, &str, &str) = (
+    "Palarnia Kawy Wiśniewski sp. z o.o.",
+    "7251801126",
+    "ul. Piotrkowska",
+    "120",
+    "90-006",
+    "Łódź",
+);
+
 /// Payment forms (`CDN.FormyPlatnosci`): name, type (1 cash, 2 transfer,
 /// 3 card, 4 cash on delivery; the stand-in's guess), days to pay.
 pub const PAYMENT_FORMS: [(&str, i64, i64); 5] = [
@@ -1044,6 +1054,37 @@ fn fill(conn: &Connection, opts: &SeedOptions) -> Result<SeedReport> {
         true,
         &old,
         &old,
+    )?;
+    // The company's stamp (`CDN.Pieczatki`), which documents name in
+    // `TrN_PCID`: the seller on an invoice. The stamp in force runs to
+    // 2999-12-31, which makes the computed `PC_Aktualna` 1 (real schema).
+    let (since, until) = (at(400, 0), "2999-12-31 00:00:00.000".to_owned());
+    office::insert(
+        conn,
+        "CDN.Pieczatki",
+        &[
+            ("PC_DataOd", &since),
+            ("PC_DataDo", &until),
+            ("PC_Nazwa1", &SELLER.0),
+            ("PC_Nazwa2", &""),
+            ("PC_Nazwa3", &""),
+            ("PC_NipE", &SELLER.1),
+            ("PC_NipKraj", &"PL"),
+            ("PC_Ulica", &SELLER.2),
+            ("PC_NrDomu", &SELLER.3),
+            ("PC_NrLokalu", &""),
+            ("PC_KodP", &SELLER.4),
+            ("PC_Miasto", &SELLER.5),
+            ("PC_Kraj", &"Polska"),
+            ("PC_KrajISO", &"PL"),
+            ("PC_Regon", &"472836190"),
+            ("PC_OpeZalKod", &"ADMIN"),
+            ("PC_OpeZalNazwisko", &"Administrator"),
+            ("PC_OpeModKod", &"ADMIN"),
+            ("PC_OpeModNazwisko", &"Administrator"),
+            ("PC_TS_Zal", &since),
+            ("PC_TS_Mod", &since),
+        ],
     )?;
     // Payment forms and the shipping service that shop orders map to.
     for (name, typ, days) in PAYMENT_FORMS {

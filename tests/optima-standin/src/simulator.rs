@@ -31,6 +31,13 @@ use crate::types::{format_datetime, parse_decimal};
 /// `TrN_Anulowany` of a cancelled document (Comarch BI's value).
 pub const CANCELLED: i64 = -2147483647;
 
+/// `TrN_KSeFStatusId` and `TrN_KSeFStatus` of an invoice KSeF accepted
+/// and whose UPO Optima collected. The text is the status Comarch's help
+/// names ("Wysłane\ odebrano UPO"); the id is the stand-in's choice: the
+/// ids' values are not public.
+pub const KSEF_STATUS_UPO_RECEIVED: i64 = 3;
+pub const KSEF_STATUS_UPO_RECEIVED_TEXT: &str = "Wysłane\\ odebrano UPO";
+
 /// One office action. Warehouses by symbol (MAG, SKLEP, HURT), products by
 /// SKU (`Twr_Kod`), price lists by their number in `TwrCeny`
 /// (`TwC_TwCNumer` = `DfC_Lp`: 1 purchase, 2 retail gross, 3 wholesale net).
@@ -82,6 +89,12 @@ pub enum Action {
     },
     /// An RO cancelled (`TrN_Anulowany = -2147483647`, reservation released).
     Cancel { ro_id: i64 },
+    /// KSeF accepted an invoice: its number, status and dates recorded on
+    /// the document as Optima's [KSeF] tab shows them once the UPO is in.
+    KsefAccepted {
+        document_id: i64,
+        ksef_number: String,
+    },
     /// Stock reserved for a service order: only `TwI_RezerwacjeZlecenia`
     /// rises (no document the agent reads, no product change).
     ReserveForServiceOrder {
@@ -357,6 +370,14 @@ pub fn insert_document(
     let typ_nb: i64 = if symbol == "PA" { 2 } else { 1 };
     let obcy = numer_obcy.unwrap_or("");
     let zwrocono: Option<i64> = if class == 308 { Some(1) } else { None };
+    // Optima names the company stamp in force on each document.
+    let stamp: Option<i64> = conn
+        .query_row(
+            "SELECT PC_PCID FROM CDN.Pieczatki WHERE PC_Aktualna <> 0 ORDER BY PC_DataOd DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
     let one = 1i64;
     let mut values: Vec<(&str, &dyn ToSql)> = vec![
         ("TrN_DDfId", &ddf),
@@ -383,6 +404,7 @@ pub fn insert_document(
         ("TrN_KursM", &one),
         ("TrN_TypNB", &typ_nb),
         ("TrN_ZwroconoCalaIlosc", &zwrocono),
+        ("TrN_PCID", &stamp),
         ("TrN_OdbTelefon", &card[CARD.len()]),
         ("TrN_OdbEmail", &card[CARD.len() + 1]),
         ("TrN_PodmiotGLN", &card[CARD.len() + 2]),
@@ -915,6 +937,25 @@ fn apply(c: &Connection, action: &Action) -> Result<(Vec<DocRef>, Vec<i64>)> {
             docs.push(doc_ref(c, *ro_id)?);
             Ok((docs, twrs))
         }
+        Action::KsefAccepted {
+            document_id,
+            ksef_number,
+        } => {
+            let at = format_datetime(&now());
+            let changed = c.execute(
+                "UPDATE CDN.TraNag SET TrN_NrKSeF = ?2, TrN_KSeFStatusId = ?3, TrN_KSeFStatus = ?4, \
+                 TrN_KSeFDataWyslania = ?5, TrN_KSeFDataPrzyjecia = ?5, TrN_KSeFDataOdebraniaUpo = ?5, TrN_TS_Mod = ?5 \
+                 WHERE TrN_TrNID = ?1 AND TrN_TypDokumentu = 302 AND TrN_Bufor = 0",
+                params![document_id, ksef_number, KSEF_STATUS_UPO_RECEIVED, KSEF_STATUS_UPO_RECEIVED_TEXT, at],
+            )?;
+            if changed == 0 {
+                return Err(Error::Other(format!(
+                    "document {document_id} is not an approved invoice"
+                )));
+            }
+            docs.push(doc_ref(c, *document_id)?);
+            Ok((docs, Vec::new()))
+        }
         Action::ReserveForServiceOrder {
             sku,
             warehouse,
@@ -939,6 +980,22 @@ fn realise(
     let (mag, knt, obcy) = open_ro(c, ro_id)?;
     let lines = ro_lines(c, ro_id)?;
     let fs = insert_document(c, "FS", mag, knt, &lines, 0, obcy.as_deref(), now())?;
+    // The invoice takes the order's payment form, due its days after the
+    // invoice's date.
+    let form: Option<(i64, i64)> = c
+        .query_row(
+            "SELECT f.FPl_FPlId, f.FPl_Termin FROM CDN.TraNag r JOIN CDN.FormyPlatnosci f ON f.FPl_FPlId = r.TrN_FPlId WHERE r.TrN_TrNID = ?1",
+            [ro_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    if let Some((form, days)) = form {
+        let due = now().date().and_time(chrono::NaiveTime::MIN) + chrono::Duration::days(days);
+        c.execute(
+            "UPDATE CDN.TraNag SET TrN_FPlId = ?2, TrN_Termin = ?3 WHERE TrN_TrNID = ?1",
+            params![fs, form, format_datetime(&due)],
+        )?;
+    }
     let wz = insert_document(c, "WZ", mag, knt, &lines, 0, obcy.as_deref(), now())?;
     relate(c, ro_id, fs)?;
     relate(c, fs, ro_id)?;
