@@ -39,6 +39,7 @@ pub mod catalog;
 pub mod dynamo;
 pub mod env;
 pub mod ingest;
+pub mod invoice_pdf;
 pub mod mapping;
 pub mod orders;
 pub mod poller;
