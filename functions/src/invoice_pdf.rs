@@ -301,8 +301,7 @@ fn draw_parties(doc: &mut Document, seller: &Party, buyer: &Party) {
         doc.ensure_space(leading);
         let baseline = doc.y - TEXT_SIZE;
         if let Some((style, text)) = seller_lines.get(row) {
-            let style = if row == 0 { Style::Bold } else { *style };
-            doc.text(MARGIN_LEFT, baseline, style, TEXT_SIZE, text);
+            doc.text(MARGIN_LEFT, baseline, *style, TEXT_SIZE, text);
         }
         if let Some((style, text)) = buyer_lines.get(row) {
             doc.text(buyer_x, baseline, *style, TEXT_SIZE, text);
