@@ -538,9 +538,21 @@ def cmd_deploy(args):
     store_shop_secrets(s, args, parameters)
     upload_artifacts(s3, bucket, parameters["ArtifactPrefix"], functions_in(template), args)
     cfn = client(s, args, "cloudformation")
+    # Buyers open their invoices at the webhook's Function URL, which exists
+    # only once the stack does: passed again on every update, and set by a
+    # second update after the first deploy. The local host serves its own.
+    link_base = None if args.local_host else webhook_function_url(s, args, cfn)
+    if link_base and "DocumentLinkBase" not in parameters:
+        parameters["DocumentLinkBase"] = link_base
     deploy_stack(cfn, args, parameters)
     ids = physical_ids(cfn, args.stack)
     ensure_skippable_resources(s, args, template, ids, parameters)
+    if not args.local_host and link_base is None:
+        link_base = webhook_function_url(s, args, cfn)
+        if link_base and parameters.get("DocumentLinkBase") != link_base:
+            log("updating once more: the buyers' invoice links need the webhook's Function URL, known only now")
+            parameters["DocumentLinkBase"] = link_base
+            deploy_stack(cfn, args, parameters)
     desc = describe(s, args, template, parameters)
     if args.describe_to:
         write_description(desc, args.describe_to)
@@ -555,6 +567,37 @@ def cmd_deploy(args):
         log("register each shop's order webhook (topics order.created and order.updated, the shop's webhook_secret):")
         for shop, url in sorted(desc["webhook_urls"].items()):
             log(f"  {shop}: {url}")
+
+
+def webhook_function_url(s, args, cfn):
+    """The webhook function's URL, or None before the stack has it."""
+    if stack_status(cfn, args.stack) is None:
+        return None
+    name = physical_ids(cfn, args.stack).get("WebhookFunction")
+    if not name:
+        return None
+    try:
+        return client(s, args, "lambda").get_function_url_config(FunctionName=name)["FunctionUrl"].rstrip("/")
+    except botocore.exceptions.ClientError:
+        return None
+
+
+def delete_documents_bucket(s, args, bucket):
+    """The stack keeps the buyers' invoices (DeletionPolicy Retain): the
+    bucket goes when empty, or with --delete-invoices; otherwise it stays
+    and is named."""
+    s3 = client(s, args, "s3")
+    try:
+        keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket) for o in page.get("Contents", [])]
+    except botocore.exceptions.ClientError:
+        return
+    if keys and not args.delete_invoices:
+        log(f"kept bucket {bucket}: it holds {len(keys)} buyers' invoice(s) whose links still work; run destroy with --delete-invoices to delete them")
+        return
+    for key in keys:
+        s3.delete_object(Bucket=bucket, Key=key)
+    s3.delete_bucket(Bucket=bucket)
+    log(f"documents bucket {bucket} deleted ({len(keys)} invoice(s))")
 
 
 def cmd_describe(args):
@@ -591,6 +634,8 @@ def cmd_destroy(args):
         if status != "DELETE_COMPLETE":
             fail(f"stack {args.stack} ended in {status}: {'; '.join(failure_reasons(cfn, args.stack))}")
         log(f"stack {args.stack} deleted")
+        if ids.get("DocumentsBucket"):
+            delete_documents_bucket(s, args, ids["DocumentsBucket"])
     delete_shop_secrets(s, args)
     delete_token_secrets(s, args)
     s3 = client(s, args, "s3")
@@ -934,6 +979,12 @@ def main():
             p.add_argument("--artifacts", help="directory with <handler>.zip for each function (default: build them)")
             p.add_argument("--new-agent-key", action="store_true", help="issue another access key for the office agent")
             p.add_argument("--placeholder-artifacts", action="store_true", help="upload placeholder zips (local host only)")
+        if name == "destroy":
+            p.add_argument(
+                "--delete-invoices",
+                action="store_true",
+                help="also delete the buyers' invoices (otherwise their bucket is kept while it holds any)",
+            )
     parser.add_argument(
         "--template",
         help="another template file (tests deploy a copy with one grant removed); default infra/template.yaml",

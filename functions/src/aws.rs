@@ -15,6 +15,7 @@ pub struct Clients {
     pub sqs: aws_sdk_sqs::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
+    pub s3: aws_sdk_s3::Client,
 }
 
 impl Clients {
@@ -27,8 +28,19 @@ impl Clients {
             sqs: aws_sdk_sqs::Client::new(config),
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             secrets: aws_sdk_secretsmanager::Client::new(config),
+            s3: s3_client(config),
         }
     }
+}
+
+/// S3 by path (`endpoint/bucket/key`) where an endpoint is set: an
+/// emulator on 127.0.0.1 has no per-bucket host names. AWS itself is
+/// addressed by bucket host name, as it advises.
+fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let s3_config = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(config.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(s3_config)
 }
 
 /// The standard configuration (endpoint, region, credentials from the

@@ -35,11 +35,12 @@ use std::collections::{BTreeMap, HashSet};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
 use contract::{Envelope, Payload, decode_body};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::HandlerError;
 use crate::aws::{Clients, describe_error};
 use crate::catalog::{Catalog, RecordOrigin, SkuState};
+use crate::documents::{InvoiceFiles, InvoiceRecords};
 use crate::env::{EnvError, FunctionEnv};
 use crate::mapping::{ShopOperation, ShopProductState, diff, not_yet_held};
 use crate::orders::OrderStore;
@@ -69,6 +70,11 @@ pub struct Ingest {
     sqs: aws_sdk_sqs::Client,
     shop_ops_queue_url: String,
     commands_queue_url: String,
+    invoice_files: InvoiceFiles,
+    invoice_records: InvoiceRecords,
+    /// Where buyers open their invoices (the webhook's Function URL); empty
+    /// until the deploy command knows it, and then no link is given.
+    document_link_base: String,
 }
 
 impl Ingest {
@@ -80,7 +86,19 @@ impl Ingest {
             value: e.to_string(),
             expected: "a JSON list of shops (see docs/OPERATIONS.md)",
         })?;
+        let invoice_link_days = env.parsed("INVOICE_LINK_DAYS", "a whole number of days")?;
         Ok(Ingest {
+            invoice_files: InvoiceFiles::new(clients.s3.clone(), env.required("DOCUMENTS_BUCKET")?),
+            invoice_records: InvoiceRecords::new(
+                clients.dynamodb.clone(),
+                table.clone(),
+                invoice_link_days,
+            ),
+            document_link_base: env
+                .get("DOCUMENT_LINK_BASE")
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
             state: StateTable::new(clients.dynamodb.clone(), table.clone(), retention_days),
             catalog: Catalog::new(clients.dynamodb.clone(), table.clone()),
             sequences: Sequences::new(clients.dynamodb.clone(), table.clone()),
@@ -671,8 +689,30 @@ impl Ingest {
                 },
             });
         }
+        let mut links_given = Vec::new();
+        for invoice in &progress.invoices {
+            if let Some(link) = self
+                .store_invoice(&shop.id, &progress.order_id, invoice)
+                .await?
+            {
+                operations.push(OrderOperation {
+                    shop: shop.id.clone(),
+                    order_id: progress.order_id.clone(),
+                    update: OrderUpdate::Invoice {
+                        number: invoice.number.clone(),
+                        link,
+                    },
+                });
+                links_given.push(invoice.document_id);
+            }
+        }
         let queued =
             crate::shop_ops::queue(&self.sqs, &self.shop_ops_queue_url, operations).await?;
+        for document_id in links_given {
+            self.invoice_records
+                .link_queued(&shop.id, &progress.order_id, document_id)
+                .await?;
+        }
         self.orders
             .progress_queued(
                 &shop.id,
@@ -683,6 +723,62 @@ impl Ingest {
             .await?;
         info!(shop = %shop.id, order = %progress.order_id, stage = ?stored.stage, tracking = ?stored.tracking, shop_operations = queued, "order progress");
         Ok(())
+    }
+}
+
+impl Ingest {
+    /// Renders the invoice's buyer's copy when the stored one shows another
+    /// number or KSeF state, under its token's link; returns the link when
+    /// the shop has not been given it yet.
+    async fn store_invoice(
+        &self,
+        shop: &str,
+        order_id: &str,
+        invoice: &contract::Invoice,
+    ) -> Result<Option<String>, StateError> {
+        let record = self
+            .invoice_records
+            .get_or_create(shop, order_id, invoice.document_id)
+            .await?;
+        let shown_ksef = invoice.ksef_number.clone().unwrap_or_default();
+        let current = record.rendered_number.as_deref() == Some(invoice.number.as_str())
+            && record.rendered_ksef.as_deref() == Some(shown_ksef.as_str());
+        if !current {
+            let pdf = match crate::invoice_pdf::render_invoice(invoice) {
+                Ok(pdf) => pdf,
+                Err(err) => {
+                    // The data cannot change by retrying: the order's other
+                    // news goes on, the invoice is reported for a person.
+                    error!(shop, order = order_id, invoice = %invoice.number, error = %err, "the invoice cannot be rendered; the buyer gets no copy");
+                    return Ok(None);
+                }
+            };
+            self.invoice_files
+                .put(&record.token, pdf, &invoice.number)
+                .await?;
+            self.invoice_records
+                .rendered(
+                    shop,
+                    order_id,
+                    invoice.document_id,
+                    &invoice.number,
+                    invoice.ksef_number.as_deref(),
+                )
+                .await?;
+            info!(shop, order = order_id, invoice = %invoice.number, ksef = ?invoice.ksef_number, "the buyer's copy of the invoice stored");
+        }
+        if record.link_queued {
+            return Ok(None);
+        }
+        if self.document_link_base.is_empty() {
+            warn!(shop, order = order_id, invoice = %invoice.number, "no DOCUMENT_LINK_BASE: the invoice is stored, but the shop gets no link until the deploy command sets it");
+            return Ok(None);
+        }
+        Ok(Some(format!(
+            "{}/invoice/{}",
+            self.document_link_base.trim_end_matches('/'),
+            record.token
+        )))
     }
 }
 

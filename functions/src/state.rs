@@ -33,6 +33,9 @@ pub enum StateError {
     /// Something the cloud needs to know first has not been heard yet.
     #[error("{0}")]
     NotYet(String),
+    /// The buyer's documents could not be stored (S3, or their records).
+    #[error(transparent)]
+    Documents(#[from] crate::documents::DocumentsError),
 }
 
 impl StateError {

@@ -26,9 +26,9 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use contract::Order;
@@ -37,6 +37,7 @@ use tracing::{info, warn};
 
 use crate::aws::Clients;
 use crate::catalog::Catalog;
+use crate::documents::InvoiceFiles;
 use crate::env::{EnvError, FunctionEnv};
 use crate::orders::{OrderIntake, OrderStore, VatError, complete_vat};
 use crate::shop::{self, Connector, OrderParseError, VatStated};
@@ -155,6 +156,8 @@ pub struct Webhook {
     checker: Checker,
     intake: OrderIntake,
     catalog: Catalog,
+    /// The buyers' invoices, served at `/invoice/<token>`.
+    invoice_files: InvoiceFiles,
 }
 
 impl Webhook {
@@ -176,6 +179,7 @@ impl Webhook {
         Ok(Webhook {
             checker,
             catalog,
+            invoice_files: InvoiceFiles::new(clients.s3.clone(), env.required("DOCUMENTS_BUCKET")?),
             intake: OrderIntake::new(
                 store,
                 clients.sqs.clone(),
@@ -189,8 +193,46 @@ impl Webhook {
         Router::new()
             .route("/{shop}", post(deliver))
             .route("/", post(no_shop))
+            .route("/invoice/{token}", get(invoice))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(Arc::new(self))
+    }
+}
+
+/// A buyer opens an invoice: the PDF behind the token, or the same 404 for
+/// a token that is unknown, expired or not a token at all.
+async fn invoice(State(webhook): State<Arc<Webhook>>, Path(token): Path<String>) -> Response {
+    match webhook.invoice_files.get(&token).await {
+        Ok(Some(file)) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "application/pdf".to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("inline; filename=\"{}\"", file.file_name),
+                ),
+                // A later copy (with the KSeF number) replaces it.
+                (header::CACHE_CONTROL, "private, no-cache".to_owned()),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+                (header::REFERRER_POLICY, "no-referrer".to_owned()),
+            ],
+            file.bytes,
+        )
+            .into_response(),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            "Nie ma takiego dokumentu. / No such document.\n",
+        )
+            .into_response(),
+        Err(err) => {
+            warn!(error = %err, "an invoice could not be read");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "30")],
+                "Dokument chwilowo niedostępny. / The document is not available right now.\n",
+            )
+                .into_response()
+        }
     }
 }
 
@@ -323,6 +365,7 @@ mod tests {
                 ("RETENTION_DAYS", "30"),
                 ("STATE_TABLE", "state"),
                 ("COMMANDS_QUEUE_URL", "http://127.0.0.1:9/queue/commands.fifo"),
+                ("DOCUMENTS_BUCKET", "documents"),
             ]
             .map(|(k, v)| (k.to_owned(), v.to_owned())),
         );
@@ -365,6 +408,32 @@ mod tests {
             ),
             ("x-wc-webhook-topic", topic.to_owned()),
         ]
+    }
+
+    #[tokio::test]
+    async fn an_invoice_link_that_is_not_a_token_is_not_found_and_a_dead_store_says_so() {
+        let get = |path: String| async move {
+            let response = router()
+                .oneshot(Request::get(path).body(Body::empty()).expect("a request"))
+                .await
+                .expect("an answer");
+            (
+                response.status(),
+                response.headers().get("retry-after").cloned(),
+            )
+        };
+        for path in ["/invoice/short", "/invoice/..%2F..%2Fsecret", "/invoice/"] {
+            assert_eq!(
+                get(path.to_owned()).await.0,
+                StatusCode::NOT_FOUND,
+                "{path}"
+            );
+        }
+        // A well-formed token asks S3, which here is 127.0.0.1:9.
+        let token = crate::documents::new_token();
+        let (status, retry_after) = get(format!("/invoice/{token}")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(retry_after.is_some());
     }
 
     #[tokio::test]

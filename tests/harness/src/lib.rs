@@ -30,6 +30,7 @@ pub mod gate;
 pub mod iam;
 pub mod lambda_api;
 pub mod paths;
+pub mod pdf;
 pub mod process;
 pub mod stack;
 pub mod standins;

@@ -32,6 +32,18 @@ const AGENT_TOML: &str = "\n[sync]\npoll_seconds = 1\noverlap_seconds = 5\nstock
 /// (identity, action, resource name suffix, the path that calls it).
 const NOT_REACHED: &[(&str, &str, &str, &str)] = &[
     (
+        "ingest",
+        "s3:PutObject",
+        "invoices/*",
+        "ingest::store_invoice: an order realised into an invoice (orders_e2e)",
+    ),
+    (
+        "webhook",
+        "s3:GetObject",
+        "invoices/*",
+        "webhook::invoice: a buyer opening an invoice link (orders_e2e)",
+    ),
+    (
         "shop-push",
         "sqs:ChangeMessageVisibility",
         "shop-ops",

@@ -310,6 +310,84 @@ async fn a_shop_order_becomes_an_ro_and_its_shipping_comes_back() -> anyhow::Res
         "the customer sees it: {notes:?}"
     );
 
+    // The invoice Optima made reaches the buyer: a customer note with a
+    // link to its PDF, first "awaiting KSeF", then, once Optima records the
+    // KSeF number, the same link shows it; one note in all.
+    let (fs_id, fs_number) = documents_for(&erp, &number, order_id)
+        .await?
+        .into_iter()
+        .find(|(_, n)| n.starts_with("FS/"))
+        .context("the FS the RO was realised into")?;
+    let link = wait_for(
+        "the invoice link in a customer note",
+        Duration::from_secs(60),
+        || async {
+            let order = shop.order(order_id).await?;
+            let notes = order["notes"].as_array().cloned().unwrap_or_default();
+            Ok(notes.iter().find_map(|n| {
+                let text = n["note"].as_str()?;
+                let at = text.find("http")?;
+                let link: String = text[at..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace())
+                    .collect();
+                (link.contains("/invoice/") && n["customer_note"] == true).then_some(link)
+            }))
+        },
+    )
+    .await?;
+    let http = reqwest::Client::new();
+    let pdf_text = async |link: &str| -> anyhow::Result<String> {
+        let answer = http.get(link).send().await?.error_for_status()?;
+        anyhow::ensure!(
+            answer
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                == Some("application/pdf"),
+            "{:?}",
+            answer.headers()
+        );
+        harness::pdf::text(&answer.bytes().await?)
+    };
+    let first = pdf_text(&link).await?;
+    for expected in [
+        fs_number.as_str(),
+        "oczekuje na nadanie",
+        "Palarnia Kawy Wiśniewski sp. z o.o.",
+        "NIP: 7251801126",
+    ] {
+        assert!(
+            first.contains(expected),
+            "the buyer's copy lacks {expected:?}:\n{first}"
+        );
+    }
+    let ksef = "7251801126-20261207-0A1B2C3D4E5F-60";
+    erp.perform(optima_standin::simulator::Action::KsefAccepted {
+        document_id: i64::from(fs_id),
+        ksef_number: ksef.into(),
+    })
+    .await?;
+    let second = wait_for(
+        "the KSeF number on the buyer's copy",
+        Duration::from_secs(60),
+        || async {
+            let text = pdf_text(&link).await?;
+            Ok(text.contains(ksef).then_some(text))
+        },
+    )
+    .await?;
+    assert!(!second.contains("oczekuje na nadanie"), "{second}");
+    let last = if link.ends_with('A') { 'B' } else { 'A' };
+    let forged = format!("{}{last}", &link[..link.len() - 1]);
+    assert_eq!(http.get(&forged).send().await?.status(), 404, "{forged}");
+    let notes = shop.order(order_id).await?["notes"].to_string();
+    assert_eq!(
+        notes.matches("/invoice/").count(),
+        1,
+        "one invoice note: {notes}"
+    );
+
     // A product only the shop has: an order with it is parked whole, and
     // the ordinary order placed right after it still becomes its RO (the
     // parked command does not hold up the shop's queue).

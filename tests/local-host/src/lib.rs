@@ -78,9 +78,22 @@ impl LocalHost {
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let mut urls = BTreeMap::new();
+        // The URLs are bound first: a function's environment may name one
+        // (ingest gives buyers links to the webhook's).
+        let mut listeners = Vec::new();
+        for url in &stack.function_urls {
+            let mut addr = options.bind;
+            addr.set_port(options.url_ports.get(&url.function).copied().unwrap_or(0));
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the {} Function URL to {addr}", url.function))?;
+            let base = format!("http://{}", listener.local_addr()?);
+            urls.insert(url.function.clone(), base);
+            listeners.push((url, listener));
+        }
 
         for source in &stack.event_sources {
-            let env = function_env(stack, &source.function, &options)?
+            let env = function_env(stack, &source.function, &options, &urls)?
                 .with_shop_secrets(clients_of(&source.function)?)
                 .await
                 .with_context(|| format!("reading {}'s shop credentials", source.function))?;
@@ -125,7 +138,7 @@ impl LocalHost {
         }
 
         for sched in &stack.schedules {
-            let env = function_env(stack, &sched.function, &options)?
+            let env = function_env(stack, &sched.function, &options, &urls)?
                 .with_shop_secrets(clients_of(&sched.function)?)
                 .await
                 .with_context(|| format!("reading {}'s shop credentials", sched.function))?;
@@ -170,8 +183,8 @@ impl LocalHost {
             ));
         }
 
-        for url in &stack.function_urls {
-            let env = function_env(stack, &url.function, &options)?
+        for (url, listener) in listeners {
+            let env = function_env(stack, &url.function, &options, &urls)?
                 .with_shop_secrets(clients_of(&url.function)?)
                 .await
                 .with_context(|| format!("reading {}'s shop credentials", url.function))?;
@@ -186,15 +199,7 @@ impl LocalHost {
                     "the stack gives `{other}` a Function URL, which this build has no router for"
                 ),
             };
-            let mut addr = options.bind;
-            addr.set_port(options.url_ports.get(&url.function).copied().unwrap_or(0));
-            let listener = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding the {} Function URL to {addr}", url.function))?;
-            let local = listener.local_addr()?;
-            let base = format!("http://{local}");
-            info!(function = %url.function, url = %base, "serving Function URL");
-            urls.insert(url.function.clone(), base);
+            info!(function = %url.function, url = %urls[&url.function], "serving Function URL");
             let cancel = cancel.clone();
             tasks.spawn(async move {
                 let served = axum::serve(listener, router)
@@ -288,8 +293,16 @@ fn function_env(
     stack: &StackDescription,
     function: &str,
     options: &HostOptions,
+    urls: &BTreeMap<String, String>,
 ) -> anyhow::Result<FunctionEnv> {
-    let mut env = FunctionEnv::from_map(stack.function(function)?.environment());
+    let variables = stack.function(function)?.environment();
+    let names_link_base = variables.iter().any(|(k, _)| k == "DOCUMENT_LINK_BASE");
+    let mut env = FunctionEnv::from_map(variables);
+    // Buyers' invoice links point at this host's webhook URL (in AWS the
+    // deploy command sets the Function URL's).
+    if names_link_base && let Some(webhook) = urls.get("webhook") {
+        env.set("DOCUMENT_LINK_BASE", webhook.clone());
+    }
     if function == "admin" {
         // AWS checks IAM auth on the Function URL; loopback checks a token.
         env.set("ADMIN_AUTH", "token");
