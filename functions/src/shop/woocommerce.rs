@@ -813,13 +813,28 @@ impl WooCommerce {
         }
     }
 
-    async fn post_note(&self, order_id: &str, note: &str) -> Result<(), ShopError> {
+    /// Adds a customer note unless the order has one with this text: a
+    /// redelivered update (shop-push retries a batch after a partial
+    /// failure) shows the buyer each tracking number or invoice once.
+    /// Returns whether it added one.
+    async fn post_note(&self, order_id: &str, note: &str) -> Result<bool, ShopError> {
         let path = format!("{}/notes", Self::order_path(order_id)?);
+        let (_, notes) = self
+            .call(self.http.get(self.url(&path, &[("type", "customer")])))
+            .await?;
+        let already = notes
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|n| n["note"].as_str().map(str::trim) == Some(note));
+        if already {
+            return Ok(false);
+        }
         let request = self
             .http
             .post(self.url(&path, &[]))
             .json(&json!({ "note": note, "customer_note": true }));
-        self.call(request).await.map(|_| ())
+        self.call(request).await.map(|_| true)
     }
 }
 
@@ -856,8 +871,14 @@ impl WooCommerce {
                 return Ok(UpdateOutcome::NotApplicable);
             }
         };
-        self.post_note(order_id, note.trim()).await?;
-        Ok(UpdateOutcome::Applied("customer note".into()))
+        Ok(UpdateOutcome::Applied(
+            if self.post_note(order_id, note.trim()).await? {
+                "customer note"
+            } else {
+                "customer note already on the order"
+            }
+            .into(),
+        ))
     }
 }
 

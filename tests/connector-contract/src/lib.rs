@@ -551,27 +551,30 @@ pub async fn order_updates<P: Platform>(p: &P) -> anyhow::Result<()> {
         updater.apply_order_update(&ids[0], &tracking).await?;
         updater.apply_order_update(&ids[0], &tracking).await?;
         let view = p.order_view(&ids[0]).await?;
-        ensure!(
-            view.texts.iter().any(|t| t.contains("PL0001234567")),
-            "no tracking shown: {view:?}"
-        );
+        let shown = view
+            .texts
+            .iter()
+            .filter(|t| t.contains("PL0001234567"))
+            .count();
+        ensure!(shown == 1, "the tracking number shown once: {view:?}");
     }
     if updater.supports("invoice") {
-        let link = "https://example.invalid/faktura/abc123";
-        updater
-            .apply_order_update(
-                &ids[0],
-                &OrderUpdate::Invoice {
-                    number: "FS/1/2026".into(),
-                    link: link.into(),
-                },
-            )
-            .await?;
+        // The buyer's link serves a real PDF (a platform may upload it);
+        // the second delivery is a redelivery and adds nothing.
+        let link = serve_invoice_pdf().await?;
+        let invoice = OrderUpdate::Invoice {
+            number: "FS/1/2026".into(),
+            link: link.clone(),
+        };
+        updater.apply_order_update(&ids[0], &invoice).await?;
+        updater.apply_order_update(&ids[0], &invoice).await?;
         let view = p.order_view(&ids[0]).await?;
-        ensure!(
-            view.texts.iter().any(|t| t.contains(link)),
-            "no invoice shown: {view:?}"
-        );
+        let shown: Vec<&String> = view
+            .texts
+            .iter()
+            .filter(|t| t.contains(&link) || t.contains("FS/1/2026"))
+            .collect();
+        ensure!(shown.len() == 1, "the invoice shown once: {view:?}");
     }
     ensure!(updater.supports("cancel"), "every platform cancels");
     updater
@@ -632,4 +635,22 @@ pub async fn never_more_requests_than_the_limit<P: Platform>(p: &P) -> anyhow::R
         "{busiest} requests within one second at a limit of {LIMIT}"
     );
     Ok(())
+}
+
+/// A buyer's invoice link on 127.0.0.1 serving a small PDF, for as long as
+/// the test runs.
+async fn serve_invoice_pdf() -> anyhow::Result<String> {
+    const PDF: &[u8] = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let router = axum::Router::new().route(
+        "/invoice/{token}",
+        axum::routing::get(|| async { ([(http::header::CONTENT_TYPE, "application/pdf")], PDF) }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    Ok(format!(
+        "http://{address}/invoice/AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcd"
+    ))
 }

@@ -152,6 +152,13 @@ impl Platform for AllegroShop {
                 .shipments
                 .iter()
                 .map(|s| format!("{} {}", s.carrier_id, s.waybill))
+                .chain(order.invoices.iter().map(|i| {
+                    format!(
+                        "invoice {} ({} bytes)",
+                        i.invoice_number.as_deref().unwrap_or(""),
+                        i.file_size.unwrap_or(0)
+                    )
+                }))
                 .collect(),
         })
     }
