@@ -28,6 +28,7 @@ pub mod cells;
 pub mod insert;
 pub mod invoice;
 pub mod order_document;
+pub mod realisation;
 
 use cells::Cells;
 

@@ -68,6 +68,12 @@ pub trait OrderWriter: Send {
         &mut self,
         documents: &[i64],
     ) -> impl Future<Output = Result<HashMap<i64, contract::Invoice>, WriteError>> + Send;
+
+    /// The ERP's checks before these order documents are realised.
+    fn realisation_checks(
+        &mut self,
+        documents: &[i64],
+    ) -> impl Future<Output = Result<HashMap<i64, contract::RealisationCheck>, WriteError>> + Send;
 }
 
 /// The exchange rate an order is written at.
@@ -248,6 +254,15 @@ impl OrderWriter for SqlOrderWriter {
     ) -> Result<HashMap<i64, contract::Invoice>, WriteError> {
         let client = self.client().await?;
         let result = crate::optima::invoice::invoices(client, documents).await;
+        result.map_err(|e| self.classify(e))
+    }
+
+    async fn realisation_checks(
+        &mut self,
+        documents: &[i64],
+    ) -> Result<HashMap<i64, contract::RealisationCheck>, WriteError> {
+        let client = self.client().await?;
+        let result = crate::optima::realisation::checks(client, documents).await;
         result.map_err(|e| self.classify(e))
     }
 }

@@ -67,6 +67,27 @@ impl<W: OrderWriter> Orders<W> {
                 .await
                 .map_err(|e| e.to_string())?
         };
+        // Orders not yet realised: the ERP's checks before realising them.
+        let waiting: Vec<i64> = open
+            .iter()
+            .filter(|o| {
+                chains
+                    .get(&o.document_id)
+                    .and_then(|chain| progress_of(o, chain))
+                    .is_some_and(|p| p.stage == OrderStage::Accepted)
+            })
+            .map(|o| o.document_id)
+            .collect();
+        let checks = if waiting.is_empty() {
+            HashMap::new()
+        } else {
+            self.writer
+                .lock()
+                .await
+                .realisation_checks(&waiting)
+                .await
+                .map_err(|e| e.to_string())?
+        };
         let mut reported = 0;
         for order in &open {
             let Some(chain) = chains.get(&order.document_id) else {
@@ -86,10 +107,13 @@ impl<W: OrderWriter> Orders<W> {
                 .filter(|d| is_invoice(d))
                 .filter_map(|d| invoices.get(&d.id).cloned())
                 .collect();
+            if progress.stage == OrderStage::Accepted {
+                progress.realisation = checks.get(&order.document_id).cloned();
+            }
             // An invoice's KSeF number arrives later, on Optima's schedule:
             // it is news of its own.
             let summary = format!(
-                "{:?}|{}|{}|{}",
+                "{:?}|{}|{}|{}|{}",
                 progress.stage,
                 progress.tracking_number.as_deref().unwrap_or(""),
                 progress.documents.join(","),
@@ -98,7 +122,9 @@ impl<W: OrderWriter> Orders<W> {
                     .iter()
                     .map(|i| format!("{}={}", i.number, i.ksef_number.as_deref().unwrap_or("")))
                     .collect::<Vec<_>>()
-                    .join(",")
+                    .join(","),
+                // Stock arriving or a remark cleared is news too.
+                serde_json::to_string(&progress.realisation).unwrap_or_default()
             );
             if order.reported.as_deref() == Some(summary.as_str()) {
                 continue;
@@ -168,6 +194,7 @@ pub fn progress_of(order: &TrackedOrder, chain: &[LinkedDocument]) -> Option<Ord
         carrier,
         documents: chain.iter().map(|d| d.number.clone()).collect(),
         invoices: Vec::new(),
+        realisation: None,
         observed_at: Utc::now(),
     })
 }

@@ -1149,6 +1149,7 @@ mod tests {
             carrier: None,
             documents: vec!["FS/1/2026".into()],
             invoices: Vec::new(),
+            realisation: None,
             observed_at: Utc::now(),
         })
     }

@@ -695,6 +695,68 @@ async fn a_realised_orders_invoice_reads_back_as_the_buyers_copy_and_then_with_i
     Ok(())
 }
 
+/// Before the office realises an order: the buyer's remark stays a reason
+/// until the office clears it from the document, and a line whose
+/// warehouse holds too little (plain SQL sets the stock) is named with
+/// what is needed and what is free; services need none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_waits_for_its_remark_to_be_cleared_and_its_goods_to_be_in_stock()
+-> anyhow::Result<()> {
+    let erp = erp_for_tests(SeedOptions {
+        products: 100,
+        seed: 21,
+    })
+    .await?;
+    let mut sql = connect_ado(&erp.ado, 10).await?;
+    let sku23 = sku_with_rate(&erp, 23).await?;
+    let tracked = written_and_tracked(&erp, &mut sql, "4004").await?;
+    let id = tracked.document_id;
+    let run =
+        async |sql: &mut agent::sql::SqlClient, text: &str, value: &str| -> anyhow::Result<()> {
+            let mut query = Query::new(text.to_owned());
+            query.bind(value.to_owned());
+            query.execute(sql).await?;
+            Ok(())
+        };
+    // Plenty of the Kawa in the order's warehouse: only the remark holds it.
+    let set_stock = "UPDATE CDN.TwrIlosci SET TwI_Ilosc = {q}, TwI_Rezerwacje = 0, TwI_RezerwacjeZlecenia = 0 \
+         WHERE TwI_TwrId = (SELECT Twr_TwrId FROM CDN.Towary WHERE Twr_Kod = CAST(@P1 AS varchar(50))) \
+         AND TwI_MagId = (SELECT Mag_MagId FROM CDN.Magazyny WHERE Mag_Symbol = 'MAG')";
+    run(&mut sql, &set_stock.replace("{q}", "100"), &sku23).await?;
+    let checks = agent::optima::realisation::checks(&mut sql, &[id]).await?;
+    let check = &checks[&id];
+    assert_eq!(
+        check.remark.as_deref(),
+        Some("Proszę dzwonić przed dostawą")
+    );
+    assert!(
+        check
+            .short
+            .iter()
+            .all(|l| l.sku != sku23 && l.sku != "TRANSPORT"),
+        "{check:?}"
+    );
+
+    // The warehouse holds 2 of the 3: short by one.
+    run(&mut sql, &set_stock.replace("{q}", "2"), &sku23).await?;
+    // The office handles the remark and takes it out of the description.
+    let mut clear = Query::new("UPDATE CDN.TraNag SET TrN_Opis = @P1 WHERE TrN_TrNID = @P2");
+    clear.bind("Zamówienie WWW-4004: obsłużone");
+    clear.bind(i32::try_from(id)?);
+    clear.execute(&mut sql).await?;
+    let checks = agent::optima::realisation::checks(&mut sql, &[id]).await?;
+    let check = &checks[&id];
+    assert_eq!(check.remark, None);
+    let short: Vec<_> = check
+        .short
+        .iter()
+        .filter(|l| l.sku == sku23)
+        .map(|l| (l.warehouse.as_str(), l.needed, l.available))
+        .collect();
+    assert_eq!(short, [("MAG", dec!(3), dec!(2))]);
+    Ok(())
+}
+
 /// Where the office ships through Optima's courier module, the waybill is
 /// not on the WZ but on the shipment order made for the invoice
 /// (`SenditZleceniePrzesylki.SZL_FaId`), and the WZ is found through its

@@ -45,7 +45,7 @@ pub use error::ContractError;
 pub use invoice::{ExchangeRate, Invoice, InvoiceLine, Party, VatSummary};
 pub use order::{
     Address, Buyer, Order, OrderAck, OrderAckOutcome, OrderLine, OrderProgress, OrderStage,
-    OrderState, RetryOrder, Shipping,
+    OrderState, RealisationCheck, RetryOrder, Shipping, ShortLine,
 };
 pub use records::{
     AgentHealth, CustomerRecord, Heartbeat, PriceKind, PriceRecord, ProductRecord, StockRecord,

@@ -204,7 +204,33 @@ pub struct OrderProgress {
     /// by older clouds.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub invoices: Vec<crate::Invoice>,
+    /// While the order waits to be realised (stage `accepted`): what the
+    /// ERP says of the checks before realising it (seed 004: no buyer's
+    /// remark, the goods in stock; the third, paid, is the shop's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realisation: Option<RealisationCheck>,
     pub observed_at: DateTime<Utc>,
+}
+
+/// The ERP's part of the checks before an order is realised.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RealisationCheck {
+    /// The buyer's remark still on the order's document, if any (the
+    /// office clears it once handled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remark: Option<String>,
+    /// Goods the order's warehouse cannot cover now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub short: Vec<ShortLine>,
+}
+
+/// A line the warehouse cannot cover: what is needed and what is free.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShortLine {
+    pub sku: String,
+    pub warehouse: String,
+    pub needed: Decimal,
+    pub available: Decimal,
 }
 
 /// A person asks to send a parked order to the ERP again (`agent orders

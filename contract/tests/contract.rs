@@ -131,6 +131,7 @@ fn samples() -> Vec<Payload> {
             carrier: Some("InPost".into()),
             documents: vec!["FS/77/2026".into(), "WZ/80/2026".into()],
             invoices: Vec::new(),
+            realisation: None,
             observed_at: read_at,
         }),
         Payload::Heartbeat(Heartbeat {

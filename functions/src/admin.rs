@@ -234,6 +234,9 @@ struct Status {
     /// Shop orders the agent parked (unknown SKU, …) or the shop refused
     /// an update of, with the reasons (first 200).
     parked_orders: Vec<crate::orders::ParkedOrder>,
+    /// Orders the ERP holds unrealised, each ready or with what blocks it
+    /// (the buyer's remark, goods short, not paid) (first 200).
+    awaiting_realisation: Vec<crate::orders::AwaitingRealisation>,
     /// Buyers' returns the shops reported, each needing a correction in
     /// the ERP (newest first, 200 a shop).
     returns: Vec<crate::returns::ReportedReturn>,
@@ -352,6 +355,14 @@ async fn status(State(admin): State<Arc<Admin>>) -> Response {
         errors.push(err.to_string());
         Vec::new()
     });
+    let awaiting_realisation = admin
+        .orders
+        .awaiting_realisation_list(200)
+        .await
+        .unwrap_or_else(|err| {
+            errors.push(err.to_string());
+            Vec::new()
+        });
     let mut returns = Vec::new();
     for shop in &admin.shops.shops {
         match admin.returns.list(&shop.id, 200).await {
@@ -373,6 +384,7 @@ async fn status(State(admin): State<Arc<Admin>>) -> Response {
             parked,
             parked_records,
             parked_orders,
+            awaiting_realisation,
             returns,
             shops: crate::watchdog::Watchdog::zeroed(&admin.catalog, &admin.shops).await,
             warnings,

@@ -655,6 +655,13 @@ impl Ingest {
             warn!(shop = %progress.shop, order = %progress.order_id, "order progress for an order not stored (expired or unknown); ignored");
             return Ok(());
         };
+        // Seed 004's checks before realising: listed while the ERP holds
+        // the order unrealised, taken off the list after.
+        let waiting =
+            progress.stage == contract::OrderStage::Accepted && !stored.order.state.is_closed();
+        self.orders
+            .awaiting_realisation(&stored, progress.realisation.as_ref().filter(|_| waiting))
+            .await?;
         if stored.order.state.is_closed() {
             // The shop closed the order (cancelled, refunded, …): moving it
             // to another status would reopen it and take its stock again.

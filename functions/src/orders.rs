@@ -184,6 +184,41 @@ pub struct ParkedOrder {
     pub parked_at: DateTime<Utc>,
 }
 
+/// An order the ERP holds but has not realised yet, with what stands in
+/// the way of realising it (seed 004's three checks), for the admin status.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AwaitingRealisation {
+    pub shop: String,
+    pub order_id: String,
+    pub number: String,
+    /// The ERP's document (e.g. "RO/21/2026").
+    pub document: String,
+    /// All three checks pass: Optima may realise it.
+    pub ready: bool,
+    /// What blocks it, in words.
+    pub blocked_by: Vec<String>,
+    pub checked_at: DateTime<Utc>,
+}
+
+/// The reasons an order cannot be realised yet: the buyer's remark, the
+/// goods the warehouse lacks, and (from the shop) no payment.
+pub fn realisation_blockers(check: &contract::RealisationCheck, paid: bool) -> Vec<String> {
+    let mut blocked_by = Vec::new();
+    if let Some(remark) = &check.remark {
+        blocked_by.push(format!("the buyer's remark is on the order: \"{remark}\""));
+    }
+    for line in &check.short {
+        blocked_by.push(format!(
+            "{}: {} needed in {}, {} free",
+            line.sku, line.needed, line.warehouse, line.available
+        ));
+    }
+    if !paid {
+        blocked_by.push("not paid in the shop".into());
+    }
+    blocked_by
+}
+
 /// Where an interrupted order poll goes on. Pages are read in id order
 /// over a fixed `since`, so a run that reached its page limit with pages
 /// left continues at the next page with the same `since`, and the cursor
@@ -552,6 +587,89 @@ impl OrderStore {
             .await
             .map_err(|e| self.error("PutItem", &e))?;
         Ok(())
+    }
+
+    /// Lists the order as waiting to be realised with what blocks it, or
+    /// (`check` none: realised, cancelled) takes it off the list.
+    pub async fn awaiting_realisation(
+        &self,
+        stored: &StoredOrder,
+        check: Option<&contract::RealisationCheck>,
+    ) -> Result<(), StateError> {
+        let key = format!("{}#{}", stored.order.shop, stored.order.order_id);
+        let Some(check) = check else {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s("awaiting-realisation"))
+                .key("sk", s(key))
+                .send()
+                .await
+                .map_err(|e| self.error("DeleteItem", &e))?;
+            return Ok(());
+        };
+        let now = Utc::now();
+        let blocked_by = realisation_blockers(check, stored.order.paid);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s("awaiting-realisation"))
+            .item("sk", s(key))
+            .item("shop", s(&stored.order.shop))
+            .item("order_id", s(&stored.order.order_id))
+            .item("number", s(&stored.order.number))
+            .item(
+                "document",
+                s(stored.erp_document_number.clone().unwrap_or_default()),
+            )
+            .item(
+                "blocked_by",
+                AttributeValue::L(blocked_by.into_iter().map(s).collect()),
+            )
+            .item("checked_ms", n(now.timestamp_millis()))
+            .item("expires_at", n((now + self.retention).timestamp()))
+            .send()
+            .await
+            .map_err(|e| self.error("PutItem", &e))?;
+        Ok(())
+    }
+
+    /// Orders waiting to be realised (not expired), up to `limit`.
+    pub async fn awaiting_realisation_list(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<AwaitingRealisation>, StateError> {
+        let now = Utc::now();
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s("awaiting-realisation"))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| self.error("Query", &e))?;
+        Ok(out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .filter(|item| !expired(item, now))
+            .map(|item| {
+                let blocked_by = crate::dynamo::get_strings(item, "blocked_by");
+                AwaitingRealisation {
+                    shop: get_s(item, "shop").unwrap_or_default().to_owned(),
+                    order_id: get_s(item, "order_id").unwrap_or_default().to_owned(),
+                    number: get_s(item, "number").unwrap_or_default().to_owned(),
+                    document: get_s(item, "document").unwrap_or_default().to_owned(),
+                    ready: blocked_by.is_empty(),
+                    blocked_by,
+                    checked_at: get_n(item, "checked_ms")
+                        .and_then(DateTime::from_timestamp_millis)
+                        .unwrap_or_default(),
+                }
+            })
+            .collect())
     }
 
     /// Parked orders (not expired), up to `limit`.
@@ -1264,6 +1382,33 @@ impl OrderIntake {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_order_is_ready_only_with_no_remark_nothing_short_and_paid() {
+        use rust_decimal_macros::dec;
+        let clear = contract::RealisationCheck::default();
+        assert!(realisation_blockers(&clear, true).is_empty());
+        assert_eq!(
+            realisation_blockers(&clear, false),
+            ["not paid in the shop"]
+        );
+        let blocked = contract::RealisationCheck {
+            remark: Some("Proszę o fakturę".into()),
+            short: vec![contract::ShortLine {
+                sku: "KAWA-1".into(),
+                warehouse: "MAG".into(),
+                needed: dec!(3),
+                available: dec!(2),
+            }],
+        };
+        assert_eq!(
+            realisation_blockers(&blocked, true),
+            [
+                "the buyer's remark is on the order: \"Proszę o fakturę\"",
+                "KAWA-1: 3 needed in MAG, 2 free"
+            ]
+        );
+    }
     use super::*;
     use contract::VatRate;
     use rust_decimal::Decimal;

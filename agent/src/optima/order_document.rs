@@ -1141,6 +1141,18 @@ async fn read_card(client: &mut SqlClient, id: i32) -> Result<Card, SqlError> {
     Ok(Card { values })
 }
 
+/// What [`remarks`] puts before the buyer's own remark.
+const BUYER_REMARK: &str = "; uwagi klienta: ";
+
+/// The buyer's remark in an order document's description as
+/// [`remarks`] wrote it, while the office has left it there.
+pub fn buyer_remark(description: &str) -> Option<&str> {
+    let (_, rest) = description.split_once(BUYER_REMARK)?;
+    // The writer's own notes follow it, each after "; ".
+    let remark = rest.split("; ").next().unwrap_or(rest).trim();
+    (!remark.is_empty()).then_some(remark)
+}
+
 fn remarks(order: &Order, notes: &[String]) -> String {
     let mut text = format!(
         "Zamówienie {} ze sklepu {} (id {}); płatność: {}",
@@ -1153,7 +1165,8 @@ fn remarks(order: &Order, notes: &[String]) -> String {
         text.push_str("; brak adresu w zamówieniu");
     }
     if let Some(note) = order.customer_note.as_deref().filter(|n| !n.is_empty()) {
-        text.push_str(&format!("; uwagi klienta: {note}"));
+        text.push_str(BUYER_REMARK);
+        text.push_str(note);
     }
     for note in notes {
         text.push_str("; ");

@@ -255,17 +255,20 @@ async fn stock_out_an_allegro_order_in_and_its_shipment_back() -> anyhow::Result
         Duration::from_secs(60),
         || async {
             let now = allegro.order(&order.id).context("the order")?;
-            Ok(now
-                .invoices
-                .into_iter()
-                .find(|i| i.uploaded_at.is_some()))
+            Ok(now.invoices.into_iter().find(|i| i.uploaded_at.is_some()))
         },
     )
     .await?;
     let number = invoice.invoice_number.clone().unwrap_or_default();
     assert!(number.starts_with("FS/"), "{invoice:?}");
-    assert!(invoice.file_size.unwrap_or(0) > 1000, "a real PDF: {invoice:?}");
-    assert_eq!(invoice.file_name, format!("{}.pdf", number.replace('/', "_")));
+    assert!(
+        invoice.file_size.unwrap_or(0) > 1000,
+        "a real PDF: {invoice:?}"
+    );
+    assert_eq!(
+        invoice.file_name,
+        format!("{}.pdf", number.replace('/', "_"))
+    );
 
     // The buyer sends the goods back: the office sees the return, with the
     // SKU and quantity, as needing a correction in Optima.

@@ -641,6 +641,7 @@ async fn lost_and_duplicated_webhooks_give_one_command_and_progress_reaches_the_
         carrier: None,
         documents: vec!["FS/1/2026".into(), "WZ/1/2026".into()],
         invoices: Vec::new(),
+        realisation: None,
         observed_at: Utc::now(),
     };
     send_event(
@@ -703,6 +704,7 @@ async fn lost_and_duplicated_webhooks_give_one_command_and_progress_reaches_the_
         carrier: None,
         documents: vec!["RO/2/2026".into()],
         invoices: Vec::new(),
+        realisation: None,
         observed_at: Utc::now(),
     };
     send_event(

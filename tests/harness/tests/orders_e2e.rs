@@ -291,6 +291,25 @@ async fn a_shop_order_becomes_an_ro_and_its_shipping_comes_back() -> anyhow::Res
         .parse()?;
     assert_eq!(acked_id, i64::from(ro_id), "the RO's TrN_TrNID");
 
+    // Before the office realises it, /status lists it with seed 004's
+    // checks: paid by transfer ("processing"), the goods in stock, no
+    // remark from the buyer: ready.
+    let listed = wait_for(
+        "the order awaiting realisation on /status",
+        Duration::from_secs(30),
+        || async {
+            let status = cloud.status().await?;
+            Ok(status["awaiting_realisation"].as_array().and_then(|all| {
+                all.iter()
+                    .find(|o| o["order_id"] == order_id.to_string().as_str())
+                    .cloned()
+            }))
+        },
+    )
+    .await?;
+    assert_eq!(listed["document"], ro_number.as_str(), "{listed}");
+    assert_eq!(listed["ready"], true, "{listed}");
+
     // The warehouse realises the reservation with a tracking number.
     let realised = Instant::now();
     erp.perform(optima_standin::simulator::Action::Realise {
@@ -305,6 +324,13 @@ async fn a_shop_order_becomes_an_ro_and_its_shipping_comes_back() -> anyhow::Res
         realised.elapsed()
     );
     assert_eq!(tracking_notes.len(), 1, "one tracking note: {notes:?}");
+    let status = cloud.status().await?;
+    assert!(
+        !status["awaiting_realisation"]
+            .to_string()
+            .contains(&ro_number),
+        "a realised order is off the list: {status}"
+    );
     assert_eq!(
         tracking_notes[0]["customer_note"], true,
         "the customer sees it: {notes:?}"

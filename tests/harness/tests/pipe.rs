@@ -315,6 +315,7 @@ fn progress(stage: OrderStage, tracking: Option<&str>, observed_at: DateTime<Utc
         carrier: None,
         documents: vec!["FS/1/2026".into()],
         invoices: Vec::new(),
+        realisation: None,
         observed_at,
     })
 }
