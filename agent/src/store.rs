@@ -986,6 +986,38 @@ mod tests {
         Ok(())
     }
 
+    #[test]
+    fn a_description_is_cut_at_4_kib_on_a_character_boundary() {
+        let cut = |text: String| {
+            let mut record = serde_json::json!({ "description": text });
+            cap_description(&mut record);
+            record["description"].as_str().unwrap_or_default().len()
+        };
+        assert_eq!(cut("a".repeat(4096)), 4096, "4 KiB is kept whole");
+        assert_eq!(cut("a".repeat(4097)), 4096);
+        // "ż" is two bytes across the limit: it goes whole.
+        assert_eq!(cut(format!("{}ż", "a".repeat(4095))), 4095);
+    }
+
+    #[test]
+    fn a_final_report_or_a_vanished_document_ends_the_following() -> Result<(), StoreError> {
+        let (_dir, store) = temp_store()?;
+        let now = Utc::now();
+        store.track_order("s", "1", 10, "RO/1/2026", now)?;
+        store.track_order("s", "2", 20, "RO/2/2026", now)?;
+        store.track_order("s", "3", 30, "RO/3/2026", now)?;
+        store.order_reported("s:1", "Accepted|", false, now)?;
+        store.order_reported("s:2", "Shipped|PL1", true, now)?;
+        store.stop_following("s:3")?;
+        let open = store.orders_to_check(10, now)?;
+        let keys: Vec<(&str, Option<&str>)> = open
+            .iter()
+            .map(|o| (o.key.as_str(), o.reported.as_deref()))
+            .collect();
+        assert_eq!(keys, [("s:1", Some("Accepted|"))]);
+        Ok(())
+    }
+
     fn temp_store() -> Result<(tempfile::TempDir, Store), StoreError> {
         let dir = tempfile::tempdir()
             .map_err(|e| StoreError::Sqlite(rusqlite::Error::InvalidPath(e.to_string().into())))?;
