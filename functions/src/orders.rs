@@ -634,18 +634,20 @@ impl OrderStore {
         Ok(())
     }
 
-    /// Orders waiting to be realised (not expired), up to `limit`.
-    pub async fn awaiting_realisation_list(
+    /// The unexpired items of a list kept for the admin status (one
+    /// partition: `parked-orders`, `awaiting-realisation`), up to `limit`.
+    async fn listed(
         &self,
+        list: &str,
         limit: usize,
-    ) -> Result<Vec<AwaitingRealisation>, StateError> {
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StateError> {
         let now = Utc::now();
         let out = self
             .client
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s("awaiting-realisation"))
+            .expression_attribute_values(":pk", s(list))
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .send()
             .await
@@ -653,8 +655,20 @@ impl OrderStore {
         Ok(out
             .items
             .unwrap_or_default()
-            .iter()
+            .into_iter()
             .filter(|item| !expired(item, now))
+            .collect())
+    }
+
+    /// Orders waiting to be realised (not expired), up to `limit`.
+    pub async fn awaiting_realisation_list(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<AwaitingRealisation>, StateError> {
+        Ok(self
+            .listed("awaiting-realisation", limit)
+            .await?
+            .iter()
             .map(|item| {
                 let blocked_by = crate::dynamo::get_strings(item, "blocked_by");
                 AwaitingRealisation {
@@ -674,22 +688,10 @@ impl OrderStore {
 
     /// Parked orders (not expired), up to `limit`.
     pub async fn parked(&self, limit: usize) -> Result<Vec<ParkedOrder>, StateError> {
-        let now = Utc::now();
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s("parked-orders"))
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(|e| self.error("Query", &e))?;
-        Ok(out
-            .items
-            .unwrap_or_default()
+        Ok(self
+            .listed("parked-orders", limit)
+            .await?
             .iter()
-            .filter(|item| !expired(item, now))
             .map(|item| ParkedOrder {
                 shop: get_s(item, "shop").unwrap_or_default().to_owned(),
                 order_id: get_s(item, "order_id").unwrap_or_default().to_owned(),
