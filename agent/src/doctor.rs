@@ -44,7 +44,7 @@ use crate::sql::{self, SqlClient, SqlError};
 use crate::store::Store;
 
 /// Every Optima table the agent reads or writes (the statements are in
-/// `optima.rs` and `optima/order_document.rs`; a unit test keeps this list in step
+/// `optima.rs` and `optima/*.rs`; a unit test keeps this list in step
 /// with them).
 pub const OPTIMA_TABLES: &[&str] = &[
     "Towary",
@@ -63,6 +63,7 @@ pub const OPTIMA_TABLES: &[&str] = &[
     "FormyPlatnosci",
     "SenditZleceniePrzesylki",
     "SenditPaczki",
+    "Pieczatki",
 ];
 
 /// Oldest compatibility level the agent's SQL is written for (SQL Server
@@ -638,7 +639,9 @@ mod tests {
     fn the_table_list_covers_every_table_the_agent_reads() {
         let source = concat!(
             include_str!("optima.rs"),
-            include_str!("optima/order_document.rs")
+            include_str!("optima/order_document.rs"),
+            include_str!("optima/invoice.rs"),
+            include_str!("optima/realisation.rs")
         );
         let mut read: Vec<&str> = source
             .split("CDN.")
