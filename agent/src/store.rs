@@ -987,6 +987,68 @@ mod tests {
     }
 
     #[test]
+    fn a_coalesced_message_that_splits_keeps_its_number_for_the_first_part_only()
+    -> Result<(), StoreError> {
+        let (_dir, store) = temp_store()?;
+        let now = Utc::now();
+        let one = Payload::Stock(vec![stock("A", 1).1]);
+        assert_eq!(store.enqueue("a", one, Some("k"), 250_000, now)?, [1]);
+        // Too big for one message of 2 KB: the same key, several parts.
+        let records: Vec<_> = (0..200)
+            .map(|i| {
+                stock(
+                    &format!(
+                        "SKU-{:016x}",
+                        (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    ),
+                    i,
+                )
+                .1
+            })
+            .collect();
+        let seqs = store.enqueue("a", Payload::Stock(records), Some("k"), 2_000, now)?;
+        assert!(seqs.len() > 1, "split: {seqs:?}");
+        let expected: Vec<u64> = std::iter::once(1).chain(2..=seqs.len() as u64).collect();
+        assert_eq!(
+            seqs, expected,
+            "the first part takes the replaced number, the rest new ones"
+        );
+        let stored: Vec<u64> = store.pending(100)?.iter().map(|e| e.seq).collect();
+        assert_eq!(stored, expected, "every part stored");
+        Ok(())
+    }
+
+    #[test]
+    fn a_price_batch_carries_every_staged_price() -> Result<(), StoreError> {
+        let (_dir, store) = temp_store()?;
+        let prices: Vec<(String, contract::PriceRecord)> = ["A", "B", "C"]
+            .iter()
+            .map(|sku| {
+                (
+                    format!("{sku}|Detaliczna"),
+                    contract::PriceRecord {
+                        sku: (*sku).into(),
+                        price_list: "Detaliczna".into(),
+                        kind: contract::PriceKind::Gross,
+                        value: rust_decimal::Decimal::new(1999, 2),
+                        currency: "PLN".into(),
+                        vat: contract::VatRate::Percent(rust_decimal::Decimal::from(23)),
+                    },
+                )
+            })
+            .collect();
+        store.stage(RecordKind::Prices, &prices, false, Utc::now())?;
+        assert_eq!(store.form_batch("a", 1000, 250_000, Utc::now())?.len(), 1);
+        let envelope = decode(&store.pending(10)?[0].body)?;
+        let Payload::Prices(sent) = envelope.payload else {
+            panic!("a price batch: {:?}", envelope.payload.kind());
+        };
+        let skus: Vec<&str> = sent.iter().map(|p| p.sku.as_str()).collect();
+        assert_eq!(skus, ["A", "B", "C"]);
+        Ok(())
+    }
+
+    #[test]
     fn a_description_is_cut_at_4_kib_on_a_character_boundary() {
         let cut = |text: String| {
             let mut record = serde_json::json!({ "description": text });
