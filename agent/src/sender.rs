@@ -163,3 +163,58 @@ pub async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use contract::StockRecord;
+    use rust_decimal::Decimal;
+
+    fn stock(sku: &str) -> (String, StockRecord) {
+        (
+            format!("{sku}|MAG"),
+            StockRecord {
+                sku: sku.into(),
+                warehouse: "MAG".into(),
+                quantity: Decimal::ONE,
+                reserved: Decimal::ZERO,
+                read_at: Utc::now(),
+            },
+        )
+    }
+
+    /// One batch is formed ahead at most: while a message waits, staged
+    /// records stay staged (and keep coalescing).
+    #[test]
+    fn a_batch_is_formed_only_when_the_outbox_is_empty() -> Result<(), crate::store::StoreError> {
+        let dir = tempfile::tempdir().map_err(|e| {
+            crate::store::StoreError::Sqlite(rusqlite::Error::InvalidPath(e.to_string().into()))
+        })?;
+        let store = Store::open(&dir.path().join("s.sqlite"))?;
+        let batching = Batching {
+            agent_id: "a".into(),
+            batch_records: 1,
+        };
+        store.stage(
+            crate::store::RecordKind::Stock,
+            &[stock("A"), stock("B")],
+            false,
+            Utc::now(),
+        )?;
+        assert_eq!(refill_outbox(&store, &batching)?.len(), 1);
+        assert!(
+            refill_outbox(&store, &batching)?.is_empty(),
+            "one waits already"
+        );
+        assert_eq!(store.outbox_depth()?, 1);
+        let waiting = store.pending(10)?;
+        store.remove(waiting[0].seq)?;
+        assert_eq!(
+            refill_outbox(&store, &batching)?.len(),
+            1,
+            "the next, once sent"
+        );
+        Ok(())
+    }
+}
