@@ -239,3 +239,103 @@ async fn staged_records_leave_once_in_numbered_batches_and_a_dead_queue_loses_no
     );
     Ok(())
 }
+
+/// The sender's own loop (`sender::run`), as the agent runs it: staged
+/// records leave without being asked; while the queue does not exist it
+/// retries with a back-off that starts at half a second (not the 30 s
+/// ceiling), so once the queue is there the records arrive within seconds,
+/// in order, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sender_sends_what_is_staged_and_retries_soon_after_the_queue_was_missing()
+-> anyhow::Result<()> {
+    let dir = TestDir::new()?;
+    let bench = bench(dir.path()).await?;
+    let later = format!("{}-later.fifo", bench.queue.trim_end_matches(".fifo"));
+    let name = later.rsplit('/').next().context("a queue name")?.to_owned();
+    std::fs::write(
+        dir.path().join("later.toml"),
+        format!(
+            "agent_id = \"{AGENT}\"\n\n[aws]\nevents_queue_url = \"{later}\"\n\n[sql]\nconnection_string = \"server=tcp:127.0.0.1,1;database=x;user=x\"\n\n[store]\npath = \"state.sqlite\"\n"
+        ),
+    )?;
+    let config = agent::config::AgentConfig::load(&dir.path().join("later.toml"))?;
+    let transport = Transport::new(&config).await.with_client(bench.sqs.clone());
+    let store = std::sync::Arc::new(Store::open(&dir.path().join("sender.sqlite"))?);
+    let changed = std::sync::Arc::new(tokio::sync::Notify::new());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let sender = tokio::spawn(agent::sender::run(
+        transport,
+        store.clone(),
+        bench.batching.clone(),
+        1_000,
+        changed.clone(),
+        cancel.clone(),
+    ));
+    let records: Vec<_> = (0..15).map(|i| stock(&format!("SKU-{i:02}"), i)).collect();
+    store.stage(RecordKind::Stock, &records, false, Utc::now())?;
+    changed.notify_one();
+    // The queue is missing: the sender fails and backs off; the batch waits.
+    harness::wait_for(
+        "the first batch waiting in the outbox",
+        std::time::Duration::from_secs(10),
+        || async { Ok((store.outbox_depth()? == 1).then_some(())) },
+    )
+    .await?;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    anyhow::ensure!(
+        store.outbox_depth()? == 1,
+        "nothing sent to a missing queue"
+    );
+    let created = bench
+        .sqs
+        .create_queue()
+        .queue_name(&name)
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await?
+        .queue_url
+        .context("no queue URL")?;
+    anyhow::ensure!(created == later, "{created} is not {later}");
+    let arrived = std::time::Instant::now();
+    let mut received = Vec::new();
+    harness::wait_for(
+        "both batches on the queue",
+        std::time::Duration::from_secs(10),
+        || async { Ok((store.outbox_depth()? == 0 && store.pending_count()? == 0).then_some(())) },
+    )
+    .await?;
+    println!("drained {:?} after the queue appeared", arrived.elapsed());
+    loop {
+        let out = bench
+            .sqs
+            .receive_message()
+            .queue_url(&later)
+            .max_number_of_messages(10)
+            .send()
+            .await?;
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            break;
+        }
+        for message in messages {
+            received.push(decode_body(message.body.as_deref().context("no body")?)?);
+            bench
+                .sqs
+                .delete_message()
+                .queue_url(&later)
+                .receipt_handle(message.receipt_handle.as_deref().context("no handle")?)
+                .send()
+                .await?;
+        }
+    }
+    cancel.cancel();
+    sender.await?;
+    let seqs: Vec<u64> = received.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [1, 2], "in order, each once");
+    let skus: Vec<String> = received.iter().flat_map(skus_in).collect();
+    let expected: Vec<String> = records.iter().map(|(_, r)| r.sku.clone()).collect();
+    let mut sorted = skus.clone();
+    sorted.sort();
+    assert_eq!(sorted, expected, "every record once");
+    Ok(())
+}
