@@ -159,13 +159,13 @@ impl<W: OrderWriter> Orders<W> {
 }
 
 const CLASS_FS: i32 = 302;
+const CLASS_PA: i32 = 305;
+const CLASS_WZ: i32 = 306;
 
 /// An approved invoice of the chain: what the buyer gets a copy of.
 fn is_invoice(document: &LinkedDocument) -> bool {
     document.class == CLASS_FS && !document.in_buffer && !document.cancelled
 }
-const CLASS_PA: i32 = 305;
-const CLASS_WZ: i32 = 306;
 
 /// Where an order stands, from its document and what it was realised into.
 pub fn progress_of(order: &TrackedOrder, chain: &[LinkedDocument]) -> Option<OrderProgress> {

@@ -18,7 +18,7 @@ use chrono::Utc;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::dynamo::{get_bool, get_s};
+use crate::dynamo::{get_bool, get_s, n, s, written};
 
 /// Bytes of randomness in a token (43 characters of base64url).
 const TOKEN_BYTES: usize = 32;
@@ -190,10 +190,6 @@ pub struct InvoiceRecords {
     keep_days: i64,
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
 impl InvoiceRecords {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>, keep_days: i64) -> Self {
         InvoiceRecords {
@@ -218,32 +214,52 @@ impl InvoiceRecords {
     }
 
     /// The invoice's record, made with a new token when there is none yet
-    /// (two deliveries at once agree on the first one's token).
+    /// (two deliveries at once agree on the first one's token). One read
+    /// once it exists.
     pub async fn get_or_create(
         &self,
         shop: &str,
         order_id: &str,
         document_id: i64,
     ) -> Result<InvoiceRecord, DocumentsError> {
+        if let Some(record) = self.get(shop, order_id, document_id).await? {
+            return Ok(record);
+        }
+        let token = new_token();
         let expires = Utc::now().timestamp() + self.keep_days * 86_400;
         let mut put = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item("token", s(new_token()))
-            .item("expires_at", AttributeValue::N(expires.to_string()))
+            .item("token", s(&token))
+            .item("expires_at", n(expires))
             .condition_expression("attribute_not_exists(pk)");
         for (name, value) in Self::key(shop, order_id, document_id) {
             put = put.item(name, value);
         }
-        match put.send().await {
-            Ok(_) => {}
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
-            Err(err) => return Err(Self::error("PutItem", &err)),
+        match written(put.send().await).map_err(|e| Self::error("PutItem", &e))? {
+            Some(_) => Ok(InvoiceRecord {
+                token,
+                ..InvoiceRecord::default()
+            }),
+            // Another delivery made it meanwhile: its token stands.
+            None => {
+                self.get(shop, order_id, document_id)
+                    .await?
+                    .ok_or_else(|| DocumentsError::State {
+                        operation: "GetItem",
+                        message: format!("invoice record {shop}/{order_id}/{document_id} vanished"),
+                    })
+            }
         }
+    }
+
+    async fn get(
+        &self,
+        shop: &str,
+        order_id: &str,
+        document_id: i64,
+    ) -> Result<Option<InvoiceRecord>, DocumentsError> {
         let mut get = self
             .client
             .get_item()
@@ -256,9 +272,8 @@ impl InvoiceRecords {
             .send()
             .await
             .map_err(|e| Self::error("GetItem", &e))?
-            .item
-            .unwrap_or_default();
-        Ok(record_of(&item))
+            .item;
+        Ok(item.as_ref().map(record_of))
     }
 
     /// Records what the stored PDF shows.
