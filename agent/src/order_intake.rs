@@ -74,6 +74,13 @@ pub trait OrderWriter: Send {
         &mut self,
         documents: &[i64],
     ) -> impl Future<Output = Result<HashMap<i64, contract::RealisationCheck>, WriteError>> + Send;
+
+    /// Corrections made after document `after` (correction, corrected) and
+    /// the id to go on from; with no `after`, none and where Optima is now.
+    fn corrections_after(
+        &mut self,
+        after: Option<i64>,
+    ) -> impl Future<Output = Result<crate::optima::invoice::CorrectionsRead, WriteError>> + Send;
 }
 
 /// The exchange rate an order is written at.
@@ -263,6 +270,15 @@ impl OrderWriter for SqlOrderWriter {
     ) -> Result<HashMap<i64, contract::RealisationCheck>, WriteError> {
         let client = self.client().await?;
         let result = crate::optima::realisation::checks(client, documents).await;
+        result.map_err(|e| self.classify(e))
+    }
+
+    async fn corrections_after(
+        &mut self,
+        after: Option<i64>,
+    ) -> Result<crate::optima::invoice::CorrectionsRead, WriteError> {
+        let client = self.client().await?;
+        let result = crate::optima::invoice::corrections_after(client, after).await;
         result.map_err(|e| self.classify(e))
     }
 }

@@ -35,6 +35,7 @@ impl<W: OrderWriter> Orders<W> {
                 "orders no longer followed: written more than the following period ago"
             );
         }
+        self.follow_corrections(now).await?;
         let open = self
             .store
             .orders_to_check(ORDERS_PER_ROUND, now)
@@ -129,12 +130,17 @@ impl<W: OrderWriter> Orders<W> {
             if order.reported.as_deref() == Some(summary.as_str()) {
                 continue;
             }
-            // Followed until shipped with a waybill and every invoice has
-            // its KSeF number (or the following period ends).
+            // Followed until shipped with a waybill, every invoice has its
+            // KSeF number and nothing it became is left in the buffer (a
+            // correction being prepared), or the following period ends. A correction
+            // made later follows it again (`follow_corrections`).
             let is_final = matches!(progress.stage, OrderStage::Cancelled)
                 || (progress.stage == OrderStage::Shipped
                     && progress.tracking_number.is_some()
-                    && progress.invoices.iter().all(|i| i.ksef_number.is_some()));
+                    && progress.invoices.iter().all(|i| i.ksef_number.is_some())
+                    && !chain
+                        .iter()
+                        .any(|d| d.id != order.document_id && d.in_buffer && !d.cancelled));
             info!(order = %order.key, stage = ?progress.stage, tracking = ?progress.tracking_number, "order progress");
             let coalesce = format!("order_progress:{}", order.key);
             self.store
@@ -145,6 +151,10 @@ impl<W: OrderWriter> Orders<W> {
                     MAX_BODY_BYTES,
                     Utc::now(),
                 )
+                .map_err(|e| e.to_string())?;
+            let documents: Vec<i64> = chain.iter().map(|d| d.id).collect();
+            self.store
+                .remember_documents(&order.key, &documents)
                 .map_err(|e| e.to_string())?;
             self.store
                 .order_reported(&order.key, &summary, is_final, Utc::now())
@@ -157,6 +167,52 @@ impl<W: OrderWriter> Orders<W> {
         Ok(reported)
     }
 }
+
+impl<W: OrderWriter> Orders<W> {
+    /// Follows again the finished orders whose documents got a correction
+    /// since the last round (a return weeks after shipping).
+    async fn follow_corrections(&self, now: chrono::DateTime<Utc>) -> Result<(), String> {
+        let after = match self
+            .store
+            .cursor(CORRECTIONS_CURSOR)
+            .map_err(|e| e.to_string())?
+        {
+            Some(text) => Some(
+                text.parse::<i64>()
+                    .map_err(|e| format!("the corrections cursor {text:?} is unreadable: {e}"))?,
+            ),
+            None => None,
+        };
+        let crate::optima::invoice::CorrectionsRead { corrections, next } = self
+            .writer
+            .lock()
+            .await
+            .corrections_after(after)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !corrections.is_empty() {
+            for key in self
+                .store
+                .reopen_corrected(&corrections, now)
+                .map_err(|e| e.to_string())?
+            {
+                info!(order = %key, "a correction in Optima: the order is followed again");
+            }
+        }
+        if let Some(next) = next
+            && Some(next) != after
+        {
+            self.store
+                .set_cursor(CORRECTIONS_CURSOR, &next.to_string())
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// The agent store's cursor: the last Optima document id looked at for
+/// corrections.
+const CORRECTIONS_CURSOR: &str = "corrections_after_document";
 
 const CLASS_FS: i32 = 302;
 const CLASS_PA: i32 = 305;

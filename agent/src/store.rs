@@ -122,7 +122,8 @@ impl Store {
              );
              CREATE TABLE IF NOT EXISTS identity (key TEXT PRIMARY KEY, value TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS lane (name TEXT PRIMARY KEY, body TEXT NOT NULL, version INTEGER NOT NULL);
-             CREATE TABLE IF NOT EXISTS rejected (kind TEXT NOT NULL, key TEXT NOT NULL, reason TEXT NOT NULL, record TEXT NOT NULL, rejected_at TEXT NOT NULL, PRIMARY KEY (kind, key));",
+             CREATE TABLE IF NOT EXISTS rejected (kind TEXT NOT NULL, key TEXT NOT NULL, reason TEXT NOT NULL, record TEXT NOT NULL, rejected_at TEXT NOT NULL, PRIMARY KEY (kind, key));
+             CREATE TABLE IF NOT EXISTS order_documents (document_id INTEGER PRIMARY KEY, key TEXT NOT NULL);",
         )?;
         // Files made before the column existed: their rows were never handed.
         let has_handed = conn
@@ -142,6 +143,14 @@ impl Store {
                  ALTER TABLE orders ADD COLUMN tracked_at TEXT; \
                  UPDATE orders SET tracked_at = updated_at;",
             )?;
+        }
+        // Files made before corrections were followed: no order was
+        // followed again.
+        let has_reopened = conn
+            .prepare("SELECT 1 FROM pragma_table_info('orders') WHERE name = 'reopened_at'")?
+            .exists([])?;
+        if !has_reopened {
+            conn.execute_batch("ALTER TABLE orders ADD COLUMN reopened_at TEXT")?;
         }
         // A file made before incarnations existed gets one now: the cloud
         // hears it as a new life and asks for a full resend once.
@@ -482,13 +491,66 @@ impl Store {
         Ok(orders)
     }
 
-    /// Stops following orders tracked before `before` (picked up in person,
-    /// shipped without a tracking number, forgotten): returns how many.
+    /// Stops following orders tracked (or followed again) before `before`
+    /// (picked up in person, shipped without a tracking number, forgotten):
+    /// returns how many.
     pub fn stop_following_before(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
         Ok(self.conn()?.execute(
-            "UPDATE orders SET final = 1 WHERE final = 0 AND tracked_at < ?1",
+            "UPDATE orders SET final = 1 WHERE final = 0 AND COALESCE(reopened_at, tracked_at) < ?1",
             [before.to_rfc3339()],
         )?)
+    }
+
+    /// Remembers the documents of an order's chain, so that a correction
+    /// made to one of them later finds the order.
+    pub fn remember_documents(&self, key: &str, documents: &[i64]) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        {
+            let mut insert = tx.prepare(
+                "INSERT INTO order_documents (document_id, key) VALUES (?1, ?2) \
+                 ON CONFLICT(document_id) DO UPDATE SET key = excluded.key",
+            )?;
+            for document in documents {
+                insert.execute(params![document, key])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Follows again the finished orders that a new correction names:
+    /// `corrections` are (correction, corrected document) pairs; one whose
+    /// corrected document is an order's and that the order has not reported
+    /// yet reopens it, for another following period. Returns the keys.
+    pub fn reopen_corrected(
+        &self,
+        corrections: &[(i64, i64)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let mut reopened = Vec::new();
+        {
+            let mut owner = tx.prepare("SELECT key FROM order_documents WHERE document_id = ?1")?;
+            let mut reopen = tx.prepare(
+                "UPDATE orders SET final = 0, reopened_at = ?2 WHERE key = ?1 AND final = 1",
+            )?;
+            let at = now.to_rfc3339();
+            for (correction, corrected) in corrections {
+                if owner.exists([correction])? {
+                    continue;
+                }
+                let key: Option<String> = owner.query_row([corrected], |r| r.get(0)).optional()?;
+                if let Some(key) = key
+                    && reopen.execute(params![key, at])? > 0
+                {
+                    reopened.push(key);
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(reopened)
     }
 
     /// Stops following one order (its document is gone from Optima).
@@ -1077,6 +1139,44 @@ mod tests {
             .map(|o| (o.key.as_str(), o.reported.as_deref()))
             .collect();
         assert_eq!(keys, [("s:1", Some("Accepted|"))]);
+        Ok(())
+    }
+
+    /// A correction to a finished order's invoice follows the order again,
+    /// once, for a new period counted from then; a correction the order
+    /// already reported, one of a document no order has, or one of an order
+    /// still followed changes nothing.
+    #[test]
+    fn a_new_correction_follows_a_finished_order_again_for_a_new_period() -> Result<(), StoreError>
+    {
+        let (_dir, store) = temp_store()?;
+        let long_ago = Utc::now() - chrono::Duration::days(50);
+        store.track_order("s", "1", 10, "RO/1/2026", long_ago)?;
+        store.track_order("s", "2", 20, "RO/2/2026", long_ago)?;
+        store.remember_documents("s:1", &[10, 11, 12])?;
+        store.remember_documents("s:2", &[20, 21])?;
+        store.order_reported("s:1", "Shipped|PL1", true, long_ago)?;
+        store.order_reported("s:2", "Accepted|", false, long_ago)?;
+        let now = Utc::now();
+        // 13 corrects the FS 11 of order 1; 21 is already order 2's; 99
+        // corrects a document no order has; 22 corrects order 2's RO, which
+        // is still followed.
+        let reopened = store.reopen_corrected(&[(13, 11), (21, 20), (98, 99), (22, 20)], now)?;
+        assert_eq!(reopened, ["s:1"]);
+        let keys = |open: Vec<TrackedOrder>| open.into_iter().map(|o| o.key).collect::<Vec<_>>();
+        assert_eq!(keys(store.orders_to_check(10, now)?), ["s:1", "s:2"]);
+        // Once reported, the same correction does not reopen it again.
+        store.remember_documents("s:1", &[10, 11, 12, 13])?;
+        store.order_reported("s:1", "Shipped|PL1|13", true, now)?;
+        assert!(store.reopen_corrected(&[(13, 11)], now)?.is_empty());
+        // The period: order 2 (tracked 50 days ago) ends at 40 days; order
+        // 1, followed again today, does not.
+        store.reopen_corrected(&[(14, 12)], now)?;
+        assert_eq!(
+            store.stop_following_before(now - chrono::Duration::days(40))?,
+            1
+        );
+        assert_eq!(keys(store.orders_to_check(10, now)?), ["s:1"]);
         Ok(())
     }
 

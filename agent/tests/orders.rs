@@ -680,6 +680,7 @@ async fn a_realised_orders_invoice_reads_back_as_the_buyers_copy_and_then_with_i
 
     let ksef = "7251801126-20261207-0100A0B1C2D3-4E";
     let fs_id = fs.id;
+    let db_for_return = db.clone();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let mut sim = optima_standin::simulator::Simulator::open(&db)?;
         sim.perform(optima_standin::simulator::Action::KsefAccepted {
@@ -692,6 +693,78 @@ async fn a_realised_orders_invoice_reads_back_as_the_buyers_copy_and_then_with_i
     let invoices = agent::optima::invoice::invoices(&mut sql, &[fs.id]).await?;
     assert_eq!(invoices[&fs.id].ksef_number.as_deref(), Some(ksef));
     assert!(invoices[&fs.id].ksef_accepted_at.is_some());
+
+    // The buyer sends one of the three back: the office books a quantity
+    // correction against the invoice. The order's chain reaches it through
+    // TrN_ZwrId, the newest-documents read names it with the invoice it
+    // corrects, and it reads as a correction with the line negative.
+    let first = agent::optima::invoice::corrections_after(&mut sql, None).await?;
+    assert!(
+        first.corrections.is_empty(),
+        "the first read only finds where Optima is"
+    );
+    let start = first
+        .next
+        .ok_or_else(|| anyhow::anyhow!("no newest document id"))?;
+    let returned = sku23.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let mut sim = optima_standin::simulator::Simulator::open(&db_for_return)?;
+        sim.perform(optima_standin::simulator::Action::CorrectInvoice {
+            invoice_id: fs_id,
+            lines: vec![(returned, dec!(1))],
+            reason: "Zwrot towaru".into(),
+        })?;
+        Ok(())
+    })
+    .await??;
+    let chains = document_chains(&mut sql, &[document_id]).await?;
+    let correction = chains[&document_id]
+        .iter()
+        .find(|d| d.class == 302 && d.id != fs.id)
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("no correction in {:?}", chains[&document_id]))?;
+    assert!(correction.number.starts_with("FSKOR/"), "{correction:?}");
+    assert!(!correction.in_buffer && !correction.cancelled);
+    let read = agent::optima::invoice::corrections_after(&mut sql, Some(start)).await?;
+    assert_eq!(read.corrections, [(correction.id, fs.id)]);
+    assert_eq!(read.next, Some(correction.id));
+    let invoices = agent::optima::invoice::invoices(&mut sql, &[correction.id]).await?;
+    let corrected = &invoices[&correction.id];
+    assert_eq!(corrected.corrects.as_deref(), Some(fs.number.as_str()));
+    assert_eq!(corrected.correction_reason.as_deref(), Some("Zwrot towaru"));
+    let lines: Vec<_> = corrected
+        .lines
+        .iter()
+        .map(|l| {
+            (
+                l.code.as_str(),
+                l.quantity,
+                l.unit_net_price,
+                l.net,
+                l.gross,
+            )
+        })
+        .collect();
+    // 27.0967 × −1 = −27.10 net; × 1.23 = −33.333 → −33.33 gross.
+    assert_eq!(
+        lines,
+        [(
+            sku23.as_str(),
+            dec!(-1),
+            dec!(27.0967),
+            dec!(-27.10),
+            dec!(-33.33)
+        )]
+    );
+    assert_eq!(
+        (
+            corrected.total_net,
+            corrected.total_vat,
+            corrected.total_gross
+        ),
+        (dec!(-27.10), dec!(-6.23), dec!(-33.33))
+    );
+    assert_eq!(corrected.ksef_number, None);
     Ok(())
 }
 

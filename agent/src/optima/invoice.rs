@@ -107,6 +107,80 @@ pub async fn invoices(
     Ok(found)
 }
 
+/// One read of new corrections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorrectionsRead {
+    /// (correction, the document it corrects), oldest first.
+    pub corrections: Vec<(i64, i64)>,
+    /// The document id the next read goes on from.
+    pub next: Option<i64>,
+}
+
+/// New documents looked at per round at most.
+const DOCUMENTS_PER_ROUND: i64 = 500;
+/// Ids below the last one seen that are read again: an id is taken when a
+/// transaction inserts the row, which may commit after a later id is
+/// already read. A correction seen twice costs nothing (the follower
+/// reopens an order only for a correction it has not reported).
+const LOOKBACK_IDS: i64 = 1_000;
+
+/// Correcting documents made after document `after` (by `TrN_TrNID`, which
+/// only grows): each with the document it corrects (`TrN_ZwrId`), in the
+/// buffer or not, so that a finished order is followed again when its
+/// invoice gets a correction, weeks after it was shipped. Corrections carry
+/// `TrN_Korekta` ≠ 0 (Comarch's filter for "all but buffer, corrections and
+/// cancelled" is `IsNull(TrN_Korekta,0)=0 AND TrN_Bufor=0`) and point at the
+/// corrected document through `TrN_ZwrId` (Comarch's filter for "documents
+/// without corrections": `not exists (… where t.TrN_ZwrId = A.TrN_TrNID)`).
+/// The read walks the primary key from `after`; with no `after` yet it
+/// only finds where Optima is now (the newest id), so that the first round
+/// does not read history.
+pub async fn corrections_after(
+    client: &mut SqlClient,
+    after: Option<i64>,
+) -> Result<CorrectionsRead, SqlError> {
+    let Some(after) = after else {
+        let rows = fetch(
+            client,
+            Query::new("SELECT MAX(TrN_TrNID) AS newest FROM CDN.TraNag"),
+        )
+        .await?;
+        let newest = match rows.first() {
+            Some(row) => Cells::new(row, "CDN.TraNag").int("newest")?,
+            None => None,
+        };
+        return Ok(CorrectionsRead {
+            corrections: Vec::new(),
+            next: Some(newest.unwrap_or(0)),
+        });
+    };
+    let from = i32::try_from((after - LOOKBACK_IDS).max(0))
+        .map_err(|_| SqlError::Unexpected(format!("document id {after} out of range")))?;
+    let mut query = Query::new(format!(
+        "SELECT TOP {} TrN_TrNID, TrN_ZwrId, TrN_Korekta FROM CDN.TraNag \
+         WHERE TrN_TrNID > @P1 ORDER BY TrN_TrNID",
+        LOOKBACK_IDS + DOCUMENTS_PER_ROUND
+    ));
+    query.bind(from);
+    let mut found = Vec::new();
+    // The last id looked at, correction or not: the next round goes on
+    // from there.
+    let mut last = Some(after);
+    for row in fetch(client, query).await? {
+        let cells = Cells::new(&row, "CDN.TraNag");
+        let id = cells.int_required("TrN_TrNID")?;
+        last = last.max(Some(id));
+        let correction = cells.int("TrN_Korekta")?.unwrap_or(0) != 0;
+        if let (true, Some(corrected)) = (correction, cells.int("TrN_ZwrId")?) {
+            found.push((id, corrected));
+        }
+    }
+    Ok(CorrectionsRead {
+        corrections: found,
+        next: last,
+    })
+}
+
 fn header(cells: &Cells<'_>) -> Result<Invoice, SqlError> {
     let currency = match cells.text_or_empty("TrN_Waluta")?.as_str() {
         "" => "PLN".to_owned(),

@@ -1780,9 +1780,11 @@ pub struct LinkedDocument {
 const CHAIN_COLUMNS: &str = "d.TrN_TrNID, d.TrN_TypDokumentu, d.TrN_NumerPelny, d.TrN_NrListuPrzewozowego, d.TrN_Anulowany, d.TrN_Bufor";
 
 /// For each root document: itself first, then what it was realised into, two
-/// levels down (RO → FS/PA → WZ). Links are `CDN.TraNagRelacje` (Optima
-/// stores each relation in both directions, so a document already in the
-/// chain is not added again) and `TrN_FaId` (a WZ points at its invoice).
+/// levels down (RO → FS/PA → WZ, and FS → its corrections). Links are
+/// `CDN.TraNagRelacje` (Optima stores each relation in both directions, so a
+/// document already in the chain is not added again), `TrN_FaId` (a WZ
+/// points at its invoice) and `TrN_ZwrId` (a correction points at the
+/// document it corrects; index `TrNZwrot`).
 /// Tracking numbers missing on the documents are looked up in the courier
 /// shipments (`CDN.SenditZleceniePrzesylki`, `SZL_FaId`, and its parcels).
 pub async fn document_chains(
@@ -1823,7 +1825,8 @@ pub async fn document_chains(
                 let list = placeholders(1, part.len());
                 let mut query = Query::new(format!(
                     "SELECT r.TrR_TrNId AS parent_id, {CHAIN_COLUMNS} FROM CDN.TraNagRelacje r JOIN CDN.TraNag d ON d.TrN_TrNID = r.TrR_FaId WHERE r.TrR_TrNId IN ({list}) \
-                     UNION SELECT d.TrN_FaId AS parent_id, {CHAIN_COLUMNS} FROM CDN.TraNag d WHERE d.TrN_FaId IN ({list}) ORDER BY 2"
+                     UNION SELECT d.TrN_FaId AS parent_id, {CHAIN_COLUMNS} FROM CDN.TraNag d WHERE d.TrN_FaId IN ({list}) \
+                     UNION SELECT d.TrN_ZwrId AS parent_id, {CHAIN_COLUMNS} FROM CDN.TraNag d WHERE d.TrN_ZwrId IN ({list}) ORDER BY 2"
                 ));
                 for id in part {
                     query.bind(*id);

@@ -76,7 +76,7 @@ pub const PRICE_LISTS: [(i64, i64, i64, &str); 3] = [
 /// Document definitions (`CDN.DokDefinicje`), ids 1.. in this order:
 /// (DDf_Symbol, DDf_Klasa, DDf_Nazwa, DDf_Numeracja, inactive). The first is
 /// an old, inactive FS definition: `DDf_Symbol` is not unique in Optima.
-pub const DOC_DEFS: [(&str, i64, &str, &str, bool); 7] = [
+pub const DOC_DEFS: [(&str, i64, &str, &str, bool); 8] = [
     (
         "FS",
         302,
@@ -117,6 +117,16 @@ pub const DOC_DEFS: [(&str, i64, &str, &str, bool); 7] = [
         "ZD",
         309,
         "Zamówienie u dostawcy",
+        "@symbol/@numerS/@rok_kal",
+        false,
+    ),
+    // Corrections of sales invoices are of the invoice's class; the symbol
+    // (at most 5 characters, `DDf_Symbol` varchar(5)) is the usual one in
+    // Optima's lists (*unverified*).
+    (
+        "FSKOR",
+        302,
+        "Korekta faktury sprzedaży",
         "@symbol/@numerS/@rok_kal",
         false,
     ),

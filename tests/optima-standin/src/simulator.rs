@@ -95,6 +95,17 @@ pub enum Action {
         document_id: i64,
         ksef_number: String,
     },
+    /// A buyer's return booked against an approved invoice: a quantity
+    /// correction (FSKOR, `TrN_Korekta` 1, `TrN_Rodzaj` 302001,
+    /// `TrN_ZwrId` = the invoice) with the returned quantities negative at
+    /// the invoice's prices, approved, and the goods back in the invoice's
+    /// warehouse.
+    CorrectInvoice {
+        invoice_id: i64,
+        /// (SKU, quantity returned) per line.
+        lines: Vec<(String, Decimal)>,
+        reason: String,
+    },
     /// Stock reserved for a service order: only `TwI_RezerwacjeZlecenia`
     /// rises (no document the agent reads, no product change).
     ReserveForServiceOrder {
@@ -956,6 +967,11 @@ fn apply(c: &Connection, action: &Action) -> Result<(Vec<DocRef>, Vec<i64>)> {
             docs.push(doc_ref(c, *document_id)?);
             Ok((docs, Vec::new()))
         }
+        Action::CorrectInvoice {
+            invoice_id,
+            lines,
+            reason,
+        } => correct_invoice(c, *invoice_id, lines, reason),
         Action::ReserveForServiceOrder {
             sku,
             warehouse,
@@ -1022,6 +1038,74 @@ fn realise(
         vec![doc_ref(c, ro_id)?, doc_ref(c, fs)?, doc_ref(c, wz)?],
         twrs,
     ))
+}
+
+/// `TrN_Rodzaj` of a quantity correction of an FS. Comarch's own filters
+/// name 307001–307004 for PZ corrections and 305001/305005 for PA ones;
+/// 302001 for the FS's is by analogy (*unverified*). The agent does not
+/// read it: it knows a correction by `TrN_Korekta` and `TrN_ZwrId`.
+const RODZAJ_FS_QUANTITY_CORRECTION: i64 = 302_001;
+
+fn correct_invoice(
+    c: &Connection,
+    invoice_id: i64,
+    returned: &[(String, Decimal)],
+    reason: &str,
+) -> Result<(Vec<DocRef>, Vec<i64>)> {
+    type InvoiceRow = (i64, i64, i64, Option<i64>, i64, String);
+    let invoice: Option<InvoiceRow> = c
+        .query_row(
+            "SELECT TrN_TypDokumentu, TrN_Bufor, TrN_Anulowany, TrN_PodID, TrN_MagZrdId, TrN_NumerObcy FROM CDN.TraNag WHERE TrN_TrNID = ?1",
+            [invoice_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+        )
+        .optional()?;
+    let Some((class, bufor, anulowany, knt, mag, obcy)) = invoice else {
+        return Err(Error::Other(format!("no document {invoice_id}")));
+    };
+    if class != 302 || bufor != 0 || anulowany != 0 {
+        return Err(Error::Other(format!(
+            "document {invoice_id} is not an approved invoice"
+        )));
+    }
+    let mut lines = Vec::new();
+    for (sku, qty) in returned {
+        let twr = twr_id(c, sku)?;
+        let found: Option<(String, String)> = c
+            .query_row(
+                "SELECT CAST(TrE_Ilosc AS TEXT), CAST(TrE_CenaW AS TEXT) FROM CDN.TraElem WHERE TrE_TrNId = ?1 AND TrE_TwrId = ?2 ORDER BY TrE_Lp LIMIT 1",
+                params![invoice_id, twr],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((sold, price)) = found else {
+            return Err(Error::Other(format!(
+                "{sku} is not on invoice {invoice_id}"
+            )));
+        };
+        if *qty <= Decimal::ZERO || *qty > dec(Some(sold)) {
+            return Err(Error::Other(format!(
+                "{sku}: {qty} cannot be returned from invoice {invoice_id}"
+            )));
+        }
+        lines.push(Line {
+            twr_id: twr,
+            qty: -*qty,
+            price_net: Some(dec(Some(price))),
+        });
+    }
+    let obcy = Some(obcy).filter(|o| !o.is_empty());
+    let correction = insert_document(c, "FSKOR", mag, knt, &lines, 0, obcy.as_deref(), now())?;
+    c.execute(
+        "UPDATE CDN.TraNag SET TrN_Rodzaj = ?2, TrN_Korekta = 1, TrN_ZwrId = ?3, TrN_KorektaZTytulu = ?4 WHERE TrN_TrNID = ?1",
+        params![correction, RODZAJ_FS_QUANTITY_CORRECTION, invoice_id, reason],
+    )?;
+    let mut twrs = Vec::new();
+    for l in &lines {
+        move_stock(c, l.twr_id, mag, -l.qty, Decimal::ZERO)?;
+        twrs.push(l.twr_id);
+    }
+    Ok((vec![doc_ref(c, correction)?], twrs))
 }
 
 /// A Sendit shipment order (ZNP) for an invoice, with one parcel.
