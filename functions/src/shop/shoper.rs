@@ -52,8 +52,9 @@
 //!   parcel `POST /parcels {"order_id","shipping_id","shipping_code","sent"}`
 //!   with the order's shipping method (Shoper then moves a sent parcel's
 //!   order to the shop's parcel-sent status). The carrier's name is not
-//!   sent: a parcel takes the order's shipping method. Invoices are not
-//!   shown (the API has no place the buyer reads them).
+//!   sent: a parcel takes the order's shipping method. The buyer's invoice
+//!   is a line with its link in the order's `notes_pub`: see "The buyer's
+//!   invoice" below.
 //! - errors: 429, 408, 409 (locked by an admin), 5xx and timeouts are
 //!   retryable; 401 after a renewal, 402 (shop unpaid) and 403
 //!   (`insufficient_scope`) are credentials; other 4xx and redirects are
@@ -93,6 +94,73 @@
 //! by the webhooks (`order.paid`, `order.edit`). A new shop starts
 //! (`start`) after the last order placed before its look-back (read from
 //! `order=order_id DESC`), with `T` at the look-back.
+//!
+//! ## The buyer's invoice
+//!
+//! What Shoper's REST API offers for it (sources: SDK = Shoper's
+//! OpenAPI-generated PHP SDK, copy at github.com/mkasprz/shoper-sdk-php;
+//! LIB = github.com/dreamcommerce/shop-appstore-lib; OL =
+//! github.com/openlinker-project/openlinker; docs = docs/platforms/shoper.md):
+//!
+//! - No document or file on an order. OpenLinker grepped Shoper's official
+//!   Postman collection (365 endpoints) for invoice, faktura, paragon,
+//!   receipt, document and fiscal and found nothing, and a live shop's
+//!   order page in the panel has no place for one [OL
+//!   `docs/plans/analysis/SPIKE-3638-shoper-rest-api.md`, "Sales documents
+//!   — confirmed absent"]. So the PDF cannot be attached; its link can be
+//!   given.
+//! - Three free texts on the order, strings on `GET /orders/{id}` and
+//!   writable one by one with `PUT /orders/{id}` (every field of the update
+//!   is optional) [SDK `src/Raw/Types/Order.php`,
+//!   `src/Rest/Orders/Requests/OrderUpdate.php`]: `notes` "client notes"
+//!   (the buyer's own remark at checkout, which [`super::shoper_order`]
+//!   reads), `notes_priv` "private administrator's notes", and `notes_pub`
+//!   "public administrator's notes".
+//! - `additional_fields`: fields the shop defines for its forms (the
+//!   checkout among them) and the buyer fills in [LIB
+//!   `Resource/AdditionalField.php` `LOCATE_ORDER*`; SDK `OrderUpdate.php`];
+//!   an input of the buyer's that a shop must first create, not a place for
+//!   the seller's message. Parcels carry a shipping code only (docs §6).
+//! - `order_url` is the buyer's page of the order in their account
+//!   (`…/pl/panel/order/2` on a live trial shop) [OL
+//!   `…/order-source/__tests__/shoper-order-source-test-data.ts`].
+//!
+//! So the line goes into `notes_pub`. That the buyer sees it (on the
+//! order's page in their account, and whether in the shop's e-mails) is
+//! *unverified*: it rests on the field's name and the SDK's "public"
+//! against "private"; no Shoper page found says where it is shown, nor
+//! whether writing it e-mails the buyer. No length limit is documented
+//! (the SDK states none), so none is assumed before writing; what the shop
+//! kept is read back instead.
+//!
+//! How the line is written:
+//!
+//! 1. The line is the `invoice_note` setting (default `Faktura {number}:
+//!    {link}`), on one line. The link must be an http(s) URL without
+//!    spaces: it is what marks the line as ours.
+//! 2. `GET /orders/{id}`: if a word of `notes_pub` is the link, nothing is
+//!    written (a redelivery, or a later update of the same invoice: the
+//!    KSeF number changes the PDF behind the link, not the link). Else the
+//!    line is added on a line of its own after what the staff wrote, and
+//!    `PUT /orders/{id}` sends `{"notes_pub"}` alone. A second invoice of
+//!    the order has another link, so both lines stay.
+//! 3. `GET /orders/{id}` again: the text as written, or any text with the
+//!    link in it, is done. Cut short (what was written up to a limit the
+//!    docs do not give): the text before is written back and the update is
+//!    refused (`Permanent`), rather than leave the buyer half a link. As it
+//!    was before: refused (`Permanent`), the shop does not keep the field.
+//!    Anything else (someone wrote between our read and our write): again
+//!    from the read, [`NOTE_TRIES`] times in all, then `Transient`.
+//!
+//! The race: Shoper has no conditional write (no version or ETag in the
+//! SDK's order; none found elsewhere), so this is read, add, write. An
+//! admin editing the order in the panel holds it locked and the API
+//! answers 409 meanwhile (docs §2; retried later), which leaves a save by
+//! someone else between our read and our write, one round trip, to be
+//! overwritten. Accepted: the window is short, the read-back at least sees
+//! to our own line, and a field of our own would be one the buyer does not
+//! see. The three requests take their tokens from the gate as every
+//! other request does.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -131,6 +199,9 @@ const RENEW_EARLY: Duration = Duration::from_secs(60);
 const LONGEST_TOKEN: Duration = Duration::from_secs(366 * 24 * 3600);
 /// The extra id where a stock's id travels in a [`ShopItemId`].
 pub const STOCK_ID: &str = "stock_id";
+/// Reads, additions, writes and read-backs of an order's public notes
+/// before a busy order is left for a later try.
+pub const NOTE_TRIES: usize = 3;
 
 fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     u64::deserialize(d).map(Duration::from_secs)
@@ -198,6 +269,10 @@ pub struct ShoperSettings {
     /// A tracking number marks its parcel sent (default on): Shoper then
     /// moves the order to its parcel-sent status and may tell the buyer.
     pub parcel_sent: bool,
+    /// The line an invoice adds to the order's public notes (`{number}`,
+    /// `{link}`; default `Faktura {number}: {link}`). It must hold
+    /// `{link}`: the link is what finds the line again.
+    pub invoice_note: String,
 }
 
 impl Default for ShoperSettings {
@@ -210,6 +285,7 @@ impl Default for ShoperSettings {
             status_overlap: Duration::from_secs(300),
             order_stage_status: BTreeMap::new(),
             parcel_sent: true,
+            invoice_note: "Faktura {number}: {link}".into(),
         }
     }
 }
@@ -265,6 +341,12 @@ impl ShoperSettings {
         {
             return Some(format!(
                 "order_stage_status: `{stage}` is not a stage (accepted, invoiced, shipped, cancelled)"
+            ));
+        }
+        if !self.invoice_note.contains("{link}") {
+            return Some(format!(
+                "invoice_note `{}` must hold {{link}}: the buyer's link, and what finds the line again",
+                self.invoice_note
             ));
         }
         None
@@ -1381,6 +1463,102 @@ impl Shoper {
     }
 }
 
+/// The invoice's link, if it is one the buyer can open and the notes can
+/// find again as a word: an http(s) URL without spaces.
+fn invoice_link(link: &str) -> Result<&str, ShopError> {
+    let link = link.trim();
+    let plain = !link.is_empty() && !link.chars().any(|c| c.is_whitespace() || c.is_control());
+    match Url::parse(link) {
+        Ok(url) if plain && matches!(url.scheme(), "https" | "http") => Ok(link),
+        _ => Err(ShopError::Permanent(format!(
+            "invoice link `{}` is not an http(s) address without spaces",
+            excerpt(link.as_bytes())
+        ))),
+    }
+}
+
+/// `template` with `{number}` and `{link}` filled in one pass (a number
+/// holding `{link}` stays as it is), as one line.
+fn invoice_line(template: &str, number: &str, link: &str) -> String {
+    let mut line = String::with_capacity(template.len() + number.len() + link.len());
+    let mut rest = template;
+    while let Some(at) = rest.find('{') {
+        line.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        if let Some(after) = tail.strip_prefix("{number}") {
+            line.push_str(number.trim());
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("{link}") {
+            line.push_str(link);
+            rest = after;
+        } else {
+            line.push('{');
+            rest = &tail[1..];
+        }
+    }
+    line.push_str(rest);
+    let line: String = line
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    line.trim().to_owned()
+}
+
+/// Whether a word of `notes` is `link` (bare, or in brackets, quotes or
+/// before a full stop): a longer link that starts like it is not.
+fn has_link(notes: &str, link: &str) -> bool {
+    notes.split(char::is_whitespace).any(|word| {
+        word == link || word.trim_matches(|c: char| "()[]<>\"'.,;:!?".contains(c)) == link
+    })
+}
+
+/// `notes` with `line` added on a line of its own.
+fn with_line(notes: &str, line: &str) -> String {
+    match notes.trim_end() {
+        "" => line.to_owned(),
+        kept => format!("{kept}\n{line}"),
+    }
+}
+
+/// The public notes of an order as `GET /orders/{id}` answers it.
+fn public_notes(order: u64, row: &Value) -> Result<String, ShopError> {
+    match row.get("notes_pub") {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(text)) => Ok(text.clone()),
+        Some(other) => Err(ShopError::Permanent(format!(
+            "order {order}: notes_pub is not text but `{}`",
+            excerpt(other.to_string().as_bytes())
+        ))),
+    }
+}
+
+/// What the shop kept of a write of the public notes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kept {
+    /// The line is there (as written, or among what others wrote since).
+    Shown,
+    /// What was written, cut after this many characters.
+    Cut(usize),
+    /// The notes as they were before the write.
+    Unchanged,
+    /// Something else: another writer came between the read and the write.
+    Overwritten,
+}
+
+/// What the shop kept: `before` read, `written` sent, `after` read back.
+fn kept(before: &str, written: &str, after: &str, link: &str) -> Kept {
+    let after_text = after.trim_end();
+    if after == written || has_link(after, link) {
+        Kept::Shown
+    } else if after_text == before.trim_end() {
+        Kept::Unchanged
+    } else if written.starts_with(after_text) && after_text.len() > before.trim_end().len() {
+        Kept::Cut(after.chars().count())
+    } else {
+        Kept::Overwritten
+    }
+}
+
 impl Shoper {
     fn order_number(order_id: &str) -> Result<u64, ShopError> {
         order_id
@@ -1524,6 +1702,70 @@ impl Shoper {
         )))
     }
 
+    /// The invoice's line in the order's public notes, once (see "The
+    /// buyer's invoice" in the module's notes).
+    async fn show_invoice(
+        &self,
+        order_id: &str,
+        number: &str,
+        link: &str,
+    ) -> Result<UpdateOutcome, ShopError> {
+        let order = Self::order_number(order_id)?;
+        let link = invoice_link(link)?;
+        let line = invoice_line(&self.settings.invoice_note, number, link);
+        let path = format!("/orders/{order}");
+        for _ in 0..NOTE_TRIES {
+            let before = public_notes(order, &self.get(&path, &[]).await?)?;
+            if has_link(&before, link) {
+                return Ok(UpdateOutcome::Applied(format!(
+                    "invoice {number} already in the order's public notes"
+                )));
+            }
+            let written = with_line(&before, &line);
+            self.call(
+                Method::PUT,
+                &path,
+                &[],
+                Some(&json!({"notes_pub": written})),
+            )
+            .await?;
+            let after = public_notes(order, &self.get(&path, &[]).await?)?;
+            match kept(&before, &written, &after, link) {
+                Kept::Shown => {
+                    return Ok(UpdateOutcome::Applied(format!(
+                        "invoice {number} in the order's public notes"
+                    )));
+                }
+                Kept::Unchanged => {
+                    return Err(ShopError::Permanent(format!(
+                        "order {order}: Shoper kept the public notes (notes_pub) as they were, without the invoice's line"
+                    )));
+                }
+                Kept::Cut(at) => {
+                    let put_back = match self
+                        .call(Method::PUT, &path, &[], Some(&json!({"notes_pub": before})))
+                        .await
+                    {
+                        Ok(_) => "they were put back as they were".to_owned(),
+                        Err(e) => format!("putting them back failed: {e}"),
+                    };
+                    return Err(ShopError::Permanent(format!(
+                        "order {order}: Shoper cut the public notes (notes_pub) at {at} characters, so the invoice's link does not fit; {put_back}"
+                    )));
+                }
+                Kept::Overwritten => {
+                    tracing::info!(
+                        order,
+                        "the order's public notes changed while the invoice's line was written; reading them again"
+                    );
+                }
+            }
+        }
+        Err(ShopError::Transient(format!(
+            "order {order}: the public notes changed {NOTE_TRIES} times while the invoice's line was written"
+        )))
+    }
+
     async fn apply_update(
         &self,
         order_id: &str,
@@ -1539,7 +1781,9 @@ impl Shoper {
                 self.add_tracking(order_id, number, carrier.as_deref())
                     .await
             }
-            OrderUpdate::Invoice { .. } => Ok(UpdateOutcome::NotApplicable),
+            OrderUpdate::Invoice { number, link } => {
+                self.show_invoice(order_id, number, link).await
+            }
         }
     }
 }
@@ -1588,7 +1832,7 @@ impl OrderSource for Shoper {
 
 impl OrderUpdater for Shoper {
     fn supports(&self, kind: &str) -> bool {
-        matches!(kind, "stage" | "cancel" | "tracking")
+        matches!(kind, "stage" | "cancel" | "tracking" | "invoice")
     }
 
     fn apply_order_update<'a>(
@@ -1697,7 +1941,112 @@ mod tests {
         assert!(caps.catalogue && caps.orders && caps.order_updates && caps.webhooks);
         assert!(!caps.categories);
         let updates = connector.updates.unwrap();
-        assert!(updates.supports("tracking") && !updates.supports("invoice"));
+        assert!(updates.supports("tracking") && updates.supports("invoice"));
+    }
+
+    const LINK: &str = "https://abc.lambda-url.eu-central-1.on.aws/invoice/AbCd-_0123";
+
+    #[test]
+    fn the_invoice_line_is_one_line_with_the_number_and_the_link() {
+        let template = ShoperSettings::default().invoice_note;
+        assert_eq!(
+            invoice_line(&template, " FS/1/2026 ", LINK),
+            format!("Faktura FS/1/2026: {LINK}")
+        );
+        assert_eq!(
+            invoice_line("{number}\n{link} {x} {", "FS\r\n7 {link}", LINK),
+            format!("FS  7 {{link}} {LINK} {{x}} {{")
+        );
+        assert_eq!(invoice_link(&format!(" {LINK} ")).unwrap(), LINK);
+        for bad in [
+            "",
+            "invoice/AbCd",
+            "ftp://host/invoice/x",
+            "https://host/in voice/x",
+            "https://host/invoice/x\ty",
+            "javascript:alert(1)",
+        ] {
+            assert!(
+                matches!(invoice_link(bad), Err(ShopError::Permanent(_))),
+                "{bad:?}"
+            );
+        }
+        let mut no_link = ShoperSettings::default();
+        assert_eq!(no_link.problem(), None);
+        no_link.invoice_note = "Faktura {number}".into();
+        assert!(
+            no_link
+                .problem()
+                .unwrap_or_default()
+                .contains("invoice_note")
+        );
+        let s = settings(r#"{"invoice_note": "Rachunek {number}: {link}"}"#).unwrap();
+        assert_eq!(s.problem(), None);
+    }
+
+    #[test]
+    fn the_link_is_found_as_a_word_of_the_notes() {
+        let ours = format!("Faktura FS/1/2026: {LINK}");
+        assert!(has_link(&ours, LINK));
+        assert!(has_link(&format!("Zapłacono.\n{ours}\nDziękujemy"), LINK));
+        assert!(has_link(&format!("(link: {LINK}). "), LINK));
+        assert!(has_link(&format!("<{LINK}>"), LINK));
+        assert!(!has_link("", LINK));
+        assert!(!has_link(&format!("{LINK}x"), LINK), "a longer link");
+        assert!(!has_link(&format!("{LINK}/more"), LINK));
+        assert!(!has_link(&LINK[..LINK.len() - 1], LINK), "a cut link");
+    }
+
+    #[test]
+    fn the_line_goes_after_what_the_staff_wrote() {
+        assert_eq!(with_line("", "L"), "L");
+        assert_eq!(with_line("  \n", "L"), "L");
+        assert_eq!(
+            with_line("Wysyłka w piątek.\n\n", "L"),
+            "Wysyłka w piątek.\nL"
+        );
+        assert_eq!(with_line("A\nB", "L"), "A\nB\nL");
+        let row = json!({"notes_pub": "A", "notes_priv": "secret"});
+        assert_eq!(public_notes(1, &row).unwrap(), "A");
+        assert_eq!(public_notes(1, &json!({"notes_pub": null})).unwrap(), "");
+        assert_eq!(public_notes(1, &json!({})).unwrap(), "");
+        assert!(matches!(
+            public_notes(1, &json!({"notes_pub": 5})),
+            Err(ShopError::Permanent(_))
+        ));
+    }
+
+    #[test]
+    fn what_the_shop_kept_is_told_apart() {
+        let line = format!("Faktura FS/1/2026: {LINK}");
+        let before = "Wysyłka w piątek.";
+        let written = with_line(before, &line);
+        assert_eq!(kept(before, &written, &written, LINK), Kept::Shown);
+        // The shop's own trimming, or someone's later words, keep the line.
+        assert_eq!(
+            kept(before, &written, &format!("{written}\n"), LINK),
+            Kept::Shown
+        );
+        assert_eq!(
+            kept(before, &written, &format!("{written}\nOdbiór 5.10"), LINK),
+            Kept::Shown
+        );
+        assert_eq!(kept(before, &written, before, LINK), Kept::Unchanged);
+        assert_eq!(kept("", &line, "", LINK), Kept::Unchanged);
+        let cut = &written[..written.len() - 4];
+        assert_eq!(
+            kept(before, &written, cut, LINK),
+            Kept::Cut(cut.chars().count())
+        );
+        assert_eq!(
+            kept(before, &written, "Wysyłka w piątek.\nFak", LINK),
+            Kept::Cut(21)
+        );
+        assert_eq!(
+            kept(before, &written, "Wysyłka w sobotę.", LINK),
+            Kept::Overwritten
+        );
+        assert_eq!(kept(before, &written, "", LINK), Kept::Overwritten);
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Shoper (REST API, `/webapi/rest`) and its stand-in (`tests/shoper-standin`)
 //! under the connector contract, plus what the suite does not reach: the
-//! shop's own leaky bucket, a token refused after its renewal, and shops
-//! that do not support the two *unverified* filters the connector uses.
+//! shop's own leaky bucket, a token refused after its renewal, shops
+//! that do not support the two *unverified* filters the connector uses, and
+//! the invoice's line in the order's public notes (`notes_pub`): after the
+//! staff's words, once, given back when the shop cuts it, written again
+//! when someone overwrites it.
 //!
 //! Documented example: `examples/shoper/order-2-openlinker.json` is
 //! assembled from the fixture docs/platforms/shoper.md cites for the live
@@ -30,7 +33,8 @@ use connector_contract::{
 use contract::{OrderStage, OrderState, VatRate};
 use functions::shop::shoper::{STOCK_ID, Shoper, ShoperConfig, ShoperCredentials, ShoperSettings};
 use functions::shop::{
-    Connector, FeedPosition, PageToken, REQUESTS, RequestGate, Secret, ShopError, ShopItemId,
+    Connector, FeedPosition, OrderUpdate, PageToken, REQUESTS, RequestGate, Secret, ShopError,
+    ShopItemId, UpdateOutcome,
 };
 use rust_decimal::Decimal;
 use shoper_standin::{NewOrder, NewProduct, ShoperOptions, ShoperStandin};
@@ -159,18 +163,29 @@ impl Platform for ShoperShop {
         Ok(())
     }
 
+    /// The status, the parcels' shipping codes and each line of the
+    /// public notes (so a line written twice shows twice).
     async fn order_view(&self, id: &str) -> anyhow::Result<OrderView> {
         let order_id = Self::order_number(id)?;
         let order = self.standin.order(order_id).context("the order")?;
+        let mut texts: Vec<String> = self
+            .standin
+            .parcels()
+            .into_iter()
+            .filter(|p| p.order_id == order_id && !p.shipping_code.is_empty())
+            .map(|p| p.shipping_code)
+            .collect();
+        texts.extend(
+            order
+                .notes_pub
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .map(str::to_owned),
+        );
         Ok(OrderView {
             status: order.status_id.to_string(),
-            texts: self
-                .standin
-                .parcels()
-                .into_iter()
-                .filter(|p| p.order_id == order_id && !p.shipping_code.is_empty())
-                .map(|p| p.shipping_code)
-                .collect(),
+            texts,
         })
     }
 
@@ -254,6 +269,7 @@ impl Platform for ShoperShop {
         config.fail_next = n;
         config.fail_status = status;
         config.path_contains = None;
+        config.method = None;
         config.fail_retry_after = retry_after;
         config.fail_without_retry_after = retry_after.is_none();
         faults.set_config(config);
@@ -491,5 +507,203 @@ async fn a_shop_without_the_status_date_filter_lists_every_new_order() -> anyhow
         order.state
     );
     anyhow::ensure!(order.lines.len() == 1 && order.lines[0].sku == "NEW-1");
+    Ok(())
+}
+
+const LINK_1: &str = "https://fn.example/invoice/AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_ab01";
+const LINK_2: &str = "https://fn.example/invoice/AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_ab02";
+
+fn invoice(number: &str, link: &str) -> OrderUpdate {
+    OrderUpdate::Invoice {
+        number: number.into(),
+        link: link.into(),
+    }
+}
+
+/// One order of the shop, with the staff's public and private notes; its
+/// id as the connector names it and as the stand-in does.
+async fn order_with_staff_notes(shop: &ShoperShop) -> anyhow::Result<(String, u64)> {
+    shop.add_products(&["INV-1".to_owned()]).await?;
+    let id = shop
+        .place_orders("INV-1", 1)
+        .await?
+        .pop()
+        .context("an order")?;
+    let order_id = ShoperShop::order_number(&id)?;
+    shop.standin.edit_order(order_id, |o| {
+        o.notes_pub = "Wysyłka w piątek.".into();
+        o.notes_priv = "Stały klient".into();
+    })?;
+    Ok((id, order_id))
+}
+
+fn public_notes(shop: &ShoperShop, order_id: u64) -> anyhow::Result<String> {
+    Ok(shop.standin.order(order_id).context("the order")?.notes_pub)
+}
+
+/// The invoice's line joins the order's public notes after the staff's
+/// words, once: a redelivery, and a later update of the same invoice (the
+/// KSeF number arrived; the link is the same), only read the notes; a
+/// second invoice adds its own line; words the staff add after ours stay;
+/// the private notes, the buyer's remark and the status are not touched;
+/// every request went through the gate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_invoice_link_joins_the_public_notes_once() -> anyhow::Result<()> {
+    let shop = ShoperShop::start().await?;
+    let (id, order_id) = order_with_staff_notes(&shop).await?;
+    let before = shop.standin.order(order_id).context("the order")?;
+    shop.standin.clear_requests();
+    let gate = Arc::new(LocalGate::unlimited());
+    let connector = shop.connector(gate.clone())?;
+    let updater = connector.updates.context("an order updater")?;
+    anyhow::ensure!(updater.supports("invoice"));
+
+    let first = invoice("FS/1/2026", LINK_1);
+    let outcome = updater.apply_order_update(&id, &first).await?;
+    anyhow::ensure!(matches!(outcome, UpdateOutcome::Applied(_)), "{outcome:?}");
+    let one = format!("Wysyłka w piątek.\nFaktura FS/1/2026: {LINK_1}");
+    anyhow::ensure!(
+        public_notes(&shop, order_id)? == one,
+        "{:?}",
+        public_notes(&shop, order_id)?
+    );
+
+    let seen = shop.standin.requests().len();
+    updater.apply_order_update(&id, &first).await?;
+    let with_ksef = invoice(
+        "FS/1/2026 (KSeF 5252556107-20260927-0A1B2C3D4E5F-6A)",
+        LINK_1,
+    );
+    updater.apply_order_update(&id, &with_ksef).await?;
+    anyhow::ensure!(public_notes(&shop, order_id)? == one);
+    let again = shop.standin.requests();
+    let writes: Vec<_> = again[seen..].iter().filter(|r| r.method != "GET").collect();
+    anyhow::ensure!(writes.is_empty(), "a redelivery wrote: {writes:?}");
+
+    let second = invoice("FS/2/2026", LINK_2);
+    updater.apply_order_update(&id, &second).await?;
+    let two = format!("{one}\nFaktura FS/2/2026: {LINK_2}");
+    anyhow::ensure!(
+        public_notes(&shop, order_id)? == two,
+        "{:?}",
+        public_notes(&shop, order_id)?
+    );
+
+    shop.standin
+        .edit_order(order_id, |o| o.notes_pub.push_str("\nOdbiór osobisty."))?;
+    updater.apply_order_update(&id, &first).await?;
+    updater.apply_order_update(&id, &second).await?;
+    let after = shop.standin.order(order_id).context("the order")?;
+    anyhow::ensure!(
+        after.notes_pub == format!("{two}\nOdbiór osobisty."),
+        "{:?}",
+        after.notes_pub
+    );
+    anyhow::ensure!(
+        (&after.notes_priv, &after.notes, after.status_id)
+            == (&before.notes_priv, &before.notes, before.status_id),
+        "{after:?}"
+    );
+    let view = shop.order_view(&id).await?;
+    for link in [LINK_1, LINK_2] {
+        let shown = view.texts.iter().filter(|t| t.contains(link)).count();
+        anyhow::ensure!(shown == 1, "{link} shown {shown} times: {view:?}");
+    }
+    let requests = shop.standin.requests();
+    anyhow::ensure!(
+        requests.len() == gate.admitted(),
+        "{} requests reached the shop, {} were admitted",
+        requests.len(),
+        gate.admitted()
+    );
+    Ok(())
+}
+
+/// A shop that keeps the public notes cut short (no limit is documented)
+/// gets them back as they were, and the invoice is refused for a person
+/// rather than leave the buyer half a link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shop_that_cuts_the_notes_gets_them_back_and_the_invoice_is_refused() -> anyhow::Result<()>
+{
+    let shop = ShoperShop::start_with(|o| {
+        o.config.bucket_limit = 10_000;
+        o.config.bucket_bandwidth = 1_000;
+        o.config.notes_max_chars = Some(60);
+    })
+    .await?;
+    let (id, order_id) = order_with_staff_notes(&shop).await?;
+    let connector = shop.connector(Arc::new(LocalGate::unlimited()))?;
+    let updater = connector.updates.context("an order updater")?;
+    match updater
+        .apply_order_update(&id, &invoice("FS/1/2026", LINK_1))
+        .await
+    {
+        Err(ShopError::Permanent(message)) => {
+            anyhow::ensure!(
+                message.contains("cut") && message.contains("put back"),
+                "{message}"
+            )
+        }
+        other => anyhow::bail!("a cut line: {other:?}"),
+    }
+    let notes = public_notes(&shop, order_id)?;
+    anyhow::ensure!(
+        notes == "Wysyłka w piątek.",
+        "left for the buyer: {notes:?}"
+    );
+    Ok(())
+}
+
+/// The staff save the public notes between the connector's write and its
+/// read-back (the stand-in holds the write's answer meanwhile): the
+/// connector finds its line gone, reads the notes again and adds it after
+/// the staff's new words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_the_staff_overwrite_is_written_again() -> anyhow::Result<()> {
+    let shop = ShoperShop::start().await?;
+    let (id, order_id) = order_with_staff_notes(&shop).await?;
+    let connector = shop.connector(Arc::new(LocalGate::unlimited()))?;
+    let updater = connector.updates.context("an order updater")?;
+    let faults = shop.standin.faults();
+    let mut config = faults.config();
+    config.hang_next = 1;
+    config.hang_ms = 1_200;
+    config.method = Some("PUT".into());
+    config.path_contains = Some("orders/".into());
+    faults.set_config(config);
+    let applying = tokio::spawn({
+        let updater = updater.clone();
+        let id = id.clone();
+        async move {
+            updater
+                .apply_order_update(&id, &invoice("FS/1/2026", LINK_1))
+                .await
+        }
+    });
+    // The write is in the shop; its answer is held.
+    let waited = std::time::Instant::now();
+    while !public_notes(&shop, order_id)?.contains(LINK_1) {
+        anyhow::ensure!(
+            waited.elapsed() < Duration::from_secs(2),
+            "the line never came"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    shop.standin
+        .edit_order(order_id, |o| o.notes_pub = "Zmiana adresu dostawy.".into())?;
+    let outcome = applying.await??;
+    anyhow::ensure!(matches!(outcome, UpdateOutcome::Applied(_)), "{outcome:?}");
+    let notes = public_notes(&shop, order_id)?;
+    anyhow::ensure!(
+        notes == format!("Zmiana adresu dostawy.\nFaktura FS/1/2026: {LINK_1}"),
+        "{notes:?}"
+    );
+    let puts = shop
+        .standin
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT")
+        .count();
+    anyhow::ensure!(puts == 2, "{puts} writes");
     Ok(())
 }

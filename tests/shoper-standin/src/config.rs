@@ -73,6 +73,11 @@ pub struct Config {
     /// Whether order lines may take stock below zero (*unverified*; default: the decrement stops
     /// at 0).
     pub allow_negative_stock: bool,
+    /// Longest `notes`, `notes_priv` and `notes_pub` of an order, in characters; longer text
+    /// is kept cut to this length without an error (*unverified*: no limit is documented, so
+    /// the default is none; when set, it plays the worst case, a column that silently cuts,
+    /// which a client only notices by reading the order back).
+    pub notes_max_chars: Option<usize>,
 
     // --- webhooks ---
     /// A status change also sends `order.edit` (besides `order.status`) (*unverified*; live
@@ -116,6 +121,7 @@ impl Default for Config {
             parcel_send_status_id: 7,
             warehouses_enabled: false,
             allow_negative_stock: false,
+            notes_max_chars: None,
             status_change_sends_edit: true,
             webhook_retries: 0,
             webhook_retry_delay_ms: 1_000,

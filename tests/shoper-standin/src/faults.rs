@@ -23,6 +23,8 @@ pub struct FaultConfig {
     pub fail_probability: f64,
     /// Only requests whose path contains this are failed or hung.
     pub path_contains: Option<String>,
+    /// Only requests with this method (`PUT`, ...) are failed or hung.
+    pub method: Option<String>,
     /// `Retry-After` (seconds) on injected errors, if any (an injected 429 without one gets
     /// `1`, as Shoper always sends it).
     pub fail_retry_after: Option<u64>,
@@ -49,6 +51,7 @@ impl Default for FaultConfig {
             fail_status: 503,
             fail_probability: 0.0,
             path_contains: None,
+            method: None,
             fail_retry_after: None,
             fail_without_retry_after: false,
             hang_next: 0,
@@ -91,8 +94,8 @@ impl FaultState {
         }
     }
 
-    /// Decides the faults for a request to `path`.
-    pub fn request_fault(&mut self, path: &str) -> RequestFault {
+    /// Decides the faults for a `method` request to `path`.
+    pub fn request_fault(&mut self, method: &str, path: &str) -> RequestFault {
         let mut out = RequestFault {
             latency: Duration::from_millis(self.cfg.latency_ms),
             ..RequestFault::default()
@@ -102,6 +105,11 @@ impl FaultState {
             .path_contains
             .as_deref()
             .is_none_or(|s| path.contains(s))
+            || !self
+                .cfg
+                .method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(method))
         {
             return out;
         }

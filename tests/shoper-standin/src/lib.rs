@@ -556,6 +556,7 @@ impl Faults {
             c.fail_next = n;
             c.fail_status = status;
             c.path_contains = None;
+            c.method = None;
         });
     }
 
@@ -565,6 +566,7 @@ impl Faults {
             c.fail_next = n;
             c.fail_status = status;
             c.path_contains = Some(path_contains.into());
+            c.method = None;
         });
     }
 

@@ -8,7 +8,14 @@
 //!   `user_id` must exist (`0` refused); `code` is not unique. Lines come by
 //!   `POST /order-products`, which takes stock off the line's `stock_id`
 //!   (`shopping_update_stock_on_buy`).
-//! - `PUT /orders/{id}` `{"status_id":N}` → `1`; an unknown status → 400.
+//! - `PUT /orders/{id}` changes only the fields it names (every field of the SDK's
+//!   `OrderUpdate` is optional) → `1`: `status_id` (unknown → 400), `paid`, `shipping_cost`,
+//!   `email`, the addresses, `code`, `pickup_point` and the three notes, `notes` (the buyer's
+//!   remark at checkout), `notes_priv` (the staff's private notes) and `notes_pub` (the staff's
+//!   notes the buyer is shown, *unverified* where) [SDK `Types/Order.php`]. A note that is not
+//!   text → 400; no length limit is documented ([`crate::Config::notes_max_chars`] cuts
+//!   silently when set). Fields it does not know are ignored (*unverified*: what Shoper answers
+//!   to them is not documented). Any change sends `order.edit`.
 //! - `POST /parcels` ships what is left (or the given `products[]`); a sent parcel moves the
 //!   order to `parcel_send_status_id`; nothing left → 400 `All products has been already sent`;
 //!   a sent parcel only takes a new `shipping_code`.
@@ -987,9 +994,9 @@ pub fn order_post(m: &mut State, body: Option<&Value>) -> Result<Value, ApiError
         payment_id: get("payment_id").unwrap_or(1),
         currency_id: 1,
         email: email.unwrap_or_default(),
-        notes: s("notes"),
-        notes_priv: s("notes_priv"),
-        notes_pub: s("notes_pub"),
+        notes: kept_note(s("notes"), m.cfg.notes_max_chars),
+        notes_priv: kept_note(s("notes_priv"), m.cfg.notes_max_chars),
+        notes_pub: kept_note(s("notes_pub"), m.cfg.notes_max_chars),
         code: s("code"),
         origin: 4,
         ip_address: s("ip_address"),
@@ -1003,8 +1010,16 @@ pub fn order_post(m: &mut State, body: Option<&Value>) -> Result<Value, ApiError
     Ok(json!(id))
 }
 
+/// A note as the shop keeps it: cut to `max` characters ([`crate::Config::notes_max_chars`]).
+fn kept_note(text: String, max: Option<usize>) -> String {
+    match max {
+        Some(max) if text.chars().count() > max => text.chars().take(max).collect(),
+        _ => text,
+    }
+}
+
 /// `PUT /orders/{id}`: `status_id`, `paid`, notes, `email`, `shipping_cost`, `code`,
-/// `pickup_point`, addresses → `1`.
+/// `pickup_point`, addresses → `1`; fields not named keep their values.
 pub fn order_put(m: &mut State, id: &str, body: Option<&Value>) -> Result<Value, ApiError> {
     let oid = parse_id(id)?;
     let mut next = m
@@ -1038,15 +1053,17 @@ pub fn order_put(m: &mut State, id: &str, body: Option<&Value>) -> Result<Value,
             _ => inv.field("email", "Niepoprawny adres e-mail"),
         }
     }
-    for (k, slot) in [
-        ("notes", &mut next.notes),
-        ("notes_priv", &mut next.notes_priv),
-        ("notes_pub", &mut next.notes_pub),
-        ("code", &mut next.code),
-        ("pickup_point", &mut next.pickup_point),
+    let max = m.cfg.notes_max_chars;
+    for (k, slot, note) in [
+        ("notes", &mut next.notes, true),
+        ("notes_priv", &mut next.notes_priv, true),
+        ("notes_pub", &mut next.notes_pub, true),
+        ("code", &mut next.code, false),
+        ("pickup_point", &mut next.pickup_point, false),
     ] {
         if let Some(v) = o.get(k) {
             match string_of(v) {
+                Some(s) if note => *slot = kept_note(s, max),
                 Some(s) => *slot = s,
                 None => inv.field(k, "Wartość nie jest tekstem"),
             }

@@ -265,7 +265,7 @@ async fn api_handler(
     let (fault, retry_after, no_retry_after) = {
         let mut f = lock(&shared.faults);
         (
-            f.request_fault(&rel),
+            f.request_fault(method.as_str(), &rel),
             f.cfg.fail_retry_after,
             f.cfg.fail_without_retry_after,
         )

@@ -49,12 +49,22 @@ async fn fail_next_answers_shoper_envelopes_then_recovers() {
     assert_eq!(get(&s, &t, "statuses").await.status(), 200);
     assert_eq!(get(&s, &t, "product-stocks").await.status(), 500);
     assert_eq!(get(&s, &t, "product-stocks").await.status(), 200);
+    // Only one method.
+    let mut cfg = s.faults().config();
+    cfg.fail_next = 1;
+    cfg.fail_status = 503;
+    cfg.path_contains = None;
+    cfg.method = Some("PUT".into());
+    s.faults().set_config(cfg);
+    assert_eq!(get(&s, &t, "statuses").await.status(), 200);
+    let r = send(&s, &t, Method::PUT, "orders/1", &json!({})).await;
+    assert_eq!(r.status(), 503);
     let injected = s
         .requests()
         .iter()
         .filter(|r| r.refused.as_deref() == Some("injected_error"))
         .count();
-    assert_eq!(injected, 8);
+    assert_eq!(injected, 9);
 }
 
 #[tokio::test]

@@ -247,6 +247,76 @@ async fn statuses_and_status_writeback() {
 }
 
 #[tokio::test]
+async fn an_order_update_changes_only_the_notes_it_names() {
+    let s = start().await;
+    seed_orders(&s, 1);
+    let t = token(&s);
+    s.edit_order(1, |o| {
+        o.notes = "Proszę dzwonić".into();
+        o.notes_priv = "VIP".into();
+    })
+    .expect("the staff's notes");
+    let status = s.order(1).expect("order").status_id;
+    let r = send(
+        &s,
+        &t,
+        Method::PUT,
+        "orders/1",
+        &json!({"notes_pub": "Faktura FS/1: https://x.pl/i/1", "unknown_field": 5}),
+    )
+    .await;
+    assert_eq!(status_json(r).await, (200, json!(1)));
+    let v = json(get(&s, &t, "orders/1").await).await;
+    assert_eq!(v["notes_pub"], "Faktura FS/1: https://x.pl/i/1");
+    assert_eq!(
+        (v["notes"].as_str(), v["notes_priv"].as_str()),
+        (Some("Proszę dzwonić"), Some("VIP")),
+        "the other notes stay"
+    );
+    assert_eq!(v["status_id"], status.to_string(), "and so does the status");
+    assert!(v.get("unknown_field").is_none());
+    for bad in [json!({"a": 1}), json!(["x"]), json!(true), Value::Null] {
+        let (st, v) =
+            status_json(send(&s, &t, Method::PUT, "orders/1", &json!({"notes_pub": bad})).await)
+                .await;
+        assert_eq!((st, v["error"].as_str()), (400, Some("invalid_request")));
+        assert_eq!(
+            v["error_description"],
+            "Wartość pola 'notes_pub' jest niepoprawna: Wartość nie jest tekstem"
+        );
+    }
+    assert_eq!(
+        s.order(1).expect("order").notes_pub,
+        "Faktura FS/1: https://x.pl/i/1",
+        "a refused update changes nothing"
+    );
+    let (st, v) = status_json(
+        send(
+            &s,
+            &t,
+            Method::PUT,
+            "orders/999",
+            &json!({"notes_pub": "x"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((st, v["error"].as_str()), (404, Some("invalid_request")));
+    // With a limit set, longer notes are kept cut, without an error.
+    s.configure(|c| c.notes_max_chars = Some(10));
+    let r = send(
+        &s,
+        &t,
+        Method::PUT,
+        "orders/1",
+        &json!({"notes_pub": "Zażółć gęślą jaźń"}),
+    )
+    .await;
+    assert_eq!(status_json(r).await, (200, json!(1)));
+    assert_eq!(s.order(1).expect("order").notes_pub, "Zażółć gęś");
+}
+
+#[tokio::test]
 async fn creating_orders_and_lines_through_the_api() {
     let s = start().await;
     let p = product(&s, "SKU-1", dec!(999.00), 5);
