@@ -891,9 +891,12 @@ impl Allegro {
 impl Allegro {
     /// The buyer's invoice as Allegro takes it since March 2026: the
     /// invoice's record on the order, then its PDF (fetched from the
-    /// buyer's own link). Allegro keeps one seller invoice per order and
-    /// one file per invoice (409 for a second), so a redelivery finds it
-    /// there and stops.
+    /// buyer's own link). Allegro takes up to 10 invoices per order,
+    /// corrections included (allegro-api#11996, #12784; 1 for an order paid
+    /// with Extended Payment Terms), and one file per invoice (409 for a
+    /// second): an invoice is found by its number, so a redelivery stops
+    /// there, and a correction is added beside the invoice. Past the limit
+    /// Allegro refuses, and the refusal is the order's parked reason.
     async fn upload_invoice(
         &self,
         order_id: &str,
@@ -913,11 +916,6 @@ impl Allegro {
                 )));
             }
             Some(invoice) => invoice["id"].as_str().unwrap_or_default().to_owned(),
-            None if !invoices.is_empty() => {
-                return Err(ShopError::Permanent(format!(
-                    "the order already has another seller invoice on Allegro; {number} was not added"
-                )));
-            }
             None => {
                 let body = json!({
                     "file": {"name": crate::documents::file_name(number)},

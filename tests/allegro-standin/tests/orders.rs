@@ -681,19 +681,53 @@ async fn invoices_metadata_then_pdf() {
     .await;
     assert_eq!(st, 201);
     let id = v["id"].as_str().unwrap().to_string();
+    // More invoices (corrections) up to 10 per order, then a refusal.
+    for n in 2..=10 {
+        let (st, _) = status_json(
+            send(
+                &s,
+                &t,
+                Method::POST,
+                &base,
+                &json!({"file": {"name": format!("FV_{n:02}.pdf")}}),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(st, 201, "invoice {n}");
+    }
     let (st, v) = status_json(
         send(
             &s,
             &t,
             Method::POST,
             &base,
-            &json!({"file": {"name": "FV_02.pdf"}}),
+            &json!({"file": {"name": "FV_11.pdf"}}),
         )
         .await,
     )
     .await;
     assert_eq!(st, 409);
     the_error(&v);
+    // An order paid with Extended Payment Terms takes one.
+    let mut deferred = NewOrder::one(&o.id, 1);
+    deferred.payment_type = Some("EXTENDED_TERM".into());
+    let deferred = s.place_order(deferred).expect("place order");
+    let deferred_base = format!("/order/checkout-forms/{}/invoices", deferred.id);
+    for (name, expected) in [("A.pdf", 201), ("B.pdf", 409)] {
+        let (st, _) = status_json(
+            send(
+                &s,
+                &t,
+                Method::POST,
+                &deferred_base,
+                &json!({"file": {"name": name}}),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(st, expected, "{name}");
+    }
 
     let put = |ct: &'static str, body: Vec<u8>| {
         client()

@@ -575,6 +575,20 @@ pub async fn order_updates<P: Platform>(p: &P) -> anyhow::Result<()> {
             .filter(|t| t.contains(&link) || t.contains("FS/1/2026"))
             .collect();
         ensure!(shown.len() == 1, "the invoice shown once: {view:?}");
+        // A correction of it (a return) goes beside it, once too.
+        let correction_link = serve_invoice_pdf().await?;
+        let correction = OrderUpdate::Invoice {
+            number: "FSKOR/1/2026".into(),
+            link: correction_link.clone(),
+        };
+        updater.apply_order_update(&ids[0], &correction).await?;
+        updater.apply_order_update(&ids[0], &correction).await?;
+        let view = p.order_view(&ids[0]).await?;
+        let count = |needle: &str| view.texts.iter().filter(|t| t.contains(needle)).count();
+        ensure!(
+            count("FSKOR/1/2026") == 1 && count("FS/1/2026") == 1,
+            "the invoice and its correction shown once each: {view:?}"
+        );
     }
     ensure!(updater.supports("cancel"), "every platform cancels");
     updater
