@@ -1,19 +1,58 @@
 //! Site time: WooCommerce reports every date twice, in the site's time zone (`date_x`) and in UTC
 //! (`date_x_gmt`), both as `YYYY-MM-DDTHH:MM:SS` without an offset. The stand-in uses a fixed
 //! offset (default +01:00, i.e. Warsaw winter time; no DST).
+//!
+//! A test can pin the clock ([`SiteClock::pin`], `WooStandin::set_clock`, `PUT
+//! /__standin/clock`): every date the shop writes from then on (orders, refunds, notes,
+//! products) is that instant, until it is pinned elsewhere or let go. Two refunds in the same
+//! second, or a page boundary at a known time, are then a matter of course rather than luck.
+
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, Offset, TimeZone, Utc};
 
 /// WooCommerce's date format (no offset).
 pub const WC_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
 
+/// `pinned` when the clock runs with the wall clock.
+const RUNNING: i64 = i64::MIN;
+
 /// The site clock (fixed UTC offset in minutes).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct SiteClock {
     pub offset_minutes: i32,
+    /// The pinned instant in microseconds since the epoch, or [`RUNNING`].
+    pinned: AtomicI64,
 }
 
 impl SiteClock {
+    /// A clock running with the wall clock.
+    pub fn new(offset_minutes: i32) -> SiteClock {
+        SiteClock {
+            offset_minutes,
+            pinned: AtomicI64::new(RUNNING),
+        }
+    }
+
+    /// Pins "now" at `at`; `None` lets the clock run with the wall clock again.
+    pub fn pin(&self, at: Option<DateTime<Utc>>) {
+        let micros = at.map_or(RUNNING, |t| t.timestamp_micros());
+        self.pinned.store(micros, Ordering::SeqCst);
+    }
+
+    /// The pinned instant, if any.
+    pub fn pinned(&self) -> Option<DateTime<Utc>> {
+        match self.pinned.load(Ordering::SeqCst) {
+            RUNNING => None,
+            micros => DateTime::from_timestamp_micros(micros),
+        }
+    }
+
+    /// The shop's "now": the pinned instant or the wall clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.pinned().unwrap_or_else(Utc::now)
+    }
+
     fn offset(&self) -> FixedOffset {
         FixedOffset::east_opt(self.offset_minutes * 60)
             .or_else(|| FixedOffset::east_opt(0))
@@ -31,7 +70,7 @@ impl SiteClock {
 
     /// `(local, gmt)` for now.
     pub fn now_pair(&self) -> (String, String) {
-        self.pair(Utc::now())
+        self.pair(self.now())
     }
 
     /// Parses a date parameter the way `rest_parse_date` accepts it: RFC 3339 with an offset, or

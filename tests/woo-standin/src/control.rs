@@ -8,6 +8,7 @@
 //! | GET/PUT | `/__standin/faults` | [`crate::FaultConfig`] (PUT merges the given fields); `POST /__standin/faults/reset` |
 //! | GET/PUT | `/__standin/rate-limit` | `{"per_sec": N \| null}` |
 //! | GET/PUT | `/__standin/settings` | `{"price_decimals": N}` (WooCommerce's `woocommerce_price_num_decimals`, 0–6) |
+//! | GET/PUT | `/__standin/clock` | `{"now": "2025-03-01T12:00:00Z"}` pins the shop's clock (every date it writes), `{"now": null}` lets it run |
 //! | GET/POST | `/__standin/products` | all products / add a [`crate::NewProduct`] |
 //! | GET | `/__standin/products/{sku}` | product or variation by SKU (404 if none) |
 //! | PUT | `/__standin/products/{sku}/stock` | `{"stock_quantity": N}` |
@@ -47,6 +48,7 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/faults/reset", post(faults_reset))
         .route("/rate-limit", get(rate_get).put(rate_put))
         .route("/settings", get(settings_get).put(settings_put))
+        .route("/clock", get(clock_get).put(clock_put))
         .route("/products", get(products_all).post(product_add))
         .route("/products/{sku}", get(product_by_sku))
         .route("/products/{sku}/stock", put(product_stock))
@@ -79,7 +81,7 @@ pub async fn index(State(shared): State<Arc<Shared>>) -> Response {
         "woo-standin: a WooCommerce REST API v3 stand-in\n\n\
          API root:      {root}\n\
          consumer key:  {key}\n\
-         control API:   {base}/__standin/ (state, stats, faults, rate-limit, products, orders, requests, webhook-deliveries, reset, save)\n",
+         control API:   {base}/__standin/ (state, stats, faults, rate-limit, settings, clock, products, orders, requests, webhook-deliveries, reset, save)\n",
         root = shared.api_root(),
         key = shared.consumer_key,
         base = shared.base_url,
@@ -159,6 +161,28 @@ async fn settings_put(State(shared): State<Arc<Shared>>, body: Bytes) -> Respons
         }
     }
     settings_get(State(shared)).await
+}
+
+async fn clock_get(State(shared): State<Arc<Shared>>) -> Response {
+    let now = shared.clock.now().to_rfc3339();
+    Json(json!({"now": now, "pinned": shared.clock.pinned().is_some()})).into_response()
+}
+
+/// `{"now": RFC 3339}` pins the clock there; `{"now": null}` lets it run with the wall clock.
+async fn clock_put(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let at = match parse::<Value>(&body) {
+        Ok(v) => match v.get("now") {
+            Some(Value::Null) => None,
+            Some(Value::String(t)) => match chrono::DateTime::parse_from_rfc3339(t) {
+                Ok(t) => Some(t.with_timezone(&chrono::Utc)),
+                Err(e) => return bad_request(format!("now: {e}")),
+            },
+            _ => return bad_request("expected {\"now\": RFC 3339 time or null}"),
+        },
+        Err(e) => return bad_request(e),
+    };
+    shared.clock.pin(at);
+    clock_get(State(shared)).await
 }
 
 async fn rate_get(State(shared): State<Arc<Shared>>) -> Response {

@@ -179,6 +179,7 @@ fn routes(shared: &Shared, tracking: bool) -> Map<String, Value> {
         format!("/{ns}/orders/(?P<order_id>[\\d]+)/refunds/(?P<id>[\\d]+)"),
         item(&["GET"]),
     );
+    r.insert(format!("/{ns}/refunds"), route(ns, &["GET"], vec![]));
     r.insert(
         format!("/{ns}/orders/(?P<order_id>[\\d]+)/notes"),
         route(ns, &["GET", "POST"], vec![]),

@@ -12,14 +12,15 @@
 //! - `params`, `pagination`, `batch`, `json` — WP parameter validation, paging headers, batch
 //!   endpoints, JSON text in WooCommerce's field order
 //! - `products`, `variations`, `coupons` — catalogue resources
-//! - `orders`, `notes`, `refunds`, `totals`, `tax` — orders, order notes, refunds, money
-//!   (rust_decimal), Polish VAT
+//! - `orders`, `notes`, `refunds`, `totals`, `tax` — orders, order notes, refunds (an order's and
+//!   `GET /refunds` of all), money (rust_decimal), Polish VAT
 //! - `tracking` — the Shipment Tracking extension's API (optional)
 //! - `webhooks`, `delivery` — the webhook resource and deliveries (signature, ping, auto-disable)
 //! - `limits`, `faults`, `stats`, `requests` — rate limiter, fault injection, counters, request log
 //! - `control`, `actions` — `/__standin/*` and shop actions outside the REST API
 //! - `index` — `GET /wp-json/` and `GET /wp-json/wc/v3` discovery documents
-//! - `state`, `persist`, `clock`, `shared` — shop state, state/seed files, site time, context
+//! - `state`, `persist`, `clock`, `shared` — shop state, state/seed files, site time (which a
+//!   test can pin: [`WooStandin::set_clock`]), context
 
 mod actions;
 mod auth;
@@ -183,9 +184,7 @@ impl WooStandin {
             consumer_secret: opts.consumer_secret.clone(),
             key_permissions: opts.key_permissions,
             base_url: format!("http://{addr}"),
-            clock: SiteClock {
-                offset_minutes: opts.utc_offset_minutes,
-            },
+            clock: SiteClock::new(opts.utc_offset_minutes),
             settings: ShopSettings {
                 currency: opts.currency.clone(),
                 currency_symbol: opts.currency_symbol.clone(),
@@ -331,6 +330,25 @@ impl WooStandin {
             .get(&order_id)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// Refunds of every order, as `(order id, refund)`, oldest first.
+    pub fn refunds(&self) -> Vec<(u64, Refund)> {
+        let shop = self.shared.shop();
+        let mut all: Vec<(u64, Refund)> = shop
+            .refunds
+            .iter()
+            .flat_map(|(order, rs)| rs.iter().map(|r| (*order, r.clone())))
+            .collect();
+        all.sort_by_key(|(_, r)| r.id);
+        all
+    }
+
+    /// Pins the shop's clock at `at`: every date the shop writes from then on (orders, refunds,
+    /// notes, products) is that instant, until pinned elsewhere; `None` lets it run with the
+    /// wall clock again. `PUT /__standin/clock` does the same over HTTP.
+    pub fn set_clock(&self, at: Option<chrono::DateTime<chrono::Utc>>) {
+        self.shared.clock.pin(at);
     }
 
     /// Shipment tracking items of an order (Shipment Tracking extension).

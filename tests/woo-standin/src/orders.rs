@@ -18,7 +18,7 @@ use crate::coupons::NewCoupon;
 use crate::error::ApiError;
 use crate::json::{JsonText, with_links};
 use crate::notes;
-use crate::pagination::{DateFilters, Page, paged_response};
+use crate::pagination::{CRUD_ORDERBY, Collection, Listed, Page, paged_response};
 use crate::params::{Fields, Query, body_params, not_one_of};
 use crate::products::{MetaData, apply_meta};
 use crate::shared::Shared;
@@ -352,7 +352,8 @@ fn status_label(s: &str) -> &str {
     }
 }
 
-fn dec_number(d: Decimal) -> Number {
+/// A decimal as a JSON number (WooCommerce's float `price`).
+pub fn dec_number(d: Decimal) -> Number {
     d.to_f64()
         .and_then(Number::from_f64)
         .unwrap_or_else(|| Number::from(0))
@@ -857,7 +858,15 @@ pub fn change_status(
     if new_status == "refunded" {
         let left = order.total_decimal() - crate::refunds::refunded_total(&order);
         if left > Decimal::ZERO {
-            crate::refunds::record(shared, shop, id, left, "Order fully refunded.", false);
+            crate::refunds::record(
+                shared,
+                shop,
+                id,
+                left,
+                "Order fully refunded.",
+                false,
+                crate::refunds::RefundLines::default(),
+            );
         }
     }
     refresh_flags(shop, id);
@@ -1058,9 +1067,23 @@ pub fn order_json(o: &Order, api_root: &str) -> JsonText {
     with_links(o, &links)
 }
 
+impl Listed for Order {
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn parent_id(&self) -> u64 {
+        self.parent_id
+    }
+    fn created_gmt(&self) -> &str {
+        &self.date_created_gmt
+    }
+    fn modified_gmt(&self) -> &str {
+        &self.date_modified_gmt
+    }
+}
+
 fn list(shared: &Shared, shop: &ShopState, q: &Query) -> Result<(Vec<JsonText>, Page), ApiError> {
     let mut errs = Vec::new();
-    let page = Page::from_query(q, &mut errs);
     let statuses: Vec<String> = q
         .get("status")
         .map(|s| {
@@ -1079,24 +1102,14 @@ fn list(shared: &Shared, shop: &ShopState, q: &Query) -> Result<(Vec<JsonText>, 
             ));
         }
     }
-    let orderby = q.enum_str(
-        "orderby",
-        "date",
-        &["date", "modified", "id", "include", "title", "slug"],
-        &mut errs,
-    );
-    let order = q.enum_str("order", "desc", &["asc", "desc"], &mut errs);
-    let include = q.id_list("include", &mut errs);
-    let exclude = q.id_list("exclude", &mut errs);
+    let collection = Collection::from_query(q, &shared.clock, CRUD_ORDERBY, &mut errs);
     let customer = q.get("customer").and_then(|c| c.parse::<u64>().ok());
     let product = q.get("product").and_then(|c| c.parse::<u64>().ok());
-    let gmt = q.boolean("dates_are_gmt", &mut errs).unwrap_or(false);
-    let dates = DateFilters::from_query(q, &shared.clock, gmt, &mut errs);
     if !errs.is_empty() {
         return Err(ApiError::invalid_params(&errs));
     }
     let search = q.get("search").map(str::to_lowercase);
-    let mut items: Vec<&Order> = shop
+    let candidates = shop
         .orders
         .values()
         .filter(|o| {
@@ -1108,8 +1121,6 @@ fn list(shared: &Shared, shop: &ShopState, q: &Query) -> Result<(Vec<JsonText>, 
                 }
             })
         })
-        .filter(|o| include.is_empty() || include.contains(&o.id))
-        .filter(|o| !exclude.contains(&o.id))
         .filter(|o| customer.is_none_or(|c| o.customer_id == c))
         .filter(|o| {
             product.is_none_or(|p| {
@@ -1130,34 +1141,11 @@ fn list(shared: &Shared, shop: &ShopState, q: &Query) -> Result<(Vec<JsonText>, 
                 .to_lowercase();
                 hay.contains(s)
             })
-        })
-        .filter(|o| dates.matches(&o.date_created_gmt, &o.date_modified_gmt))
-        .collect();
-    items.sort_by(|a, b| {
-        let primary = match orderby.as_str() {
-            "id" | "title" | "slug" => a.id.cmp(&b.id),
-            "include" => {
-                let pos = |id: u64| include.iter().position(|x| *x == id).unwrap_or(usize::MAX);
-                pos(a.id).cmp(&pos(b.id))
-            }
-            "modified" => a.date_modified_gmt.cmp(&b.date_modified_gmt),
-            _ => a.date_created_gmt.cmp(&b.date_created_gmt),
-        };
-        let o = primary.then(a.id.cmp(&b.id));
-        if order == "asc" || orderby == "include" {
-            o
-        } else {
-            o.reverse()
-        }
-    });
-    let total = items.len();
+        });
+    let (found, page) = collection.apply(candidates);
     let root = shared.api_root();
-    let slice: Vec<JsonText> = page
-        .slice(&items)
-        .iter()
-        .map(|o| order_json(o, &root))
-        .collect();
-    Ok((slice, page.with_total(total)))
+    let slice: Vec<JsonText> = found.iter().map(|o| order_json(o, &root)).collect();
+    Ok((slice, page))
 }
 
 // ---- handlers -------------------------------------------------------------------------------

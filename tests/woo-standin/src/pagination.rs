@@ -1,7 +1,9 @@
 //! Collections: `per_page` (1..=100, default 10), `page`, `offset`, the `X-WP-Total` and
 //! `X-WP-TotalPages` headers and the `Link` header (`rel="prev"`/`rel="next"`), plus the date
 //! filters `after`/`before`/`modified_after`/`modified_before` (exclusive, second precision) with
-//! `dates_are_gmt`.
+//! `dates_are_gmt`. [`Collection`] is the whole set `WC_REST_CRUD_Controller::get_collection_params`
+//! gives orders and refunds (the order, the id filters, the dates, the page), read and applied
+//! once for both.
 
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
@@ -10,6 +12,9 @@ use chrono::{DateTime, Utc};
 use crate::clock::SiteClock;
 use crate::json::JsonText;
 use crate::params::Query;
+
+/// `orderby` of `WC_REST_CRUD_Controller::get_collection_params` (orders, refunds).
+pub const CRUD_ORDERBY: &[&str] = &["date", "id", "include", "title", "slug", "modified"];
 
 /// A page request and, after filtering, the total.
 #[derive(Debug, Clone, Copy)]
@@ -150,5 +155,108 @@ impl DateFilters {
             && before(self.before, created)
             && after(self.modified_after, modified)
             && before(self.modified_before, modified)
+    }
+}
+
+/// What a collection sorts and filters on.
+pub trait Listed {
+    fn id(&self) -> u64;
+    fn parent_id(&self) -> u64;
+    fn created_gmt(&self) -> &str;
+    fn modified_gmt(&self) -> &str;
+}
+
+/// The collection parameters of WooCommerce's CRUD controllers: `page`/`per_page`/`offset`,
+/// `order` (default `desc`), `orderby` (default `date`), `include`/`exclude`,
+/// `parent`/`parent_exclude`, the date filters and `dates_are_gmt`. Invalid values are collected
+/// as `rest_invalid_param` entries.
+#[derive(Debug, Clone)]
+pub struct Collection {
+    pub page: Page,
+    pub orderby: String,
+    pub ascending: bool,
+    pub include: Vec<u64>,
+    pub exclude: Vec<u64>,
+    pub parent: Vec<u64>,
+    pub parent_exclude: Vec<u64>,
+    pub dates: DateFilters,
+}
+
+impl Collection {
+    pub fn from_query(
+        q: &Query,
+        clock: &SiteClock,
+        orderby: &[&str],
+        errs: &mut Vec<(String, String, String)>,
+    ) -> Collection {
+        let page = Page::from_query(q, errs);
+        let by = q.enum_str("orderby", "date", orderby, errs);
+        let order = q.enum_str("order", "desc", &["asc", "desc"], errs);
+        let include = q.id_list("include", errs);
+        let exclude = q.id_list("exclude", errs);
+        let parent = q.id_list("parent", errs);
+        let parent_exclude = q.id_list("parent_exclude", errs);
+        let gmt = q.boolean("dates_are_gmt", errs).unwrap_or(false);
+        let dates = DateFilters::from_query(q, clock, gmt, errs);
+        Collection {
+            page,
+            orderby: by,
+            ascending: order == "asc",
+            include,
+            exclude,
+            parent,
+            parent_exclude,
+            dates,
+        }
+    }
+
+    /// Whether an item passes the id, parent and date filters.
+    pub fn admits<T: Listed + ?Sized>(&self, item: &T) -> bool {
+        let id = item.id();
+        (self.include.is_empty() || self.include.contains(&id))
+            && !self.exclude.contains(&id)
+            && (self.parent.is_empty() || self.parent.contains(&item.parent_id()))
+            && !self.parent_exclude.contains(&item.parent_id())
+            && self.dates.matches(item.created_gmt(), item.modified_gmt())
+    }
+
+    /// Sorts as WP_Query does: `date` and `modified` are `… ID` (ties by id, in the same
+    /// direction), `include` keeps the order of `include` whatever `order` says, `title` and
+    /// `slug` fall back to the id (*stand-in*: titles are not kept).
+    pub fn sort<T: Listed + ?Sized>(&self, items: &mut [&T]) {
+        items.sort_by(|a, b| {
+            let primary = match self.orderby.as_str() {
+                "include" => {
+                    let pos = |id: u64| {
+                        self.include
+                            .iter()
+                            .position(|x| *x == id)
+                            .unwrap_or(usize::MAX)
+                    };
+                    pos(a.id()).cmp(&pos(b.id()))
+                }
+                "modified" => a.modified_gmt().cmp(b.modified_gmt()),
+                "date" => a.created_gmt().cmp(b.created_gmt()),
+                _ => std::cmp::Ordering::Equal,
+            };
+            let o = primary.then(a.id().cmp(&b.id()));
+            if self.ascending || self.orderby == "include" {
+                o
+            } else {
+                o.reverse()
+            }
+        });
+    }
+
+    /// Filters, sorts and pages `items`: the page's items and the page with its total.
+    pub fn apply<'a, T: Listed + ?Sized>(
+        &self,
+        items: impl IntoIterator<Item = &'a T>,
+    ) -> (Vec<&'a T>, Page) {
+        let mut found: Vec<&T> = items.into_iter().filter(|i| self.admits(*i)).collect();
+        self.sort(&mut found);
+        let total = found.len();
+        let page = self.page.with_total(total);
+        (page.slice(&found).to_vec(), page)
     }
 }

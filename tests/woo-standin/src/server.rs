@@ -83,6 +83,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
             "/orders/{id}/refunds/{refund_id}",
             get(refunds::get_handler),
         )
+        .route("/refunds", get(refunds::all_handler))
         .route(
             "/orders/{id}/notes",
             get(notes::list_handler).post(notes::create_handler),

@@ -265,7 +265,7 @@ mod tests {
     use crate::clock::SiteClock;
 
     fn product(id: u64, sku: &str, slug: &str) -> Product {
-        let mut p = Product::blank(id, &SiteClock { offset_minutes: 60 });
+        let mut p = Product::blank(id, &SiteClock::new(60));
         p.sku = sku.into();
         p.slug = slug.into();
         p
