@@ -1,6 +1,7 @@
 //! The WooCommerce connector against the WooCommerce stand-in on 127.0.0.1:
 //! SKU lookup across pages and among variations, batch writes read back
-//! from the shop, per-item rejections, and each class of whole-call error.
+//! from the shop, per-item rejections, each class of whole-call error, and
+//! refunds read as buyers' returns (lines, pages, refunds in one second).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -9,11 +10,14 @@ use functions::mapping::ProductChanges;
 use functions::shop::woocommerce::{
     WooCommerce, WooConfig, WooCredentials, WooSettings, parse_retry_after,
 };
-use functions::shop::{CatalogueSink, ItemOutcome, Secret, ShopError, ShopItemId};
+use functions::shop::{
+    CatalogueSink, ItemOutcome, ReturnedItem, ReturnsSource, Secret, ShopError, ShopItemId,
+    ShopReturn,
+};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use serde_json::json;
-use woo_standin::{NewProduct, WooOptions, WooStandin};
+use woo_standin::{NewOrder, NewProduct, WooOptions, WooStandin};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -456,4 +460,219 @@ fn retry_after_is_read_without_floats() {
         Some(Duration::ZERO)
     );
     assert_eq!(parse_retry_after("soon"), None);
+}
+
+// ---- refunds as buyers' returns ------------------------------------------------------------
+
+/// `POST /orders/{id}/refunds` as the shop's staff would (a manual refund); the refund's id.
+async fn refund(
+    w: &WooStandin,
+    order: u64,
+    body: serde_json::Value,
+) -> Result<u64, Box<dyn std::error::Error>> {
+    let mut body = body;
+    body["api_refund"] = json!(false);
+    let answer = reqwest::Client::new()
+        .post(format!("{}/orders/{order}/refunds", w.api_url()))
+        .basic_auth(w.consumer_key(), Some(w.consumer_secret()))
+        .json(&body)
+        .send()
+        .await?;
+    let status = answer.status();
+    let refund: serde_json::Value = answer.json().await?;
+    assert_eq!(status, 201, "{refund}");
+    Ok(refund["id"].as_u64().ok_or("a refund without an id")?)
+}
+
+/// What the poller does: pages until the connector says there is no more, the cursor kept.
+async fn poll(
+    source: &dyn ReturnsSource,
+    after: &mut Option<String>,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<(Vec<ShopReturn>, usize), Box<dyn std::error::Error>> {
+    let mut found = Vec::new();
+    let mut reads = 0;
+    loop {
+        let page = source.list_returns(after.as_deref(), since).await?;
+        reads += 1;
+        found.extend(page.returns);
+        if let Some(next) = page.after {
+            *after = Some(next);
+        }
+        if !page.more || reads > 20 {
+            return Ok((found, reads));
+        }
+    }
+}
+
+fn moment(secs: i64) -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone;
+    chrono::Utc
+        .with_ymd_and_hms(2025, 3, 1, 12, 0, 0)
+        .single()
+        .unwrap_or_default()
+        + chrono::Duration::seconds(secs)
+}
+
+#[tokio::test]
+async fn a_refund_with_two_lines_is_a_buyers_return_with_its_skus_and_quantities() -> TestResult {
+    let w = standin().await?;
+    add(&w, "KUBEK-1", "10.00", 20)?;
+    add(&w, "TALERZ-2", "5.00", 20)?;
+    let order = w.place_order(NewOrder {
+        line_items: vec![("KUBEK-1".into(), 2), ("TALERZ-2".into(), 3)],
+        ..NewOrder::default()
+    })?;
+    w.set_clock(Some(moment(0)));
+    let with_lines = refund(
+        &w,
+        order.id,
+        json!({"reason": "Zwrot", "line_items": [
+            {"id": order.line_items[0].id, "quantity": 1, "refund_total": 8.13, "refund_tax": [{"id": 1, "refund_total": 1.87}]},
+            {"id": order.line_items[1].id, "quantity": 2, "refund_total": 8.13, "refund_tax": [{"id": 1, "refund_total": 1.87}]},
+        ]}),
+    )
+    .await?;
+    w.set_clock(Some(moment(5)));
+    let amount_only = refund(&w, order.id, json!({"amount": "2.00"})).await?;
+    w.set_clock(None);
+
+    let source = connector(&w)?
+        .connector()
+        .returns
+        .ok_or("WooCommerce has returns")?;
+    let mut after = None;
+    let (found, _) = poll(source.as_ref(), &mut after, moment(-3600)).await?;
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(
+        found[0],
+        ShopReturn {
+            id: with_lines.to_string(),
+            order_id: order.id.to_string(),
+            created_at: moment(0),
+            status: "refunded".into(),
+            reference: with_lines.to_string(),
+            items: vec![
+                ReturnedItem {
+                    sku: Some("KUBEK-1".into()),
+                    name: "Produkt KUBEK-1".into(),
+                    quantity: 1,
+                },
+                ReturnedItem {
+                    sku: Some("TALERZ-2".into()),
+                    name: "Produkt TALERZ-2".into(),
+                    quantity: 2,
+                },
+            ],
+        }
+    );
+    // Money back without goods: listed, with no items.
+    assert_eq!(found[1].id, amount_only.to_string());
+    assert_eq!(found[1].created_at, moment(5));
+    assert!(found[1].items.is_empty());
+    // Read again: nothing new.
+    let (again, _) = poll(source.as_ref(), &mut after, moment(-3600)).await?;
+    assert!(again.is_empty(), "{again:?}");
+    // Every read asked WooCommerce's global refunds list, oldest first by GMT date.
+    let reads: Vec<_> = w
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/refunds"))
+        .collect();
+    assert_eq!(reads.len(), 2);
+    for r in &reads {
+        for part in [
+            "dates_are_gmt=true",
+            "orderby=date",
+            "order=asc",
+            "per_page=100",
+        ] {
+            assert!(r.query.contains(part), "{}", r.query);
+        }
+    }
+    w.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn refunds_are_read_across_a_page_and_within_one_second_once_each() -> TestResult {
+    let w = standin().await?;
+    add(&w, "KUBEK-1", "100.00", 1000)?;
+    let order = w.place_order(NewOrder {
+        line_items: vec![("KUBEK-1".into(), 10)],
+        ..NewOrder::default()
+    })?;
+    // 98 refunds a second apart, then three in one second: the first page of 100 ends
+    // between two refunds of the same second.
+    let mut made = Vec::new();
+    for i in 0..101 {
+        w.set_clock(Some(moment(i.min(98))));
+        made.push(refund(&w, order.id, json!({"amount": "0.01"})).await?);
+    }
+    let source = connector(&w)?
+        .connector()
+        .returns
+        .ok_or("WooCommerce has returns")?;
+    let since = moment(-3600);
+    let mut after = None;
+    let (first, reads) = poll(source.as_ref(), &mut after, since).await?;
+    assert_eq!(reads, 2, "a full page, then the rest");
+    let ids: Vec<String> = first.iter().map(|r| r.id.clone()).collect();
+    let expected: Vec<String> = made.iter().map(u64::to_string).collect();
+    assert_eq!(ids, expected, "each once, oldest first");
+
+    // Two more in the very second the last read ended with, then one a second later.
+    w.set_clock(Some(moment(98)));
+    let late = [
+        refund(&w, order.id, json!({"amount": "0.01"})).await?,
+        refund(&w, order.id, json!({"amount": "0.01"})).await?,
+    ];
+    let (second, _) = poll(source.as_ref(), &mut after, since).await?;
+    let ids: Vec<String> = second.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(
+        ids,
+        late.map(|id| id.to_string()),
+        "the same second's latecomers, once"
+    );
+    w.set_clock(Some(moment(99)));
+    let next = refund(&w, order.id, json!({"amount": "0.01"})).await?;
+    w.set_clock(None);
+    let (third, _) = poll(source.as_ref(), &mut after, since).await?;
+    let ids: Vec<String> = third.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(ids, [next.to_string()]);
+    let (fourth, _) = poll(source.as_ref(), &mut after, since).await?;
+    assert!(fourth.is_empty(), "{fourth:?}");
+    w.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_woocommerce_without_the_refunds_list_says_so() -> TestResult {
+    // WooCommerce before 9.0: no `GET /refunds`, WordPress's 404 for an unknown route.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let app = axum::Router::new().fallback(|| async {
+        (
+            axum::http::StatusCode::NOT_FOUND,
+            axum::Json(json!({"code": "rest_no_route", "message": "No route was found matching the URL and request method.", "data": {"status": 404}})),
+        )
+    });
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut config = WooConfig::new(base, "ck_test", Secret::new("cs_test"));
+    config.settings.timeout = Duration::from_secs(2);
+    let source = WooCommerce::new(config)?
+        .connector()
+        .returns
+        .ok_or("WooCommerce has returns")?;
+    match source.list_returns(None, moment(0)).await {
+        Err(ShopError::Permanent(why)) => {
+            assert!(
+                why.contains("9.0") && why.contains("rest_no_route"),
+                "{why}"
+            )
+        }
+        other => panic!("expected a permanent error, got {other:?}"),
+    }
+    server.abort();
+    Ok(())
 }

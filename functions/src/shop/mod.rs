@@ -573,7 +573,8 @@ pub struct ShopReturn {
 #[derive(Debug, Clone, Default)]
 pub struct ReturnsPage {
     pub returns: Vec<ShopReturn>,
-    /// Where the next read goes on (the last return's id); `None`: as before.
+    /// Where the next read goes on, opaque to the caller (Allegro: the last
+    /// return's id; WooCommerce: a `RefundCursor`); `None`: as before.
     pub after: Option<String>,
     /// Whether more are waiting past this page.
     pub more: bool,
@@ -581,7 +582,7 @@ pub struct ReturnsPage {
 
 /// The returns side of a platform: buyers' returns, for the office.
 pub trait ReturnsSource: Send + Sync {
-    /// The returns created after `after` (a return's id the last read
+    /// The returns created after `after` (the position the last read
     /// gave), or, the first time, since `since`.
     fn list_returns<'a>(
         &'a self,

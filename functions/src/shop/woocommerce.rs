@@ -32,6 +32,14 @@
 //!   tracking number or an invoice is a customer note, `POST
 //!   /orders/{id}/notes` `{"note", "customer_note": true}` (WooCommerce
 //!   e-mails it to the buyer).
+//! - returns: each refund (WooCommerce 9.0+'s `GET /refunds?after=<GMT>&dates_are_gmt=true&
+//!   exclude=<ids>&orderby=date&order=asc&per_page=100`, one page per call) is a buyer's return
+//!   ([`super::ShopReturn`]): its id, its order (`parent_id`), `date_created_gmt`, status
+//!   `refunded`, the refund id as reference, and its line items (negative quantities: the
+//!   returned pieces) by SKU and name; a line refunded in money only (quantity 0) names no
+//!   returned piece, and an amount-only refund has no items but is listed all the same. See
+//!   [`RefundCursor`] for where the next read goes on. A WooCommerce before 9.0 has no
+//!   `/refunds` (404 `rest_no_route`): a permanent error that says so.
 //!
 //! Hiding a product sets `status: private` and `catalog_visibility: hidden`
 //! (customers can neither find nor buy it; the shop's staff still see it);
@@ -42,6 +50,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chrono::Timelike;
 use futures::future::BoxFuture;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
@@ -345,9 +354,9 @@ impl WooCommerce {
             platform: "woocommerce",
             catalogue: Some(this.clone()),
             orders: Some(this.clone()),
-            updates: Some(this),
+            updates: Some(this.clone()),
             webhooks: Some(Arc::new(super::woo_order::WooWebhooks)),
-            returns: None,
+            returns: Some(this),
         }
     }
 
@@ -838,6 +847,230 @@ impl WooCommerce {
     }
 }
 
+/// Where the refunds were read to: `<date_created_gmt>|<id>,<id>…`, the newest creation
+/// second read and every refund id read with that very second.
+///
+/// WooCommerce filters refunds by creation time (`after`, exclusive, to the second), not by id,
+/// and several refunds can be made in one second: asking `after` the last second read would miss
+/// one made later in that second, asking from that second again lists the last ones again. So the
+/// next read asks from one second earlier (`after` = second − 1 s) and leaves out the ids already
+/// read at that second (`exclude=`, and again here in case a host drops the parameter). A second
+/// refund in the same second is read next time; none is listed twice. Ids, not "ids up to the
+/// last", because ids are handed out before a refund is saved: two made at once can land in
+/// either order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundCursor {
+    /// The newest creation second read (UTC).
+    pub at: chrono::NaiveDateTime,
+    /// The refunds read with that creation second.
+    pub seen: Vec<u64>,
+}
+
+impl RefundCursor {
+    const FORMAT: &'static str = "%Y-%m-%dT%H:%M:%S";
+
+    /// The first read: refunds from `since` (to the second) on.
+    pub fn starting(since: chrono::DateTime<chrono::Utc>) -> RefundCursor {
+        let at = since.naive_utc();
+        RefundCursor {
+            at: at.with_nanosecond(0).unwrap_or(at),
+            seen: Vec::new(),
+        }
+    }
+
+    /// A stored cursor; `None` if it is not one this connector wrote.
+    pub fn parse(text: &str) -> Option<RefundCursor> {
+        let (at, ids) = text.split_once('|')?;
+        let at = chrono::NaiveDateTime::parse_from_str(at, Self::FORMAT).ok()?;
+        let seen = ids
+            .split(',')
+            .filter(|id| !id.is_empty())
+            .map(|id| id.parse::<u64>().ok())
+            .collect::<Option<Vec<u64>>>()?;
+        Some(RefundCursor { at, seen })
+    }
+
+    /// Moves past a refund read (they come oldest first).
+    fn read(&mut self, created: chrono::NaiveDateTime, id: u64) {
+        if created > self.at {
+            self.at = created;
+            self.seen.clear();
+        }
+        if created == self.at && !self.seen.contains(&id) {
+            self.seen.push(id);
+        }
+    }
+
+    /// Whether a listed refund was read before.
+    fn covers(&self, created: chrono::NaiveDateTime, id: u64) -> bool {
+        created < self.at || (created == self.at && self.seen.contains(&id))
+    }
+}
+
+impl std::fmt::Display for RefundCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ids: Vec<String> = self.seen.iter().map(u64::to_string).collect();
+        write!(f, "{}|{}", self.at.format(Self::FORMAT), ids.join(","))
+    }
+}
+
+/// A refund's creation time: WooCommerce's `date_created_gmt` has no offset (it is UTC).
+fn refund_created(refund: &Value) -> Option<chrono::NaiveDateTime> {
+    let text = refund["date_created_gmt"].as_str()?.trim();
+    chrono::NaiveDateTime::parse_from_str(text, RefundCursor::FORMAT)
+        .ok()
+        .or_else(|| {
+            chrono::DateTime::parse_from_rfc3339(text)
+                .ok()
+                .map(|t| t.naive_utc())
+        })
+        .map(|t| t.with_nanosecond(0).unwrap_or(t))
+}
+
+/// A refund's order: `parent_id`, or the order its `up` link points at.
+fn refund_order(refund: &Value) -> Option<u64> {
+    refund["parent_id"]
+        .as_u64()
+        .filter(|id| *id != 0)
+        .or_else(|| {
+            refund["_links"]["up"][0]["href"]
+                .as_str()?
+                .rsplit('/')
+                .next()?
+                .parse()
+                .ok()
+        })
+}
+
+/// The pieces a refund gives back: its line items with a quantity (negative in WooCommerce).
+fn returned_items(refund: &Value) -> Vec<super::ReturnedItem> {
+    refund["line_items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|line| {
+            let quantity = u32::try_from(line["quantity"].as_i64()?.unsigned_abs()).ok()?;
+            (quantity > 0).then(|| super::ReturnedItem {
+                sku: line["sku"]
+                    .as_str()
+                    .map(str::trim)
+                    .filter(|sku| !sku.is_empty())
+                    .map(str::to_owned),
+                name: line["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .chars()
+                    .take(200)
+                    .collect(),
+                quantity,
+            })
+        })
+        .collect()
+}
+
+impl WooCommerce {
+    async fn returns_page(
+        &self,
+        after: Option<&str>,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<super::ReturnsPage, ShopError> {
+        let mut cursor = match after.map(|text| (text, RefundCursor::parse(text))) {
+            Some((_, Some(cursor))) => cursor,
+            Some((text, None)) => {
+                tracing::warn!(cursor = %text, "not a WooCommerce refunds cursor: reading from the start again");
+                RefundCursor::starting(since)
+            }
+            None => RefundCursor::starting(since),
+        };
+        let from = (cursor.at - chrono::Duration::seconds(1))
+            .format(RefundCursor::FORMAT)
+            .to_string();
+        let exclude: Vec<String> = cursor.seen.iter().map(u64::to_string).collect();
+        let exclude = exclude.join(",");
+        let per_page = PER_PAGE.to_string();
+        let mut query = vec![
+            ("after", from.as_str()),
+            ("dates_are_gmt", "true"),
+            ("orderby", "date"),
+            ("order", "asc"),
+            ("per_page", per_page.as_str()),
+            ("page", "1"),
+        ];
+        if !exclude.is_empty() {
+            query.push(("exclude", exclude.as_str()));
+        }
+        let (headers, body) = self
+            .call(self.http.get(self.url("/refunds", &query)))
+            .await
+            .map_err(|e| match e {
+                ShopError::Permanent(why) if why.contains("rest_no_route") => {
+                    ShopError::Permanent(format!(
+                        "GET /refunds is not in this shop's WooCommerce (it came with 9.0): \
+                         its refunds are not read as returns until it is updated ({why})"
+                    ))
+                }
+                other => other,
+            })?;
+        let Value::Array(listed) = body else {
+            return Err(ShopError::Transient(
+                "GET /refunds answered something other than a list".into(),
+            ));
+        };
+        let before = cursor.clone();
+        let mut returns = Vec::new();
+        for refund in &listed {
+            let (Some(id), Some(created)) = (refund["id"].as_u64(), refund_created(refund)) else {
+                tracing::warn!("a WooCommerce refund without an id or creation date: skipped");
+                continue;
+            };
+            if before.covers(created, id) {
+                continue;
+            }
+            cursor.read(created, id);
+            let Some(order_id) = refund_order(refund) else {
+                tracing::warn!(
+                    refund = id,
+                    "a WooCommerce refund without its order: skipped"
+                );
+                continue;
+            };
+            returns.push(super::ShopReturn {
+                id: id.to_string(),
+                order_id: order_id.to_string(),
+                created_at: created.and_utc(),
+                status: "refunded".to_owned(),
+                reference: id.to_string(),
+                items: returned_items(refund),
+            });
+        }
+        let total_pages = headers
+            .get("x-wp-totalpages")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        let more = match total_pages {
+            Some(total) => total > 1,
+            None => listed.len() >= PER_PAGE,
+        };
+        let moved = cursor != before;
+        Ok(super::ReturnsPage {
+            returns,
+            after: moved.then(|| cursor.to_string()),
+            // A page that moves nothing would be asked for again, to the same answer.
+            more: more && moved,
+        })
+    }
+}
+
+impl super::ReturnsSource for WooCommerce {
+    fn list_returns<'a>(
+        &'a self,
+        after: Option<&'a str>,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> BoxFuture<'a, Result<super::ReturnsPage, ShopError>> {
+        Box::pin(self.returns_page(after, since))
+    }
+}
+
 impl WooCommerce {
     async fn apply_update(
         &self,
@@ -1141,5 +1374,99 @@ fn status_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ShopErr
                 .unwrap_or("?")
         )),
         _ => ShopError::Permanent(describe(status, body)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refund_cursor_reads_back_what_it_wrote_and_nothing_else() {
+        let text = "2025-03-01T12:00:00|15,14";
+        let cursor = RefundCursor::parse(text);
+        assert_eq!(
+            cursor.as_ref().map(ToString::to_string).as_deref(),
+            Some(text)
+        );
+        assert_eq!(
+            RefundCursor::parse("2025-03-01T12:00:00|").map(|c| c.seen),
+            Some(Vec::new())
+        );
+        for garbage in [
+            "",
+            "15",
+            "2025-03-01|15",
+            "2025-03-01T12:00:00|15,x",
+            "eyJmcm9tIjoxfQ",
+        ] {
+            assert_eq!(RefundCursor::parse(garbage), None, "{garbage}");
+        }
+    }
+
+    #[test]
+    fn a_refund_cursor_moves_with_the_newest_second_and_keeps_its_ids() {
+        let at = |s: &str| chrono::NaiveDateTime::parse_from_str(s, RefundCursor::FORMAT);
+        let (Ok(t0), Ok(t1)) = (at("2025-03-01T12:00:00"), at("2025-03-01T12:00:01")) else {
+            panic!("test dates");
+        };
+        let mut cursor = RefundCursor {
+            at: t0,
+            seen: vec![7],
+        };
+        assert!(cursor.covers(t0, 7));
+        assert!(
+            !cursor.covers(t0, 5),
+            "an earlier id made later in the same second"
+        );
+        cursor.read(t0, 5);
+        assert_eq!(cursor.seen, [7, 5]);
+        cursor.read(t1, 9);
+        assert_eq!((cursor.at, cursor.seen.clone()), (t1, vec![9]));
+        assert!(cursor.covers(t0, 1));
+    }
+
+    #[test]
+    fn odd_refund_lines_are_read_without_panicking() {
+        let refund = json!({
+            "id": 30,
+            "date_created_gmt": "2025-03-01T12:00:00",
+            "_links": {"up": [{"href": "https://sklep.example/wp-json/wc/v3/orders/12"}]},
+            "line_items": [
+                {"name": "Kubek", "sku": "K-1", "quantity": -2},
+                {"name": "Korekta ceny", "sku": "K-2", "quantity": 0},
+                {"name": null, "sku": null, "quantity": 3},
+                {"name": "Bez ilości", "sku": ""},
+                {"name": "Za dużo", "quantity": -99_999_999_999_i64},
+                "not a line",
+            ],
+        });
+        assert_eq!(refund_order(&refund), Some(12));
+        assert_eq!(
+            refund_created(&refund).map(|t| t.and_utc().to_rfc3339()),
+            Some("2025-03-01T12:00:00+00:00".into())
+        );
+        let items = returned_items(&refund);
+        assert_eq!(
+            items,
+            [
+                super::super::ReturnedItem {
+                    sku: Some("K-1".into()),
+                    name: "Kubek".into(),
+                    quantity: 2
+                },
+                super::super::ReturnedItem {
+                    sku: None,
+                    name: String::new(),
+                    quantity: 3
+                },
+            ]
+        );
+        assert!(returned_items(&json!({"line_items": "none"})).is_empty());
+        assert_eq!(refund_order(&json!({"parent_id": 0})), None);
+        assert_eq!(
+            refund_created(&json!({"date_created_gmt": "wczoraj"})),
+            None
+        );
     }
 }
