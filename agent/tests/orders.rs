@@ -732,6 +732,8 @@ async fn a_realised_orders_invoice_reads_back_as_the_buyers_copy_and_then_with_i
     let corrected = &invoices[&correction.id];
     assert_eq!(corrected.corrects.as_deref(), Some(fs.number.as_str()));
     assert_eq!(corrected.correction_reason.as_deref(), Some("Zwrot towaru"));
+    assert_eq!(corrected.corrected_issued_on, Some(today));
+    assert_eq!(corrected.corrected_ksef_number.as_deref(), Some(ksef));
     let lines: Vec<_> = corrected
         .lines
         .iter()

@@ -22,6 +22,14 @@ pub struct Invoice {
     /// For a correction: why (`TrN_KorektaZTytulu`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correction_reason: Option<String>,
+    /// For a correction: the corrected invoice's date of issue, which the
+    /// correction must repeat (art. 106j(2)(3) with art. 106e(1)(1)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrected_issued_on: Option<NaiveDate>,
+    /// For a correction: the corrected invoice's KSeF number, where KSeF
+    /// gave it one (art. 106j(2)(2a)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrected_ksef_number: Option<String>,
     /// Date of issue (`TrN_DataDok`).
     pub issued_on: NaiveDate,
     /// Date of the sale, i.e. of delivery (`TrN_DataWys`).

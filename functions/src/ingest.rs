@@ -72,6 +72,7 @@ pub struct Ingest {
     commands_queue_url: String,
     invoice_files: InvoiceFiles,
     invoice_records: InvoiceRecords,
+    returns: crate::returns::ReturnStore,
     /// Where buyers open their invoices (the webhook's Function URL); empty
     /// until the deploy command knows it, and then no link is given.
     document_link_base: String,
@@ -99,6 +100,7 @@ impl Ingest {
                 .unwrap_or_default()
                 .trim()
                 .to_owned(),
+            returns: crate::returns::ReturnStore::new(clients.dynamodb.clone(), table.clone()),
             state: StateTable::new(clients.dynamodb.clone(), table.clone(), retention_days),
             catalog: Catalog::new(clients.dynamodb.clone(), table.clone()),
             sequences: Sequences::new(clients.dynamodb.clone(), table.clone()),
@@ -662,19 +664,23 @@ impl Ingest {
         self.orders
             .awaiting_realisation(&stored, progress.realisation.as_ref().filter(|_| waiting))
             .await?;
-        if stored.order.state.is_closed() {
-            // The shop closed the order (cancelled, refunded, …): moving it
-            // to another status would reopen it and take its stock again.
-            info!(shop = %shop.id, order = %progress.order_id, shop_status = %stored.order.status, stage = ?stored.stage, "order progress for an order the shop closed: the shop is left as it is");
-            return Ok(());
+        // The shop closed the order (cancelled, refunded, …): moving it to
+        // another status would reopen it and take its stock again, so only
+        // the ERP's documents still reach the buyer (a refunded order's
+        // correction above all).
+        let closed = stored.order.state.is_closed();
+        if closed {
+            info!(shop = %shop.id, order = %progress.order_id, shop_status = %stored.order.status, stage = ?stored.stage, "order progress for an order the shop closed: its status is left as it is");
         }
         let new_stage = stored
             .stage
             .clone()
+            .filter(|_| !closed)
             .filter(|stage| stored.stage_queued.as_deref() != Some(stage.as_str()));
         let new_tracking = stored
             .tracking
             .clone()
+            .filter(|_| !closed)
             .filter(|t| stored.tracking_queued.as_deref() != Some(t.as_str()));
         // The platform's connector decides what each update becomes in the
         // shop (a status, a note, a shipment, or nothing).
@@ -698,6 +704,12 @@ impl Ingest {
         }
         let mut links_given = Vec::new();
         for invoice in &progress.invoices {
+            if invoice.is_correction() {
+                // The buyer's return (or refund) now has its correction.
+                self.returns
+                    .correction_issued(&shop.id, &progress.order_id, &invoice.number)
+                    .await?;
+            }
             if let Some(link) = self
                 .store_invoice(&shop.id, &progress.order_id, invoice)
                 .await?
@@ -708,6 +720,7 @@ impl Ingest {
                     update: OrderUpdate::Invoice {
                         number: invoice.number.clone(),
                         link,
+                        corrects: invoice.corrects.clone(),
                     },
                 });
                 links_given.push(invoice.document_id);

@@ -184,12 +184,24 @@ fn draw_heading(doc: &mut Document, invoice: &Invoice) {
     );
     doc.gap(2.0);
     if let Some(corrected) = &invoice.corrects {
+        let issued = invoice
+            .corrected_issued_on
+            .map(|d| format!(" z dnia {}", d.format("%Y-%m-%d")))
+            .unwrap_or_default();
         doc.paragraph(
-            &format!("do faktury {corrected}"),
+            &format!("do faktury {corrected}{issued}"),
             Style::Bold,
             TEXT_SIZE,
             CONTENT_WIDTH,
         );
+        if let Some(number) = &invoice.corrected_ksef_number {
+            doc.paragraph(
+                &format!("Numer KSeF faktury korygowanej: {number}"),
+                Style::Regular,
+                TEXT_SIZE,
+                CONTENT_WIDTH,
+            );
+        }
         let reason = invoice.correction_reason.as_deref().unwrap_or("").trim();
         let reason = if reason.is_empty() {
             "nie podano"

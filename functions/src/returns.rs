@@ -1,11 +1,20 @@
-//! Buyers' returns reported by the shops (Allegro's customer returns), kept
+//! Buyers' returns reported by the shops (Allegro's customer returns,
+//! WooCommerce's refunds), kept
 //! for the office: each one needs a correction in the ERP. The poller reads
 //! each platform's new returns after its orders ([`ReturnStore::record`]);
 //! `/status` lists them ([`ReturnStore::list`]).
 //!
+//! When the ERP's correction of the order's invoice arrives (the agent
+//! reports it with the order's progress), ingest records its number
+//! ([`ReturnStore::correction_issued`]) and the listing shows the return as
+//! corrected.
+//!
 //! Items: `pk = return#<shop>`, `sk = <return id>`, the return's fields
 //! (serde_dynamo); the read position `pk = cursors`, `sk = returns#<shop>`,
-//! `after` = the last return's id.
+//! `after` = the connector's cursor (opaque here: Allegro's last return id,
+//! WooCommerce's second and ids); an order's corrections `pk =
+//! corrections#<shop>`, `sk = <order id>`, `numbers` (a string set), read
+//! by key for the returns listed (no scan).
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
@@ -20,9 +29,15 @@ pub struct ReportedReturn {
     pub shop: String,
     #[serde(flatten)]
     pub shop_return: ShopReturn,
-    /// What the office must do.
+    /// What the office must do ("nothing" once corrected).
     pub needs: String,
+    /// The ERP's corrections of the order's invoice, by number.
+    #[serde(default)]
+    pub corrections: Vec<String>,
 }
+
+/// What a return asks of the office until the ERP has a correction.
+const NEEDS_CORRECTION: &str = "a correction in the ERP";
 
 #[derive(Serialize, Deserialize)]
 struct Item {
@@ -96,7 +111,8 @@ impl ReturnStore {
             reported: ReportedReturn {
                 shop: shop.to_owned(),
                 shop_return: shop_return.clone(),
-                needs: "a correction in the ERP".into(),
+                needs: NEEDS_CORRECTION.into(),
+                corrections: Vec::new(),
             },
         };
         let item: std::collections::HashMap<String, AttributeValue> =
@@ -142,6 +158,101 @@ impl ReturnStore {
         }
         found.sort_by_key(|r| std::cmp::Reverse(r.shop_return.created_at));
         found.truncate(limit);
+        let orders: Vec<String> = found
+            .iter()
+            .map(|r| r.shop_return.order_id.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let corrections = self.corrections(shop, &orders).await?;
+        for listed in &mut found {
+            if let Some(numbers) = corrections.get(&listed.shop_return.order_id) {
+                listed.corrections = numbers.clone();
+                listed.needs = "nothing: corrected in the ERP".into();
+            }
+        }
+        Ok(found)
+    }
+
+    /// The ERP issued correction `number` for the order's invoice (again:
+    /// no change).
+    pub async fn correction_issued(
+        &self,
+        shop: &str,
+        order_id: &str,
+        number: &str,
+    ) -> Result<(), StateError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("corrections#{shop}")))
+            .key("sk", s(order_id))
+            .update_expression("ADD numbers :number")
+            .expression_attribute_values(":number", AttributeValue::Ss(vec![number.to_owned()]))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error("UpdateItem", &e))
+    }
+
+    /// The corrections of these orders, by order id (read by key, 100 at a
+    /// time as BatchGetItem allows).
+    async fn corrections(
+        &self,
+        shop: &str,
+        orders: &[String],
+    ) -> Result<std::collections::HashMap<String, Vec<String>>, StateError> {
+        let mut found = std::collections::HashMap::new();
+        for chunk in orders.chunks(100) {
+            let keys: Vec<std::collections::HashMap<String, AttributeValue>> = chunk
+                .iter()
+                .map(|order| {
+                    std::collections::HashMap::from([
+                        ("pk".to_owned(), s(format!("corrections#{shop}"))),
+                        ("sk".to_owned(), s(order.as_str())),
+                    ])
+                })
+                .collect();
+            let mut request = Some(
+                aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .build()
+                    .map_err(|e| self.error("BatchGetItem", &e))?,
+            );
+            // What DynamoDB leaves unprocessed (throttled) is asked again,
+            // a few times at most.
+            for _ in 0..5 {
+                let Some(keys) = request.take() else {
+                    break;
+                };
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send()
+                    .await
+                    .map_err(|e| self.error("BatchGetItem", &e))?;
+                for item in out
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
+                    if let Some(order) = get_s(&item, "sk") {
+                        let mut numbers = item
+                            .get("numbers")
+                            .and_then(|v| v.as_ss().ok())
+                            .cloned()
+                            .unwrap_or_default();
+                        numbers.sort();
+                        found.insert(order.to_owned(), numbers);
+                    }
+                }
+                request = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .filter(|k| !k.keys.is_empty());
+            }
+        }
         Ok(found)
     }
 }

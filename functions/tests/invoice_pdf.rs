@@ -223,6 +223,8 @@ fn typical_invoice() -> Invoice {
         number: "FS/12/2026".into(),
         corrects: None,
         correction_reason: None,
+        corrected_issued_on: None,
+        corrected_ksef_number: None,
         issued_on: date("2026-03-02"),
         sold_on: date("2026-02-28"),
         seller: seller(),
@@ -417,6 +419,8 @@ fn a_correction_shows_what_it_corrects_and_why() {
     invoice.number = "FSKOR/3/2026".into();
     invoice.corrects = Some("FS/12/2026".into());
     invoice.correction_reason = Some("Zwrot towaru – uszkodzona przesyłka".into());
+    invoice.corrected_issued_on = Some(date("2026-03-02"));
+    invoice.corrected_ksef_number = Some("7251801126-20260302-0A1B2C3D4E5F-60".into());
     invoice.split_payment = true;
     invoice.cash_accounting = true;
     invoice.lines = vec![
@@ -454,7 +458,8 @@ fn a_correction_shows_what_it_corrects_and_why() {
     let rendered = render(&invoice);
     for expected in [
         "Faktura korygująca FSKOR/3/2026",
-        "do faktury FS/12/2026",
+        "do faktury FS/12/2026 z dnia 2026-03-02",
+        "Numer KSeF faktury korygowanej: 7251801126-20260302-0A1B2C3D4E5F-60",
         "Przyczyna korekty: Zwrot towaru – uszkodzona przesyłka",
         "-1",
         "-33,33",

@@ -32,6 +32,7 @@ const HEADER: &str = "SELECT d.TrN_TrNID, d.TrN_NumerPelny, d.TrN_DataDok, d.TrN
      d.TrN_Waluta, d.TrN_KursL, d.TrN_KursM, d.TrN_DataKur, d.TrN_RazemVAT, \
      d.TrN_RazemNettoWal, d.TrN_RazemVATWal, d.TrN_RazemBruttoWal, d.TrN_SplitPay, d.TrN_MetodaKasowa, \
      d.TrN_NrKSeF, d.TrN_KSeFDataPrzyjecia, d.TrN_KorektaZTytulu, o.TrN_NumerPelny AS corrected, \
+     o.TrN_DataDok AS corrected_issued, o.TrN_NrKSeF AS corrected_ksef, \
      d.TrN_PodNazwa1, d.TrN_PodNazwa2, d.TrN_PodNazwa3, d.TrN_PodNipE, d.TrN_PodNipKraj, d.TrN_PodUlica, \
      d.TrN_PodNrDomu, d.TrN_PodNrLokalu, d.TrN_PodKodPocztowy, d.TrN_PodMiasto, d.TrN_PodKraj, \
      f.FPl_Nazwa, p.PC_Nazwa1, p.PC_Nazwa2, p.PC_Nazwa3, p.PC_NipE, p.PC_NipKraj, p.PC_Ulica, p.PC_NrDomu, \
@@ -203,11 +204,21 @@ fn header(cells: &Cells<'_>) -> Result<Invoice, SqlError> {
         .map(|_| cells.text_or_empty("TrN_KorektaZTytulu"))
         .transpose()?
         .filter(|r| !r.is_empty());
+    // What the correction repeats of the corrected invoice.
+    let (corrected_issued_on, corrected_ksef_number) = match corrects {
+        Some(_) => (
+            cells.datetime("corrected_issued")?.map(|d| d.date()),
+            present(cells.text_or_empty("corrected_ksef")?),
+        ),
+        None => (None, None),
+    };
     Ok(Invoice {
         document_id: cells.int_required("TrN_TrNID")?,
         number: cells.text_or_empty("TrN_NumerPelny")?,
         corrects,
         correction_reason,
+        corrected_issued_on,
+        corrected_ksef_number,
         issued_on: date(cells, "TrN_DataDok")?,
         sold_on: date(cells, "TrN_DataWys")?,
         seller: Party {

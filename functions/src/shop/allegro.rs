@@ -828,7 +828,7 @@ impl Allegro {
                     .add_shipment(order_id, number, carrier.as_deref())
                     .await;
             }
-            OrderUpdate::Invoice { number, link } => {
+            OrderUpdate::Invoice { number, link, .. } => {
                 return self.upload_invoice(order_id, number, link).await;
             }
         };

@@ -454,8 +454,23 @@ pub enum OrderUpdate {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         carrier: Option<String>,
     },
-    /// The invoice, for the buyer: its number and where to read it.
-    Invoice { number: String, link: String },
+    /// The invoice, for the buyer: its number and where to read it; for a
+    /// correction, also the number of the invoice it corrects.
+    Invoice {
+        number: String,
+        link: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        corrects: Option<String>,
+    },
+}
+
+/// What a note calls an invoice (its `{number}`): the number, and for a
+/// correction the invoice it corrects, so the buyer tells them apart.
+pub fn invoice_label(number: &str, corrects: Option<&str>) -> String {
+    match corrects.map(str::trim).filter(|c| !c.is_empty()) {
+        Some(corrected) => format!("{} (korygująca fakturę {corrected})", number.trim()),
+        None => number.trim().to_owned(),
+    }
 }
 
 impl OrderUpdate {
@@ -632,5 +647,20 @@ impl Connector {
             webhooks: self.webhooks.is_some(),
             returns: self.returns.is_some(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::invoice_label;
+
+    #[test]
+    fn a_correction_is_labelled_with_the_invoice_it_corrects() {
+        assert_eq!(invoice_label(" FS/1/2026 ", None), "FS/1/2026");
+        assert_eq!(invoice_label("FS/1/2026", Some("  ")), "FS/1/2026");
+        assert_eq!(
+            invoice_label("FSKOR/2/2026", Some("FS/1/2026")),
+            "FSKOR/2/2026 (korygująca fakturę FS/1/2026)"
+        );
     }
 }

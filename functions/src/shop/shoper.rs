@@ -1708,11 +1708,13 @@ impl Shoper {
         &self,
         order_id: &str,
         number: &str,
+        corrects: Option<&str>,
         link: &str,
     ) -> Result<UpdateOutcome, ShopError> {
         let order = Self::order_number(order_id)?;
         let link = invoice_link(link)?;
-        let line = invoice_line(&self.settings.invoice_note, number, link);
+        let label = super::invoice_label(number, corrects);
+        let line = invoice_line(&self.settings.invoice_note, &label, link);
         let path = format!("/orders/{order}");
         for _ in 0..NOTE_TRIES {
             let before = public_notes(order, &self.get(&path, &[]).await?)?;
@@ -1781,8 +1783,13 @@ impl Shoper {
                 self.add_tracking(order_id, number, carrier.as_deref())
                     .await
             }
-            OrderUpdate::Invoice { number, link } => {
-                self.show_invoice(order_id, number, link).await
+            OrderUpdate::Invoice {
+                number,
+                link,
+                corrects,
+            } => {
+                self.show_invoice(order_id, number, corrects.as_deref(), link)
+                    .await
             }
         }
     }

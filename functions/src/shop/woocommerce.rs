@@ -1095,10 +1095,17 @@ impl WooCommerce {
                 .tracking_note
                 .replace("{tracking}", number)
                 .replace("{carrier}", carrier.as_deref().unwrap_or("")),
-            OrderUpdate::Invoice { number, link } => self
+            OrderUpdate::Invoice {
+                number,
+                link,
+                corrects,
+            } => self
                 .settings
                 .invoice_note
-                .replace("{number}", number)
+                .replace(
+                    "{number}",
+                    &super::invoice_label(number, corrects.as_deref()),
+                )
                 .replace("{link}", link),
             OrderUpdate::Stage { .. } | OrderUpdate::Cancel => {
                 return Ok(UpdateOutcome::NotApplicable);

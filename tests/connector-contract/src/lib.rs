@@ -565,6 +565,7 @@ pub async fn order_updates<P: Platform>(p: &P) -> anyhow::Result<()> {
         let invoice = OrderUpdate::Invoice {
             number: "FS/1/2026".into(),
             link: link.clone(),
+            corrects: None,
         };
         updater.apply_order_update(&ids[0], &invoice).await?;
         updater.apply_order_update(&ids[0], &invoice).await?;
@@ -580,13 +581,23 @@ pub async fn order_updates<P: Platform>(p: &P) -> anyhow::Result<()> {
         let correction = OrderUpdate::Invoice {
             number: "FSKOR/1/2026".into(),
             link: correction_link.clone(),
+            corrects: Some("FS/1/2026".into()),
         };
         updater.apply_order_update(&ids[0], &correction).await?;
         updater.apply_order_update(&ids[0], &correction).await?;
         let view = p.order_view(&ids[0]).await?;
-        let count = |needle: &str| view.texts.iter().filter(|t| t.contains(needle)).count();
+        let corrections = view
+            .texts
+            .iter()
+            .filter(|t| t.contains("FSKOR/1/2026"))
+            .count();
+        let invoices = view
+            .texts
+            .iter()
+            .filter(|t| t.contains("FS/1/2026") && !t.contains("FSKOR/1/2026"))
+            .count();
         ensure!(
-            count("FSKOR/1/2026") == 1 && count("FS/1/2026") == 1,
+            corrections == 1 && invoices == 1,
             "the invoice and its correction shown once each: {view:?}"
         );
     }

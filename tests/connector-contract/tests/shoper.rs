@@ -517,6 +517,7 @@ fn invoice(number: &str, link: &str) -> OrderUpdate {
     OrderUpdate::Invoice {
         number: number.into(),
         link: link.into(),
+        corrects: None,
     }
 }
 

@@ -308,6 +308,43 @@ impl WooStandinProcess {
         Ok(())
     }
 
+    /// Refunds part of an order as the shop's staff would, by hand (no
+    /// gateway refund): `POST /orders/{id}/refunds` with the amount, the
+    /// reason and `(line item id, quantity, refund total)` per line; returns
+    /// the refund's JSON.
+    pub async fn refund(
+        &self,
+        order_id: u64,
+        amount: &str,
+        reason: &str,
+        lines: &[(u64, u32, &str)],
+    ) -> anyhow::Result<serde_json::Value> {
+        let line_items: Vec<serde_json::Value> = lines
+            .iter()
+            .map(|(id, quantity, total)| {
+                serde_json::json!({"id": id, "quantity": quantity, "refund_total": total})
+            })
+            .collect();
+        let response = reqwest::Client::new()
+            .post(format!(
+                "{}/wp-json/wc/v3/orders/{order_id}/refunds",
+                self.base_url
+            ))
+            .basic_auth(&self.consumer_key, Some(&self.consumer_secret))
+            .json(&serde_json::json!({
+                "amount": amount,
+                "reason": reason,
+                "api_refund": false,
+                "line_items": line_items,
+            }))
+            .send()
+            .await?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await?;
+        anyhow::ensure!(status.is_success(), "refunding: {status} {body}");
+        Ok(body)
+    }
+
     /// Places an order as a customer would (`POST /__standin/orders`, a
     /// `NewOrder`); returns the order's JSON.
     pub async fn place_order(&self, order: serde_json::Value) -> anyhow::Result<serde_json::Value> {

@@ -414,6 +414,116 @@ async fn a_shop_order_becomes_an_ro_and_its_shipping_comes_back() -> anyhow::Res
         "one invoice note: {notes}"
     );
 
+    // The buyer sends one of the three back and the shop's staff refund it
+    // in WooCommerce: /status lists the return as needing a correction in
+    // Optima, with the SKU and quantity. The office books the correction
+    // against the FS; its copy reaches the buyer under a link of its own,
+    // and the return shows as corrected.
+    let now = shop.order(order_id).await?;
+    let line = now["order"]["line_items"]
+        .as_array()
+        .and_then(|lines| lines.iter().find(|l| l["sku"] == skus[0].as_str()))
+        .context("the order's line of the first SKU")?;
+    let line_id = line["id"].as_u64().context("line id")?;
+    let line_gross: Decimal = line["total"]
+        .as_str()
+        .context("total")?
+        .parse::<Decimal>()?
+        + line["total_tax"]
+            .as_str()
+            .context("total_tax")?
+            .parse::<Decimal>()?;
+    let one = (line_gross / Decimal::from(3)).round_dp(2).to_string();
+    let refund = shop
+        .refund(
+            order_id,
+            &one,
+            "Zwrot 1 szt.",
+            &[(line_id, 1, one.as_str())],
+        )
+        .await?;
+    let refund_id = refund["id"].as_u64().context("refund id")?.to_string();
+    let find_return = async || -> anyhow::Result<Option<Value>> {
+        let status = cloud.status().await?;
+        Ok(status["returns"].as_array().and_then(|listed| {
+            listed
+                .iter()
+                .find(|r| r["id"] == refund_id.as_str())
+                .cloned()
+        }))
+    };
+    let listed = wait_for(
+        "the refund on /status as a return",
+        Duration::from_secs(60),
+        || async { find_return().await },
+    )
+    .await?;
+    assert_eq!(
+        listed["order_id"],
+        order_id.to_string().as_str(),
+        "{listed}"
+    );
+    assert_eq!(listed["items"][0]["sku"], skus[0].as_str(), "{listed}");
+    assert_eq!(listed["items"][0]["quantity"], 1, "{listed}");
+    assert_eq!(listed["needs"], "a correction in the ERP", "{listed}");
+    erp.perform(optima_standin::simulator::Action::CorrectInvoice {
+        invoice_id: i64::from(fs_id),
+        lines: vec![(skus[0].clone(), Decimal::ONE)],
+        reason: "Zwrot towaru".into(),
+    })
+    .await?;
+    let correction_link = wait_for(
+        "the correction's link in a customer note",
+        Duration::from_secs(90),
+        || async {
+            let order = shop.order(order_id).await?;
+            let notes = order["notes"].as_array().cloned().unwrap_or_default();
+            Ok(notes.iter().find_map(|n| {
+                let text = n["note"].as_str()?;
+                let at = text.find("http")?;
+                let found: String = text[at..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace())
+                    .collect();
+                (found.contains("/invoice/") && found != link).then(|| (text.to_owned(), found))
+            }))
+        },
+    )
+    .await?;
+    let (correction_note, correction_link) = correction_link;
+    assert!(
+        correction_note.contains(&format!("(korygująca fakturę {fs_number})")),
+        "{correction_note}"
+    );
+    let correction = pdf_text(&correction_link).await?;
+    for expected in [
+        "Faktura korygująca FSKOR/",
+        fs_number.as_str(),
+        "Zwrot towaru",
+    ] {
+        assert!(
+            correction.contains(expected),
+            "the correction's copy lacks {expected:?}:\n{correction}"
+        );
+    }
+    let corrected = wait_for(
+        "the return shown as corrected on /status",
+        Duration::from_secs(30),
+        || async {
+            Ok(find_return()
+                .await?
+                .filter(|r| r["corrections"].as_array().is_some_and(|c| !c.is_empty())))
+        },
+    )
+    .await?;
+    assert!(
+        corrected["corrections"][0]
+            .as_str()
+            .is_some_and(|n| n.starts_with("FSKOR/")),
+        "{corrected}"
+    );
+    assert_eq!(corrected["needs"], "nothing: corrected in the ERP");
+
     // A product only the shop has: an order with it is parked whole, and
     // the ordinary order placed right after it still becomes its RO (the
     // parked command does not hold up the shop's queue).
