@@ -19,9 +19,12 @@
 //! - [`aws_proxy`]: a proxy in front of the emulator that refuses or throttles.
 //! - [`campaign`]: the fault campaign and its invariant checker
 //!   (`cargo run -p harness --bin fault-campaign`).
+//! - [`browser`]: a headless Chromium driven through chromedriver, with
+//!   screenshots and accessibility checks (the console's browser tests).
 
 pub mod aws_proxy;
 pub mod bench;
+pub mod browser;
 pub mod campaign;
 pub mod cloud;
 pub mod emulator;
