@@ -42,6 +42,7 @@ async fn sign_in() -> Html<String> {
         "<h1>Sign in</h1>\
          <form method=\"post\" action=\"/hello\">\
          <p><label for=\"name\">Your name</label> <input id=\"name\" name=\"name\"></p>\
+         <input type=\"email\" name=\"username\" autocomplete=\"username\" hidden>\
          <p><label>Shop <select name=\"shop\"><option>WooCommerce</option><option>Allegro</option></select></label></p>\
          <p><button type=\"submit\">Say hello</button></p>\
          </form>\

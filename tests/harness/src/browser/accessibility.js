@@ -57,6 +57,9 @@ const SELF_NAMED_INPUTS = new Set(["hidden", "submit", "button", "reset", "image
 for (const el of document.querySelectorAll("input, select, textarea")) {
   const type = (el.getAttribute("type") || "").toLowerCase();
   if (el.tagName === "INPUT" && SELF_NAMED_INPUTS.has(type)) continue;
+  // A control that is not rendered (the hidden attribute, display: none)
+  // is not in the accessibility tree: nobody reads or reaches it.
+  if (el.getClientRects().length === 0) continue;
   checked.controls += 1;
   const byLabel = [...(el.labels || [])].some((label) => labelText(label) !== "");
   const byAriaLabel = normalise(el.getAttribute("aria-label")) !== "";
