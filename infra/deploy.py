@@ -850,6 +850,59 @@ def build_functions(arch, out, only=None):
     return zips
 
 
+def cmd_console_invite(args):
+    """A one-time sign-in link to the console for an operator (made when
+    missing), valid 30 minutes: the same items as the admin function's
+    `console::auth::Auth::invite`. The token goes after `#` in the link, so
+    no server ever receives it; only its SHA-256 is stored."""
+    import hashlib
+    import secrets
+    import time
+
+    email = args.email.strip().lower()
+    if "@" not in email or len(email) > 254:
+        fail("an operator is named by an e-mail address (name@domain)")
+    s = session(args)
+    cfn = client(s, args, "cloudformation")
+    stack = cfn.describe_stacks(StackName=args.stack)["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    table = outputs.get("StateTableName")
+    admin = physical_ids(cfn, args.stack).get("AdminFunction")
+    if not table or not admin:
+        fail(f"stack {args.stack} has no state table or admin function: deploy it first")
+    admin_url = args.console_url
+    if not admin_url:
+        try:
+            admin_url = client(s, args, "lambda").get_function_url_config(FunctionName=admin)["FunctionUrl"]
+        except botocore.exceptions.ClientError:
+            fail(f"the admin function of {args.stack} has no Function URL: give the console's address with --console-url")
+    ddb = client(s, args, "dynamodb")
+    now_ms = int(time.time() * 1000)
+    ddb.update_item(
+        TableName=table,
+        Key={"pk": {"S": f"operator#{email}"}, "sk": {"S": "operator"}},
+        UpdateExpression="SET email = if_not_exists(email, :email), created_at = if_not_exists(created_at, :now)",
+        ExpressionAttributeValues={":email": {"S": email}, ":now": {"N": str(now_ms)}},
+    )
+    token = secrets.token_urlsafe(32)
+    expires_ms = now_ms + 30 * 60 * 1000
+    ddb.update_item(
+        TableName=table,
+        Key={"pk": {"S": "signin-link#" + hashlib.sha256(token.encode()).hexdigest()}, "sk": {"S": "link"}},
+        UpdateExpression="SET email = :email, created_at = :now, expires = :expires, #ttl = :ttl",
+        ConditionExpression="attribute_not_exists(pk)",
+        ExpressionAttributeNames={"#ttl": "ttl"},
+        ExpressionAttributeValues={
+            ":email": {"S": email},
+            ":now": {"N": str(now_ms)},
+            ":expires": {"N": str(expires_ms)},
+            ":ttl": {"N": str(expires_ms // 1000)},
+        },
+    )
+    print(f"{admin_url.rstrip('/')}/console/link#{token}")
+    print(f"(once, within 30 minutes, for {email}; it asks for a password first)", file=sys.stderr)
+
+
 def cmd_build(args):
     zips = build_functions(args.architecture or "arm64", args.out, args.only)
     print(json.dumps({name: str(path) for name, path in zips.items()}, indent=2, sort_keys=True))
@@ -957,6 +1010,12 @@ def main():
     agent_key = sub.add_parser("agent-key", help="issue an access key for the office agent into a credentials file")
     agent_key.add_argument("--stack", required=True)
     agent_key.add_argument("--to", required=True, help="AWS credentials file to write (mode 600)")
+    invite = sub.add_parser(
+        "console-invite", help="a one-time sign-in link to the console for an operator (made when missing)"
+    )
+    invite.add_argument("--stack", required=True)
+    invite.add_argument("--email", required=True, help="the operator's e-mail address")
+    invite.add_argument("--console-url", help="the console's address (default: the admin function's URL)")
     authorize = sub.add_parser(
         "allegro-authorize", help="link an Allegro seller to a shop of the stack (device flow)"
     )
@@ -1002,6 +1061,7 @@ def main():
             "functions": cmd_functions,
             "agent-key": cmd_agent_key,
             "allegro-authorize": cmd_allegro_authorize,
+            "console-invite": cmd_console_invite,
         }[args.command](args)
     except botocore.exceptions.EndpointConnectionError as e:
         fail(f"cannot reach AWS: {e}")

@@ -59,15 +59,24 @@ const QUEUES: [(&str, &str); 6] = [
 
 #[derive(Debug)]
 pub struct Admin {
-    clients: Clients,
-    state: StateTable,
-    catalog: Catalog,
-    orders: crate::orders::OrderStore,
-    returns: crate::returns::ReturnStore,
-    shops: crate::shops::Shops,
-    queues: Vec<(&'static str, String)>,
-    stale_after: chrono::Duration,
+    pub(crate) clients: Clients,
+    pub(crate) state: StateTable,
+    pub(crate) catalog: Catalog,
+    pub(crate) orders: crate::orders::OrderStore,
+    pub(crate) returns: crate::returns::ReturnStore,
+    pub(crate) shops: crate::shops::Shops,
+    pub(crate) queues: Vec<(&'static str, String)>,
+    pub(crate) stale_after: chrono::Duration,
     auth: AdminAuth,
+    /// The console's sign-in and sessions.
+    pub(crate) console_auth: Arc<crate::console::auth::Auth>,
+    /// What operators did, newest first.
+    pub(crate) log: crate::console::log::ActivityLog,
+    /// The invoices' records, for an order's page.
+    pub(crate) invoices: crate::documents::InvoiceRecords,
+    /// Where buyers open their invoices (the webhook's Function URL); empty
+    /// until the deploy command sets it.
+    pub(crate) document_link_base: String,
 }
 
 impl Admin {
@@ -99,7 +108,26 @@ impl Admin {
                 });
             }
         };
+        let table = env.required("STATE_TABLE")?;
+        let log = crate::console::log::ActivityLog::new(clients.dynamodb.clone(), table.clone());
         Ok(Admin {
+            console_auth: Arc::new(crate::console::auth::Auth::new(
+                clients.dynamodb.clone(),
+                table.clone(),
+                log.clone(),
+            )),
+            log,
+            invoices: crate::documents::InvoiceRecords::new(
+                clients.dynamodb.clone(),
+                table,
+                env.parsed("INVOICE_LINK_DAYS", "a whole number of days")?,
+            ),
+            document_link_base: env
+                .get("DOCUMENT_LINK_BASE")
+                .unwrap_or_default()
+                .trim()
+                .trim_end_matches('/')
+                .to_owned(),
             clients: clients.clone(),
             state: StateTable::new(clients.dynamodb.clone(), env.required("STATE_TABLE")?, 30),
             catalog: Catalog::new(clients.dynamodb.clone(), env.required("STATE_TABLE")?),
@@ -123,17 +151,29 @@ impl Admin {
         })
     }
 
-    /// The router: the same in AWS (under lambda_http) and locally (axum::serve).
+    /// The router: the same in AWS (under lambda_http) and locally
+    /// (axum::serve). The JSON routes need the admin credential; the
+    /// console's pages (`/console/…`) their own sign-in.
     pub fn router(self) -> Router {
         let admin = Arc::new(self);
-        Router::new()
+        let api = Router::new()
             .route("/status", get(status))
             .route("/orders/{shop}/{order_id}/retry", post(retry_order))
             .layer(middleware::from_fn_with_state(
                 admin.clone(),
                 require_credential,
             ))
-            .with_state(admin)
+            .with_state(admin.clone());
+        api.merge(crate::console::pages::routes(admin))
+    }
+
+    /// The commands queue's URL (a parked order sent again goes there).
+    pub(crate) fn commands_queue_url(&self) -> String {
+        self.queues
+            .iter()
+            .find(|(name, _)| *name == "erp_commands")
+            .map(|(_, url)| url.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -149,16 +189,10 @@ async fn retry_order(
         )
             .into_response();
     };
-    let commands_queue_url = admin
-        .queues
-        .iter()
-        .find(|(name, _)| *name == "erp_commands")
-        .map(|(_, url)| url.clone())
-        .unwrap_or_default();
     let intake = crate::orders::OrderIntake::new(
         admin.orders.clone(),
         admin.clients.sqs.clone(),
-        commands_queue_url,
+        admin.commands_queue_url(),
     );
     match intake.retry(config, &order_id).await {
         Ok(retried) => {
@@ -207,44 +241,44 @@ async fn require_credential(
 }
 
 #[derive(Serialize)]
-struct QueueDepth {
+pub(crate) struct QueueDepth {
     url: String,
-    visible: Option<u64>,
-    in_flight: Option<u64>,
-    delayed: Option<u64>,
-    error: Option<String>,
+    pub(crate) visible: Option<u64>,
+    pub(crate) in_flight: Option<u64>,
+    pub(crate) delayed: Option<u64>,
+    pub(crate) error: Option<String>,
 }
 
 #[derive(Serialize)]
-struct AgentView {
+pub(crate) struct AgentView {
     #[serde(flatten)]
-    status: AgentStatus,
-    seconds_since_seen: i64,
-    stale: bool,
+    pub(crate) status: AgentStatus,
+    pub(crate) seconds_since_seen: i64,
+    pub(crate) stale: bool,
 }
 
 #[derive(Serialize)]
-struct Status {
-    now: DateTime<Utc>,
-    agents: Vec<AgentView>,
-    queues: serde_json::Map<String, serde_json::Value>,
-    parked: Vec<ParkedMessage>,
+pub(crate) struct Status {
+    pub(crate) now: DateTime<Utc>,
+    pub(crate) agents: Vec<AgentView>,
+    pub(crate) queues: serde_json::Map<String, serde_json::Value>,
+    pub(crate) parked: Vec<ParkedMessage>,
     /// Products a shop cannot show in full, with the reasons (first 200).
-    parked_records: Vec<ParkedRecord>,
+    pub(crate) parked_records: Vec<ParkedRecord>,
     /// Shop orders the agent parked (unknown SKU, …) or the shop refused
     /// an update of, with the reasons (first 200).
-    parked_orders: Vec<crate::orders::ParkedOrder>,
+    pub(crate) parked_orders: Vec<crate::orders::ParkedOrder>,
     /// Orders the ERP holds unrealised, each ready or with what blocks it
     /// (the buyer's remark, goods short, not paid) (first 200).
-    awaiting_realisation: Vec<crate::orders::AwaitingRealisation>,
+    pub(crate) awaiting_realisation: Vec<crate::orders::AwaitingRealisation>,
     /// Buyers' returns the shops reported, each needing a correction in
     /// the ERP (newest first, 200 a shop).
-    returns: Vec<crate::returns::ReportedReturn>,
+    pub(crate) returns: Vec<crate::returns::ReportedReturn>,
     /// Each shop's stale-stock policy and how many products it holds at 0.
-    shops: Vec<serde_json::Value>,
+    pub(crate) shops: Vec<serde_json::Value>,
     /// What is configured wrong, in words and with what to change.
-    warnings: Vec<String>,
-    errors: Vec<String>,
+    pub(crate) warnings: Vec<String>,
+    pub(crate) errors: Vec<String>,
 }
 
 /// Orders wait in the commands queue but every live agent says it does
@@ -295,89 +329,95 @@ async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> QueueDepth {
 }
 
 async fn status(State(admin): State<Arc<Admin>>) -> Response {
-    let now = Utc::now();
-    let mut errors = Vec::new();
-    let agents = match admin.state.agents().await {
-        Ok(agents) => agents,
-        Err(err) => {
-            errors.push(err.to_string());
-            Vec::new()
-        }
-    };
-    let agents: Vec<AgentView> = agents
-        .into_iter()
-        .map(|status| {
-            let since = now - status.last_seen;
-            AgentView {
-                seconds_since_seen: since.num_seconds(),
-                stale: since > admin.stale_after || status.marked_stale,
-                status,
-            }
-        })
-        .collect();
-    let depths = futures::future::join_all(
-        admin
-            .queues
-            .iter()
-            .map(|(_, url)| queue_depth(&admin.clients.sqs, url)),
-    )
-    .await;
-    let commands_waiting = admin
-        .queues
-        .iter()
-        .zip(&depths)
-        .find(|((name, _), _)| *name == "erp_commands")
-        .map(|(_, d)| d.visible.unwrap_or(0) + d.in_flight.unwrap_or(0))
-        .unwrap_or(0);
-    let warnings: Vec<String> = orders_without_a_writer(&agents, commands_waiting)
-        .into_iter()
-        .collect();
-    let mut queues = serde_json::Map::new();
-    for ((name, _), depth) in admin.queues.iter().zip(depths) {
-        queues.insert(
-            (*name).to_owned(),
-            serde_json::to_value(depth).unwrap_or_default(),
-        );
-    }
-    let parked = admin.state.parked().await.unwrap_or_else(|err| {
-        errors.push(err.to_string());
-        Vec::new()
-    });
-    let parked_records = admin
-        .catalog
-        .parked_records(200)
-        .await
-        .unwrap_or_else(|err| {
-            errors.push(err.to_string());
-            Vec::new()
-        });
-    let parked_orders = admin.orders.parked(200).await.unwrap_or_else(|err| {
-        errors.push(err.to_string());
-        Vec::new()
-    });
-    let awaiting_realisation = admin
-        .orders
-        .awaiting_realisation_list(200)
-        .await
-        .unwrap_or_else(|err| {
-            errors.push(err.to_string());
-            Vec::new()
-        });
-    let mut returns = Vec::new();
-    for shop in &admin.shops.shops {
-        match admin.returns.list(&shop.id, 200).await {
-            Ok(found) => returns.extend(found),
-            Err(err) => errors.push(err.to_string()),
-        }
-    }
-    let code = if errors.is_empty() {
+    let report = admin.report().await;
+    let code = if report.errors.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        code,
-        Json(Status {
+    (code, Json(report)).into_response()
+}
+
+impl Admin {
+    /// What `/status` answers and the console's pages show.
+    pub(crate) async fn report(&self) -> Status {
+        let admin = self;
+        let now = Utc::now();
+        let mut errors = Vec::new();
+        let agents = match admin.state.agents().await {
+            Ok(agents) => agents,
+            Err(err) => {
+                errors.push(err.to_string());
+                Vec::new()
+            }
+        };
+        let agents: Vec<AgentView> = agents
+            .into_iter()
+            .map(|status| {
+                let since = now - status.last_seen;
+                AgentView {
+                    seconds_since_seen: since.num_seconds(),
+                    stale: since > admin.stale_after || status.marked_stale,
+                    status,
+                }
+            })
+            .collect();
+        let depths = futures::future::join_all(
+            admin
+                .queues
+                .iter()
+                .map(|(_, url)| queue_depth(&admin.clients.sqs, url)),
+        )
+        .await;
+        let commands_waiting = admin
+            .queues
+            .iter()
+            .zip(&depths)
+            .find(|((name, _), _)| *name == "erp_commands")
+            .map(|(_, d)| d.visible.unwrap_or(0) + d.in_flight.unwrap_or(0))
+            .unwrap_or(0);
+        let warnings: Vec<String> = orders_without_a_writer(&agents, commands_waiting)
+            .into_iter()
+            .collect();
+        let mut queues = serde_json::Map::new();
+        for ((name, _), depth) in admin.queues.iter().zip(depths) {
+            queues.insert(
+                (*name).to_owned(),
+                serde_json::to_value(depth).unwrap_or_default(),
+            );
+        }
+        let parked = admin.state.parked().await.unwrap_or_else(|err| {
+            errors.push(err.to_string());
+            Vec::new()
+        });
+        let parked_records = admin
+            .catalog
+            .parked_records(200)
+            .await
+            .unwrap_or_else(|err| {
+                errors.push(err.to_string());
+                Vec::new()
+            });
+        let parked_orders = admin.orders.parked(200).await.unwrap_or_else(|err| {
+            errors.push(err.to_string());
+            Vec::new()
+        });
+        let awaiting_realisation = admin
+            .orders
+            .awaiting_realisation_list(200)
+            .await
+            .unwrap_or_else(|err| {
+                errors.push(err.to_string());
+                Vec::new()
+            });
+        let mut returns = Vec::new();
+        for shop in &admin.shops.shops {
+            match admin.returns.list(&shop.id, 200).await {
+                Ok(found) => returns.extend(found),
+                Err(err) => errors.push(err.to_string()),
+            }
+        }
+        Status {
             now,
             agents,
             queues,
@@ -389,9 +429,8 @@ async fn status(State(admin): State<Arc<Admin>>) -> Response {
             shops: crate::watchdog::Watchdog::zeroed(&admin.catalog, &admin.shops).await,
             warnings,
             errors,
-        }),
-    )
-        .into_response()
+        }
+    }
 }
 
 #[cfg(test)]

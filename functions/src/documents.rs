@@ -276,6 +276,44 @@ impl InvoiceRecords {
         Ok(item.as_ref().map(record_of))
     }
 
+    /// An order's invoices' records by document id, oldest document first
+    /// (one Query on the shop's partition, by the order's key prefix).
+    pub async fn for_order(
+        &self,
+        shop: &str,
+        order_id: &str,
+    ) -> Result<Vec<(i64, InvoiceRecord)>, DocumentsError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :order)")
+                .expression_attribute_values(":pk", s(format!("invoices#{shop}")))
+                .expression_attribute_values(":order", s(format!("{order_id}#")))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| Self::error("Query", &e))?;
+            for item in out.items.unwrap_or_default() {
+                let document = crate::dynamo::get_s(&item, "sk")
+                    .and_then(|sk| sk.rsplit_once('#'))
+                    .and_then(|(_, id)| id.parse::<i64>().ok());
+                if let Some(document) = document {
+                    found.push((document, record_of(&item)));
+                }
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        found.sort_by_key(|(document, _)| *document);
+        Ok(found)
+    }
+
     /// Records what the stored PDF shows.
     pub async fn rendered(
         &self,

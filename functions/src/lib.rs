@@ -36,6 +36,7 @@ pub mod admin;
 pub mod agent_versions;
 pub mod aws;
 pub mod catalog;
+pub mod console;
 pub mod documents;
 pub mod dynamo;
 pub mod env;

@@ -104,6 +104,8 @@ pub struct StoredOrder {
     pub stage_shown: Option<String>,
     pub tracking_shown: Option<String>,
     pub invoice_shown: Option<String>,
+    /// The ERP's documents of the order, as its last progress named them.
+    pub documents: Vec<String>,
 }
 
 /// What shop-push records on an order once the shop said yes.
@@ -160,6 +162,9 @@ impl StoredOrder {
             stage_shown: text("stage_shown"),
             tracking_shown: text("tracking_shown"),
             invoice_shown: text("invoice_shown"),
+            documents: get_s(item, "documents")
+                .and_then(|text| serde_json::from_str(text).ok())
+                .unwrap_or_default(),
             order,
         })
     }

@@ -781,9 +781,31 @@ fn address_key(ip: IpAddr) -> String {
     }
 }
 
-/// The language of a console page: `?lang=pl|en` when given, else the
-/// first of Polish and English in `Accept-Language` by preference, else
-/// Polish.
+/// The cookie that keeps the language a page was asked in (`?lang=`).
+pub const LANG_COOKIE: &str = "console_lang";
+
+/// Keeps the language a page was asked in (`?lang=`) in [`LANG_COOKIE`],
+/// so the next pages (and the sign-in's redirects) speak it too.
+pub async fn remember_language(request: Request, next: Next) -> Response {
+    let asked = Lang::asked(request.uri().query());
+    let mut response = next.run(request).await;
+    if let Some(lang) = asked {
+        let cookie = cookie::Cookie::build((LANG_COOKIE, lang.code()))
+            .path("/console")
+            .secure(true)
+            .http_only(true)
+            .same_site(cookie::SameSite::Strict)
+            .build();
+        if let Ok(value) = HeaderValue::from_str(&cookie.to_string()) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+/// The language of a console page: `?lang=pl|en` when given, else the one
+/// kept in [`LANG_COOKIE`], else the first of Polish and English in
+/// `Accept-Language` by preference, else Polish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
     Pl,
@@ -794,13 +816,28 @@ impl Lang {
     pub fn of(headers: &HeaderMap, query: Option<&str>) -> Lang {
         let asked =
             query.and_then(|q| field(&parse_form(q.as_bytes()), "lang").and_then(Lang::from_code));
-        asked.unwrap_or_else(|| {
+        let kept = || {
+            headers
+                .get_all(header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .filter_map(|pair| cookie::Cookie::parse(pair.trim()).ok())
+                .find(|c| c.name() == LANG_COOKIE)
+                .and_then(|c| Lang::from_code(c.value()))
+        };
+        asked.or_else(kept).unwrap_or_else(|| {
             headers
                 .get(header::ACCEPT_LANGUAGE)
                 .and_then(|v| v.to_str().ok())
                 .and_then(Lang::from_accept_language)
                 .unwrap_or(Lang::Pl)
         })
+    }
+
+    /// The language `?lang=` asks for, if it asks.
+    pub fn asked(query: Option<&str>) -> Option<Lang> {
+        query.and_then(|q| field(&parse_form(q.as_bytes()), "lang").and_then(Lang::from_code))
     }
 
     /// `pl` or `en`.

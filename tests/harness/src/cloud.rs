@@ -167,6 +167,24 @@ impl LocalCloud {
             .with_context(|| format!("the local host serves no {function} URL"))
     }
 
+    /// A one-time sign-in link to the console for operator `email` (made
+    /// when missing), as `deploy.py console-invite` gives one in AWS: the
+    /// token is in the fragment, never sent to a server.
+    pub async fn console_invite(&self, email: &str) -> anyhow::Result<String> {
+        use secrecy::ExposeSecret as _;
+        let config = crate::emulator::sdk_config(&self.emulator.endpoint()).await;
+        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+        let table = self.stack.output("StateTableName")?.to_owned();
+        let log = functions::console::log::ActivityLog::new(dynamodb.clone(), table.clone());
+        let auth = functions::console::auth::Auth::new(dynamodb, table, log);
+        let token = auth.invite(email, chrono::Utc::now()).await?;
+        Ok(format!(
+            "{}/console/link#{}",
+            self.admin_url,
+            token.expose_secret()
+        ))
+    }
+
     /// `GET /status` with the admin credential.
     pub async fn status(&self) -> anyhow::Result<serde_json::Value> {
         let response = reqwest::Client::new()

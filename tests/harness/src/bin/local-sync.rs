@@ -175,8 +175,16 @@ fn main() -> anyhow::Result<()> {
     )?;
 
     let endpoint = cloud.emulator.endpoint();
+    // The console's first operator, signed in by a one-time link.
+    let console_link = runtime
+        .block_on(cloud.console_invite("operator@localhost"))
+        .map_err(|e| e.context("inviting the console's first operator"))?;
     println!();
     println!("the sync is running locally:");
+    println!(
+        "  console      : {}/console/ (first sign-in, once, within 30 minutes: {console_link})",
+        cloud.admin_url
+    );
     println!(
         "  admin status : curl -H 'Authorization: Bearer {}' {}/status",
         cloud.admin_token, cloud.admin_url

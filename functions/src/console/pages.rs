@@ -1,0 +1,673 @@
+//! The console's pages, server-rendered (maud escapes every value):
+//! - `/console/` overview: each agent, each shop, the queues, what is
+//!   configured wrong;
+//! - `/console/orders`: parked orders with the reason and **Send again**,
+//!   orders waiting to be realised with what blocks them, buyers' returns;
+//!   a search by order number;
+//! - `/console/orders/{shop}/{order}`: one order as the office and the buyer
+//!   see it: its state, the ERP's documents, the tracking number, each
+//!   invoice and correction with its PDF link and KSeF number, its returns;
+//! - `/console/log`: what happened, newest first, filterable.
+//!
+//! Every page needs a signed-in operator ([`auth::require_session`]); a
+//! form carries the session's CSRF token; every action goes to the log
+//! with its operator. Polish by default, English with `?lang=en` (kept in
+//! a cookie, [`auth::remember_language`]) or the browser's language.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Extension, Path, Query, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use maud::{DOCTYPE, Markup, html};
+use serde::Deserialize;
+
+use crate::admin::Admin;
+use crate::console::auth::{self, Lang, SignedIn};
+use crate::console::log::LogEntry;
+
+/// The console's pages, behind the sign-in, and the sign-in pages.
+pub fn routes(admin: Arc<Admin>) -> Router {
+    let pages = Router::new()
+        .route("/console/", get(overview))
+        .route("/console/orders", get(orders))
+        .route("/console/orders/{shop}/{order_id}", get(order))
+        .route("/console/orders/{shop}/{order_id}/retry", post(send_again))
+        .route("/console/log", get(log))
+        .layer(middleware::from_fn_with_state(
+            admin.console_auth.clone(),
+            auth::require_session,
+        ))
+        .with_state(admin.clone());
+    pages
+        .merge(auth::routes(admin.console_auth.clone()))
+        .route("/console", get(|| async { Redirect::to("/console/") }))
+        .layer(middleware::from_fn(auth::remember_language))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct PageQuery {
+    q: Option<String>,
+    sent: Option<String>,
+}
+
+/// A page as a response: HTML with the console's security headers.
+fn page(markup: Markup) -> Response {
+    let mut response = (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        markup.into_string(),
+    )
+        .into_response();
+    auth::security_headers(response.headers_mut());
+    response
+}
+
+/// The frame of every page: the menu, the operator and sign-out, the
+/// language switch.
+fn layout(lang: Lang, title: &str, who: &SignedIn, active: &str, body: Markup) -> Markup {
+    let item = |href: &str, label: &str, name: &str| {
+        html! {
+            li {
+                @if name == active {
+                    a href=(href) aria-current="page" { (label) }
+                } @else {
+                    a href=(href) { (label) }
+                }
+            }
+        }
+    };
+    html! {
+        (DOCTYPE)
+        html lang=(lang.code()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · optima-sync" }
+                link rel="stylesheet" href="/console/static/console.css";
+            }
+            body {
+                header {
+                    nav aria-label=(lang.t("Menu", "Menu")) {
+                        ul {
+                            (item("/console/", lang.t("Przegląd", "Overview"), "overview"))
+                            (item("/console/orders", lang.t("Zamówienia", "Orders"), "orders"))
+                            (item("/console/log", lang.t("Dziennik", "Log"), "log"))
+                        }
+                    }
+                    div class="who" {
+                        span { (who.email) }
+                        @match lang {
+                            Lang::Pl => a href="?lang=en" lang="en" { "English" },
+                            Lang::En => a href="?lang=pl" lang="pl" { "Polski" },
+                        }
+                        form method="post" action="/console/signout" {
+                            input type="hidden" name="csrf" value=(who.csrf);
+                            button type="submit" { (lang.t("Wyloguj", "Sign out")) }
+                        }
+                    }
+                }
+                main {
+                    h1 { (title) }
+                    (body)
+                }
+            }
+        }
+    }
+}
+
+fn when(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// Overview: agents, shops, queues, what is wrong.
+async fn overview(
+    State(admin): State<Arc<Admin>>,
+    Extension(who): Extension<SignedIn>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let lang = Lang::of(&headers, raw.as_deref());
+    let report = admin.report().await;
+    let body = html! {
+        @for warning in &report.warnings {
+            p class="warning" role="alert" { (warning) }
+        }
+        @for error in &report.errors {
+            p class="error" role="alert" { (lang.t("Nie udało się odczytać: ", "Could not read: ")) (error) }
+        }
+        section aria-labelledby="agents" {
+            h2 id="agents" { (lang.t("Agenci w biurze", "Office agents")) }
+            @if report.agents.is_empty() {
+                p { (lang.t("Żaden agent się jeszcze nie zgłosił.", "No agent has reported yet.")) }
+            } @else {
+                table {
+                    thead { tr {
+                        th scope="col" { (lang.t("Agent", "Agent")) }
+                        th scope="col" { (lang.t("Ostatnio", "Last seen")) }
+                        th scope="col" { "SQL Server" }
+                        th scope="col" { (lang.t("Do wysłania", "Outbox")) }
+                        th scope="col" { (lang.t("Wersja", "Version")) }
+                    } }
+                    tbody {
+                        @for agent in &report.agents {
+                            tr class=[agent.stale.then_some("stale")] {
+                                th scope="row" { (agent.status.agent_id) }
+                                td {
+                                    (when(agent.status.last_seen))
+                                    @if agent.stale { " — " strong { (lang.t("nie odpowiada", "stale")) } }
+                                }
+                                td {
+                                    @if agent.status.sql_server_reachable {
+                                        (lang.t("dostępny", "reachable"))
+                                    } @else {
+                                        strong { (lang.t("niedostępny", "unreachable")) }
+                                        @if let Some(error) = &agent.status.sql_error { ": " (error) }
+                                    }
+                                }
+                                td { (agent.status.outbox_depth) }
+                                td { (agent.status.agent_version) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="shops" {
+            h2 id="shops" { (lang.t("Sklepy", "Shops")) }
+            table {
+                thead { tr {
+                    th scope="col" { (lang.t("Sklep", "Shop")) }
+                    th scope="col" { (lang.t("Platforma", "Platform")) }
+                    th scope="col" { (lang.t("Gdy agent milczy", "When the agent is silent")) }
+                    th scope="col" { (lang.t("Produkty na 0", "Products held at 0")) }
+                } }
+                tbody {
+                    @for shop in &admin.shops.shops {
+                        @let zeroed = report.shops.iter().find(|s| s["shop"] == shop.id.as_str());
+                        tr {
+                            th scope="row" { (shop.id) }
+                            td { (shop.platform.name()) }
+                            td {
+                                @match shop.stale_policy {
+                                    crate::shops::StalePolicy::Hold => (lang.t("zostawić stan", "hold the stock")),
+                                    crate::shops::StalePolicy::ZeroLowStock { threshold } => {
+                                        (lang.t("0 przy stanie do ", "0 at stock up to ")) (threshold)
+                                    }
+                                }
+                            }
+                            td { (zeroed.and_then(|z| z["zeroed_products"].as_u64()).unwrap_or(0)) }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="queues" {
+            h2 id="queues" { (lang.t("Kolejki", "Queues")) }
+            table {
+                thead { tr {
+                    th scope="col" { (lang.t("Kolejka", "Queue")) }
+                    th scope="col" { (lang.t("Czeka", "Waiting")) }
+                    th scope="col" { (lang.t("W obsłudze", "In flight")) }
+                } }
+                tbody {
+                    @for (name, depth) in &report.queues {
+                        tr class=[(name.ends_with("_dlq") && depth["visible"].as_u64().unwrap_or(0) > 0).then_some("alarm")] {
+                            th scope="row" { (name) }
+                            td { (depth["visible"].as_u64().map_or("?".into(), |v| v.to_string())) }
+                            td { (depth["in_flight"].as_u64().map_or("?".into(), |v| v.to_string())) }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="attention" {
+            h2 id="attention" { (lang.t("Do wyjaśnienia", "Needs attention")) }
+            ul {
+                li { a href="/console/orders" { (lang.t("Wstrzymane zamówienia: ", "Parked orders: ")) (report.parked_orders.len()) } }
+                li { (lang.t("Wstrzymane produkty: ", "Parked products: ")) (report.parked_records.len()) }
+                li { (lang.t("Wstrzymane komunikaty: ", "Parked messages: ")) (report.parked.len()) }
+                li { a href="/console/orders#returns" { (lang.t("Zwroty do korekty: ", "Returns to correct: ")) (report.returns.iter().filter(|r| r.corrections.is_empty()).count()) } }
+            }
+        }
+    };
+    page(layout(
+        lang,
+        lang.t("Przegląd", "Overview"),
+        &who,
+        "overview",
+        body,
+    ))
+}
+
+/// Orders: parked (with Send again), waiting to be realised, returns.
+async fn orders(
+    State(admin): State<Arc<Admin>>,
+    Extension(who): Extension<SignedIn>,
+    Query(query): Query<PageQuery>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let lang = Lang::of(&headers, raw.as_deref());
+    let wanted = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    // A search by number: one read by key per shop, never a scan.
+    let mut found = Vec::new();
+    if let Some(number) = wanted {
+        for shop in &admin.shops.shops {
+            if let Ok(Some(stored)) = admin.orders.get(&shop.id, number).await {
+                found.push((shop.id.clone(), stored));
+            }
+        }
+    }
+    let report = admin.report().await;
+    let body = html! {
+        form method="get" action="/console/orders" role="search" {
+            label for="q" { (lang.t("Numer zamówienia", "Order number")) }
+            input id="q" name="q" type="search" value=[wanted];
+            button type="submit" { (lang.t("Szukaj", "Search")) }
+        }
+        @if let Some(number) = wanted {
+            section aria-labelledby="found" {
+                h2 id="found" { (lang.t("Znalezione", "Found")) }
+                @if found.is_empty() {
+                    p { (lang.t("Brak zamówienia o numerze ", "No order numbered ")) (number) }
+                }
+                ul {
+                    @for (shop, stored) in &found {
+                        li { a href=(order_href(shop, &stored.order.order_id)) { (shop) " / " (stored.order.number) } }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="parked" {
+            h2 id="parked" { (lang.t("Wstrzymane", "Parked")) }
+            @if report.parked_orders.is_empty() {
+                p { (lang.t("Żadne zamówienie nie czeka na wyjaśnienie.", "No order is parked.")) }
+            } @else {
+                table {
+                    thead { tr {
+                        th scope="col" { (lang.t("Sklep", "Shop")) }
+                        th scope="col" { (lang.t("Zamówienie", "Order")) }
+                        th scope="col" { (lang.t("Powód", "Reason")) }
+                        th scope="col" { (lang.t("Od", "Since")) }
+                        th scope="col" { (lang.t("Akcja", "Action")) }
+                    } }
+                    tbody {
+                        @for parked in &report.parked_orders {
+                            tr {
+                                td { (parked.shop) }
+                                th scope="row" { a href=(order_href(&parked.shop, &parked.order_id)) { (parked.number) } }
+                                td { (parked.reason) }
+                                td { (when(parked.parked_at)) }
+                                td {
+                                    form method="post" action=(format!("{}/retry", order_href(&parked.shop, &parked.order_id))) {
+                                        input type="hidden" name="csrf" value=(who.csrf);
+                                        button type="submit" aria-label=(format!("{} {}", lang.t("Wyślij ponownie", "Send again"), parked.number)) {
+                                            (lang.t("Wyślij ponownie", "Send again"))
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                p class="hint" { (lang.t(
+                    "Najpierw usuń przyczynę w Optimie (np. dodaj towar o tym kodzie), potem wyślij ponownie.",
+                    "Fix the cause in Optima first (e.g. add the product with that code), then send it again.")) }
+            }
+        }
+        section aria-labelledby="awaiting" {
+            h2 id="awaiting" { (lang.t("Do realizacji w Optimie", "Waiting to be realised in Optima")) }
+            @if report.awaiting_realisation.is_empty() {
+                p { (lang.t("Nic nie czeka.", "Nothing waits.")) }
+            } @else {
+                table {
+                    thead { tr {
+                        th scope="col" { (lang.t("Zamówienie", "Order")) }
+                        th scope="col" { (lang.t("Dokument", "Document")) }
+                        th scope="col" { (lang.t("Stan", "State")) }
+                    } }
+                    tbody {
+                        @for waiting in &report.awaiting_realisation {
+                            tr {
+                                th scope="row" { a href=(order_href(&waiting.shop, &waiting.order_id)) { (waiting.shop) " / " (waiting.number) } }
+                                td { (waiting.document) }
+                                td {
+                                    @if waiting.ready {
+                                        (lang.t("gotowe do realizacji", "ready to realise"))
+                                    } @else {
+                                        (waiting.blocked_by.join("; "))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="returns" {
+            h2 id="returns" { (lang.t("Zwroty", "Returns")) }
+            @if report.returns.is_empty() {
+                p { (lang.t("Brak zwrotów.", "No returns.")) }
+            } @else {
+                table {
+                    thead { tr {
+                        th scope="col" { (lang.t("Zamówienie", "Order")) }
+                        th scope="col" { (lang.t("Towary", "Items")) }
+                        th scope="col" { (lang.t("Korekta", "Correction")) }
+                    } }
+                    tbody {
+                        @for returned in &report.returns {
+                            tr {
+                                th scope="row" { a href=(order_href(&returned.shop, &returned.shop_return.order_id)) { (returned.shop) " / " (returned.shop_return.order_id) } }
+                                td {
+                                    @for item in &returned.shop_return.items {
+                                        (item.quantity) " × " (item.sku.as_deref().unwrap_or(&item.name)) br;
+                                    }
+                                }
+                                td {
+                                    @if returned.corrections.is_empty() {
+                                        strong { (lang.t("potrzebna korekta w Optimie", "needs a correction in Optima")) }
+                                    } @else {
+                                        (returned.corrections.join(", "))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page(layout(
+        lang,
+        lang.t("Zamówienia", "Orders"),
+        &who,
+        "orders",
+        body,
+    ))
+}
+
+fn order_href(shop: &str, order_id: &str) -> String {
+    format!("/console/orders/{}/{}", percent(shop), percent(order_id))
+}
+
+/// A path segment, escaped (ids are the shop's, not ours).
+fn percent(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// One order: state, documents, tracking, invoices with their links and
+/// KSeF numbers, returns.
+async fn order(
+    State(admin): State<Arc<Admin>>,
+    Extension(who): Extension<SignedIn>,
+    Path((shop, order_id)): Path<(String, String)>,
+    Query(query): Query<PageQuery>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let lang = Lang::of(&headers, raw.as_deref());
+    let stored = match admin.orders.get(&shop, &order_id).await {
+        Ok(Some(stored)) => stored,
+        Ok(None) => {
+            let body = html! { p { (lang.t("Nie ma takiego zamówienia (albo wygasło).", "No such order (or it expired).")) } };
+            let mut response = page(layout(lang, &order_id, &who, "orders", body));
+            *response.status_mut() = StatusCode::NOT_FOUND;
+            return response;
+        }
+        Err(err) => {
+            let body = html! { p class="error" role="alert" { (err.to_string()) } };
+            let mut response = page(layout(lang, &order_id, &who, "orders", body));
+            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            return response;
+        }
+    };
+    let invoices = admin
+        .invoices
+        .for_order(&shop, &order_id)
+        .await
+        .unwrap_or_default();
+    let returns: Vec<_> = admin
+        .returns
+        .list(&shop, 200)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.shop_return.order_id == order_id)
+        .collect();
+    let state = if let Some(reason) = &stored.parked_reason {
+        format!("{}: {reason}", lang.t("wstrzymane", "parked"))
+    } else if let Some(stage) = &stored.stage {
+        stage_words(lang, stage).to_owned()
+    } else if stored.erp_document_number.is_some() {
+        lang.t("w Optimie", "in Optima").to_owned()
+    } else if stored.command_rev_ms.is_some() {
+        lang.t("w kolejce do Optimy", "queued for Optima")
+            .to_owned()
+    } else {
+        lang.t("przyjęte", "received").to_owned()
+    };
+    let title = format!("{} {}", lang.t("Zamówienie", "Order"), stored.order.number);
+    let body = html! {
+        @if query.sent.is_some() {
+            p class="notice" role="status" { (lang.t("Wysłane ponownie do Optimy.", "Sent to Optima again.")) }
+        }
+        dl {
+            dt { (lang.t("Sklep", "Shop")) } dd { (shop) }
+            dt { (lang.t("Stan", "State")) } dd { (state) }
+            dt { (lang.t("Status w sklepie", "Shop status")) } dd { (stored.order.status) }
+            dt { (lang.t("Dokument w Optimie", "Document in Optima")) }
+            dd { (stored.erp_document_number.as_deref().unwrap_or("—")) }
+            dt { (lang.t("Dokumenty", "Documents")) }
+            dd { @if stored.documents.is_empty() { "—" } @else { (stored.documents.join(", ")) } }
+            dt { (lang.t("Numer przesyłki", "Tracking number")) }
+            dd { (stored.tracking.as_deref().unwrap_or("—")) }
+            dt { (lang.t("Ponowne wysłania", "Sent again")) } dd { (stored.retries) }
+        }
+        @if stored.parked_reason.is_some() {
+            form method="post" action=(format!("{}/retry", order_href(&shop, &order_id))) {
+                input type="hidden" name="csrf" value=(who.csrf);
+                button type="submit" { (lang.t("Wyślij ponownie", "Send again")) }
+            }
+        }
+        section aria-labelledby="invoices" {
+            h2 id="invoices" { (lang.t("Faktury dla kupującego", "The buyer's invoices")) }
+            @if invoices.is_empty() {
+                p { (lang.t("Jeszcze żadnej.", "None yet.")) }
+            } @else {
+                table {
+                    thead { tr {
+                        th scope="col" { (lang.t("Numer", "Number")) }
+                        th scope="col" { (lang.t("Numer KSeF", "KSeF number")) }
+                        th scope="col" { "PDF" }
+                    } }
+                    tbody {
+                        @for (_, record) in &invoices {
+                            tr {
+                                th scope="row" { (record.rendered_number.as_deref().unwrap_or("…")) }
+                                td {
+                                    @match record.rendered_ksef.as_deref().filter(|k| !k.is_empty()) {
+                                        Some(ksef) => (ksef),
+                                        None => (lang.t("oczekuje na nadanie", "awaiting KSeF")),
+                                    }
+                                }
+                                td {
+                                    @if admin.document_link_base.is_empty() {
+                                        (lang.t("link jeszcze nieznany", "link not known yet"))
+                                    } @else {
+                                        a href=(format!("{}/invoice/{}", admin.document_link_base, record.token)) rel="noreferrer" {
+                                            (lang.t("otwórz", "open"))
+                                        }
+                                        @if record.link_queued { " " (lang.t("(wysłany do sklepu)", "(sent to the shop)")) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if !returns.is_empty() {
+            section aria-labelledby="order-returns" {
+                h2 id="order-returns" { (lang.t("Zwroty", "Returns")) }
+                ul {
+                    @for returned in &returns {
+                        li {
+                            (when(returned.shop_return.created_at)) ": "
+                            @for item in &returned.shop_return.items {
+                                (item.quantity) " × " (item.sku.as_deref().unwrap_or(&item.name)) " "
+                            }
+                            "— "
+                            @if returned.corrections.is_empty() {
+                                strong { (lang.t("potrzebna korekta w Optimie", "needs a correction in Optima")) }
+                            } @else {
+                                (lang.t("korekta: ", "correction: ")) (returned.corrections.join(", "))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="lines" {
+            h2 id="lines" { (lang.t("Pozycje", "Lines")) }
+            table {
+                thead { tr {
+                    th scope="col" { "SKU" }
+                    th scope="col" { (lang.t("Nazwa", "Name")) }
+                    th scope="col" { (lang.t("Ilość", "Quantity")) }
+                } }
+                tbody {
+                    @for line in &stored.order.lines {
+                        tr {
+                            td { (line.sku) }
+                            td { (line.name) }
+                            td { (line.quantity) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page(layout(lang, &title, &who, "orders", body))
+}
+
+fn stage_words(lang: Lang, stage: &str) -> &'static str {
+    match stage {
+        "accepted" => lang.t("w Optimie, przed realizacją", "in Optima, not realised yet"),
+        "invoiced" => lang.t("zafakturowane", "invoiced"),
+        "shipped" => lang.t("wysłane", "shipped"),
+        "cancelled" => lang.t("anulowane", "cancelled"),
+        _ => lang.t("w Optimie", "in Optima"),
+    }
+}
+
+/// Send again: the parked order goes to Optima once more (after the
+/// operator fixed the cause), logged with the operator. The form's CSRF
+/// token was checked by the sign-in's middleware.
+async fn send_again(
+    State(admin): State<Arc<Admin>>,
+    Extension(who): Extension<SignedIn>,
+    Path((shop, order_id)): Path<(String, String)>,
+) -> Response {
+    let Some(config) = admin.shops.get(&shop) else {
+        return (StatusCode::NOT_FOUND, "no such shop").into_response();
+    };
+    let intake = crate::orders::OrderIntake::new(
+        admin.orders.clone(),
+        admin.clients.sqs.clone(),
+        admin.commands_queue_url(),
+    );
+    let outcome = intake.retry(config, &order_id).await;
+    let detail = match &outcome {
+        Ok(retried) => format!("{retried:?}"),
+        Err(err) => err.to_string(),
+    };
+    if let Err(err) = admin
+        .log
+        .record(LogEntry {
+            at: Utc::now(),
+            actor: who.email.clone(),
+            action: "order sent again".into(),
+            subject: format!("{shop}/{order_id}"),
+            detail: detail.clone(),
+        })
+        .await
+    {
+        tracing::warn!(error = %err, "the log could not record an operator's action");
+    }
+    match outcome {
+        Ok(_) => Redirect::to(&format!("{}?sent=1", order_href(&shop, &order_id))).into_response(),
+        Err(err) => (StatusCode::SERVICE_UNAVAILABLE, err.to_string()).into_response(),
+    }
+}
+
+/// The log: newest first, filterable.
+async fn log(
+    State(admin): State<Arc<Admin>>,
+    Extension(who): Extension<SignedIn>,
+    Query(query): Query<PageQuery>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let lang = Lang::of(&headers, raw.as_deref());
+    let filter = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    let entries = admin.log.newest(Utc::now(), 7, 200, filter).await;
+    let body = html! {
+        form method="get" action="/console/log" role="search" {
+            label for="q" { (lang.t("Szukaj w dzienniku", "Search the log")) }
+            input id="q" name="q" type="search" value=[filter];
+            button type="submit" { (lang.t("Szukaj", "Search")) }
+        }
+        @match &entries {
+            Err(err) => p class="error" role="alert" { (err.to_string()) },
+            Ok(entries) if entries.is_empty() => p { (lang.t("Pusto.", "Nothing.")) },
+            Ok(entries) => table {
+                thead { tr {
+                    th scope="col" { (lang.t("Kiedy", "When")) }
+                    th scope="col" { (lang.t("Kto", "Who")) }
+                    th scope="col" { (lang.t("Co", "What")) }
+                    th scope="col" { (lang.t("Czego dotyczy", "Subject")) }
+                    th scope="col" { (lang.t("Szczegóły", "Details")) }
+                } }
+                tbody {
+                    @for entry in entries {
+                        tr {
+                            td { (when(entry.at)) }
+                            td { (entry.actor) }
+                            td { (entry.action) }
+                            td { (entry.subject) }
+                            td { (entry.detail) }
+                        }
+                    }
+                }
+            },
+        }
+    };
+    page(layout(lang, lang.t("Dziennik", "Log"), &who, "log", body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shops_ids_are_escaped_in_links() {
+        assert_eq!(order_href("sklep", "12"), "/console/orders/sklep/12");
+        assert_eq!(
+            order_href("a b", "x/../y?z"),
+            "/console/orders/a%20b/x%2F..%2Fy%3Fz"
+        );
+    }
+}

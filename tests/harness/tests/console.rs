@@ -1,0 +1,263 @@
+//! The operator's console in a real browser (headless Chromium driven over
+//! WebDriver) against the whole local stack: the ERP stand-in, the
+//! WooCommerce stand-in, the cloud and the agent. The operator signs in by
+//! the one-time link, sets a password, sees a parked order with its reason,
+//! fixes the cause in the ERP stand-in, presses Send again and sees the
+//! order's document number appear; the log names the operator. Each page is
+//! checked for labels, contrast, a title and keyboard reach, and saved as a
+//! screenshot in `target/console-screenshots/` (docs/INSTALL.md shows them).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use harness::browser::{Browser, Viewport, screenshot_dir};
+use harness::cloud::{LocalCloud, start_agent};
+use harness::standins::{OptimaStandin, WooStandinProcess};
+use harness::wait_for;
+use serde_json::{Value, json};
+
+const ORDERS_TOML: &str = "\n[sync]\npoll_seconds = 1\noverlap_seconds = 5\nstock_minutes = 600\nprices_minutes = 600\ncatalogue_minutes = 1440\nbatch_records = 500\n\n[orders]\nwarehouse = \"MAG\"\ndefault_payment_form = \"przelew\"\ndefault_shipping_service = \"TRANSPORT\"\nprogress_seconds = 1\ncommand_visibility_seconds = 10\n\n[orders.payment_forms]\nbacs = \"przelew\"\n";
+
+const SHOP_ONLY: &str = "KONSOLA-TYLKO-W-SKLEPIE";
+const OPERATOR: &str = "biuro@palarnia.example";
+const PASSWORD: &str = "kawa-z-palarni-2026!";
+
+fn address(email: &str) -> Value {
+    json!({"first_name": "Anna", "last_name": "Nowak", "address_1": "ul. Lipowa 7",
+           "city": "Poznań", "postcode": "60-001", "country": "PL", "email": email})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_signs_in_sees_a_parked_order_and_sends_it_again_once_fixed()
+-> anyhow::Result<()> {
+    let tmp = harness::TestDir::new()?;
+    let dir = tmp.path().to_path_buf();
+    let shots = screenshot_dir("console-screenshots");
+    let Some(browser) = Browser::start(&dir).await? else {
+        return Ok(());
+    };
+    let erp = OptimaStandin::start(&dir.join("optima.sqlite"), 60, &dir)?;
+    let all_skus = erp.skus().await?;
+    let skus = erp.stocked_skus().await?;
+    let shop = WooStandinProcess::start_with(None, Some(&all_skus), None, &dir)?;
+    let cloud = LocalCloud::start_with_host_args(
+        &dir,
+        "console",
+        Some(shop.shop_parameters("sklep", "Detaliczna", &["MAG"], 20, 20)),
+        &["--schedule-every", "poller=5"],
+    )?;
+    let webhook = cloud.webhook_url.clone().context("no webhook URL")?;
+    shop.register_order_webhooks(&format!("{webhook}/sklep"))
+        .await?;
+    let config = dir.join("agent.toml");
+    cloud.write_agent_config_with(&config, "biuro", &erp.connection_string, 30, ORDERS_TOML)?;
+    let _agent = start_agent(
+        &config,
+        &cloud.emulator.endpoint(),
+        &dir.join("agent.log"),
+        &[("OPTIMA_SYNC_SQL__PASSWORD", erp.password.as_str())],
+    )?;
+
+    // A page without a session sends the browser to the sign-in page (in
+    // Polish, as asked once: the console keeps the language).
+    browser
+        .open(&format!("{}/console/orders?lang=pl", cloud.admin_url))
+        .await?;
+    browser
+        .wait_for_url("/console/signin", Duration::from_secs(10))
+        .await?;
+    browser.screenshot(&shots, "01-signin").await?;
+    browser.accessibility().await?.ensure_none()?;
+
+    // The first operator's one-time link (what `deploy.py console-invite`
+    // and `local-sync` give): the browser redeems it and is asked for a
+    // password.
+    let link = cloud.console_invite(OPERATOR).await?;
+    browser.open(&link).await?;
+    browser
+        .wait_for_url("/console/password", Duration::from_secs(10))
+        .await?;
+    browser.screenshot(&shots, "02-password").await?;
+    browser.accessibility().await?.ensure_none()?;
+    browser.fill("Nowe hasło", PASSWORD).await?;
+    browser.fill("Powtórz nowe hasło", PASSWORD).await?;
+    browser.click_button("Zapisz hasło").await?;
+    browser
+        .wait_for_text("Agenci w biurze", Duration::from_secs(10))
+        .await?;
+    let session = browser
+        .cookies()
+        .await?
+        .into_iter()
+        .find(|c| c.name == "__Host-console")
+        .context("the session cookie")?;
+    assert!(
+        session.http_only && session.secure && session.same_site.as_deref() == Some("Strict"),
+        "{session:?}"
+    );
+    // The agent reports in, and the overview shows it.
+    wait_for(
+        "the agent on the overview",
+        Duration::from_secs(60),
+        || async {
+            browser
+                .open(&format!("{}/console/", cloud.admin_url))
+                .await?;
+            Ok(browser.text().await?.contains("biuro").then_some(()))
+        },
+    )
+    .await?;
+    browser.screenshot(&shots, "03-overview").await?;
+    browser.accessibility().await?.ensure_none()?;
+
+    // An order with a product only the shop has is parked with its reason.
+    reqwest::Client::new()
+        .post(format!("{}/__standin/products", shop.base_url))
+        .json(
+            &json!({"sku": SHOP_ONLY, "name": "Tylko w sklepie", "regular_price": "49.20",
+                      "stock_quantity": 50, "manage_stock": true}),
+        )
+        .send()
+        .await?
+        .error_for_status()?;
+    let placed = shop
+        .place_order(json!({
+            "line_items": [[skus[0], 1], [SHOP_ONLY, 2]],
+            "billing": address("konsola@example.pl"),
+            "shipping": address("konsola@example.pl"),
+            "payment_method": "bacs",
+            "shipping_total": "15.00",
+            "status": "processing"
+        }))
+        .await?;
+    let number = placed["number"].as_str().context("number")?.to_owned();
+    wait_for(
+        "the parked order on the page",
+        Duration::from_secs(60),
+        || async {
+            browser
+                .open(&format!("{}/console/orders", cloud.admin_url))
+                .await?;
+            let text = browser.text().await?;
+            Ok((text.contains(&number) && text.contains(SHOP_ONLY)).then_some(()))
+        },
+    )
+    .await?;
+    browser.screenshot(&shots, "04-orders-parked").await?;
+    browser.accessibility().await?.ensure_none()?;
+
+    // The office adds the product in Optima; the operator sends it again.
+    erp.perform(optima_standin::simulator::Action::NewProduct {
+        sku: SHOP_ONLY.into(),
+        name: "Tylko w sklepie, już w Optimie".into(),
+    })
+    .await?;
+    browser.click_button("Wyślij ponownie").await?;
+    browser
+        .wait_for_text("Wysłane ponownie do Optimy.", Duration::from_secs(10))
+        .await?;
+    let order_url = browser.current_url().await?;
+    let shown = wait_for(
+        "the order's document number on its page",
+        Duration::from_secs(60),
+        || async {
+            browser.open(&order_url).await?;
+            let text = browser.text().await?;
+            Ok(text.lines().find(|l| l.contains("RO/")).map(str::to_owned))
+        },
+    )
+    .await?;
+    assert!(shown.contains("RO/"), "{shown}");
+    browser.screenshot(&shots, "05-order").await?;
+    browser.accessibility().await?.ensure_none()?;
+
+    // The log names the operator and the action.
+    browser
+        .open(&format!("{}/console/log", cloud.admin_url))
+        .await?;
+    let log = browser.text().await?;
+    assert!(
+        log.contains(OPERATOR) && log.contains("order sent again"),
+        "{log}"
+    );
+    browser.screenshot(&shots, "06-log").await?;
+    browser.accessibility().await?.ensure_none()?;
+
+    // On a phone the orders page still reads, and in English on request.
+    browser.set_viewport(Viewport::PHONE).await?;
+    browser
+        .open(&format!("{}/console/orders?lang=en", cloud.admin_url))
+        .await?;
+    browser
+        .wait_for_text("Parked", Duration::from_secs(10))
+        .await?;
+    browser.screenshot(&shots, "07-orders-phone-en").await?;
+    browser.accessibility().await?.ensure_none()?;
+
+    // Signed out, the pages are closed again.
+    browser.click_button("Sign out").await?;
+    browser
+        .open(&format!("{}/console/orders", cloud.admin_url))
+        .await?;
+    browser
+        .wait_for_url("/console/signin", Duration::from_secs(10))
+        .await?;
+    Ok(())
+}
+
+/// `deploy.py console-invite` makes the operator and a link the admin
+/// function redeems once: the same items as `Auth::invite`, written by the
+/// deploy command's own AWS credentials, the token only in the fragment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deploy_command_invites_an_operator_whose_link_works_once() -> anyhow::Result<()> {
+    let tmp = harness::TestDir::new()?;
+    let dir = tmp.path().to_path_buf();
+    let stack = "console-invite";
+    let cloud = LocalCloud::start_with(&dir, stack, None)?;
+    let output = harness::stack::deploy_command(&cloud.emulator.endpoint())?
+        .args([
+            "console-invite",
+            "--stack",
+            stack,
+            "--email",
+            "Szef@Palarnia.example",
+        ])
+        // The local host serves the Function URLs; in AWS the admin
+        // function's own URL is the default.
+        .args(["--console-url", &cloud.admin_url])
+        .output()
+        .context("running deploy.py console-invite")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "console-invite: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8(output.stdout)?;
+    let (page, token) = printed
+        .trim()
+        .split_once('#')
+        .context("a link with the token after #")?;
+    assert!(page.ends_with("/console/link"), "{printed}");
+    assert!(token.len() >= 43, "256 bits, base64url: {token}");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let redeem = || {
+        http.post(format!("{}/console/link", cloud.admin_url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={token}"))
+            .send()
+    };
+    let first = redeem().await?;
+    assert_eq!(first.status(), 303, "redeemed");
+    assert_eq!(
+        first
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok()),
+        Some("/console/password"),
+        "a new operator sets a password first"
+    );
+    assert_eq!(redeem().await?.status(), 403, "once only");
+    Ok(())
+}
