@@ -1110,6 +1110,72 @@ mod tests {
         Ok(())
     }
 
+    /// A batch too large for one message goes as several, numbered one
+    /// after another, each number once.
+    #[test]
+    fn a_batch_that_splits_takes_consecutive_numbers() -> Result<(), StoreError> {
+        let (_dir, store) = temp_store()?;
+        let records: Vec<_> = (0..2000)
+            .map(|i| {
+                stock(
+                    &format!(
+                        "SKU-{:08x}",
+                        (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32
+                    ),
+                    i,
+                )
+            })
+            .collect();
+        store.stage(RecordKind::Stock, &records, false, Utc::now())?;
+        let seqs = store.form_batch("a", 2000, 8_000, Utc::now())?;
+        assert!(seqs.len() > 1, "split: {seqs:?}");
+        let expected: Vec<u64> = (seqs[0]..seqs[0] + seqs.len() as u64).collect();
+        assert_eq!(seqs, expected);
+        let sent: usize = store
+            .pending(100)?
+            .iter()
+            .map(|m| decode(&m.body).map(|e| e.payload.len()))
+            .sum::<Result<usize, _>>()?;
+        assert_eq!(sent, 2000, "every record in one of them");
+        Ok(())
+    }
+
+    /// Forgetting the hashes makes the next pass stage everything again
+    /// (a forced full sync); unchanged records are otherwise skipped.
+    #[test]
+    fn cleared_hashes_stage_unchanged_records_again() -> Result<(), StoreError> {
+        let (_dir, store) = temp_store()?;
+        let records = [stock("A", 1), stock("B", 2)];
+        assert_eq!(
+            store
+                .stage(RecordKind::Stock, &records, false, Utc::now())?
+                .changed,
+            2
+        );
+        assert_eq!(
+            store
+                .stage(RecordKind::Stock, &records, false, Utc::now())?
+                .changed,
+            0
+        );
+        store.clear_hashes(RecordKind::Prices)?;
+        assert_eq!(
+            store
+                .stage(RecordKind::Stock, &records, false, Utc::now())?
+                .changed,
+            0,
+            "another kind's hashes only"
+        );
+        store.clear_hashes(RecordKind::Stock)?;
+        assert_eq!(
+            store
+                .stage(RecordKind::Stock, &records, false, Utc::now())?
+                .changed,
+            2
+        );
+        Ok(())
+    }
+
     #[test]
     fn a_description_is_cut_at_4_kib_on_a_character_boundary() {
         let cut = |text: String| {
@@ -1461,6 +1527,7 @@ mod tests {
         let (_dir, store) = temp_store()?;
         let huge_description = product("DESC", 10, 2_000_000);
         let huge_name = product("NAME", 400_000, 10);
+        let huge_name_key = huge_name.0.clone();
         store.stage(
             RecordKind::Products,
             &[huge_description, huge_name, product("OK", 10, 10)],
@@ -1502,6 +1569,17 @@ mod tests {
 
         let rejected = store.rejected()?;
         assert_eq!(rejected.count, 2, "{rejected:?}");
+        // Each set-aside row keeps its own record, for a person to read.
+        let kept: String = store.conn()?.query_row(
+            "SELECT record FROM rejected WHERE key = ?1",
+            [huge_name_key.as_str()],
+            |r| r.get(0),
+        )?;
+        assert!(
+            kept.contains("\"NAME\""),
+            "NAME's own record: {}",
+            &kept[..80.min(kept.len())]
+        );
         let latest = rejected.latest.unwrap_or_default();
         assert!(
             latest.contains("BROKEN|MAG") && latest.contains("cannot be read"),
