@@ -177,7 +177,7 @@ fn main() -> anyhow::Result<()> {
     let endpoint = cloud.emulator.endpoint();
     // The console's first operator, signed in by a one-time link.
     let console_link = runtime
-        .block_on(cloud.console_invite("operator@localhost"))
+        .block_on(cloud.console_invite("biuro@optima-sync.test"))
         .map_err(|e| e.context("inviting the console's first operator"))?;
     println!();
     println!("the sync is running locally:");
