@@ -814,19 +814,8 @@ pub enum Lang {
 
 impl Lang {
     pub fn of(headers: &HeaderMap, query: Option<&str>) -> Lang {
-        let asked =
-            query.and_then(|q| field(&parse_form(q.as_bytes()), "lang").and_then(Lang::from_code));
-        let kept = || {
-            headers
-                .get_all(header::COOKIE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(';'))
-                .filter_map(|pair| cookie::Cookie::parse(pair.trim()).ok())
-                .find(|c| c.name() == LANG_COOKIE)
-                .and_then(|c| Lang::from_code(c.value()))
-        };
-        asked.or_else(kept).unwrap_or_else(|| {
+        let kept = || cookie_value(headers, LANG_COOKIE).and_then(|code| Lang::from_code(&code));
+        Lang::asked(query).or_else(kept).unwrap_or_else(|| {
             headers
                 .get(header::ACCEPT_LANGUAGE)
                 .and_then(|v| v.to_str().ok())
@@ -1246,7 +1235,9 @@ async fn stylesheet() -> Response {
 
 // ---- pages ----
 
-fn page(lang: Lang, title: &str, content: Markup) -> Markup {
+/// A console page: the document, its head (title, viewport, the
+/// stylesheet) and `body`; the sign-in's pages and the console's share it.
+pub(crate) fn document(lang: Lang, title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang=(lang.code()) {
@@ -1256,11 +1247,13 @@ fn page(lang: Lang, title: &str, content: Markup) -> Markup {
                 title { (title) " · " (lang.t("Konsola", "Console")) }
                 link rel="stylesheet" href=(CSS_PATH);
             }
-            body {
-                main class="narrow" { (content) }
-            }
+            body { (body) }
         }
     }
+}
+
+fn page(lang: Lang, title: &str, content: Markup) -> Markup {
+    document(lang, title, html! { main class="narrow" { (content) } })
 }
 
 fn sign_in_form(lang: Lang, email: &str, message: Option<&str>) -> Markup {
@@ -1410,7 +1403,7 @@ fn unavailable(lang: Lang, err: &StateError) -> Response {
     )
 }
 
-fn html_page(status: StatusCode, markup: Markup) -> Response {
+pub(crate) fn html_page(status: StatusCode, markup: Markup) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -1453,17 +1446,21 @@ fn with_session(mut response: Response, session: &NewSession) -> Response {
     response
 }
 
-/// The session id in the request's cookies, if any.
-fn session_cookie(headers: &HeaderMap) -> Option<String> {
+/// The value of the request's cookie `name`, if it has one.
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(Cookie::split_parse)
         .filter_map(Result::ok)
-        .find(|cookie| cookie.name() == SESSION_COOKIE)
+        .find(|cookie| cookie.name() == name)
         .map(|cookie| cookie.value().to_owned())
-        .filter(|id| !id.is_empty() && id.len() <= 128)
+}
+
+/// The session id in the request's cookies, if any.
+fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, SESSION_COOKIE).filter(|id| !id.is_empty() && id.len() <= 128)
 }
 
 /// Ends the session the request already had (signing in again replaces it).
@@ -1611,17 +1608,11 @@ fn form_lang(headers: &HeaderMap, form: &[(String, String)]) -> Lang {
         .unwrap_or_else(|| Lang::of(headers, None))
 }
 
-/// `application/x-www-form-urlencoded` fields, in order.
+/// `application/x-www-form-urlencoded` fields, in order (`+` is a space;
+/// a `%` not followed by two hex digits stays as it is; bytes that are not
+/// UTF-8 become U+FFFD).
 fn parse_form(body: &[u8]) -> Vec<(String, String)> {
-    body.split(|&b| b == b'&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let mut halves = pair.splitn(2, |&b| b == b'=');
-            let name = halves.next().unwrap_or_default();
-            let value = halves.next().unwrap_or_default();
-            (decode_component(name), decode_component(value))
-        })
-        .collect()
+    form_urlencoded::parse(body).into_owned().collect()
 }
 
 /// The first value of a field.
@@ -1629,43 +1620,6 @@ fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
     form.iter()
         .find(|(key, _)| key == name)
         .map(|(_, value)| value.as_str())
-}
-
-/// Percent-decoding with `+` as a space; bytes that are not UTF-8 become
-/// U+FFFD.
-fn decode_component(part: &[u8]) -> String {
-    let mut out = Vec::with_capacity(part.len());
-    let mut i = 0;
-    while let Some(&byte) = part.get(i) {
-        match byte {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' => {
-                let decoded = part
-                    .get(i + 1..i + 3)
-                    .filter(|hex| hex.iter().all(u8::is_ascii_hexdigit))
-                    .and_then(|hex| std::str::from_utf8(hex).ok())
-                    .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-                match decoded {
-                    Some(value) => {
-                        out.push(value);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            other => {
-                out.push(other);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -1682,8 +1636,11 @@ mod tests {
         assert_eq!(field(&form, "lone"), Some(""));
         assert_eq!(field(&form, "csrf"), Some("x"));
         assert_eq!(field(&form, "missing"), None);
-        assert_eq!(decode_component(b"%C5%BC%C3%B3%C5%82w"), "żółw");
-        assert_eq!(decode_component(b"%+1"), "% 1");
+        assert_eq!(
+            field(&parse_form(b"a=%C5%BC%C3%B3%C5%82w"), "a"),
+            Some("żółw")
+        );
+        assert_eq!(field(&parse_form(b"a=%+1"), "a"), Some("% 1"));
     }
 
     #[test]

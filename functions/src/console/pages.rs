@@ -18,12 +18,12 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Extension, Path, Query, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
-use maud::{DOCTYPE, Markup, html};
+use maud::{Markup, html};
 use serde::Deserialize;
 
 use crate::admin::Admin;
@@ -55,15 +55,10 @@ struct PageQuery {
     sent: Option<String>,
 }
 
-/// A page as a response: HTML with the console's security headers.
+/// A page as a response (the sign-in's middleware adds the security
+/// headers to every page behind it).
 fn page(markup: Markup) -> Response {
-    let mut response = (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        markup.into_string(),
-    )
-        .into_response();
-    auth::security_headers(response.headers_mut());
-    response
+    auth::html_page(StatusCode::OK, markup)
 }
 
 /// The frame of every page: the menu, the operator and sign-out, the
@@ -80,43 +75,36 @@ fn layout(lang: Lang, title: &str, who: &SignedIn, active: &str, body: Markup) -
             }
         }
     };
-    html! {
-        (DOCTYPE)
-        html lang=(lang.code()) {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · optima-sync" }
-                link rel="stylesheet" href="/console/static/console.css";
-            }
-            body {
-                header {
-                    nav aria-label=(lang.t("Menu", "Menu")) {
-                        ul {
-                            (item("/console/", lang.t("Przegląd", "Overview"), "overview"))
-                            (item("/console/orders", lang.t("Zamówienia", "Orders"), "orders"))
-                            (item("/console/log", lang.t("Dziennik", "Log"), "log"))
-                        }
-                    }
-                    div class="who" {
-                        span { (who.email) }
-                        @match lang {
-                            Lang::Pl => a href="?lang=en" lang="en" { "English" },
-                            Lang::En => a href="?lang=pl" lang="pl" { "Polski" },
-                        }
-                        form method="post" action="/console/signout" {
-                            input type="hidden" name="csrf" value=(who.csrf);
-                            button type="submit" { (lang.t("Wyloguj", "Sign out")) }
-                        }
-                    }
+    auth::document(
+        lang,
+        title,
+        html! {
+        header {
+            nav aria-label=(lang.t("Menu", "Menu")) {
+                ul {
+                    (item("/console/", lang.t("Przegląd", "Overview"), "overview"))
+                    (item("/console/orders", lang.t("Zamówienia", "Orders"), "orders"))
+                    (item("/console/log", lang.t("Dziennik", "Log"), "log"))
                 }
-                main {
-                    h1 { (title) }
-                    (body)
+            }
+            div class="who" {
+                span { (who.email) }
+                @match lang {
+                    Lang::Pl => a href="?lang=en" lang="en" { "English" },
+                    Lang::En => a href="?lang=pl" lang="pl" { "Polski" },
+                }
+                form method="post" action="/console/signout" {
+                    input type="hidden" name="csrf" value=(who.csrf);
+                    button type="submit" { (lang.t("Wyloguj", "Sign out")) }
                 }
             }
         }
-    }
+        main {
+            h1 { (title) }
+            (body)
+        }
+        },
+    )
 }
 
 fn when(at: DateTime<Utc>) -> String {
@@ -395,17 +383,16 @@ fn order_href(shop: &str, order_id: &str) -> String {
     format!("/console/orders/{}/{}", percent(shop), percent(order_id))
 }
 
+/// What a path segment leaves unescaped: letters, digits and `-_.~`.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// A path segment, escaped (ids are the shop's, not ours).
 fn percent(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for byte in segment.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(segment, SEGMENT).to_string()
 }
 
 /// One order: state, documents, tracking, invoices with their links and
@@ -423,15 +410,17 @@ async fn order(
         Ok(Some(stored)) => stored,
         Ok(None) => {
             let body = html! { p { (lang.t("Nie ma takiego zamówienia (albo wygasło).", "No such order (or it expired).")) } };
-            let mut response = page(layout(lang, &order_id, &who, "orders", body));
-            *response.status_mut() = StatusCode::NOT_FOUND;
-            return response;
+            return auth::html_page(
+                StatusCode::NOT_FOUND,
+                layout(lang, &order_id, &who, "orders", body),
+            );
         }
         Err(err) => {
             let body = html! { p class="error" role="alert" { (err.to_string()) } };
-            let mut response = page(layout(lang, &order_id, &who, "orders", body));
-            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-            return response;
+            return auth::html_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                layout(lang, &order_id, &who, "orders", body),
+            );
         }
     };
     let invoices = admin
