@@ -13,12 +13,18 @@
 //! - **A password** (`POST /console/signin`): argon2id, verified on a
 //!   blocking thread; an unknown e-mail is verified against a dummy hash
 //!   with the same parameters, so it takes as long and answers the same.
+//! - **And a code, when the operator turned TOTP on** ([`totp`], set up
+//!   on `/console/account`, [`account`]): a right password or a redeemed
+//!   link gives no session but a pending sign-in (5 minutes, once, in its
+//!   own `__Host-` cookie); `/console/signin/code` asks for the
+//!   authenticator's code and only a right, unused one starts the session.
 //!
 //! Rate limits: every password check first takes a slot in two fixed
 //! 15-minute windows, the account's (5) and the client address's (20), by a
 //! conditional `ADD` (so parallel guesses cannot all pass a read-then-write
 //! check); a right password gives its slots back. A full window refuses
-//! without checking the password and says until when.
+//! without checking the password and says until when. TOTP codes checked
+//! at sign-in or to turn TOTP off take slots in the same windows.
 //!
 //! The client address: in AWS, lambda_http's request context (the Function
 //! URL's `requestContext.http.sourceIp`, the TCP peer AWS saw); else the
@@ -40,18 +46,27 @@
 //! Items (state table; TTL deletion is lazy, so every read checks times):
 //! - `pk = operator#<email>`, `sk = operator`: `email`, `created_at`,
 //!   `password_hash` (PHC, absent until set), `password_changed_at`,
-//!   `session_epoch`.
+//!   `session_epoch`; with TOTP on `totp_secret` (base32), `totp_enabled_at`
+//!   and `totp_last_step` (the last accepted code's step: older or equal
+//!   steps are refused); during an enrolment `totp_enrolment` (base32) and
+//!   `totp_enrolment_expires`.
 //! - `pk = signin-link#<sha256 hex of token>`, `sk = link`: `email`,
 //!   `created_at`, `expires`, `ttl`.
 //! - `pk = session#<sha256 hex of id>`, `sk = session`: `email`, `csrf`,
 //!   `created_at`, `last_seen`, `by_link`, `session_epoch`, `ttl`.
+//! - `pk = signin-pending#<sha256 hex of token>`, `sk = pending`: `email`,
+//!   `csrf`, `by_link`, `session_epoch`, `created_at`, `expires`, `ttl`.
 //! - `pk = signin-failures#account#<email>` or
 //!   `signin-failures#address#<address>`, `sk = <window start, epoch s>`:
 //!   `failures`, `ttl`.
 //!
 //! Times are epoch milliseconds, `ttl` epoch seconds. The activity log
-//! records sign-ins, refusals (never a password or a token), throttling,
-//! links redeemed or refused, sign-outs and password changes.
+//! records sign-ins, refusals (never a password, a token, a code or a
+//! TOTP secret), throttling, links redeemed or refused, sign-outs, password
+//! changes, TOTP turned on or off and refused codes.
+
+mod account;
+mod totp;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -164,6 +179,11 @@ struct Operator {
     email: String,
     password_hash: Option<String>,
     session_epoch: i64,
+    /// The second factor's secret, when TOTP is on.
+    totp: Option<totp::TotpSecret>,
+    totp_enabled_at: Option<DateTime<Utc>>,
+    /// An enrolment begun and not yet confirmed: its secret, valid until.
+    totp_enrolment: Option<(totp::TotpSecret, DateTime<Utc>)>,
 }
 
 /// A live session as stored.
@@ -185,6 +205,20 @@ struct NewSession {
 struct Slot {
     pk: String,
     sk: String,
+}
+
+/// A rate-limited check's slots: the account's and the address's.
+enum Slots {
+    Taken {
+        account: Slot,
+        address: Slot,
+    },
+    /// A window is full: nothing taken.
+    Full {
+        until: DateTime<Utc>,
+        /// "account" or "address".
+        by: &'static str,
+    },
 }
 
 /// The outcome of a password check.
@@ -313,6 +347,11 @@ impl Auth {
             email: get_s(&item, "email").unwrap_or(email).to_owned(),
             password_hash: get_s(&item, "password_hash").map(str::to_owned),
             session_epoch: get_n(&item, "session_epoch").unwrap_or(0),
+            totp: get_s(&item, "totp_secret").map(totp::TotpSecret::stored),
+            totp_enabled_at: get_time(&item, "totp_enabled_at"),
+            totp_enrolment: get_s(&item, "totp_enrolment")
+                .zip(get_time(&item, "totp_enrolment_expires"))
+                .map(|(secret, until)| (totp::TotpSecret::stored(secret), until)),
         }))
     }
 
@@ -558,6 +597,43 @@ impl Auth {
         }
     }
 
+    /// Takes a slot in the account's window and one in the address's, or
+    /// none when either is full.
+    async fn take_slots(
+        &self,
+        email: &str,
+        address: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Slots, StateError> {
+        let until = window(now).1;
+        let Some(account) = self
+            .take_slot(&format!("account#{email}"), ACCOUNT_FAILURES, now)
+            .await?
+        else {
+            return Ok(Slots::Full {
+                until,
+                by: "account",
+            });
+        };
+        match self
+            .take_slot(&format!("address#{address}"), ADDRESS_FAILURES, now)
+            .await
+        {
+            Ok(Some(address)) => Ok(Slots::Taken { account, address }),
+            Ok(None) => {
+                self.give_back(account).await;
+                Ok(Slots::Full {
+                    until,
+                    by: "address",
+                })
+            }
+            Err(err) => {
+                self.give_back(account).await;
+                Err(err)
+            }
+        }
+    }
+
     /// Checks an operator's password under the rate limits: the slots are
     /// taken before the check and given back when it was right.
     async fn check_password(
@@ -567,32 +643,9 @@ impl Auth {
         password: SecretString,
         now: DateTime<Utc>,
     ) -> Result<Checked, StateError> {
-        let until = window(now).1;
-        let Some(account) = self
-            .take_slot(&format!("account#{email}"), ACCOUNT_FAILURES, now)
-            .await?
-        else {
-            return Ok(Checked::Throttled {
-                until,
-                by: "account",
-            });
-        };
-        let address = match self
-            .take_slot(&format!("address#{address}"), ADDRESS_FAILURES, now)
-            .await
-        {
-            Ok(Some(slot)) => slot,
-            Ok(None) => {
-                self.give_back(account).await;
-                return Ok(Checked::Throttled {
-                    until,
-                    by: "address",
-                });
-            }
-            Err(err) => {
-                self.give_back(account).await;
-                return Err(err);
-            }
+        let (account, address) = match self.take_slots(email, address, now).await? {
+            Slots::Taken { account, address } => (account, address),
+            Slots::Full { until, by } => return Ok(Checked::Throttled { until, by }),
         };
         let operator = match self.operator(email).await {
             Ok(operator) => operator,
@@ -636,8 +689,9 @@ impl Auth {
     }
 }
 
-/// The sign-in pages: `/console/signin`, `/console/link`, `/console/signout`,
-/// `/console/password`, and the static files `/console/static/console.css`
+/// The sign-in pages: `/console/signin`, `/console/signin/code`,
+/// `/console/link`, `/console/signout`, `/console/password`,
+/// `/console/account` (and its TOTP forms), and the static files `/console/static/console.css`
 /// and `/console/static/link.js`. Every response carries
 /// [`security_headers`].
 pub fn routes(auth: Arc<Auth>) -> Router {
@@ -647,12 +701,23 @@ pub fn routes(auth: Arc<Auth>) -> Router {
             "/console/password",
             get(password_page).post(change_password),
         )
+        .route("/console/account", get(account::account_page))
+        .route("/console/account/totp", post(account::begin_enrolment))
+        .route(
+            "/console/account/totp/confirm",
+            post(account::confirm_enrolment),
+        )
+        .route("/console/account/totp/off", post(account::turn_off))
         .route_layer(middleware::from_fn_with_state(
             auth.clone(),
             require_session,
         ));
     Router::new()
         .route("/console/signin", get(sign_in_page).post(sign_in))
+        .route(
+            totp::CODE_PATH,
+            get(totp::code_page).post(totp::sign_in_code),
+        )
         .route("/console/link", get(link_page).post(redeem_link))
         .route(LINK_SCRIPT_PATH, get(link_script))
         .route(CSS_PATH, get(stylesheet))
@@ -946,6 +1011,9 @@ async fn sign_in(State(auth): State<Arc<Auth>>, request: Request) -> Response {
                 }
                 Err(err) => return unavailable(lang, &err),
             };
+            if operator.totp.is_some() {
+                return totp::ask_for_code(&auth, lang, &operator, false, &address, now).await;
+            }
             end_presented_session(&auth, &parts.headers).await;
             let session = match auth
                 .start_session(&operator.email, operator.session_epoch, false, now)
@@ -1029,6 +1097,18 @@ async fn redeem_link(State(auth): State<Arc<Auth>>, request: Request) -> Respons
         .await;
         return link_refused(lang);
     };
+    if operator.totp.is_some() {
+        // The link alone is not enough: the code comes first.
+        auth.record(
+            now,
+            &operator.email,
+            "sign-in link redeemed",
+            &operator.email,
+            format!("from {address}; the TOTP code is asked next"),
+        )
+        .await;
+        return totp::ask_for_code(&auth, lang, &operator, true, &address, now).await;
+    }
     end_presented_session(&auth, &parts.headers).await;
     let session = match auth
         .start_session(&operator.email, operator.session_epoch, true, now)
@@ -1045,12 +1125,16 @@ async fn redeem_link(State(auth): State<Arc<Auth>>, request: Request) -> Respons
         format!("from {address}"),
     )
     .await;
-    let next = if operator.password_hash.is_some() {
+    with_session(see_other(after_link(&operator)), &session)
+}
+
+/// Where a link's sign-in goes: the console, or to set a first password.
+fn after_link(operator: &Operator) -> &'static str {
+    if operator.password_hash.is_some() {
         "/console/"
     } else {
         "/console/password"
-    };
-    with_session(see_other(next), &session)
+    }
 }
 
 async fn sign_out(
@@ -1611,12 +1695,12 @@ fn form_lang(headers: &HeaderMap, form: &[(String, String)]) -> Lang {
 /// `application/x-www-form-urlencoded` fields, in order (`+` is a space;
 /// a `%` not followed by two hex digits stays as it is; bytes that are not
 /// UTF-8 become U+FFFD).
-fn parse_form(body: &[u8]) -> Vec<(String, String)> {
+pub(crate) fn parse_form(body: &[u8]) -> Vec<(String, String)> {
     form_urlencoded::parse(body).into_owned().collect()
 }
 
 /// The first value of a field.
-fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
     form.iter()
         .find(|(key, _)| key == name)
         .map(|(_, value)| value.as_str())

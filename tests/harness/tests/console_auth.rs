@@ -7,6 +7,11 @@
 //! the sixth failure for an account is throttled even with the right
 //! password; sessions end when idle, when old, on sign-out and when the
 //! password changes elsewhere; a POST needs the session's CSRF token.
+//! With TOTP on (turned on by a confirming code, off by password and
+//! code), neither a password nor a link alone gives a session: the code's
+//! step does, once, within one step either way, and wrong codes count as
+//! failed sign-ins. The tests compute codes themselves, with the totp
+//! crate, from the secret the enrolment's page showed.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -28,6 +33,8 @@ use reqwest::header::{self, HeaderMap};
 
 const TABLE: &str = "console-auth-test";
 const PASSWORD: &str = "zielony konik 2026";
+const PENDING_COOKIE: &str = "__Host-console-pending";
+const CODE_PATH: &str = "/console/signin/code";
 
 struct Bench {
     _emulator: Emulator,
@@ -131,6 +138,97 @@ impl Bench {
             request = request.header(header::COOKIE, format!("__Host-console={cookie}"));
         }
         Answer::of(request.send().await?).await
+    }
+
+    /// A form posted with these cookies (name, value).
+    async fn post_cookies(
+        &self,
+        path: &str,
+        cookies: &[(&str, &str)],
+        form: &[(&str, &str)],
+    ) -> anyhow::Result<Answer> {
+        let mut request = self.http.post(format!("{}{path}", self.base)).form(form);
+        if !cookies.is_empty() {
+            let header: Vec<String> = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            request = request.header(header::COOKIE, header.join("; "));
+        }
+        Answer::of(request.send().await?).await
+    }
+
+    async fn get_cookies(&self, path: &str, cookies: &[(&str, &str)]) -> anyhow::Result<Answer> {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if !cookies.is_empty() {
+            let header: Vec<String> = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            request = request.header(header::COOKIE, header.join("; "));
+        }
+        Answer::of(request.send().await?).await
+    }
+
+    /// Turns TOTP on for the session's operator: the secret the page
+    /// showed (base32) and the session that goes on (the old one ended).
+    async fn enrol(&self, cookie: &str) -> anyhow::Result<(String, String)> {
+        let csrf = self.csrf(cookie).await?;
+        let page = self
+            .post_form("/console/account/totp", Some(cookie), &[("csrf", &csrf)])
+            .await?;
+        ensure!(
+            page.status == StatusCode::OK,
+            "starting the enrolment: {} {}",
+            page.status,
+            page.body
+        );
+        let secret = shown_secret(&page.body)?;
+        let confirmed = self
+            .post_form(
+                "/console/account/totp/confirm",
+                Some(cookie),
+                &[("csrf", &csrf), ("code", &code(&secret, self.now())?)],
+            )
+            .await?;
+        ensure!(
+            confirmed.status == StatusCode::SEE_OTHER && confirmed.location() == "/console/account",
+            "confirming the enrolment: {} {}",
+            confirmed.status,
+            confirmed.body
+        );
+        Ok((secret, confirmed.session()?))
+    }
+
+    /// The password's step: the pending sign-in's cookie (no session yet).
+    async fn password_step(&self, email: &str) -> anyhow::Result<String> {
+        let answer = self.sign_in(email, PASSWORD).await?;
+        ensure!(
+            answer.status == StatusCode::SEE_OTHER && answer.location() == CODE_PATH,
+            "the password's step: {} {} {}",
+            answer.status,
+            answer.location(),
+            answer.body
+        );
+        ensure!(answer.set_cookie().is_none(), "a session before the code");
+        answer.cookie(PENDING_COOKIE)
+    }
+
+    /// Posts a code on the second step's page, as a browser does: the
+    /// page first (for its CSRF token), then the form.
+    async fn post_code(&self, pending: &str, code: &str) -> anyhow::Result<Answer> {
+        let page = self
+            .get_cookies(CODE_PATH, &[(PENDING_COOKIE, pending)])
+            .await?;
+        ensure!(
+            page.status == StatusCode::OK,
+            "the code's page: {} {}",
+            page.status,
+            page.body
+        );
+        ensure!(page.has_security_headers());
+        labelled(&page.body)?;
+        let csrf = hidden(&page.body, "csrf")?;
+        self.post_cookies(
+            CODE_PATH,
+            &[(PENDING_COOKIE, pending)],
+            &[("csrf", &csrf), ("code", code)],
+        )
+        .await
     }
 
     async fn get(&self, path: &str, cookie: Option<&str>) -> anyhow::Result<Answer> {
@@ -281,6 +379,30 @@ impl Answer {
             .unwrap_or_default();
         ensure!(!value.is_empty(), "an empty session cookie: {cookie:?}");
         Ok(value.to_owned())
+    }
+
+    /// The value a `Set-Cookie` gives the cookie `name`.
+    fn cookie(&self, name: &str) -> anyhow::Result<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| v.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.split(';').next())
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .with_context(|| format!("no cookie {name} set"))
+    }
+
+    /// The `Set-Cookie` of the cookie `name`, as attributes.
+    fn cookie_attributes(&self, name: &str) -> Vec<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with(&format!("{name}=")))
+            .map(|v| v.split(';').map(|part| part.trim().to_owned()).collect())
+            .unwrap_or_default()
     }
 
     fn has_security_headers(&self) -> bool {
@@ -731,5 +853,591 @@ async fn sessions_end_idle_old_signed_out_or_by_a_password_change_and_posts_need
         with.body
     );
     ensure!(bench.sign_in("ula@example.pl", second).await?.status == StatusCode::SEE_OTHER);
+    Ok(())
+}
+
+// ---- TOTP ----
+
+/// The generator the operator's app would hold for this base32 secret.
+fn authenticator(secret: &str) -> anyhow::Result<totp_rs::Totp> {
+    let secret = totp_rs::Secret::try_from_base32(secret)
+        .map_err(|err| anyhow::anyhow!("the page's secret is not base32: {err:?}"))?;
+    totp_rs::Builder::new()
+        .with_secret(secret)
+        .build()
+        .map_err(|err| anyhow::anyhow!("an RFC 6238 generator for the secret: {err:?}"))
+}
+
+/// The app's code at `at`.
+fn code(secret: &str, at: DateTime<Utc>) -> anyhow::Result<String> {
+    let seconds = u64::try_from(at.timestamp())?;
+    Ok(authenticator(secret)?.generate(seconds).to_string())
+}
+
+/// A code that is none of the three the server accepts at `at`.
+fn wrong_code(secret: &str, at: DateTime<Utc>) -> anyhow::Result<String> {
+    let near = [
+        code(secret, at - Duration::seconds(30))?,
+        code(secret, at)?,
+        code(secret, at + Duration::seconds(30))?,
+    ];
+    Ok(["000000", "111111", "222222", "333333"]
+        .into_iter()
+        .find(|candidate| !near.iter().any(|c| c == candidate))
+        .unwrap_or("444444")
+        .to_owned())
+}
+
+/// The secret the enrolment's page showed, as text (without its spaces).
+fn shown_secret(body: &str) -> anyhow::Result<String> {
+    let (_, rest) = body
+        .split_once(r#"<code id="totp-secret">"#)
+        .context("no secret on the enrolment's page")?;
+    let (shown, _) = rest.split_once("</code>").context("an unclosed secret")?;
+    let secret: String = shown.chars().filter(|c| !c.is_whitespace()).collect();
+    ensure!(
+        secret.len() == 32 && secret.chars().all(|c| matches!(c, 'A'..='Z' | '2'..='7')),
+        "160 bits in base32: {secret}"
+    );
+    Ok(secret)
+}
+
+/// A hidden field's value.
+fn hidden(body: &str, name: &str) -> anyhow::Result<String> {
+    let (_, rest) = body
+        .split_once(&format!(r#"name="{name}" value=""#))
+        .with_context(|| format!("no field {name} on the page"))?;
+    Ok(rest.split('"').next().unwrap_or_default().to_owned())
+}
+
+/// Every visible `input` with an id has a `<label for=…>` (what the
+/// browser's accessibility check asks of the console's forms).
+fn labelled(body: &str) -> anyhow::Result<()> {
+    for input in body.split("<input").skip(1) {
+        let tag = input.split('>').next().unwrap_or_default();
+        if tag.contains(r#"type="hidden""#) || tag.contains(" hidden") {
+            continue;
+        }
+        let id = tag
+            .split_once(r#"id=""#)
+            .and_then(|(_, rest)| rest.split('"').next())
+            .with_context(|| format!("an input without an id: {tag}"))?;
+        ensure!(
+            body.contains(&format!(r#"<label for="{id}">"#)),
+            "no label for {id}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn totp_goes_on_only_with_a_right_code_and_then_a_password_alone_gives_no_session()
+-> anyhow::Result<()> {
+    let dir = TestDir::new()?;
+    let bench = Bench::start(dir.path()).await?;
+    let cookie = bench.operator_with_password("ala@example.pl").await?;
+
+    // Off at first, with a button to start.
+    let account = bench.get("/console/account", Some(&cookie)).await?;
+    ensure!(account.status == StatusCode::OK && account.has_security_headers());
+    ensure!(
+        account.body.contains("Wyłączona.")
+            && account.body.contains(r#"action="/console/account/totp""#),
+        "{}",
+        account.body
+    );
+    let english = bench.get("/console/account?lang=en", Some(&cookie)).await?;
+    ensure!(english.body.contains("Turn two-step verification on"));
+
+    // Starting needs the CSRF token; then the secret shows once, as text
+    // and as a QR code drawn inline.
+    let csrf = bench.csrf(&cookie).await?;
+    let forged = bench
+        .post_form("/console/account/totp", Some(&cookie), &[("x", "1")])
+        .await?;
+    ensure!(forged.status == StatusCode::FORBIDDEN, "{}", forged.status);
+    let page = bench
+        .post_form("/console/account/totp", Some(&cookie), &[("csrf", &csrf)])
+        .await?;
+    ensure!(page.status == StatusCode::OK && page.has_security_headers());
+    let secret = shown_secret(&page.body)?;
+    ensure!(page.body.contains("<svg ") && page.body.contains(r#"role="img""#));
+    ensure!(!page.body.contains("<?xml"), "an XML prolog inside HTML");
+    labelled(&page.body)?;
+    let again = bench.get("/console/account", Some(&cookie)).await?;
+    ensure!(
+        !again.body.contains(&secret) && !again.body.contains("totp-secret"),
+        "the secret shown a second time"
+    );
+    ensure!(again.body.contains("/console/account/totp/confirm"));
+
+    // A wrong code leaves it off: the password alone still signs in.
+    let wrong = bench
+        .post_form(
+            "/console/account/totp/confirm",
+            Some(&cookie),
+            &[
+                ("csrf", &csrf),
+                ("code", &wrong_code(&secret, bench.now())?),
+            ],
+        )
+        .await?;
+    ensure!(wrong.status == StatusCode::BAD_REQUEST, "{}", wrong.status);
+    ensure!(wrong.body.contains("Nieprawidłowy kod"), "{}", wrong.body);
+    ensure!(wrong.set_cookie().is_none());
+    let plain = bench.sign_in("ala@example.pl", PASSWORD).await?;
+    ensure!(
+        plain.status == StatusCode::SEE_OTHER && plain.location() == "/console/",
+        "{} {}",
+        plain.status,
+        plain.location()
+    );
+    let other_session = plain.session()?;
+    ensure!(bench.logged("totp confirmation refused").await?.len() == 1);
+    ensure!(bench.logged("totp on").await?.is_empty());
+
+    // The right code turns it on; like a new password it ends the
+    // operator's other sessions and renews this one.
+    bench.advance(Duration::seconds(30));
+    let right = bench
+        .post_form(
+            "/console/account/totp/confirm",
+            Some(&cookie),
+            &[("csrf", &csrf), ("code", &code(&secret, bench.now())?)],
+        )
+        .await?;
+    ensure!(
+        right.status == StatusCode::SEE_OTHER && right.location() == "/console/account",
+        "{} {}",
+        right.status,
+        right.body
+    );
+    let renewed = right.session()?;
+    ensure!(bench.signed_in(&renewed).await?);
+    ensure!(!bench.signed_in(&cookie).await?, "the replaced session");
+    ensure!(!bench.signed_in(&other_session).await?, "another session");
+    let on = bench.get("/console/account", Some(&renewed)).await?;
+    ensure!(on.body.contains("Włączona"), "{}", on.body);
+    labelled(&on.body)?;
+    ensure!(bench.logged("totp on").await?.len() == 1);
+
+    // Now the password leads to the code's step: a pending sign-in in its
+    // own cookie, no session.
+    bench.advance(Duration::seconds(30));
+    let answer = bench.sign_in("ala@example.pl", PASSWORD).await?;
+    ensure!(answer.status == StatusCode::SEE_OTHER && answer.location() == CODE_PATH);
+    ensure!(
+        answer.set_cookie().is_none(),
+        "a session after the password alone"
+    );
+    let mut attributes = answer.cookie_attributes(PENDING_COOKIE);
+    ensure!(!attributes.is_empty(), "no pending cookie");
+    let pending = answer.cookie(PENDING_COOKIE)?;
+    attributes.remove(0);
+    attributes.sort();
+    ensure!(
+        attributes
+            == [
+                "HttpOnly",
+                "Max-Age=300",
+                "Path=/",
+                "SameSite=Strict",
+                "Secure"
+            ],
+        "{attributes:?}"
+    );
+    ensure!(
+        !bench.signed_in(&pending).await?,
+        "the pending token is no session"
+    );
+    // The code's page wants the pending cookie.
+    let without = bench.get(CODE_PATH, None).await?;
+    ensure!(without.status == StatusCode::SEE_OTHER && without.location() == "/console/signin");
+    // Its form wants the page's CSRF token.
+    let forged = bench
+        .post_cookies(
+            CODE_PATH,
+            &[(PENDING_COOKIE, &pending)],
+            &[("csrf", "x"), ("code", &code(&secret, bench.now())?)],
+        )
+        .await?;
+    ensure!(forged.status == StatusCode::FORBIDDEN, "{}", forged.status);
+
+    // The right code gives the session; the pending sign-in is gone.
+    let signed = bench
+        .post_code(&pending, &code(&secret, bench.now())?)
+        .await?;
+    ensure!(
+        signed.status == StatusCode::SEE_OTHER && signed.location() == "/console/",
+        "{} {}",
+        signed.status,
+        signed.body
+    );
+    ensure!(bench.signed_in(&signed.session()?).await?);
+    ensure!(
+        signed
+            .cookie_attributes(PENDING_COOKIE)
+            .iter()
+            .any(|a| a == "Max-Age=0"),
+        "the pending cookie is not cleared"
+    );
+    let reused = bench
+        .get_cookies(CODE_PATH, &[(PENDING_COOKIE, &pending)])
+        .await?;
+    ensure!(
+        reused.status == StatusCode::SEE_OTHER,
+        "a pending sign-in used twice"
+    );
+
+    // The log has the steps, never the secret.
+    ensure!(bench.logged("sign-in code asked").await?.len() == 1);
+    let signed_in = bench.logged("sign-in").await?;
+    ensure!(
+        signed_in
+            .first()
+            .is_some_and(|e| e.detail.starts_with("password and TOTP code")),
+        "{signed_in:?}"
+    );
+    let everything = format!("{:?}", bench.log.newest(bench.now(), 2, 1000, None).await?);
+    ensure!(!everything.contains(&secret), "the TOTP secret in the log");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_works_once_and_only_within_a_step_either_way() -> anyhow::Result<()> {
+    let dir = TestDir::new()?;
+    let bench = Bench::start(dir.path()).await?;
+    let cookie = bench.operator_with_password("ewa@example.pl").await?;
+    let (secret, _) = bench.enrol(&cookie).await?;
+
+    // The code that confirmed the enrolment is used already.
+    let pending = bench.password_step("ewa@example.pl").await?;
+    let replayed = bench
+        .post_code(&pending, &code(&secret, bench.now())?)
+        .await?;
+    ensure!(
+        replayed.status == StatusCode::UNAUTHORIZED,
+        "the confirming code again: {}",
+        replayed.status
+    );
+    ensure!(replayed.set_cookie().is_none());
+    ensure!(
+        replayed.body.contains("Nieprawidłowy kod"),
+        "{}",
+        replayed.body
+    );
+
+    // The next step's code works, once.
+    bench.advance(Duration::seconds(30));
+    let fresh = code(&secret, bench.now())?;
+    let signed = bench.post_code(&pending, &fresh).await?;
+    ensure!(
+        signed.status == StatusCode::SEE_OTHER,
+        "{} {}",
+        signed.status,
+        signed.body
+    );
+    ensure!(bench.signed_in(&signed.session()?).await?);
+    let pending = bench.password_step("ewa@example.pl").await?;
+    let again = bench.post_code(&pending, &fresh).await?;
+    ensure!(
+        again.status == StatusCode::UNAUTHORIZED,
+        "a replayed code: {}",
+        again.status
+    );
+    ensure!(
+        again.set_cookie().is_none(),
+        "a session from a replayed code"
+    );
+    let refused = bench.logged("sign-in code refused").await?;
+    ensure!(
+        refused.len() == 2
+            && refused
+                .iter()
+                .all(|e| e.detail.starts_with("TOTP code used already")),
+        "{refused:?}"
+    );
+    for entry in &refused {
+        ensure!(!entry.detail.contains(&fresh), "a code in the log");
+    }
+
+    // Two steps later that step's code is too old; one step old is not.
+    bench.advance(Duration::seconds(60));
+    let two_old = code(&secret, bench.now() - Duration::seconds(60))?;
+    let late = bench.post_code(&pending, &two_old).await?;
+    ensure!(
+        late.status == StatusCode::UNAUTHORIZED,
+        "a code two steps old: {}",
+        late.status
+    );
+    ensure!(late.set_cookie().is_none());
+    let one_old = code(&secret, bench.now() - Duration::seconds(30))?;
+    let in_time = bench.post_code(&pending, &one_old).await?;
+    ensure!(
+        in_time.status == StatusCode::SEE_OTHER,
+        "a code one step old: {} {}",
+        in_time.status,
+        in_time.body
+    );
+    // ... and once it is used, the current step's code (later) still works,
+    // while the one before it (earlier than the last used) does not.
+    let pending = bench.password_step("ewa@example.pl").await?;
+    let earlier = code(&secret, bench.now() - Duration::seconds(30))?;
+    ensure!(bench.post_code(&pending, &earlier).await?.status == StatusCode::UNAUTHORIZED);
+    let now = bench
+        .post_code(&pending, &code(&secret, bench.now())?)
+        .await?;
+    ensure!(
+        now.status == StatusCode::SEE_OTHER,
+        "{} {}",
+        now.status,
+        now.body
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_codes_count_as_failed_sign_ins_toward_the_accounts_limit() -> anyhow::Result<()> {
+    let dir = TestDir::new()?;
+    let bench = Bench::start(dir.path()).await?;
+    let cookie = bench.operator_with_password("jan@example.pl").await?;
+    let (secret, _) = bench.enrol(&cookie).await?;
+    bench.advance(Duration::minutes(15));
+
+    // The password right (its slots given back), then five wrong codes.
+    let pending = bench.password_step("jan@example.pl").await?;
+    for attempt in 1..=5 {
+        let wrong = bench
+            .post_code(&pending, &wrong_code(&secret, bench.now())?)
+            .await?;
+        ensure!(
+            wrong.status == StatusCode::UNAUTHORIZED,
+            "wrong code {attempt}: {}",
+            wrong.status
+        );
+    }
+    ensure!(bench.logged("sign-in code refused").await?.len() == 5);
+
+    // The sixth try is throttled even with the right code, and the pending
+    // sign-in ends; so is the password meanwhile.
+    let right = bench
+        .post_code(&pending, &code(&secret, bench.now())?)
+        .await?;
+    ensure!(
+        right.status == StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        right.status
+    );
+    ensure!(right.set_cookie().is_none());
+    ensure!(
+        right.body.contains("Spróbuj ponownie po "),
+        "{}",
+        right.body
+    );
+    ensure!(bench.logged("sign-in throttled").await?.len() == 1);
+    let gone = bench
+        .get_cookies(CODE_PATH, &[(PENDING_COOKIE, &pending)])
+        .await?;
+    ensure!(
+        gone.status == StatusCode::SEE_OTHER,
+        "the throttled pending sign-in lives on"
+    );
+    let password = bench.sign_in("jan@example.pl", PASSWORD).await?;
+    ensure!(
+        password.status == StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        password.status
+    );
+
+    // The next window lets the password and a right code in.
+    let retry_after: i64 = right.header(header::RETRY_AFTER).parse()?;
+    bench.advance(Duration::seconds(retry_after));
+    let pending = bench.password_step("jan@example.pl").await?;
+    let signed = bench
+        .post_code(&pending, &code(&secret, bench.now())?)
+        .await?;
+    ensure!(
+        signed.status == StatusCode::SEE_OTHER,
+        "{} {}",
+        signed.status,
+        signed.body
+    );
+    ensure!(bench.signed_in(&signed.session()?).await?);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_link_of_an_operator_with_totp_still_asks_for_the_code() -> anyhow::Result<()> {
+    let dir = TestDir::new()?;
+    let bench = Bench::start(dir.path()).await?;
+    let cookie = bench.operator_with_password("ola@example.pl").await?;
+    let (secret, _) = bench.enrol(&cookie).await?;
+    bench.advance(Duration::seconds(30));
+
+    let token = bench.invite("ola@example.pl").await?;
+    let answer = bench
+        .post_form("/console/link", None, &[("token", &token)])
+        .await?;
+    ensure!(
+        answer.status == StatusCode::SEE_OTHER && answer.location() == CODE_PATH,
+        "{} {} {}",
+        answer.status,
+        answer.location(),
+        answer.body
+    );
+    ensure!(
+        answer.set_cookie().is_none(),
+        "a session from the link alone"
+    );
+    let pending = answer.cookie(PENDING_COOKIE)?;
+    ensure!(!bench.signed_in(&pending).await?);
+    // The link is spent either way.
+    let again = bench
+        .post_form("/console/link", None, &[("token", &token)])
+        .await?;
+    ensure!(again.status == StatusCode::FORBIDDEN);
+
+    let wrong = bench
+        .post_code(&pending, &wrong_code(&secret, bench.now())?)
+        .await?;
+    ensure!(wrong.status == StatusCode::UNAUTHORIZED && wrong.set_cookie().is_none());
+    let signed = bench
+        .post_code(&pending, &code(&secret, bench.now())?)
+        .await?;
+    ensure!(
+        signed.status == StatusCode::SEE_OTHER && signed.location() == "/console/",
+        "{} {}",
+        signed.status,
+        signed.body
+    );
+    let session = signed.session()?;
+    ensure!(bench.signed_in(&session).await?);
+    // A link's session: within the link's 30 minutes it may set a password
+    // without the current one, as without TOTP.
+    let csrf = bench.csrf(&session).await?;
+    let form = bench.get("/console/password", Some(&session)).await?;
+    ensure!(!form.body.contains("current_password"), "{}", form.body);
+    let changed = bench
+        .post_form(
+            "/console/password",
+            Some(&session),
+            &[
+                ("csrf", &csrf),
+                ("new_password", "inny konik 2027"),
+                ("repeat_password", "inny konik 2027"),
+            ],
+        )
+        .await?;
+    ensure!(
+        changed.status == StatusCode::SEE_OTHER,
+        "{} {}",
+        changed.status,
+        changed.body
+    );
+
+    let redeemed = bench.logged("sign-in link redeemed").await?;
+    ensure!(
+        redeemed
+            .first()
+            .is_some_and(|e| e.detail.ends_with("the TOTP code is asked next")),
+        "{redeemed:?}"
+    );
+    let signed_in = bench.logged("sign-in").await?;
+    ensure!(
+        signed_in
+            .first()
+            .is_some_and(|e| e.detail.starts_with("sign-in link and TOTP code")),
+        "{signed_in:?}"
+    );
+    ensure!(bench.logged("sign-in code refused").await?.len() == 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turning_totp_off_needs_the_password_and_a_current_code() -> anyhow::Result<()> {
+    let dir = TestDir::new()?;
+    let bench = Bench::start(dir.path()).await?;
+    let cookie = bench.operator_with_password("piotr@example.pl").await?;
+    let (secret, _) = bench.enrol(&cookie).await?;
+    // A session made the way it now goes: the password, then a code.
+    bench.advance(Duration::seconds(30));
+    let pending = bench.password_step("piotr@example.pl").await?;
+    let cookie = bench
+        .post_code(&pending, &code(&secret, bench.now())?)
+        .await?
+        .session()?;
+    bench.advance(Duration::seconds(30));
+    let csrf = bench.csrf(&cookie).await?;
+    let off = |password: &'static str, code: String| {
+        let csrf = csrf.clone();
+        let cookie = cookie.clone();
+        let bench = &bench;
+        async move {
+            bench
+                .post_form(
+                    "/console/account/totp/off",
+                    Some(&cookie),
+                    &[("csrf", &csrf), ("password", password), ("code", &code)],
+                )
+                .await
+        }
+    };
+
+    let wrong_password = off("nie to hasło wcale", code(&secret, bench.now())?).await?;
+    ensure!(
+        wrong_password.status == StatusCode::UNAUTHORIZED,
+        "{}",
+        wrong_password.status
+    );
+    let wrong = off(PASSWORD, wrong_code(&secret, bench.now())?).await?;
+    ensure!(wrong.status == StatusCode::UNAUTHORIZED, "{}", wrong.status);
+    ensure!(wrong.body.contains("nadal włączona"), "{}", wrong.body);
+    let no_code = off(PASSWORD, String::new()).await?;
+    ensure!(
+        no_code.status == StatusCode::UNAUTHORIZED,
+        "{}",
+        no_code.status
+    );
+    let forged = bench
+        .post_form(
+            "/console/account/totp/off",
+            Some(&cookie),
+            &[
+                ("password", PASSWORD),
+                ("code", &code(&secret, bench.now())?),
+            ],
+        )
+        .await?;
+    ensure!(forged.status == StatusCode::FORBIDDEN, "{}", forged.status);
+    ensure!(bench.logged("totp off refused").await?.len() == 3);
+    ensure!(bench.logged("totp off").await?.is_empty());
+    ensure!(
+        bench
+            .get("/console/account", Some(&cookie))
+            .await?
+            .body
+            .contains("Włączona"),
+        "still on"
+    );
+
+    let done = off(PASSWORD, code(&secret, bench.now())?).await?;
+    ensure!(
+        done.status == StatusCode::SEE_OTHER && done.location() == "/console/account",
+        "{} {}",
+        done.status,
+        done.body
+    );
+    ensure!(bench.logged("totp off").await?.len() == 1);
+    let account = bench.get("/console/account", Some(&cookie)).await?;
+    ensure!(account.body.contains("Wyłączona."), "{}", account.body);
+    // The password alone signs in again.
+    let plain = bench.sign_in("piotr@example.pl", PASSWORD).await?;
+    ensure!(
+        plain.status == StatusCode::SEE_OTHER && plain.location() == "/console/",
+        "{} {}",
+        plain.status,
+        plain.location()
+    );
+    ensure!(bench.signed_in(&plain.session()?).await?);
     Ok(())
 }
