@@ -541,17 +541,30 @@ def cmd_deploy(args):
     # Buyers open their invoices at the webhook's Function URL, which exists
     # only once the stack does: passed again on every update, and set by a
     # second update after the first deploy. The local host serves its own.
+    # The watchdog's e-mail alerts link the console (the admin Function
+    # URL's /console/) in the same way.
     link_base = None if args.local_host else webhook_function_url(s, args, cfn)
     if link_base and "DocumentLinkBase" not in parameters:
         parameters["DocumentLinkBase"] = link_base
+    console = None if args.local_host else console_url(s, args, cfn)
+    if console and "ConsoleUrl" not in parameters:
+        parameters["ConsoleUrl"] = console
     deploy_stack(cfn, args, parameters)
     ids = physical_ids(cfn, args.stack)
     ensure_skippable_resources(s, args, template, ids, parameters)
-    if not args.local_host and link_base is None:
+    if not args.local_host and (link_base is None or console is None):
+        again = False
         link_base = webhook_function_url(s, args, cfn)
         if link_base and parameters.get("DocumentLinkBase") != link_base:
             log("updating once more: the buyers' invoice links need the webhook's Function URL, known only now")
             parameters["DocumentLinkBase"] = link_base
+            again = True
+        console = console_url(s, args, cfn)
+        if console and "ConsoleUrl" not in parameters:
+            log("updating once more: the alerts' links need the admin Function URL, known only now")
+            parameters["ConsoleUrl"] = console
+            again = True
+        if again:
             deploy_stack(cfn, args, parameters)
     desc = describe(s, args, template, parameters)
     if args.describe_to:
@@ -580,6 +593,21 @@ def webhook_function_url(s, args, cfn):
         return client(s, args, "lambda").get_function_url_config(FunctionName=name)["FunctionUrl"].rstrip("/")
     except botocore.exceptions.ClientError:
         return None
+
+
+def console_url(s, args, cfn):
+    """The console's root (the admin function's URL + console/), or None
+    before the stack has it."""
+    if stack_status(cfn, args.stack) is None:
+        return None
+    name = physical_ids(cfn, args.stack).get("AdminFunction")
+    if not name:
+        return None
+    try:
+        url = client(s, args, "lambda").get_function_url_config(FunctionName=name)["FunctionUrl"]
+    except botocore.exceptions.ClientError:
+        return None
+    return url.rstrip("/") + "/console/"
 
 
 def delete_documents_bucket(s, args, bucket):

@@ -36,8 +36,11 @@ as AWS checks it for the calls this project makes, where moto differs:
 
 * DynamoDB requests are checked against the table's ARN (moto checks them
   against "*", which no statement naming a table matches), an index
-  query against `<table ARN>/index/<name>`, and a secret's actions
-  against the secret's ARN.
+  query against `<table ARN>/index/<name>`, a secret's actions
+  against the secret's ARN, and an SNS topic's (`sns:Publish`) against
+  the topic's ARN. An SNS request's signature is checked over its body as
+  sent (moto re-encodes the parsed form as Python's SDK would, which
+  another SDK's signature does not match).
 * A transaction needs each of its items' own actions (`PutItem`,
   `UpdateItem`, `DeleteItem`, `ConditionCheckItem`, `GetItem`) on each
   item's table, as in AWS (there is no IAM action named after the
@@ -382,12 +385,24 @@ def _secretsmanager_checks(handler, action):
     return [(action, secret)]
 
 
+def _sns_checks(handler, action):
+    """A topic's actions against the topic's ARN (moto checks them against
+    "*", which no statement naming a topic matches)."""
+    try:
+        topic = handler._get_param("TopicArn") or handler._get_param("TargetArn")
+    except Exception:
+        topic = None
+    return [(action, topic or "*")]
+
+
 def _checks(handler, resource):
     action = handler._get_action()
     if handler.service_name == "dynamodb":
         return _dynamodb_checks(handler, action)
     if handler.service_name == "secretsmanager":
         return _secretsmanager_checks(handler, action)
+    if handler.service_name == "sns":
+        return _sns_checks(handler, action)
     if handler.service_name == "sqs":
         return [(_SQS_BATCH_ACTIONS.get(action, action), resource)]
     return [(action, resource)]
@@ -407,13 +422,32 @@ def _record(principal, action, resource, allowed, enforced):
         f.write(line + "\n")
 
 
+_original_setup_class = BaseResponse.setup_class
+
+
+def setup_class(self, request, *args, **kwargs):
+    # An SNS request is form-encoded: werkzeug parses the form and keeps no
+    # body, and moto then checks the signature over the form as Python's
+    # SDK would encode it, which another SDK's signature (Rust's) does not
+    # match. The bytes as they were signed are kept for the check.
+    if getattr(self, "service_name", None) == "sns":
+        try:
+            self._signed_body = request.get_data(cache=True, parse_form_data=False)
+        except Exception:
+            self._signed_body = b""
+    return _original_setup_class(self, request, *args, **kwargs)
+
+
+BaseResponse.setup_class = setup_class
+
+
 def _iam_request(handler, action):
     return IAMRequest(
         account_id=handler.current_account,
         method=handler.method,
         path=handler.raw_path + ("?" + handler.uri.split("?", 1)[1] if "?" in handler.uri else ""),
         data=handler.data,
-        body=handler.raw_body,
+        body=handler.raw_body or getattr(handler, "_signed_body", b""),
         headers=handler.headers,
         action=action,
     )

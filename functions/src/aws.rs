@@ -16,6 +16,8 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
     pub s3: aws_sdk_s3::Client,
+    /// The alarm topic (the watchdog's e-mail alerts).
+    pub sns: aws_sdk_sns::Client,
 }
 
 impl Clients {
@@ -29,6 +31,7 @@ impl Clients {
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             secrets: aws_sdk_secretsmanager::Client::new(config),
             s3: s3_client(config),
+            sns: aws_sdk_sns::Client::new(config),
         }
     }
 }

@@ -29,11 +29,14 @@
 //! - [`shop_ops`]: how shop operations travel on the shop-ops queue.
 //! - [`shop_push`]: shop operations into the shops under their rate limits.
 //! - [`admin`]: the admin Function URL (`GET /status`).
-//! - [`watchdog`]: scheduled; marks a silent agent stale.
+//! - [`watchdog`]: scheduled; marks a silent agent stale, mails alerts.
+//! - [`alerts`]: e-mail alerts (parked orders, refused credentials, silent
+//!   agents, dead letters) through the alarm topic, one an hour per cause.
 //! - [`telemetry`]: tracing set-up (JSON logs in the cloud).
 
 pub mod admin;
 pub mod agent_versions;
+pub mod alerts;
 pub mod aws;
 pub mod catalog;
 pub mod console;

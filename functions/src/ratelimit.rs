@@ -494,7 +494,8 @@ impl RateLimiter {
     /// 429, so a 429 is tried again (its requests wait for their tokens)
     /// until `max_token_wait` has passed; 5xx and timeouts back off (0.5 s,
     /// doubling to 8 s, with jitter); `attempts` tries in all. Used by `shop-push` and the
-    /// `poller` alike.
+    /// `poller` alike. A refusal of our credentials (401/403) is recorded
+    /// for the e-mail alert ([`crate::alerts::record_refusal`]).
     pub async fn call_shop<'a, T, F>(
         &self,
         shop: &str,
@@ -529,6 +530,18 @@ impl RateLimiter {
                     tracing::warn!(%shop, error = %err, retry_in = ?wait, "shop unavailable; backing off");
                     tokio::time::sleep(wait).await;
                     last = Some(err);
+                }
+                Err(err @ ShopError::Auth(_)) => {
+                    // Kept for the watchdog's alert (alerts.rs): every shop
+                    // call passes here, whichever function makes it.
+                    crate::alerts::record_refusal(
+                        &self.client,
+                        &self.table,
+                        shop,
+                        &err.to_string(),
+                    )
+                    .await;
+                    return Err(ShopCallError::Permanent(err));
                 }
                 Err(err) => return Err(ShopCallError::Permanent(err)),
             }
@@ -754,7 +767,8 @@ mod tests {
     }
 
     /// `call_shop` never touches the bucket itself (the connector's gate
-    /// does), so a client that can reach nothing is enough.
+    /// does), so a client that can reach nothing is enough (a refusal's
+    /// record for the alert fails and is only logged).
     fn offline_limiter() -> RateLimiter {
         let config = aws_sdk_dynamodb::Config::builder()
             .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())

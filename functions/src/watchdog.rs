@@ -15,6 +15,13 @@
 //! queueing its restores, and the agent's mark changes only once the last
 //! page is queued. A run cut short by time or an error is carried on by the
 //! next one.
+//!
+//! Each run also mails what needs a person ([`crate::alerts`]): every
+//! agent it finds stale, each parked order (the `parked-orders` listing),
+//! each shop that refused our credentials within the last half hour, and
+//! each dead-letter queue holding messages, at most once an hour per
+//! cause. Finding and mailing them never fails the run: an error is logged
+//! and shown in the run's summary.
 
 use std::time::Duration;
 
@@ -22,12 +29,14 @@ use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
-use crate::aws::Clients;
+use crate::alerts::{Alert, Alerts, Cause};
+use crate::aws::{Clients, describe_error};
 use crate::catalog::Catalog;
 use crate::env::{EnvError, FunctionEnv};
 use crate::mapping::{ProductChanges, ShopOperation};
+use crate::orders::OrderStore;
 use crate::shops::{Shops, StalePolicy};
-use crate::state::StateTable;
+use crate::state::{AgentStatus, StateTable};
 use crate::{Deadline, HandlerError};
 
 /// Time a page of work needs: its reads, its queueing and its marker writes.
@@ -49,12 +58,28 @@ pub struct Watchdog {
     sqs: aws_sdk_sqs::Client,
     shop_ops_queue_url: String,
     stale_after: ChronoDuration,
+    orders: OrderStore,
+    /// The dead-letter queues, by the name the status gives them.
+    dlqs: Vec<(&'static str, String)>,
+    /// `None`: no alarm topic configured, no mails.
+    alerts: Option<Alerts>,
 }
+
+/// The dead-letter queues the watchdog watches, by environment variable.
+const DLQS: [(&str, &str); 3] = [
+    ("erp_events_dlq", "EVENTS_DLQ_URL"),
+    ("erp_commands_dlq", "COMMANDS_DLQ_URL"),
+    ("shop_ops_dlq", "SHOP_OPS_DLQ_URL"),
+];
+
+/// Parked orders read per run for their mails (one Query).
+const PARKED_ORDERS_READ: usize = 200;
 
 impl std::fmt::Debug for Watchdog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Watchdog")
             .field("stale_after", &self.stale_after)
+            .field("alerts", &self.alerts.is_some())
             .finish()
     }
 }
@@ -68,7 +93,14 @@ impl Watchdog {
             value: e.to_string(),
             expected: "a JSON list of shops (see docs/OPERATIONS.md)",
         })?;
+        let dlqs = DLQS
+            .iter()
+            .map(|(name, var)| Ok((*name, env.required(var)?)))
+            .collect::<Result<Vec<_>, EnvError>>()?;
         Ok(Watchdog {
+            orders: OrderStore::new(clients.dynamodb.clone(), table.clone(), 30),
+            dlqs,
+            alerts: Alerts::from_env(clients, env)?,
             state: StateTable::new(clients.dynamodb.clone(), table.clone(), 30),
             catalog: Catalog::new(clients.dynamodb.clone(), table),
             shops,
@@ -91,12 +123,37 @@ impl Watchdog {
     /// figure again), so carrying on needs no cursor.
     pub async fn handle_until(
         &self,
-        _input: Value,
+        input: Value,
         deadline: Deadline,
     ) -> Result<Value, HandlerError> {
-        let now = Utc::now();
+        self.handle_at(input, deadline, Utc::now()).await
+    }
+
+    /// The handler as at `now` (tests move the clock past an alert's hour).
+    /// The alerts go after the stale-stock work and whatever became of it;
+    /// their own errors are in the summary, never the run's.
+    pub async fn handle_at(
+        &self,
+        _input: Value,
+        deadline: Deadline,
+        now: DateTime<Utc>,
+    ) -> Result<Value, HandlerError> {
+        let agents = self.state.agents().await?;
+        let changed = self.apply_stale_policies(&agents, now, deadline).await;
+        let alerts = self.alert(&agents, now, deadline).await;
+        Ok(json!({ "changed": changed?, "alerts": alerts }))
+    }
+
+    /// Marks each agent stale or back once what its change calls for is
+    /// queued.
+    async fn apply_stale_policies(
+        &self,
+        agents: &[AgentStatus],
+        now: DateTime<Utc>,
+        deadline: Deadline,
+    ) -> Result<Vec<Value>, HandlerError> {
         let mut changed = Vec::new();
-        for agent in self.state.agents().await? {
+        for agent in agents {
             let stale = now - agent.last_seen > self.stale_after;
             if stale == agent.marked_stale {
                 continue;
@@ -114,13 +171,87 @@ impl Watchdog {
                 info!(agent = %agent.agent_id, queued = progress.queued, "out of time; the next run carries on");
             }
             changed.push(json!({
-                "agent_id": agent.agent_id,
+                "agent_id": &agent.agent_id,
                 "stale": stale,
                 "shop_products_changed": progress.queued,
                 "finished": progress.finished,
             }));
         }
-        Ok(json!({ "changed": changed }))
+        Ok(changed)
+    }
+
+    /// Finds what needs a person and mails what is due; `null` without an
+    /// alarm topic.
+    async fn alert(&self, agents: &[AgentStatus], now: DateTime<Utc>, deadline: Deadline) -> Value {
+        let Some(alerts) = &self.alerts else {
+            return Value::Null;
+        };
+        let (found, mut errors) = self.causes(alerts, agents, now).await;
+        let mut summary = alerts.notify_all(&found, now, deadline).await;
+        errors.append(&mut summary.errors);
+        summary.errors = errors;
+        serde_json::to_value(summary).unwrap_or_default()
+    }
+
+    /// The causes present now, each read without a scan (the agents as
+    /// read, the parked-orders listing, the refusals' partition, each
+    /// DLQ's depth), with what could not be read.
+    async fn causes(
+        &self,
+        alerts: &Alerts,
+        agents: &[AgentStatus],
+        now: DateTime<Utc>,
+    ) -> (Vec<Alert>, Vec<String>) {
+        let mut found = Vec::new();
+        let mut errors = Vec::new();
+        for agent in agents {
+            if now - agent.last_seen > self.stale_after {
+                found.push(Alert {
+                    cause: Cause::AgentStale {
+                        agent: agent.agent_id.clone(),
+                    },
+                    detail: format!(
+                        "ostatnio / last seen: {} UTC ({} min temu / ago)",
+                        agent.last_seen.format("%Y-%m-%d %H:%M"),
+                        (now - agent.last_seen).num_minutes()
+                    ),
+                });
+            }
+        }
+        match self.orders.parked(PARKED_ORDERS_READ).await {
+            Ok(parked) => found.extend(parked.into_iter().map(|order| Alert {
+                cause: Cause::OrderParked {
+                    shop: order.shop,
+                    order: order.order_id,
+                    number: order.number,
+                },
+                detail: order.reason,
+            })),
+            Err(err) => errors.push(format!("parked orders: {err}")),
+        }
+        match alerts.refusing_shops(now).await {
+            Ok(shops) => found.extend(shops.into_iter().map(|(shop, at, said)| Alert {
+                cause: Cause::ShopRefusedCredentials { shop },
+                detail: format!("{} UTC: {said}", at.format("%Y-%m-%d %H:%M")),
+            })),
+            Err(err) => errors.push(format!("shops' refusals: {err}")),
+        }
+        for (name, url) in &self.dlqs {
+            match dlq_depth(&self.sqs, url).await {
+                Ok(0) => {}
+                Ok(count) => found.push(Alert {
+                    cause: Cause::DlqHasMessages {
+                        queue: (*name).to_owned(),
+                    },
+                    detail: format!("komunikatów / messages: {count}"),
+                }),
+                Err(err) => errors.push(format!("{name}: {err}")),
+            }
+        }
+        for error in &errors {
+            warn!(%error, "cannot tell whether an alert is due");
+        }
+        (found, errors)
     }
 
     /// Zeroes, page by page, what each shop with the policy holds at
@@ -235,4 +366,27 @@ impl Watchdog {
         }
         out
     }
+}
+
+/// Messages waiting in a dead-letter queue (visible and in flight: a
+/// person reading them holds them in flight).
+async fn dlq_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<u64, String> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .map_err(|err| describe_error(&err))?;
+    let attributes = out.attributes.unwrap_or_default();
+    let read = |name: QueueAttributeName| {
+        attributes
+            .get(&name)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Ok(read(QueueAttributeName::ApproximateNumberOfMessages)
+        + read(QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
 }

@@ -297,11 +297,17 @@ fn function_env(
 ) -> anyhow::Result<FunctionEnv> {
     let variables = stack.function(function)?.environment();
     let names_link_base = variables.iter().any(|(k, _)| k == "DOCUMENT_LINK_BASE");
+    let names_console = variables.iter().any(|(k, _)| k == "CONSOLE_URL");
     let mut env = FunctionEnv::from_map(variables);
     // Buyers' invoice links point at this host's webhook URL (in AWS the
     // deploy command sets the Function URL's).
     if names_link_base && let Some(webhook) = urls.get("webhook") {
         env.set("DOCUMENT_LINK_BASE", webhook.clone());
+    }
+    // The alerts link this host's console (in AWS the deploy command sets
+    // the admin Function URL's).
+    if names_console && let Some(admin) = urls.get("admin") {
+        env.set("CONSOLE_URL", format!("{admin}/console/"));
     }
     if function == "admin" {
         // AWS checks IAM auth on the Function URL; loopback checks a token.
