@@ -386,7 +386,15 @@ def describe(s, args, template, parameters):
                 url = lam.get_function_url_config(FunctionName=ids[target_logical])["FunctionUrl"]
             except lam.exceptions.ResourceNotFoundException:
                 url = None
-            urls.append({"name": logical, "function": handlers[target_logical], "auth": props["AuthType"], "url": url})
+            urls.append(
+                {
+                    "name": logical,
+                    "function": handlers[target_logical],
+                    "auth": props["AuthType"],
+                    "url": url,
+                    "refused_because": public_url_refusal(lam, ids[target_logical]) if props["AuthType"] == "NONE" else None,
+                }
+            )
     user = agent_user(s, args, ids)
     return {
         "stack": args.stack,
@@ -434,6 +442,42 @@ def user_grants(iam, user):
     for name in iam.list_user_policies(UserName=user)["PolicyNames"]:
         grants += statements(iam.get_user_policy(UserName=user, PolicyName=name)["PolicyDocument"])
     return grants
+
+
+def public_url_refusal(lam, function):
+    """Why AWS would answer 403 to everyone at a public (AuthType NONE)
+    Function URL, or None: since October 2025 a new URL needs the function's
+    resource policy to let everyone both `lambda:InvokeFunctionUrl` (with
+    `lambda:FunctionUrlAuthType` NONE) and `lambda:InvokeFunction` (AWS
+    Lambda developer guide, "Control access to Lambda function URLs"). Read
+    from the deployed policy, so a template that forgets one is refused
+    locally as it would be in AWS."""
+    try:
+        policy = json.loads(lam.get_policy(FunctionName=function)["Policy"])
+    except lam.exceptions.ResourceNotFoundException:
+        return "the function has no resource policy: nobody may call its URL"
+    statements = policy.get("Statement", [])
+    if isinstance(statements, dict):
+        statements = [statements]
+
+    def everyone(statement):
+        principal = statement.get("Principal")
+        return principal == "*" or (isinstance(principal, dict) and principal.get("AWS") == "*")
+
+    def url_auth_none(statement):
+        # AWS puts it in the condition; an emulator may keep the property.
+        condition = statement.get("Condition", {}).get("StringEquals", {})
+        return "NONE" in (condition.get("lambda:FunctionUrlAuthType"), statement.get("FunctionUrlAuthType"))
+
+    allowed = [s for s in statements if s.get("Effect", "Allow") == "Allow" and everyone(s)]
+    missing = []
+    if not any(s.get("Action") == "lambda:InvokeFunctionUrl" and url_auth_none(s) for s in allowed):
+        missing.append("lambda:InvokeFunctionUrl (FunctionUrlAuthType NONE)")
+    if not any(s.get("Action") == "lambda:InvokeFunction" for s in allowed):
+        missing.append("lambda:InvokeFunction")
+    if missing:
+        return "the function's resource policy does not let everyone " + " and ".join(missing) + "; a public Function URL needs both since October 2025"
+    return None
 
 
 def webhook_urls(stack, urls):
@@ -931,6 +975,98 @@ def cmd_console_invite(args):
     print(f"(once, within 30 minutes, for {email}; it asks for a password first)", file=sys.stderr)
 
 
+def stack_table(s, args):
+    """The stack's state table (deploy it first)."""
+    cfn = client(s, args, "cloudformation")
+    stack = cfn.describe_stacks(StackName=args.stack)["Stacks"][0]
+    table = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}.get("StateTableName")
+    if not table:
+        fail(f"stack {args.stack} has no state table: deploy it first")
+    return table
+
+
+def cmd_api_token(args):
+    """An API token for the admin URL's JSON routes (`/status`, the retry
+    API), printed once; the table keeps only its SHA-256, under the token's
+    name too so that `--revoke NAME` finds it without a scan."""
+    import hashlib
+    import secrets
+    import time
+
+    name = args.name.strip()
+    if not name or len(name) > 64:
+        fail("name the token (1 to 64 characters), e.g. --name monitoring")
+    s = session(args)
+    ddb = client(s, args, "dynamodb")
+    table = stack_table(s, args)
+    listing = {"pk": {"S": "api-tokens"}, "sk": {"S": name}}
+    if args.revoke:
+        held = ddb.get_item(TableName=table, Key=listing, ConsistentRead=True).get("Item")
+        if not held:
+            fail(f"no API token is named {name}")
+        ddb.delete_item(TableName=table, Key={"pk": held["token_key"], "sk": {"S": "token"}})
+        ddb.delete_item(TableName=table, Key=listing)
+        log(f"API token {name} revoked")
+        return
+    token = secrets.token_urlsafe(32)
+    key = "api-token#" + hashlib.sha256(token.encode()).hexdigest()
+    now_ms = str(int(time.time() * 1000))
+    try:
+        ddb.put_item(
+            TableName=table,
+            Item={**listing, "token_key": {"S": key}, "created_at": {"N": now_ms}},
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+    except ddb.exceptions.ConditionalCheckFailedException:
+        fail(f"an API token named {name} exists; revoke it first (--revoke) or choose another name")
+    ddb.put_item(
+        TableName=table,
+        Item={"pk": {"S": key}, "sk": {"S": "token"}, "name": {"S": name}, "created_at": {"N": now_ms}},
+    )
+    print(token)
+    log(f"API token {name}: shown once, send it as `Authorization: Bearer <token>`")
+
+
+def cmd_console_reset_totp(args):
+    """Turns an operator's TOTP off (a lost phone) and ends their sessions;
+    the console's log says who did it. The operator signs in with the
+    password, or a new `console-invite` link, and may turn TOTP on again."""
+    import time
+    import uuid
+    from datetime import datetime, timezone
+
+    email = args.email.strip().lower()
+    s = session(args)
+    ddb = client(s, args, "dynamodb")
+    table = stack_table(s, args)
+    try:
+        ddb.update_item(
+            TableName=table,
+            Key={"pk": {"S": f"operator#{email}"}, "sk": {"S": "operator"}},
+            UpdateExpression="REMOVE totp_secret, totp_enabled_at, totp_last_step, totp_enrolment, totp_enrolment_expires "
+            "ADD session_epoch :one",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":one": {"N": "1"}},
+        )
+    except ddb.exceptions.ConditionalCheckFailedException:
+        fail(f"no operator {email}")
+    now = datetime.now(timezone.utc)
+    ddb.put_item(
+        TableName=table,
+        Item={
+            "pk": {"S": "log#" + now.strftime("%Y-%m-%d")},
+            "sk": {"S": now.isoformat() + "#" + uuid.uuid4().hex},
+            "ttl": {"N": str(int(time.time()) + 90 * 86400)},
+            "at": {"S": now.isoformat()},
+            "actor": {"S": "deploy.py"},
+            "action": {"S": "totp reset"},
+            "subject": {"S": email},
+            "detail": {"S": "TOTP turned off and sessions ended from the deploy command (a lost authenticator)"},
+        },
+    )
+    log(f"TOTP of {email} is off and their sessions ended")
+
+
 def cmd_build(args):
     zips = build_functions(args.architecture or "arm64", args.out, args.only)
     print(json.dumps({name: str(path) for name, path in zips.items()}, indent=2, sort_keys=True))
@@ -1044,6 +1180,13 @@ def main():
     invite.add_argument("--stack", required=True)
     invite.add_argument("--email", required=True, help="the operator's e-mail address")
     invite.add_argument("--console-url", help="the console's address (default: the admin function's URL)")
+    reset_totp = sub.add_parser("console-reset-totp", help="turn an operator's TOTP off (a lost phone) and end their sessions")
+    reset_totp.add_argument("--stack", required=True)
+    reset_totp.add_argument("--email", required=True)
+    api_token = sub.add_parser("api-token", help="an API token for /status and the retry API (printed once), or --revoke one")
+    api_token.add_argument("--stack", required=True)
+    api_token.add_argument("--name", required=True, help="what the token is for, e.g. monitoring")
+    api_token.add_argument("--revoke", action="store_true", help="revoke the token of this name")
     authorize = sub.add_parser(
         "allegro-authorize", help="link an Allegro seller to a shop of the stack (device flow)"
     )
@@ -1090,6 +1233,8 @@ def main():
             "agent-key": cmd_agent_key,
             "allegro-authorize": cmd_allegro_authorize,
             "console-invite": cmd_console_invite,
+            "api-token": cmd_api_token,
+            "console-reset-totp": cmd_console_reset_totp,
         }[args.command](args)
     except botocore.exceptions.EndpointConnectionError as e:
         fail(f"cannot reach AWS: {e}")

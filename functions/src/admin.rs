@@ -3,10 +3,14 @@
 //! `GET /status` answers JSON: every agent's last-seen time, clock skew and
 //! health, whether it counts as stale, the depth of every queue and DLQ,
 //! and the parked messages. `POST /orders/{shop}/{order id}/retry` sends a
-//! parked order to the ERP again, once what parked it is fixed. Every route needs a credential: in AWS the
-//! Function URL's `AWS_IAM` auth is checked by AWS before the function
-//! runs (`ADMIN_AUTH=iam`); elsewhere a bearer token from configuration
-//! (`ADMIN_AUTH=token`, `ADMIN_TOKEN`), compared in constant time.
+//! parked order to the ERP again, once what parked it is fixed.
+//!
+//! The URL is public (the console's pages have their own sign-in), so the
+//! JSON routes need a bearer token: in AWS an API token that
+//! `infra/deploy.py api-token` made, of which the state table keeps only
+//! the SHA-256 (`ADMIN_AUTH=tokens`; `pk = api-token#<hex>`); locally also
+//! the one token from configuration (`ADMIN_AUTH=token`, `ADMIN_TOKEN`),
+//! compared in constant time.
 
 use std::sync::Arc;
 
@@ -31,20 +35,40 @@ use crate::state::{AgentStatus, ParkedMessage, StateTable};
 /// How admin requests are authenticated.
 #[derive(Clone)]
 pub enum AdminAuth {
-    /// The platform verified the caller (Function URL with AWS_IAM).
-    Platform,
-    /// A bearer token must match.
+    /// A bearer token whose SHA-256 is in the state table.
+    Tokens,
+    /// That, or the one token from configuration (local use).
     Token(String),
 }
 
 impl std::fmt::Debug for AdminAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            AdminAuth::Platform => f.write_str("Platform"),
+            AdminAuth::Tokens => f.write_str("Tokens"),
             // Never print the token.
             AdminAuth::Token(_) => f.write_str("Token(<redacted>)"),
         }
     }
+}
+
+/// The state table's key of an API token (only its SHA-256 is stored).
+pub fn api_token_key(token: &str) -> String {
+    use sha2::Digest;
+    format!(
+        "api-token#{}",
+        hex::encode(sha2::Sha256::digest(token.as_bytes()))
+    )
+}
+
+/// Why a forced pass could not be asked for.
+#[derive(Debug, thiserror::Error)]
+pub enum ForceSyncError {
+    #[error("no agent has reported yet: there is nobody to ask for a pass")]
+    NoAgent,
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    #[error("the commands queue did not take the request: {0}")]
+    Queue(String),
 }
 
 /// One queue the status reports on, named by its environment variable.
@@ -77,6 +101,8 @@ pub struct Admin {
     /// Where buyers open their invoices (the webhook's Function URL); empty
     /// until the deploy command sets it.
     pub(crate) document_link_base: String,
+    /// Each shop's emergency switch.
+    pub(crate) emergency: crate::emergency::Emergency,
 }
 
 impl Admin {
@@ -88,7 +114,7 @@ impl Admin {
         let stale_after: i64 =
             env.parsed("AGENT_STALE_AFTER_SECONDS", "a whole number of seconds")?;
         let auth = match env.required("ADMIN_AUTH")?.as_str() {
-            "iam" => AdminAuth::Platform,
+            "tokens" => AdminAuth::Tokens,
             "token" => {
                 let token = env.required("ADMIN_TOKEN")?;
                 if token.len() < 16 {
@@ -104,7 +130,7 @@ impl Admin {
                 return Err(EnvError::Invalid {
                     name: "ADMIN_AUTH",
                     value: other.to_owned(),
-                    expected: "`iam` or `token`",
+                    expected: "`tokens` (API tokens from `deploy.py api-token`) or `token` (ADMIN_TOKEN, local use)",
                 });
             }
         };
@@ -119,7 +145,7 @@ impl Admin {
             log,
             invoices: crate::documents::InvoiceRecords::new(
                 clients.dynamodb.clone(),
-                table,
+                table.clone(),
                 env.parsed("INVOICE_LINK_DAYS", "a whole number of days")?,
             ),
             document_link_base: env
@@ -128,6 +154,7 @@ impl Admin {
                 .trim()
                 .trim_end_matches('/')
                 .to_owned(),
+            emergency: crate::emergency::Emergency::new(clients.dynamodb.clone(), table.clone()),
             clients: clients.clone(),
             state: StateTable::new(clients.dynamodb.clone(), env.required("STATE_TABLE")?, 30),
             catalog: Catalog::new(clients.dynamodb.clone(), env.required("STATE_TABLE")?),
@@ -165,6 +192,47 @@ impl Admin {
             ))
             .with_state(admin.clone());
         api.merge(crate::console::pages::routes(admin))
+    }
+
+    /// Asks every agent the table knows for a forced pass (the console's
+    /// Sync and Sync now); returns the agents asked. An agent that is away
+    /// finds the request waiting in its group of the commands queue.
+    pub(crate) async fn force_sync(
+        &self,
+        request: contract::ForceSync,
+    ) -> Result<Vec<String>, ForceSyncError> {
+        let agents = self.state.agents().await?;
+        if agents.is_empty() {
+            return Err(ForceSyncError::NoAgent);
+        }
+        let mut asked = Vec::new();
+        for agent in agents {
+            let envelope = contract::Envelope::new(
+                "cloud",
+                0,
+                Utc::now(),
+                contract::Payload::ForceSync(request.clone()),
+            )
+            .addressed_to(&agent.agent_id);
+            let body = crate::agent_versions::command_body(
+                self.state.client(),
+                self.state.name(),
+                &envelope,
+            )
+            .await?;
+            self.clients
+                .sqs
+                .send_message()
+                .queue_url(self.commands_queue_url())
+                .message_body(body)
+                .message_group_id(crate::ingest::agent_command_group(&agent.agent_id))
+                .message_deduplication_id(format!("force-{}", uuid::Uuid::new_v4().simple()))
+                .send()
+                .await
+                .map_err(|e| ForceSyncError::Queue(describe_error(&e)))?;
+            asked.push(agent.agent_id);
+        }
+        Ok(asked)
     }
 
     /// The commands queue's URL (a parked order sent again goes there).
@@ -220,24 +288,57 @@ async fn require_credential(
     request: Request,
     next: Next,
 ) -> Response {
-    if let AdminAuth::Token(expected) = &admin.auth {
-        let presented = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default();
-        let matches: bool = presented.as_bytes().ct_eq(expected.as_bytes()).into();
-        if !matches {
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                Json(json!({"error": "a valid admin credential is required"})),
-            )
-                .into_response();
-        }
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let configured = match &admin.auth {
+        AdminAuth::Token(expected) => presented.as_bytes().ct_eq(expected.as_bytes()).into(),
+        AdminAuth::Tokens => false,
+    };
+    let allowed = configured
+        || (!presented.is_empty() && {
+            match admin.api_token_known(presented).await {
+                Ok(known) => known,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot check an API token");
+                    return (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        Json(json!({"error": "the credential cannot be checked now; try again"})),
+                    )
+                        .into_response();
+                }
+            }
+        });
+    if !allowed {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            Json(json!({"error": "a valid API token is required (infra/deploy.py api-token)"})),
+        )
+            .into_response();
     }
     next.run(request).await
+}
+
+impl Admin {
+    /// Whether a bearer token is one `deploy.py api-token` made and nobody
+    /// revoked.
+    async fn api_token_known(&self, token: &str) -> Result<bool, crate::state::StateError> {
+        let out = self
+            .state
+            .client()
+            .get_item()
+            .table_name(self.state.name())
+            .key("pk", crate::dynamo::s(api_token_key(token)))
+            .key("sk", crate::dynamo::s("token"))
+            .send()
+            .await
+            .map_err(|e| crate::state::StateError::dynamo("GetItem", self.state.name(), &e))?;
+        Ok(out.item.is_some())
+    }
 }
 
 #[derive(Serialize)]

@@ -42,6 +42,7 @@ pub mod catalog;
 pub mod console;
 pub mod documents;
 pub mod dynamo;
+pub mod emergency;
 pub mod env;
 pub mod ingest;
 pub mod invoice_pdf;

@@ -691,6 +691,45 @@ impl OrderStore {
             .collect())
     }
 
+    /// Remembers an order the shop's paused orders hold back from the ERP.
+    pub async fn hold_paused(&self, shop: &str, order_id: &str) -> Result<(), StateError> {
+        let now = Utc::now();
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("paused-orders#{shop}")))
+            .item("sk", s(order_id))
+            .item("held_ms", n(now.timestamp_millis()))
+            .item("expires_at", n((now + self.retention).timestamp()))
+            .send()
+            .await
+            .map_err(|e| self.error("PutItem", &e))?;
+        Ok(())
+    }
+
+    /// Up to `limit` of the orders a shop's pause holds back (ids).
+    pub async fn paused(&self, shop: &str, limit: usize) -> Result<Vec<String>, StateError> {
+        Ok(self
+            .listed(&format!("paused-orders#{shop}"), limit)
+            .await?
+            .iter()
+            .filter_map(|item| get_s(item, "sk").map(str::to_owned))
+            .collect())
+    }
+
+    /// Forgets a held-back order (sent, or no longer to be sent).
+    pub async fn release_paused(&self, shop: &str, order_id: &str) -> Result<(), StateError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("paused-orders#{shop}")))
+            .key("sk", s(order_id))
+            .send()
+            .await
+            .map_err(|e| self.error("DeleteItem", &e))?;
+        Ok(())
+    }
+
     /// Parked orders (not expired), up to `limit`.
     pub async fn parked(&self, limit: usize) -> Result<Vec<ParkedOrder>, StateError> {
         Ok(self
@@ -1144,6 +1183,10 @@ pub struct Accepted {
     /// the claim. The next delivery or poll of the same revision sends it
     /// (the poller keeps its cursor from moving past such an order).
     pub command_pending: bool,
+    /// The shop's orders are paused (the emergency switch): stored, held
+    /// back from the ERP until the pause ends.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 /// What asking to send a parked order again did.
@@ -1198,6 +1241,7 @@ impl OrderIntake {
             command_sent: false,
             cancel_sent: false,
             command_pending: false,
+            paused: false,
         };
         // The shop changed a parked order (the SKU fixed, the address
         // completed): the newer revision goes to the ERP again.
@@ -1223,6 +1267,17 @@ impl OrderIntake {
         } else {
             return Ok(accepted);
         };
+        if command == OrderCommand::Create
+            && crate::emergency::Emergency::new(self.store.client.clone(), &self.store.table)
+                .get(&order.shop)
+                .await?
+                .pause_orders
+        {
+            info!(order = %current.order.key(), "the shop's orders are paused: held back from the ERP");
+            self.store.hold_paused(&order.shop, &order.order_id).await?;
+            accepted.paused = true;
+            return Ok(accepted);
+        }
         // The order is stored: from here on a failure only delays the
         // command (the next delivery or poll sends it), so it is not an error.
         match self.send_command(shop, current, command).await {
@@ -1270,6 +1325,48 @@ impl OrderIntake {
                 Ok(Retried::Sent)
             }
             Ok(false) | Err(_) => Ok(Retried::Pending),
+        }
+    }
+
+    /// The pause ended: sends, page by page, the orders it held back that
+    /// still pass the shop's trigger. Returns how many went; an order whose
+    /// send fails stays listed for the next release.
+    pub async fn release_paused(&self, shop: &ShopConfig) -> Result<usize, IntakeError> {
+        let mut sent = 0;
+        let mut failed = std::collections::HashSet::new();
+        loop {
+            let page = self.store.paused(&shop.id, 100).await?;
+            let page: Vec<String> = page.into_iter().filter(|id| !failed.contains(id)).collect();
+            if page.is_empty() {
+                return Ok(sent);
+            }
+            for order_id in page {
+                let due = match self.store.get(&shop.id, &order_id).await? {
+                    Some(current)
+                        if current.command_rev_ms.is_none()
+                            && !current.withdrawn
+                            && !current.order.state.is_closed()
+                            && shop.order_trigger.passes(&current.order) =>
+                    {
+                        Some(current)
+                    }
+                    _ => None,
+                };
+                if let Some(current) = due {
+                    match self
+                        .send_command(shop, &current, OrderCommand::Create)
+                        .await
+                    {
+                        Ok(_) => sent += 1,
+                        Err(err) => {
+                            warn!(order = %current.order.key(), error = %err, "a paused order could not be sent yet");
+                            failed.insert(order_id);
+                            continue;
+                        }
+                    }
+                }
+                self.store.release_paused(&shop.id, &order_id).await?;
+            }
         }
     }
 

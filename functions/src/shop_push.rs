@@ -46,6 +46,7 @@ use tracing::{error, info, warn};
 
 use crate::aws::Clients;
 use crate::catalog::{Catalog, Write};
+use crate::emergency::{Emergency, Push};
 use crate::env::{EnvError, FunctionEnv};
 use crate::mapping::{ProductChanges, ShopOperation, not_yet_held};
 use crate::orders::{OrderStore, ShownMark};
@@ -70,6 +71,23 @@ const FIRST_REDELIVERY: Duration = Duration::from_secs(20);
 /// (infra/template.yaml) a message outlives 96 minutes of a shop outage.
 const LAST_REDELIVERY: Duration = Duration::from_secs(900);
 
+/// The emergency switch's "show 0 stock": every stock figure written as 0.
+/// Returns the operations and the SKUs that had stock to hide.
+fn stock_at_zero(operations: Vec<ShopOperation>) -> (Vec<ShopOperation>, Vec<String>) {
+    let mut zeroed = Vec::new();
+    let operations = operations
+        .into_iter()
+        .map(|mut op| {
+            if op.changes.stock_quantity.is_some_and(|q| q != 0) {
+                op.changes.stock_quantity = Some(0);
+                zeroed.push(op.sku.clone());
+            }
+            op
+        })
+        .collect();
+    (operations, zeroed)
+}
+
 /// When a message that failed on its `receive_count`-th delivery comes back.
 pub fn redelivery_delay(receive_count: u32) -> Duration {
     let doublings = receive_count.saturating_sub(1).min(16);
@@ -87,6 +105,7 @@ pub struct ShopPush {
     connectors: HashMap<String, Connector>,
     sqs: aws_sdk_sqs::Client,
     shop_ops_queue_url: String,
+    emergency: Emergency,
 }
 
 impl std::fmt::Debug for ShopPush {
@@ -118,6 +137,7 @@ impl ShopPush {
                 })?;
         Ok(ShopPush {
             catalog: Catalog::new(clients.dynamodb.clone(), table.clone()),
+            emergency: Emergency::new(clients.dynamodb.clone(), table.clone()),
             orders: OrderStore::new(clients.dynamodb.clone(), table.clone(), 30),
             state: StateTable::new(clients.dynamodb.clone(), table.clone(), 30),
             limiter,
@@ -315,6 +335,22 @@ impl ShopPush {
         if self.shops.get(shop).is_none() {
             return Err(PushError::Config(shop.to_owned()));
         }
+        let operations = match self.emergency.get(shop).await?.push {
+            Push::Normal => operations,
+            Push::Stopped => {
+                // Caught up by the full pass that switching back asks for.
+                warn!(%shop, operations = operations.len(), "the emergency switch stops writes to this shop; dropped");
+                return Ok(());
+            }
+            Push::ZeroStock => {
+                let (operations, zeroed) = stock_at_zero(operations);
+                // Remembered first, so switching back restores each of them.
+                self.catalog
+                    .write_all(self.catalog.zeroed_writes(shop, &zeroed))
+                    .await?;
+                operations
+            }
+        };
         // Drop what is older than, or equal to, what the shop holds, and
         // find the cached shop ids (batched reads: the shop calls, not
         // these, should set the pace).
@@ -634,6 +670,35 @@ enum PushError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn showing_zero_writes_every_stock_figure_as_0_and_names_the_skus_it_hid() {
+        let op = |sku: &str, stock: Option<i64>, price: Option<i64>| ShopOperation {
+            shop: "sklep".into(),
+            sku: sku.into(),
+            changes: ProductChanges {
+                stock_quantity: stock,
+                regular_price: price.map(rust_decimal::Decimal::from),
+                ..ProductChanges::default()
+            },
+            source_time: chrono::DateTime::UNIX_EPOCH,
+            reconcile: false,
+        };
+        let (ops, hidden) = stock_at_zero(vec![
+            op("A", Some(5), None),
+            op("B", None, Some(10)),
+            op("C", Some(0), None),
+        ]);
+        assert_eq!(
+            ops.iter()
+                .map(|o| o.changes.stock_quantity)
+                .collect::<Vec<_>>(),
+            [Some(0), None, Some(0)]
+        );
+        // A price change stays as it is; only stock is hidden.
+        assert_eq!(ops[1].changes.regular_price, Some(10.into()));
+        assert_eq!(hidden, ["A"]);
+    }
 
     #[test]
     fn a_failed_message_comes_back_after_20_s_doubling_to_15_minutes() {

@@ -1,5 +1,6 @@
-//! `watchdog`: on a schedule, marks agents whose heartbeats stopped, and
-//! applies each shop's stale-stock policy.
+//! `watchdog`: on a schedule, marks agents whose heartbeats stopped,
+//! applies each shop's stale-stock policy and its emergency switch's "show
+//! 0 stock" ([`crate::emergency`]), and mails alerts.
 //!
 //! A silent agent means the shop's stock may be stale: another channel may
 //! be selling the last units. With `zero_low_stock`, every product the shop
@@ -32,6 +33,7 @@ use tracing::{info, warn};
 use crate::alerts::{Alert, Alerts, Cause};
 use crate::aws::{Clients, describe_error};
 use crate::catalog::Catalog;
+use crate::emergency::{Emergency, Push};
 use crate::env::{EnvError, FunctionEnv};
 use crate::mapping::{ProductChanges, ShopOperation};
 use crate::orders::OrderStore;
@@ -63,6 +65,8 @@ pub struct Watchdog {
     dlqs: Vec<(&'static str, String)>,
     /// `None`: no alarm topic configured, no mails.
     alerts: Option<Alerts>,
+    /// Each shop's emergency switch.
+    emergency: Emergency,
 }
 
 /// The dead-letter queues the watchdog watches, by environment variable.
@@ -102,6 +106,7 @@ impl Watchdog {
             dlqs,
             alerts: Alerts::from_env(clients, env)?,
             state: StateTable::new(clients.dynamodb.clone(), table.clone(), 30),
+            emergency: Emergency::new(clients.dynamodb.clone(), table.clone()),
             catalog: Catalog::new(clients.dynamodb.clone(), table),
             shops,
             sqs: clients.sqs.clone(),
@@ -140,8 +145,9 @@ impl Watchdog {
     ) -> Result<Value, HandlerError> {
         let agents = self.state.agents().await?;
         let changed = self.apply_stale_policies(&agents, now, deadline).await;
+        let emergency = self.apply_emergency(&agents, deadline).await;
         let alerts = self.alert(&agents, now, deadline).await;
-        Ok(json!({ "changed": changed?, "alerts": alerts }))
+        Ok(json!({ "changed": changed?, "emergency": emergency?, "alerts": alerts }))
     }
 
     /// Marks each agent stale or back once what its change calls for is
@@ -255,106 +261,191 @@ impl Watchdog {
     }
 
     /// Zeroes, page by page, what each shop with the policy holds at
-    /// `1..=threshold` units: the markers first (so a return restores even
-    /// a zeroing cut short), then the operations.
+    /// `1..=threshold` units (see [`Watchdog::zero_shop`]).
     async fn zero_low_stock(&self, deadline: Deadline) -> Result<Progress, HandlerError> {
         let mut progress = Progress::default();
         for shop in &self.shops.shops {
             let StalePolicy::ZeroLowStock { threshold } = shop.stale_policy else {
                 continue;
             };
-            let mut start = None;
-            loop {
-                if !deadline.allows(PAGE_RESERVE) {
-                    return Ok(progress);
-                }
-                let page = self
-                    .catalog
-                    .low_stock_page(&shop.id, threshold, start)
-                    .await?;
-                let skus: Vec<String> = page.skus.iter().map(|(sku, _)| sku.clone()).collect();
-                self.catalog
-                    .write_all(self.catalog.zeroed_writes(&shop.id, &skus))
-                    .await?;
-                let operations = page
-                    .skus
-                    .into_iter()
-                    .map(|(sku, held_at)| ShopOperation {
-                        shop: shop.id.clone(),
-                        sku,
-                        changes: ProductChanges {
-                            stock_quantity: Some(0),
-                            ..ProductChanges::default()
-                        },
-                        // Just after what it replaces: any newer ERP reading wins.
-                        source_time: held_at + ChronoDuration::milliseconds(1),
-                        reconcile: false,
-                    })
-                    .collect();
-                progress.queued +=
-                    crate::shop_ops::queue(&self.sqs, &self.shop_ops_queue_url, operations).await?;
-                match page.next {
-                    Some(next) => start = Some(next),
-                    None => break,
-                }
+            if !self
+                .zero_shop(&shop.id, threshold, deadline, &mut progress)
+                .await?
+            {
+                return Ok(progress);
             }
         }
         progress.finished = true;
         Ok(progress)
     }
 
-    /// Puts back, page by page, what the ERP last said for each zeroed
-    /// SKU; a page's markers are forgotten only once its operations are on
-    /// the queue.
+    /// Zeroes, page by page, what a shop holds at `1..=threshold` units:
+    /// the markers first (so a restore puts back even a zeroing cut
+    /// short), then the operations. False when `deadline` cut it short.
+    async fn zero_shop(
+        &self,
+        shop: &str,
+        threshold: i64,
+        deadline: Deadline,
+        progress: &mut Progress,
+    ) -> Result<bool, HandlerError> {
+        let mut start = None;
+        loop {
+            if !deadline.allows(PAGE_RESERVE) {
+                return Ok(false);
+            }
+            let page = self.catalog.low_stock_page(shop, threshold, start).await?;
+            let skus: Vec<String> = page.skus.iter().map(|(sku, _)| sku.clone()).collect();
+            self.catalog
+                .write_all(self.catalog.zeroed_writes(shop, &skus))
+                .await?;
+            let operations = page
+                .skus
+                .into_iter()
+                .map(|(sku, held_at)| ShopOperation {
+                    shop: shop.to_owned(),
+                    sku,
+                    changes: ProductChanges {
+                        stock_quantity: Some(0),
+                        ..ProductChanges::default()
+                    },
+                    // Just after what it replaces: any newer ERP reading wins.
+                    source_time: held_at + ChronoDuration::milliseconds(1),
+                    reconcile: false,
+                })
+                .collect();
+            progress.queued +=
+                crate::shop_ops::queue(&self.sqs, &self.shop_ops_queue_url, operations).await?;
+            match page.next {
+                Some(next) => start = Some(next),
+                None => return Ok(true),
+            }
+        }
+    }
+
+    /// Puts back what the ERP last said for each SKU the stale-stock
+    /// policy zeroed, in every shop but one whose emergency switch shows 0
+    /// (its markers wait for the switch).
     async fn restore(&self, deadline: Deadline) -> Result<Progress, HandlerError> {
         let mut progress = Progress::default();
         for shop in &self.shops.shops {
-            loop {
-                if !deadline.allows(PAGE_RESERVE) {
-                    return Ok(progress);
-                }
-                let skus = self.catalog.zeroed_page(&shop.id).await?;
-                if skus.is_empty() {
-                    break;
-                }
-                let shop_ids = [shop.id.clone()];
-                let states = self.catalog.load_many(&skus, &shop_ids).await?;
-                let held = self
-                    .catalog
-                    .held_and_ids::<ProductChanges>(&shop.id, &skus)
-                    .await?;
-                let operations =
-                    skus.iter()
-                        .filter_map(|sku| {
-                            let (queued, source_ms) = states.get(sku)?.queued.get(&shop.id)?;
-                            let held_at = held
-                                .get(sku)
-                                .and_then(|(held, _)| held.as_ref())
-                                .map(|(_, at)| *at);
-                            let source = held_at.unwrap_or_default().max(
-                                DateTime::from_timestamp_millis(*source_ms).unwrap_or_default(),
-                            ) + ChronoDuration::milliseconds(1);
-                            Some(ShopOperation {
-                                shop: shop.id.clone(),
-                                sku: sku.clone(),
-                                changes: ProductChanges {
-                                    stock_quantity: queued.stock_quantity,
-                                    ..ProductChanges::default()
-                                },
-                                source_time: source,
-                                reconcile: false,
-                            })
-                        })
-                        .collect();
-                progress.queued +=
-                    crate::shop_ops::queue(&self.sqs, &self.shop_ops_queue_url, operations).await?;
-                self.catalog
-                    .write_all(self.catalog.unzeroed_writes(&shop.id, &skus))
-                    .await?;
+            if self.emergency.get(&shop.id).await?.push == Push::ZeroStock {
+                continue;
+            }
+            if !self.restore_shop(&shop.id, deadline, &mut progress).await? {
+                return Ok(progress);
             }
         }
         progress.finished = true;
         Ok(progress)
+    }
+
+    /// Puts back, page by page, what the ERP last said for each SKU zeroed
+    /// in a shop; a page's markers are forgotten only once its operations
+    /// are on the queue. False when `deadline` cut it short.
+    async fn restore_shop(
+        &self,
+        shop: &str,
+        deadline: Deadline,
+        progress: &mut Progress,
+    ) -> Result<bool, HandlerError> {
+        loop {
+            if !deadline.allows(PAGE_RESERVE) {
+                return Ok(false);
+            }
+            let skus = self.catalog.zeroed_page(shop).await?;
+            if skus.is_empty() {
+                return Ok(true);
+            }
+            let shop_ids = [shop.to_owned()];
+            let states = self.catalog.load_many(&skus, &shop_ids).await?;
+            let held = self
+                .catalog
+                .held_and_ids::<ProductChanges>(shop, &skus)
+                .await?;
+            let operations = skus
+                .iter()
+                .filter_map(|sku| {
+                    let (queued, source_ms) = states.get(sku)?.queued.get(shop)?;
+                    let held_at = held
+                        .get(sku)
+                        .and_then(|(held, _)| held.as_ref())
+                        .map(|(_, at)| *at);
+                    let source = held_at
+                        .unwrap_or_default()
+                        .max(DateTime::from_timestamp_millis(*source_ms).unwrap_or_default())
+                        + ChronoDuration::milliseconds(1);
+                    Some(ShopOperation {
+                        shop: shop.to_owned(),
+                        sku: sku.clone(),
+                        changes: ProductChanges {
+                            stock_quantity: queued.stock_quantity,
+                            ..ProductChanges::default()
+                        },
+                        source_time: source,
+                        reconcile: false,
+                    })
+                })
+                .collect();
+            progress.queued +=
+                crate::shop_ops::queue(&self.sqs, &self.shop_ops_queue_url, operations).await?;
+            self.catalog
+                .write_all(self.catalog.unzeroed_writes(shop, &skus))
+                .await?;
+        }
+    }
+
+    /// The emergency switch's "show 0 stock" (seed 003): zeroes everything
+    /// a shop shows in stock once the switch is on, and puts the ERP's
+    /// figures back once it is off; each recorded on the switch only when
+    /// finished, so a run cut short is carried on by the next. A shop
+    /// whose stale-stock policy is in force (an agent marked stale) gets
+    /// its low stock zeroed again after the restore.
+    async fn apply_emergency(
+        &self,
+        agents: &[AgentStatus],
+        deadline: Deadline,
+    ) -> Result<Vec<Value>, HandlerError> {
+        let mut changed = Vec::new();
+        let any_stale = agents.iter().any(|a| a.marked_stale);
+        for shop in &self.shops.shops {
+            let switch = self.emergency.get(&shop.id).await?;
+            let zero = switch.push == Push::ZeroStock;
+            if zero == switch.zero_applied {
+                continue;
+            }
+            let mut progress = Progress::default();
+            let finished = if zero {
+                warn!(shop = %shop.id, by = ?switch.changed_by, "emergency: showing 0 stock everywhere");
+                self.zero_shop(&shop.id, i64::MAX, deadline, &mut progress)
+                    .await?
+            } else {
+                info!(shop = %shop.id, by = ?switch.changed_by, "emergency over: putting the ERP's stock back");
+                let restored = self.restore_shop(&shop.id, deadline, &mut progress).await?;
+                match shop.stale_policy {
+                    StalePolicy::ZeroLowStock { threshold } if restored && any_stale => {
+                        self.zero_shop(&shop.id, threshold, deadline, &mut progress)
+                            .await?
+                    }
+                    _ => restored,
+                }
+            };
+            if finished
+                && !self
+                    .emergency
+                    .record_zero_applied(&shop.id, &switch, zero)
+                    .await?
+            {
+                info!(shop = %shop.id, "the switch changed meanwhile; the next run follows it");
+            }
+            changed.push(json!({
+                "shop": shop.id,
+                "zero_stock": zero,
+                "shop_products_changed": progress.queued,
+                "finished": finished,
+            }));
+        }
+        Ok(changed)
     }
 
     /// How many products the policy holds at 0, per shop (for the status).

@@ -1,7 +1,9 @@
 //! The operator's console: server-rendered pages on the admin Function URL
 //! (the same router locally), in Polish with English available, usable on a
-//! phone. Sign-in: [`auth`]; what happened: [`log`]; the pages: [`pages`].
+//! phone. Sign-in: [`auth`]; what happened: [`log`]; the pages: [`pages`], [`products`], [`sync`].
 
 pub mod auth;
 pub mod log;
 pub mod pages;
+pub mod products;
+pub mod sync;

@@ -28,7 +28,6 @@ use serde::Deserialize;
 
 use crate::admin::Admin;
 use crate::console::auth::{self, Lang, SignedIn};
-use crate::console::log::LogEntry;
 
 /// The console's pages, behind the sign-in, and the sign-in pages.
 pub fn routes(admin: Arc<Admin>) -> Router {
@@ -38,6 +37,8 @@ pub fn routes(admin: Arc<Admin>) -> Router {
         .route("/console/orders/{shop}/{order_id}", get(order))
         .route("/console/orders/{shop}/{order_id}/retry", post(send_again))
         .route("/console/log", get(log))
+        .merge(crate::console::products::routes())
+        .merge(crate::console::sync::routes())
         .layer(middleware::from_fn_with_state(
             admin.console_auth.clone(),
             auth::require_session,
@@ -57,13 +58,19 @@ struct PageQuery {
 
 /// A page as a response (the sign-in's middleware adds the security
 /// headers to every page behind it).
-fn page(markup: Markup) -> Response {
+pub(crate) fn page(markup: Markup) -> Response {
     auth::html_page(StatusCode::OK, markup)
 }
 
 /// The frame of every page: the menu, the operator and sign-out, the
 /// language switch.
-fn layout(lang: Lang, title: &str, who: &SignedIn, active: &str, body: Markup) -> Markup {
+pub(crate) fn layout(
+    lang: Lang,
+    title: &str,
+    who: &SignedIn,
+    active: &str,
+    body: Markup,
+) -> Markup {
     let item = |href: &str, label: &str, name: &str| {
         html! {
             li {
@@ -84,7 +91,10 @@ fn layout(lang: Lang, title: &str, who: &SignedIn, active: &str, body: Markup) -
                 ul {
                     (item("/console/", lang.t("Przegląd", "Overview"), "overview"))
                     (item("/console/orders", lang.t("Zamówienia", "Orders"), "orders"))
+                    (item("/console/products", lang.t("Produkty", "Products"), "products"))
+                    (item("/console/sync", lang.t("Synchronizacja", "Sync"), "sync"))
                     (item("/console/log", lang.t("Dziennik", "Log"), "log"))
+                    (item("/console/account", lang.t("Konto", "Account"), "account"))
                 }
             }
             div class="who" {
@@ -107,7 +117,7 @@ fn layout(lang: Lang, title: &str, who: &SignedIn, active: &str, body: Markup) -
     )
 }
 
-fn when(at: DateTime<Utc>) -> String {
+pub(crate) fn when(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
@@ -391,7 +401,7 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'~');
 
 /// A path segment, escaped (ids are the shop's, not ours).
-fn percent(segment: &str) -> String {
+pub(crate) fn percent(segment: &str) -> String {
     percent_encoding::utf8_percent_encode(segment, SEGMENT).to_string()
 }
 
@@ -583,19 +593,14 @@ async fn send_again(
         Ok(retried) => format!("{retried:?}"),
         Err(err) => err.to_string(),
     };
-    if let Err(err) = admin
-        .log
-        .record(LogEntry {
-            at: Utc::now(),
-            actor: who.email.clone(),
-            action: "order sent again".into(),
-            subject: format!("{shop}/{order_id}"),
-            detail: detail.clone(),
-        })
-        .await
-    {
-        tracing::warn!(error = %err, "the log could not record an operator's action");
-    }
+    admin
+        .record(
+            &who,
+            "order sent again",
+            &format!("{shop}/{order_id}"),
+            detail,
+        )
+        .await;
     match outcome {
         Ok(_) => Redirect::to(&format!("{}?sent=1", order_href(&shop, &order_id))).into_response(),
         Err(err) => (StatusCode::SERVICE_UNAVAILABLE, err.to_string()).into_response(),

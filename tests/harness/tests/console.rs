@@ -259,5 +259,346 @@ async fn the_deploy_command_invites_an_operator_whose_link_works_once() -> anyho
         "a new operator sets a password first"
     );
     assert_eq!(redeem().await?.status(), 403, "once only");
+
+    // A lost authenticator: `console-reset-totp` turns TOTP off, ends the
+    // operator's sessions (a new epoch) and says so in the console's log.
+    let config = harness::emulator::sdk_config(&cloud.emulator.endpoint()).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let table = cloud.stack.output("StateTableName")?;
+    let key = |item: aws_sdk_dynamodb::operation::get_item::builders::GetItemFluentBuilder| {
+        item.table_name(table)
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S("operator#szef@palarnia.example".into()),
+            )
+            .key(
+                "sk",
+                aws_sdk_dynamodb::types::AttributeValue::S("operator".into()),
+            )
+    };
+    dynamodb
+        .update_item()
+        .table_name(table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("operator#szef@palarnia.example".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("operator".into()),
+        )
+        .update_expression("SET totp_secret = :s, totp_last_step = :n")
+        .expression_attribute_values(
+            ":s",
+            aws_sdk_dynamodb::types::AttributeValue::S("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP".into()),
+        )
+        .expression_attribute_values(":n", aws_sdk_dynamodb::types::AttributeValue::N("1".into()))
+        .send()
+        .await?;
+    let epoch =
+        |item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>| {
+            item.get("session_epoch")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse::<i64>().ok())
+                .unwrap_or(0)
+        };
+    let before = key(dynamodb.get_item())
+        .send()
+        .await?
+        .item
+        .context("the operator")?;
+    let reset = harness::stack::deploy_command(&cloud.emulator.endpoint())?
+        .args([
+            "console-reset-totp",
+            "--stack",
+            stack,
+            "--email",
+            "Szef@Palarnia.example",
+        ])
+        .output()?;
+    anyhow::ensure!(
+        reset.status.success(),
+        "console-reset-totp: {}",
+        String::from_utf8_lossy(&reset.stderr)
+    );
+    let after = key(dynamodb.get_item())
+        .send()
+        .await?
+        .item
+        .context("the operator")?;
+    assert!(
+        !after.contains_key("totp_secret") && !after.contains_key("totp_last_step"),
+        "{after:?}"
+    );
+    assert_eq!(epoch(&after), epoch(&before) + 1, "sessions ended");
+    let log = functions::console::log::ActivityLog::new(dynamodb.clone(), table);
+    let entries = log
+        .newest(chrono::Utc::now(), 1, 50, Some("totp reset"))
+        .await?;
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.subject == "szef@palarnia.example" && e.actor == "deploy.py"),
+        "{entries:?}"
+    );
+    Ok(())
+}
+
+/// The stock the stand-in shop shows for `sku`.
+async fn shop_stock(shop: &WooStandinProcess, sku: &str) -> anyhow::Result<Option<i64>> {
+    Ok(shop
+        .product(sku)
+        .await?
+        .and_then(|p| p["stock_quantity"].as_i64()))
+}
+
+/// The sync page's one-click actions and the emergency switch, end to end:
+/// Sync now for a product and a stock pass reach the agent; "show 0 stock"
+/// zeroes what the shop shows and "resume" puts the ERP's figures back;
+/// "stop writing" keeps an ERP change out of the shop until the resume's
+/// full pass; "pause orders" keeps an order out of Optima until the
+/// resume sends it. Each press is in the log with its operator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_forces_passes_and_switches_a_shop_to_emergency_and_back() -> anyhow::Result<()>
+{
+    let tmp = harness::TestDir::new()?;
+    let dir = tmp.path().to_path_buf();
+    let shots = screenshot_dir("console-screenshots");
+    let Some(browser) = Browser::start(&dir).await? else {
+        return Ok(());
+    };
+    let erp = OptimaStandin::start(&dir.join("optima.sqlite"), 30, &dir)?;
+    let all_skus = erp.skus().await?;
+    let skus = erp.stocked_skus().await?;
+    let shop = WooStandinProcess::start_with(None, Some(&all_skus), None, &dir)?;
+    let cloud = LocalCloud::start_with_host_args(
+        &dir,
+        "console-sync",
+        Some(shop.shop_parameters("sklep", "Detaliczna", &["MAG"], 20, 20)),
+        &[
+            "--schedule-every",
+            "poller=5",
+            "--schedule-every",
+            "watchdog=2",
+        ],
+    )?;
+    let webhook = cloud.webhook_url.clone().context("no webhook URL")?;
+    shop.register_order_webhooks(&format!("{webhook}/sklep"))
+        .await?;
+    let config = dir.join("agent.toml");
+    cloud.write_agent_config_with(&config, "biuro", &erp.connection_string, 30, ORDERS_TOML)?;
+    let mut agent = start_agent(
+        &config,
+        &cloud.emulator.endpoint(),
+        &dir.join("agent.log"),
+        &[("OPTIMA_SYNC_SQL__PASSWORD", erp.password.as_str())],
+    )?;
+    // In Polish, as the office reads it (kept in a cookie).
+    browser
+        .open(&format!("{}/console/?lang=pl", cloud.admin_url))
+        .await?;
+    let link = cloud.console_invite(OPERATOR).await?;
+    browser.open(&link).await?;
+    browser
+        .wait_for_url("/console/password", Duration::from_secs(10))
+        .await?;
+    browser.fill("Nowe hasło", PASSWORD).await?;
+    browser.fill("Powtórz nowe hasło", PASSWORD).await?;
+    browser.click_button("Zapisz hasło").await?;
+    browser
+        .wait_for_text("Agenci w biurze", Duration::from_secs(10))
+        .await?;
+
+    // The first pass puts the ERP's stock into the shop: MAG's quantity
+    // less its reservations, read by plain SQL (buffer 0).
+    let mut sql = optima_standin::erp::connect(&erp.ado_with_password()).await?;
+    let erp_stock = harness::expected::stock_by_plain_sql(&mut sql).await?;
+    let mut before = Vec::new();
+    for sku in &skus {
+        let record = erp_stock
+            .iter()
+            .find(|r| &r.sku == sku)
+            .context("the SKU's stock in MAG")?;
+        let want = record.available().floor().to_string().parse::<i64>()?;
+        wait_for(
+            "the first pass in the shop",
+            Duration::from_secs(90),
+            || async { Ok((shop_stock(&shop, sku).await? == Some(want)).then_some(())) },
+        )
+        .await?;
+        before.push(want);
+    }
+
+    // A product's page: Optima's figures and what the shop should show and
+    // confirmed; Sync now asks the agent.
+    let product_url = format!("{}/console/products?sku={}", cloud.admin_url, skus[0]);
+    let row = format!("stan {}, cena", before[0]);
+    wait_for(
+        "the shop's confirmed stock on the product's page",
+        Duration::from_secs(30),
+        || async {
+            browser.open(&product_url).await?;
+            let text = browser.text().await?;
+            Ok((text.contains("W Optimie") && text.matches(&row).count() == 2).then_some(()))
+        },
+    )
+    .await?;
+    browser.screenshot(&shots, "08-product").await?;
+    browser.accessibility().await?.ensure_none()?;
+    browser.click_button("Synchronizuj teraz").await?;
+    browser
+        .wait_for_text("Poproszono agentów", Duration::from_secs(10))
+        .await?;
+    agent.wait_for_log("skus=1", Duration::from_secs(30))?;
+
+    // A stock pass, one click.
+    browser
+        .open(&format!("{}/console/sync", cloud.admin_url))
+        .await?;
+    browser.screenshot(&shots, "09-sync").await?;
+    browser.accessibility().await?.ensure_none()?;
+    browser.click_button("Tylko stany").await?;
+    browser
+        .wait_for_text(
+            "Poproszono agentów o przebieg: stock",
+            Duration::from_secs(10),
+        )
+        .await?;
+    agent.wait_for_log("areas=[Stock]", Duration::from_secs(30))?;
+
+    // Show 0 stock everywhere: the shop shows 0 for every product it had in stock.
+    browser.click_button("Pokaż wszędzie stan 0").await?;
+    for sku in &skus {
+        wait_for("0 in the shop", Duration::from_secs(60), || async {
+            Ok((shop_stock(&shop, sku).await? == Some(0)).then_some(()))
+        })
+        .await?;
+    }
+    wait_for(
+        "the zeroing finished on the sync page",
+        Duration::from_secs(30),
+        || async {
+            browser
+                .open(&format!("{}/console/sync", cloud.admin_url))
+                .await?;
+            Ok(browser.text().await?.contains("wyzerowane").then_some(()))
+        },
+    )
+    .await?;
+    browser.screenshot(&shots, "10-emergency-zero").await?;
+    browser.accessibility().await?.ensure_none()?;
+    // And back: the ERP's figures again.
+    browser.click_button("Wznów normalne wysyłanie").await?;
+    for (sku, shown) in skus.iter().zip(&before) {
+        wait_for(
+            "the ERP's stock back in the shop",
+            Duration::from_secs(60),
+            || async { Ok((shop_stock(&shop, sku).await? == Some(*shown)).then_some(())) },
+        )
+        .await?;
+    }
+
+    // Stop writing: a delivery in Optima stays out of the shop until the resume.
+    browser
+        .click_button("Zatrzymaj wysyłanie do sklepu")
+        .await?;
+    browser
+        .wait_for_text("ZATRZYMANE", Duration::from_secs(10))
+        .await?;
+    erp.perform(optima_standin::simulator::Action::Delivery {
+        sku: skus[1].clone(),
+        warehouse: "MAG".into(),
+        qty: rust_decimal::Decimal::from(7),
+    })
+    .await?;
+    let host_log = || std::fs::read_to_string(dir.join("functions.log")).unwrap_or_default();
+    wait_for(
+        "the stopped shop's write dropped",
+        Duration::from_secs(60),
+        || {
+            let text = host_log();
+            async move {
+                Ok(text
+                    .contains("the emergency switch stops writes to this shop")
+                    .then_some(()))
+            }
+        },
+    )
+    .await?;
+    assert_eq!(
+        shop_stock(&shop, &skus[1]).await?,
+        Some(before[1]),
+        "nothing written while stopped"
+    );
+    browser.click_button("Wznów normalne wysyłanie").await?;
+    wait_for(
+        "the delivery in the shop after the resume",
+        Duration::from_secs(90),
+        || async { Ok((shop_stock(&shop, &skus[1]).await? == Some(before[1] + 7)).then_some(())) },
+    )
+    .await?;
+
+    // Pause orders: an order is taken in but not sent to Optima until the resume.
+    browser.click_button("Wstrzymaj zamówienia").await?;
+    browser
+        .wait_for_text("WSTRZYMANE", Duration::from_secs(10))
+        .await?;
+    let placed = shop
+        .place_order(json!({
+            "line_items": [[skus[0], 1]],
+            "billing": address("pauza@example.pl"),
+            "shipping": address("pauza@example.pl"),
+            "payment_method": "bacs",
+            "status": "processing"
+        }))
+        .await?;
+    let order_id = placed["id"].as_u64().context("id")?;
+    wait_for(
+        "the paused order counted on the sync page",
+        Duration::from_secs(60),
+        || async {
+            browser
+                .open(&format!("{}/console/sync", cloud.admin_url))
+                .await?;
+            let text = browser.text().await?;
+            Ok(text
+                .contains("Zamówienia czekające na wznowienie\n1")
+                .then_some(()))
+        },
+    )
+    .await?;
+    browser.screenshot(&shots, "11-emergency-paused").await?;
+    let order_page = format!("{}/console/orders/sklep/{order_id}", cloud.admin_url);
+    browser.open(&order_page).await?;
+    assert!(
+        !browser.text().await?.contains("RO/"),
+        "paused: not in Optima"
+    );
+    browser
+        .open(&format!("{}/console/sync", cloud.admin_url))
+        .await?;
+    browser.click_button("Wznów zamówienia").await?;
+    wait_for(
+        "the held order in Optima after the resume",
+        Duration::from_secs(60),
+        || async {
+            browser.open(&order_page).await?;
+            Ok(browser.text().await?.contains("RO/").then_some(()))
+        },
+    )
+    .await?;
+
+    // Every press is in the log with its operator.
+    browser
+        .open(&format!("{}/console/log", cloud.admin_url))
+        .await?;
+    let log = browser.text().await?;
+    for action in ["product sync", "forced sync", "emergency switch"] {
+        assert!(log.contains(action), "{action} in the log: {log}");
+    }
+    assert!(
+        log.contains("orders: paused → sent; 1 held order(s) sent to the ERP"),
+        "{log}"
+    );
     Ok(())
 }

@@ -432,7 +432,17 @@ async fn the_thin_lambda_mains_serve_real_invocations() -> anyhow::Result<()> {
         "nothing to retry"
     );
 
-    // admin runs under lambda_http with IAM auth: AWS has checked the caller.
+    // admin runs under lambda_http on a public URL: /status wants an API
+    // token the deploy command made (the deployed ADMIN_AUTH=tokens).
+    let made = harness::stack::deploy_command(&endpoint)?
+        .args(["api-token", "--stack", "mains", "--name", "test"])
+        .output()?;
+    ensure!(
+        made.status.success(),
+        "api-token: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let token = String::from_utf8(made.stdout)?.trim().to_owned();
     let admin_api = RuntimeApi::start().await?;
     let _admin = start_lambda(
         "admin",
@@ -446,7 +456,7 @@ async fn the_thin_lambda_mains_serve_real_invocations() -> anyhow::Result<()> {
         "routeKey": "$default",
         "rawPath": "/status",
         "rawQueryString": "",
-        "headers": {"host": "abc.lambda-url.eu-central-1.on.aws"},
+        "headers": {"host": "abc.lambda-url.eu-central-1.on.aws", "authorization": format!("Bearer {token}")},
         "requestContext": {
             "accountId": "123456789012", "apiId": "abc", "domainName": "abc.lambda-url.eu-central-1.on.aws",
             "domainPrefix": "abc", "requestId": "r1", "routeKey": "$default", "stage": "$default",

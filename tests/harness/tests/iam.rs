@@ -173,12 +173,6 @@ const NOT_REACHED: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "watchdog",
-        "dynamodb:GetItem",
-        "-state",
-        "a silent agent's shops (shop_flow)",
-    ),
-    (
-        "watchdog",
         "dynamodb:Query",
         "/index/held-stock",
         "catalog::low_stock_page: a silent agent's low stock (shop_flow)",

@@ -199,6 +199,19 @@ impl LocalHost {
                     "the stack gives `{other}` a Function URL, which this build has no router for"
                 ),
             };
+            let router = match &url.refused_because {
+                None => router,
+                Some(reason) => {
+                    // What AWS answers when the resource policy refuses.
+                    tracing::warn!(function = %url.function, %reason, "every request to this Function URL is refused, as AWS would");
+                    axum::Router::new().fallback(|| async {
+                        (
+                            axum::http::StatusCode::FORBIDDEN,
+                            axum::Json(serde_json::json!({"Message": "Forbidden"})),
+                        )
+                    })
+                }
+            };
             info!(function = %url.function, url = %urls[&url.function], "serving Function URL");
             let cancel = cancel.clone();
             tasks.spawn(async move {

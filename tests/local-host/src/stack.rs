@@ -100,6 +100,11 @@ pub struct FunctionUrl {
     pub function: String,
     pub auth: String,
     pub url: Option<String>,
+    /// Why AWS answers 403 to everyone at this public URL (its function's
+    /// resource policy lacks a permission), read from the deployed policy
+    /// by `deploy.py`; the local host refuses the same way.
+    #[serde(default)]
+    pub refused_because: Option<String>,
 }
 
 impl StackDescription {
