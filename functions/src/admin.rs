@@ -103,6 +103,11 @@ pub struct Admin {
     pub(crate) document_link_base: String,
     /// Each shop's emergency switch.
     pub(crate) emergency: crate::emergency::Emergency,
+    /// The shops' settings saved in the console (the Shops page).
+    pub(crate) shop_settings: crate::shop_settings::ShopSettings,
+    /// The shop credentials secret (`SHOP_SECRETS_ARN`), written by the
+    /// Shops page and never read back to it.
+    pub(crate) credentials: Option<crate::shop_settings::CredentialsSecret>,
 }
 
 impl Admin {
@@ -155,6 +160,13 @@ impl Admin {
                 .trim_end_matches('/')
                 .to_owned(),
             emergency: crate::emergency::Emergency::new(clients.dynamodb.clone(), table.clone()),
+            shop_settings: crate::shop_settings::ShopSettings::new(
+                clients.dynamodb.clone(),
+                table.clone(),
+            ),
+            credentials: env.get("SHOP_SECRETS_ARN").map(|arn| {
+                crate::shop_settings::CredentialsSecret::new(clients.secrets.clone(), arn)
+            }),
             clients: clients.clone(),
             state: StateTable::new(clients.dynamodb.clone(), env.required("STATE_TABLE")?, 30),
             catalog: Catalog::new(clients.dynamodb.clone(), env.required("STATE_TABLE")?),

@@ -66,7 +66,7 @@ pub struct Ingest {
     catalog: Catalog,
     sequences: Sequences,
     orders: OrderStore,
-    shops: Shops,
+    shops: crate::shop_settings::ShopsSource,
     sqs: aws_sdk_sqs::Client,
     shop_ops_queue_url: String,
     commands_queue_url: String,
@@ -105,7 +105,7 @@ impl Ingest {
             catalog: Catalog::new(clients.dynamodb.clone(), table.clone()),
             sequences: Sequences::new(clients.dynamodb.clone(), table.clone()),
             orders: OrderStore::new(clients.dynamodb.clone(), table, retention_days),
-            shops,
+            shops: crate::shop_settings::ShopsSource::from_env(shops, clients, env),
             sqs: clients.sqs.clone(),
             shop_ops_queue_url: env.required("SHOP_OPS_QUEUE_URL")?,
             commands_queue_url: env.required("COMMANDS_QUEUE_URL")?,
@@ -114,6 +114,8 @@ impl Ingest {
 
     /// The handler: one SQS batch in, the failed message ids out.
     pub async fn handle(&self, event: SqsEvent) -> Result<SqsBatchResponse, HandlerError> {
+        // The console's saved shop settings, at most CACHE old.
+        self.shops.refresh().await;
         let mut response = SqsBatchResponse::default();
         // FIFO order: once a group fails, its later messages must fail too.
         let mut failed_groups: HashSet<String> = HashSet::new();
@@ -370,7 +372,7 @@ impl Ingest {
         version: SeqVersion,
     ) -> Result<(usize, usize), StateError> {
         let incoming = records_by_sku(envelope, version);
-        let shop_ids: Vec<String> = self.shops.shops.iter().map(|s| s.id.clone()).collect();
+        let shop_ids: Vec<String> = self.shops.now().shops.iter().map(|s| s.id.clone()).collect();
         let mut pending: Vec<String> = incoming.keys().cloned().collect();
         let (mut touched, mut queued) = (0, 0);
         for attempt in 1..=WRITE_ATTEMPTS {
@@ -460,6 +462,7 @@ impl Ingest {
             "stored state unreadable, ERP records not applied: {problem}"
         )];
         self.shops
+            .now()
             .shops
             .iter()
             .flat_map(|shop| self.catalog.parked_writes(&shop.id, sku, &reasons))
@@ -484,7 +487,7 @@ impl Ingest {
             return Ok(plan);
         };
         let newest = erp.newest.unwrap_or_else(Utc::now);
-        for shop in &self.shops.shops {
+        for shop in &self.shops.now().shops {
             // Shop-push keeps the operation with the later source time: a
             // later change never gets an earlier one than what was queued
             // before it, even when the agent's clock stepped back.
@@ -598,7 +601,8 @@ impl Ingest {
                 self.apply_progress(envelope, progress, version).await
             }
             Payload::RetryOrder(retry) => {
-                let Some(shop) = self.shops.get(&retry.shop) else {
+                let shops = self.shops.now();
+                let Some(shop) = shops.get(&retry.shop) else {
                     warn!(agent = %envelope.agent_id, shop = %retry.shop, "retry of an order of a shop not configured; ignored");
                     return Ok(());
                 };
@@ -645,7 +649,8 @@ impl Ingest {
         progress: &contract::OrderProgress,
         version: SeqVersion,
     ) -> Result<(), StateError> {
-        let Some(shop) = self.shops.get(&progress.shop) else {
+        let shops = self.shops.now();
+        let Some(shop) = shops.get(&progress.shop) else {
             warn!(agent = %envelope.agent_id, shop = %progress.shop, "order progress for a shop not configured; ignored");
             return Ok(());
         };

@@ -55,6 +55,7 @@ pub mod sequences;
 pub mod shop;
 pub mod shop_ops;
 pub mod shop_push;
+pub mod shop_settings;
 pub mod shops;
 pub mod state;
 pub mod telemetry;

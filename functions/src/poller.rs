@@ -52,7 +52,7 @@ const PAGE_RESERVE: Duration = Duration::from_secs(5);
 const MAX_TOKEN_WAIT: Duration = Duration::from_secs(20);
 
 pub struct Poller {
-    shops: Shops,
+    shops: crate::shop_settings::ShopsSource,
     connectors: HashMap<String, Connector>,
     intake: OrderIntake,
     store: OrderStore,
@@ -124,7 +124,7 @@ impl Poller {
         };
         let store = OrderStore::new(clients.dynamodb.clone(), table.clone(), retention_days);
         Ok(Poller {
-            shops,
+            shops: crate::shop_settings::ShopsSource::from_env(shops, clients, env),
             connectors,
             intake: OrderIntake::new(
                 store.clone(),
@@ -157,7 +157,9 @@ impl Poller {
     ) -> Result<Value, HandlerError> {
         let mut summaries = Vec::new();
         let mut failed = Vec::new();
-        for shop in &self.shops.shops {
+        // The console's saved shop settings (the order trigger), at most CACHE old.
+        let shops = self.shops.refresh().await;
+        for shop in &shops.shops {
             let summary = self.poll_shop(shop, deadline).await;
             if let Some(error) = &summary.error {
                 failed.push(format!("{}: {error}", shop.id));

@@ -316,6 +316,37 @@ impl TryFrom<ShopWire> for ShopConfig {
     }
 }
 
+/// One shop's entry of `SHOPS` read and checked: what the deploy and the
+/// console's Shops page both take.
+pub fn read_shop(entry: serde_json::Value) -> Result<ShopConfig, ShopsError> {
+    let id = entry
+        .get("id")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let shop: ShopConfig = serde_json::from_value(entry).map_err(|e| match id.is_empty() {
+        true => ShopsError::Config(e.to_string()),
+        false => ShopsError::Shop {
+            shop: id.clone(),
+            problem: e.to_string(),
+        },
+    })?;
+    let problem = |p: String| ShopsError::Shop {
+        shop: shop.id.clone(),
+        problem: p,
+    };
+    if shop.id.is_empty()
+        || !shop
+            .id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(problem("the id must be letters, digits, - and _".into()));
+    }
+    shop.rules.validate().map_err(|e| problem(e.to_string()))?;
+    Ok(shop)
+}
+
 impl ShopConfig {
     /// The commands queue group of this shop's order commands: the
     /// writing agent's (with its other commands), else the shop's own.
@@ -418,6 +449,9 @@ pub struct Shops {
     pub shops: Vec<ShopConfig>,
     credentials: BTreeMap<String, PlatformCredentials>,
     tokens: Option<TokenStores>,
+    /// Each shop's entry as written (`SHOPS`, or the console's stored
+    /// settings that replaced it: [`Shops::with_settings`]).
+    written: BTreeMap<String, serde_json::Value>,
 }
 
 /// Where platforms whose tokens rotate (Allegro) keep them.
@@ -476,22 +510,14 @@ impl Shops {
     /// Reads `SHOPS` and, when `with_secrets`, the credentials [`FunctionEnv::with_shop_secrets`] read.
     pub fn from_env(env: &FunctionEnv, with_secrets: bool) -> Result<Shops, ShopsError> {
         let text = env.get("SHOPS").unwrap_or("[]");
-        let shops: Vec<ShopConfig> =
+        let entries: Vec<serde_json::Value> =
             serde_json::from_str(text).map_err(|e| ShopsError::Config(e.to_string()))?;
-        for shop in &shops {
-            let problem = |p: String| ShopsError::Shop {
-                shop: shop.id.clone(),
-                problem: p,
-            };
-            if shop.id.is_empty()
-                || !shop
-                    .id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                return Err(problem("the id must be letters, digits, - and _".into()));
-            }
-            shop.rules.validate().map_err(|e| problem(e.to_string()))?;
+        let mut shops = Vec::new();
+        let mut written = BTreeMap::new();
+        for entry in entries {
+            let shop = read_shop(entry.clone())?;
+            written.insert(shop.id.clone(), entry);
+            shops.push(shop);
         }
         let mut credentials = BTreeMap::new();
         if with_secrets {
@@ -525,7 +551,52 @@ impl Shops {
             shops,
             credentials,
             tokens: None,
+            written,
         })
+    }
+
+    /// A shop's entry as written: the JSON object its settings are.
+    pub fn written(&self, id: &str) -> Option<&serde_json::Value> {
+        self.written.get(id)
+    }
+
+    /// These shops with the `stored` settings (by shop id, each a whole
+    /// entry) in place of their entries; the credentials stay. An entry
+    /// that does not read, or names another id or platform, leaves the
+    /// shop as it was: the problems come back to be logged.
+    pub fn with_settings(
+        &self,
+        stored: &BTreeMap<String, serde_json::Value>,
+    ) -> (Shops, Vec<ShopsError>) {
+        let mut shops = self.clone();
+        let mut problems = Vec::new();
+        for (id, entry) in stored {
+            let Some(slot) = shops.shops.iter_mut().find(|s| s.id == *id) else {
+                continue;
+            };
+            match read_shop(entry.clone()) {
+                Ok(shop) if shop.id == slot.id && shop.platform.name() == slot.platform.name() => {
+                    *slot = shop;
+                    shops.written.insert(id.clone(), entry.clone());
+                }
+                Ok(_) => problems.push(ShopsError::Shop {
+                    shop: id.clone(),
+                    problem: "the stored settings name another id or platform".into(),
+                }),
+                Err(err) => problems.push(err),
+            }
+        }
+        (shops, problems)
+    }
+
+    /// Whether `credentials` (one shop's entry of the credentials secret)
+    /// are in the shape the shop's platform takes; the problem never
+    /// echoes them.
+    pub fn check_credentials(
+        shop: &ShopConfig,
+        credentials: serde_json::Value,
+    ) -> Result<(), String> {
+        shop.platform.credentials(credentials).map(|_| ())
     }
 
     /// Where shops whose tokens rotate keep them.

@@ -154,6 +154,8 @@ impl Checker {
 #[derive(Debug)]
 pub struct Webhook {
     checker: Checker,
+    /// The shops with the console's saved settings (the order trigger).
+    shops: crate::shop_settings::ShopsSource,
     intake: OrderIntake,
     catalog: Catalog,
     /// The buyers' invoices, served at `/invoice/<token>`.
@@ -171,6 +173,7 @@ impl Webhook {
         let table = env.required("STATE_TABLE")?;
         let store = OrderStore::new(clients.dynamodb.clone(), table.clone(), retention_days);
         let catalog = Catalog::new(clients.dynamodb.clone(), table);
+        let source = crate::shop_settings::ShopsSource::from_env(shops.clone(), clients, env);
         let checker = Checker::new(shops).map_err(|e| EnvError::Invalid {
             name: "SHOPS",
             value: e.to_string(),
@@ -178,6 +181,7 @@ impl Webhook {
         })?;
         Ok(Webhook {
             checker,
+            shops: source,
             catalog,
             invoice_files: InvoiceFiles::new(clients.s3.clone(), env.required("DOCUMENTS_BUCKET")?),
             intake: OrderIntake::new(
@@ -301,7 +305,8 @@ async fn deliver(
                     }
                 }
             }
-            let Some(config) = webhook.checker.shops().get(&shop) else {
+            let shops = webhook.shops.refresh().await;
+            let Some(config) = shops.get(&shop) else {
                 return (
                     StatusCode::BAD_REQUEST,
                     Json(json!({"error": "unknown shop"})),

@@ -39,6 +39,7 @@ pub fn routes(admin: Arc<Admin>) -> Router {
         .route("/console/log", get(log))
         .merge(crate::console::products::routes())
         .merge(crate::console::sync::routes())
+        .merge(crate::console::shops::routes())
         .layer(middleware::from_fn_with_state(
             admin.console_auth.clone(),
             auth::require_session,
@@ -93,6 +94,7 @@ pub(crate) fn layout(
                     (item("/console/orders", lang.t("Zamówienia", "Orders"), "orders"))
                     (item("/console/products", lang.t("Produkty", "Products"), "products"))
                     (item("/console/sync", lang.t("Synchronizacja", "Sync"), "sync"))
+                    (item("/console/shops", lang.t("Sklepy", "Shops"), "shops"))
                     (item("/console/log", lang.t("Dziennik", "Log"), "log"))
                     (item("/console/account", lang.t("Konto", "Account"), "account"))
                 }
