@@ -44,12 +44,6 @@ fn named(resource: &str, suffix: &str) -> bool {
 const NOT_REACHED: &[(&str, &str, &str, &str)] = &[
     (
         "admin",
-        "secretsmanager:GetSecretValue",
-        "-shop-secrets",
-        "shop_settings::CredentialsSecret: the console's Shops page (console_shops)",
-    ),
-    (
-        "admin",
         "secretsmanager:PutSecretValue",
         "-shop-secrets",
         "shop_settings::CredentialsSecret::update: credentials saved in the Shops page (console_shops)",
