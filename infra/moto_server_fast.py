@@ -73,6 +73,7 @@ answers in the same order, computed with less work. Run exactly like `moto_serve
 
 import copy
 import functools
+import decimal
 import inspect
 import json
 import os
@@ -168,7 +169,16 @@ def all_items(self):
     partition = self.items[hash_key]
     if not self.range_key_attr:
         return [partition]
-    return sorted(partition.values(), key=lambda item: item.range_key)
+    # Sorted by the keys' plain values (C comparisons), not by moto's
+    # DynamoType objects, whose Python-level comparisons made a query on a
+    # partition of 10,000 items take a tenth of a second.
+    return sorted(partition.values(), key=lambda item: _plain_key(item.range_key))
+
+
+def _plain_key(key):
+    if key.type == "N":
+        return decimal.Decimal(key.value)
+    return key.value
 
 
 def query(self, *args, **kwargs):

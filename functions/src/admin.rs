@@ -394,6 +394,17 @@ pub(crate) struct Status {
     pub(crate) errors: Vec<String>,
 }
 
+/// What was read, or nothing with the error noted for the page.
+pub(crate) fn or_noted<T: Default>(
+    result: Result<T, crate::state::StateError>,
+    errors: &mut Vec<String>,
+) -> T {
+    result.unwrap_or_else(|err| {
+        errors.push(err.to_string());
+        T::default()
+    })
+}
+
 /// Orders wait in the commands queue but every live agent says it does
 /// not write orders (no `[orders]` section): nothing will take them.
 fn orders_without_a_writer(agents: &[AgentView], commands_waiting: u64) -> Option<String> {
@@ -452,21 +463,48 @@ async fn status(State(admin): State<Arc<Admin>>) -> Response {
 }
 
 impl Admin {
+    /// Every shop's buyers' returns, newest first, `limit` a shop.
+    pub(crate) async fn returns_of_all_shops(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crate::returns::ReportedReturn>, crate::state::StateError> {
+        let mut returns = Vec::new();
+        for shop in &self.shops.shops {
+            returns.extend(self.returns.list(&shop.id, limit).await?);
+        }
+        Ok(returns)
+    }
+
     /// What `/status` answers and the console's pages show.
     pub(crate) async fn report(&self) -> Status {
         let admin = self;
         let now = Utc::now();
         let mut errors = Vec::new();
-        let agents = match admin.state.agents().await {
-            Ok(agents) => agents,
-            Err(err) => {
-                errors.push(err.to_string());
-                Vec::new()
-            }
-        };
+        // Every read at once: the page waits for the slowest, not the sum.
+        let (agents, depths, parked, parked_records, parked_orders, awaiting, returns, shops) = futures::join!(
+            admin.state.agents(),
+            futures::future::join_all(
+                admin
+                    .queues
+                    .iter()
+                    .map(|(_, url)| queue_depth(&admin.clients.sqs, url)),
+            ),
+            admin.state.parked(),
+            admin.catalog.parked_records(200),
+            admin.orders.parked(200),
+            admin.orders.awaiting_realisation_list(200),
+            admin.returns_of_all_shops(200),
+            crate::watchdog::Watchdog::zeroed(&admin.catalog, &admin.shops),
+        );
+        let agents = or_noted(agents, &mut errors);
+        let parked = or_noted(parked, &mut errors);
+        let parked_records = or_noted(parked_records, &mut errors);
+        let parked_orders = or_noted(parked_orders, &mut errors);
+        let awaiting_realisation = or_noted(awaiting, &mut errors);
+        let returns = or_noted(returns, &mut errors);
         let agents: Vec<AgentView> = agents
             .into_iter()
-            .map(|status| {
+            .map(|status: AgentStatus| {
                 let since = now - status.last_seen;
                 AgentView {
                     seconds_since_seen: since.num_seconds(),
@@ -475,13 +513,6 @@ impl Admin {
                 }
             })
             .collect();
-        let depths = futures::future::join_all(
-            admin
-                .queues
-                .iter()
-                .map(|(_, url)| queue_depth(&admin.clients.sqs, url)),
-        )
-        .await;
         let commands_waiting = admin
             .queues
             .iter()
@@ -499,37 +530,6 @@ impl Admin {
                 serde_json::to_value(depth).unwrap_or_default(),
             );
         }
-        let parked = admin.state.parked().await.unwrap_or_else(|err| {
-            errors.push(err.to_string());
-            Vec::new()
-        });
-        let parked_records = admin
-            .catalog
-            .parked_records(200)
-            .await
-            .unwrap_or_else(|err| {
-                errors.push(err.to_string());
-                Vec::new()
-            });
-        let parked_orders = admin.orders.parked(200).await.unwrap_or_else(|err| {
-            errors.push(err.to_string());
-            Vec::new()
-        });
-        let awaiting_realisation = admin
-            .orders
-            .awaiting_realisation_list(200)
-            .await
-            .unwrap_or_else(|err| {
-                errors.push(err.to_string());
-                Vec::new()
-            });
-        let mut returns = Vec::new();
-        for shop in &admin.shops.shops {
-            match admin.returns.list(&shop.id, 200).await {
-                Ok(found) => returns.extend(found),
-                Err(err) => errors.push(err.to_string()),
-            }
-        }
         Status {
             now,
             agents,
@@ -539,7 +539,7 @@ impl Admin {
             parked_orders,
             awaiting_realisation,
             returns,
-            shops: crate::watchdog::Watchdog::zeroed(&admin.catalog, &admin.shops).await,
+            shops,
             warnings,
             errors,
         }

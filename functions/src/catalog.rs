@@ -497,49 +497,12 @@ impl Catalog {
         }
     }
 
-    /// Items by key, in BatchGetItem calls of 100 keys (strongly
-    /// consistent), asking again for keys DynamoDB leaves unprocessed.
+    /// Items by key ([`crate::dynamo::batch_get`]).
     async fn batch_get(
         &self,
         keys: Vec<HashMap<String, AttributeValue>>,
     ) -> Result<Vec<HashMap<String, AttributeValue>>, StateError> {
-        use aws_sdk_dynamodb::types::KeysAndAttributes;
-        let mut items = Vec::new();
-        for chunk in keys.chunks(100) {
-            let mut request = KeysAndAttributes::builder()
-                .set_keys(Some(chunk.to_vec()))
-                .consistent_read(true)
-                .build()
-                .map_err(|e| StateError::Malformed {
-                    key: "batch-get".into(),
-                    problem: e.to_string(),
-                })?;
-            // Unprocessed keys come back under load: ask again, a bounded number of times.
-            for _ in 0..10 {
-                let answer = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request.clone())
-                    .send()
-                    .await
-                    .map_err(|e| self.error("BatchGetItem", &e))?;
-                items.extend(
-                    answer
-                        .responses
-                        .unwrap_or_default()
-                        .remove(&self.table)
-                        .unwrap_or_default(),
-                );
-                match answer
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                {
-                    Some(rest) if !rest.keys().is_empty() => request = rest,
-                    _ => break,
-                }
-            }
-        }
-        Ok(items)
+        crate::dynamo::batch_get(&self.client, &self.table, keys).await
     }
 
     /// For many SKUs at once: what the shop holds (with its source time) and

@@ -86,3 +86,45 @@ pub fn written<T, E: ConditionalError, R>(
         Err(err) => Err(err),
     }
 }
+
+/// Items by key, in BatchGetItem calls of 100 keys (strongly consistent),
+/// asking again (a bounded number of times) for keys DynamoDB leaves
+/// unprocessed under load.
+pub async fn batch_get(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    keys: Vec<HashMap<String, AttributeValue>>,
+) -> Result<Vec<HashMap<String, AttributeValue>>, crate::state::StateError> {
+    use aws_sdk_dynamodb::types::KeysAndAttributes;
+    let mut items = Vec::new();
+    for chunk in keys.chunks(100) {
+        let mut request = KeysAndAttributes::builder()
+            .set_keys(Some(chunk.to_vec()))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| crate::state::StateError::Malformed {
+                key: "batch-get".into(),
+                problem: e.to_string(),
+            })?;
+        for _ in 0..10 {
+            let answer = client
+                .batch_get_item()
+                .request_items(table, request.clone())
+                .send()
+                .await
+                .map_err(|e| crate::state::StateError::dynamo("BatchGetItem", table, &e))?;
+            items.extend(
+                answer
+                    .responses
+                    .unwrap_or_default()
+                    .remove(table)
+                    .unwrap_or_default(),
+            );
+            match answer.unprocessed_keys.and_then(|mut u| u.remove(table)) {
+                Some(rest) if !rest.keys().is_empty() => request = rest,
+                _ => break,
+            }
+        }
+    }
+    Ok(items)
+}

@@ -372,7 +372,13 @@ impl Ingest {
         version: SeqVersion,
     ) -> Result<(usize, usize), StateError> {
         let incoming = records_by_sku(envelope, version);
-        let shop_ids: Vec<String> = self.shops.now().shops.iter().map(|s| s.id.clone()).collect();
+        let shop_ids: Vec<String> = self
+            .shops
+            .now()
+            .shops
+            .iter()
+            .map(|s| s.id.clone())
+            .collect();
         let mut pending: Vec<String> = incoming.keys().cloned().collect();
         let (mut touched, mut queued) = (0, 0);
         for attempt in 1..=WRITE_ATTEMPTS {

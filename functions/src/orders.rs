@@ -72,6 +72,64 @@ fn order_pk(shop: &str) -> String {
     format!("order#{shop}")
 }
 
+/// Parked orders read for the console's filter.
+const PARKED_READ: usize = 500;
+
+/// The console's listing of a shop's orders by the day they were received.
+fn recent_pk(shop: &str, received_ms: i64) -> String {
+    let day = DateTime::from_timestamp_millis(received_ms).unwrap_or_default();
+    format!("orders-by-day#{shop}#{}", day.format("%Y-%m-%d"))
+}
+
+/// The console's search: a shop's orders under one term.
+fn find_pk(shop: &str, term: &str) -> String {
+    format!("order-find#{shop}#{term}")
+}
+
+/// Sorts by receipt time (zero-padded), then the order's id.
+fn listing_sk(received_ms: i64, order_id: &str) -> String {
+    format!("{received_ms:015}#{order_id}")
+}
+
+/// What the console's search finds an order by.
+fn search_terms(order: &Order) -> Vec<String> {
+    let mut terms = vec![format!("number:{}", order.number.trim())];
+    if let Some(email) = order
+        .buyer
+        .email
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        terms.push(format!("email:{}", email.to_lowercase()));
+    }
+    if let Some(surname) = order.buyer.billing.name.split_whitespace().last() {
+        terms.push(format!("name:{}", surname.to_lowercase()));
+    }
+    for line in &order.lines {
+        terms.push(format!("sku:{}", line.sku.trim()));
+    }
+    terms.sort();
+    terms.dedup();
+    terms
+}
+
+/// (receipt time, shop, order id) of listing items still kept.
+fn listing_refs(shop: &str, items: Vec<Item>, now: DateTime<Utc>) -> Vec<(i64, String, String)> {
+    items
+        .iter()
+        .filter(|item| !expired(item, now))
+        .filter_map(|item| {
+            let (received, _) = get_s(item, "sk")?.split_once('#')?;
+            Some((
+                received.parse().ok()?,
+                shop.to_owned(),
+                get_s(item, "order_id")?.to_owned(),
+            ))
+        })
+        .collect()
+}
+
 fn expired(item: &Item, now: DateTime<Utc>) -> bool {
     get_n::<i64>(item, "expires_at").is_some_and(|at| at <= now.timestamp())
 }
@@ -106,6 +164,9 @@ pub struct StoredOrder {
     pub invoice_shown: Option<String>,
     /// The ERP's documents of the order, as its last progress named them.
     pub documents: Vec<String>,
+    /// When the cloud first stored it (epoch ms; 0 for orders stored
+    /// before the field).
+    pub received_ms: i64,
 }
 
 /// What shop-push records on an order once the shop said yes.
@@ -147,6 +208,7 @@ impl StoredOrder {
         let text = |name: &str| get_s(item, name).map(str::to_owned);
         Ok(StoredOrder {
             revision_ms: get_n(item, "revision_ms").unwrap_or(0),
+            received_ms: get_n(item, "received_ms").unwrap_or(0),
             expires_at: get_n(item, "expires_at").unwrap_or(0),
             command_rev_ms: get_n(item, "command_rev_ms"),
             command_claim_ms: get_n(item, "command_claim_ms"),
@@ -295,7 +357,7 @@ impl OrderStore {
             .key("pk", s(order_pk(&order.shop)))
             .key("sk", s(&order.order_id))
             .update_expression(
-                "SET #order = :order, revision_ms = :rev, #status = :status, stored_ms = :now, expires_at = :exp",
+                "SET #order = :order, revision_ms = :rev, #status = :status, stored_ms = :now, expires_at = :exp, received_ms = if_not_exists(received_ms, :now)",
             )
             .condition_expression(condition)
             .expression_attribute_names("#order", "order")
@@ -311,10 +373,15 @@ impl OrderStore {
             .send()
             .await;
         match result {
-            Ok(out) => Ok(Stored {
-                written: true,
-                current: StoredOrder::from_item(&out.attributes.unwrap_or_default())?,
-            }),
+            Ok(out) => {
+                let item = out.attributes.unwrap_or_default();
+                let received_ms = get_n(&item, "received_ms").unwrap_or(now.timestamp_millis());
+                self.index(order, received_ms).await?;
+                Ok(Stored {
+                    written: true,
+                    current: StoredOrder::from_item(&item)?,
+                })
+            }
             Err(err) => {
                 let old = err
                     .as_service_error()
@@ -326,17 +393,26 @@ impl OrderStore {
                         _ => None,
                     });
                 match old {
-                    Some(Some(item)) => Ok(Stored {
-                        written: false,
-                        current: StoredOrder::from_item(&item)?,
-                    }),
+                    Some(Some(item)) => {
+                        let current = StoredOrder::from_item(&item)?;
+                        // Listed again: the first delivery may have stored
+                        // the order and failed to list it.
+                        self.index(&current.order, current.received_ms).await?;
+                        Ok(Stored {
+                            written: false,
+                            current,
+                        })
+                    }
                     // The condition failed but the emulator/AWS did not return
                     // the item: read it.
                     Some(None) => match self.get(&order.shop, &order.order_id).await? {
-                        Some(current) => Ok(Stored {
-                            written: false,
-                            current,
-                        }),
+                        Some(current) => {
+                            self.index(&current.order, current.received_ms).await?;
+                            Ok(Stored {
+                                written: false,
+                                current,
+                            })
+                        }
                         None => Err(StateError::Malformed {
                             key: order.key(),
                             problem: "the stored order vanished during the write".into(),
@@ -346,6 +422,182 @@ impl OrderStore {
                 }
             }
         }
+    }
+
+    /// Lists the order for the console: in its shop's partition of the
+    /// day it was received, and under each term it is found by (its
+    /// number, the buyer's e-mail and surname, each SKU). Written with each
+    /// delivery, the same keys each time (the receipt time does not
+    /// change), so a failure here fails the store and the shop's retry
+    /// lists it. An order stored before the field (no receipt time) is
+    /// listed by its revision.
+    async fn index(&self, order: &Order, received_ms: i64) -> Result<(), StateError> {
+        let received_ms = if received_ms > 0 {
+            received_ms
+        } else {
+            order.revision.timestamp_millis()
+        };
+        let sk = listing_sk(received_ms, &order.order_id);
+        let expires = n((Utc::now() + self.retention).timestamp());
+        let mut partitions = vec![recent_pk(&order.shop, received_ms)];
+        partitions.extend(
+            search_terms(order)
+                .into_iter()
+                .map(|term| find_pk(&order.shop, &term)),
+        );
+        let puts = partitions.into_iter().map(|pk| {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s(pk))
+                .item("sk", s(&sk))
+                .item("order_id", s(&order.order_id))
+                .item("expires_at", expires.clone())
+                .send()
+        });
+        futures::future::try_join_all(puts)
+            .await
+            .map_err(|e| self.error("PutItem", &e))?;
+        Ok(())
+    }
+
+    /// The newest orders of `shops` received before `before_ms` (epoch ms;
+    /// `None`: now), newest first, at most `limit`, reading day partitions
+    /// back over the retention period (Query per shop and day, never a scan).
+    pub async fn recent(
+        &self,
+        shops: &[String],
+        before_ms: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<StoredOrder>, StateError> {
+        let now = Utc::now();
+        let before = before_ms.unwrap_or(now.timestamp_millis() + 1);
+        let mut refs: Vec<(i64, String, String)> = Vec::new();
+        let days = self.retention.num_days() + 1;
+        for back in 0..days {
+            let day = before - back * 86_400_000;
+            for shop in shops {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk AND sk < :before")
+                    .expression_attribute_values(":pk", s(recent_pk(shop, day)))
+                    .expression_attribute_values(":before", s(listing_sk(before, "")))
+                    .scan_index_forward(false)
+                    .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+                    .send()
+                    .await
+                    .map_err(|e| self.error("Query", &e))?;
+                refs.extend(listing_refs(shop, out.items.unwrap_or_default(), now));
+            }
+            if refs.len() >= limit {
+                break;
+            }
+        }
+        self.by_refs(refs, limit).await
+    }
+
+    /// Orders of `shops` found by what a person types: an order's number,
+    /// a buyer's e-mail or surname, or a SKU (exact, case aside for e-mail
+    /// and surname), newest first, at most `limit` (Query per term and shop).
+    pub async fn find(
+        &self,
+        shops: &[String],
+        text: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredOrder>, StateError> {
+        let now = Utc::now();
+        let text = text.trim();
+        let terms = if text.contains('@') {
+            vec![format!("email:{}", text.to_lowercase())]
+        } else {
+            vec![
+                format!("number:{text}"),
+                format!("sku:{text}"),
+                format!("name:{}", text.to_lowercase()),
+            ]
+        };
+        let mut refs = Vec::new();
+        for shop in shops {
+            for term in &terms {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk")
+                    .expression_attribute_values(":pk", s(find_pk(shop, term)))
+                    .scan_index_forward(false)
+                    .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+                    .send()
+                    .await
+                    .map_err(|e| self.error("Query", &e))?;
+                refs.extend(listing_refs(shop, out.items.unwrap_or_default(), now));
+            }
+        }
+        self.by_refs(refs, limit).await
+    }
+
+    /// The parked orders of `shops`, newest first, at most `limit` (their
+    /// listing, then the orders by key).
+    pub async fn parked_orders(
+        &self,
+        shops: &[String],
+        limit: usize,
+    ) -> Result<Vec<StoredOrder>, StateError> {
+        let refs = self
+            .parked(PARKED_READ)
+            .await?
+            .into_iter()
+            .filter(|p| shops.contains(&p.shop))
+            .map(|p| (p.parked_at.timestamp_millis(), p.shop, p.order_id))
+            .collect();
+        self.by_refs(refs, limit).await
+    }
+
+    /// The orders the listing names, newest first, each once.
+    async fn by_refs(
+        &self,
+        mut refs: Vec<(i64, String, String)>,
+        limit: usize,
+    ) -> Result<Vec<StoredOrder>, StateError> {
+        refs.sort_by(|a, b| b.cmp(a));
+        refs.dedup_by(|a, b| a.1 == b.1 && a.2 == b.2);
+        refs.truncate(limit);
+        let keys = refs
+            .iter()
+            .map(|(_, shop, id)| {
+                HashMap::from([
+                    ("pk".to_owned(), s(order_pk(shop))),
+                    ("sk".to_owned(), s(id)),
+                ])
+            })
+            .collect();
+        let now = Utc::now();
+        let mut orders: Vec<StoredOrder> =
+            crate::dynamo::batch_get(&self.client, &self.table, keys)
+                .await?
+                .iter()
+                .filter(|item| !expired(item, now))
+                .filter_map(|item| match StoredOrder::from_item(item) {
+                    Ok(order) => Some(order),
+                    Err(err) => {
+                        warn!(error = %err, "a listed order does not read; left out of the list");
+                        None
+                    }
+                })
+                .collect();
+        let rank: HashMap<(&str, &str), usize> = refs
+            .iter()
+            .enumerate()
+            .map(|(i, (_, shop, id))| ((shop.as_str(), id.as_str()), i))
+            .collect();
+        orders.sort_by_key(|o| {
+            rank.get(&(o.order.shop.as_str(), o.order.order_id.as_str()))
+                .copied()
+                .unwrap_or(usize::MAX)
+        });
+        Ok(orders)
     }
 
     /// An order, unless absent or expired.

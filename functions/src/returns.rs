@@ -195,62 +195,31 @@ impl ReturnStore {
             .map_err(|e| self.error("UpdateItem", &e))
     }
 
-    /// The corrections of these orders, by order id (read by key, 100 at a
-    /// time as BatchGetItem allows).
+    /// The corrections of these orders, by order id (read by key).
     async fn corrections(
         &self,
         shop: &str,
         orders: &[String],
     ) -> Result<std::collections::HashMap<String, Vec<String>>, StateError> {
+        let keys: Vec<std::collections::HashMap<String, AttributeValue>> = orders
+            .iter()
+            .map(|order| {
+                std::collections::HashMap::from([
+                    ("pk".to_owned(), s(format!("corrections#{shop}"))),
+                    ("sk".to_owned(), s(order.as_str())),
+                ])
+            })
+            .collect();
         let mut found = std::collections::HashMap::new();
-        for chunk in orders.chunks(100) {
-            let keys: Vec<std::collections::HashMap<String, AttributeValue>> = chunk
-                .iter()
-                .map(|order| {
-                    std::collections::HashMap::from([
-                        ("pk".to_owned(), s(format!("corrections#{shop}"))),
-                        ("sk".to_owned(), s(order.as_str())),
-                    ])
-                })
-                .collect();
-            let mut request = Some(
-                aws_sdk_dynamodb::types::KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .build()
-                    .map_err(|e| self.error("BatchGetItem", &e))?,
-            );
-            // What DynamoDB leaves unprocessed (throttled) is asked again,
-            // a few times at most.
-            for _ in 0..5 {
-                let Some(keys) = request.take() else {
-                    break;
-                };
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, keys)
-                    .send()
-                    .await
-                    .map_err(|e| self.error("BatchGetItem", &e))?;
-                for item in out
-                    .responses
-                    .and_then(|mut r| r.remove(&self.table))
-                    .unwrap_or_default()
-                {
-                    if let Some(order) = get_s(&item, "sk") {
-                        let mut numbers = item
-                            .get("numbers")
-                            .and_then(|v| v.as_ss().ok())
-                            .cloned()
-                            .unwrap_or_default();
-                        numbers.sort();
-                        found.insert(order.to_owned(), numbers);
-                    }
-                }
-                request = out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .filter(|k| !k.keys.is_empty());
+        for item in crate::dynamo::batch_get(&self.client, &self.table, keys).await? {
+            if let Some(order) = get_s(&item, "sk") {
+                let mut numbers = item
+                    .get("numbers")
+                    .and_then(|v| v.as_ss().ok())
+                    .cloned()
+                    .unwrap_or_default();
+                numbers.sort();
+                found.insert(order.to_owned(), numbers);
             }
         }
         Ok(found)

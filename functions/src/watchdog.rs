@@ -37,6 +37,7 @@ use crate::emergency::{Emergency, Push};
 use crate::env::{EnvError, FunctionEnv};
 use crate::mapping::{ProductChanges, ShopOperation};
 use crate::orders::OrderStore;
+use crate::shop_settings::ShopsSource;
 use crate::shops::{Shops, StalePolicy};
 use crate::state::{AgentStatus, StateTable};
 use crate::{Deadline, HandlerError};
@@ -56,7 +57,8 @@ struct Progress {
 pub struct Watchdog {
     state: StateTable,
     catalog: Catalog,
-    shops: Shops,
+    /// `SHOPS` with the settings the console saved (its stale policy).
+    shops: ShopsSource,
     sqs: aws_sdk_sqs::Client,
     shop_ops_queue_url: String,
     stale_after: ChronoDuration,
@@ -108,7 +110,7 @@ impl Watchdog {
             state: StateTable::new(clients.dynamodb.clone(), table.clone(), 30),
             emergency: Emergency::new(clients.dynamodb.clone(), table.clone()),
             catalog: Catalog::new(clients.dynamodb.clone(), table),
-            shops,
+            shops: ShopsSource::from_env(shops, clients, env),
             sqs: clients.sqs.clone(),
             shop_ops_queue_url: env.required("SHOP_OPS_QUEUE_URL")?,
             stale_after: ChronoDuration::seconds(seconds),
@@ -264,7 +266,7 @@ impl Watchdog {
     /// `1..=threshold` units (see [`Watchdog::zero_shop`]).
     async fn zero_low_stock(&self, deadline: Deadline) -> Result<Progress, HandlerError> {
         let mut progress = Progress::default();
-        for shop in &self.shops.shops {
+        for shop in &self.shops.refresh().await.shops {
             let StalePolicy::ZeroLowStock { threshold } = shop.stale_policy else {
                 continue;
             };
@@ -328,7 +330,7 @@ impl Watchdog {
     /// (its markers wait for the switch).
     async fn restore(&self, deadline: Deadline) -> Result<Progress, HandlerError> {
         let mut progress = Progress::default();
-        for shop in &self.shops.shops {
+        for shop in &self.shops.refresh().await.shops {
             if self.emergency.get(&shop.id).await?.push == Push::ZeroStock {
                 continue;
             }
@@ -408,7 +410,7 @@ impl Watchdog {
     ) -> Result<Vec<Value>, HandlerError> {
         let mut changed = Vec::new();
         let any_stale = agents.iter().any(|a| a.marked_stale);
-        for shop in &self.shops.shops {
+        for shop in &self.shops.refresh().await.shops {
             let switch = self.emergency.get(&shop.id).await?;
             let zero = switch.push == Push::ZeroStock;
             if zero == switch.zero_applied {

@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use crate::admin::Admin;
+use crate::admin::{Admin, or_noted};
 use crate::console::auth::{self, Lang, SignedIn};
 
 /// The console's pages, behind the sign-in, and the sign-in pages.
@@ -55,6 +55,10 @@ pub fn routes(admin: Arc<Admin>) -> Router {
 struct PageQuery {
     q: Option<String>,
     sent: Option<String>,
+    shop: Option<String>,
+    state: Option<String>,
+    /// Orders received before this time (epoch ms): the next page.
+    before: Option<i64>,
 }
 
 /// A page as a response (the sign-in's middleware adds the security
@@ -253,38 +257,150 @@ async fn orders(
 ) -> Response {
     let lang = Lang::of(&headers, raw.as_deref());
     let wanted = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
-    // A search by number: one read by key per shop, never a scan.
-    let mut found = Vec::new();
-    if let Some(number) = wanted {
-        for shop in &admin.shops.shops {
-            if let Ok(Some(stored)) = admin.orders.get(&shop.id, number).await {
-                found.push((shop.id.clone(), stored));
-            }
-        }
-    }
-    let report = admin.report().await;
-    let body = html! {
-        form method="get" action="/console/orders" role="search" {
-            label for="q" { (lang.t("Numer zamówienia", "Order number")) }
-            input id="q" name="q" type="search" value=[wanted];
-            button type="submit" { (lang.t("Szukaj", "Search")) }
-        }
-        @if let Some(number) = wanted {
-            section aria-labelledby="found" {
-                h2 id="found" { (lang.t("Znalezione", "Found")) }
-                @if found.is_empty() {
-                    p { (lang.t("Brak zamówienia o numerze ", "No order numbered ")) (number) }
-                }
-                ul {
-                    @for (shop, stored) in &found {
-                        li { a href=(order_href(shop, &stored.order.order_id)) { (shop) " / " (stored.order.number) } }
+    let all_shops: Vec<String> = admin.shops.shops.iter().map(|s| s.id.clone()).collect();
+    let shops: Vec<String> = match query.shop.as_deref().filter(|s| !s.is_empty()) {
+        Some(shop) => all_shops.iter().filter(|s| *s == shop).cloned().collect(),
+        None => all_shops.clone(),
+    };
+    let state_filter = query.state.as_deref().and_then(OrderState::named);
+    // Found by keys and listings, never a scan: the search by its terms (and
+    // the shop's own id), else the newest received.
+    let listed =
+        match wanted {
+            Some(text) => {
+                let mut found = admin.orders.find(&shops, text, PAGE_ORDERS).await;
+                if let Ok(found) = &mut found {
+                    for shop in &shops {
+                        if let Ok(Some(stored)) = admin.orders.get(shop, text).await
+                            && !found.iter().any(|o| {
+                                o.order.shop == *shop && o.order.order_id == stored.order.order_id
+                            })
+                        {
+                            found.insert(0, stored);
+                        }
                     }
                 }
+                found
+            }
+            // Parked ones have their own listing; other states are looked for
+            // among the newest, a few pages back at most.
+            None if state_filter == Some(OrderState::Parked) => {
+                admin.orders.parked_orders(&shops, PAGE_ORDERS).await
+            }
+            None => {
+                let mut kept = Vec::new();
+                let mut before = query.before;
+                let mut result = Ok(());
+                for _ in 0..FILTER_PAGES {
+                    match admin.orders.recent(&shops, before, PAGE_ORDERS).await {
+                        Ok(page) => {
+                            let full = page.len() == PAGE_ORDERS;
+                            before = page.last().map(|o| o.received_ms).filter(|ms| *ms > 0);
+                            kept.extend(page.into_iter().filter(|o| {
+                                state_filter.is_none_or(|want| OrderState::of(o) == want)
+                            }));
+                            if !full
+                                || before.is_none()
+                                || kept.len() >= PAGE_ORDERS
+                                || state_filter.is_none()
+                            {
+                                break;
+                            }
+                        }
+                        Err(err) => {
+                            result = Err(err);
+                            break;
+                        }
+                    }
+                }
+                kept.truncate(PAGE_ORDERS);
+                result.map(|()| kept)
+            }
+        };
+    let older = match (&listed, wanted, state_filter) {
+        (Ok(orders), None, None) if orders.len() == PAGE_ORDERS => {
+            orders.last().map(|o| o.received_ms).filter(|ms| *ms > 0)
+        }
+        _ => None,
+    };
+    let (parked_orders, awaiting, returns) = futures::join!(
+        admin.orders.parked(200),
+        admin.orders.awaiting_realisation_list(200),
+        admin.returns_of_all_shops(200),
+    );
+    let mut errors = Vec::new();
+    let parked_orders = or_noted(parked_orders, &mut errors);
+    let awaiting = or_noted(awaiting, &mut errors);
+    let returns = or_noted(returns, &mut errors);
+    let body = html! {
+        @for error in &errors {
+            p class="error" role="alert" { (lang.t("Nie udało się odczytać: ", "Could not read: ")) (error) }
+        }
+        form method="get" action="/console/orders" role="search" {
+            label for="q" { (lang.t("Szukaj: numer zamówienia, e-mail, nazwisko kupującego lub SKU", "Search: order number, e-mail, buyer's surname or SKU")) }
+            input id="q" name="q" type="search" value=[wanted];
+            label for="shop" { (lang.t("Sklep", "Shop")) }
+            select id="shop" name="shop" {
+                option value="" { (lang.t("wszystkie", "all")) }
+                @for shop in &all_shops {
+                    option value=(shop) selected[query.shop.as_deref() == Some(shop.as_str())] { (shop) }
+                }
+            }
+            label for="state" { (lang.t("Stan", "State")) }
+            select id="state" name="state" {
+                option value="" { (lang.t("każdy", "any")) }
+                @for state in OrderState::ALL {
+                    option value=(state.name()) selected[state_filter == Some(state)] { (state.words(lang)) }
+                }
+            }
+            button type="submit" { (lang.t("Pokaż", "Show")) }
+        }
+        section aria-labelledby="listed" {
+            h2 id="listed" {
+                @if wanted.is_some() { (lang.t("Znalezione", "Found")) } @else { (lang.t("Ostatnie zamówienia", "Latest orders")) }
+            }
+            @match &listed {
+                Err(err) => p class="error" role="alert" { (err.to_string()) },
+                Ok(orders) if orders.is_empty() => p {
+                    @if let Some(text) = wanted {
+                        (lang.t("Nic nie pasuje do: ", "Nothing matches: ")) (text)
+                    } @else {
+                        (lang.t("Brak zamówień.", "No orders."))
+                    }
+                },
+                Ok(orders) => div class="table-wrap" { table {
+                    thead { tr {
+                        th scope="col" { (lang.t("Zamówienie", "Order")) }
+                        th scope="col" { (lang.t("Kupujący", "Buyer")) }
+                        th scope="col" { (lang.t("Złożone", "Placed")) }
+                        th scope="col" { (lang.t("Stan", "State")) }
+                        th scope="col" { (lang.t("Dokument w Optimie", "Document in Optima")) }
+                        th scope="col" { (lang.t("Przesyłka", "Tracking")) }
+                    } }
+                    tbody {
+                        @for stored in orders {
+                            tr {
+                                th scope="row" { a href=(order_href(&stored.order.shop, &stored.order.order_id)) { (stored.order.shop) " / " (stored.order.number) } }
+                                td { (stored.order.buyer.billing.name) }
+                                td { (when(stored.order.placed_at)) }
+                                td { (order_state_words(lang, stored)) }
+                                td { (stored.erp_document_number.as_deref().unwrap_or("—")) }
+                                td { (stored.tracking.as_deref().unwrap_or("—")) }
+                            }
+                        }
+                    }
+                } },
+            }
+            @if let Some(before) = older {
+                p { a href=(format!("/console/orders?before={before}{}{}",
+                        query.shop.as_deref().map(|s| format!("&shop={}", percent(s))).unwrap_or_default(),
+                        query.state.as_deref().map(|s| format!("&state={}", percent(s))).unwrap_or_default()))
+                    { (lang.t("Starsze", "Older")) } }
             }
         }
         section aria-labelledby="parked" {
             h2 id="parked" { (lang.t("Wstrzymane", "Parked")) }
-            @if report.parked_orders.is_empty() {
+            @if parked_orders.is_empty() {
                 p { (lang.t("Żadne zamówienie nie czeka na wyjaśnienie.", "No order is parked.")) }
             } @else {
                 table {
@@ -296,7 +412,7 @@ async fn orders(
                         th scope="col" { (lang.t("Akcja", "Action")) }
                     } }
                     tbody {
-                        @for parked in &report.parked_orders {
+                        @for parked in &parked_orders {
                             tr {
                                 td { (parked.shop) }
                                 th scope="row" { a href=(order_href(&parked.shop, &parked.order_id)) { (parked.number) } }
@@ -321,7 +437,7 @@ async fn orders(
         }
         section aria-labelledby="awaiting" {
             h2 id="awaiting" { (lang.t("Do realizacji w Optimie", "Waiting to be realised in Optima")) }
-            @if report.awaiting_realisation.is_empty() {
+            @if awaiting.is_empty() {
                 p { (lang.t("Nic nie czeka.", "Nothing waits.")) }
             } @else {
                 table {
@@ -331,7 +447,7 @@ async fn orders(
                         th scope="col" { (lang.t("Stan", "State")) }
                     } }
                     tbody {
-                        @for waiting in &report.awaiting_realisation {
+                        @for waiting in &awaiting {
                             tr {
                                 th scope="row" { a href=(order_href(&waiting.shop, &waiting.order_id)) { (waiting.shop) " / " (waiting.number) } }
                                 td { (waiting.document) }
@@ -350,7 +466,7 @@ async fn orders(
         }
         section aria-labelledby="returns" {
             h2 id="returns" { (lang.t("Zwroty", "Returns")) }
-            @if report.returns.is_empty() {
+            @if returns.is_empty() {
                 p { (lang.t("Brak zwrotów.", "No returns.")) }
             } @else {
                 table {
@@ -360,7 +476,7 @@ async fn orders(
                         th scope="col" { (lang.t("Korekta", "Correction")) }
                     } }
                     tbody {
-                        @for returned in &report.returns {
+                        @for returned in &returns {
                             tr {
                                 th scope="row" { a href=(order_href(&returned.shop, &returned.shop_return.order_id)) { (returned.shop) " / " (returned.shop_return.order_id) } }
                                 td {
@@ -448,18 +564,7 @@ async fn order(
         .into_iter()
         .filter(|r| r.shop_return.order_id == order_id)
         .collect();
-    let state = if let Some(reason) = &stored.parked_reason {
-        format!("{}: {reason}", lang.t("wstrzymane", "parked"))
-    } else if let Some(stage) = &stored.stage {
-        stage_words(lang, stage).to_owned()
-    } else if stored.erp_document_number.is_some() {
-        lang.t("w Optimie", "in Optima").to_owned()
-    } else if stored.command_rev_ms.is_some() {
-        lang.t("w kolejce do Optimy", "queued for Optima")
-            .to_owned()
-    } else {
-        lang.t("przyjęte", "received").to_owned()
-    };
+    let state = order_state_words(lang, &stored);
     let title = format!("{} {}", lang.t("Zamówienie", "Order"), stored.order.number);
     let body = html! {
         @if query.sent.is_some() {
@@ -562,6 +667,99 @@ async fn order(
         }
     };
     page(layout(lang, &title, &who, "orders", body))
+}
+
+/// Orders a page lists.
+const PAGE_ORDERS: usize = 50;
+/// Pages of the newest orders a state filter reads through at most.
+const FILTER_PAGES: usize = 4;
+
+/// Where an order is, for the list's filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OrderState {
+    Received,
+    Parked,
+    InOptima,
+    Realised,
+    Closed,
+}
+
+impl OrderState {
+    const ALL: [OrderState; 5] = [
+        OrderState::Received,
+        OrderState::Parked,
+        OrderState::InOptima,
+        OrderState::Realised,
+        OrderState::Closed,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            OrderState::Received => "received",
+            OrderState::Parked => "parked",
+            OrderState::InOptima => "in_optima",
+            OrderState::Realised => "realised",
+            OrderState::Closed => "closed",
+        }
+    }
+
+    fn named(name: &str) -> Option<OrderState> {
+        OrderState::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    fn words(self, lang: Lang) -> &'static str {
+        match self {
+            OrderState::Received => lang.t(
+                "przyjęte, jeszcze nie w Optimie",
+                "received, not in Optima yet",
+            ),
+            OrderState::Parked => lang.t("wstrzymane", "parked"),
+            OrderState::InOptima => lang.t("w Optimie", "in Optima"),
+            OrderState::Realised => lang.t("zrealizowane", "realised"),
+            OrderState::Closed => lang.t(
+                "anulowane lub zamknięte w sklepie",
+                "cancelled or closed in the shop",
+            ),
+        }
+    }
+
+    fn of(stored: &crate::orders::StoredOrder) -> OrderState {
+        let stage = stored.stage.as_deref();
+        if stored.order.state.is_closed() || stored.withdrawn || stage == Some("cancelled") {
+            OrderState::Closed
+        } else if stored.parked_reason.is_some() {
+            OrderState::Parked
+        } else if matches!(stage, Some("invoiced" | "shipped")) {
+            OrderState::Realised
+        } else if stored.erp_document_number.is_some() || stage.is_some() {
+            OrderState::InOptima
+        } else {
+            OrderState::Received
+        }
+    }
+}
+
+/// An order's state in words: parked with its reason, the ERP's stage,
+/// closed in the shop, in Optima, queued, received.
+fn order_state_words(lang: Lang, stored: &crate::orders::StoredOrder) -> String {
+    if let Some(reason) = &stored.parked_reason {
+        format!("{}: {reason}", lang.t("wstrzymane", "parked"))
+    } else if let Some(stage) = &stored.stage {
+        stage_words(lang, stage).to_owned()
+    } else if stored.order.state.is_closed() {
+        format!(
+            "{} ({})",
+            lang.t("zamknięte w sklepie", "closed in the shop"),
+            stored.order.status
+        )
+    } else if stored.erp_document_number.is_some() {
+        lang.t("w Optimie", "in Optima").to_owned()
+    } else if stored.command_rev_ms.is_some() {
+        lang.t("w kolejce do Optimy", "queued for Optima")
+            .to_owned()
+    } else {
+        lang.t("przyjęte", "received").to_owned()
+    }
 }
 
 fn stage_words(lang: Lang, stage: &str) -> &'static str {

@@ -171,6 +171,63 @@ async fn an_operator_signs_in_sees_a_parked_order_and_sends_it_again_once_fixed(
     browser.screenshot(&shots, "05-order").await?;
     browser.accessibility().await?.ensure_none()?;
 
+    // The orders list has it newest first, with its document; the search
+    // finds it by the buyer's e-mail, surname and a SKU, and the state
+    // filter keeps it among the orders in Optima and out of the parked.
+    // (Read in the list's own section: the lists below name it too.)
+    let listed_section = |text: String| {
+        text.split_once("\nWstrzymane\n")
+            .map(|(list, _)| list.to_owned())
+            .unwrap_or(text)
+    };
+    let row = format!("sklep / {number}");
+    browser
+        .open(&format!("{}/console/orders", cloud.admin_url))
+        .await?;
+    let listed = listed_section(browser.text().await?);
+    assert!(
+        listed.contains("Ostatnie zamówienia") && listed.contains(&row) && listed.contains("RO/"),
+        "{listed}"
+    );
+    browser.accessibility().await?.ensure_none()?;
+    for q in ["Konsola@Example.pl", "nowak", SHOP_ONLY] {
+        browser
+            .open(&format!("{}/console/orders?q={q}", cloud.admin_url))
+            .await?;
+        let found = listed_section(browser.text().await?);
+        assert!(
+            found.contains("Znalezione") && found.contains(&row),
+            "{q}: {found}"
+        );
+    }
+    browser
+        .open(&format!(
+            "{}/console/orders?q=NIE-MA-TAKIEGO",
+            cloud.admin_url
+        ))
+        .await?;
+    let none = listed_section(browser.text().await?);
+    assert!(
+        !none.contains(&row) && none.contains("Nic nie pasuje"),
+        "{none}"
+    );
+    browser
+        .open(&format!(
+            "{}/console/orders?state=in_optima",
+            cloud.admin_url
+        ))
+        .await?;
+    let in_optima = listed_section(browser.text().await?);
+    assert!(
+        in_optima.contains(&row),
+        "in Optima: {in_optima}\n\nall: {listed}"
+    );
+    browser
+        .open(&format!("{}/console/orders?state=parked", cloud.admin_url))
+        .await?;
+    let latest = listed_section(browser.text().await?);
+    assert!(!latest.contains(&row), "not among the parked: {latest}");
+
     // The log names the operator and the action.
     browser
         .open(&format!("{}/console/log", cloud.admin_url))

@@ -91,18 +91,6 @@ const NOT_REACHED: &[(&str, &str, &str, &str)] = &[
         "agent_versions and the zeroed-SKU queries: a command re-sent, a silent agent back",
     ),
     (
-        "webhook",
-        "dynamodb:PutItem",
-        "-state",
-        "orders::park via send_command: a shop cancellation the agents are too old to carry out",
-    ),
-    (
-        "poller",
-        "dynamodb:PutItem",
-        "-state",
-        "orders::park: an order the poll cannot take",
-    ),
-    (
         "poller",
         "dynamodb:BatchGetItem",
         "-state",
