@@ -6,7 +6,11 @@ benchmarks measure moto rather than our code (docs/BENCHMARKS.md):
 
 * DynamoDB `Query` on a table's key walks and sorts *every* item of the
   table to find one partition. Here it reads the partition only, as
-  DynamoDB does. Index queries and everything else are moto's own code.
+  DynamoDB does, sorted by the keys' plain values. Index queries and
+  everything else are moto's own code.
+* A read that answers items (`Query`, `GetItem`, `BatchGetItem`) went
+  through moto's model-driven serializer, ~0.7 ms an item: 200 items cost
+  140 ms. Here the same JSON is written directly (16 ms).
 * An SQS long poll on a FIFO queue whose visible messages all belong to
   message groups another consumer holds spun for the whole wait, scanning
   every message each time round. Here it sleeps until a message arrives or
@@ -71,6 +75,7 @@ Otherwise behaviour (results, errors, ordering) is unchanged: the same
 answers in the same order, computed with less work. Run exactly like `moto_server`.
 """
 
+import base64
 import copy
 import functools
 import decimal
@@ -86,6 +91,7 @@ import moto.dynamodb.models as dynamodb_models
 import moto.sqs.models as sqs_models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models import table as dynamodb_table
+from moto.dynamodb.responses import DynamoResult
 from moto.server import main
 
 _original_unix_time = core_utils.unix_time
@@ -195,6 +201,34 @@ def query(self, *args, **kwargs):
 
 Table.all_items = all_items
 Table.query = query
+
+_original_dynamo_execute = DynamoResult.execute_result
+# Reads whose answer is items: moto's model-driven serializer walks every
+# attribute of every item through botocore's shapes (~0.7 ms an item), so
+# a page of 200 items took a seventh of a second. Their results are plain
+# DynamoDB JSON already; written directly, the same body.
+_PLAIN_READS = {"Query", "GetItem", "BatchGetItem"}
+
+
+def _plain_json(value):
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    raise TypeError(f"{type(value).__name__} is not plain JSON")
+
+
+def dynamo_execute_result(self, context):
+    if str(context.operation_model.name) in _PLAIN_READS and isinstance(self.result, dict):
+        try:
+            body = json.dumps(self.result, default=_plain_json)
+        except (TypeError, ValueError):
+            return _original_dynamo_execute(self, context)
+        return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
+    return _original_dynamo_execute(self, context)
+
+
+DynamoResult.execute_result = dynamo_execute_result
 
 _original_transact_write_items = DynamoDBBackend.transact_write_items
 

@@ -185,6 +185,27 @@ impl LocalCloud {
         ))
     }
 
+    /// The first operator, in Polish, signed in through the console's
+    /// one-time link with a password set on the way (what a new office
+    /// does), waiting for the overview.
+    pub async fn first_operator_in(
+        &self,
+        browser: &crate::browser::Browser,
+        email: &str,
+        password: &str,
+    ) -> anyhow::Result<()> {
+        let wait = Duration::from_secs(10);
+        browser
+            .open(&format!("{}/console/?lang=pl", self.admin_url))
+            .await?;
+        browser.open(&self.console_invite(email).await?).await?;
+        browser.wait_for_url("/console/password", wait).await?;
+        browser.fill("Nowe hasło", password).await?;
+        browser.fill("Powtórz nowe hasło", password).await?;
+        browser.click_button("Zapisz hasło").await?;
+        browser.wait_for_text("Agenci w biurze", wait).await
+    }
+
     /// `GET /status` with the admin credential.
     pub async fn status(&self) -> anyhow::Result<serde_json::Value> {
         let response = reqwest::Client::new()

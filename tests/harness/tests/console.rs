@@ -450,20 +450,8 @@ async fn an_operator_forces_passes_and_switches_a_shop_to_emergency_and_back() -
         &dir.join("agent.log"),
         &[("OPTIMA_SYNC_SQL__PASSWORD", erp.password.as_str())],
     )?;
-    // In Polish, as the office reads it (kept in a cookie).
-    browser
-        .open(&format!("{}/console/?lang=pl", cloud.admin_url))
-        .await?;
-    let link = cloud.console_invite(OPERATOR).await?;
-    browser.open(&link).await?;
-    browser
-        .wait_for_url("/console/password", Duration::from_secs(10))
-        .await?;
-    browser.fill("Nowe hasło", PASSWORD).await?;
-    browser.fill("Powtórz nowe hasło", PASSWORD).await?;
-    browser.click_button("Zapisz hasło").await?;
-    browser
-        .wait_for_text("Agenci w biurze", Duration::from_secs(10))
+    cloud
+        .first_operator_in(&browser, OPERATOR, PASSWORD)
         .await?;
 
     // The first pass puts the ERP's stock into the shop: MAG's quantity

@@ -83,19 +83,8 @@ async fn an_operator_changes_a_shops_buffer_restores_it_and_sets_a_credential() 
         &dir.join("agent.log"),
         &[("OPTIMA_SYNC_SQL__PASSWORD", erp.password.as_str())],
     )?;
-    browser
-        .open(&format!("{}/console/?lang=pl", cloud.admin_url))
-        .await?;
-    let link = cloud.console_invite(OPERATOR).await?;
-    browser.open(&link).await?;
-    browser
-        .wait_for_url("/console/password", Duration::from_secs(10))
-        .await?;
-    browser.fill("Nowe hasło", PASSWORD).await?;
-    browser.fill("Powtórz nowe hasło", PASSWORD).await?;
-    browser.click_button("Zapisz hasło").await?;
-    browser
-        .wait_for_text("Agenci w biurze", Duration::from_secs(10))
+    cloud
+        .first_operator_in(&browser, OPERATOR, PASSWORD)
         .await?;
 
     // The first pass: the ERP's stock, buffer 0.
