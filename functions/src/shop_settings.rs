@@ -390,18 +390,6 @@ impl ShopsSource {
     }
 }
 
-/// The fields of a platform's entry in the credentials secret, each with
-/// whether it is a secret (a key id or login is not, but is still never
-/// shown: the page says only whether each is set).
-pub fn credential_fields(platform: &str) -> &'static [&'static str] {
-    match platform {
-        "woocommerce" => &["consumer_key", "consumer_secret", "webhook_secret"],
-        "allegro" => &["client_id", "client_secret"],
-        "shoper" => &["login", "password", "webhook_secret"],
-        _ => &[],
-    }
-}
-
 /// The shop credentials secret (`SHOP_SECRETS_ARN`): JSON, an entry per
 /// shop id. Changed one shop's fields at a time; never read back to a page.
 #[derive(Debug, Clone)]
@@ -438,7 +426,7 @@ impl CredentialsSecret {
     pub async fn which_set(&self, shop: &ShopConfig) -> Result<Vec<(&'static str, bool)>, String> {
         let all = self.read().await?;
         let entry = all.get(&shop.id);
-        Ok(credential_fields(shop.platform.name())
+        Ok(crate::shops::credential_fields(shop.platform.name())
             .iter()
             .map(|field| {
                 let set = entry

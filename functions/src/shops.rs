@@ -103,6 +103,17 @@ pub enum PlatformCredentials {
     Shoper(ShoperCredentials),
 }
 
+/// The fields of a platform's entry in the credentials secret (the
+/// console's Shops page sets them, write-only; it never shows them).
+pub fn credential_fields(platform: &str) -> &'static [&'static str] {
+    match platform {
+        "woocommerce" => &["consumer_key", "consumer_secret", "webhook_secret"],
+        "allegro" => &["client_id", "client_secret"],
+        "shoper" => &["login", "password", "webhook_secret"],
+        _ => &[],
+    }
+}
+
 impl PlatformSettings {
     /// The platform's name, as `platform` says it.
     pub fn name(&self) -> &'static str {

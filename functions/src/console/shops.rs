@@ -23,8 +23,9 @@ use serde_json::{Map, Value, json};
 use crate::admin::Admin;
 use crate::console::auth::{self, Lang, SignedIn};
 use crate::console::pages::{layout, page, percent, when};
-use crate::shop_settings::{SettingsVersion, changes, check, credential_fields};
+use crate::shop_settings::{SettingsVersion, changes, check};
 use crate::shops::ShopConfig;
+use crate::shops::credential_fields;
 
 /// Versions the history shows.
 const HISTORY: i32 = 50;

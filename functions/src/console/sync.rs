@@ -1,6 +1,6 @@
 //! `/console/sync`: forced passes per area (seed 004's manual sync: only
-//! stock, only prices, the catalogue, customers, everything, or the whole
-//! offer again even where nothing changed), each one click; and each
+//! stock, only prices, the catalogue, everything, or the whole offer again
+//! even where nothing changed), each one click; and each
 //! shop's emergency switch (seed 003: stop pushing, show 0 stock, pause
 //! orders), with who switched it and when. Every press goes to the log.
 
@@ -36,7 +36,6 @@ fn pass_named(name: &str) -> Option<ForceSync> {
         "stock" => (areas(&[SyncArea::Stock]), false),
         "prices" => (areas(&[SyncArea::Prices]), false),
         "catalogue" => (areas(&[SyncArea::Catalogue]), false),
-        "customers" => (areas(&[SyncArea::Customers]), false),
         "all" => (Vec::new(), false),
         "full" => (Vec::new(), true),
         _ => return None,
@@ -49,7 +48,10 @@ fn pass_named(name: &str) -> Option<ForceSync> {
 }
 
 /// The buttons: `pass` value, label.
-fn passes(lang: Lang) -> [(&'static str, &'static str); 6] {
+/// No button for customers: no agent sends customer cards yet (a buyer
+/// becomes Optima's customer with the order), so a customers pass would
+/// do nothing.
+fn passes(lang: Lang) -> [(&'static str, &'static str); 5] {
     [
         ("stock", lang.t("Tylko stany", "Stock only")),
         ("prices", lang.t("Tylko ceny", "Prices only")),
@@ -60,7 +62,6 @@ fn passes(lang: Lang) -> [(&'static str, &'static str); 6] {
                 "Catalogue (names, groups, VAT)",
             ),
         ),
-        ("customers", lang.t("Kontrahenci", "Customers")),
         (
             "all",
             lang.t("Wszystko, co się zmieniło", "Everything that changed"),
@@ -377,5 +378,9 @@ mod tests {
         let full = pass_named("full").unwrap();
         assert!(full.areas.is_empty() && full.skus.is_empty() && full.ignore_hashes);
         assert!(pass_named("everything").is_none());
+        assert!(
+            pass_named("customers").is_none(),
+            "no agent sends customers"
+        );
     }
 }
