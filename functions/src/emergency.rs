@@ -143,27 +143,28 @@ impl Emergency {
         }
     }
 
-    /// Sets what a person chose; returns the switch as it was before.
-    /// `zero_applied` carries over (the watchdog decides it).
+    /// Sets what a person chose (`None`: as stored); returns the switch
+    /// before and after. `zero_applied` carries over (the watchdog
+    /// decides it).
     pub async fn set(
         &self,
         shop: &str,
-        push: Push,
-        pause_orders: bool,
+        push: Option<Push>,
+        pause_orders: Option<bool>,
         by: &str,
         at: DateTime<Utc>,
-    ) -> Result<Switch, StateError> {
+    ) -> Result<(Switch, Switch), StateError> {
         let before = self.get(shop).await?;
         let after = Switch {
-            push,
-            pause_orders,
+            push: push.unwrap_or(before.push),
+            pause_orders: pause_orders.unwrap_or(before.pause_orders),
             changed_by: Some(by.to_owned()),
             changed_at: Some(at),
             zero_applied: before.zero_applied,
             revision: before.revision + 1,
         };
         self.put(shop, &after, before.revision).await?;
-        Ok(before)
+        Ok((before, after))
     }
 
     /// The watchdog finished zeroing (`true`) or restoring (`false`) for

@@ -278,31 +278,29 @@ async fn switch(
         return (StatusCode::NOT_FOUND, "no such shop").into_response();
     };
     let form = auth::parse_form(&body);
-    let current = match admin.emergency.get(&shop).await {
-        Ok(current) => current,
-        Err(err) => return (StatusCode::SERVICE_UNAVAILABLE, err.to_string()).into_response(),
-    };
+    // A button names what it changes; the rest stays as stored.
     let push = match auth::field(&form, "push") {
-        None => current.push,
+        None => None,
         Some(name) => match Push::named(name) {
-            Some(push) => push,
+            Some(push) => Some(push),
             None => return (StatusCode::BAD_REQUEST, "unknown mode").into_response(),
         },
     };
     let pause_orders = match auth::field(&form, "pause_orders") {
-        None => current.pause_orders,
-        Some("on") => true,
-        Some("off") => false,
+        None => None,
+        Some("on") => Some(true),
+        Some("off") => Some(false),
         Some(_) => return (StatusCode::BAD_REQUEST, "unknown pause").into_response(),
     };
-    let before = match admin
+    let (before, after) = match admin
         .emergency
         .set(&shop, push, pause_orders, &who.email, Utc::now())
         .await
     {
-        Ok(before) => before,
+        Ok(changed) => changed,
         Err(err) => return (StatusCode::CONFLICT, err.to_string()).into_response(),
     };
+    let (push, pause_orders) = (after.push, after.pause_orders);
     let mut detail = format!(
         "writes: {} → {}; orders: {} → {}",
         before.push.name(),
