@@ -17,14 +17,17 @@
 //!   on `/console/account`, [`account`]): a right password or a redeemed
 //!   link gives no session but a pending sign-in (5 minutes, once, in its
 //!   own `__Host-` cookie); `/console/signin/code` asks for the
-//!   authenticator's code and only a right, unused one starts the session.
+//!   authenticator's code and only a right, unused one starts the session;
+//!   one of the operator's ten one-time backup codes ([`backup_codes`])
+//!   does too, for an operator without their phone.
 //!
 //! Rate limits: every password check first takes a slot in two fixed
 //! 15-minute windows, the account's (5) and the client address's (20), by a
 //! conditional `ADD` (so parallel guesses cannot all pass a read-then-write
 //! check); a right password gives its slots back. A full window refuses
 //! without checking the password and says until when. TOTP codes checked
-//! at sign-in or to turn TOTP off take slots in the same windows.
+//! at sign-in, to turn TOTP off or to make new backup codes, and backup
+//! codes at sign-in, take slots in the same windows.
 //!
 //! The client address: in AWS, lambda_http's request context (the Function
 //! URL's `requestContext.http.sourceIp`, the TCP peer AWS saw); else the
@@ -48,8 +51,9 @@
 //!   `password_hash` (PHC, absent until set), `password_changed_at`,
 //!   `session_epoch`; with TOTP on `totp_secret` (base32), `totp_enabled_at`
 //!   and `totp_last_step` (the last accepted code's step: older or equal
-//!   steps are refused); during an enrolment `totp_enrolment` (base32) and
-//!   `totp_enrolment_expires`.
+//!   steps are refused), `totp_backup_codes` (a string set of the unspent
+//!   backup codes' SHA-256) and `totp_backup_codes_at`; during an
+//!   enrolment `totp_enrolment` (base32) and `totp_enrolment_expires`.
 //! - `pk = signin-link#<sha256 hex of token>`, `sk = link`: `email`,
 //!   `created_at`, `expires`, `ttl`.
 //! - `pk = session#<sha256 hex of id>`, `sk = session`: `email`, `csrf`,
@@ -63,9 +67,11 @@
 //! Times are epoch milliseconds, `ttl` epoch seconds. The activity log
 //! records sign-ins, refusals (never a password, a token, a code or a
 //! TOTP secret), throttling, links redeemed or refused, sign-outs, password
-//! changes, TOTP turned on or off and refused codes.
+//! changes, TOTP turned on or off, refused codes, backup codes made and
+//! each one used.
 
 mod account;
+mod backup_codes;
 mod totp;
 
 use std::net::{IpAddr, SocketAddr};
@@ -184,6 +190,8 @@ struct Operator {
     totp_enabled_at: Option<DateTime<Utc>>,
     /// An enrolment begun and not yet confirmed: its secret, valid until.
     totp_enrolment: Option<(totp::TotpSecret, DateTime<Utc>)>,
+    /// Backup codes not yet used.
+    backup_codes_left: usize,
 }
 
 /// A live session as stored.
@@ -352,6 +360,7 @@ impl Auth {
             totp_enrolment: get_s(&item, "totp_enrolment")
                 .zip(get_time(&item, "totp_enrolment_expires"))
                 .map(|(secret, until)| (totp::TotpSecret::stored(secret), until)),
+            backup_codes_left: backup_codes::left_in(&item),
         }))
     }
 
@@ -708,6 +717,10 @@ pub fn routes(auth: Arc<Auth>) -> Router {
             post(account::confirm_enrolment),
         )
         .route("/console/account/totp/off", post(account::turn_off))
+        .route(
+            "/console/account/totp/backup-codes",
+            post(account::renew_backup_codes),
+        )
         .route_layer(middleware::from_fn_with_state(
             auth.clone(),
             require_session,
@@ -937,6 +950,55 @@ impl Lang {
         }
         best.map(|(_, lang)| lang)
     }
+}
+
+/// A form a signed-in operator posted about their own account, read the
+/// one way every such handler reads it.
+struct OwnForm {
+    form: Vec<(String, String)>,
+    lang: Lang,
+    now: DateTime<Utc>,
+    /// The client's address (for the log and the rate limits).
+    address: String,
+    /// The signed-in operator, as stored now.
+    operator: Operator,
+}
+
+/// The prologue of every handler of an operator's own account (password,
+/// TOTP, backup codes): reads the form, picks the answer's language, checks
+/// the form's CSRF token and looks up the signed-in operator. `Err` is the
+/// answer to give instead: a body too large, a stale form, an operator no
+/// longer there (to the sign-in page), the table out of reach.
+///
+/// [`require_session`] has checked the token already; it is checked again
+/// here so that none of these handlers can be mounted without the check.
+async fn signed_in_operator(
+    auth: &Auth,
+    signed_in: &SignedIn,
+    request: Request,
+) -> Result<OwnForm, Response> {
+    let (parts, body) = request.into_parts();
+    let Some(form) = read_form(body).await else {
+        return Err(StatusCode::PAYLOAD_TOO_LARGE.into_response());
+    };
+    let lang = form_lang(&parts.headers, &form);
+    let presented = field(&form, "csrf").unwrap_or_default();
+    let matches: bool = presented.as_bytes().ct_eq(signed_in.csrf.as_bytes()).into();
+    if !matches {
+        return Err(forbidden(lang));
+    }
+    let operator = match auth.operator(&signed_in.email).await {
+        Ok(Some(operator)) => operator,
+        Ok(None) => return Err(see_other("/console/signin")),
+        Err(err) => return Err(unavailable(lang, &err)),
+    };
+    Ok(OwnForm {
+        lang,
+        now: auth.now(),
+        address: client_address(&parts.extensions),
+        operator,
+        form,
+    })
 }
 
 // ---- handlers ----
@@ -1188,18 +1250,17 @@ async fn change_password(
     Extension(current): Extension<Current>,
     request: Request,
 ) -> Response {
-    let (parts, body) = request.into_parts();
-    let Some(form) = read_form(body).await else {
-        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    let OwnForm {
+        form,
+        lang,
+        now,
+        address,
+        operator,
+    } = match signed_in_operator(&auth, &signed_in, request).await {
+        Ok(own) => own,
+        Err(refused) => return refused,
     };
-    let lang = form_lang(&parts.headers, &form);
-    let now = auth.now();
     let email = signed_in.email.clone();
-    let operator = match auth.operator(&email).await {
-        Ok(Some(operator)) => operator,
-        Ok(None) => return see_other("/console/signin"),
-        Err(err) => return unavailable(lang, &err),
-    };
     let needs_current = needs_current_password(Some(&operator), &current, now);
     let new = field(&form, "new_password").unwrap_or_default();
     let repeated = field(&form, "repeat_password").unwrap_or_default();
@@ -1229,7 +1290,6 @@ async fn change_password(
         ));
     }
     if needs_current {
-        let address = client_address(&parts.extensions);
         let presented = SecretString::from(
             field(&form, "current_password")
                 .unwrap_or_default()

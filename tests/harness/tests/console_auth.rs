@@ -11,7 +11,10 @@
 //! code), neither a password nor a link alone gives a session: the code's
 //! step does, once, within one step either way, and wrong codes count as
 //! failed sign-ins. The tests compute codes themselves, with the totp
-//! crate, from the secret the enrolment's page showed.
+//! crate, from the secret the enrolment's page showed. Turning TOTP on
+//! shows ten backup codes once; each signs in once in place of the app's
+//! code (two sign-ins racing with one code: one wins), under the same rate
+//! limits, and a new set makes the old one useless.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -167,6 +170,15 @@ impl Bench {
     /// Turns TOTP on for the session's operator: the secret the page
     /// showed (base32) and the session that goes on (the old one ended).
     async fn enrol(&self, cookie: &str) -> anyhow::Result<(String, String)> {
+        let (secret, session, _) = self.enrol_with_codes(cookie).await?;
+        Ok((secret, session))
+    }
+
+    /// As [`Bench::enrol`], with the backup codes the confirmation showed.
+    async fn enrol_with_codes(
+        &self,
+        cookie: &str,
+    ) -> anyhow::Result<(String, String, Vec<String>)> {
         let csrf = self.csrf(cookie).await?;
         let page = self
             .post_form("/console/account/totp", Some(cookie), &[("csrf", &csrf)])
@@ -186,12 +198,13 @@ impl Bench {
             )
             .await?;
         ensure!(
-            confirmed.status == StatusCode::SEE_OTHER && confirmed.location() == "/console/account",
+            confirmed.status == StatusCode::OK,
             "confirming the enrolment: {} {}",
             confirmed.status,
             confirmed.body
         );
-        Ok((secret, confirmed.session()?))
+        let codes = shown_backup_codes(&confirmed.body)?;
+        Ok((secret, confirmed.session()?, codes))
     }
 
     /// The password's step: the pending sign-in's cookie (no session yet).
@@ -229,6 +242,38 @@ impl Bench {
             &[("csrf", &csrf), ("code", code)],
         )
         .await
+    }
+
+    /// Posts a backup code on the second step's page, as a browser does.
+    async fn post_backup_code(&self, pending: &str, backup_code: &str) -> anyhow::Result<Answer> {
+        let page = self
+            .get_cookies(CODE_PATH, &[(PENDING_COOKIE, pending)])
+            .await?;
+        ensure!(
+            page.status == StatusCode::OK,
+            "the code's page: {} {}",
+            page.status,
+            page.body
+        );
+        let csrf = hidden(&page.body, "csrf")?;
+        self.post_cookies(
+            CODE_PATH,
+            &[(PENDING_COOKIE, pending)],
+            &[("csrf", &csrf), ("backup_code", backup_code)],
+        )
+        .await
+    }
+
+    /// How many backup codes the account page says are left.
+    async fn backup_codes_left(&self, cookie: &str) -> anyhow::Result<usize> {
+        let page = self.get("/console/account", Some(cookie)).await?;
+        let (_, rest) = page
+            .body
+            .split_once(r#"id="backup-codes-left""#)
+            .with_context(|| format!("no backup codes count on the account page: {}", page.body))?;
+        let (_, count) = rest.split_once("<strong>").context("no count")?;
+        let (count, _) = count.split_once("</strong>").context("no count's end")?;
+        Ok(count.parse()?)
     }
 
     async fn get(&self, path: &str, cookie: Option<&str>) -> anyhow::Result<Answer> {
@@ -902,6 +947,32 @@ fn shown_secret(body: &str) -> anyhow::Result<String> {
     Ok(secret)
 }
 
+/// The backup codes a page showed (`<ol id="backup-codes">`).
+fn shown_backup_codes(body: &str) -> anyhow::Result<Vec<String>> {
+    let (_, rest) = body
+        .split_once(r#"<ol id="backup-codes">"#)
+        .with_context(|| format!("no backup codes on the page: {body}"))?;
+    let (list, _) = rest.split_once("</ol>").context("an unclosed list")?;
+    let codes: Vec<String> = list
+        .split("<code>")
+        .skip(1)
+        .filter_map(|part| part.split_once("</code>").map(|(code, _)| code.to_owned()))
+        .collect();
+    ensure!(codes.len() == 10, "ten codes: {codes:?}");
+    for code in &codes {
+        ensure!(
+            code.len() == 11
+                && code.chars().nth(5) == Some('-')
+                && code
+                    .chars()
+                    .filter(|c| *c != '-')
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+            "a code as xxxxx-xxxxx: {code}"
+        );
+    }
+    Ok(codes)
+}
+
 /// A hidden field's value.
 fn hidden(body: &str, name: &str) -> anyhow::Result<String> {
     let (_, rest) = body
@@ -1007,17 +1078,22 @@ async fn totp_goes_on_only_with_a_right_code_and_then_a_password_alone_gives_no_
         )
         .await?;
     ensure!(
-        right.status == StatusCode::SEE_OTHER && right.location() == "/console/account",
+        right.status == StatusCode::OK,
         "{} {}",
         right.status,
         right.body
     );
+    let backup_codes = shown_backup_codes(&right.body)?;
     let renewed = right.session()?;
     ensure!(bench.signed_in(&renewed).await?);
     ensure!(!bench.signed_in(&cookie).await?, "the replaced session");
     ensure!(!bench.signed_in(&other_session).await?, "another session");
     let on = bench.get("/console/account", Some(&renewed)).await?;
     ensure!(on.body.contains("Włączona"), "{}", on.body);
+    ensure!(
+        backup_codes.iter().all(|c| !on.body.contains(c.as_str())),
+        "backup codes shown a second time"
+    );
     labelled(&on.body)?;
     ensure!(bench.logged("totp on").await?.len() == 1);
 
@@ -1439,5 +1515,212 @@ async fn turning_totp_off_needs_the_password_and_a_current_code() -> anyhow::Res
         plain.location()
     );
     ensure!(bench.signed_in(&plain.session()?).await?);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_code_signs_in_once_and_a_new_set_ends_the_old_one() -> anyhow::Result<()> {
+    let dir = TestDir::new()?;
+    let bench = Bench::start(dir.path()).await?;
+    let email = "ola@example.pl";
+    let cookie = bench.operator_with_password(email).await?;
+
+    // Turning TOTP on shows ten codes once; the account page then counts
+    // them and never shows them again.
+    let (secret, session, codes) = bench.enrol_with_codes(&cookie).await?;
+    let distinct: std::collections::BTreeSet<&String> = codes.iter().collect();
+    ensure!(distinct.len() == 10, "{codes:?}");
+    ensure!(bench.backup_codes_left(&session).await? == 10);
+    let account = bench.get("/console/account", Some(&session)).await?;
+    ensure!(
+        codes.iter().all(|c| !account.body.contains(c.as_str())),
+        "a backup code on the account page"
+    );
+    labelled(&account.body)?;
+    let english = bench
+        .get("/console/account?lang=en", Some(&session))
+        .await?;
+    ensure!(
+        english.body.contains("Make new backup codes"),
+        "{}",
+        english.body
+    );
+
+    // A backup code instead of the app's code: a session, once. Typed in
+    // capitals and without the dash it is the same code.
+    bench.advance(Duration::seconds(30));
+    let first = &codes[0];
+    let pending = bench.password_step(email).await?;
+    let page = bench
+        .get_cookies(CODE_PATH, &[(PENDING_COOKIE, &pending)])
+        .await?;
+    labelled(&page.body)?;
+    ensure!(page.body.contains(r#"name="backup_code""#), "{}", page.body);
+    let signed = bench
+        .post_backup_code(&pending, &first.replace('-', "").to_uppercase())
+        .await?;
+    ensure!(
+        signed.status == StatusCode::SEE_OTHER && signed.location() == "/console/",
+        "a backup code: {} {}",
+        signed.status,
+        signed.body
+    );
+    let by_backup = signed.session()?;
+    ensure!(bench.signed_in(&by_backup).await?);
+    ensure!(bench.backup_codes_left(&by_backup).await? == 9);
+    let used = bench.logged("backup code used").await?;
+    ensure!(
+        used.len() == 1 && used[0].actor == email && used[0].detail.contains("9 left"),
+        "{used:?}"
+    );
+    let signed_in = bench.logged("sign-in").await?;
+    ensure!(
+        signed_in
+            .first()
+            .is_some_and(|e| e.detail.starts_with("password and backup code")),
+        "{signed_in:?}"
+    );
+
+    // The same code a second time: refused, no session.
+    let pending = bench.password_step(email).await?;
+    let again = bench.post_backup_code(&pending, first).await?;
+    ensure!(
+        again.status == StatusCode::UNAUTHORIZED,
+        "a backup code used twice: {} {}",
+        again.status,
+        again.body
+    );
+    ensure!(again.set_cookie().is_none(), "a session from a used code");
+    ensure!(again.body.contains("kod zapasowy"), "{}", again.body);
+    ensure!(bench.logged("backup code used").await?.len() == 1);
+    let refused = bench.logged("sign-in code refused").await?;
+    ensure!(
+        refused
+            .first()
+            .is_some_and(|e| e.detail.starts_with("backup code wrong or used already")),
+        "{refused:?}"
+    );
+
+    // Two sign-ins racing with one code: exactly one gets in.
+    let second = &codes[1];
+    let (one, other) = (
+        bench.password_step(email).await?,
+        bench.password_step(email).await?,
+    );
+    let (one, other) = tokio::join!(
+        bench.post_backup_code(&one, second),
+        bench.post_backup_code(&other, second)
+    );
+    let statuses = [one?.status, other?.status];
+    ensure!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::SEE_OTHER)
+            .count()
+            == 1
+            && statuses.contains(&StatusCode::UNAUTHORIZED),
+        "one code, two sign-ins: {statuses:?}"
+    );
+    ensure!(bench.backup_codes_left(&by_backup).await? == 8);
+
+    // A new set needs the password or a current code...
+    bench.advance(Duration::minutes(15));
+    let csrf = bench.csrf(&by_backup).await?;
+    let wrong = bench
+        .post_form(
+            "/console/account/totp/backup-codes",
+            Some(&by_backup),
+            &[("csrf", &csrf), ("password", "not the password")],
+        )
+        .await?;
+    ensure!(wrong.status == StatusCode::UNAUTHORIZED, "{}", wrong.status);
+    ensure!(bench.logged("backup codes refused").await?.len() == 1);
+    let forged = bench
+        .post_form(
+            "/console/account/totp/backup-codes",
+            Some(&by_backup),
+            &[("password", PASSWORD)],
+        )
+        .await?;
+    ensure!(forged.status == StatusCode::FORBIDDEN, "{}", forged.status);
+    bench.advance(Duration::seconds(30));
+    let renewed = bench
+        .post_form(
+            "/console/account/totp/backup-codes",
+            Some(&by_backup),
+            &[("csrf", &csrf), ("code", &code(&secret, bench.now())?)],
+        )
+        .await?;
+    ensure!(
+        renewed.status == StatusCode::OK,
+        "{} {}",
+        renewed.status,
+        renewed.body
+    );
+    let new_codes = shown_backup_codes(&renewed.body)?;
+    ensure!(new_codes.iter().all(|c| !codes.contains(c)), "a code kept");
+    ensure!(bench.backup_codes_left(&by_backup).await? == 10);
+    ensure!(bench.logged("backup codes renewed").await?.len() == 1);
+    // ... by password too.
+    let by_password = bench
+        .post_form(
+            "/console/account/totp/backup-codes",
+            Some(&by_backup),
+            &[("csrf", &csrf), ("password", PASSWORD)],
+        )
+        .await?;
+    ensure!(
+        by_password.status == StatusCode::OK,
+        "{}",
+        by_password.status
+    );
+    let newest = shown_backup_codes(&by_password.body)?;
+
+    // ... and the earlier sets' unused codes no longer work; the newest do.
+    let pending = bench.password_step(email).await?;
+    for old in [&codes[2], &new_codes[0]] {
+        let stale = bench.post_backup_code(&pending, old).await?;
+        ensure!(
+            stale.status == StatusCode::UNAUTHORIZED,
+            "a code of a replaced set: {}",
+            stale.status
+        );
+    }
+    let fresh = bench.post_backup_code(&pending, &newest[0]).await?;
+    ensure!(
+        fresh.status == StatusCode::SEE_OTHER,
+        "{} {}",
+        fresh.status,
+        fresh.body
+    );
+    ensure!(bench.signed_in(&fresh.session()?).await?);
+
+    // Wrong backup codes count toward the account's limit like wrong app
+    // codes: the sixth try is throttled even with a right code.
+    bench.advance(Duration::minutes(15));
+    let pending = bench.password_step(email).await?;
+    for attempt in 1..=5 {
+        let wrong = bench.post_backup_code(&pending, "aaaaa-aaaaa").await?;
+        ensure!(
+            wrong.status == StatusCode::UNAUTHORIZED,
+            "wrong backup code {attempt}: {}",
+            wrong.status
+        );
+    }
+    let throttled = bench.post_backup_code(&pending, &newest[1]).await?;
+    ensure!(
+        throttled.status == StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        throttled.status
+    );
+
+    // No code, old or new, is in the log.
+    let everything = format!("{:?}", bench.log.newest(bench.now(), 2, 1000, None).await?);
+    for shown in codes.iter().chain(&new_codes).chain(&newest) {
+        ensure!(
+            !everything.contains(shown.as_str()) && !everything.contains(&shown.replace('-', "")),
+            "a backup code in the log"
+        );
+    }
     Ok(())
 }

@@ -6,8 +6,12 @@
 //! text and as the `otpauth://` URI's QR code; `POST .../confirm` with a
 //! right code from the app turns it on (that code's step counts as used)
 //! and, as a new password does, ends the operator's other sessions.
-//! Turning it off (`POST .../off`) needs the password and a current code,
-//! both checked under the sign-in's rate limits.
+//! Turning it on also makes the first ten backup codes, shown once on the
+//! page the confirmation answers with. `POST .../backup-codes` makes a new
+//! set (the old one stops working) and needs the password or a current
+//! code. Turning it off (`POST .../off`) needs the password and a current
+//! code. Every password and code here is checked under the sign-in's rate
+//! limits.
 
 use std::sync::Arc;
 
@@ -19,10 +23,11 @@ use chrono::{DateTime, Duration, Utc};
 use maud::{Markup, html};
 use secrecy::SecretString;
 
+use super::backup_codes::{BackupCodes, CODES_PER_SET, shown_once};
 use super::totp::{CodeChecked, TotpSecret, code_field, qr_figure, qr_svg};
 use super::{
-    Auth, Checked, Current, Lang, Operator, SignedIn, client_address, field, form_lang, html_page,
-    page, read_form, see_other, throttled, unavailable, with_session,
+    Auth, Checked, Current, Lang, OwnForm, SignedIn, field, html_page, page, see_other,
+    signed_in_operator, throttled, unavailable, with_session,
 };
 
 /// How long an enrolment waits for its confirming code.
@@ -32,6 +37,7 @@ const ENROLMENT_VALID: Duration = Duration::minutes(15);
 enum TotpState<'a> {
     On {
         since: Option<DateTime<Utc>>,
+        backup_codes_left: usize,
     },
     /// An enrolment to confirm; its secret is shown only on the page that
     /// began it (`Some` there).
@@ -43,10 +49,11 @@ enum TotpState<'a> {
     },
 }
 
-fn state_of(operator: &Operator, now: DateTime<Utc>) -> TotpState<'static> {
+fn state_of(operator: &super::Operator, now: DateTime<Utc>) -> TotpState<'static> {
     if operator.totp.is_some() {
         TotpState::On {
             since: operator.totp_enabled_at,
+            backup_codes_left: operator.backup_codes_left,
         }
     } else if operator
         .totp_enrolment
@@ -85,18 +92,16 @@ pub(super) async fn begin_enrolment(
     Extension(signed_in): Extension<SignedIn>,
     request: Request,
 ) -> Response {
-    let (parts, body) = request.into_parts();
-    let Some(form) = read_form(body).await else {
-        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    let OwnForm {
+        lang,
+        now,
+        operator,
+        ..
+    } = match signed_in_operator(&auth, &signed_in, request).await {
+        Ok(own) => own,
+        Err(refused) => return refused,
     };
-    let lang = form_lang(&parts.headers, &form);
-    let now = auth.now();
     let email = signed_in.email.clone();
-    let operator = match auth.operator(&email).await {
-        Ok(Some(operator)) => operator,
-        Ok(None) => return see_other("/console/signin"),
-        Err(err) => return unavailable(lang, &err),
-    };
     let refuse = |status: StatusCode, message: &'static str| {
         let state = state_of(&operator, now);
         html_page(
@@ -162,19 +167,17 @@ pub(super) async fn confirm_enrolment(
     Extension(current): Extension<Current>,
     request: Request,
 ) -> Response {
-    let (parts, body) = request.into_parts();
-    let Some(form) = read_form(body).await else {
-        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    let OwnForm {
+        form,
+        lang,
+        now,
+        address,
+        operator,
+    } = match signed_in_operator(&auth, &signed_in, request).await {
+        Ok(own) => own,
+        Err(refused) => return refused,
     };
-    let lang = form_lang(&parts.headers, &form);
-    let now = auth.now();
     let email = signed_in.email.clone();
-    let address = client_address(&parts.extensions);
-    let operator = match auth.operator(&email).await {
-        Ok(Some(operator)) => operator,
-        Ok(None) => return see_other("/console/signin"),
-        Err(err) => return unavailable(lang, &err),
-    };
     let enrolment = operator
         .totp_enrolment
         .as_ref()
@@ -219,7 +222,11 @@ pub(super) async fn confirm_enrolment(
             ),
         );
     };
-    let epoch = match auth.enable_totp(&email, secret, step, now).await {
+    let backup_codes = BackupCodes::generate(&email);
+    let epoch = match auth
+        .enable_totp(&email, secret, step, &backup_codes, now)
+        .await
+    {
         Ok(Some(epoch)) => epoch,
         Ok(None) => return see_other("/console/account"),
         Err(err) => return unavailable(lang, &err),
@@ -238,10 +245,137 @@ pub(super) async fn confirm_enrolment(
         &email,
         "totp on",
         &email,
-        format!("confirmed from {address}; the operator's other sessions ended"),
+        format!(
+            "confirmed from {address}; {CODES_PER_SET} backup codes made; the operator's other sessions ended"
+        ),
     )
     .await;
-    with_session(see_other("/console/account"), &session)
+    // The codes show on this answer only (no redirect to a page that
+    // could show them again).
+    with_session(
+        html_page(
+            StatusCode::OK,
+            codes_markup(lang, &signed_in, &backup_codes, true),
+        ),
+        &session,
+    )
+}
+
+/// `POST /console/account/totp/backup-codes`: a new set of backup codes,
+/// the old one gone, for an operator with TOTP on who gives the password
+/// or a current code (either proves more than the session alone).
+pub(super) async fn renew_backup_codes(
+    State(auth): State<Arc<Auth>>,
+    Extension(signed_in): Extension<SignedIn>,
+    request: Request,
+) -> Response {
+    let OwnForm {
+        form,
+        lang,
+        now,
+        address,
+        operator,
+    } = match signed_in_operator(&auth, &signed_in, request).await {
+        Ok(own) => own,
+        Err(refused) => return refused,
+    };
+    let email = signed_in.email.clone();
+    let Some(secret) = operator.totp.clone() else {
+        return see_other("/console/account");
+    };
+    let password = field(&form, "password").unwrap_or_default();
+    let refusal = if password.is_empty() {
+        let code = field(&form, "code").unwrap_or_default();
+        match auth.check_code(&email, &secret, &address, code, now).await {
+            Ok(CodeChecked::Right) => None,
+            Ok(CodeChecked::Wrong) => Some("wrong TOTP code"),
+            Ok(CodeChecked::Replayed) => Some("TOTP code used already"),
+            Ok(CodeChecked::Throttled { until, by }) => {
+                return account_throttled(
+                    &auth,
+                    "backup codes throttled",
+                    lang,
+                    &email,
+                    &address,
+                    until,
+                    by,
+                )
+                .await;
+            }
+            Err(err) => return unavailable(lang, &err),
+        }
+    } else {
+        let password = SecretString::from(password.to_owned());
+        match auth.check_password(&email, &address, password, now).await {
+            Ok(Checked::Right) => None,
+            Ok(Checked::Wrong { .. }) => Some("wrong password"),
+            Ok(Checked::Throttled { until, by }) => {
+                return account_throttled(
+                    &auth,
+                    "backup codes throttled",
+                    lang,
+                    &email,
+                    &address,
+                    until,
+                    by,
+                )
+                .await;
+            }
+            Err(err) => return unavailable(lang, &err),
+        }
+    };
+    if let Some(why) = refusal {
+        auth.record(
+            now,
+            &email,
+            "backup codes refused",
+            &email,
+            format!("{why}, from {address}"),
+        )
+        .await;
+        let state = state_of(&operator, now);
+        return html_page(
+            StatusCode::UNAUTHORIZED,
+            account_markup(
+                lang,
+                &signed_in,
+                &state,
+                Some(lang.t(
+                    "Hasło albo kod jest nieprawidłowy: kody zapasowe są bez zmian.",
+                    "The password or the code is wrong: the backup codes are unchanged.",
+                )),
+            ),
+        );
+    }
+    let backup_codes = BackupCodes::generate(&email);
+    match auth
+        .replace_backup_codes(&email, &secret, &backup_codes, now)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return see_other("/console/account"),
+        Err(err) => return unavailable(lang, &err),
+    }
+    let by = if password.is_empty() {
+        "TOTP code"
+    } else {
+        "password"
+    };
+    auth.record(
+        now,
+        &email,
+        "backup codes renewed",
+        &email,
+        format!(
+            "{CODES_PER_SET} new backup codes (the {} earlier ones no longer work), by {by}, from {address}",
+            operator.backup_codes_left
+        ),
+    )
+    .await;
+    html_page(
+        StatusCode::OK,
+        codes_markup(lang, &signed_in, &backup_codes, false),
+    )
 }
 
 pub(super) async fn turn_off(
@@ -249,19 +383,17 @@ pub(super) async fn turn_off(
     Extension(signed_in): Extension<SignedIn>,
     request: Request,
 ) -> Response {
-    let (parts, body) = request.into_parts();
-    let Some(form) = read_form(body).await else {
-        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    let OwnForm {
+        form,
+        lang,
+        now,
+        address,
+        operator,
+    } = match signed_in_operator(&auth, &signed_in, request).await {
+        Ok(own) => own,
+        Err(refused) => return refused,
     };
-    let lang = form_lang(&parts.headers, &form);
-    let now = auth.now();
     let email = signed_in.email.clone();
-    let address = client_address(&parts.extensions);
-    let operator = match auth.operator(&email).await {
-        Ok(Some(operator)) => operator,
-        Ok(None) => return see_other("/console/signin"),
-        Err(err) => return unavailable(lang, &err),
-    };
     let Some(secret) = operator.totp.clone() else {
         return see_other("/console/account");
     };
@@ -274,14 +406,32 @@ pub(super) async fn turn_off(
                 Ok(CodeChecked::Wrong) => Some("wrong TOTP code"),
                 Ok(CodeChecked::Replayed) => Some("TOTP code used already"),
                 Ok(CodeChecked::Throttled { until, by }) => {
-                    return off_throttled(&auth, lang, &email, &address, until, by).await;
+                    return account_throttled(
+                        &auth,
+                        "totp off throttled",
+                        lang,
+                        &email,
+                        &address,
+                        until,
+                        by,
+                    )
+                    .await;
                 }
                 Err(err) => return unavailable(lang, &err),
             }
         }
         Ok(Checked::Wrong { .. }) => Some("wrong password"),
         Ok(Checked::Throttled { until, by }) => {
-            return off_throttled(&auth, lang, &email, &address, until, by).await;
+            return account_throttled(
+                &auth,
+                "totp off throttled",
+                lang,
+                &email,
+                &address,
+                until,
+                by,
+            )
+            .await;
         }
         Err(err) => return unavailable(lang, &err),
     };
@@ -322,8 +472,11 @@ pub(super) async fn turn_off(
     see_other("/console/account")
 }
 
-async fn off_throttled(
+/// Too many failed checks of the account's forms (TOTP off, new backup
+/// codes): refused until the window ends.
+async fn account_throttled(
     auth: &Auth,
+    action: &str,
     lang: Lang,
     email: &str,
     address: &str,
@@ -334,7 +487,7 @@ async fn off_throttled(
     auth.record(
         now,
         email,
-        "totp off throttled",
+        action,
         email,
         format!("too many failed checks for the {by}, from {address}; refused until {until}"),
     )
@@ -357,7 +510,7 @@ fn account_markup(
         }
         h2 { (lang.t("Weryfikacja dwuetapowa (TOTP)", "Two-step verification (TOTP)")) }
         @match state {
-            TotpState::On { since } => {
+            TotpState::On { since, backup_codes_left } => {
                 p class="notice" role="status" {
                     (lang.t("Włączona: po haśle albo linku logowania konsola prosi o kod z aplikacji.",
                             "On: after the password or a sign-in link the console asks for the app's code."))
@@ -376,6 +529,7 @@ fn account_markup(
                     (code_field(lang, "off_code"))
                     button type="submit" class="secondary" { (lang.t("Wyłącz weryfikację dwuetapową", "Turn two-step verification off")) }
                 }
+                (backup_codes_section(lang, signed_in, *backup_codes_left))
             }
             TotpState::Confirming { secret } => {
                 @if let Some((secret, svg)) = secret {
@@ -428,6 +582,60 @@ fn account_markup(
         }
         p { a href="/console/password" { (lang.t("Zmień hasło", "Change the password")) } }
         p { a href="/console/" { (lang.t("Konsola", "Console")) } }
+    };
+    page(lang, title, content)
+}
+
+/// How many backup codes are left, and the form that makes a new set.
+fn backup_codes_section(lang: Lang, signed_in: &SignedIn, left: usize) -> Markup {
+    html! {
+        h3 { (lang.t("Kody zapasowe", "Backup codes")) }
+        p id="backup-codes-left" {
+            (lang.t("Niewykorzystane kody zapasowe: ", "Unused backup codes: "))
+            strong { (left) } " / " (CODES_PER_SET) "."
+        }
+        @if left <= 3 {
+            p class="hint" {
+                (lang.t("Zostało niewiele kodów: utwórz nowe, zanim się skończą.",
+                        "Few codes are left: make new ones before they run out."))
+            }
+        }
+        form method="post" action="/console/account/totp/backup-codes" {
+            input type="hidden" name="csrf" value=(signed_in.csrf);
+            input type="hidden" name="lang" value=(lang.code());
+            p class="hint" {
+                (lang.t("Nowe kody zastępują wszystkie dotychczasowe. Podaj hasło albo aktualny kod z aplikacji.",
+                        "New codes replace all the earlier ones. Give the password or a current code from the app."))
+            }
+            label for="renew_password" { (lang.t("Hasło", "Password")) }
+            input id="renew_password" name="password" type="password" autocomplete="current-password";
+            label for="renew_code" { (lang.t("albo kod z aplikacji", "or the app's code")) }
+            input id="renew_code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code"
+                pattern="[0-9 ]{6,7}" minlength="6" maxlength="7";
+            button type="submit" class="secondary" { (lang.t("Utwórz nowe kody zapasowe", "Make new backup codes")) }
+        }
+    }
+}
+
+/// The answer that shows a new set of backup codes, once: no forms (the
+/// session may be new, with a new CSRF token), a way on to the account.
+fn codes_markup(
+    lang: Lang,
+    signed_in: &SignedIn,
+    codes: &BackupCodes,
+    totp_just_on: bool,
+) -> Markup {
+    let title = lang.t("Kody zapasowe", "Backup codes");
+    let content = html! {
+        h1 { (title) }
+        p class="muted" { (signed_in.email) }
+        @if totp_just_on {
+            p class="notice" role="status" {
+                (lang.t("Weryfikacja dwuetapowa jest włączona.", "Two-step verification is on."))
+            }
+        }
+        (shown_once(lang, codes))
+        p { a href="/console/account" { (lang.t("Zapisałem kody: wróć do konta", "I saved the codes: back to the account")) } }
     };
     page(lang, title, content)
 }

@@ -19,7 +19,9 @@
 //! checks the code under the same rate limits as passwords (a wrong or
 //! replayed code costs a slot of the account's and the address's windows),
 //! and a right one deletes the pending sign-in (conditionally: once) and
-//! starts the session.
+//! starts the session. The same page takes a backup code instead
+//! ([`super::backup_codes`]): spent by a conditional write, under the same
+//! rate limits, each use in the activity log.
 
 use std::sync::Arc;
 
@@ -33,6 +35,7 @@ use maud::{Markup, PreEscaped, html};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
+use super::backup_codes::{BackupChecked, BackupCodes, CODES_ATTRIBUTE, backup_code_field};
 use super::{
     Auth, Lang, Operator, Slots, StateError, after_link, cookie_value, cross_site,
     end_presented_session, field, form_lang, html_page, page, random_token, read_form, see_other,
@@ -149,6 +152,41 @@ pub(super) enum CodeChecked {
     },
 }
 
+/// The sign-in's second step, by the app's code or a backup code.
+enum SecondStep {
+    /// Right; with a backup code, how many the operator has left.
+    Right { backup_left: Option<usize> },
+    /// Refused, and why (for the log).
+    Refused(&'static str),
+    Throttled {
+        until: DateTime<Utc>,
+        by: &'static str,
+    },
+}
+
+impl From<CodeChecked> for SecondStep {
+    fn from(checked: CodeChecked) -> SecondStep {
+        match checked {
+            CodeChecked::Right => SecondStep::Right { backup_left: None },
+            CodeChecked::Wrong => SecondStep::Refused("wrong TOTP code"),
+            CodeChecked::Replayed => SecondStep::Refused("TOTP code used already"),
+            CodeChecked::Throttled { until, by } => SecondStep::Throttled { until, by },
+        }
+    }
+}
+
+impl From<BackupChecked> for SecondStep {
+    fn from(checked: BackupChecked) -> SecondStep {
+        match checked {
+            BackupChecked::Right { left } => SecondStep::Right {
+                backup_left: Some(left),
+            },
+            BackupChecked::WrongOrUsed => SecondStep::Refused("backup code wrong or used already"),
+            BackupChecked::Throttled { until, by } => SecondStep::Throttled { until, by },
+        }
+    }
+}
+
 impl Auth {
     /// Keeps a new enrolment's secret (not on yet), valid `until`; false
     /// when the operator is gone or has TOTP on already.
@@ -176,14 +214,16 @@ impl Auth {
     }
 
     /// Turns TOTP on with the enrolment's secret, its confirming code's
-    /// step as the last used one, and ends the operator's sessions (their
-    /// epoch moves on, as for a new password); the new epoch, `None` when
-    /// the enrolment is no longer the one confirmed.
+    /// step as the last used one and a first set of backup codes, and ends
+    /// the operator's sessions (their epoch moves on, as for a new
+    /// password); the new epoch, `None` when the enrolment is no longer the
+    /// one confirmed.
     pub(super) async fn enable_totp(
         &self,
         email: &str,
         secret: &TotpSecret,
         step: u64,
+        backup_codes: &BackupCodes,
         now: DateTime<Utc>,
     ) -> Result<Option<i64>, StateError> {
         let out = written(
@@ -193,12 +233,15 @@ impl Auth {
                 .key("pk", s(format!("operator#{email}")))
                 .key("sk", s("operator"))
                 .update_expression(
-                    "SET totp_secret = :secret, totp_enabled_at = :now, totp_last_step = :step \
+                    "SET totp_secret = :secret, totp_enabled_at = :now, totp_last_step = :step, \
+                     #codes = :codes, totp_backup_codes_at = :now \
                      REMOVE totp_enrolment, totp_enrolment_expires ADD session_epoch :one",
                 )
                 .condition_expression(
                     "totp_enrolment = :secret AND attribute_not_exists(totp_secret)",
                 )
+                .expression_attribute_names("#codes", CODES_ATTRIBUTE)
+                .expression_attribute_values(":codes", backup_codes.stored())
                 .expression_attribute_values(":secret", s(secret.base32()))
                 .expression_attribute_values(":now", n(now.timestamp_millis()))
                 .expression_attribute_values(":step", n(step))
@@ -216,7 +259,8 @@ impl Auth {
         }))
     }
 
-    /// Turns TOTP off; false when it was off already or its secret changed.
+    /// Turns TOTP off, its backup codes with it; false when it was off
+    /// already or its secret changed.
     pub(super) async fn disable_totp(
         &self,
         email: &str,
@@ -228,7 +272,10 @@ impl Auth {
                 .table_name(&self.table)
                 .key("pk", s(format!("operator#{email}")))
                 .key("sk", s("operator"))
-                .update_expression("REMOVE totp_secret, totp_enabled_at, totp_last_step")
+                .update_expression(
+                    "REMOVE totp_secret, totp_enabled_at, totp_last_step, #codes, totp_backup_codes_at",
+                )
+                .expression_attribute_names("#codes", CODES_ATTRIBUTE)
                 .condition_expression("totp_secret = :secret")
                 .expression_attribute_values(":secret", s(secret.base32()))
                 .send()
@@ -498,21 +545,33 @@ pub(super) async fn sign_in_code(State(auth): State<Arc<Auth>>, request: Request
         }
         return without_pending(expired(lang));
     };
-    let code = field(&form, "code").unwrap_or_default();
     let how = if pending.by_link {
         "sign-in link"
     } else {
         "password"
     };
-    let checked = match auth.check_code(&email, &secret, &address, code, now).await {
-        Ok(checked) => checked,
+    // A backup code when the operator typed one, else the app's code.
+    let backup = field(&form, "backup_code").filter(|typed| !typed.trim().is_empty());
+    let second = match backup {
+        Some(typed) => auth
+            .check_backup_code(&email, &secret, &address, typed, now)
+            .await
+            .map(SecondStep::from),
+        None => {
+            let code = field(&form, "code").unwrap_or_default();
+            auth.check_code(&email, &secret, &address, code, now)
+                .await
+                .map(SecondStep::from)
+        }
+    };
+    let second = match second {
+        Ok(second) => second,
         Err(err) => return unavailable(lang, &err),
     };
-    let why = match checked {
-        CodeChecked::Right => None,
-        CodeChecked::Wrong => Some("wrong TOTP code"),
-        CodeChecked::Replayed => Some("TOTP code used already"),
-        CodeChecked::Throttled { until, by } => {
+    let (why, backup_left) = match second {
+        SecondStep::Right { backup_left } => (None, backup_left),
+        SecondStep::Refused(why) => (Some(why), None),
+        SecondStep::Throttled { until, by } => {
             auth.record(
                 now,
                 &email,
@@ -538,10 +597,17 @@ pub(super) async fn sign_in_code(State(auth): State<Arc<Auth>>, request: Request
             format!("{why} after the {how}, from {address}"),
         )
         .await;
-        let message = lang.t(
-            "Nieprawidłowy kod. Wpisz aktualny kod z aplikacji (każdy kod działa tylko raz).",
-            "Wrong code. Enter the current code from the app (each code works once).",
-        );
+        let message = if backup.is_some() {
+            lang.t(
+                "Nieprawidłowy albo już użyty kod zapasowy (każdy działa tylko raz).",
+                "A wrong or used backup code (each works once).",
+            )
+        } else {
+            lang.t(
+                "Nieprawidłowy kod. Wpisz aktualny kod z aplikacji (każdy kod działa tylko raz).",
+                "Wrong code. Enter the current code from the app (each code works once).",
+            )
+        };
         return html_page(
             StatusCode::UNAUTHORIZED,
             code_form(lang, &pending.csrf, Some(message)),
@@ -560,12 +626,26 @@ pub(super) async fn sign_in_code(State(auth): State<Arc<Auth>>, request: Request
         Ok(session) => session,
         Err(err) => return unavailable(lang, &err),
     };
+    let factor = match backup_left {
+        Some(left) => {
+            auth.record(
+                now,
+                &email,
+                "backup code used",
+                &email,
+                format!("at sign-in after the {how}, from {address}; {left} left"),
+            )
+            .await;
+            "backup code"
+        }
+        None => "TOTP code",
+    };
     auth.record(
         now,
         &email,
         "sign-in",
         &email,
-        format!("{how} and TOTP code, from {address}"),
+        format!("{how} and {factor}, from {address}"),
     )
     .await;
     let next = if pending.by_link {
@@ -602,9 +682,16 @@ fn code_form(lang: Lang, csrf: &str, message: Option<&str>) -> Markup {
             (code_field(lang, "code"))
             button type="submit" { (lang.t("Potwierdź", "Confirm")) }
         }
+        h2 { (lang.t("Nie masz telefonu?", "No phone at hand?")) }
+        form method="post" action=(CODE_PATH) {
+            input type="hidden" name="csrf" value=(csrf);
+            input type="hidden" name="lang" value=(lang.code());
+            (backup_code_field(lang, "backup_code"))
+            button type="submit" class="secondary" { (lang.t("Użyj kodu zapasowego", "Use a backup code")) }
+        }
         p class="hint" {
-            (lang.t("Masz na to 5 minut. Bez dostępu do aplikacji poproś innego operatora o pomoc.",
-                    "You have 5 minutes. Without the app, ask another operator for help."))
+            (lang.t("Masz na to 5 minut. Bez aplikacji i kodów zapasowych poproś innego operatora o pomoc.",
+                    "You have 5 minutes. Without the app and backup codes, ask another operator for help."))
         }
         p { a href="/console/signin" { (lang.t("Zacznij od nowa", "Start again")) } }
     };
