@@ -41,8 +41,9 @@ as AWS checks it for the calls this project makes, where moto differs:
 * DynamoDB requests are checked against the table's ARN (moto checks them
   against "*", which no statement naming a table matches), an index
   query against `<table ARN>/index/<name>`, a secret's actions
-  against the secret's ARN, and an SNS topic's (`sns:Publish`) against
-  the topic's ARN. An SNS request's signature is checked over its body as
+  against the secret's ARN, an SNS topic's (`sns:Publish`) against
+  the topic's ARN, and SES v2's `SendEmail` (`ses:SendEmail`) against the
+  ARN of its From address's identity. An SNS request's signature is checked over its body as
   sent (moto re-encodes the parsed form as Python's SDK would, which
   another SDK's signature does not match).
 * A transaction needs each of its items' own actions (`PutItem`,
@@ -61,12 +62,18 @@ as AWS checks it for the calls this project makes, where moto differs:
   `local-admin`, allowed everything: it stands for the deployer's own
   credentials, so setup and the tests' own checks keep working when IAM
   is enforced. Any other unknown key is refused, as in AWS.
-* A refusal of a JSON-protocol request (DynamoDB, SQS) is answered in
+* A refusal of a JSON-protocol request (DynamoDB, SQS, SES v2) is answered in
   JSON (`AccessDeniedException`), as AWS does; moto answers XML, which the
   SDKs report as an unreadable response instead of AccessDenied.
 * With `IAM_RECORD_FILE` set, every check (principal, action, resource,
   allowed or not, enforced or not) is appended to that file as a JSON line:
   what each identity really called, for the action audit test.
+
+`/moto-api/data.json` (every model's public attributes, where the tests
+read the mail SES sent) leaves out an attribute whose reading raises
+anything: moto leaves out only TypeError, AttributeError and ValueError,
+and a deployed stack holds models whose properties raise others, which
+made the whole dump an HTTP 500.
 
 moto evaluates neither `Condition` elements of identity policies nor
 resource-based policies; the template uses neither for these calls.
@@ -79,6 +86,7 @@ import base64
 import copy
 import functools
 import decimal
+import email.utils
 import inspect
 import json
 import os
@@ -439,6 +447,24 @@ def _sns_checks(handler, action):
     return [(action, topic or "*")]
 
 
+def _ses_checks(handler, action):
+    """SES v2's SendEmail against the ARN of the identity of its From
+    address, as AWS checks it (moto checks "*", which no statement naming an
+    identity matches). Its conditions (ses:FromAddress, ses:Recipients) are
+    not evaluated, as no condition is here."""
+    body = handler.body
+    if isinstance(body, (str, bytes)):
+        try:
+            body = json.loads(body or "{}")
+        except ValueError:
+            body = {}
+    sender = (body or {}).get("FromEmailAddress") if isinstance(body, dict) else None
+    if action != "SendEmail" or not sender:
+        return [(action, "*")]
+    address = email.utils.parseaddr(sender)[1] or sender
+    return [(action, f"arn:aws:ses:{handler.region}:{handler.current_account}:identity/{address}")]
+
+
 def _checks(handler, resource):
     action = handler._get_action()
     if handler.service_name == "dynamodb":
@@ -447,6 +473,8 @@ def _checks(handler, resource):
         return _secretsmanager_checks(handler, action)
     if handler.service_name == "sns":
         return _sns_checks(handler, action)
+    if handler.service_name == "sesv2":
+        return _ses_checks(handler, action)
     if handler.service_name == "sqs":
         return [(_SQS_BATCH_ACTIONS.get(action, action), resource)]
     return [(action, resource)]
@@ -503,8 +531,9 @@ class _JsonRefusal(JsonRESTError):
 
 def _in_protocol(handler, refusal):
     """A refusal in the request's own protocol: JSON for JSON APIs (moto
-    answers XML, which the SDKs cannot read), with AWS's error code."""
-    if not handler.headers.get("X-Amz-Target"):
+    answers XML, which the SDKs cannot read), with AWS's error code. SES v2
+    is JSON without a target header (REST-JSON)."""
+    if not handler.headers.get("X-Amz-Target") and getattr(handler, "service_name", None) != "sesv2":
         return refusal
     error_type = getattr(refusal, "error_type", "AccessDenied")
     if error_type == "AccessDenied":
@@ -549,6 +578,36 @@ def authenticate_and_authorize_normal_action(self, resource="*"):
 
 
 BaseResponse._authenticate_and_authorize_normal_action = authenticate_and_authorize_normal_action
+
+# ------------------------------------------------------------ data.json
+import moto.moto_api._internal.urls as moto_api_urls  # noqa: E402
+
+
+def model_data(request, full_url, headers):
+    from moto.core.model_instances import model_data as tracked
+
+    results = {}
+    for service in sorted(tracked):
+        results[service] = {}
+        for name in sorted(tracked[service]):
+            instances = []
+            for instance in tracked[service][name].instances_tracked:
+                fields = {}
+                for attr in dir(instance):
+                    if attr.startswith("_"):
+                        continue
+                    try:
+                        value = getattr(instance, attr)
+                        json.dumps(value)
+                    except Exception:
+                        continue
+                    fields[attr] = value
+                instances.append(fields)
+            results[service][name] = instances
+    return 200, {"Content-Type": "application/javascript"}, json.dumps(results)
+
+
+moto_api_urls.url_paths["{0}/moto-api/data.json"] = model_data
 
 if __name__ == "__main__":
     sys.exit(main())

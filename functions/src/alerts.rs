@@ -1,6 +1,7 @@
 //! E-mail alerts: what needs a person, mailed through the stack's alarm
-//! topic (SNS; its e-mail subscriptions deliver), at most once an hour for
-//! the same cause, each with a link to the console page that shows it.
+//! topic (SNS; its e-mail subscriptions deliver) or, where the stack names
+//! a sender and recipients, by SES, at most once an hour for the same
+//! cause, each with a link to the console page that shows it.
 //!
 //! The causes ([`Cause`]): an order parked, a shop refusing our
 //! credentials, an office agent gone silent, messages in a dead-letter
@@ -21,11 +22,17 @@
 //! `pk = "shop-refused"`, `sk = <shop>`, `at_ms`, `detail`. A shop refused
 //! within the last [`REFUSAL_FRESH`] counts as refusing now.
 //!
-//! Mails go through SNS only (no SES): the topic's e-mail subscription is
-//! the one list of who is told. SNS takes an ASCII subject of under 100
-//! characters, so the subject is Polish without diacritics
-//! ([`ascii_subject`]); the body keeps them, with an English line under
-//! each Polish one.
+//! Mails go through SNS by default: the topic's e-mail subscription is the
+//! one list of who is told, and nothing else needs setting up. Where the
+//! stack sets `AlertEmailFrom` and `AlertEmailTo` (`ALERT_EMAIL_FROM`,
+//! `ALERT_EMAIL_TO`, comma-separated), the same mail goes by SES v2
+//! `SendEmail` from that address to those recipients instead: a real
+//! sender and no SNS footer with an unsubscribe link. The template lets the
+//! function send only from that address's identity and only to those
+//! recipients. SNS takes an ASCII subject of under 100 characters, so the
+//! subject is Polish without diacritics ([`ascii_subject`]), by either
+//! route, so a mail reads the same; the body keeps them, with an English
+//! line under each Polish one.
 
 use std::collections::HashMap;
 use std::time::Duration as StdDuration;
@@ -239,6 +246,8 @@ pub enum AlertError {
     },
     #[error("publishing to {topic} failed: {message}")]
     Publish { topic: String, message: String },
+    #[error("sending the mail by SES from {from} failed: {message}")]
+    SesSend { from: String, message: String },
 }
 
 /// What notifying did with one cause.
@@ -262,31 +271,124 @@ pub struct Summary {
     pub errors: Vec<String>,
 }
 
-/// The alarm topic, the console's address and the alerts' items.
+/// Where the mail goes.
+#[derive(Debug, Clone)]
+enum Mailer {
+    /// The alarm topic: its subscriptions deliver.
+    Topic {
+        sns: aws_sdk_sns::Client,
+        topic_arn: String,
+    },
+    /// SES v2, from one address to a fixed list.
+    Ses {
+        ses: aws_sdk_sesv2::Client,
+        from: String,
+        to: Vec<String>,
+    },
+}
+
+/// How the mail goes, the console's address and the alerts' items.
 #[derive(Debug, Clone)]
 pub struct Alerts {
-    sns: aws_sdk_sns::Client,
+    mailer: Mailer,
     dynamodb: aws_sdk_dynamodb::Client,
     table: String,
-    topic_arn: String,
     console_url: String,
 }
 
 impl Alerts {
-    /// From `ALARM_TOPIC_ARN` (empty or unset: no alerts, `None`),
-    /// `CONSOLE_URL` (the console's root; empty: mails without a link) and
-    /// `STATE_TABLE`.
+    /// By SES when `ALERT_EMAIL_FROM` and `ALERT_EMAIL_TO` (comma-separated)
+    /// are both set, else to `ALARM_TOPIC_ARN` (empty or unset as well: no
+    /// alerts, `None`); `CONSOLE_URL` (the console's root; empty: mails
+    /// without a link) and `STATE_TABLE`.
     pub fn from_env(clients: &Clients, env: &FunctionEnv) -> Result<Option<Alerts>, EnvError> {
-        let Some(topic_arn) = env.get("ALARM_TOPIC_ARN").map(str::trim) else {
-            return Ok(None);
+        let from = env
+            .get("ALERT_EMAIL_FROM")
+            .map(str::trim)
+            .unwrap_or_default();
+        let to = recipients(env.get("ALERT_EMAIL_TO").unwrap_or_default());
+        let mailer = if !from.is_empty() && !to.is_empty() {
+            Mailer::Ses {
+                ses: clients.ses.clone(),
+                from: from.to_owned(),
+                to,
+            }
+        } else {
+            if !from.is_empty() || !to.is_empty() {
+                // The template grants SES only with both set: the topic it is.
+                warn!(
+                    "ALERT_EMAIL_FROM and ALERT_EMAIL_TO go together; with one alone the alerts go to the alarm topic"
+                );
+            }
+            let Some(topic_arn) = env.get("ALARM_TOPIC_ARN").map(str::trim) else {
+                return Ok(None);
+            };
+            Mailer::Topic {
+                sns: clients.sns.clone(),
+                topic_arn: topic_arn.to_owned(),
+            }
         };
         Ok(Some(Alerts {
-            sns: clients.sns.clone(),
+            mailer,
             dynamodb: clients.dynamodb.clone(),
             table: env.required("STATE_TABLE")?,
-            topic_arn: topic_arn.to_owned(),
             console_url: env.get("CONSOLE_URL").unwrap_or_default().trim().to_owned(),
         }))
+    }
+
+    /// Sends one mail the configured way.
+    async fn send(&self, mail: &Mail) -> Result<(), AlertError> {
+        match &self.mailer {
+            Mailer::Topic { sns, topic_arn } => sns
+                .publish()
+                .topic_arn(topic_arn)
+                .subject(&mail.subject)
+                .message(&mail.body)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|err| AlertError::Publish {
+                    topic: topic_arn.clone(),
+                    message: describe_error(&err),
+                }),
+            Mailer::Ses { ses, from, to } => {
+                let failed = |message: String| AlertError::SesSend {
+                    from: from.clone(),
+                    message,
+                };
+                let text = |data: &str| {
+                    aws_sdk_sesv2::types::Content::builder()
+                        .data(data)
+                        .charset("UTF-8")
+                        .build()
+                        .map_err(|err| failed(err.to_string()))
+                };
+                let message = aws_sdk_sesv2::types::Message::builder()
+                    .subject(text(&mail.subject)?)
+                    .body(
+                        aws_sdk_sesv2::types::Body::builder()
+                            .text(text(&mail.body)?)
+                            .build(),
+                    )
+                    .build();
+                ses.send_email()
+                    .from_email_address(from)
+                    .destination(
+                        aws_sdk_sesv2::types::Destination::builder()
+                            .set_to_addresses(Some(to.clone()))
+                            .build(),
+                    )
+                    .content(
+                        aws_sdk_sesv2::types::EmailContent::builder()
+                            .simple(message)
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|err| failed(describe_error(&err)))
+            }
+        }
     }
 
     fn dynamo_error(
@@ -364,19 +466,7 @@ impl Alerts {
             Err(err) => return Err(self.dynamo_error("PutItem", &err)),
         }
         let mail = compose(alert, &self.console_url);
-        let published = self
-            .sns
-            .publish()
-            .topic_arn(&self.topic_arn)
-            .subject(&mail.subject)
-            .message(&mail.body)
-            .send()
-            .await;
-        if let Err(err) = published {
-            let error = AlertError::Publish {
-                topic: self.topic_arn.clone(),
-                message: describe_error(&err),
-            };
+        if let Err(error) = self.send(&mail).await {
             self.release(&key, now_ms).await;
             return Err(error);
         }
@@ -474,6 +564,16 @@ impl Alerts {
     }
 }
 
+/// The recipients in `ALERT_EMAIL_TO`: comma-separated, blanks dropped.
+fn recipients(listed: &str) -> Vec<String> {
+    listed
+        .split(',')
+        .map(str::trim)
+        .filter(|address| !address.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// The partition of shops' credential refusals.
 const REFUSED_PK: &str = "shop-refused";
 
@@ -521,6 +621,16 @@ mod tests {
             },
             detail: "the order has no shipping address".into(),
         }
+    }
+
+    #[test]
+    fn recipients_are_the_listed_addresses_without_blanks() {
+        assert_eq!(
+            recipients("a@example.pl,b@example.pl"),
+            ["a@example.pl", "b@example.pl"]
+        );
+        assert_eq!(recipients(" a@example.pl , ,"), ["a@example.pl"]);
+        assert!(recipients("").is_empty() && recipients(" , ").is_empty());
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub struct Clients {
     pub s3: aws_sdk_s3::Client,
     /// The alarm topic (the watchdog's e-mail alerts).
     pub sns: aws_sdk_sns::Client,
+    /// The alerts' mail where the stack names a sender (alerts.rs).
+    pub ses: aws_sdk_sesv2::Client,
 }
 
 impl Clients {
@@ -32,6 +34,7 @@ impl Clients {
             secrets: aws_sdk_secretsmanager::Client::new(config),
             s3: s3_client(config),
             sns: aws_sdk_sns::Client::new(config),
+            ses: aws_sdk_sesv2::Client::new(config),
         }
     }
 }

@@ -8,11 +8,17 @@
 //! console page, even with two watchdog runs at once; a run within the
 //! hour mails nothing; a run past the hour mails again what is still there
 //! (the refusal, older than its half hour by then, is not).
+//!
+//! With the stack's `AlertEmailFrom`/`AlertEmailTo` set, the same mail goes
+//! by SES (read back from the emulator's sent mail), under the watchdog's
+//! own role with IAM enforced: from the granted address it goes, from any
+//! other it is refused and the claim given back.
 
 use std::collections::BTreeMap;
 
 use anyhow::{Context, ensure};
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_sqs::config::{ProvideCredentials, SharedCredentialsProvider};
 use chrono::Utc;
 use functions::Deadline;
 use functions::aws::Clients;
@@ -237,5 +243,164 @@ async fn each_cause_mails_once_an_hour_with_its_console_link() -> anyhow::Result
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let got = mails(&clients.sqs, &inbox).await?;
     ensure!(got.is_empty(), "{got:#?}");
+    Ok(())
+}
+
+/// Clients signed as the watchdog's role. The role trusts only Lambda, so
+/// it is assumed before IAM is enforced, as the local host does.
+async fn as_watchdog(endpoint: &str, role_arn: &str) -> anyhow::Result<Clients> {
+    let admin = sdk_config(endpoint).await;
+    let credentials = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+        .session_name("alerts-test-watchdog")
+        .configure(&admin)
+        .build()
+        .await
+        .provide_credentials()
+        .await
+        .with_context(|| format!("assuming {role_arn}"))?;
+    let config = admin
+        .to_builder()
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
+        .build();
+    Ok(Clients::from_config(&config))
+}
+
+/// Every mail the emulator's SES sent: (from, to, subject, body), read
+/// from moto's model dump (`/moto-api/data.json`, `ses` → `Message`).
+async fn ses_sent(endpoint: &str) -> anyhow::Result<Vec<(String, Vec<String>, String, String)>> {
+    let dump: Value = reqwest::get(format!("{endpoint}/moto-api/data.json"))
+        .await?
+        .error_for_status()?
+        .json()
+        .await
+        .context("the emulator's model dump")?;
+    let messages = dump["ses"]["Message"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    Ok(messages
+        .iter()
+        .map(|m| {
+            let to = m["destinations"]["ToAddresses"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let text = |key: &str| m[key].as_str().unwrap_or_default().to_owned();
+            (text("source"), to, text("subject"), text("body"))
+        })
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_sender_set_alerts_go_by_ses_from_that_address_only() -> anyhow::Result<()> {
+    let tmp = harness::TestDir::new()?;
+    let dir = tmp.path();
+    let emulator = Emulator::start(dir)?;
+    let endpoint = emulator.endpoint();
+    let stack = deploy_local(
+        &endpoint,
+        "alerts-ses",
+        &dir.join("stack.json"),
+        &[
+            "AlertEmailFrom=alerty@sklep.test".to_owned(),
+            "AlertEmailTo=biuro@sklep.test,szef@sklep.test".to_owned(),
+        ],
+    )?;
+    let admin = Clients::from_config(&sdk_config(&endpoint).await);
+    let table = stack.output("StateTableName")?.to_owned();
+    // Both addresses verified in SES (as the sender's owner does once, by
+    // the link SES mails): only the grant tells them apart.
+    for identity in ["alerty@sklep.test", "inny@sklep.test"] {
+        admin
+            .ses
+            .create_email_identity()
+            .email_identity(identity)
+            .send()
+            .await
+            .with_context(|| format!("verifying {identity}"))?;
+    }
+    let role = stack
+        .function("watchdog")?
+        .role_arn
+        .clone()
+        .context("the watchdog has no role")?;
+    let watchdog_clients = as_watchdog(&endpoint, &role).await?;
+    emulator.enforce_iam()?;
+
+    functions::orders::OrderStore::new(admin.dynamodb.clone(), table.clone(), 30)
+        .park("sklep", "41 7", "1041", "the order has no shipping address")
+        .await?;
+    let mut env = FunctionEnv::from_map(stack.function("watchdog")?.environment());
+    env.set("CONSOLE_URL", CONSOLE);
+    let watchdog = Watchdog::new(&watchdog_clients, &env).context("configuring the watchdog")?;
+    let now = Utc::now();
+
+    let run = watchdog
+        .handle_at(json!({}), Deadline::NONE, now)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    ensure!(
+        run["alerts"]["sent"].as_array().map(Vec::len) == Some(1)
+            && run["alerts"]["errors"]
+                .as_array()
+                .is_some_and(Vec::is_empty),
+        "{run}"
+    );
+    let sent = ses_sent(&endpoint).await?;
+    ensure!(sent.len() == 1, "one mail: {sent:#?}");
+    let (from, to, subject, body) = &sent[0];
+    ensure!(from == "alerty@sklep.test", "{from}");
+    ensure!(to == &["biuro@sklep.test", "szef@sklep.test"], "{to:?}");
+    ensure!(
+        subject == "Zamowienie wstrzymane: sklep nr 1041",
+        "{subject}"
+    );
+    ensure!(
+        link(body) == Some("http://konsola.test/console/orders/sklep/41%207"),
+        "{body}"
+    );
+    ensure!(body.contains("the order has no shipping address"), "{body}");
+
+    // Within the hour the claim holds: nothing more.
+    let later = watchdog
+        .handle_at(
+            json!({}),
+            Deadline::NONE,
+            now + chrono::Duration::minutes(20),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    ensure!(ses_sent(&endpoint).await?.len() == 1, "{later}");
+
+    // A function told another sender cannot mail from it: IAM refuses (the
+    // grant names the one identity), nothing is sent, and the claim is
+    // given back, so the right sender mails in the same minute.
+    let mut other = env.clone();
+    other.set("ALERT_EMAIL_FROM", "inny@sklep.test");
+    let misconfigured =
+        Watchdog::new(&watchdog_clients, &other).context("configuring the watchdog")?;
+    let past = now + chrono::Duration::minutes(61);
+    let refused = misconfigured
+        .handle_at(json!({}), Deadline::NONE, past)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    ensure!(
+        refused["alerts"]["sent"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+            && refused["alerts"]["errors"].to_string().contains("SES"),
+        "{refused}"
+    );
+    ensure!(ses_sent(&endpoint).await?.len() == 1, "mailed from inny@");
+    let again = watchdog
+        .handle_at(json!({}), Deadline::NONE, past)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    ensure!(run["alerts"]["sent"] == again["alerts"]["sent"], "{again}");
+    ensure!(ses_sent(&endpoint).await?.len() == 2);
     Ok(())
 }
