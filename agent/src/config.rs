@@ -191,7 +191,10 @@ pub struct OrdersSection {
     pub collective_customer: Option<String>,
     #[serde(default = "default_customer_prefix")]
     pub customer_code_prefix: String,
-    /// Shop payment method id (e.g. `bacs`, `cod`) → Optima payment form name.
+    /// Shop payment method id (e.g. `bacs`, `cod`) → Optima payment form
+    /// name. A shop's mapping on the console's Shops page, carried on the
+    /// order's command, comes first; this (and `shipping_services`) is the
+    /// fallback for what it leaves out.
     #[serde(default)]
     pub payment_forms: std::collections::BTreeMap<String, String>,
     pub default_payment_form: Option<String>,

@@ -75,6 +75,7 @@ fn shop_order(id: &str, sku23: &str, sku8: &str) -> Order {
         paid: true,
         currency: "PLN".into(),
         payment_method: "bacs".into(),
+        payment_form: None,
         buyer: Buyer {
             email: Some(format!("zażółć.{id}@example.pl")),
             nip: None,
@@ -124,6 +125,7 @@ fn shop_order(id: &str, sku23: &str, sku8: &str) -> Order {
         shipping: Some(Shipping {
             method: "flat_rate".into(),
             title: "Kurier InPost".into(),
+            service_sku: None,
             vat: "23".parse().unwrap(),
             total_net: dec!(12.19),
             total_vat: dec!(2.80),

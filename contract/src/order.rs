@@ -52,6 +52,14 @@ pub struct Shipping {
     /// The shop's delivery method id, mapped to Optima's by configuration.
     pub method: String,
     pub title: String,
+    /// The SKU (`Twr_Kod`) of the Optima service item the shop's settings
+    /// in the cloud map `method` to, filled when the cloud sends the order;
+    /// the agent prefers it to its own `[orders]` mapping. Absent (the
+    /// shop's settings map nothing, an older cloud, a stored order): the
+    /// agent's mapping decides. Needs no version step: an older agent
+    /// ignores a field it does not know and uses its own mapping.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_sku: Option<String>,
     pub vat: VatRate,
     pub total_net: Decimal,
     pub total_vat: Decimal,
@@ -112,6 +120,12 @@ pub struct Order {
     pub currency: String,
     /// The shop's payment method id, mapped to Optima's by configuration.
     pub payment_method: String,
+    /// The Optima payment form (`FPl_Nazwa`) the shop's settings in the
+    /// cloud map `payment_method` to, filled when the cloud sends the
+    /// order; the agent prefers it to its own `[orders]` mapping. Absent:
+    /// the agent's mapping decides (as for [`Shipping::service_sku`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_form: Option<String>,
     pub buyer: Buyer,
     pub lines: Vec<OrderLine>,
     pub shipping: Option<Shipping>,

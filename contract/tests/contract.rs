@@ -42,6 +42,7 @@ fn sample_order() -> Order {
         paid: true,
         currency: "PLN".into(),
         payment_method: "przelewy24".into(),
+        payment_form: None,
         buyer: Buyer {
             email: Some("jan.kowalski@example.pl".into()),
             nip: Some("5260250274".into()),
@@ -62,6 +63,7 @@ fn sample_order() -> Order {
         shipping: Some(Shipping {
             method: "flat_rate".into(),
             title: "Kurier InPost".into(),
+            service_sku: None,
             vat: VatRate::Percent(dec!(23)),
             total_net: dec!(12.19),
             total_vat: dec!(2.80),
@@ -213,6 +215,44 @@ fn every_kind_round_trips_and_matches_its_golden_file() {
         Kind::ALL.to_vec(),
         "every kind has a golden file"
     );
+}
+
+#[test]
+fn the_clouds_payment_and_delivery_mapping_is_optional_both_ways() {
+    // The golden create_order (and every order stored before the fields)
+    // has neither: they read as absent, and absent ones are not written.
+    let golden = std::fs::read_to_string(golden_dir().join("create_order.json"))
+        .expect("the golden create_order");
+    let Payload::CreateOrder(old) = decode_envelope(golden.as_bytes()).expect("decodes").payload
+    else {
+        panic!("a create_order")
+    };
+    assert_eq!(old.payment_form, None);
+    assert_eq!(
+        old.shipping.as_ref().and_then(|s| s.service_sku.clone()),
+        None
+    );
+
+    let mut mapped = sample_order();
+    mapped.payment_form = Some("karta".into());
+    if let Some(shipping) = mapped.shipping.as_mut() {
+        shipping.service_sku = Some("KURIER".into());
+    }
+    let envelope = Envelope::new(
+        "cloud",
+        0,
+        Utc::now(),
+        Payload::CreateOrder(Box::new(mapped)),
+    );
+    let body = encode_body(&envelope);
+    let decoded = decode_body(&body).expect("decodes");
+    assert_eq!(decoded, envelope, "the mapping travels");
+    // An older agent's decoder ignores fields it does not know (no
+    // deny_unknown_fields on the contract's types), so it reads the order
+    // and maps with its own configuration: the same envelope at version 1.
+    let at_1 = encode_body_at(&envelope, MIN_SCHEMA_VERSION).expect("encodes at the minimum");
+    assert!(at_1.contains(r#""payment_form":"karta""#), "{at_1}");
+    assert!(at_1.contains(r#""service_sku":"KURIER""#), "{at_1}");
 }
 
 #[test]

@@ -20,6 +20,7 @@
 //! - [`shops`]: the configured shops (rules, limits, credentials).
 //! - [`ingest`]: ERP events from the agent (events queue).
 //! - [`mapping`]: per-shop mapping rules (price list, VAT, rounding, stock), pure.
+//! - [`erp_mapping`]: per-shop payment and delivery methods → Optima's, carried on order commands.
 //! - [`shop`]: shop connectors behind one trait (WooCommerce REST v3).
 //! - [`ratelimit`]: per-shop token buckets in the state table, shared by all instances.
 //! - [`orders`]: shop orders in the state table; the one intake path
@@ -44,6 +45,7 @@ pub mod documents;
 pub mod dynamo;
 pub mod emergency;
 pub mod env;
+pub mod erp_mapping;
 pub mod ingest;
 pub mod invoice_pdf;
 pub mod mapping;

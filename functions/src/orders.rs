@@ -1654,7 +1654,11 @@ impl OrderIntake {
             return Ok(false);
         }
         let payload = match command {
-            OrderCommand::Create => Payload::CreateOrder(Box::new(order.clone())),
+            // The shop's mapping as it is now (the console may have changed
+            // it since the order was stored), not as it was then.
+            OrderCommand::Create => {
+                Payload::CreateOrder(Box::new(shop.erp_mapping.applied_to(order)))
+            }
             OrderCommand::Cancel => Payload::CancelOrder(CancelOrder {
                 shop: order.shop.clone(),
                 order_id: order.order_id.clone(),

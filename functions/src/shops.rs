@@ -16,6 +16,7 @@ use thiserror::Error;
 
 use crate::aws::Clients;
 use crate::env::FunctionEnv;
+use crate::erp_mapping::ErpMapping;
 use crate::mapping::ShopRules;
 use crate::ratelimit::{RateLimiter, ShopGate};
 use crate::shop::allegro::{Allegro, AllegroConfig, AllegroCredentials, AllegroSettings};
@@ -38,7 +39,8 @@ pub enum ShopsError {
 ///
 /// On the wire (`SHOPS`, a JSON list): `id`, `platform`, `base_url`,
 /// `rules`, optional `rate_limits`, `stale_policy`, `order_trigger`,
-/// `orders_agent`, and `settings` (the platform's, each with a default).
+/// `orders_agent`, `erp_mapping` ([`ErpMapping`]), and `settings` (the
+/// platform's, each with a default).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(try_from = "ShopWire")]
 pub struct ShopConfig {
@@ -60,6 +62,9 @@ pub struct ShopConfig {
     /// without `[orders]`) takes or holds them. Unset: whichever agent
     /// takes them, for a stack with one agent.
     pub orders_agent: Option<String>,
+    /// The shop's payment and delivery methods → Optima's, written into
+    /// its order commands (empty: the agent's `[orders]` mapping decides).
+    pub erp_mapping: ErpMapping,
     /// The platform and its own settings.
     pub platform: PlatformSettings,
 }
@@ -81,6 +86,8 @@ struct ShopWire {
     order_trigger: OrderTrigger,
     #[serde(default)]
     orders_agent: Option<String>,
+    #[serde(default)]
+    erp_mapping: ErpMapping,
     #[serde(default)]
     settings: Option<serde_json::Value>,
 }
@@ -314,6 +321,9 @@ impl TryFrom<ShopWire> for ShopConfig {
             }
             rate_limits.insert(name, limit);
         }
+        if let Some(problem) = wire.erp_mapping.problem() {
+            return Err(format!("erp_mapping: {problem}"));
+        }
         Ok(ShopConfig {
             id: wire.id,
             base_url: wire.base_url,
@@ -322,6 +332,7 @@ impl TryFrom<ShopWire> for ShopConfig {
             stale_policy: wire.stale_policy,
             order_trigger: wire.order_trigger,
             orders_agent: wire.orders_agent,
+            erp_mapping: wire.erp_mapping,
             platform,
         })
     }
@@ -722,6 +733,7 @@ mod tests {
             paid,
             currency: "PLN".into(),
             payment_method: "bacs".into(),
+            payment_form: None,
             buyer: contract::Buyer::default(),
             lines: Vec::new(),
             shipping: None,
@@ -1111,6 +1123,63 @@ mod tests {
             let err = serde_json::from_value::<ShopConfig>(shop_json(extra.clone()))
                 .expect_err(&extra.to_string());
             assert!(err.to_string().contains(expected), "{extra}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_shops_erp_mapping_is_optional_read_and_checked() {
+        let plain: ShopConfig =
+            serde_json::from_value(shop_json(serde_json::json!({}))).expect("no mapping");
+        assert_eq!(plain.erp_mapping, ErpMapping::default());
+
+        let mapped: ShopConfig = serde_json::from_value(shop_json(serde_json::json!({
+            "erp_mapping": {
+                "payment_forms": {"bacs": "przelew", "cod": "pobranie"},
+                "default_payment_form": "karta",
+                "shipping_services": {"flat_rate": "KURIER"},
+                "default_shipping_service": "TRANSPORT",
+            },
+        })))
+        .expect("a mapping");
+        assert_eq!(mapped.erp_mapping.payment_form("cod"), Some("pobranie"));
+        assert_eq!(mapped.erp_mapping.payment_form("przelewy24"), Some("karta"));
+        assert_eq!(
+            mapped.erp_mapping.shipping_service("local_pickup"),
+            Some("TRANSPORT")
+        );
+
+        let order = mapped.erp_mapping.applied_to(&order("processing", true));
+        assert_eq!(order.payment_form.as_deref(), Some("przelew"));
+        assert_eq!(
+            plain.erp_mapping.applied_to(&order).payment_form,
+            None,
+            "no mapping in the shop's settings: the agent's decides"
+        );
+
+        for (mapping, expected) in [
+            (
+                serde_json::json!({"payment_forms": {"bacs": " przelew"}}),
+                "erp_mapping: payment_forms.bacs: the payment form name ` przelew` begins or ends with a space",
+            ),
+            (
+                serde_json::json!({"default_payment_form": "x".repeat(21)}),
+                "erp_mapping: default_payment_form",
+            ),
+            (
+                serde_json::json!({"shipping_services": {"": "KURIER"}}),
+                "erp_mapping: shipping_services: the method id `` is empty",
+            ),
+            (
+                serde_json::json!({"payment_form": {"bacs": "przelew"}}),
+                "unknown field `payment_form`",
+            ),
+            (serde_json::json!(["przelew"]), "expected a map"),
+        ] {
+            let err = read_shop(shop_json(
+                serde_json::json!({"erp_mapping": mapping.clone()}),
+            ))
+            .expect_err(&mapping.to_string());
+            assert!(err.to_string().contains(expected), "{mapping}: {err}");
         }
     }
 

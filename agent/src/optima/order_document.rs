@@ -194,6 +194,83 @@ fn card_address(order: &Order) -> &Address {
     }
 }
 
+/// Which mapping named a payment form or a delivery's service item, so a
+/// parked order's reason says where to fix it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MappedBy {
+    /// The shop's settings in the cloud (the console's Shops page), carried
+    /// on the order's create command.
+    ShopSettings,
+    /// This agent's `[orders]` configuration.
+    AgentConfig,
+}
+
+impl std::fmt::Display for MappedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MappedBy::ShopSettings => "from the shop's settings in the console",
+            MappedBy::AgentConfig => "from [orders] in the agent's configuration",
+        })
+    }
+}
+
+/// The Optima payment form (`FPl_Nazwa`) an order is written with: the
+/// one its command carries (the shop's settings in the cloud) first, so
+/// the console can change it without touching the office; else
+/// `[orders.payment_forms]`, else `default_payment_form`, which stay as
+/// they are for installs that map in the agent. None at all: the reason
+/// the order is parked.
+pub fn payment_form<'a>(
+    order: &'a Order,
+    settings: &'a WriteSettings,
+) -> Result<(&'a str, MappedBy), String> {
+    if let Some(form) = order
+        .payment_form
+        .as_deref()
+        .filter(|f| !f.trim().is_empty())
+    {
+        return Ok((form, MappedBy::ShopSettings));
+    }
+    settings
+        .payment_forms
+        .get(&order.payment_method)
+        .or(settings.default_payment_form.as_ref())
+        .map(|form| (form.as_str(), MappedBy::AgentConfig))
+        .ok_or_else(|| {
+            format!(
+                "payment method `{}` has no Optima payment form: map it on the shop's page in the console, or in [orders.payment_forms] (or set default_payment_form)",
+                order.payment_method
+            )
+        })
+}
+
+/// The SKU of the service item a delivery is written as, in the order of
+/// [`payment_form`]: the command's, then `[orders.shipping_services]`,
+/// then `default_shipping_service`.
+pub fn shipping_service<'a>(
+    shipping: &'a contract::Shipping,
+    settings: &'a WriteSettings,
+) -> Result<(&'a str, MappedBy), String> {
+    if let Some(sku) = shipping
+        .service_sku
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+    {
+        return Ok((sku, MappedBy::ShopSettings));
+    }
+    settings
+        .shipping_services
+        .get(&shipping.method)
+        .or(settings.default_shipping_service.as_ref())
+        .map(|sku| (sku.as_str(), MappedBy::AgentConfig))
+        .ok_or_else(|| {
+            format!(
+                "shipping method `{}` has no service item: map it on the shop's page in the console, or in [orders.shipping_services] (or set default_shipping_service)",
+                shipping.method
+            )
+        })
+}
+
 /// The document's lines (goods, then shipping as a service line) and its
 /// checks; an error is the reason the order is parked.
 fn document_lines(
@@ -297,22 +374,13 @@ fn document_lines(
         });
     }
     if let Some(shipping) = order.shipping.as_ref().filter(|s| !s.total_gross.is_zero()) {
-        let service = settings
-            .shipping_services
-            .get(&shipping.method)
-            .or(settings.default_shipping_service.as_ref())
-            .ok_or_else(|| {
-                format!(
-                    "shipping method `{}` has no service item in [orders.shipping_services] and there is no default_shipping_service",
-                    shipping.method
-                )
-            })?;
+        let (service, _) = shipping_service(shipping, settings)?;
         let (net, vat, gross) = to_grosz(shipping.total_net, shipping.total_gross);
         if !adds_up(shipping.total_net, shipping.total_vat, shipping.total_gross) {
             return Err("shipping: net + VAT is not gross".into());
         }
         lines.push(DocLine {
-            sku: service.clone(),
+            sku: service.to_owned(),
             quantity: Decimal::ONE,
             vat: shipping.vat,
             net_before_discount: net,
@@ -563,6 +631,7 @@ pub fn sample_order(sku: &str, gross: Decimal) -> Order {
         paid: true,
         currency: "PLN".into(),
         payment_method: "bacs".into(),
+        payment_form: None,
         buyer: contract::Buyer {
             billing: Address {
                 name: "Zofia Łęcka".into(),
@@ -1295,19 +1364,13 @@ async fn write_in_transaction(
             settings.warehouse
         ));
     };
-    let form_name = settings
-        .payment_forms
-        .get(&order.payment_method)
-        .or(settings.default_payment_form.as_ref());
-    let Some(form_name) = form_name else {
-        return parked(format!(
-            "payment method `{}` has no Optima payment form in [orders.payment_forms] and there is no default_payment_form",
-            order.payment_method
-        ));
+    let (form_name, mapped_by) = match payment_form(order, settings) {
+        Ok(found) => found,
+        Err(reason) => return parked(reason),
     };
     let mut query =
         Query::new("SELECT FPl_FPlId, FPl_Termin FROM CDN.FormyPlatnosci WHERE FPl_Nazwa = @P1");
-    query.bind(form_name.as_str());
+    query.bind(form_name);
     let payment = match fetch(client, query).await?.first() {
         Some(row) => {
             let cells = Cells::new(row, "CDN.FormyPlatnosci");
@@ -1316,7 +1379,11 @@ async fn write_in_transaction(
                 days: cells.int("FPl_Termin")?.unwrap_or(0).clamp(0, 3650),
             }
         }
-        None => return parked(format!("payment form `{form_name}` is not in Optima")),
+        None => {
+            return parked(format!(
+                "payment form `{form_name}` ({mapped_by}) is not in Optima"
+            ));
+        }
     };
     // DDf_Symbol is not unique in Optima (index DDfSymbol): the active
     // definition of the document's class with the lowest id.
@@ -1957,6 +2024,7 @@ mod tests {
             paid: true,
             currency: "PLN".into(),
             payment_method: "bacs".into(),
+            payment_form: None,
             buyer: Buyer {
                 billing: Address {
                     name: "Zofia Łęcka".into(),
@@ -1982,6 +2050,7 @@ mod tests {
             shipping: Some(Shipping {
                 method: "flat_rate".into(),
                 title: "Kurier".into(),
+                service_sku: None,
                 vat: "23".parse().unwrap(),
                 total_net: dec!(12.19),
                 total_vat: dec!(2.80),
@@ -2044,6 +2113,86 @@ mod tests {
             document_lines(&order(), &no_default, None)
                 .unwrap_err()
                 .contains("flat_rate")
+        );
+    }
+
+    #[test]
+    fn the_commands_payment_form_wins_over_the_agents_and_the_agents_is_the_fallback() {
+        let mut settings = settings();
+        settings
+            .payment_forms
+            .insert("bacs".into(), "przelew bankowy".into());
+        // The agent's own mapping, then its default, as before the console.
+        let plain = order();
+        assert_eq!(
+            payment_form(&plain, &settings),
+            Ok(("przelew bankowy", MappedBy::AgentConfig))
+        );
+        let mut other_method = order();
+        other_method.payment_method = "cod".into();
+        assert_eq!(
+            payment_form(&other_method, &settings),
+            Ok(("przelew", MappedBy::AgentConfig))
+        );
+        // The shop's settings, carried on the command, come first.
+        let mut mapped = order();
+        mapped.payment_form = Some("karta".into());
+        assert_eq!(
+            payment_form(&mapped, &settings),
+            Ok(("karta", MappedBy::ShopSettings))
+        );
+        // A blank one is no mapping.
+        mapped.payment_form = Some(" ".into());
+        assert_eq!(
+            payment_form(&mapped, &settings),
+            Ok(("przelew bankowy", MappedBy::AgentConfig))
+        );
+        // Neither maps it: the reason names both places.
+        settings.payment_forms.clear();
+        settings.default_payment_form = None;
+        let reason = payment_form(&plain, &settings).unwrap_err();
+        assert!(reason.contains("`bacs`"), "{reason}");
+        assert!(reason.contains("console"), "{reason}");
+        assert!(reason.contains("[orders.payment_forms]"), "{reason}");
+        assert_eq!(
+            payment_form(&mapped_with("karta"), &settings),
+            Ok(("karta", MappedBy::ShopSettings)),
+            "the command's mapping needs nothing of the agent's"
+        );
+    }
+
+    fn mapped_with(form: &str) -> Order {
+        let mut order = order();
+        order.payment_form = Some(form.into());
+        order
+    }
+
+    #[test]
+    fn the_commands_delivery_service_wins_over_the_agents_and_the_agents_is_the_fallback() {
+        let mut settings = settings();
+        settings
+            .shipping_services
+            .insert("flat_rate".into(), "KURIER".into());
+        let lines = document_lines(&order(), &settings, None).unwrap();
+        assert_eq!(lines[1].sku, "KURIER", "the agent's mapping");
+
+        let mut mapped = order();
+        if let Some(shipping) = mapped.shipping.as_mut() {
+            shipping.service_sku = Some("PACZKOMAT".into());
+        }
+        let lines = document_lines(&mapped, &settings, None).unwrap();
+        assert_eq!(lines[1].sku, "PACZKOMAT", "the command's mapping");
+
+        // Without any mapping in the agent, the command's still writes it.
+        settings.shipping_services.clear();
+        settings.default_shipping_service = None;
+        assert!(document_lines(&order(), &settings, None).is_err());
+        let lines = document_lines(&mapped, &settings, None).unwrap();
+        assert_eq!(lines[1].sku, "PACZKOMAT");
+        let shipping = mapped.shipping.as_ref().unwrap();
+        assert_eq!(
+            shipping_service(shipping, &settings),
+            Ok(("PACZKOMAT", MappedBy::ShopSettings))
         );
     }
 

@@ -97,6 +97,11 @@ struct Fields {
     order_trigger: String,
     stale_policy: String,
     stale_threshold: String,
+    /// `erp_mapping`'s maps as lines `method = name`, and its defaults.
+    payment_forms: String,
+    default_payment_form: String,
+    shipping_services: String,
+    default_shipping_service: String,
     rest: String,
 }
 
@@ -121,7 +126,13 @@ impl Fields {
     /// A shop's entry split into the form's fields.
     fn of(entry: &Value) -> Fields {
         let mut rest = entry.as_object().cloned().unwrap_or_default();
-        for key in ["id", "platform", "order_trigger", "stale_policy"] {
+        for key in [
+            "id",
+            "platform",
+            "order_trigger",
+            "stale_policy",
+            "erp_mapping",
+        ] {
             rest.remove(key);
         }
         let rules = entry.get("rules");
@@ -142,6 +153,19 @@ impl Fields {
             })
             .unwrap_or_default();
         let stale = entry.get("stale_policy");
+        let erp = entry.get("erp_mapping");
+        let erp_text = |key: &str| text_of(erp.and_then(|m| m.get(key)), "");
+        let erp_lines = |key: &str| {
+            erp.and_then(|m| m.get(key))
+                .and_then(Value::as_object)
+                .map(|map| {
+                    map.iter()
+                        .map(|(method, name)| format!("{method} = {}", text_of(Some(name), "")))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+                .unwrap_or_default()
+        };
         Fields {
             price_list: rule("price_list", ""),
             warehouses,
@@ -151,6 +175,10 @@ impl Fields {
             order_trigger: text_of(entry.get("order_trigger"), "paid"),
             stale_policy: text_of(stale.and_then(|s| s.get("policy")), "hold"),
             stale_threshold: text_of(stale.and_then(|s| s.get("threshold")), ""),
+            payment_forms: erp_lines("payment_forms"),
+            default_payment_form: erp_text("default_payment_form"),
+            shipping_services: erp_lines("shipping_services"),
+            default_shipping_service: erp_text("default_shipping_service"),
             rest: serde_json::to_string_pretty(&Value::Object(rest)).unwrap_or_default(),
         }
     }
@@ -166,6 +194,10 @@ impl Fields {
             order_trigger: get("order_trigger"),
             stale_policy: get("stale_policy"),
             stale_threshold: get("stale_threshold"),
+            payment_forms: get("payment_forms"),
+            default_payment_form: get("default_payment_form"),
+            shipping_services: get("shipping_services"),
+            default_shipping_service: get("default_shipping_service"),
             rest: get("rest"),
         }
     }
@@ -238,8 +270,56 @@ impl Fields {
                 );
             }
         }
+        let mut erp = Map::new();
+        for (key, lines, what) in [
+            ("payment_forms", &self.payment_forms, "payment forms"),
+            (
+                "shipping_services",
+                &self.shipping_services,
+                "delivery services",
+            ),
+        ] {
+            let map = method_lines(lines, what)?;
+            if !map.is_empty() {
+                erp.insert(key.into(), Value::Object(map));
+            }
+        }
+        for (key, value) in [
+            ("default_payment_form", &self.default_payment_form),
+            ("default_shipping_service", &self.default_shipping_service),
+        ] {
+            if !value.trim().is_empty() {
+                erp.insert(key.into(), json!(value.trim()));
+            }
+        }
+        if !erp.is_empty() || had(&["erp_mapping"]) {
+            entry.insert("erp_mapping".into(), Value::Object(erp));
+        }
         Ok(Value::Object(entry))
     }
+}
+
+/// Lines `method = name` (blank lines skipped) as a JSON object; `what`
+/// names the field in a problem.
+fn method_lines(text: &str, what: &str) -> Result<Map<String, Value>, String> {
+    let mut map = Map::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let Some((method, name)) = line.split_once('=') else {
+            return Err(format!(
+                "{what}, line {}: `{line}` is not `shop method = Optima name`",
+                number + 1
+            ));
+        };
+        let method = method.trim();
+        if map.insert(method.to_owned(), json!(name.trim())).is_some() {
+            return Err(format!("{what}: the method `{method}` is there twice"));
+        }
+    }
+    Ok(map)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -363,6 +443,17 @@ async fn render(
                 (select_field("stale_policy", lang.t("Gdy dane z Optimy są nieaktualne", "While Optima's data is stale"), &fields.stale_policy,
                     &[("hold", lang.t("zostaw stany", "leave the stock")), ("zero_low_stock", lang.t("pokaż 0 przy niskim stanie", "show 0 for low stock"))]))
                 (text_field("stale_threshold", lang.t("Próg niskiego stanu", "Low-stock threshold"), &fields.stale_threshold))
+                fieldset {
+                    legend { (lang.t("Płatność i dostawa w Optimie", "Payment and delivery in Optima")) }
+                    p { (lang.t(
+                        "Ma pierwszeństwo przed [orders] w konfiguracji agenta; czego tu nie ma, mapuje agent. Jedna para w wierszu: metoda sklepu = nazwa w Optimie.",
+                        "Comes before [orders] in the agent's configuration; what is not here the agent maps. One pair a line: shop method = name in Optima."
+                    )) }
+                    (lines_field("payment_forms", lang.t("Formy płatności (np. bacs = przelew)", "Payment forms (e.g. bacs = przelew)"), &fields.payment_forms))
+                    (text_field("default_payment_form", lang.t("Forma płatności dla pozostałych metod", "Payment form for other methods"), &fields.default_payment_form))
+                    (lines_field("shipping_services", lang.t("Usługi dostawy: metoda = kod usługi (np. flat_rate = TRANSPORT)", "Delivery services: method = service item SKU (e.g. flat_rate = TRANSPORT)"), &fields.shipping_services))
+                    (text_field("default_shipping_service", lang.t("Usługa dla pozostałych metod dostawy", "Service item for other delivery methods"), &fields.default_shipping_service))
+                }
                 div {
                     label for="rest" { (lang.t(
                         "Pozostałe ustawienia (JSON: adres, pozostałe reguły, limity zapytań rate_limits, ustawienia platformy)",
@@ -472,6 +563,15 @@ fn text_field(name: &str, label: &str, value: &str) -> Markup {
         div {
             label for=(name) { (label) }
             input id=(name) name=(name) type="text" value=(value);
+        }
+    }
+}
+
+fn lines_field(name: &str, label: &str, value: &str) -> Markup {
+    html! {
+        div {
+            label for=(name) { (label) }
+            textarea id=(name) name=(name) rows="4" cols="50" spellcheck="false" { (value) }
         }
     }
 }
@@ -653,6 +753,54 @@ mod tests {
         assert!(!fields.rest.contains("price_list"), "{}", fields.rest);
         assert!(fields.rest.contains("rate_limits"), "{}", fields.rest);
         assert_eq!(fields.entry(&entry()), Ok(entry()));
+    }
+
+    #[test]
+    fn the_payment_and_delivery_mapping_is_edited_as_lines_and_checked_by_the_parser() {
+        let mut fields = Fields::of(&entry());
+        assert_eq!(fields.payment_forms, "");
+        fields.payment_forms = "bacs = karta\n\n cod=pobranie ".into();
+        fields.default_shipping_service = " TRANSPORT ".into();
+        let changed = fields.entry(&entry()).expect("an entry");
+        assert_eq!(
+            changed["erp_mapping"],
+            json!({"payment_forms": {"bacs": "karta", "cod": "pobranie"}, "default_shipping_service": "TRANSPORT"})
+        );
+        assert_eq!(
+            changes(&entry(), &changed),
+            vec![
+                "erp_mapping.default_shipping_service: — → TRANSPORT",
+                "erp_mapping.payment_forms.bacs: — → karta",
+                "erp_mapping.payment_forms.cod: — → pobranie",
+            ]
+        );
+        // Read back into the form as it was written.
+        let again = Fields::of(&changed);
+        assert_eq!(again.payment_forms, "bacs = karta\ncod = pobranie");
+        assert!(!again.rest.contains("erp_mapping"), "{}", again.rest);
+        assert_eq!(again.entry(&changed), Ok(changed.clone()));
+
+        // Cleared: an empty mapping, the agent's applies again.
+        let mut cleared = again.clone();
+        cleared.payment_forms.clear();
+        cleared.default_shipping_service.clear();
+        let entry_cleared = cleared.entry(&changed).expect("an entry");
+        assert_eq!(entry_cleared["erp_mapping"], json!({}));
+
+        let mut wrong = again.clone();
+        wrong.payment_forms = "bacs: karta".into();
+        let err = wrong.entry(&changed).expect_err("no =");
+        assert!(err.contains("payment forms, line 1"), "{err}");
+        wrong.payment_forms = "bacs = karta\nbacs = przelew".into();
+        let err = wrong.entry(&changed).expect_err("twice");
+        assert!(err.contains("`bacs` is there twice"), "{err}");
+
+        // What Optima cannot hold is the parser's to refuse.
+        let shop = crate::shops::read_shop(entry()).expect("a shop");
+        let mut long = again;
+        long.default_payment_form = "przelew natychmiastowy".into();
+        let err = check(&shop, long.entry(&changed).expect("an entry")).expect_err("too long");
+        assert!(err.contains("Optima keeps 20"), "{err}");
     }
 
     #[test]

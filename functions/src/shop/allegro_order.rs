@@ -387,6 +387,7 @@ pub fn parse_checkout_form(shop: &str, body: &[u8]) -> Result<Order, OrderParseE
                     .map(|id| cut(id, 100))
                     .unwrap_or_default(),
                 title: method.map(|m| text(&m.name)).unwrap_or_default(),
+                service_sku: None,
                 vat: VatRate::Percent(Decimal::ZERO),
                 total_net: gross,
                 total_vat: Decimal::ZERO,
@@ -496,6 +497,7 @@ pub fn parse_checkout_form(shop: &str, body: &[u8]) -> Result<Order, OrderParseE
         paid: payment.finished_at.is_some() && paid_amount > Decimal::ZERO,
         currency,
         payment_method: text(&payment.kind),
+        payment_form: None,
         buyer: Buyer {
             email: optional(&buyer.email),
             nip: company.and_then(nip),

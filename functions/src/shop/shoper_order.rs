@@ -533,6 +533,7 @@ fn normalise(
         Some(Shipping {
             method: cut(&shipping_id, 100),
             title: text_of(object(order.get("shipping")).and_then(|s| s.get("name"))),
+            service_sku: None,
             vat,
             total_net,
             total_vat,
@@ -595,6 +596,7 @@ fn normalise(
         paid,
         currency,
         payment_method: cut(&text_of(order.get("payment_id")), 100),
+        payment_form: None,
         buyer: Buyer {
             email,
             nip: buyer_nip,

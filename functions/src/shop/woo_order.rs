@@ -683,6 +683,7 @@ fn normalise(
             Some(Shipping {
                 method: first.method_id.trim().to_owned(),
                 title: plain(&first.method_title),
+                service_sku: None,
                 vat: line_vat("shipping_lines.total_tax", &first.taxes, &rates, net, tax)?,
                 total_net: net,
                 total_vat: tax,
@@ -719,6 +720,7 @@ fn normalise(
             currency
         },
         payment_method: cut(raw.payment_method.trim(), 100),
+        payment_form: None,
         buyer: Buyer {
             email: (!email.is_empty()).then(|| email.to_owned()),
             nip: nip(&raw.meta_data, &options.nip_meta_keys),

@@ -60,6 +60,7 @@ impl Bench {
             paid: true,
             currency: "PLN".into(),
             payment_method: "bacs".into(),
+            payment_form: None,
             buyer: Buyer {
                 email: Some(format!("klient.{id}@example.pl")),
                 nip: None,

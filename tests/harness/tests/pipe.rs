@@ -273,6 +273,7 @@ fn order(id: &str) -> Order {
         paid: true,
         currency: "PLN".into(),
         payment_method: "bacs".into(),
+        payment_form: None,
         buyer: Buyer {
             email: Some("klient@example.pl".into()),
             nip: None,

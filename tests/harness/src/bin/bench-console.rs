@@ -138,6 +138,7 @@ fn order(i: usize) -> anyhow::Result<Order> {
         paid: true,
         currency: "PLN".into(),
         payment_method: "bacs".into(),
+        payment_form: None,
         buyer: Buyer {
             email: Some(format!("kupujacy{i}@example.pl")),
             nip: None,
