@@ -165,7 +165,14 @@ impl Admin {
                 table.clone(),
             ),
             credentials: env.get("SHOP_SECRETS_ARN").map(|arn| {
-                crate::shop_settings::CredentialsSecret::new(clients.secrets.clone(), arn)
+                crate::shop_settings::CredentialsSecret::new(
+                    clients.secrets.clone(),
+                    arn,
+                    crate::shop_settings::CredentialsRecord::new(
+                        clients.dynamodb.clone(),
+                        table.clone(),
+                    ),
+                )
             }),
             clients: clients.clone(),
             state: StateTable::new(clients.dynamodb.clone(), env.required("STATE_TABLE")?, 30),

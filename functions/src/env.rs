@@ -31,6 +31,8 @@ pub enum EnvError {
 pub struct FunctionEnv {
     vars: BTreeMap<String, String>,
     shop_secrets: Option<SecretString>,
+    /// The secret's version (Secrets Manager's `VersionId`) they are.
+    shop_secrets_version: Option<String>,
 }
 
 impl FunctionEnv {
@@ -42,6 +44,7 @@ impl FunctionEnv {
         FunctionEnv {
             vars: vars.into_iter().collect(),
             shop_secrets: None,
+            shop_secrets_version: None,
         }
     }
 
@@ -50,9 +53,11 @@ impl FunctionEnv {
     }
 
     /// Reads the shop credentials (JSON) from the Secrets Manager secret
-    /// `SHOP_SECRETS_ARN` names, once, at cold start: they are never in an
+    /// `SHOP_SECRETS_ARN` names at cold start: they are never in an
     /// environment variable, and are kept as a [`SecretString`] (zeroed on
     /// drop, redacted in `Debug`). Without `SHOP_SECRETS_ARN` there are none.
+    /// A warm function reads them again when the console changes them
+    /// ([`crate::shop_settings::ShopsSource`]).
     pub async fn with_shop_secrets(mut self, clients: &Clients) -> Result<Self, EnvError> {
         let Some(arn) = self.get("SHOP_SECRETS_ARN").map(str::to_owned) else {
             return Ok(self);
@@ -72,6 +77,7 @@ impl FunctionEnv {
             message: "the secret holds no text".into(),
         })?;
         self.shop_secrets = Some(SecretString::from(value));
+        self.shop_secrets_version = answer.version_id;
         Ok(self)
     }
 
@@ -83,6 +89,11 @@ impl FunctionEnv {
     /// The shop credentials, once [`with_shop_secrets`](Self::with_shop_secrets) read them.
     pub fn shop_secrets(&self) -> Option<&SecretString> {
         self.shop_secrets.as_ref()
+    }
+
+    /// The version of the credentials secret [`shop_secrets`](Self::shop_secrets) are.
+    pub fn shop_secrets_version(&self) -> Option<&str> {
+        self.shop_secrets_version.as_deref()
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {

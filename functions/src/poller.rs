@@ -37,6 +37,7 @@ use crate::orders::{VatError, complete_vat};
 use crate::ratelimit::{RateLimiter, ShopLimits};
 use crate::returns::ReturnStore;
 use crate::shop::{Connector, FeedPosition, OrderSource, VatStated};
+use crate::shop_settings::BuiltFromShops;
 use crate::shops::{ShopConfig, Shops};
 use crate::state::StateTable;
 use crate::{Deadline, HandlerError};
@@ -53,7 +54,9 @@ const MAX_TOKEN_WAIT: Duration = Duration::from_secs(20);
 
 pub struct Poller {
     shops: crate::shop_settings::ShopsSource,
-    connectors: HashMap<String, Connector>,
+    /// Built again when the shops change (credentials or settings saved
+    /// in the console).
+    connectors: BuiltFromShops<HashMap<String, Connector>>,
     intake: OrderIntake,
     store: OrderStore,
     state: StateTable,
@@ -68,7 +71,7 @@ pub struct Poller {
 impl std::fmt::Debug for Poller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Poller")
-            .field("shops", &self.connectors.keys())
+            .field("shops", &self.connectors.now().keys())
             .field("overlap", &self.overlap)
             .finish()
     }
@@ -101,14 +104,16 @@ impl Poller {
         let shops = shops.with_token_stores(crate::shops::TokenStores::from_env(env, clients));
         let table = env.required("STATE_TABLE")?;
         let limiter = RateLimiter::new(clients.dynamodb.clone(), table.clone());
-        let connectors =
-            shops
-                .connectors(&limiter, MAX_TOKEN_WAIT)
-                .map_err(|e| EnvError::Invalid {
-                    name: "SHOPS",
-                    value: e.to_string(),
-                    expected: "a usable shop address and credentials",
-                })?;
+        let source = crate::shop_settings::ShopsSource::from_env(shops, clients, env);
+        let pacer = limiter.clone();
+        let connectors = BuiltFromShops::new(source.now(), move |shops| {
+            shops.connectors(&pacer, MAX_TOKEN_WAIT)
+        })
+        .map_err(|e| EnvError::Invalid {
+            name: "SHOPS",
+            value: e.to_string(),
+            expected: "a usable shop address and credentials",
+        })?;
         let retention_days = env.parsed("RETENTION_DAYS", "a whole number of days")?;
         let overlap: i64 = match env.get("POLL_OVERLAP_SECONDS") {
             Some(_) => env.parsed("POLL_OVERLAP_SECONDS", "a whole number of seconds")?,
@@ -124,7 +129,7 @@ impl Poller {
         };
         let store = OrderStore::new(clients.dynamodb.clone(), table.clone(), retention_days);
         Ok(Poller {
-            shops: crate::shop_settings::ShopsSource::from_env(shops, clients, env),
+            shops: source,
             connectors,
             intake: OrderIntake::new(
                 store.clone(),
@@ -159,6 +164,7 @@ impl Poller {
         let mut failed = Vec::new();
         // The console's saved shop settings (the order trigger), at most CACHE old.
         let shops = self.shops.refresh().await;
+        self.connectors.for_shops(&shops);
         for shop in &shops.shops {
             let summary = self.poll_shop(shop, deadline).await;
             if let Some(error) = &summary.error {
@@ -214,6 +220,7 @@ impl Poller {
     ) -> Result<(), String> {
         let Some(source) = self
             .connectors
+            .now()
             .get(&shop.id)
             .and_then(|connector| connector.returns.clone())
         else {
@@ -261,7 +268,7 @@ impl Poller {
         summary: &mut ShopPoll,
         deadline: Deadline,
     ) -> Result<(), String> {
-        let Some(connector) = self.connectors.get(&shop.id) else {
+        let Some(connector) = self.connectors.now().get(&shop.id).cloned() else {
             return Err("no connector".to_owned());
         };
         let Some(source): Option<&dyn OrderSource> = connector.orders.as_deref() else {

@@ -55,6 +55,7 @@ use crate::shop::{
     CatalogueSink, Connector, ItemOutcome, OrderUpdate, ShopError, ShopItemId, UpdateOutcome,
 };
 use crate::shop_ops::{OrderOperation, QueuedOperation};
+use crate::shop_settings::{BuiltFromShops, ShopsSource};
 use crate::shops::{Shops, stage_name};
 use crate::state::{StateError, StateTable};
 use crate::{Deadline, HandlerError};
@@ -101,8 +102,10 @@ pub struct ShopPush {
     orders: OrderStore,
     state: StateTable,
     limiter: RateLimiter,
-    shops: Shops,
-    connectors: HashMap<String, Connector>,
+    /// The shops with the console's saved settings and credentials.
+    shops: ShopsSource,
+    /// Built again when the shops change.
+    connectors: BuiltFromShops<HashMap<String, Connector>>,
     sqs: aws_sdk_sqs::Client,
     shop_ops_queue_url: String,
     emergency: Emergency,
@@ -111,7 +114,7 @@ pub struct ShopPush {
 impl std::fmt::Debug for ShopPush {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ShopPush")
-            .field("shops", &self.connectors.keys())
+            .field("shops", &self.connectors.now().keys())
             .finish()
     }
 }
@@ -127,14 +130,16 @@ impl ShopPush {
         let shops = shops.with_token_stores(crate::shops::TokenStores::from_env(env, clients));
         let table = env.required("STATE_TABLE")?;
         let limiter = RateLimiter::new(clients.dynamodb.clone(), table.clone());
-        let connectors =
-            shops
-                .connectors(&limiter, MAX_TOKEN_WAIT)
-                .map_err(|e| EnvError::Invalid {
-                    name: "SHOPS",
-                    value: e.to_string(),
-                    expected: "a usable shop address and credentials",
-                })?;
+        let shops = ShopsSource::from_env(shops, clients, env);
+        let pacer = limiter.clone();
+        let connectors = BuiltFromShops::new(shops.now(), move |shops| {
+            shops.connectors(&pacer, MAX_TOKEN_WAIT)
+        })
+        .map_err(|e| EnvError::Invalid {
+            name: "SHOPS",
+            value: e.to_string(),
+            expected: "a usable shop address and credentials",
+        })?;
         Ok(ShopPush {
             catalog: Catalog::new(clients.dynamodb.clone(), table.clone()),
             emergency: Emergency::new(clients.dynamodb.clone(), table.clone()),
@@ -160,6 +165,9 @@ impl ShopPush {
         event: SqsEvent,
         deadline: Deadline,
     ) -> Result<SqsBatchResponse, HandlerError> {
+        // Credentials or settings saved in the console, at most CACHE old.
+        let shops = self.shops.refresh().await;
+        self.connectors.for_shops(&shops);
         // shop → SKU → (coalesced operation, the messages it came from)
         let mut work: BTreeMap<String, BTreeMap<String, (ShopOperation, HashSet<String>)>> =
             BTreeMap::new();
@@ -320,7 +328,7 @@ impl ShopPush {
         operations: Vec<ShopOperation>,
         deadline: Deadline,
     ) -> Result<(), PushError> {
-        let Some(connector) = self.connectors.get(shop) else {
+        let Some(connector) = self.connectors.now().get(shop).cloned() else {
             for op in &operations {
                 self.catalog
                     .set_parked(shop, &op.sku, &[format!("shop `{shop}` is not configured")])
@@ -332,7 +340,7 @@ impl ShopPush {
             info!(%shop, platform = connector.platform, operations = operations.len(), "the platform takes no catalogue; dropped");
             return Ok(());
         };
-        if self.shops.get(shop).is_none() {
+        if self.shops.now().get(shop).is_none() {
             return Err(PushError::Config(shop.to_owned()));
         }
         let operations = match self.emergency.get(shop).await?.push {
@@ -478,7 +486,7 @@ impl ShopPush {
 
     /// One order update, unless superseded or already shown.
     async fn push_order(&self, op: &OrderOperation, deadline: Deadline) -> Result<(), PushError> {
-        let Some(connector) = self.connectors.get(&op.shop) else {
+        let Some(connector) = self.connectors.now().get(&op.shop).cloned() else {
             warn!(shop = %op.shop, order = %op.order_id, "order operation for a shop not configured; dropped");
             return Ok(());
         };

@@ -13,7 +13,10 @@
 //!
 //! The credentials are not here: they stay in the `SHOP_SECRETS_ARN`
 //! secret, which [`CredentialsSecret`] changes field by field and never
-//! reads back to a page.
+//! reads back to a page. Each change is recorded in the state table
+//! (`pk = shop-credentials`, `sk = version`: the secret's version the
+//! console wrote), so a warm function reads the secret again only when that
+//! record changed: one GetItem per [`CACHE`], one GetSecretValue per change.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -21,13 +24,14 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
+use secrecy::SecretString;
 use serde_json::Value;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::aws::{Clients, describe_error};
-use crate::dynamo::{get_n, get_s, get_time, n, s};
+use crate::dynamo::{get_n, get_s, get_time, n, s, written};
 use crate::env::FunctionEnv;
-use crate::shops::{ShopConfig, Shops, read_shop};
+use crate::shops::{ShopConfig, Shops, ShopsError, read_shop};
 
 /// How long a warm function keeps the stored settings before reading them
 /// again: a save lands everywhere within this.
@@ -290,10 +294,12 @@ fn flatten(path: &str, value: &Value, into: &mut BTreeMap<String, String>) {
     }
 }
 
-/// The shops a function serves: `SHOPS` with each shop's stored settings
-/// laid over its entry, read again at most every [`CACHE`]. A read that
-/// fails keeps what was known (at cold start: `SHOPS`) and says so in the
-/// log; it never stops the function.
+/// The shops a function serves: `SHOPS` with the credentials the secret
+/// holds and each shop's stored settings laid over its entry, read again
+/// at most every [`CACHE`] (the credentials only when the console recorded
+/// a change of them). A read that fails keeps what was known (at cold
+/// start: `SHOPS` and the credentials read then) and says so in the log;
+/// it never stops the function.
 #[derive(Debug, Clone)]
 pub struct ShopsSource {
     inner: Arc<SourceInner>,
@@ -301,14 +307,18 @@ pub struct ShopsSource {
 
 #[derive(Debug)]
 struct SourceInner {
-    base: Shops,
     store: Option<ShopSettings>,
+    credentials: Option<CredentialsWatch>,
     loaded: Mutex<Loaded>,
 }
 
 #[derive(Debug)]
 struct Loaded {
     at: Option<Instant>,
+    /// `SHOPS` with the credentials last read.
+    base: Shops,
+    /// `base` with the stored settings: replaced only when they changed,
+    /// so what is built from it ([`BuiltFromShops`]) is built again then.
     shops: Arc<Shops>,
 }
 
@@ -316,22 +326,49 @@ impl ShopsSource {
     /// `base` (from `SHOPS`) with the settings `store` holds; without a
     /// store, `base` as it is.
     pub fn new(base: Shops, store: Option<ShopSettings>) -> Self {
+        Self::watching(base, store, None)
+    }
+
+    fn watching(
+        base: Shops,
+        store: Option<ShopSettings>,
+        credentials: Option<CredentialsWatch>,
+    ) -> Self {
         let shops = Arc::new(base.clone());
         ShopsSource {
             inner: Arc::new(SourceInner {
-                base,
                 store,
-                loaded: Mutex::new(Loaded { at: None, shops }),
+                credentials,
+                loaded: Mutex::new(Loaded {
+                    at: None,
+                    base,
+                    shops,
+                }),
             }),
         }
     }
 
-    /// `base` with the stored settings of the state table `STATE_TABLE`.
+    /// `base` with the stored settings of the state table `STATE_TABLE`,
+    /// and, when `base` holds the credentials of `SHOP_SECRETS_ARN`, those
+    /// read again after the console changed them.
     pub fn from_env(base: Shops, clients: &Clients, env: &FunctionEnv) -> Self {
-        let store = env
-            .get("STATE_TABLE")
-            .map(|table| ShopSettings::new(clients.dynamodb.clone(), table));
-        ShopsSource::new(base, store)
+        let table = env.get("STATE_TABLE");
+        let store = table.map(|table| ShopSettings::new(clients.dynamodb.clone(), table));
+        let credentials = match (table, env.get("SHOP_SECRETS_ARN")) {
+            (Some(table), Some(arn)) if base.holds_credentials() => Some(CredentialsWatch {
+                secret: CredentialsSecret::new(
+                    clients.secrets.clone(),
+                    arn,
+                    CredentialsRecord::new(clients.dynamodb.clone(), table),
+                ),
+                state: Mutex::new(WatchState {
+                    held: env.shop_secrets_version().map(str::to_owned),
+                    seen: None,
+                }),
+            }),
+            _ => None,
+        };
+        ShopsSource::watching(base, store, credentials)
     }
 
     fn loaded(&self) -> std::sync::MutexGuard<'_, Loaded> {
@@ -349,44 +386,197 @@ impl ShopsSource {
 
     /// The shops, read again when the last read is older than [`CACHE`].
     pub async fn refresh(&self) -> Arc<Shops> {
-        let Some(store) = &self.inner.store else {
+        if self.inner.store.is_none() && self.inner.credentials.is_none() {
             return self.now();
-        };
-        {
+        }
+        let base = {
             let loaded = self.loaded();
             if loaded.at.is_some_and(|at| at.elapsed() < CACHE) {
                 return loaded.shops.clone();
             }
-        }
+            loaded.base.clone()
+        };
+        let new_base = match &self.inner.credentials {
+            Some(watch) => watch.reread(&base).await,
+            None => None,
+        };
+        let base_changed = new_base.is_some();
+        let base = new_base.unwrap_or(base);
         let mut stored = BTreeMap::new();
         let mut failed = None;
-        for shop in &self.inner.base.shops {
-            match store.current(&shop.id).await {
-                Ok(Some(current)) => {
-                    stored.insert(shop.id.clone(), current.settings);
-                }
-                Ok(None) => {}
-                Err(err) => {
-                    failed = Some(err);
-                    break;
+        if let Some(store) = &self.inner.store {
+            for shop in &base.shops {
+                match store.current(&shop.id).await {
+                    Ok(Some(current)) => {
+                        stored.insert(shop.id.clone(), current.settings);
+                    }
+                    Ok(None) => {}
+                    Err(err) => {
+                        failed = Some(err);
+                        break;
+                    }
                 }
             }
         }
         let mut loaded = self.loaded();
         loaded.at = Some(Instant::now());
-        match failed {
+        let shops = match failed {
             Some(err) => {
                 warn!(error = %err, "stored shop settings unreadable: the last known settings stay");
+                match base_changed {
+                    // The new credentials under the settings last known.
+                    true => Some(loaded.shops.with_credentials_of(&base)),
+                    false => None,
+                }
             }
             None => {
-                let (shops, problems) = self.inner.base.with_settings(&stored);
+                let (shops, problems) = base.with_settings(&stored);
                 for problem in problems {
                     warn!(error = %problem, "stored shop settings refused: the shop keeps its SHOPS entry");
                 }
-                loaded.shops = Arc::new(shops);
+                (base_changed || !shops.same_entries(&loaded.shops)).then_some(shops)
+            }
+        };
+        if let Some(shops) = shops {
+            loaded.shops = Arc::new(shops);
+        }
+        loaded.base = base;
+        loaded.shops.clone()
+    }
+}
+
+type BuildFromShops<T> = Box<dyn Fn(&Shops) -> Result<T, ShopsError> + Send + Sync>;
+
+/// Something a function builds from its shops (the connectors, the
+/// webhook's checker), built again when [`ShopsSource`] gives other shops
+/// (credentials or settings changed in the console). A build that fails
+/// keeps the last one and says so in the log.
+pub struct BuiltFromShops<T> {
+    build: BuildFromShops<T>,
+    built: Mutex<(Arc<Shops>, Arc<T>)>,
+}
+
+impl<T> std::fmt::Debug for BuiltFromShops<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BuiltFromShops")
+    }
+}
+
+impl<T> BuiltFromShops<T> {
+    /// Built from `shops` now (at cold start: a failure stops the function).
+    pub fn new(
+        shops: Arc<Shops>,
+        build: impl Fn(&Shops) -> Result<T, ShopsError> + Send + Sync + 'static,
+    ) -> Result<Self, ShopsError> {
+        let built = Arc::new(build(&shops)?);
+        Ok(BuiltFromShops {
+            build: Box::new(build),
+            built: Mutex::new((shops, built)),
+        })
+    }
+
+    /// What `shops` give, built again when they are not the ones it was
+    /// built from.
+    pub fn for_shops(&self, shops: &Arc<Shops>) -> Arc<T> {
+        {
+            let built = self.lock();
+            if Arc::ptr_eq(&built.0, shops) {
+                return built.1.clone();
             }
         }
-        loaded.shops.clone()
+        let mut built = self.lock();
+        match (self.build)(shops) {
+            Ok(fresh) => *built = (shops.clone(), Arc::new(fresh)),
+            Err(err) => {
+                warn!(error = %err, "the changed shops could not be used: the last ones stay");
+                // Not tried again until the shops change again.
+                built.0 = shops.clone();
+            }
+        }
+        built.1.clone()
+    }
+
+    /// What was built last.
+    pub fn now(&self) -> Arc<T> {
+        self.lock().1.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Arc<Shops>, Arc<T>)> {
+        self.built
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Whether the console changed the credentials secret since a function
+/// read it: the record's version against the one the function holds.
+#[derive(Debug)]
+struct CredentialsWatch {
+    secret: CredentialsSecret,
+    state: Mutex<WatchState>,
+}
+
+#[derive(Debug)]
+struct WatchState {
+    /// The secret's version the function's credentials are.
+    held: Option<String>,
+    /// The recorded version last acted on: a record that does not name
+    /// what the function holds (the secret changed outside the console
+    /// since) causes one read, not one per [`CACHE`].
+    seen: Option<String>,
+}
+
+impl CredentialsWatch {
+    fn state(&self) -> std::sync::MutexGuard<'_, WatchState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `base` with the credentials read again, when the console recorded
+    /// a change since they were read; None: unchanged, or unreadable (the
+    /// log says which, never what they are).
+    async fn reread(&self, base: &Shops) -> Option<Shops> {
+        let recorded = match self.secret.record.version().await {
+            Ok(Some(recorded)) => recorded,
+            Ok(None) => return None,
+            Err(err) => {
+                warn!(error = %err, "the credentials' change record is unreadable: the credentials stay");
+                return None;
+            }
+        };
+        {
+            let mut state = self.state();
+            if state.held.as_ref() == Some(&recorded) || state.seen.as_ref() == Some(&recorded) {
+                state.seen = Some(recorded);
+                return None;
+            }
+        }
+        let (text, version) = match self.secret.read_text().await {
+            Ok(read) => read,
+            Err(err) => {
+                warn!(error = %err, "the changed credentials are unreadable: the credentials stay");
+                return None;
+            }
+        };
+        {
+            let mut state = self.state();
+            state.seen = Some(recorded);
+            if version.is_some() && state.held == version {
+                return None;
+            }
+            state.held = version;
+        }
+        match base.with_credentials(&text) {
+            Ok(shops) => {
+                info!("the shop credentials changed in the console: the new ones are in use");
+                Some(shops)
+            }
+            Err(err) => {
+                warn!(error = %err, "the changed credentials are refused: the credentials stay");
+                None
+            }
+        }
     }
 }
 
@@ -396,17 +586,30 @@ impl ShopsSource {
 pub struct CredentialsSecret {
     client: aws_sdk_secretsmanager::Client,
     arn: String,
+    record: CredentialsRecord,
 }
 
+/// How long a credentials save may hold the secret, and how long another
+/// waits for it before giving up.
+const CREDENTIALS_LEASE: Duration = Duration::from_secs(30);
+const CREDENTIALS_WAIT: Duration = Duration::from_secs(10);
+
 impl CredentialsSecret {
-    pub fn new(client: aws_sdk_secretsmanager::Client, arn: impl Into<String>) -> Self {
+    pub fn new(
+        client: aws_sdk_secretsmanager::Client,
+        arn: impl Into<String>,
+        record: CredentialsRecord,
+    ) -> Self {
         CredentialsSecret {
             client,
             arn: arn.into(),
+            record,
         }
     }
 
-    async fn read(&self) -> Result<serde_json::Map<String, Value>, String> {
+    /// The secret's text and its version. The text holds secrets: it
+    /// stays a [`SecretString`] and no error echoes it.
+    async fn read_text(&self) -> Result<(SecretString, Option<String>), String> {
         let answer = self
             .client
             .get_secret_value()
@@ -414,9 +617,14 @@ impl CredentialsSecret {
             .send()
             .await
             .map_err(|e| format!("reading the credentials secret: {}", describe_error(&e)))?;
-        let text = answer.secret_string().unwrap_or("{}");
+        let text = answer.secret_string().unwrap_or("{}").to_owned();
+        Ok((SecretString::from(text), answer.version_id))
+    }
+
+    async fn read(&self) -> Result<serde_json::Map<String, Value>, String> {
+        let (text, _) = self.read_text().await?;
         // The text holds secrets: never echo it.
-        serde_json::from_str(text).map_err(|_| {
+        serde_json::from_str(secrecy::ExposeSecret::expose_secret(&text)).map_err(|_| {
             "the credentials secret is not a JSON object of credentials per shop".to_owned()
         })
     }
@@ -442,7 +650,36 @@ impl CredentialsSecret {
     /// entry, the rest of the secret as it was; refused, unwritten, when
     /// the entry would not be the platform's credentials. Returns the
     /// names of the fields whose value changed.
+    ///
+    /// Secrets Manager has no conditional write, so two saves at once
+    /// (two operators, two shops) would each read the secret, change their
+    /// own shop's entry and write the whole: the later write would lose the
+    /// earlier one's change. The read-modify-write therefore runs under a
+    /// lease, a conditional item in the state table ([`CredentialsRecord`]),
+    /// and a second save waits for it (at most [`CREDENTIALS_WAIT`]). The
+    /// lease lapses after [`CREDENTIALS_LEASE`] should its holder die; a
+    /// save takes well under a second, far inside it.
     pub async fn update(
+        &self,
+        shop: &ShopConfig,
+        changed: &[(String, String)],
+    ) -> Result<Vec<String>, String> {
+        let holder = uuid::Uuid::new_v4().to_string();
+        let waited = Instant::now();
+        while !self.record.take_lease(&holder).await? {
+            if waited.elapsed() > CREDENTIALS_WAIT {
+                return Err(
+                    "another save of the credentials is under way: try again in a moment".into(),
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let outcome = self.update_holding_lease(shop, changed).await;
+        self.record.give_back(&holder).await;
+        outcome
+    }
+
+    async fn update_holding_lease(
         &self,
         shop: &ShopConfig,
         changed: &[(String, String)],
@@ -465,14 +702,130 @@ impl CredentialsSecret {
             return Ok(names);
         }
         Shops::check_credentials(shop, entry.clone())?;
-        self.client
+        let written = self
+            .client
             .put_secret_value()
             .secret_id(&self.arn)
             .secret_string(Value::Object(all).to_string())
             .send()
             .await
             .map_err(|e| format!("writing the credentials secret: {}", describe_error(&e)))?;
+        // Any new value tells the functions to read the secret again; the
+        // secret's own version spares a function that already holds it
+        // (one started since) the read.
+        let version = written
+            .version_id
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        if let Err(err) = self.record.record(&version).await {
+            warn!(error = %err, "credentials saved, but the change is not recorded: warm functions take them at their next cold start");
+        }
         Ok(names)
+    }
+}
+
+/// The state table's items about the credentials secret, `pk =
+/// shop-credentials`: `sk = lease` (which save holds the secret, until
+/// when) and `sk = version` (the secret's version the console wrote last).
+#[derive(Debug, Clone)]
+pub struct CredentialsRecord {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+const CREDENTIALS_PARTITION: &str = "shop-credentials";
+
+impl CredentialsRecord {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        CredentialsRecord {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn key(sk: &str) -> HashMap<String, AttributeValue> {
+        HashMap::from([
+            ("pk".to_owned(), s(CREDENTIALS_PARTITION)),
+            ("sk".to_owned(), s(sk)),
+        ])
+    }
+
+    /// Takes the lease for `holder` when nobody holds it, or its holder's
+    /// time is up; false: someone else holds it.
+    async fn take_lease(&self, holder: &str) -> Result<bool, String> {
+        let now = Utc::now();
+        let until = now
+            + chrono::Duration::from_std(CREDENTIALS_LEASE)
+                .unwrap_or(chrono::Duration::seconds(30));
+        let mut item = Self::key("lease");
+        item.insert("holder".into(), s(holder));
+        item.insert("until_ms".into(), n(until.timestamp_millis()));
+        // The table's TTL removes a lease left behind.
+        item.insert("expires_at".into(), n(until.timestamp() + 3600));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR until_ms < :now")
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .send()
+            .await;
+        written(put)
+            .map(|done| done.is_some())
+            .map_err(|e| format!("the credentials lease: {}", describe_error(&e)))
+    }
+
+    async fn give_back(&self, holder: &str) {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key("lease")))
+            .condition_expression("holder = :me")
+            .expression_attribute_values(":me", s(holder))
+            .send()
+            .await;
+        if let Err(err) = written(deleted) {
+            // It lapses by itself.
+            warn!(error = %describe_error(&err), "the credentials lease was not given back");
+        }
+    }
+
+    async fn record(&self, version: &str) -> Result<(), String> {
+        let mut item = Self::key("version");
+        item.insert("version_id".into(), s(version));
+        item.insert("at".into(), n(Utc::now().timestamp_millis()));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("recording the credentials' change: {}", describe_error(&e)))
+    }
+
+    /// The secret's version the console wrote last, if it ever wrote one.
+    async fn version(&self) -> Result<Option<String>, String> {
+        let answer = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key("version")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "reading the credentials' change record: {}",
+                    describe_error(&e)
+                )
+            })?;
+        Ok(answer
+            .item
+            .as_ref()
+            .and_then(|item| get_s(item, "version_id"))
+            .map(str::to_owned))
     }
 }
 
@@ -571,6 +924,77 @@ mod tests {
             assert_eq!(kept.rules.safety_buffer, rust_decimal::Decimal::ZERO);
             assert_eq!(shops.written("sklep"), Some(&shop()));
         }
+    }
+
+    #[test]
+    fn new_credentials_replace_the_old_and_wrong_ones_are_refused_unechoed() {
+        let mut env = FunctionEnv::default();
+        env.set("SHOPS", json!([shop()]).to_string());
+        env.set_shop_secrets(
+            json!({"sklep": {"consumer_key": "ck", "consumer_secret": "cs", "webhook_secret": "stary"}})
+                .to_string(),
+        );
+        let shops = Shops::from_env(&env, true).expect("shops");
+        assert!(shops.holds_credentials());
+        let new = SecretString::from(
+            json!({"sklep": {"consumer_key": "ck", "consumer_secret": "cs", "webhook_secret": "nowy"}})
+                .to_string(),
+        );
+        let changed = shops.with_credentials(&new).expect("new credentials");
+        assert_eq!(
+            changed
+                .webhook_secret("sklep")
+                .map(crate::shop::Secret::expose),
+            Some("nowy")
+        );
+        assert!(changed.same_entries(&shops), "the settings stay");
+        let wrong = SecretString::from(json!({"sklep": {"api_key": "sekret-123"}}).to_string());
+        let err = shops.with_credentials(&wrong).expect_err("wrong shape");
+        assert!(!err.to_string().contains("sekret-123"), "{err}");
+        let missing = SecretString::from(json!({}).to_string());
+        assert!(shops.with_credentials(&missing).is_err());
+    }
+
+    #[test]
+    fn what_is_built_from_the_shops_is_built_again_only_when_they_change() {
+        let mut env = FunctionEnv::default();
+        env.set("SHOPS", json!([shop()]).to_string());
+        let first = Arc::new(Shops::from_env(&env, false).expect("shops"));
+        let builds = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = builds.clone();
+        let built = BuiltFromShops::new(first.clone(), move |shops| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            match shops.get("sklep").map(|s| s.rules.safety_buffer) {
+                // A builder that cannot use a buffer of 5 (as a connector
+                // cannot use credentials of the wrong shape).
+                Some(buffer) if buffer == 5.into() => Err(ShopsError::Config("refused".into())),
+                buffer => Ok(buffer),
+            }
+        })
+        .expect("built");
+        let count = || builds.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(*built.for_shops(&first), Some(0.into()));
+        assert_eq!(count(), 1, "the same shops: not built again");
+
+        let with_buffer = |buffer: &str| {
+            let mut tuned = shop();
+            tuned["rules"]["safety_buffer"] = json!(buffer);
+            let (shops, problems) =
+                first.with_settings(&BTreeMap::from([("sklep".to_owned(), tuned)]));
+            assert!(problems.is_empty(), "{problems:?}");
+            Arc::new(shops)
+        };
+        let second = with_buffer("2");
+        assert_eq!(*built.for_shops(&second), Some(2.into()));
+        assert_eq!(count(), 2);
+
+        // A build that fails keeps the last one, and is not tried again
+        // for the same shops.
+        let refused = with_buffer("5");
+        assert_eq!(*built.for_shops(&refused), Some(2.into()));
+        assert_eq!(*built.for_shops(&refused), Some(2.into()));
+        assert_eq!(count(), 3);
+        assert_eq!(*built.now(), Some(2.into()));
     }
 
     #[tokio::test]

@@ -3,14 +3,16 @@
 //!
 //! Non-secret settings come from `SHOPS` (JSON, the template's `ShopsConfig`
 //! parameter); credentials (JSON, keyed by shop id) from the Secrets
-//! Manager secret `SHOP_SECRETS_ARN` names, read once at cold start
-//! ([`FunctionEnv::with_shop_secrets`]). Secrets never reach a log, an
-//! environment variable or the stack.
+//! Manager secret `SHOP_SECRETS_ARN` names, read at cold start
+//! ([`FunctionEnv::with_shop_secrets`]) and again when the console changes
+//! it ([`crate::shop_settings::ShopsSource`]). Secrets never reach a log,
+//! an environment variable or the stack.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -338,6 +340,37 @@ impl TryFrom<ShopWire> for ShopConfig {
     }
 }
 
+/// Each shop's credentials out of the credentials secret's text (JSON,
+/// keyed by shop id; none: an empty object). The text may hold secrets:
+/// no problem echoes it.
+fn read_credentials(
+    shops: &[ShopConfig],
+    secret: Option<&SecretString>,
+) -> Result<BTreeMap<String, PlatformCredentials>, ShopsError> {
+    let text = secret.map(ExposeSecret::expose_secret).unwrap_or("{}");
+    let mut parsed: BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(|_| {
+            ShopsError::Config(
+                "the shop credentials secret is not a JSON object of credentials per shop".into(),
+            )
+        })?;
+    let mut credentials = BTreeMap::new();
+    for shop in shops {
+        let problem = |p: String| ShopsError::Shop {
+            shop: shop.id.clone(),
+            problem: p,
+        };
+        let value = parsed
+            .remove(&shop.id)
+            .ok_or_else(|| problem("no credentials in the shop credentials secret".into()))?;
+        credentials.insert(
+            shop.id.clone(),
+            shop.platform.credentials(value).map_err(problem)?,
+        );
+    }
+    Ok(credentials)
+}
+
 /// One shop's entry of `SHOPS` read and checked: what the deploy and the
 /// console's Shops page both take.
 pub fn read_shop(entry: serde_json::Value) -> Result<ShopConfig, ShopsError> {
@@ -541,34 +574,10 @@ impl Shops {
             written.insert(shop.id.clone(), entry);
             shops.push(shop);
         }
-        let mut credentials = BTreeMap::new();
-        if with_secrets {
-            let text = env
-                .shop_secrets()
-                .map(secrecy::ExposeSecret::expose_secret)
-                .unwrap_or("{}");
-            let mut parsed: BTreeMap<String, serde_json::Value> = serde_json::from_str(text)
-                // The text may hold secrets: never echo it.
-                .map_err(|_| {
-                    ShopsError::Config(
-                        "the shop credentials secret is not a JSON object of credentials per shop"
-                            .into(),
-                    )
-                })?;
-            for shop in &shops {
-                let problem = |p: String| ShopsError::Shop {
-                    shop: shop.id.clone(),
-                    problem: p,
-                };
-                let value = parsed.remove(&shop.id).ok_or_else(|| {
-                    problem("no credentials in the shop credentials secret".into())
-                })?;
-                credentials.insert(
-                    shop.id.clone(),
-                    shop.platform.credentials(value).map_err(problem)?,
-                );
-            }
-        }
+        let credentials = match with_secrets {
+            true => read_credentials(&shops, env.shop_secrets())?,
+            false => BTreeMap::new(),
+        };
         Ok(Shops {
             shops,
             credentials,
@@ -580,6 +589,33 @@ impl Shops {
     /// A shop's entry as written: the JSON object its settings are.
     pub fn written(&self, id: &str) -> Option<&serde_json::Value> {
         self.written.get(id)
+    }
+
+    /// Whether both are the same shops as written (every entry equal).
+    pub fn same_entries(&self, other: &Shops) -> bool {
+        self.written == other.written
+    }
+
+    /// These shops with `other`'s credentials.
+    pub fn with_credentials_of(&self, other: &Shops) -> Shops {
+        let mut shops = self.clone();
+        shops.credentials = other.credentials.clone();
+        shops
+    }
+
+    /// Whether these shops were read with their credentials.
+    pub fn holds_credentials(&self) -> bool {
+        !self.credentials.is_empty()
+    }
+
+    /// These shops with the credentials `secret` (the credentials secret's
+    /// text, read again after the console changed it) holds in place of
+    /// theirs; refused, never echoing it, when a shop's are missing or not
+    /// in its platform's shape.
+    pub fn with_credentials(&self, secret: &SecretString) -> Result<Shops, ShopsError> {
+        let mut shops = self.clone();
+        shops.credentials = read_credentials(&self.shops, Some(secret))?;
+        Ok(shops)
     }
 
     /// These shops with the `stored` settings (by shop id, each a whole

@@ -41,6 +41,7 @@ use crate::documents::InvoiceFiles;
 use crate::env::{EnvError, FunctionEnv};
 use crate::orders::{OrderIntake, OrderStore, VatError, complete_vat};
 use crate::shop::{self, Connector, OrderParseError, VatStated};
+use crate::shop_settings::BuiltFromShops;
 use crate::shops::Shops;
 
 /// The largest body taken: real orders are a few kilobytes; a thousand lines fit.
@@ -153,7 +154,9 @@ impl Checker {
 /// What `webhook` needs, built once at cold start.
 #[derive(Debug)]
 pub struct Webhook {
-    checker: Checker,
+    /// Built again when the shops change (a webhook secret saved in the
+    /// console).
+    checker: BuiltFromShops<Checker>,
     /// The shops with the console's saved settings (the order trigger).
     shops: crate::shop_settings::ShopsSource,
     intake: OrderIntake,
@@ -173,12 +176,13 @@ impl Webhook {
         let table = env.required("STATE_TABLE")?;
         let store = OrderStore::new(clients.dynamodb.clone(), table.clone(), retention_days);
         let catalog = Catalog::new(clients.dynamodb.clone(), table);
-        let source = crate::shop_settings::ShopsSource::from_env(shops.clone(), clients, env);
-        let checker = Checker::new(shops).map_err(|e| EnvError::Invalid {
-            name: "SHOPS",
-            value: e.to_string(),
-            expected: "a usable shop address and credentials",
-        })?;
+        let source = crate::shop_settings::ShopsSource::from_env(shops, clients, env);
+        let checker = BuiltFromShops::new(source.now(), |shops| Checker::new(shops.clone()))
+            .map_err(|e| EnvError::Invalid {
+                name: "SHOPS",
+                value: e.to_string(),
+                expected: "a usable shop address and credentials",
+            })?;
         Ok(Webhook {
             checker,
             shops: source,
@@ -254,8 +258,10 @@ async fn deliver(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let delivery_id = webhook
-        .checker
+    // Credentials or settings saved in the console, at most CACHE old.
+    let shops = webhook.shops.refresh().await;
+    let checker = webhook.checker.for_shops(&shops);
+    let delivery_id = checker
         .delivery_id_header(&shop)
         .and_then(|name| headers.get(name))
         .and_then(|v| v.to_str().ok())
@@ -263,7 +269,7 @@ async fn deliver(
         .chars()
         .take(80)
         .collect::<String>();
-    let delivery = match webhook.checker.check(&shop, &headers, &body, Utc::now()) {
+    let delivery = match checker.check(&shop, &headers, &body, Utc::now()) {
         Ok(delivery) => delivery,
         Err(rejection) => {
             warn!(shop = %shop.chars().take(64).collect::<String>(), %delivery_id, bytes = body.len(), reason = %rejection, "webhook refused");
@@ -284,7 +290,7 @@ async fn deliver(
             (StatusCode::OK, Json(json!({"ok": true, "ignored": topic}))).into_response()
         }
         Delivery::Order(mut order) => {
-            if let VatStated::NotStated { delivery } = webhook.checker.vat_stated(&shop) {
+            if let VatStated::NotStated { delivery } = checker.vat_stated(&shop) {
                 match complete_vat(&webhook.catalog, &mut order, delivery).await {
                     Ok(()) => {}
                     Err(VatError::Store(err)) => {
@@ -305,7 +311,6 @@ async fn deliver(
                     }
                 }
             }
-            let shops = webhook.shops.refresh().await;
             let Some(config) = shops.get(&shop) else {
                 return (
                     StatusCode::BAD_REQUEST,

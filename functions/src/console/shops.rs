@@ -489,8 +489,8 @@ async fn render(
         section aria-labelledby="credentials" {
             h2 id="credentials" { (lang.t("Dane dostępowe", "Credentials")) }
             p { (lang.t(
-                "Zapisane wartości nigdy nie są pokazywane. Puste pole: bez zmian. Funkcje biorą nowe dane przy następnym zimnym starcie (do kilkunastu minut).",
-                "Stored values are never shown. An empty field: unchanged. The functions take new credentials at their next cold start (up to a quarter of an hour or so)."
+                "Zapisane wartości nigdy nie są pokazywane. Puste pole: bez zmian. Funkcje biorą nowe dane w ciągu minuty, bez wdrożenia.",
+                "Stored values are never shown. An empty field: unchanged. The functions take new credentials within a minute, without a deploy."
             )) }
             @match &set {
                 None => p { (lang.t("Ta instalacja nie ma sekretu z danymi dostępowymi (SHOP_SECRETS_ARN).", "This installation has no credentials secret (SHOP_SECRETS_ARN).")) },
