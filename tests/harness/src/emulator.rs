@@ -24,6 +24,9 @@ pub struct Emulator {
     pub port: u16,
     process: Process,
     iam_calls: std::path::PathBuf,
+    /// Refusals the test provokes on purpose (a narrowed template, a
+    /// wrong identity): the end-of-test check lets them pass.
+    refusals_expected: std::sync::atomic::AtomicBool,
 }
 
 impl Emulator {
@@ -69,6 +72,7 @@ impl Emulator {
                     port,
                     process,
                     iam_calls,
+                    refusals_expected: std::sync::atomic::AtomicBool::new(false),
                 });
             }
             if attempt >= 3 {
@@ -110,6 +114,55 @@ impl Emulator {
 
     pub fn stop(&mut self) {
         self.process.kill();
+    }
+
+    /// The test provokes refusals on purpose and judges them itself.
+    pub fn expect_refusals(&self) {
+        self.refusals_expected
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The calls the emulator refused under enforced IAM, one line each
+    /// (`principal action resource`, deduplicated): AWS would refuse each
+    /// of them at a customer.
+    pub fn refused_calls(&self) -> anyhow::Result<Vec<String>> {
+        let calls = match crate::iam::read_calls(&self.iam_calls) {
+            Ok(calls) => calls,
+            Err(_) if !self.iam_calls.exists() => return Ok(Vec::new()),
+            Err(err) => return Err(err),
+        };
+        let refused: std::collections::BTreeSet<String> = calls
+            .into_iter()
+            .filter(|call| call.enforced && !call.allowed)
+            .map(|call| format!("{} {} {}", call.principal, call.action, call.resource))
+            .collect();
+        Ok(refused.into_iter().collect())
+    }
+}
+
+/// Every test that runs the stack under enforced IAM fails when anything
+/// was refused that the test did not provoke: a refusal the product
+/// survived here (a retry, the next poll) is one AWS makes at every
+/// customer. Found this way: the webhook's missing `dynamodb:DeleteItem`
+/// (a fixed parked order sent only by the next poll).
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if std::thread::panicking()
+            || self
+                .refusals_expected
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        match self.refused_calls() {
+            Ok(refused) if refused.is_empty() => {}
+            Ok(refused) => panic!(
+                "the emulator refused calls the template does not grant (AWS would refuse them too):\n  {}\n(IAM log: {})",
+                refused.join("\n  "),
+                self.iam_calls.display()
+            ),
+            Err(err) => panic!("reading the emulator's IAM log: {err:#}"),
+        }
     }
 }
 
