@@ -38,7 +38,15 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use contract::{ContractError, Origin, Payload, encode_envelopes_from};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+
+/// A transaction that takes the write lock when it begins. A deferred one
+/// that reads, then writes after another process (the service beside an
+/// `agent sync`) committed in between cannot upgrade its snapshot: SQLite
+/// answers "database is locked" at once, without waiting the busy timeout.
+fn write_transaction(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+}
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 use tracing::error;
@@ -183,7 +191,7 @@ impl Store {
     /// Returns the new incarnation.
     pub fn begin_new_life(&self, agent_id: &str, now: DateTime<Utc>) -> Result<String, StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = write_transaction(&mut conn)?;
         let unsent: Vec<(String, Option<String>, String)> = {
             let mut stmt =
                 tx.prepare("SELECT kind, coalesce_key, body FROM outbox ORDER BY seq")?;
@@ -257,7 +265,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<u64>, StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = write_transaction(&mut conn)?;
         let kind = payload.kind().as_str();
         let reuse: Option<u64> = match coalesce_key {
             Some(key) => {
@@ -335,7 +343,7 @@ impl Store {
     /// into (see [`Store::enqueue`]).
     pub fn pending(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = write_transaction(&mut conn)?;
         let entries = {
             let mut stmt =
                 tx.prepare("SELECT seq, kind, body FROM outbox ORDER BY seq LIMIT ?1")?;
@@ -462,7 +470,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<TrackedOrder>, StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = write_transaction(&mut conn)?;
         let orders: Vec<TrackedOrder> = {
             let mut stmt = tx.prepare(
                 "SELECT key, shop, order_id, document_id, document_number, reported FROM orders WHERE final = 0 \
@@ -505,7 +513,7 @@ impl Store {
     /// made to one of them later finds the order.
     pub fn remember_documents(&self, key: &str, documents: &[i64]) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = write_transaction(&mut conn)?;
         {
             let mut insert = tx.prepare(
                 "INSERT INTO order_documents (document_id, key) VALUES (?1, ?2) \
@@ -529,7 +537,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = write_transaction(&mut conn)?;
         let mut reopened = Vec::new();
         {
             let mut owner = tx.prepare("SELECT key FROM order_documents WHERE document_id = ?1")?;
@@ -688,7 +696,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Staged, StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = write_transaction(&mut conn)?;
         let mut staged = Staged {
             read: records.len(),
             changed: 0,
@@ -760,7 +768,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(Vec<u64>, usize), StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = write_transaction(&mut conn)?;
         let mut chosen: Option<(RecordKind, Vec<(String, String)>)> = None;
         for kind in RecordKind::ALL {
             let mut stmt = tx.prepare(OLDEST_PENDING)?;
