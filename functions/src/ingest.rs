@@ -194,6 +194,9 @@ impl Ingest {
                 if let Payload::Heartbeat(_) = envelope.payload {
                     self.resend_if_behind(agent, incarnation, envelope.seq, position.last_applied)
                         .await;
+                } else {
+                    self.end_if_number_reused(agent, incarnation, &envelope, &position)
+                        .await;
                 }
                 info!(%agent, seq = envelope.seq, "already applied; nothing to do");
                 return Ok(());
@@ -212,8 +215,38 @@ impl Ingest {
         }
         self.apply_payload(&envelope, position.version).await?;
         self.sequences
-            .mark(agent, incarnation, position.version)
+            .mark(
+                agent,
+                incarnation,
+                position.version,
+                envelope.sent_at.timestamp_millis(),
+            )
             .await
+    }
+
+    /// A data envelope numbered at or below what this life applied, but
+    /// written after the envelope applied last: not a redelivery (a
+    /// redelivered envelope is the one stored when it was numbered, its
+    /// `sent_at` unchanged) but a number given twice, by a state file
+    /// restored from a backup that numbered on before it heard it was
+    /// behind. What it carries would be dropped as seen; the resend past
+    /// anything it can have numbered tells it to begin a new life.
+    /// Heartbeats are left out: a heartbeat not yet read keeps its number
+    /// and takes a newer body.
+    async fn end_if_number_reused(
+        &self,
+        agent: &str,
+        incarnation: Option<&str>,
+        envelope: &Envelope,
+        position: &Position,
+    ) {
+        let sent_ms = envelope.sent_at.timestamp_millis();
+        if incarnation.is_none() || position.last_sent_ms.is_none_or(|last| sent_ms <= last) {
+            return;
+        }
+        warn!(%agent, ?incarnation, seq = envelope.seq, last_applied = ?position.last_applied, "a number this life gave before, on a newer envelope (a restored state file): asking the agent to begin a new life");
+        self.ask_resend(agent, incarnation, envelope.seq, u64::MAX)
+            .await;
     }
 
     /// An agent whose last number in this life (`agent_last_seq`, from its

@@ -66,6 +66,9 @@ pub struct Position {
     pub new_life: bool,
     /// The last sequence number applied in this life (None: none yet).
     pub last_applied: Option<u64>,
+    /// When the agent numbered the envelope applied last (its `sent_at`,
+    /// epoch ms), where recorded.
+    pub last_sent_ms: Option<i64>,
 }
 
 #[derive(Clone, Debug)]
@@ -135,6 +138,7 @@ impl Sequences {
                 version: SeqVersion { generation: 0, seq },
                 new_life: false,
                 last_applied: last,
+                last_sent_ms: None,
             });
         };
         if let Some(item) = self.item(&life_sk(agent, incarnation)).await? {
@@ -147,6 +151,7 @@ impl Sequences {
                 },
                 new_life: false,
                 last_applied: last,
+                last_sent_ms: get_n(&item, "last_sent_ms"),
             });
         }
         // A life not heard before: it counts from 1, after every earlier one.
@@ -163,6 +168,7 @@ impl Sequences {
             },
             new_life: agent_item.is_some(),
             last_applied: None,
+            last_sent_ms: None,
         })
     }
 
@@ -181,11 +187,14 @@ impl Sequences {
     }
 
     /// Records `version.seq` of `incarnation` as applied (never moves back).
+    /// `sent_ms`: the envelope's `sent_at` (epoch ms), kept with the life's
+    /// last number (see [`Position::last_sent_ms`]).
     pub async fn mark(
         &self,
         agent: &str,
         incarnation: Option<&str>,
         version: SeqVersion,
+        sent_ms: i64,
     ) -> Result<(), StateError> {
         let Some(incarnation) = incarnation else {
             return self.set_last(agent, version.seq, None).await;
@@ -195,7 +204,7 @@ impl Sequences {
         self.set_last(
             &life_sk(agent, incarnation),
             version.seq,
-            Some(version.generation),
+            Some((version.generation, sent_ms)),
         )
         .await?;
         let result = self
@@ -217,7 +226,7 @@ impl Sequences {
         &self,
         sk: &str,
         seq: u64,
-        generation: Option<u64>,
+        life: Option<(u64, i64)>,
     ) -> Result<(), StateError> {
         let mut update = self
             .client
@@ -227,10 +236,11 @@ impl Sequences {
             .key("sk", s(sk))
             .condition_expression("attribute_not_exists(last_seq) OR last_seq < :seq")
             .expression_attribute_values(":seq", crate::dynamo::n(seq));
-        update = match generation {
-            Some(generation) => update
-                .update_expression("SET last_seq = :seq, generation = :g")
-                .expression_attribute_values(":g", crate::dynamo::n(generation)),
+        update = match life {
+            Some((generation, sent_ms)) => update
+                .update_expression("SET last_seq = :seq, generation = :g, last_sent_ms = :sent")
+                .expression_attribute_values(":g", crate::dynamo::n(generation))
+                .expression_attribute_values(":sent", crate::dynamo::n(sent_ms)),
             None => update.update_expression("SET last_seq = :seq"),
         };
         let result = update.send().await;
