@@ -379,6 +379,7 @@ async fn with_a_sender_set_alerts_go_by_ses_from_that_address_only() -> anyhow::
     // A function told another sender cannot mail from it: IAM refuses (the
     // grant names the one identity), nothing is sent, and the claim is
     // given back, so the right sender mails in the same minute.
+    emulator.expect_refusals();
     let mut other = env.clone();
     other.set("ALERT_EMAIL_FROM", "inny@sklep.test");
     let misconfigured =

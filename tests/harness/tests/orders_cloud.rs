@@ -795,7 +795,10 @@ async fn an_order_stored_while_the_queue_fails_is_queued_by_the_next_delivery_or
     let secret = shop.webhook_secret.clone();
 
     // The commands queue goes away (an SQS outage, as the functions see
-    // it: every SendMessage fails); how it was made is kept.
+    // it: every SendMessage fails); how it was made is kept. The emulator
+    // refuses sends to a queue it cannot find (AWS answers that it does
+    // not exist): provoked here.
+    cloud.emulator.expect_refusals();
     let attributes = sqs
         .get_queue_attributes()
         .queue_url(&commands_queue)

@@ -995,6 +995,20 @@ async fn lines_of(erp: &OptimaStandin, id: i32) -> anyhow::Result<Vec<(String, D
         .collect()
 }
 
+/// The price of `sku` on price list 2, by plain SQL.
+async fn price_of(erp: &OptimaStandin, sku: &str) -> anyhow::Result<Decimal> {
+    let mut sql = optima_standin::erp::connect(&erp.ado_with_password()).await?;
+    let mut query = Query::new(
+        "SELECT CAST(c.TwC_Wartosc AS decimal(15,4)) AS price FROM CDN.TwrCeny c \
+         JOIN CDN.Towary t ON t.Twr_TwrId = c.TwC_TwrID WHERE t.Twr_Kod = @P1 AND c.TwC_TwCNumer = 2",
+    );
+    query.bind(sku);
+    let rows = query.query(&mut sql).await?.into_first_result().await?;
+    rows.first()
+        .and_then(|r| r.get::<Decimal, _>("price"))
+        .with_context(|| format!("no price on list 2 for {sku}"))
+}
+
 /// `(TrN_RazemNetto, TrN_RazemBrutto)` of document `id`.
 async fn totals_of(erp: &OptimaStandin, id: i32) -> anyhow::Result<(Decimal, Decimal)> {
     let mut sql = optima_standin::erp::connect(&erp.ado_with_password()).await?;
@@ -1336,29 +1350,41 @@ async fn a_state_file_from_a_life_another_restore_passed_is_told_to_begin_a_new_
     // What E numbered last, read from the copy (it may hold messages the
     // cloud has not applied yet, so the cloud's figure is not it).
     let (_, early_last) = agent::store::Store::open(&dir.join("early.sqlite"))?.position()?;
-    agent = restart("agent-2.log")?;
     // More said in the first life, past everything E numbered: a price
-    // change in Optima (a restart alone says nothing new when the first
-    // pass went out whole before the kill).
+    // change in Optima, waited for until the shop shows it (so the cloud
+    // applied it; a restart alone may say nothing new: the first pass may
+    // have gone out whole before the kill).
+    let new_price = price_of(&erp, &skus[1]).await? + Decimal::new(1, 2);
     erp.perform(optima_standin::simulator::Action::PriceChange {
         sku: skus[1].clone(),
         price_list: 2,
-        price: "10.01".parse()?,
+        price: new_price,
     })
     .await?;
+    agent = restart("agent-2.log")?;
+    let shown = format!("{:.2}", new_price.round_dp(2));
     wait_for(
-        "more applied in the first life than E numbered",
+        "the second agent's price change in the shop",
         Duration::from_secs(60),
         || async {
-            Ok(applied()
+            Ok(shop
+                .product(&skus[1])
                 .await?
-                .filter(|(l, last)| *l == first_life && *last > early_last))
+                .filter(|p| p["regular_price"] == shown.as_str()))
         },
     )
     .await?;
+    let (life, late_applied) = applied().await?.context("applied")?;
+    anyhow::ensure!(
+        life == first_life && late_applied > early_last,
+        "the price change applied in the first life past E"
+    );
     agent.kill();
     copy_state(dir, "biuro-state.sqlite", "late.sqlite")?;
-    // E restored: behind the cloud, so it begins a second life.
+    // E restored: behind the cloud. Its first pass finds the price change
+    // again and numbers it with a number L's life gave already: the cloud
+    // must see that the number was given twice (not a redelivery) and
+    // tell it to begin a second life, whatever E numbered meanwhile.
     copy_state(dir, "early.sqlite", "biuro-state.sqlite")?;
     agent = restart("agent-3.log")?;
     let (second_life, _) = wait_for("a second life applied", Duration::from_secs(90), || async {
@@ -1392,11 +1418,17 @@ async fn a_state_file_from_a_life_another_restore_passed_is_told_to_begin_a_new_
         "first life {first_life}, second {second_life}; the first restored again → the price in the shop after {:?}",
         restarted.elapsed()
     );
-    agent.wait_for_log("the state begins a new life", Duration::from_secs(5))?;
-    let (now, _) = applied().await?.context("applied")?;
-    assert!(
-        now != first_life && now != second_life,
-        "a third life: {now}"
-    );
+    // Told on its first heartbeat (every 30 s here): when the second life
+    // was killed before its resend was applied, the new price was not
+    // older than anything and reached the shop before that.
+    agent.wait_for_log("the state begins a new life", Duration::from_secs(75))?;
+    // The new life's first envelope is applied a moment after the agent
+    // logs it.
+    wait_for("a third life applied", Duration::from_secs(30), || async {
+        Ok(applied()
+            .await?
+            .filter(|(now, _)| *now != first_life && *now != second_life))
+    })
+    .await?;
     Ok(())
 }
